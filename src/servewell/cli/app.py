@@ -1,0 +1,34 @@
+"""The ``servewell`` command: one Typer sub-app or command per module, joined here."""
+
+from __future__ import annotations
+
+import typer
+
+from servewell.cli import alias, demo, models, predict, register
+from servewell.cli.output import configure_logging
+
+app = typer.Typer(
+    name="servewell",
+    help="Take a trained model to production and keep it healthy there.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
+    configure_logging(verbose)
+
+
+app.command("register")(register.register)
+app.add_typer(models.app, name="models")
+app.add_typer(alias.app, name="alias")
+app.command("predict")(predict.predict)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    app()

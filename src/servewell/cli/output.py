@@ -1,0 +1,57 @@
+"""How every command speaks: Rich for people, JSON for scripts, one line for errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from servewell.bootstrap import Services, build_services
+from servewell.errors import ServewellError
+from servewell.settings import load_settings
+
+console = Console()
+errors = Console(stderr=True)
+
+
+@contextmanager
+def reporting_errors() -> Iterator[None]:
+    """Turn servewell's errors into one line on stderr and a non-zero exit code."""
+    try:
+        yield
+    except ServewellError as exc:
+        errors.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def open_services() -> Iterator[Services]:
+    """Settings from the environment and servewell.yaml, then the registry, for one command."""
+    with reporting_errors():
+        services = build_services(load_settings())
+        try:
+            yield services
+        finally:
+            services.close()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

@@ -1,0 +1,139 @@
+"""``servewell predict``: run a registered model in-process on a JSON or CSV file."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from servewell.cli.output import console, open_services, print_json
+from servewell.core.ref import ModelRef
+from servewell.core.rows import inputs_from_columns, inputs_from_instances
+from servewell.core.signature import Signature
+from servewell.core.validation import InputLimits, validate_inputs
+from servewell.errors import InvalidInput
+from servewell.serving.loading import open_runtime
+
+
+def predict(
+    reference: str = typer.Argument(..., help="name, name@3 or name@alias."),
+    data: Path = typer.Argument(..., help="JSON (rows, {'instances': …} or {'inputs': …}) or CSV."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Predict locally, in this process, with a registered version."""
+    with open_services() as services:
+        version = services.registry.resolve(ModelRef.parse(reference))
+        raw = read_inputs(data, version.signature)
+        limits = InputLimits(
+            max_rows=services.settings.validation.max_rows,
+            max_text_bytes=services.settings.validation.max_text_bytes,
+        )
+        inputs = validate_inputs(version.signature, raw, limits)
+        runtime = open_runtime(services, version)
+        outputs = runtime.predict(inputs)
+        runtime.close()
+    rows = outputs_to_rows(version.signature, outputs)
+    if as_json:
+        print_json({"model": version.name, "version": version.version, "predictions": rows})
+        return
+    console.print(_table(f"{version.name}@{version.version}", rows))
+
+
+def read_inputs(path: Path, signature: Signature) -> dict[str, Any]:
+    """Named inputs from a JSON or CSV file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not UTF-8 text") from exc
+    if path.suffix.lower() == ".csv":
+        return inputs_from_instances(signature, _csv_rows(text))
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path} is not valid JSON: {exc}") from exc
+    if isinstance(document, dict) and "inputs" in document:
+        return inputs_from_columns(signature, document["inputs"])
+    if isinstance(document, dict) and "instances" in document:
+        document = document["instances"]
+    if not isinstance(document, list):
+        raise InvalidInput(f"{path} must hold a list of rows, or an object with 'instances'")
+    return inputs_from_instances(signature, document)
+
+
+def _csv_rows(text: str) -> list[Any]:
+    reader = csv.reader(text.splitlines())
+    lines = [line for line in reader if line]
+    if not lines:
+        raise InvalidInput("the CSV file is empty")
+    header, body = lines[0], lines[1:]
+    if all(_is_number(cell) for cell in header):  # no header row: values in feature order
+        return [[_cell(c) for c in line] for line in lines]
+    return [dict(zip(header, (_cell(c) for c in line), strict=False)) for line in body]
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _cell(cell: str) -> Any:
+    if cell == "":
+        return float("nan")
+    return float(cell) if _is_number(cell) else cell
+
+
+def outputs_to_rows(
+    signature: Signature, outputs: dict[str, np.ndarray[Any, Any]]
+) -> list[dict[str, Any]]:
+    """One JSON-able dict per row; probabilities keyed by class label when known."""
+    rows: list[dict[str, Any]] = []
+    count = len(next(iter(outputs.values())))
+    labels = signature.class_labels
+    for index in range(count):
+        row: dict[str, Any] = {}
+        for name, values in outputs.items():
+            value = values[index]
+            if name == "probabilities" and labels is not None:
+                row[name] = {str(label): float(p) for label, p in zip(labels, value, strict=True)}
+            else:
+                row[name] = _plain(value)
+        rows.append(row)
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return [_plain(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"Predictions of {title}", title_justify="left")
+    table.add_column("row", justify="right")
+    for name in rows[0]:
+        table.add_column(name)
+    for index, row in enumerate(rows):
+        table.add_row(str(index), *(_cell_text(value) for value in row.values()))
+    return table
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "  ".join(f"{k}: {v:.3f}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

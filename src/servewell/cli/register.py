@@ -1,0 +1,82 @@
+"""``servewell register``: add a model file as the next version of a model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from servewell.cli.output import console, open_services, print_json, reporting_errors
+from servewell.cli.versions import version_to_dict
+from servewell.core.ref import ModelRef
+from servewell.core.signature import Signature
+from servewell.errors import InvalidInput
+from servewell.pipeline.register import RegisterOptions, register_file
+
+
+def register(
+    path: Path = typer.Argument(..., help="Model file: .onnx, or .joblib/.pkl (needs --trust)."),
+    name: str = typer.Option(..., "--name", "-n", help="Model name."),
+    format: str | None = typer.Option(
+        None, "--format", help="onnx or sklearn; default: by suffix."
+    ),
+    trust: bool = typer.Option(
+        False, "--trust", help="Allow a pickle/joblib file (loading it runs its code)."
+    ),
+    signature_file: Path | None = typer.Option(
+        None, "--signature", help="JSON signature, instead of inferring one."
+    ),
+    metrics_file: Path | None = typer.Option(None, "--metrics", help="JSON object of metrics."),
+    tag: list[str] = typer.Option([], "--tag", help="key=value; repeatable."),
+    alias: str | None = typer.Option(None, "--alias", help="Point this alias at the new version."),
+    parent: str | None = typer.Option(None, "--parent", help="name@version it derives from."),
+    no_convert: bool = typer.Option(
+        False, "--no-convert", help="Do not store an ONNX conversion of a scikit-learn model."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the version as JSON."),
+) -> None:
+    """Register a model file as a new, immutable version."""
+    with reporting_errors():
+        options = RegisterOptions(
+            signature=Signature.from_json_file(signature_file) if signature_file else None,
+            metrics=_read_json_object(metrics_file) if metrics_file else {},
+            tags=_parse_tags(tag),
+            alias=alias,
+            parent=ModelRef.parse(parent) if parent else None,
+            convert=not no_convert,
+        )
+    with open_services() as services, console.status(f"registering {path.name}…"):
+        version = register_file(services, path, name, format=format, trust=trust, options=options)
+    if as_json:
+        print_json(version_to_dict(version))
+        return
+    served = "ONNX conversion" if version.has_artifact("onnx") else version.format
+    console.print(
+        f"registered [bold]{version.name}@{version.version}[/] ({version.format}, "
+        f"{version.size_bytes:,} bytes, sha256 {version.sha256[:12]}…; serves via {served})"
+        + (f", alias [cyan]{alias}[/]" if alias else "")
+    )
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path} must hold a JSON object")
+    return data
+
+
+def _parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"tag '{pair}' is not key=value")
+        tags[key] = value
+    return tags

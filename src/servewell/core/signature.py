@@ -1,0 +1,129 @@
+"""A model's signature: the tensors it takes and gives, and what its features mean.
+
+A signature is inferred when a model is registered (from an ONNX graph or a fitted
+scikit-learn estimator) or given as a JSON file, and stored with the version. The server
+validates every request against it (see :mod:`servewell.core.validation`).
+
+JSON form::
+
+    {
+      "inputs":  [{"name": "input", "datatype": "FP32", "shape": [-1, 30]}],
+      "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]},
+                  {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}],
+      "feature_names": ["mean radius", ...],
+      "feature_ranges": {"mean radius": {"min": 0, "max": 50}},
+      "class_labels": [0, 1],
+      "allow_nan": false
+    }
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from servewell.errors import InvalidSignature
+
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BYTES",
+]  # fmt: skip
+
+
+class TensorSpec(BaseModel):
+    """One named tensor; ``-1`` in ``shape`` marks a variable dimension (the batch first)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    datatype: Datatype
+    shape: tuple[int, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> Self:
+        if any(dim < -1 or dim == 0 for dim in self.shape):
+            raise ValueError(f"tensor '{self.name}': dimensions are -1 (variable) or positive")
+        return self
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """The shape of one row: everything after the batch dimension."""
+        return self.shape[1:]
+
+
+class FeatureRange(BaseModel):
+    """Inclusive bounds a feature's values must lie within."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: float | None = None
+    max: float | None = None
+
+
+class Signature(BaseModel):
+    """What a model takes and gives."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputs: tuple[TensorSpec, ...] = Field(min_length=1)
+    outputs: tuple[TensorSpec, ...] = ()
+    feature_names: tuple[str, ...] | None = None
+    """Column names of the (single, 2-D) input, in order."""
+    feature_ranges: dict[str, FeatureRange] = Field(default_factory=dict)
+    class_labels: tuple[str | int, ...] | None = None
+    """A classifier's classes, in the order of its probability columns."""
+    allow_nan: bool = False
+    """Whether NaN and infinities are valid input values (some models impute them)."""
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        names = [spec.name for spec in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError("input names must be unique")
+        if self.feature_names is not None:
+            width = self.inputs[0].shape[-1] if len(self.inputs) == 1 else len(self.inputs)
+            if len(self.inputs) == 1 and len(self.inputs[0].shape) != 2:
+                raise ValueError("feature_names need one 2-D input [rows, features]")
+            if width != -1 and width != len(self.feature_names):
+                raise ValueError(
+                    f"{len(self.feature_names)} feature_names for {width} input columns"
+                )
+        unknown = set(self.feature_ranges) - set(self.feature_names or ())
+        if unknown:
+            raise ValueError(f"feature_ranges name unknown features: {sorted(unknown)}")
+        return self
+
+    def input(self, name: str) -> TensorSpec:
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Signature:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidSignature(f"invalid signature: {_first_error(exc)}") from exc
+
+    @classmethod
+    def from_json_file(cls, path: Path) -> Signature:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InvalidSignature(f"cannot read signature file {path}: {exc.strerror}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidSignature(f"signature file {path} is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])

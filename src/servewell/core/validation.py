@@ -1,0 +1,281 @@
+"""Checking a request's tensors against a signature.
+
+Every way a request can be wrong ends in :class:`~servewell.errors.InvalidInput` whose
+message names the input and what was expected, so a protocol adapter can answer 400
+without knowing anything of the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from servewell.core.datatypes import is_float, is_integer, to_numpy_dtype
+from servewell.core.signature import FeatureRange, Signature, TensorSpec
+from servewell.errors import InvalidInput
+
+Array = np.ndarray[Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    """Bounds on one request, independent of the model."""
+
+    max_rows: int = 10_000
+    max_text_bytes: int = 100_000
+
+
+def validate_inputs(
+    signature: Signature, inputs: Mapping[str, Any], limits: InputLimits | None = None
+) -> dict[str, Array]:
+    """Return the inputs as arrays of the signature's datatypes, or raise InvalidInput."""
+    limits = limits or InputLimits()
+    expected = {spec.name for spec in signature.inputs}
+    unknown = sorted(set(inputs) - expected)
+    if unknown:
+        raise InvalidInput(
+            f"unknown input(s) {', '.join(map(repr, unknown))}; "
+            f"the model takes {_names(signature)}",
+            input_name=unknown[0],
+        )
+    arrays: dict[str, Array] = {}
+    rows: int | None = None
+    for spec in signature.inputs:
+        if spec.name not in inputs:
+            raise InvalidInput(
+                f"missing input '{spec.name}'; the model takes {_names(signature)}",
+                input_name=spec.name,
+            )
+        array = coerce_array(spec, inputs[spec.name])
+        _check_shape(spec, array, limits)
+        if rows is not None and array.shape[0] != rows:
+            raise InvalidInput(
+                f"input '{spec.name}' has {array.shape[0]} rows, other inputs have {rows}",
+                input_name=spec.name,
+            )
+        rows = array.shape[0]
+        if spec.datatype == "BYTES":
+            _check_text(spec, array, limits)
+        elif is_float(spec.datatype) and not signature.allow_nan:
+            _check_finite(spec, array)
+        arrays[spec.name] = array
+    if signature.feature_ranges and signature.feature_names:
+        _check_ranges(signature, arrays[signature.inputs[0].name])
+    return arrays
+
+
+def coerce_array(spec: TensorSpec, value: Any) -> Array:
+    """Turn a list or array into an array of ``spec``'s datatype, refusing lossy casts."""
+    if spec.datatype == "BYTES":
+        return _to_bytes_array(spec, value)
+    dtype = to_numpy_dtype(spec.datatype)
+    array = _as_array(spec, value)
+    if array.dtype == dtype:
+        return array
+    kind = array.dtype.kind
+    if kind in ("U", "S", "O"):
+        _raise_not_numbers(spec, value)
+    if kind == "b" and spec.datatype != "BOOL":
+        raise InvalidInput(
+            f"input '{spec.name}' expects {spec.datatype} numbers, got booleans",
+            input_name=spec.name,
+        )
+    if spec.datatype == "BOOL":
+        if kind != "b" and not np.isin(array, (0, 1)).all():
+            raise InvalidInput(
+                f"input '{spec.name}' expects BOOL values (true/false), got numbers",
+                input_name=spec.name,
+            )
+        return array.astype(np.bool_)
+    if is_integer(spec.datatype):
+        return _to_integers(spec, array, dtype)
+    return array.astype(dtype)
+
+
+def _as_array(spec: TensorSpec, value: Any) -> Array:
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            f"input '{spec.name}' is not a rectangular array "
+            f"(rows of different lengths?); expected shape {_shape_text(spec.shape)}",
+            input_name=spec.name,
+        ) from exc
+
+
+def _to_integers(spec: TensorSpec, array: Array, dtype: np.dtype[Any]) -> Array:
+    if array.dtype.kind == "f" and not _is_integral(array):
+        raise InvalidInput(
+            f"input '{spec.name}' expects {spec.datatype} integers, "
+            "got numbers with a fraction (or NaN/Inf)",
+            input_name=spec.name,
+        )
+    info = np.iinfo(dtype)
+    if array.size and (array.min() < info.min or array.max() > info.max):
+        raise InvalidInput(
+            f"input '{spec.name}' has values outside the {spec.datatype} range "
+            f"[{info.min}, {info.max}]",
+            input_name=spec.name,
+        )
+    return array.astype(dtype)
+
+
+def _is_integral(array: Array) -> bool:
+    return bool(np.isfinite(array).all() and (array == np.round(array)).all())
+
+
+def _to_bytes_array(spec: TensorSpec, value: Any) -> Array:
+    array = np.asarray(value, dtype=np.object_) if not isinstance(value, np.ndarray) else value
+    if array.dtype.kind == "U":
+        array = array.astype(np.object_)
+    flat = array.reshape(-1)
+    for index, item in enumerate(flat):
+        if isinstance(item, str):
+            flat[index] = item.encode("utf-8")
+        elif not isinstance(item, bytes):
+            raise InvalidInput(
+                f"input '{spec.name}' expects text (BYTES), got {type(item).__name__} "
+                f"at position {index}",
+                input_name=spec.name,
+            )
+    return array if array.dtype == np.object_ else array.astype(np.object_)
+
+
+def _raise_not_numbers(spec: TensorSpec, value: Any) -> None:
+    """Name the first value that is not a number (numpy turned the whole list to text)."""
+    found = _first_non_number(value, ())
+    position, item = found if found is not None else ((), value)
+    where = f" at {list(position)}" if position else ""
+    raise InvalidInput(
+        f"input '{spec.name}' expects {spec.datatype} numbers; "
+        f"got {_json_type(item)} {_preview(item)}{where}",
+        input_name=spec.name,
+    )
+
+
+def _first_non_number(value: Any, position: tuple[int, ...]) -> tuple[tuple[int, ...], Any] | None:
+    if isinstance(value, list | tuple | np.ndarray):
+        for index, item in enumerate(value):
+            found = _first_non_number(item, (*position, index))
+            if found is not None:
+                return found
+        return None
+    return None if _is_number(value) else (position, value)
+
+
+def _is_number(item: Any) -> bool:
+    return isinstance(item, int | float | np.number) and not isinstance(item, bool | np.bool_)
+
+
+def _json_type(item: Any) -> str:
+    if isinstance(item, str | np.str_ | bytes):
+        return "text"
+    if item is None:
+        return "null"
+    if isinstance(item, bool | np.bool_):
+        return "boolean"
+    if isinstance(item, dict):
+        return "an object"
+    return type(item).__name__
+
+
+def _check_shape(spec: TensorSpec, array: Array, limits: InputLimits) -> None:
+    if array.ndim != len(spec.shape):
+        if array.ndim == len(spec.shape) - 1 and array.ndim >= 1 and spec.shape[0] == -1:
+            hint = " (a single row must still be wrapped in a list)"
+        else:
+            hint = ""
+        raise InvalidInput(
+            f"input '{spec.name}' expects shape {_shape_text(spec.shape)}, "
+            f"got {_shape_text(array.shape)}{hint}",
+            input_name=spec.name,
+        )
+    for axis, (want, got) in enumerate(zip(spec.shape, array.shape, strict=True)):
+        if want != -1 and want != got:
+            what = "values per row" if axis == len(spec.shape) - 1 and axis > 0 else "size"
+            raise InvalidInput(
+                f"input '{spec.name}' expects {want} {what} (shape {_shape_text(spec.shape)}), "
+                f"got {got} (shape {_shape_text(array.shape)})",
+                input_name=spec.name,
+            )
+    rows = array.shape[0]
+    if rows == 0:
+        raise InvalidInput(f"input '{spec.name}' is an empty batch", input_name=spec.name)
+    if rows > limits.max_rows:
+        raise InvalidInput(
+            f"input '{spec.name}' has {rows} rows; at most {limits.max_rows} per request",
+            input_name=spec.name,
+        )
+
+
+def _check_finite(spec: TensorSpec, array: Array) -> None:
+    finite = np.isfinite(array)
+    if finite.all():
+        return
+    position = tuple(int(i) for i in np.argwhere(~finite)[0])
+    raise InvalidInput(
+        f"input '{spec.name}' has {array[position]} at {list(position)}; "
+        "NaN and infinite values are not allowed",
+        input_name=spec.name,
+    )
+
+
+def _check_text(spec: TensorSpec, array: Array, limits: InputLimits) -> None:
+    for index, item in enumerate(array.reshape(-1)):
+        if len(item) > limits.max_text_bytes:
+            raise InvalidInput(
+                f"input '{spec.name}' item {index} is {len(item)} bytes; "
+                f"at most {limits.max_text_bytes}",
+                input_name=spec.name,
+            )
+
+
+def _check_ranges(signature: Signature, array: Array) -> None:
+    names = signature.feature_names or ()
+    for column, name in enumerate(names):
+        bounds = signature.feature_ranges.get(name)
+        if bounds is None:
+            continue
+        values = array[:, column]
+        low = bounds.min if bounds.min is not None else -np.inf
+        high = bounds.max if bounds.max is not None else np.inf
+        outside = (values < low) | (values > high)
+        if outside.any():
+            row = int(np.argmax(outside))
+            raise InvalidInput(
+                f"feature '{name}' is {values[row]} in row {row}; expected {_bounds_text(bounds)}",
+                input_name=signature.inputs[0].name,
+                feature=name,
+            )
+
+
+def _bounds_text(bounds: FeatureRange) -> str:
+    if bounds.min is not None and bounds.max is not None:
+        return f"between {bounds.min} and {bounds.max}"
+    if bounds.min is not None:
+        return f"at least {bounds.min}"
+    return f"at most {bounds.max}"
+
+
+def _names(signature: Signature) -> str:
+    return ", ".join(
+        f"'{spec.name}' {spec.datatype}{list(spec.shape)}" for spec in signature.inputs
+    )
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return (
+        "["
+        + ", ".join("rows" if dim == -1 and i == 0 else str(dim) for i, dim in enumerate(shape))
+        + "]"
+    )
+
+
+def _preview(item: Any) -> str:
+    text = repr(item)
+    return text if len(text) <= 40 else text[:37] + "..."

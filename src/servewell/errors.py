@@ -1,0 +1,319 @@
+"""The one tree of servewell's errors.
+
+Every failure servewell reports on purpose is a :class:`ServewellError`. Each class
+carries, as class attributes:
+
+* ``code`` — a stable, machine-readable string (``"model_not_found"``);
+* ``status`` — the :class:`http.HTTPStatus` the HTTP layer answers with;
+* ``expose`` — whether the message may be shown to a remote caller (4xx: yes; 5xx: no,
+  the caller gets only the request id and the log has the rest);
+* ``exit_code`` — what the CLI exits with.
+
+Leaves build their own message from their arguments, so the same condition always reads
+the same way::
+
+    ServewellError
+    ├── NotFound (LookupError)                  404
+    │   ├── ModelNotFound
+    │   ├── VersionNotFound
+    │   └── AliasNotFound
+    ├── InvalidInput (ValueError)                400   a request's data is wrong
+    │   ├── PayloadTooLarge                      413   a request body over the size limit
+    │   └── UnsupportedMediaType                 415   a body in a content type not spoken
+    ├── InvalidReference (ValueError)            400   "name@version" does not parse
+    ├── InvalidSignature (ValueError)            400   a signature file or spec is wrong
+    ├── InvalidArtifact (ValueError)             422   a model file is corrupt or unreadable
+    │   ├── UnsupportedFormat
+    │   └── UntrustedArtifact                          a pickle registered without --trust
+    ├── ConversionFailed                         422   a model could not be converted
+    ├── InvalidData (ValueError)                 422   a training/evaluation table is unusable
+    ├── InvalidConfig (ValueError)               400   a pipeline file is wrong
+    ├── TrainingFailed                           422   an estimator failed to converge or diverged
+    ├── GateFailed                               422   a model missed its quality gate (exit 5)
+    ├── Conflict                                 409
+    ├── ArtifactTampered                         500   stored bytes no longer match their sha256
+    ├── ModelFailed                              500   the runtime raised while predicting
+    ├── StorageFailed                            503   the registry database is unreachable
+    ├── Overloaded                               503   a model's queue is full; retry later
+    ├── NotReady                                 503   a model is still loading (or failed to)
+    └── MissingDependency (ImportError)          500   an optional extra is not installed
+
+Only this module and the standard library are imported here.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+
+class ServewellError(Exception):
+    """Base of every error servewell raises on purpose."""
+
+    code: str = "internal"
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    title: str = "Internal error"
+    expose: bool = False
+    exit_code: int = 1
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail: dict[str, Any] = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able form a client may see (only for exposed errors)."""
+        body: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.detail:
+            body["detail"] = self.detail
+        return body
+
+
+# --- 404 ---------------------------------------------------------------------------------
+
+
+class NotFound(ServewellError, LookupError):
+    code = "not_found"
+    status = HTTPStatus.NOT_FOUND
+    title = "Not found"
+    expose = True
+    exit_code = 4
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model '{name}' is not registered", model=name)
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(f"model '{name}' has no version {version}", model=name, version=version)
+
+
+class AliasNotFound(NotFound):
+    code = "alias_not_found"
+
+    def __init__(self, name: str, alias: str) -> None:
+        super().__init__(f"model '{name}' has no alias '{alias}'", model=name, alias=alias)
+
+
+# --- 4xx: the caller's input ----------------------------------------------------------------
+
+
+class InvalidInput(ServewellError, ValueError):
+    """A request's data does not match what the model expects."""
+
+    code = "invalid_input"
+    status = HTTPStatus.BAD_REQUEST
+    title = "Invalid input"
+    expose = True
+    exit_code = 2
+
+    def __init__(self, message: str, *, input_name: str | None = None, **detail: Any) -> None:
+        if input_name is not None:
+            detail["input"] = input_name
+        super().__init__(message, **detail)
+        self.input_name = input_name
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    title = "Payload too large"
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(
+            f"request body is larger than the limit of {limit_bytes} bytes",
+            limit_bytes=limit_bytes,
+        )
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    title = "Unsupported media type"
+
+    def __init__(self, got: str, expected: str) -> None:
+        super().__init__(
+            f"content type '{got}' is not supported here; send {expected}",
+            content_type=got,
+        )
+
+
+class InvalidReference(ServewellError, ValueError):
+    code = "invalid_reference"
+    status = HTTPStatus.BAD_REQUEST
+    title = "Invalid model reference"
+    expose = True
+    exit_code = 2
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(f"invalid model reference '{text}': {reason}", reference=text)
+
+
+class InvalidSignature(ServewellError, ValueError):
+    code = "invalid_signature"
+    status = HTTPStatus.BAD_REQUEST
+    title = "Invalid signature"
+    expose = True
+    exit_code = 2
+
+
+class InvalidArtifact(ServewellError, ValueError):
+    """A model file that cannot be read as the format it claims."""
+
+    code = "invalid_artifact"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    title = "Invalid model artifact"
+    expose = True
+    exit_code = 2
+
+
+class UnsupportedFormat(InvalidArtifact):
+    code = "unsupported_format"
+
+    def __init__(self, what: str, supported: list[str]) -> None:
+        super().__init__(
+            f"unsupported model format {what}; supported: {', '.join(supported)}",
+            supported=supported,
+        )
+
+
+class UntrustedArtifact(InvalidArtifact):
+    code = "untrusted_artifact"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"{path} is a pickle/joblib file; loading it runs arbitrary code. "
+            "Register it only if you trust its source, with --trust"
+        )
+
+
+class ConversionFailed(ServewellError):
+    code = "conversion_failed"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    title = "Conversion failed"
+    expose = True
+
+
+class InvalidData(ServewellError, ValueError):
+    """A data file that cannot be trained or evaluated on, with what is wrong and where."""
+
+    code = "invalid_data"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    title = "Invalid data"
+    expose = True
+    exit_code = 2
+
+
+class InvalidConfig(ServewellError, ValueError):
+    """A pipeline file with unknown keys, wrong values or references to missing columns."""
+
+    code = "invalid_config"
+    status = HTTPStatus.BAD_REQUEST
+    title = "Invalid pipeline configuration"
+    expose = True
+    exit_code = 2
+
+
+class TrainingFailed(ServewellError):
+    """An estimator that did not converge, diverged or raised while fitting."""
+
+    code = "training_failed"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    title = "Training failed"
+    expose = True
+
+
+class GateFailed(ServewellError):
+    """A trained model missed one or more of its gate's thresholds; nothing was registered."""
+
+    code = "gate_failed"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    title = "Quality gate failed"
+    expose = True
+    exit_code = 5
+
+    def __init__(self, failures: list[str]) -> None:
+        super().__init__(
+            f"quality gate failed, nothing registered: {'; '.join(failures)}",
+            failures=failures,
+        )
+
+
+class Conflict(ServewellError):
+    code = "conflict"
+    status = HTTPStatus.CONFLICT
+    title = "Conflict"
+    expose = True
+
+
+# --- 5xx: servewell's side ------------------------------------------------------------------
+
+
+class ArtifactTampered(ServewellError):
+    """Stored bytes no longer hash to the sha256 recorded when they were registered."""
+
+    code = "artifact_tampered"
+    title = "Artifact integrity check failed"
+    exit_code = 3
+
+    def __init__(self, uri: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"artifact {uri} was modified after registration: sha256 is {actual[:12]}…, "
+            f"registered as {expected[:12]}…; refusing to load it",
+            uri=uri,
+        )
+
+
+class ModelFailed(ServewellError):
+    code = "model_failed"
+    title = "Model failed"
+
+
+class StorageFailed(ServewellError):
+    code = "storage_failed"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Storage unavailable"
+
+
+class Overloaded(ServewellError):
+    """Too many requests are already waiting for a model; the caller should retry later."""
+
+    code = "overloaded"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Overloaded"
+    expose = True
+
+    def __init__(self, model: str, retry_after_s: int = 1) -> None:
+        super().__init__(
+            f"model '{model}' has too many requests waiting; retry in {retry_after_s} s",
+            model=model,
+        )
+        self.retry_after_s = retry_after_s
+
+
+class NotReady(ServewellError):
+    """A model being served has not finished loading (or failed to load)."""
+
+    code = "not_ready"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Not ready"
+    expose = True
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"model '{model}' is not ready", model=model)
+
+
+class MissingDependency(ServewellError, ImportError):
+    code = "missing_dependency"
+    title = "Missing dependency"
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed; install it with: pip install 'servewell[{extra}]'"
+        )

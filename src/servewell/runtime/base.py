@@ -1,0 +1,54 @@
+"""The Runtime protocol: what every way of running a model offers.
+
+A runtime is built with a local artifact path and options (the constructor only stores
+them), does its I/O in :meth:`Runtime.load`, and then predicts on whole batches. It
+knows nothing of HTTP, batching or the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from servewell.core.signature import Signature
+
+Array = np.ndarray[Any, Any]
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """Runs one model version."""
+
+    platform: str
+    """What runs the model, in the V2 metadata's words (``onnxruntime_onnx``, ``scikit-learn``)."""
+
+    def load(self) -> None:
+        """Read the artifact and get ready to predict; raises InvalidArtifact if unreadable."""
+
+    def warm_up(self) -> None:
+        """Run one tiny prediction so the first real request pays no start-up cost."""
+
+    def predict(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        """Predict on a batch: validated inputs by name -> outputs by name, same row count."""
+
+    def describe(self) -> Signature:
+        """The signature, inferred from the loaded model unless one was given."""
+
+    def close(self) -> None:
+        """Release what :meth:`load` took."""
+
+
+def sample_inputs(signature: Signature, rows: int = 1) -> dict[str, Array]:
+    """A harmless batch matching ``signature``, for warming up."""
+    from servewell.core.datatypes import to_numpy_dtype
+
+    batch: dict[str, Array] = {}
+    for spec in signature.inputs:
+        shape = tuple(rows if i == 0 else max(dim, 1) for i, dim in enumerate(spec.shape))
+        if spec.datatype == "BYTES":
+            batch[spec.name] = np.full(shape, b"warm up", dtype=np.object_)
+        else:
+            batch[spec.name] = np.zeros(shape, dtype=to_numpy_dtype(spec.datatype))
+    return batch

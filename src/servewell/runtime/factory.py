@@ -1,0 +1,51 @@
+"""Pick the runtime for an artifact's format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from servewell.core.signature import Signature
+from servewell.errors import UnsupportedFormat
+from servewell.runtime.base import Runtime
+from servewell.settings import RuntimeSettings
+
+#: Registered formats and the file suffixes that name them.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "onnx": (".onnx",),
+    "sklearn": (".joblib", ".pkl", ".pickle"),
+}
+
+#: Formats whose loading runs arbitrary code and so needs the user's explicit trust.
+UNSAFE_FORMATS = frozenset({"sklearn"})
+
+
+def detect_format(path: Path) -> str:
+    """The format a file's name says it is in."""
+    suffix = path.suffix.lower()
+    for name, suffixes in FORMATS.items():
+        if suffix in suffixes:
+            return name
+    raise UnsupportedFormat(f"'{suffix or path.name}'", sorted(FORMATS))
+
+
+def check_format(name: str) -> str:
+    if name not in FORMATS:
+        raise UnsupportedFormat(f"'{name}'", sorted(FORMATS))
+    return name
+
+
+def create_runtime(
+    format: str,
+    path: Path,
+    settings: RuntimeSettings | None = None,
+    signature: Signature | None = None,
+) -> Runtime:
+    """A runtime for ``path`` (not loaded yet)."""
+    settings = settings or RuntimeSettings()
+    if check_format(format) == "onnx":
+        from servewell.runtime.onnx import OnnxRuntime
+
+        return OnnxRuntime(path, settings, signature)
+    from servewell.runtime.sklearn import SklearnRuntime
+
+    return SklearnRuntime(path, signature)

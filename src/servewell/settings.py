@@ -1,0 +1,153 @@
+"""servewell's configuration: one Settings object, built once at the edge and passed down.
+
+Sources, strongest first: keyword arguments, environment (``SERVEWELL_*``, nested
+sections with ``__``: ``SERVEWELL_RUNTIME__INTRA_OP_THREADS=2``), the YAML file
+(``servewell.yaml`` in the working directory, or the path in ``SERVEWELL_CONFIG``),
+then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+class RuntimeSettings(BaseModel):
+    """How models run."""
+
+    intra_op_threads: int = Field(default=0, ge=0)
+    """ONNX Runtime threads inside one operator; 0 lets ONNX Runtime choose."""
+    inter_op_threads: int = Field(default=1, ge=0)
+    """ONNX Runtime threads across operators (parallel execution only)."""
+    graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
+    """ONNX Runtime graph optimization level."""
+    prefer_onnx: bool = True
+    """Serve a version's ONNX conversion instead of its pickle when it has one."""
+
+
+class ValidationSettings(BaseModel):
+    """Limits every request is held to, whatever the model."""
+
+    max_rows: int = Field(default=10_000, ge=1)
+    """Most rows (batch size) in one request."""
+    max_text_bytes: int = Field(default=100_000, ge=1)
+    """Longest text item, in UTF-8 bytes."""
+
+
+class BatchingSettings(BaseModel):
+    """How one deployment (model version) coalesces concurrent requests."""
+
+    enabled: bool = True
+    """Coalesce concurrent requests into one model call; off runs each request alone."""
+    max_batch_size: int = Field(default=64, ge=1)
+    """Most rows in one model call (a single larger request still runs, alone)."""
+    max_batch_delay_ms: float = Field(default=2.0, ge=0)
+    """Longest a batch waits for more requests, and only while more keep arriving."""
+    max_queue_size: int = Field(default=512, ge=1)
+    """Requests waiting for the model beyond this are shed with 503 and Retry-After."""
+    inline_below_ms: float = Field(default=0.5, ge=0)
+    """Run a model on the event loop when a full batch takes less than this (measured
+    at warm-up); slower models run on a worker thread. 0 always uses the thread."""
+
+
+class BatchingOverrides(BaseModel):
+    """Per-model changes to the batching defaults; unset fields keep the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    max_batch_size: int | None = Field(default=None, ge=1)
+    max_batch_delay_ms: float | None = Field(default=None, ge=0)
+    max_queue_size: int | None = Field(default=None, ge=1)
+    inline_below_ms: float | None = Field(default=None, ge=0)
+
+
+class ServerSettings(BaseModel):
+    """The HTTP inference server (``servewell serve``)."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """TCP port to listen on."""
+    workers: int = Field(default=1, ge=1)
+    """Server processes sharing the port."""
+    models: list[str] = Field(default_factory=list)
+    """Model references to serve (``name``, ``name@2``, ``name@staging``); empty serves
+    every registered model's production alias, else its latest version."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    """Largest request body; larger ones get 413."""
+    access_log: bool = True
+    """Write one JSON line per request to stdout."""
+    drain_timeout_s: float = Field(default=30.0, gt=0)
+    """On SIGTERM, how long in-flight requests may take to finish."""
+    retry_after_s: int = Field(default=1, ge=0)
+    """``Retry-After`` sent with a 503 when a queue is full."""
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
+    """Batching defaults for every model."""
+    model_batching: dict[str, BatchingOverrides] = Field(default_factory=dict)
+    """Batching per model name, over the defaults."""
+
+    def batching_for(self, model: str) -> BatchingSettings:
+        """The batching settings of one model: its overrides over the defaults."""
+        overrides = self.model_batching.get(model)
+        if overrides is None:
+            return self.batching
+        return self.batching.model_copy(update=overrides.model_dump(exclude_none=True))
+
+
+class Settings(BaseSettings):
+    """Everything servewell can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SERVEWELL_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".servewell")
+    """Folder of the embedded state: the SQLite database and the artifact store."""
+    database_url: str | None = None
+    """SQLAlchemy URL of the registry database; unset means SQLite in ``home``."""
+    artifacts_dir: Path | None = None
+    """Folder of the artifact store; unset means ``home/artifacts``."""
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return self.artifacts_dir or self.home / "artifacts"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = Path(os.environ.get("SERVEWELL_CONFIG", "servewell.yaml"))
+        return (
+            init_settings,
+            env_settings,
+            YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once, at the edge (a CLI command, a server factory, a worker)."""
+    return Settings(**overrides)
