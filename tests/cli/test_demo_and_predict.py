@@ -1,0 +1,94 @@
+"""The reference case end to end: `servewell demo`, then `predict` on real rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def demo(invoke: Invoke) -> Result:
+    result = invoke("demo")
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def rows() -> list[dict[str, float]]:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    return frame.drop(columns="target").head(5).to_dict(orient="records")  # type: ignore[no-any-return]
+
+
+def test_demo_trains_checks_and_registers(demo: Result, invoke: Invoke) -> None:
+    accuracy = float(re.search(r"test accuracy on 114 held-out rows: ([0-9.]+)", demo.stdout)[1])  # type: ignore[index]
+    assert accuracy >= 0.90
+    shown = json.loads(invoke("models", "show", "breast-cancer", "--json").stdout)
+    assert shown["aliases"] == ["production"]
+    assert shown["metrics"]["accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    assert shown["signature"]["inputs"] == [
+        {"name": "input", "datatype": "FP32", "shape": [-1, 30]}
+    ]
+    assert len(shown["signature"]["feature_names"]) == 30
+    assert {a["role"] for a in shown["artifacts"]} == {"original", "onnx"}
+
+
+def test_predict_from_csv_and_json_agree(
+    demo: Result, invoke: Invoke, rows: list[dict[str, float]], tmp_path: Path
+) -> None:
+    csv_path = tmp_path / "rows.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    json_path = tmp_path / "rows.json"
+    json_path.write_text(json.dumps({"instances": rows}))
+    from_csv = json.loads(invoke("predict", "breast-cancer", str(csv_path), "--json").stdout)
+    from_json = json.loads(invoke("predict", "breast-cancer@1", str(json_path), "--json").stdout)
+    assert from_csv == from_json
+    assert [p["label"] for p in from_csv["predictions"]] == [0, 0, 0, 0, 0]  # all malignant
+    table = invoke("predict", "breast-cancer", str(csv_path)).stdout
+    assert "Predictions of breast-cancer@1" in table
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ("[[1, 2, 3]]", "expects 30 values per row"),
+        ('{"instances": []}', "empty batch"),
+        ("not json", "is not valid JSON"),
+        ('[{"mean radius": 1}]', "missing 29 feature"),
+    ],
+)
+def test_predict_bad_input(
+    demo: Result, invoke: Invoke, tmp_path: Path, payload: str, message: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(payload)
+    result = invoke("predict", "breast-cancer", str(path))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_predict_refuses_a_tampered_model(
+    demo: Result, invoke: Invoke, home: Path, tmp_path: Path, rows: list[dict[str, float]]
+) -> None:
+    shown = json.loads(invoke("models", "show", "breast-cancer", "--json").stdout)
+    onnx = next(a for a in shown["artifacts"] if a["role"] == "onnx")
+    stored = home / "artifacts" / onnx["uri"].removeprefix("store://")
+    stored.write_bytes(stored.read_bytes() + b"\x00")
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(rows))
+    result = invoke("predict", "breast-cancer", str(path))
+    assert result.exit_code == 3
+    assert "modified after registration" in result.stderr

@@ -1,0 +1,141 @@
+"""`servewell register` and friends: happy paths, and every bad input leaving the registry
+exactly as it was."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+Invoke = Callable[..., Result]
+State = Callable[[], object]
+
+
+def test_register_list_show_alias(invoke: Invoke, model_files: dict[str, Path]) -> None:
+    result = invoke("register", str(model_files["onnx"]), "--name", "iris", "--tag", "team=ml")
+    assert result.exit_code == 0, result.output
+    assert "registered iris@1" in result.stdout
+    result = invoke("register", str(model_files["joblib"]), "--name", "iris", "--trust", "--json")
+    version = json.loads(result.stdout)
+    assert version["version"] == 2
+    assert {a["role"] for a in version["artifacts"]} == {"original", "onnx"}
+
+    assert invoke("alias", "set", "iris", "production", "1").exit_code == 0
+    listing = json.loads(invoke("models", "--json").stdout)
+    assert listing[0]["aliases"] == {"production": 1}
+
+    shown = invoke("models", "show", "iris")
+    assert shown.exit_code == 0
+    for text in ("iris@1", "production", "FP32", "[-1, 4]", "probabilities", "team"):
+        assert text in shown.stdout
+    table = invoke("models")
+    assert "production→1" in table.stdout
+    assert invoke("alias", "remove", "iris", "production").exit_code == 0
+
+
+def test_lineage_is_shown(invoke: Invoke, model_files: dict[str, Path]) -> None:
+    invoke("register", str(model_files["onnx"]), "--name", "iris")
+    invoke("register", str(model_files["onnx"]), "--name", "iris", "--parent", "iris@1")
+    shown = json.loads(invoke("models", "show", "iris@2", "--json").stdout)
+    assert shown["lineage"] == ["iris@2", "iris@1"]
+
+
+def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
+    onnx_bytes = model_files["onnx"].read_bytes()
+    files = {
+        "truncated.onnx": onnx_bytes[: len(onnx_bytes) // 3],
+        "garbage.onnx": b"this is not a protobuf",
+        "empty.onnx": b"",
+        "model.h5": b"HDF5",
+        "model.joblib": model_files["joblib"].read_bytes(),
+        "not-a-model.pkl": pickle.dumps({"just": "a dict"}),
+        "truncated.joblib": model_files["joblib"].read_bytes()[:100],
+        "bad-signature.json": b"{not json",
+        "wrong-signature.json": json.dumps(
+            {"inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 7]}]}
+        ).encode(),
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = tmp_path / name
+        paths[name].write_bytes(data)
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["truncated.onnx"], "not a valid ONNX model|not a loadable ONNX model|cannot be loaded"),
+        (["garbage.onnx"], "ONNX model"),
+        (["empty.onnx"], "ONNX model|empty"),
+        (["model.h5"], "unsupported model format '.h5'"),
+        (["model.joblib"], "loading it runs arbitrary code.*--trust"),
+        (["not-a-model.pkl", "--trust"], "holds a dict, not a fitted estimator"),
+        (["truncated.joblib", "--trust"], "not a readable joblib/pickle file"),
+        (["missing.onnx"], "does not exist"),
+        (["model.joblib", "--trust", "--signature", "bad-signature.json"], "not valid JSON"),
+        (
+            ["model.joblib", "--trust", "--signature", "wrong-signature.json"],
+            "does not run on inputs of its signature",
+        ),
+        (["model.joblib", "--trust", "--parent", "ghost@1"], "'ghost' is not registered"),
+        (["model.joblib", "--trust", "--alias", "9lives"], "invalid model reference '9lives'"),
+        (["model.joblib", "--trust", "--tag", "novalue"], "tag 'novalue' is not key=value"),
+    ],
+)
+def test_bad_registrations_fail_cleanly(
+    invoke: Invoke,
+    registry_state: State,
+    model_files: dict[str, Path],
+    tmp_path: Path,
+    args: list[str],
+    message: str,
+) -> None:
+    invoke("register", str(model_files["onnx"]), "--name", "iris", "--alias", "production")
+    before = registry_state()
+    store = tmp_path / "home" / "artifacts" / "sha256"
+    files_before = sorted(p for p in store.rglob("*") if p.is_file())
+    paths = _corrupt(tmp_path, model_files)
+    resolved = [str(paths[arg]) if arg in paths else arg for arg in args]
+    result = invoke("register", *resolved, "--name", "iris")
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert re.search(message, lines[0]), lines[0]
+    assert registry_state() == before
+    assert sorted(p for p in store.rglob("*") if p.is_file()) == files_before
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["models", "show", "ghost"], "model 'ghost' is not registered", 4),
+        (["models", "show", "iris@staging"], "model 'iris' has no alias 'staging'", 4),
+        (["models", "show", "iris@3"], "model 'iris' has no version 3", 4),
+        (["models", "show", "iris@"], "nothing after '@'", 2),
+        (["alias", "set", "iris", "production", "5"], "no version 5", 4),
+        (["alias", "remove", "iris", "canary"], "no alias 'canary'", 4),
+        (["alias", "set", "ghost", "production", "1"], "'ghost' is not registered", 4),
+    ],
+)
+def test_unknown_models_and_aliases(
+    invoke: Invoke,
+    registry_state: State,
+    model_files: dict[str, Path],
+    args: list[str],
+    message: str,
+    code: int,
+) -> None:
+    invoke("register", str(model_files["onnx"]), "--name", "iris", "--alias", "production")
+    before = registry_state()
+    result = invoke(*args)
+    assert result.exit_code == code
+    assert result.stderr.strip() == f"error: {message}" or message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert registry_state() == before

@@ -1,0 +1,86 @@
+import math
+
+import numpy as np
+import pytest
+
+from servewell.core.signature import FeatureRange, Signature, TensorSpec
+from servewell.core.validation import InputLimits, validate_inputs
+from servewell.errors import InvalidInput
+
+SIGNATURE = Signature(
+    inputs=(TensorSpec(name="input", datatype="FP32", shape=(-1, 3)),),
+    feature_names=("age", "height", "weight"),
+    feature_ranges={"age": FeatureRange(min=0, max=150)},
+)
+
+
+def test_valid_rows_become_float32() -> None:
+    arrays = validate_inputs(SIGNATURE, {"input": [[1, 2.5, 3], [4, 5, 6]]})
+    assert arrays["input"].dtype == np.float32
+    assert arrays["input"].shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({}, "missing input 'input'"),
+        ({"input": [[1, 2, 3]], "extra": [1]}, "unknown input"),
+        ({"input": [[1, 2]]}, "expects 3 values per row"),
+        ({"input": [1, 2, 3]}, "a single row must still be wrapped"),
+        ({"input": [[1, 2, 3], [1, 2]]}, "not a rectangular array"),
+        ({"input": [[1, "abc", 3]]}, "got text 'abc' at \\[0, 1\\]"),
+        ({"input": [[1, None, 3]]}, "got null"),
+        ({"input": [[True, False, True]]}, "got booleans"),
+        ({"input": [[1, math.nan, 3]]}, "NaN and infinite values are not allowed"),
+        ({"input": [[1, math.inf, 3]]}, "NaN and infinite"),
+        ({"input": []}, "expects shape|empty batch"),
+        ({"input": np.zeros((0, 3))}, "empty batch"),
+        ({"input": [[200, 1, 1]]}, "feature 'age' is 200.0 in row 0; expected between 0"),
+    ],
+)
+def test_each_bad_input_names_the_input_and_what_was_expected(
+    inputs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        validate_inputs(SIGNATURE, inputs)
+
+
+def test_too_many_rows() -> None:
+    with pytest.raises(InvalidInput, match="11 rows; at most 10 per request"):
+        validate_inputs(SIGNATURE, {"input": np.ones((11, 3))}, InputLimits(max_rows=10))
+
+
+def test_nan_allowed_when_the_signature_says_so() -> None:
+    lenient = SIGNATURE.model_copy(update={"allow_nan": True})
+    arrays = validate_inputs(lenient, {"input": [[1, math.nan, 3]]})
+    assert math.isnan(arrays["input"][0, 1])
+
+
+def test_integers_refuse_fractions_and_overflow() -> None:
+    signature = Signature(inputs=(TensorSpec(name="ids", datatype="INT8", shape=(-1,)),))
+    assert validate_inputs(signature, {"ids": [1.0, 2.0]})["ids"].dtype == np.int8
+    with pytest.raises(InvalidInput, match="integers"):
+        validate_inputs(signature, {"ids": [1.5]})
+    with pytest.raises(InvalidInput, match="outside the INT8 range"):
+        validate_inputs(signature, {"ids": [300]})
+
+
+def test_text_inputs_become_bytes_with_a_length_limit() -> None:
+    signature = Signature(inputs=(TensorSpec(name="text", datatype="BYTES", shape=(-1,)),))
+    arrays = validate_inputs(signature, {"text": ["héllo", b"raw"]})
+    assert list(arrays["text"]) == ["héllo".encode(), b"raw"]
+    with pytest.raises(InvalidInput, match="at most 4"):
+        validate_inputs(signature, {"text": ["hello"]}, InputLimits(max_text_bytes=4))
+    with pytest.raises(InvalidInput, match="expects text"):
+        validate_inputs(signature, {"text": [1]})
+
+
+def test_bool_inputs() -> None:
+    signature = Signature(inputs=(TensorSpec(name="flags", datatype="BOOL", shape=(-1,)),))
+    assert validate_inputs(signature, {"flags": [True, 0, 1]})["flags"].tolist() == [
+        True,
+        False,
+        True,
+    ]
+    with pytest.raises(InvalidInput, match="BOOL"):
+        validate_inputs(signature, {"flags": [2]})
