@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from servewell.core.datatypes import V2_TO_NUMPY, from_numpy_dtype
+from servewell.core.datatypes import V2_TO_NUMPY, from_numpy_dtype, is_integer
 from servewell.core.signature import TensorSpec
 from servewell.core.validation import coerce_array
 from servewell.errors import InvalidInput
@@ -53,8 +53,12 @@ def from_json(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> Ar
     """A tensor from its V2 JSON ``data`` (flat or nested), as ``datatype`` says."""
     if not isinstance(data, list):
         data = [data]
-    spec = TensorSpec(name=name, datatype=datatype, shape=(-1,))
-    array = coerce_array(spec, _flatten(name, data) if _is_nested(data) else data)
+    flat = _flatten(name, data) if _is_nested(data) else data
+    if is_integer(datatype) and all(type(item) is int for item in flat):
+        array = _exact_integers(name, datatype, flat)
+    else:
+        spec = TensorSpec(name=name, datatype=datatype, shape=(-1,))
+        array = coerce_array(spec, flat)
     return _reshape(name, array, shape)
 
 
@@ -100,6 +104,19 @@ def to_bytes(array: Array) -> tuple[str, list[int], bytes]:
         return datatype, list(array.shape), b"".join(parts)
     dtype = array.dtype.newbyteorder("<")
     return datatype, list(array.shape), np.ascontiguousarray(array, dtype=dtype).tobytes()
+
+
+def _exact_integers(name: str, datatype: str, values: list[int]) -> Array:
+    """Integers straight into their datatype: no trip through float64, where 2**64 - 1
+    would lose its last digits."""
+    try:
+        return np.array(values, dtype=V2_TO_NUMPY[datatype])
+    except OverflowError:
+        info = np.iinfo(V2_TO_NUMPY[datatype])  # type: ignore[type-var]
+        raise InvalidInput(
+            f"input '{name}' has values outside the {datatype} range [{info.min}, {info.max}]",
+            input_name=name,
+        ) from None
 
 
 def _is_nested(data: list[Any]) -> bool:

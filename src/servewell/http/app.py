@@ -1,0 +1,230 @@
+"""The inference server as an ASGI app.
+
+``create_app(settings)`` wires it: every request passes the edge middleware (request id,
+metrics, access log); ``POST`` inference requests (V2 ``/infer``, REST ``:predict``) take a
+plain-ASGI fast path straight to their protocol adapter; everything else (health,
+metadata, metrics, OpenAPI and ``/docs``) goes through FastAPI. Models load in the
+background after start-up, so liveness answers at once and readiness turns true when
+every model is warmed up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from servewell.bootstrap import Services, build_services
+from servewell.core.ref import ModelRef
+from servewell.core.validation import InputLimits
+from servewell.errors import NotFound, NotReady
+from servewell.http import rest, v2
+from servewell.http.middleware import EdgeMiddleware
+from servewell.http.problems import to_reply
+from servewell.http.wire import (
+    ASGIApp,
+    ClientDisconnected,
+    Receive,
+    Reply,
+    Scope,
+    Send,
+    read_body,
+)
+from servewell.http.wire import header as find_header
+from servewell.observability import ACCESS_LOGGER, ServingMetrics
+from servewell.serving.pool import ModelPool
+from servewell.serving.predictor import Predictor
+from servewell.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InferTarget:
+    """What an inference path names."""
+
+    protocol: str
+    """``v2`` or ``rest``."""
+    model: str
+    version: str | None
+
+
+class ServewellApp:
+    """The ASGI application; see the module docstring."""
+
+    def __init__(
+        self, settings: Settings, metrics: ServingMetrics, services: Services | None = None
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.services = services
+        self.api: FastAPI | None = None
+        self.edge: ASGIApp | None = None
+        self.pool: ModelPool | None = None
+        self.predictor: Predictor | None = None
+        self._owns_services = services is None
+        self._loading: asyncio.Task[None] | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Open the registry and start loading the models (in the background)."""
+        if self.services is None:
+            self.services = await asyncio.to_thread(build_services, self.settings)
+        refs = [ModelRef.parse(text) for text in self.settings.server.models]
+        self.pool = ModelPool(self.services, refs, self.metrics)
+        limits = self.settings.validation
+        self.predictor = Predictor(self.pool, InputLimits(limits.max_rows, limits.max_text_bytes))
+        self._loading = asyncio.create_task(self.pool.load(), name="servewell-load-models")
+
+    async def wait_loaded(self) -> None:
+        """Return once every model has loaded (or failed to)."""
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
+
+    async def shutdown(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            await asyncio.gather(self._loading, return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.close()
+        if self.services is not None and self._owns_services:
+            self.services.close()
+            self.services = None
+        self.metrics.close()
+
+    @property
+    def is_ready(self) -> bool:
+        return self.pool is not None and self.pool.is_ready
+
+    def require_pool(self) -> ModelPool:
+        if self.pool is None:
+            raise NotReady("*")
+        return self.pool
+
+    # --- ASGI -------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        assert self.edge is not None, "build the app with create_app()"
+        await self.edge(scope, receive, send)
+
+    async def route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Inference on the fast path; everything else through FastAPI."""
+        if scope["method"] == "POST":
+            target = match_infer(scope["path"])
+            if target is not None:
+                await self._infer(target, scope, receive, send)
+                return
+        assert self.api is not None
+        await self.api(scope, receive, send)
+
+    async def _infer(self, target: InferTarget, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await read_body(scope, receive, self.settings.server.max_body_bytes)
+            reply = await self.handle_infer(
+                target,
+                body,
+                find_header(scope, b"content-type"),
+                find_header(scope, v2.HEADER_LENGTH),
+            )
+        except ClientDisconnected:
+            raise
+        except Exception as exc:
+            reply = to_reply(exc, v2=target.protocol == "v2")
+        await reply.send(send)
+
+    async def handle_infer(
+        self,
+        target: InferTarget,
+        body: bytes,
+        content_type: bytes | None,
+        header_length: bytes | None,
+    ) -> Reply:
+        """One inference request, whatever route it came by; raises on failure."""
+        if self.predictor is None:
+            raise NotReady(target.model)
+        ref = ModelRef(target.model, version=_version_number(target))
+        deployment = self.predictor.resolve(ref)
+        if target.protocol == "v2":
+            decoded = v2.decode_request(ref, body, content_type, header_length)
+            response = await self.predictor.infer(decoded.request, deployment)
+            return v2.encode_response(response, decoded.binary_outputs)
+        request = rest.decode_request(ref, deployment.signature, body, content_type)
+        response = await self.predictor.infer(request, deployment)
+        return rest.encode_response(deployment.signature, response)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    logger.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def match_infer(path: str) -> InferTarget | None:
+    """The target of ``/v2/models/{m}[/versions/{v}]/infer`` or
+    ``/v1/models/{m}[/versions/{v}]:predict``; None for any other path."""
+    if path.startswith("/v2/models/") and path.endswith("/infer"):
+        protocol, middle = "v2", path[len("/v2/models/") : -len("/infer")]
+    elif path.startswith("/v1/models/") and path.endswith(":predict"):
+        protocol, middle = "rest", path[len("/v1/models/") : -len(":predict")]
+    else:
+        return None
+    name, sep, version = middle.partition("/versions/")
+    if not name or "/" in name or (sep and (not version or "/" in version)):
+        return None
+    return InferTarget(protocol, name, version if sep else None)
+
+
+def _version_number(target: InferTarget) -> int | None:
+    if target.version is None:
+        return None
+    if not target.version.isdigit() or int(target.version) < 1:
+        raise NotFound(
+            f"model '{target.model}' has no version '{target.version}'; "
+            "versions are numbers from 1",
+            model=target.model,
+        )
+    return int(target.version)
+
+
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    registry: CollectorRegistry | None = None,
+) -> ServewellApp:
+    """The server app. Without ``services`` it opens the registry itself at start-up (and
+    closes it at shutdown); ``registry`` receives the metrics (a fresh one by default)."""
+    from servewell.http.routes import build_api
+
+    settings = settings or load_settings()
+    metrics = ServingMetrics(registry or CollectorRegistry())
+    app = ServewellApp(settings, metrics, services)
+    app.api = build_api(app)
+    access_logger = logging.getLogger(ACCESS_LOGGER) if settings.server.access_log else None
+    app.edge = EdgeMiddleware(app.route, metrics, access_logger)
+    return app
+
+
+def create_app_from_environment() -> ServewellApp:
+    """The factory ``servewell serve`` gives uvicorn: settings from the environment and
+    ``servewell.yaml``, JSON logs on stdout (each worker process builds its own)."""
+    from servewell.observability import configure_logging
+
+    configure_logging()
+    return create_app(load_settings())

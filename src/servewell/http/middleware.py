@@ -1,0 +1,95 @@
+"""The edge every HTTP request passes: request id, in-flight gauge, request metrics and
+the JSON access log line, in one plain ASGI layer (cheap on the hot path)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from servewell.http.problems import to_reply
+from servewell.http.wire import ASGIApp, ClientDisconnected, Message, Receive, Scope, Send
+from servewell.observability import (
+    RequestRecord,
+    ServingMetrics,
+    bind_request,
+    log_access,
+    unbind_request,
+)
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID = b"x-request-id"
+#: Status logged when the client went away before it could be answered (nginx's).
+CLIENT_CLOSED = 499
+
+
+class EdgeMiddleware:
+    def __init__(
+        self, app: ASGIApp, metrics: ServingMetrics, access_logger: logging.Logger | None
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_logger = access_logger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        path: str = scope["path"]
+        record = RequestRecord(request_id, scope["method"], path, protocol=_protocol(path))
+        token = bind_request(record)
+        id_header = (REQUEST_ID, request_id.encode())
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                record.status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        in_flight = self.metrics.in_flight
+        in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except ClientDisconnected:
+            record.status = CLIENT_CLOSED
+        except Exception as exc:
+            if response_started:
+                logger.error("request failed after its response began", exc_info=exc)
+            else:
+                await to_reply(exc, v2=path.startswith("/v2")).send(send_with_id)
+        finally:
+            in_flight.dec()
+            elapsed_s = time.perf_counter() - started
+            self.metrics.observe_request(
+                record.model, record.version, record.protocol, record.status, elapsed_s
+            )
+            if record.error:
+                self.metrics.count_error(record.error)
+            if self.access_logger is not None:
+                client = scope.get("client")
+                log_access(self.access_logger, record, elapsed_s, client[0] if client else None)
+            unbind_request(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == REQUEST_ID:
+            text: str = value.decode("latin-1")
+            if 0 < len(text) <= 128 and text.isascii() and text.isprintable():
+                return text
+            break
+    return os.urandom(12).hex()
+
+
+def _protocol(path: str) -> str:
+    if path.startswith("/v2/"):
+        return "v2"
+    if path.startswith("/v1/"):
+        return "rest"
+    return "other"

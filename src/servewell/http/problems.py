@@ -1,0 +1,40 @@
+"""Errors to HTTP answers: the one place a ServewellError becomes a status and a body.
+
+An exposed error (4xx, and 503s the caller can act on) says what was wrong; anything
+else answers only that the request failed and its request id, and is logged with its
+stack trace. V2 routes keep the protocol's ``{"error": "..."}``; the others add the
+stable ``code`` and ``detail``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from servewell.errors import Overloaded, ServewellError
+from servewell.http.wire import Reply
+from servewell.observability import current_request
+
+logger = logging.getLogger(__name__)
+
+
+def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
+    """The answer to a failed request; unexpected errors are logged here."""
+    record = current_request()
+    if isinstance(exc, ServewellError) and exc.expose:
+        if record is not None:
+            record.error = exc.code
+        body = {"error": exc.message} if v2 else exc.to_dict()
+        reply = Reply.json(int(exc.status), body)
+        if isinstance(exc, Overloaded):
+            reply.headers.append((b"retry-after", str(exc.retry_after_s).encode()))
+        return reply
+    code = exc.code if isinstance(exc, ServewellError) else "internal"
+    status = int(exc.status) if isinstance(exc, ServewellError) else 500
+    request_id = record.request_id if record is not None else ""
+    if record is not None:
+        record.error = code
+    logger.error("request failed: %s", exc, exc_info=exc)
+    body = {"error": f"the request failed; request id {request_id}"}
+    if not v2:
+        body["code"] = code
+    return Reply.json(status, body)

@@ -1,0 +1,61 @@
+"""TF-Serving-style REST adapter: ``{"instances": [...]}`` or ``{"inputs": ...}`` in,
+``{"predictions": [...]}`` (plus probabilities and classes for a classifier) out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from servewell.core.inference import InferRequest, InferResponse
+from servewell.core.ref import ModelRef
+from servewell.core.rows import inputs_from_columns, inputs_from_instances, to_predictions
+from servewell.core.signature import Signature
+from servewell.errors import InvalidInput
+from servewell.http.wire import Reply, check_json
+from servewell.serving.deployment import Deployment
+
+
+def decode_request(
+    ref: ModelRef, signature: Signature, body: bytes, content_type: bytes | None
+) -> InferRequest:
+    check_json(content_type)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidInput(
+            "the request body must be a JSON object with 'instances' (rows) or 'inputs' (columns)"
+        )
+    has_rows, has_columns = "instances" in document, "inputs" in document
+    if has_rows == has_columns:
+        raise InvalidInput(
+            "the request body needs exactly one of 'instances' (a list of rows) "
+            "and 'inputs' (columns)"
+        )
+    if has_rows:
+        inputs = inputs_from_instances(signature, document["instances"])
+    else:
+        inputs = inputs_from_columns(signature, document["inputs"])
+    return InferRequest(model=ref, inputs=inputs)
+
+
+def encode_response(signature: Signature, response: InferResponse) -> Reply:
+    answer: dict[str, Any] = {"model": response.model, "version": response.version}
+    answer.update(to_predictions(signature, response.outputs))
+    return Reply.json(200, answer)
+
+
+def model_status(deployments: list[Deployment], ready: bool) -> dict[str, Any]:
+    """TF-Serving's ``GET /v1/models/{name}`` answer."""
+    return {
+        "model_version_status": [
+            {
+                "version": str(deployment.number),
+                "state": "AVAILABLE" if ready else "LOADING",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+            for deployment in deployments
+        ]
+    }

@@ -1,0 +1,26 @@
+"""Metrics and logs: one metrics object on an injected registry; JSON log lines."""
+
+from servewell.observability.logs import (
+    ACCESS_LOGGER,
+    JsonFormatter,
+    RequestRecord,
+    bind_request,
+    configure_logging,
+    current_request,
+    log_access,
+    unbind_request,
+)
+from servewell.observability.metrics import DeploymentMetrics, ServingMetrics
+
+__all__ = [
+    "ACCESS_LOGGER",
+    "DeploymentMetrics",
+    "JsonFormatter",
+    "RequestRecord",
+    "ServingMetrics",
+    "bind_request",
+    "configure_logging",
+    "current_request",
+    "log_access",
+    "unbind_request",
+]

@@ -1,0 +1,121 @@
+"""JSON log lines on stdout, with the current request's id, model and version.
+
+The HTTP edge puts a :class:`RequestRecord` in a context variable for each request and
+fills it as the request goes; :class:`JsonFormatter` adds its id, model and version to
+every log line written while handling it, and the access log is one line per request
+built from it. Request bodies and keys never go into a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+ACCESS_LOGGER = "servewell.access"
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """What the access log says about one request; handlers fill in the model part."""
+
+    request_id: str
+    method: str
+    path: str
+    protocol: str = "other"
+    model: str = ""
+    version: str = ""
+    status: int = 0
+    batch_size: int = 0
+    error: str = ""
+    """The error code when the request failed."""
+
+
+_current: ContextVar[RequestRecord | None] = ContextVar("servewell_request", default=None)
+
+
+def current_request() -> RequestRecord | None:
+    """The record of the request being handled in this context, if any."""
+    return _current.get()
+
+
+def bind_request(record: RequestRecord) -> Any:
+    """Make ``record`` the current request; returns a token for :func:`unbind_request`."""
+    return _current.set(record)
+
+
+def unbind_request(token: Any) -> None:
+    _current.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request context, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": _iso_time(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        else:
+            line["message"] = record.getMessage()
+            request = _current.get()
+            if request is not None:
+                line["request_id"] = request.request_id
+                if request.model:
+                    line["model"] = request.model
+                    line["version"] = request.version
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+def log_access(
+    logger: logging.Logger, record: RequestRecord, latency_s: float, client: str | None
+) -> None:
+    """Write the access line of one finished request."""
+    fields: dict[str, Any] = {
+        "request_id": record.request_id,
+        "method": record.method,
+        "path": record.path,
+        "status": record.status,
+        "latency_ms": round(latency_s * 1000, 3),
+    }
+    if record.model:
+        fields["model"] = record.model
+        fields["version"] = record.version
+        fields["protocol"] = record.protocol
+    if record.batch_size:
+        fields["batch_size"] = record.batch_size
+    if record.error:
+        fields["error"] = record.error
+    if client:
+        fields["client"] = client
+    logger.info("access", extra={"fields": fields})
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every log line, servewell's and uvicorn's, to stdout as JSON. Call once, at
+    the edge (a server process), never from library code."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def _iso_time(created: float) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return f"{seconds}.{int(created % 1 * 1000):03d}Z"

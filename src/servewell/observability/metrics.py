@@ -1,0 +1,146 @@
+"""The server's Prometheus metrics, on a registry the caller owns.
+
+Nothing is registered globally: :class:`ServingMetrics` is built on the
+``CollectorRegistry`` it is given (one per app, so tests never clean up after each
+other). With ``PROMETHEUS_MULTIPROC_DIR`` set, as ``servewell serve --workers N`` does,
+prometheus_client writes every value to per-process files and :func:`render` merges
+them, so one scrape sees all worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+LATENCY_BUCKETS_S = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def is_multiprocess() -> bool:
+    """Whether values go to per-process files (``PROMETHEUS_MULTIPROC_DIR`` is set)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class DeploymentMetrics:
+    """The metrics of one served model version, with their labels bound once."""
+
+    def __init__(self, metrics: ServingMetrics, model: str, version: str) -> None:
+        labels = (model, version)
+        self.compute_s = metrics.compute_s.labels(*labels)
+        self.batch_size = metrics.batch_size.labels(*labels)
+        self.queue_wait_s = metrics.queue_wait_s.labels(*labels)
+        self.queue_depth = metrics.queue_depth.labels(*labels)
+        self.load_s = metrics.load_s.labels(*labels)
+
+
+class ServingMetrics:
+    """Every metric the server exports."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        model_version = ("model", "version")
+        self.requests = Counter(
+            "servewell_requests",
+            "HTTP requests answered, by model, version, protocol and status code.",
+            ("model", "version", "protocol", "status"),
+            registry=registry,
+        )
+        self.request_s = Histogram(
+            "servewell_request_duration_seconds",
+            "Time from request to response, end to end.",
+            ("model", "version", "protocol"),
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.compute_s = Histogram(
+            "servewell_model_compute_seconds",
+            "Time the model took on one batch.",
+            model_version,
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "servewell_batch_size_rows",
+            "Rows in one model call.",
+            model_version,
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.queue_wait_s = Histogram(
+            "servewell_queue_wait_seconds",
+            "Time a request waited in its model's queue.",
+            model_version,
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "servewell_queue_depth_requests",
+            "Requests waiting in a model's queue.",
+            model_version,
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "servewell_requests_in_flight",
+            "HTTP requests being handled now.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.load_s = Gauge(
+            "servewell_model_load_seconds",
+            "Time loading and warming up a model version took.",
+            model_version,
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.errors = Counter(
+            "servewell_errors",
+            "Requests that failed, by error code.",
+            ("code",),
+            registry=registry,
+        )
+        self._request_children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
+
+    def for_deployment(self, model: str, version: int) -> DeploymentMetrics:
+        return DeploymentMetrics(self, model, str(version))
+
+    def observe_request(
+        self, model: str, version: str, protocol: str, status: int, duration_s: float
+    ) -> None:
+        """Count one answered request and its latency."""
+        key = (model, version, protocol, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(model, version, protocol, str(status)),
+                self.request_s.labels(model, version, protocol),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(duration_s)
+
+    def count_error(self, code: str) -> None:
+        self.errors.labels(code).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        if is_multiprocess():
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged), CONTENT_TYPE
+        return generate_latest(self.registry), CONTENT_TYPE
+
+    def close(self) -> None:
+        """Forget this process's live gauges (multiprocess mode) as it exits."""
+        if is_multiprocess():
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -1,0 +1,150 @@
+"""One model version being served: its runtime behind an adaptive batch queue."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from servewell.batching import BatchPolicy, BatchQueue, BatchStats
+from servewell.core.signature import Signature
+from servewell.errors import ModelFailed
+from servewell.observability import DeploymentMetrics
+from servewell.registry import ModelVersion
+from servewell.runtime import Runtime, sample_inputs
+from servewell.settings import BatchingSettings
+
+logger = logging.getLogger(__name__)
+
+Array = np.ndarray[Any, Any]
+Inputs = dict[str, Array]
+#: What one request gets back: its outputs and the rows of the model call that made them.
+Result = tuple[dict[str, Array], int]
+
+
+class Deployment:
+    """Serves one :class:`ModelVersion` with a loaded, warmed-up runtime."""
+
+    def __init__(
+        self,
+        version: ModelVersion,
+        runtime: Runtime,
+        batching: BatchingSettings,
+        metrics: DeploymentMetrics,
+        retry_after_s: int = 1,
+    ) -> None:
+        self.version = version
+        self.runtime = runtime
+        self.batching = batching
+        self.metrics = metrics
+        self.retry_after_s = retry_after_s
+        self.inline = False
+        self._queue: BatchQueue[Inputs, Result] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.version.name
+
+    @property
+    def number(self) -> int:
+        return self.version.version
+
+    @property
+    def signature(self) -> Signature:
+        return self.runtime.describe()
+
+    @property
+    def platform(self) -> str:
+        return self.runtime.platform
+
+    def warm_up(self) -> None:
+        """Warm the runtime up, and time a full batch to choose where it runs: on the
+        event loop when that takes less than ``inline_below_ms``, else on a thread."""
+        self.runtime.warm_up()
+        threshold_ms = self.batching.inline_below_ms
+        if threshold_ms <= 0:
+            return
+        rows = self.batching.max_batch_size if self.batching.enabled else 1
+        batch = sample_inputs(self.signature, rows)
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            self.runtime.predict(batch)
+            timings.append(time.perf_counter() - started)
+        self.inline = sorted(timings)[2] * 1000 < threshold_ms
+        logger.info(
+            "%s@%d: a batch of %d rows takes %.3f ms; running it %s",
+            self.name,
+            self.number,
+            rows,
+            sorted(timings)[2] * 1000,
+            "on the event loop" if self.inline else "on a worker thread",
+        )
+
+    async def start(self) -> None:
+        enabled = self.batching.enabled
+        policy = BatchPolicy(
+            max_batch_size=self.batching.max_batch_size if enabled else 1,
+            max_batch_delay_ms=self.batching.max_batch_delay_ms if enabled else 0,
+            max_queue_size=self.batching.max_queue_size,
+            inline=self.inline,
+            retry_after_s=self.retry_after_s,
+        )
+        self._queue = BatchQueue(
+            f"{self.name}@{self.number}",
+            self.predict_batch,
+            policy,
+            rows_of=_rows,
+            on_batch=self._observe,
+        )
+        await self._queue.start()
+
+    async def stop(self) -> None:
+        if self._queue is not None:
+            await self._queue.stop()
+            self._queue = None
+        self.runtime.close()
+
+    async def predict(self, inputs: Inputs) -> Result:
+        """Outputs for validated inputs, computed in a batch with concurrent requests."""
+        if self._queue is None:
+            raise RuntimeError(f"deployment {self.name}@{self.number} is not started")
+        return await self._queue.submit(inputs)
+
+    def predict_batch(self, items: Sequence[Inputs]) -> list[Result]:
+        """Run the model once on several requests' rows and split its outputs back."""
+        if len(items) == 1:
+            return [
+                (self._checked(self.runtime.predict(items[0]), _rows(items[0])), _rows(items[0]))
+            ]
+        counts = [_rows(item) for item in items]
+        total = sum(counts)
+        merged = {name: np.concatenate([item[name] for item in items]) for name in items[0]}
+        outputs = self._checked(self.runtime.predict(merged), total)
+        bounds = np.cumsum(counts)[:-1]
+        parts = {name: np.split(value, bounds) for name, value in outputs.items()}
+        return [({name: parts[name][i] for name in parts}, total) for i in range(len(items))]
+
+    def _checked(self, outputs: dict[str, Array], rows: int) -> dict[str, Array]:
+        for name, value in outputs.items():
+            if value.ndim == 0 or len(value) != rows:
+                raise ModelFailed(
+                    f"{self.name}@{self.number} gave {len(value) if value.ndim else 0} rows "
+                    f"of '{name}' for {rows} input rows"
+                )
+        return outputs
+
+    def _observe(self, stats: BatchStats) -> None:
+        metrics = self.metrics
+        metrics.batch_size.observe(stats.rows)
+        metrics.compute_s.observe(stats.compute_s)
+        for wait_s in stats.queue_wait_s:
+            metrics.queue_wait_s.observe(wait_s)
+        metrics.queue_depth.set(stats.depth)
+
+
+def _rows(inputs: Inputs) -> int:
+    return len(next(iter(inputs.values())))

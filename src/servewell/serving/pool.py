@@ -1,0 +1,133 @@
+"""The models a server serves: resolved from references, loaded, warmed up, started."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from servewell.core.ref import ModelRef
+from servewell.errors import NotFound, NotReady
+from servewell.observability import ServingMetrics
+from servewell.registry import ModelVersion, RegistryAccess
+from servewell.serving.deployment import Deployment
+from servewell.serving.loading import open_runtime
+
+logger = logging.getLogger(__name__)
+
+
+class ModelPool:
+    """Deployments by model name and version; each name has a default version (the
+    first reference that named it)."""
+
+    def __init__(
+        self, access: RegistryAccess, refs: Sequence[ModelRef], metrics: ServingMetrics
+    ) -> None:
+        self.access = access
+        self.refs = tuple(refs)
+        self.metrics = metrics
+        self.failures: dict[str, str] = {}
+        """Model reference -> why it could not be loaded."""
+        self._deployments: dict[tuple[str, int], Deployment] = {}
+        self._defaults: dict[str, Deployment] = {}
+        self._expected: set[str] = {ref.name for ref in refs}
+        self._failed: set[str] = set()
+        self._loaded = False
+
+    @property
+    def is_ready(self) -> bool:
+        """Every model loaded, warmed up and started."""
+        return self._loaded and not self.failures
+
+    @property
+    def is_loading(self) -> bool:
+        return not self._loaded
+
+    def deployments(self) -> list[Deployment]:
+        return list(self._deployments.values())
+
+    def names(self) -> list[str]:
+        return sorted(self._expected | set(self._defaults))
+
+    def versions_of(self, name: str) -> list[int]:
+        return sorted(number for (served, number) in self._deployments if served == name)
+
+    def get(self, name: str, version: int | None = None) -> Deployment:
+        """The deployment serving ``name`` (its default version unless one is given)."""
+        deployment = (
+            self._defaults.get(name) if version is None else self._deployments.get((name, version))
+        )
+        if deployment is not None:
+            return deployment
+        if self.is_loading or name in self._failed:
+            raise NotReady(name)
+        if name not in self._defaults:
+            served = ", ".join(self.names()) or "none"
+            raise NotFound(
+                f"model '{name}' is not served here; served models: {served}", model=name
+            )
+        versions = ", ".join(map(str, self.versions_of(name)))
+        raise NotFound(
+            f"model '{name}' version {version} is not served here; served versions: {versions}",
+            model=name,
+            version=version,
+        )
+
+    async def load(self) -> None:
+        """Resolve, load, warm up and start every model; a model that fails is logged and
+        recorded in :attr:`failures`, and the pool never becomes ready."""
+        try:
+            refs = await asyncio.to_thread(self._references)
+        except Exception as exc:
+            logger.exception("cannot list the models to serve")
+            self.failures["*"] = str(exc)
+            self._loaded = True
+            return
+        self._expected |= {ref.name for ref in refs}
+        for ref in refs:
+            try:
+                await self._load_one(ref)
+            except Exception as exc:
+                logger.exception("cannot serve %s", ref)
+                self.failures[str(ref)] = getattr(exc, "message", None) or str(exc)
+                self._failed.add(ref.name)
+        self._loaded = True
+        if self.is_ready:
+            logger.info(
+                "ready: serving %s", ", ".join(f"{d.name}@{d.number}" for d in self.deployments())
+            )
+
+    async def close(self) -> None:
+        for deployment in self.deployments():
+            await deployment.stop()
+        self._deployments.clear()
+        self._defaults.clear()
+
+    def _references(self) -> list[ModelRef]:
+        if self.refs:
+            return list(self.refs)
+        return [ModelRef(summary.name) for summary in self.access.registry.list_models()]
+
+    async def _load_one(self, ref: ModelRef) -> None:
+        started = time.perf_counter()
+        version = await asyncio.to_thread(self.access.registry.resolve, ref)
+        key = (version.name, version.version)
+        if key not in self._deployments:
+            deployment = await asyncio.to_thread(self._open, version)
+            await deployment.start()
+            deployment.metrics.load_s.set(time.perf_counter() - started)
+            self._deployments[key] = deployment
+        self._defaults.setdefault(version.name, self._deployments[key])
+
+    def _open(self, version: ModelVersion) -> Deployment:
+        server = self.access.settings.server
+        deployment = Deployment(
+            version,
+            open_runtime(self.access, version),
+            server.batching_for(version.name),
+            self.metrics.for_deployment(version.name, version.version),
+            retry_after_s=server.retry_after_s,
+        )
+        deployment.warm_up()
+        return deployment

@@ -1,0 +1,202 @@
+"""Real models for the serving tests, and ways to serve them: registered into a real
+registry, run by real ONNX Runtime, served by a real uvicorn on a loopback port."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio.from_thread
+import httpx
+import numpy as np
+import uvicorn
+
+from servewell.bootstrap import Services
+from servewell.core.signature import Signature
+from servewell.http.app import ServewellApp
+from servewell.pipeline.register import RegisterOptions, register_estimator, register_file
+
+IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+#: The V2 datatypes the echo model passes through, with a sample value pair each.
+ECHO_VALUES: dict[str, list[Any]] = {
+    "BOOL": [True, False],
+    "UINT8": [0, 255],
+    "UINT16": [1, 65535],
+    "UINT32": [2, 4294967295],
+    "UINT64": [3, 18446744073709551615],
+    "INT8": [-128, 127],
+    "INT16": [-32768, 32767],
+    "INT32": [-5, 2147483647],
+    "INT64": [-9223372036854775808, 9223372036854775807],
+    "FP16": [0.5, -2.0],
+    "FP32": [1.25, -3.5],
+    "FP64": [0.1, 1e300],
+    "BYTES": ["héllo", ""],
+}
+
+
+def register_iris(services: Services, classifier: Any, iris_x: np.ndarray) -> None:
+    """``iris`` v1 (alias production) and v2: 4 named features, 3 classes, ONNX."""
+    from servewell.runtime.sklearn import signature_from_estimator
+
+    signature = signature_from_estimator(classifier).model_copy(
+        update={"feature_names": IRIS_FEATURES}
+    )
+    for alias in ("production", None):
+        register_estimator(
+            services,
+            "iris",
+            classifier,
+            options=RegisterOptions(signature=signature, alias=alias, sample={"input": iris_x}),
+        )
+
+
+def register_adder(services: Services, folder: Path) -> None:
+    """``adder``: columnar, inputs ``x`` and ``y`` FP32 [-1, 1], output ``sum``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    column = [None, 1]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "y"], ["sum"])],
+        "adder",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, column),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, column),
+        ],
+        [helper.make_tensor_value_info("sum", TensorProto.FLOAT, column)],
+    )
+    path = folder / "adder.onnx"
+    onnx.save(_model(graph), path)
+    register_file(services, path, "adder")
+
+
+def register_echo(services: Services, folder: Path) -> None:
+    """``echo``: one input ``in_T`` and output ``out_T`` of shape [-1, 2] per datatype."""
+    import onnx
+    from onnx import helper
+
+    types = {
+        "BOOL": onnx.TensorProto.BOOL, "UINT8": onnx.TensorProto.UINT8,
+        "UINT16": onnx.TensorProto.UINT16, "UINT32": onnx.TensorProto.UINT32,
+        "UINT64": onnx.TensorProto.UINT64, "INT8": onnx.TensorProto.INT8,
+        "INT16": onnx.TensorProto.INT16, "INT32": onnx.TensorProto.INT32,
+        "INT64": onnx.TensorProto.INT64, "FP16": onnx.TensorProto.FLOAT16,
+        "FP32": onnx.TensorProto.FLOAT, "FP64": onnx.TensorProto.DOUBLE,
+        "BYTES": onnx.TensorProto.STRING,
+    }  # fmt: skip
+    nodes, inputs, outputs = [], [], []
+    for name, onnx_type in types.items():
+        nodes.append(helper.make_node("Identity", [f"in_{name}"], [f"out_{name}"]))
+        inputs.append(helper.make_tensor_value_info(f"in_{name}", onnx_type, [None, 2]))
+        outputs.append(helper.make_tensor_value_info(f"out_{name}", onnx_type, [None, 2]))
+    path = folder / "echo.onnx"
+    onnx.save(_model(helper.make_graph(nodes, "echo", inputs, outputs)), path)
+    # Identity passes NaN through: the signature says what this model accepts.
+    register_file(services, path, "echo")
+
+
+def _model(graph: Any) -> Any:
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def echo_signature() -> Signature:
+    return Signature.from_dict(
+        {
+            "inputs": [
+                {"name": f"in_{name}", "datatype": name, "shape": [-1, 2]} for name in ECHO_VALUES
+            ]
+        }
+    )
+
+
+class ThreadedServer(uvicorn.Server):
+    """uvicorn on a loopback port, in a thread of the test process."""
+
+    def install_signal_handlers(self) -> None:
+        pass
+
+    @property
+    def url(self) -> str:
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+
+@contextmanager
+def serve_in_thread(app: ServewellApp) -> Iterator[ThreadedServer]:
+    """Serve ``app`` (with its lifespan) until the block ends; wait until it is ready."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
+    )
+    server = ThreadedServer(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (server.started and app.pool is not None and not app.pool.is_loading):
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def build_model_home(home: Path, classifier: Any, iris_x: np.ndarray) -> Path:
+    """A SERVEWELL_HOME holding iris (v1 production, v2), adder and echo."""
+    from servewell.bootstrap import build_services
+    from servewell.settings import Settings
+
+    services = build_services(Settings(home=home))
+    try:
+        register_iris(services, classifier, iris_x)
+        register_adder(services, home.parent)
+        register_echo(services, home.parent)
+    finally:
+        services.close()
+    return home
+
+
+class InProcessClient:
+    """Synchronous calls into the app in process, through httpx's ASGI transport, on an
+    event loop in a helper thread (the app's lifespan runs there too)."""
+
+    def __init__(self, portal: Any, client: httpx.AsyncClient) -> None:
+        self.portal = portal
+        self.client = client
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return self.portal.call(functools.partial(self.client.request, method, url, **kwargs))  # type: ignore[no-any-return]
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+
+@contextmanager
+def serve_in_process(app: ServewellApp) -> Iterator[InProcessClient]:
+    """Start ``app``, wait for its models, and give a client for it; shut it down after."""
+    with anyio.from_thread.start_blocking_portal() as portal:
+        portal.call(app.startup)
+        portal.call(app.wait_loaded)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://servewell.test"
+        )
+        try:
+            yield InProcessClient(portal, client)
+        finally:
+            portal.call(client.aclose)
+            portal.call(app.shutdown)
