@@ -125,3 +125,33 @@ def model_files(
     onnx_path = folder / "iris.onnx"
     onnx_path.write_bytes(conversion.onnx_bytes)
     return {"joblib": joblib_path, "onnx": onnx_path}
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("SERVEWELL_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The shared Redis on this machine; keys are namespaced per test by the tests."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[object]:
+    """A Redis of this test's own, which the test may stop and start again."""
+    from redis_server import PrivateRedis
+
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -31,6 +31,9 @@ the same way::
     ├── TrainingFailed                           422   an estimator failed to converge or diverged
     ├── GateFailed                               422   a model missed its quality gate (exit 5)
     ├── Conflict                                 409
+    ├── Unauthorized                             401   no key, an unknown key or a revoked key
+    ├── Forbidden                                403   a known key without the scope or model
+    ├── RateLimited                              429   a key (or client) over its rate limit
     ├── ArtifactTampered                         500   stored bytes no longer match their sha256
     ├── ModelFailed                              500   the runtime raised while predicting
     ├── StorageFailed                            503   the registry database is unreachable
@@ -43,6 +46,7 @@ Only this module and the standard library are imported here.
 
 from __future__ import annotations
 
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -250,6 +254,40 @@ class Conflict(ServewellError):
     status = HTTPStatus.CONFLICT
     title = "Conflict"
     expose = True
+
+
+class Unauthorized(ServewellError):
+    """The caller could not be identified: no key, an unknown key, a revoked key."""
+
+    code = "unauthorized"
+    status = HTTPStatus.UNAUTHORIZED
+    title = "Unauthorized"
+    expose = True
+    exit_code = 2
+
+
+class Forbidden(ServewellError):
+    """The caller is known but may not do this."""
+
+    code = "forbidden"
+    status = HTTPStatus.FORBIDDEN
+    title = "Forbidden"
+    expose = True
+    exit_code = 2
+
+
+class RateLimited(ServewellError):
+    """Too many requests from one key (or client) in its window."""
+
+    code = "rate_limited"
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    title = "Too many requests"
+    expose = True
+
+    def __init__(self, who: str, retry_after_s: float) -> None:
+        wait = max(1, math.ceil(retry_after_s))
+        super().__init__(f"rate limit of {who} exceeded; retry in {wait} s", retry_after_s=wait)
+        self.retry_after_s = wait
 
 
 # --- 5xx: servewell's side ------------------------------------------------------------------

@@ -1,0 +1,16 @@
+"""Response caching: in-process LRU (default) or Redis (shared by replicas)."""
+
+from servewell.cache.base import CacheStats, ResponseCache
+from servewell.cache.entry import cache_key, decode_outputs, encode_outputs
+from servewell.cache.memory import MemoryResponseCache
+from servewell.cache.redis import RedisResponseCache
+
+__all__ = [
+    "CacheStats",
+    "MemoryResponseCache",
+    "RedisResponseCache",
+    "ResponseCache",
+    "cache_key",
+    "decode_outputs",
+    "encode_outputs",
+]

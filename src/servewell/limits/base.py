@@ -1,0 +1,17 @@
+"""The RateLimiter protocol: every backend takes one token from a named bucket."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from servewell.core.rate import Decision, Rate
+
+
+class RateLimiter(Protocol):
+    """Token buckets by name ("key:ci-bot", "ip:10.0.0.1", "key:ci-bot:model:iris")."""
+
+    async def acquire(self, bucket: str, rate: Rate) -> Decision:
+        """Take one token from ``bucket`` if it has one; never raises for backend trouble."""
+
+    async def close(self) -> None:
+        """Release connections."""

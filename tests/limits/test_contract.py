@@ -1,0 +1,110 @@
+"""Every rate limiter backend passes the same suite; the Redis one also shares budgets and
+survives its Redis going away."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from redis_server import PrivateRedis
+from servewell.core.rate import Rate
+from servewell.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
+    backend: RateLimiter
+    if request.param == "memory":
+        backend = MemoryRateLimiter()
+    else:
+        url = request.getfixturevalue("redis_url")
+        backend = RedisRateLimiter(url, prefix=f"test:{uuid.uuid4().hex}:")
+    yield backend
+    await backend.close()
+
+
+@pytest.mark.anyio
+async def test_bucket_allows_its_limit_then_refuses(limiter: RateLimiter) -> None:
+    rate = Rate.parse("5/minute")
+    decisions = [await limiter.acquire("key:a", rate) for _ in range(7)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 2
+    assert [d.remaining for d in decisions[:5]] == [4, 3, 2, 1, 0]
+    refused = decisions[-1]
+    assert refused.limit == 5
+    assert 0 < refused.retry_after_s <= 12.0  # one token refills every 12 s
+    assert refused.headers()["RateLimit-Limit"] == "5"
+
+
+@pytest.mark.anyio
+async def test_buckets_are_independent(limiter: RateLimiter) -> None:
+    rate = Rate.parse("1/hour")
+    assert (await limiter.acquire("key:a", rate)).allowed
+    assert not (await limiter.acquire("key:a", rate)).allowed
+    assert (await limiter.acquire("key:b", rate)).allowed
+
+
+@pytest.mark.anyio
+async def test_tokens_refill(limiter: RateLimiter) -> None:
+    rate = Rate(limit=2, period_s=0.2)  # a token every 0.1 s
+    for _ in range(2):
+        assert (await limiter.acquire("key:fast", rate)).allowed
+    assert not (await limiter.acquire("key:fast", rate)).allowed
+    await asyncio.sleep(0.25)
+    assert (await limiter.acquire("key:fast", rate)).allowed
+
+
+@pytest.mark.anyio
+async def test_two_redis_limiters_share_one_budget(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    first, second = (
+        RedisRateLimiter(redis_url, prefix=prefix),
+        RedisRateLimiter(redis_url, prefix=prefix),
+    )
+    rate = Rate.parse("10/minute")
+    results = await asyncio.gather(
+        *(limiter.acquire("key:shared", rate) for limiter in [first, second] * 10)
+    )
+    assert sum(d.allowed for d in results) == 10
+    await first.close()
+    await second.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("policy", "allowed"), [("fail_open", True), ("fail_closed", False)])
+async def test_redis_down_applies_the_policy_and_recovers(
+    private_redis: PrivateRedis, policy: str, allowed: bool
+) -> None:
+    limiter = RedisRateLimiter(
+        private_redis.url,
+        failure_policy=policy,
+        timeout_s=0.2,
+        retry_interval_s=0.2,  # type: ignore[arg-type]
+    )
+    rate = Rate.parse("2/minute")
+    assert (await limiter.acquire("key:x", rate)).allowed
+    private_redis.stop()
+    down = await asyncio.wait_for(limiter.acquire("key:x", rate), timeout=2)
+    assert down.degraded
+    assert down.allowed is allowed
+    again = await asyncio.wait_for(limiter.acquire("key:x", rate), timeout=2)
+    assert again.degraded  # not asked again within retry_interval_s: no waiting
+    private_redis.start()  # a fresh, empty Redis on the same port
+    await asyncio.sleep(0.3)
+    recovered = await limiter.acquire("key:x", rate)
+    assert not recovered.degraded
+    assert recovered.allowed
+    assert recovered.remaining == 1
+    await limiter.close()
+
+
+def test_rate_parsing() -> None:
+    assert Rate.parse("100/minute") == Rate(100, 60.0)
+    assert Rate.parse("5 / seconds") == Rate(5, 1.0)
+    assert Rate.parse("10/5minutes") == Rate(10, 300.0)
+    assert str(Rate.parse("1000/hour")) == "1000/hour"
+    for bad in ("fast", "0/minute", "10/fortnight", "-1/second"):
+        with pytest.raises(ValueError, match="is not like 100/minute"):
+            Rate.parse(bad)
