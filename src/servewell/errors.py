@@ -38,6 +38,7 @@ the same way::
     ├── ModelFailed                              500   the runtime raised while predicting
     ├── StorageFailed                            503   the registry database is unreachable
     ├── Overloaded                               503   a model's queue is full; retry later
+    ├── Unavailable                              503   a shared dependency is down (fail_closed)
     ├── NotReady                                 503   a model is still loading (or failed to)
     └── MissingDependency (ImportError)          500   an optional extra is not installed
 
@@ -284,10 +285,13 @@ class RateLimited(ServewellError):
     title = "Too many requests"
     expose = True
 
-    def __init__(self, who: str, retry_after_s: float) -> None:
+    def __init__(
+        self, who: str, retry_after_s: float, headers: dict[str, str] | None = None
+    ) -> None:
         wait = max(1, math.ceil(retry_after_s))
         super().__init__(f"rate limit of {who} exceeded; retry in {wait} s", retry_after_s=wait)
         self.retry_after_s = wait
+        self.headers = headers or {}
 
 
 # --- 5xx: servewell's side ------------------------------------------------------------------
@@ -332,6 +336,20 @@ class Overloaded(ServewellError):
             f"model '{model}' has too many requests waiting; retry in {retry_after_s} s",
             model=model,
         )
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(ServewellError):
+    """A shared dependency (such as the rate limiter's Redis) is down and policy says
+    refuse rather than guess."""
+
+    code = "unavailable"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Service unavailable"
+    expose = True
+
+    def __init__(self, what: str, retry_after_s: int = 1) -> None:
+        super().__init__(f"{what} is unavailable; retry in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 

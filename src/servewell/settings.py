@@ -104,6 +104,62 @@ class ServerSettings(BaseModel):
         return self.batching.model_copy(update=overrides.model_dump(exclude_none=True))
 
 
+class AuthSettings(BaseModel):
+    """Who may call: API keys, on by default."""
+
+    enabled: bool = True
+    """Require an API key (``Authorization: Bearer`` or ``X-API-Key``) on model routes."""
+    open_paths: list[str] = Field(
+        default_factory=lambda: ["/health", "/v2/health/live", "/v2/health/ready", "/metrics"]
+    )
+    """Paths anyone may call without a key (probes and scraping)."""
+    refresh_interval_s: float = Field(default=0.5, gt=0, le=1.0)
+    """How often each worker re-reads the key table: revocations apply within this."""
+
+
+class RateLimitSettings(BaseModel):
+    """Token buckets per key (and per client IP for calls without a key)."""
+
+    enabled: bool = True
+    backend: Literal["memory", "redis"] = "memory"
+    """``memory``: one budget per worker; ``redis``: one shared by every worker and replica."""
+    default_rate: str = "6000/minute"
+    """A key's limit unless the key has its own (``servewell keys create --rate``)."""
+    anonymous_rate: str | None = "6000/minute"
+    """Per client IP, for calls without a key (open paths, ``--no-auth``); null: none."""
+    model_rates: dict[str, str] = Field(default_factory=dict)
+    """Extra per-model limit each key gets on that model, e.g. ``{"big-model": "10/second"}``."""
+    failure_policy: Literal["fail_open", "fail_closed"] = "fail_open"
+    """When Redis is unreachable: allow (warn and count) or refuse with 503."""
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+
+
+class ModelCacheSettings(BaseModel):
+    enabled: bool | None = None
+    """Off for a model whose answers vary for the same input (sampling, time)."""
+    ttl_s: float | None = Field(default=None, gt=0)
+
+
+class CacheSettings(BaseModel):
+    """Response cache keyed by resolved version + input bytes."""
+
+    enabled: bool = True
+    backend: Literal["memory", "redis"] = "memory"
+    ttl_s: float = Field(default=300.0, gt=0)
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """In-process budget (the memory backend)."""
+    models: dict[str, ModelCacheSettings] = Field(default_factory=dict)
+
+
+class OutputFilterSettings(BaseModel):
+    """Personal data in a model's text outputs."""
+
+    kinds: list[Literal["ssn", "card", "email", "phone"]] = Field(
+        default_factory=lambda: ["ssn", "card", "email", "phone"]  # type: ignore[arg-type]
+    )
+    policy: Literal["redact", "block"] = "redact"
+
+
 class Settings(BaseSettings):
     """Everything servewell can be told."""
 
@@ -122,6 +178,13 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    redis_url: str | None = None
+    """Redis for shared rate limits and cache across workers and replicas."""
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    output_filters: dict[str, OutputFilterSettings] = Field(default_factory=dict)
+    """Per model name: which detectors run on its text outputs, and the policy."""
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,0 +1,90 @@
+"""The guards in front of every model call: authenticate, authorize, rate-limit.
+
+Knows nothing of HTTP: the adapter hands in the presented key (or None), the client's
+address, the scope the route needs and the model it names, and gets back who is calling
+and the rate-limit decision to report in headers, or a typed error (401, 403, 429, 503).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from servewell.core.apikey import grants
+from servewell.core.rate import Decision, Rate
+from servewell.errors import Forbidden, RateLimited, Unavailable
+from servewell.limits import RateLimiter
+from servewell.registry.keys import ApiKey
+from servewell.serving.keyring import KeyRing
+from servewell.settings import RateLimitSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: a key's name, or ``ip:<address>`` without one."""
+
+    name: str
+    key: ApiKey | None
+    decision: Decision | None
+
+
+class Guard:
+    def __init__(
+        self,
+        keyring: KeyRing | None,
+        limiter: RateLimiter | None,
+        settings: RateLimitSettings,
+    ) -> None:
+        self.keyring = keyring
+        self.limiter = limiter
+        self.settings = settings
+        self._default = Rate.parse(settings.default_rate)
+        self._anonymous = Rate.parse(settings.anonymous_rate) if settings.anonymous_rate else None
+        self._per_model = {name: Rate.parse(text) for name, text in settings.model_rates.items()}
+        self._key_rates: dict[str, Rate] = {}
+
+    @property
+    def requires_keys(self) -> bool:
+        return self.keyring is not None
+
+    async def admit(
+        self, token: str | None, client: str, scope: str, model: str | None = None
+    ) -> Caller:
+        """Admit the call or raise Unauthorized, Forbidden, RateLimited or Unavailable."""
+        if self.keyring is None:
+            decision = await self._limit(f"ip:{client}", self._anonymous, f"client {client}")
+            return Caller(f"ip:{client}", None, decision)
+        key = self.keyring.authenticate(token)
+        if not grants(key.scopes, scope):
+            raise Forbidden(f"the API key '{key.name}' lacks the '{scope}' scope", key=key.name)
+        if model is not None and key.models is not None and model not in key.models:
+            raise Forbidden(f"the API key '{key.name}' may not call model '{model}'", key=key.name)
+        decision = await self._limit(f"key:{key.name}", self._rate_of(key), f"key '{key.name}'")
+        if model is not None and model in self._per_model:
+            await self._limit(
+                f"key:{key.name}:model:{model}",
+                self._per_model[model],
+                f"key '{key.name}' on model '{model}'",
+            )
+        return Caller(key.name, key, decision)
+
+    async def admit_anonymous(self, client: str) -> Decision | None:
+        """Limit a call to an open path (health, metrics) by client address."""
+        return await self._limit(f"ip:{client}", self._anonymous, f"client {client}")
+
+    def _rate_of(self, key: ApiKey) -> Rate:
+        if key.rate is None:
+            return self._default
+        rate = self._key_rates.get(key.rate)
+        if rate is None:
+            rate = self._key_rates[key.rate] = Rate.parse(key.rate)
+        return rate
+
+    async def _limit(self, bucket: str, rate: Rate | None, who: str) -> Decision | None:
+        if self.limiter is None or rate is None or not self.settings.enabled:
+            return None
+        decision = await self.limiter.acquire(bucket, rate)
+        if decision.allowed:
+            return decision
+        if decision.degraded:  # fail_closed with the shared backend down
+            raise Unavailable("the rate limiter", max(1, round(decision.retry_after_s)))
+        raise RateLimited(who, decision.retry_after_s, decision.headers())

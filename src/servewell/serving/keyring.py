@@ -1,0 +1,64 @@
+"""API keys as every worker sees them: the whole key table, re-read in the background.
+
+The table is small, so each worker keeps all of it in memory and checks a key with one
+dict lookup and a constant-time hash comparison: no database round trip per request.
+A background task re-reads it every ``refresh_interval_s`` (0.5 s by default), so a
+revocation reaches every worker and replica within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from servewell.core.apikey import parse_key, secret_matches
+from servewell.errors import ServewellError, Unauthorized
+from servewell.registry.keys import ApiKey, ApiKeyStore
+
+logger = logging.getLogger(__name__)
+
+
+class KeyRing:
+    def __init__(self, store: ApiKeyStore, refresh_interval_s: float = 0.5) -> None:
+        self.store = store
+        self.refresh_interval_s = refresh_interval_s
+        self._keys: dict[str, ApiKey] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._refresh_forever(), name="servewell-keyring")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> None:
+        keys = await asyncio.to_thread(self.store.list, True)
+        self._keys = {key.key_id: key for key in keys}
+
+    def authenticate(self, token: str | None) -> ApiKey:
+        """The key ``token`` names; Unauthorized when missing, unknown or revoked."""
+        if not token:
+            raise Unauthorized(
+                "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'"
+            )
+        parsed = parse_key(token)
+        key = self._keys.get(parsed[0]) if parsed else None
+        if parsed is None or key is None or not secret_matches(parsed[1], key.secret_hash):
+            raise Unauthorized("the API key is not valid")
+        if key.is_revoked:
+            raise Unauthorized(f"the API key '{key.name}' was revoked")
+        return key
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_interval_s)
+            try:
+                await self.refresh()
+            except ServewellError as exc:  # keep the last good table; say so
+                logger.warning("could not refresh API keys: %s", exc.message)
