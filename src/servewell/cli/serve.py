@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from pathlib import Path
+from types import FrameType
 
 import typer
 
@@ -44,6 +46,9 @@ def serve(
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="servewell-metrics-")
         _clear_metric_files()
         configure_logging()
+        # uvicorn drains on SIGTERM, then raises the signal again on its way out; a
+        # drained server has done its job, so that second SIGTERM ends it with status 0.
+        signal.signal(signal.SIGTERM, _exit_drained)
         uvicorn.run(
             APP_FACTORY,
             factory=True,
@@ -57,6 +62,10 @@ def serve(
             log_config=None,
             timeout_graceful_shutdown=int(settings.drain_timeout_s),
         )
+
+
+def _exit_drained(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _clear_metric_files() -> None:

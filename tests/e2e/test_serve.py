@@ -1,0 +1,144 @@
+"""``servewell serve`` as a real process on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.slow
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running_server(home: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = _free_port()
+    env = {**os.environ, "SERVEWELL_HOME": str(home)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "servewell"), "serve", "--port", str(port), *args],
+        cwd=home.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: {process.communicate()[0]}")
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def _open_request(port: int, body: bytes) -> socket.socket:
+    """A request whose headers and half of its body are sent; the rest is held back."""
+    connection = socket.create_connection(("127.0.0.1", port))
+    head = (
+        f"POST /v1/models/iris:predict HTTP/1.1\r\nHost: test\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    connection.sendall(head + body[: len(body) // 2])
+    return connection
+
+
+def _finish_request(connection: socket.socket, body: bytes) -> str:
+    connection.sendall(body[len(body) // 2 :])
+    connection.settimeout(30)
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    connection.close()
+    return answer.split(b"\r\n", 1)[0].decode()
+
+
+def test_sigterm_finishes_requests_in_flight_and_exits_0(model_home: Path) -> None:
+    with running_server(model_home, "--models", "iris") as (url, process):
+        port = int(url.rsplit(":", 1)[1])
+        body = json.dumps({"instances": [ROW] * 50}).encode()
+        in_flight = [_open_request(port, body) for _ in range(8)]
+        time.sleep(0.3)  # the server has read every request's headers
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # ... and is draining now
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/v2/health/live")  # new connections are refused
+        statuses = [_finish_request(connection, body) for connection in in_flight]
+        output, _ = process.communicate(timeout=30)
+    assert statuses == ["HTTP/1.1 200 OK"] * 8
+    assert process.returncode == 0
+    lines = [json.loads(line) for line in output.splitlines()]
+    predictions = [line for line in lines if line.get("path") == "/v1/models/iris:predict"]
+    assert [line["status"] for line in predictions] == [200] * 8
+
+
+def test_json_lines_on_stdout(model_home: Path) -> None:
+    with running_server(model_home, "--models", "iris") as (url, process):
+        httpx.post(f"{url}/v1/models/iris:predict", json={"instances": [ROW]})
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    lines = [json.loads(line) for line in output.splitlines()]
+    access = [line for line in lines if line["logger"] == "servewell.access"]
+    assert access[-1]["path"] == "/v1/models/iris:predict"
+    assert access[-1]["model"] == "iris"
+    assert {"time", "request_id", "method", "status", "latency_ms", "batch_size"} <= set(access[-1])
+
+
+def _requests_total(text: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "servewell_requests_total" and sample.labels["model"] == "iris"
+    )
+
+
+def test_two_workers_give_one_coherent_metrics_page(model_home: Path) -> None:
+    with running_server(model_home, "--models", "iris", "--workers", "2") as (url, process):
+        for _ in range(60):  # a new connection each: the kernel spreads them over both
+            with httpx.Client() as client:
+                assert (
+                    client.post(
+                        f"{url}/v1/models/iris:predict", json={"instances": [ROW]}
+                    ).status_code
+                    == 200
+                )
+        pages = []
+        for _ in range(6):
+            with httpx.Client() as client:
+                pages.append(client.get(f"{url}/metrics").text)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert [_requests_total(page) for page in pages] == [60.0] * 6
+    assert process.returncode == 0
