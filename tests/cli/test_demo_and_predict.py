@@ -39,7 +39,15 @@ def test_demo_trains_checks_and_registers(demo: Result, invoke: Invoke) -> None:
         {"name": "input", "datatype": "FP32", "shape": [-1, 30]}
     ]
     assert len(shown["signature"]["feature_names"]) == 30
-    assert {a["role"] for a in shown["artifacts"]} == {"original", "onnx"}
+    roles = {a["role"] for a in shown["artifacts"]}
+    assert roles == {
+        "original",
+        "onnx",
+        "profile.json",
+        "model_card.md",
+        "report.json",
+        "report.html",
+    }
 
 
 def test_predict_from_csv_and_json_agree(

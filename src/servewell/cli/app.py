@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from servewell.cli import alias, demo, models, predict, register
+from servewell.cli import (
+    alias,
+    demo,
+    evaluate,
+    keys,
+    models,
+    optimize,
+    predict,
+    register,
+    serve,
+    train,
+)
 from servewell.cli.output import configure_logging
 
 app = typer.Typer(
@@ -26,8 +37,13 @@ def _root(
 app.command("register")(register.register)
 app.add_typer(models.app, name="models")
 app.add_typer(alias.app, name="alias")
+app.add_typer(keys.app, name="keys")
 app.command("predict")(predict.predict)
 app.command("demo")(demo.demo)
+app.command("optimize")(optimize.optimize)
+app.command("serve")(serve.serve)
+app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ JSON form::
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -95,6 +96,15 @@ class Signature(BaseModel):
         if unknown:
             raise ValueError(f"feature_ranges name unknown features: {sorted(unknown)}")
         return self
+
+    @cached_property
+    def feature_bounds(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Lowest and highest allowed value of each feature, in feature order (infinite
+        where unbounded): computed once, used by every request's range check."""
+        ranges = [self.feature_ranges.get(name) for name in self.feature_names or ()]
+        low = tuple(float("-inf") if r is None or r.min is None else r.min for r in ranges)
+        high = tuple(float("inf") if r is None or r.max is None else r.max for r in ranges)
+        return low, high
 
     def input(self, name: str) -> TensorSpec:
         for spec in self.inputs:

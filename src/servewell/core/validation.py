@@ -236,22 +236,18 @@ def _check_text(spec: TensorSpec, array: Array, limits: InputLimits) -> None:
 
 
 def _check_ranges(signature: Signature, array: Array) -> None:
-    names = signature.feature_names or ()
-    for column, name in enumerate(names):
-        bounds = signature.feature_ranges.get(name)
-        if bounds is None:
-            continue
-        values = array[:, column]
-        low = bounds.min if bounds.min is not None else -np.inf
-        high = bounds.max if bounds.max is not None else np.inf
-        outside = (values < low) | (values > high)
-        if outside.any():
-            row = int(np.argmax(outside))
-            raise InvalidInput(
-                f"feature '{name}' is {values[row]} in row {row}; expected {_bounds_text(bounds)}",
-                input_name=signature.inputs[0].name,
-                feature=name,
-            )
+    low, high = signature.feature_bounds
+    outside = (array < low) | (array > high)  # one vectorized pass over every column
+    if not outside.any():
+        return
+    row, column = (int(i) for i in np.argwhere(outside.T)[0][::-1])
+    name = (signature.feature_names or ())[column]
+    bounds = signature.feature_ranges[name]
+    raise InvalidInput(
+        f"feature '{name}' is {array[row, column]} in row {row}; expected {_bounds_text(bounds)}",
+        input_name=signature.inputs[0].name,
+        feature=name,
+    )
 
 
 def _bounds_text(bounds: FeatureRange) -> str:

@@ -48,14 +48,26 @@ def convert_sklearn(
 ) -> Conversion:
     """Convert and verify; raises ConversionFailed naming the estimator when skl2onnx can't."""
     from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
 
     sample = dict(sample) if sample is not None else synthetic_sample(signature)
-    initial_types = [(spec.name, _onnx_type(spec)) for spec in signature.inputs]
     options = {"zipmap": False} if is_classifier(estimator) else None
+    names = [spec.name for spec in signature.inputs]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # skl2onnx's deprecation chatter is not ours
-            model = to_onnx(estimator, initial_types=initial_types, options=options)
+            if _selects_named_columns(estimator, signature):
+                # Fitted on named columns, served as one matrix: convert column by
+                # column, then split the matrix into those columns inside the graph.
+                columns = [
+                    (str(name), FloatTensorType([None, 1])) for name in estimator.feature_names_in_
+                ]
+                model = to_onnx(estimator, initial_types=columns, options=options)
+                _split_matrix_into_columns(model, names[0])
+            else:
+                initial_types = [(spec.name, _onnx_type(spec)) for spec in signature.inputs]
+                model = to_onnx(estimator, initial_types=initial_types, options=options)
+                _restore_input_names(model, names)
     except Exception as exc:  # skl2onnx raises bare RuntimeError/NotImplementedError/...
         raise ConversionFailed(
             f"skl2onnx cannot convert {_describe(estimator)}: {_first_line(exc)}"
@@ -64,6 +76,61 @@ def convert_sklearn(
     entry.key, entry.value = SIGNATURE_METADATA_KEY, json.dumps(signature.to_dict())
     onnx_bytes = model.SerializeToString()
     return _verify(estimator, signature, onnx_bytes, sample)
+
+
+def _selects_named_columns(estimator: Any, signature: Signature) -> bool:
+    """A matrix signature over an estimator that picks columns by name (ColumnTransformer)."""
+    from sklearn.compose import ColumnTransformer
+
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None or len(signature.inputs) != 1 or signature.inputs[0].name != "input":
+        return False
+    steps = [step for _, step in getattr(estimator, "steps", [("model", estimator)])]
+    return any(isinstance(step, ColumnTransformer) for step in steps)
+
+
+def _restore_input_names(model: Any, names: list[str]) -> None:
+    """skl2onnx rewrites input names ('mean radius' -> 'mean_radius'); put ours back."""
+    renames = {
+        node.name: name
+        for node, name in zip(model.graph.input, names, strict=True)
+        if node.name != name
+    }
+    _rename_inputs(model, renames)
+
+
+def _rename_inputs(model: Any, renames: dict[str, str]) -> None:
+    for graph_input in model.graph.input:
+        graph_input.name = renames.get(graph_input.name, graph_input.name)
+    for node in model.graph.node:
+        for index, name in enumerate(node.input):
+            if name in renames:
+                node.input[index] = renames[name]
+
+
+def _split_matrix_into_columns(model: Any, matrix_name: str) -> None:
+    """Replace the graph's per-column inputs [N, 1] by one matrix input [N, C] + Split."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    columns = [graph_input.name for graph_input in model.graph.input]
+    opset = max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx"))
+    split_sizes = numpy_helper.from_array(
+        np.ones(len(columns), dtype=np.int64), name=f"{matrix_name}_split_sizes"
+    )
+    if opset >= 13:
+        split = helper.make_node(
+            "Split", [matrix_name, split_sizes.name], columns, axis=1, name="split_matrix"
+        )
+        model.graph.initializer.append(split_sizes)
+    else:
+        split = helper.make_node(
+            "Split", [matrix_name], columns, axis=1, split=[1] * len(columns), name="split_matrix"
+        )
+    del model.graph.input[:]
+    model.graph.input.append(
+        helper.make_tensor_value_info(matrix_name, TensorProto.FLOAT, [None, len(columns)])
+    )
+    model.graph.node.insert(0, split)
 
 
 def synthetic_sample(signature: Signature, rows: int = SAMPLE_ROWS) -> dict[str, Array]:
@@ -91,7 +158,10 @@ def _verify(
         runtime.load()
         converted = runtime.predict(sample)
         runtime.close()
-    original = SklearnRuntime.from_estimator(estimator, signature).predict(sample)
+    try:
+        original = SklearnRuntime.from_estimator(estimator, signature).predict(sample)
+    except (KeyError, ValueError) as exc:
+        raise ConversionFailed(f"could not compare the conversion on the sample: {exc}") from exc
     rows = len(next(iter(sample.values())))
     if "label" in original:
         agreement = float(np.mean(converted["label"] == original["label"]))

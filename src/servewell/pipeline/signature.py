@@ -1,7 +1,10 @@
 """The signature a trained pipeline is registered with: its raw input columns.
 
-Clients send the columns they have (numbers, category names, ISO 8601 datetimes), one
-input per column, and the model's own steps derive, scale and encode them.
+Clients send the columns they have (numbers, category names, ISO 8601 datetimes) and the
+model's own steps derive, scale and encode them. When every raw column is a number, the
+signature is one FP32 matrix ``input [rows, columns]`` with ``feature_names`` (one tensor
+per request: cheapest to validate and batch, and what V2 clients expect); otherwise it is
+*columnar*, one ``[-1]`` input per column.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from servewell.errors import InvalidData
 
 Array = np.ndarray[Any, Any]
 
+#: The one input of a signature whose raw columns are all numbers.
+MATRIX_INPUT = "input"
+
 
 def columnar_signature(
     frame: pd.DataFrame,
@@ -25,22 +31,48 @@ def columnar_signature(
     labels: Sequence[Any] | None,
     allow_nan: bool,
 ) -> Signature:
-    """One ``[-1]`` input per raw column; classifier or regressor outputs."""
-    specs = tuple(
-        TensorSpec(name=name, datatype=_datatype(frame[name]), shape=(-1,)) for name in inputs
+    """A matrix of numbers, or one ``[-1]`` input per raw column; classifier or regressor
+    outputs."""
+    datatypes = [_datatype(frame[name]) for name in inputs]
+    matrix = all(datatype != "BYTES" for datatype in datatypes)
+    specs = (
+        (TensorSpec(name=MATRIX_INPUT, datatype="FP32", shape=(-1, len(inputs))),)
+        if matrix
+        else tuple(
+            TensorSpec(name=name, datatype=datatype, shape=(-1,))
+            for name, datatype in zip(inputs, datatypes, strict=True)
+        )
     )
+    feature_names = tuple(inputs) if matrix else None
     if labels is None:
         outputs: tuple[TensorSpec, ...] = (
             TensorSpec(name="variable", datatype="FP32", shape=(-1, 1)),
         )
-        return Signature(inputs=specs, outputs=outputs, allow_nan=allow_nan)
+        return Signature(
+            inputs=specs, outputs=outputs, feature_names=feature_names, allow_nan=allow_nan
+        )
     plain = tuple(int(v) if isinstance(v, int | np.integer) else str(v) for v in labels)
     label_type: Datatype = "INT64" if all(isinstance(v, int) for v in plain) else "BYTES"
     outputs = (
         TensorSpec(name="label", datatype=label_type, shape=(-1,)),
         TensorSpec(name="probabilities", datatype="FP32", shape=(-1, len(plain))),
     )
-    return Signature(inputs=specs, outputs=outputs, class_labels=plain, allow_nan=allow_nan)
+    return Signature(
+        inputs=specs,
+        outputs=outputs,
+        feature_names=feature_names,
+        class_labels=plain,
+        allow_nan=allow_nan,
+    )
+
+
+def _require_columns(frame: pd.DataFrame, names: Sequence[str]) -> None:
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise InvalidData(
+            f"the data lacks the model's input column(s) {', '.join(map(repr, missing))}",
+            columns=missing,
+        )
 
 
 def _datatype(column: pd.Series) -> Datatype:
@@ -54,12 +86,11 @@ def _datatype(column: pd.Series) -> Datatype:
 
 def to_inputs(frame: pd.DataFrame, signature: Signature) -> dict[str, Array]:
     """Rows of a table as the named arrays a runtime takes (text as UTF-8 bytes)."""
-    missing = [spec.name for spec in signature.inputs if spec.name not in frame.columns]
-    if missing:
-        raise InvalidData(
-            f"the data lacks the model's input column(s) {', '.join(map(repr, missing))}",
-            columns=missing,
-        )
+    if signature.feature_names is not None:
+        _require_columns(frame, signature.feature_names)
+        matrix = frame[list(signature.feature_names)].to_numpy(dtype=np.float32)
+        return {signature.inputs[0].name: matrix}
+    _require_columns(frame, [spec.name for spec in signature.inputs])
     arrays: dict[str, Array] = {}
     for spec in signature.inputs:
         values = frame[spec.name]

@@ -48,7 +48,9 @@ def sample_inputs(signature: Signature, rows: int = 1) -> dict[str, Array]:
     for spec in signature.inputs:
         shape = tuple(rows if i == 0 else max(dim, 1) for i, dim in enumerate(spec.shape))
         if spec.datatype == "BYTES":
-            batch[spec.name] = np.full(shape, b"warm up", dtype=np.object_)
+            # An ISO 8601 datetime: harmless as text or a category, and valid where a
+            # trained pipeline parses the column as a datetime.
+            batch[spec.name] = np.full(shape, b"1970-01-01T00:00:00", dtype=np.object_)
         else:
             batch[spec.name] = np.zeros(shape, dtype=to_numpy_dtype(spec.datatype))
     return batch

@@ -75,8 +75,10 @@ class SklearnRuntime:
         features = to_estimator_input(self.describe(), inputs)
         try:
             with warnings.catch_warnings():
-                # Fitted on a DataFrame, given an array: the columns are in signature order.
+                # Fitted on an array, given a DataFrame (or the other way round): the
+                # columns are in signature order either way.
                 warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                warnings.filterwarnings("ignore", message="X has feature names")
                 if is_classifier(estimator):
                     return {
                         "label": _labels(estimator.predict(features)),
@@ -105,12 +107,15 @@ def to_estimator_input(signature: Signature, inputs: Mapping[str, Array]) -> Any
 
     A *columnar* signature (one input per raw column, each ``[-1]`` or ``[-1, 1]``, as the
     training pipeline registers) becomes a DataFrame, so ColumnTransformers can select
-    columns by name; a single 2-D ``input`` stays an array.
+    columns by name; so does a matrix whose signature names its features. A matrix with
+    no feature names stays an array.
     """
-    if is_columnar(signature):
-        import pandas as pd
+    import pandas as pd
 
+    if is_columnar(signature):
         return pd.DataFrame({spec.name: _column(inputs[spec.name]) for spec in signature.inputs})
+    if signature.feature_names:
+        return pd.DataFrame(inputs[INPUT_NAME], columns=list(signature.feature_names))
     return inputs[INPUT_NAME]
 
 
