@@ -13,6 +13,9 @@ from servewell.settings import RuntimeSettings
 FORMATS: dict[str, tuple[str, ...]] = {
     "onnx": (".onnx",),
     "sklearn": (".joblib", ".pkl", ".pickle"),
+    # An .onnx file with its tokenizer embedded (runtime/text.py); never guessed from the
+    # suffix, which it shares with plain ONNX: register it with --format text.
+    "text": (),
 }
 
 #: Formats whose loading runs arbitrary code and so needs the user's explicit trust.
@@ -42,7 +45,11 @@ def create_runtime(
 ) -> Runtime:
     """A runtime for ``path`` (not loaded yet)."""
     settings = settings or RuntimeSettings()
-    if check_format(format) == "onnx":
+    if check_format(format) == "text":
+        from servewell.runtime.text import TextRuntime
+
+        return TextRuntime(path, settings, signature)
+    if format == "onnx":
         from servewell.runtime.onnx import OnnxRuntime
 
         return OnnxRuntime(path, settings, signature)
