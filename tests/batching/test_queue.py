@@ -162,3 +162,20 @@ async def test_stop_finishes_what_is_queued() -> None:
     await asyncio.sleep(0)
     await queue.stop()
     assert [future.result() for future in futures] == [0, 2, 4]
+
+
+async def test_a_lone_caller_runs_right_away_on_an_idle_inline_queue() -> None:
+    handler = Recorder()
+    stats: list[BatchStats] = []
+    queue: BatchQueue[int, int] = BatchQueue(
+        "m", handler, BatchPolicy(inline=True), on_batch=stats.append
+    )
+    await queue.start()
+    try:
+        assert await queue.submit(4, alone=True) == 8
+        # not alone: the worker batches as usual
+        assert await asyncio.gather(queue.submit(1), queue.submit(2)) == [2, 4]
+    finally:
+        await queue.stop()
+    assert handler.batches == [[4], [1, 2]]
+    assert [s.items for s in stats] == [1, 2]

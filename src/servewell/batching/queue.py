@@ -122,16 +122,38 @@ class BatchQueue(Generic[In, Out]):
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def submit(self, item: In) -> Out:
-        """The handler's result for ``item``, computed in some batch."""
+    async def submit(self, item: In, *, alone: bool = False) -> Out:
+        """The handler's result for ``item``, computed in some batch.
+
+        ``alone`` says the caller knows of no other work in flight (a lone request at
+        concurrency 1): with an inline handler and nothing queued, the item then runs
+        right here, without the hops through the worker task.
+        """
         if self._wakeup is None:
             raise RuntimeError("BatchQueue.start() was not called")
+        if alone and self.policy.inline and not self._busy and not self._pending:
+            return self._run_now(item)
         if len(self._pending) >= self.policy.max_queue_size:
             raise Overloaded(self.name, self.policy.retry_after_s)
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(item, self.rows_of(item), future))
         self._wakeup.set()
         return await future
+
+    def _run_now(self, item: In) -> Out:
+        started = time.perf_counter()
+        (result,) = self._checked(self.handler([item]), 1)
+        if self.on_batch is not None:
+            compute_s = time.perf_counter() - started
+            self.on_batch(BatchStats(self.rows_of(item), 1, (0.0,), compute_s, 0))
+        return result
+
+    def _checked(self, results: Sequence[Out], items: int) -> Sequence[Out]:
+        if len(results) != items:
+            raise RuntimeError(
+                f"batch handler of '{self.name}' returned {len(results)} results for {items} items"
+            )
+        return results
 
     async def _run(self) -> None:
         assert self._wakeup is not None
@@ -183,11 +205,7 @@ class BatchQueue(Generic[In, Out]):
             else:
                 loop = asyncio.get_running_loop()
                 results = await loop.run_in_executor(self._executor, self.handler, items)
-            if len(results) != len(items):
-                raise RuntimeError(
-                    f"batch handler of '{self.name}' returned {len(results)} results "
-                    f"for {len(items)} items"
-                )
+            self._checked(results, len(items))
         except Exception as exc:
             if len(batch) > 1:
                 # Run each alone, so one bad item fails only its own caller.

@@ -31,6 +31,11 @@ class EdgeMiddleware:
         self.app = app
         self.metrics = metrics
         self.access_logger = access_logger
+        self.active = 0
+
+    def is_alone(self) -> bool:
+        """Whether at most one request is being handled now."""
+        return self.active <= 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,6 +59,7 @@ class EdgeMiddleware:
 
         in_flight = self.metrics.in_flight
         in_flight.inc()
+        self.active += 1
         try:
             await self.app(scope, receive, send_with_id)
         except ClientDisconnected:
@@ -64,6 +70,7 @@ class EdgeMiddleware:
             else:
                 await to_reply(exc, v2=path.startswith("/v2")).send(send_with_id)
         finally:
+            self.active -= 1
             in_flight.dec()
             elapsed_s = time.perf_counter() - started
             self.metrics.observe_request(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,12 +35,16 @@ class Deployment:
         batching: BatchingSettings,
         metrics: DeploymentMetrics,
         retry_after_s: int = 1,
+        is_alone: Callable[[], bool] = lambda: False,
     ) -> None:
         self.version = version
         self.runtime = runtime
         self.batching = batching
         self.metrics = metrics
         self.retry_after_s = retry_after_s
+        self.is_alone = is_alone
+        """Whether the request being served is the only one in flight: then, with the
+        queue idle, it runs at once instead of hopping through the batch worker."""
         self.inline = False
         self._queue: BatchQueue[Inputs, Result] | None = None
 
@@ -112,7 +116,7 @@ class Deployment:
         """Outputs for validated inputs, computed in a batch with concurrent requests."""
         if self._queue is None:
             raise RuntimeError(f"deployment {self.name}@{self.number} is not started")
-        return await self._queue.submit(inputs)
+        return await self._queue.submit(inputs, alone=self.is_alone())
 
     def predict_batch(self, items: Sequence[Inputs]) -> list[Result]:
         """Run the model once on several requests' rows and split its outputs back."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from servewell.core.ref import ModelRef
 from servewell.errors import NotFound, NotReady
@@ -22,11 +22,17 @@ class ModelPool:
     first reference that named it)."""
 
     def __init__(
-        self, access: RegistryAccess, refs: Sequence[ModelRef], metrics: ServingMetrics
+        self,
+        access: RegistryAccess,
+        refs: Sequence[ModelRef],
+        metrics: ServingMetrics,
+        is_alone: Callable[[], bool] = lambda: False,
     ) -> None:
         self.access = access
         self.refs = tuple(refs)
         self.metrics = metrics
+        self.is_alone = is_alone
+        """Whether one request only is in flight (see :class:`Deployment`)."""
         self.failures: dict[str, str] = {}
         """Model reference -> why it could not be loaded."""
         self._deployments: dict[tuple[str, int], Deployment] = {}
@@ -128,6 +134,7 @@ class ModelPool:
             server.batching_for(version.name),
             self.metrics.for_deployment(version.name, version.version),
             retry_after_s=server.retry_after_s,
+            is_alone=self.is_alone,
         )
         deployment.warm_up()
         return deployment
