@@ -144,11 +144,21 @@ def free_port() -> int:
 def start_servewell(port: int, folder: Path) -> subprocess.Popen[bytes]:
     servewell = Path(sys.executable).parent / "servewell"
     log = (folder / "servewell.log").open("wb")
+    # Validation, metrics, access logs and batching on; API keys, rate limits and the
+    # response cache off: the floor has none of them, and a cache would answer every
+    # repeat of the benchmark's one body without the model.
+    env = {
+        **os.environ,
+        "SERVEWELL_AUTH__ENABLED": "false",
+        "SERVEWELL_RATE_LIMITS__ENABLED": "false",
+        "SERVEWELL_CACHE__ENABLED": "false",
+    }
     return subprocess.Popen(
         ["taskset", "-c", SERVER_CORE, str(servewell), "serve", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=folder,
+        env=env,
     )
 
 
@@ -202,6 +212,8 @@ def measure(
                         a - b for a, b in zip(batch_totals(metrics_url), before, strict=True)
                     )
                     result["mean_batch_size"] = rows / batches if batches else None
+                if result["errors"]:
+                    sys.exit(f"{system} answered {result['errors']} non-2xx responses")
                 result.update(system=system, concurrency=connections, round=round_number)
                 points.append(result)
                 print(

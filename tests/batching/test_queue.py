@@ -167,15 +167,29 @@ async def test_stop_finishes_what_is_queued() -> None:
 async def test_a_lone_caller_runs_right_away_on_an_idle_inline_queue() -> None:
     handler = Recorder()
     stats: list[BatchStats] = []
+    active = {"requests": 1}
     queue: BatchQueue[int, int] = BatchQueue(
-        "m", handler, BatchPolicy(inline=True), on_batch=stats.append
+        "m",
+        handler,
+        BatchPolicy(inline=True),
+        on_batch=stats.append,
+        is_alone=lambda: active["requests"] <= 1,
     )
     await queue.start()
     try:
-        assert await queue.submit(4, alone=True) == 8
-        # not alone: the worker batches as usual
-        assert await asyncio.gather(queue.submit(1), queue.submit(2)) == [2, 4]
+        assert await queue.submit(4) == 8
+
+        async def request(value: int) -> int:
+            active["requests"] += 1
+            try:
+                return await queue.submit(value)
+            finally:
+                active["requests"] -= 1
+
+        # Requests that arrive together batch as usual.
+        active["requests"] = 0
+        assert await asyncio.gather(request(1), request(2)) == [2, 4]
     finally:
         await queue.stop()
-    assert handler.batches == [[4], [1, 2]]
+    assert [sorted(batch) for batch in handler.batches] == [[4], [1, 2]]
     assert [s.items for s in stats] == [1, 2]

@@ -77,6 +77,7 @@ class BatchQueue(Generic[In, Out]):
 
     ``handler`` must return one result per item, in order. ``rows_of`` says how many rows
     an item counts for against ``max_batch_size``. ``on_batch`` is told about each call.
+    ``is_alone`` says whether the caller is the only request in flight anywhere.
     """
 
     def __init__(
@@ -86,12 +87,14 @@ class BatchQueue(Generic[In, Out]):
         policy: BatchPolicy,
         rows_of: Callable[[In], int] = lambda item: 1,
         on_batch: Callable[[BatchStats], None] | None = None,
+        is_alone: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
         self.handler = handler
         self.policy = policy
         self.rows_of = rows_of
         self.on_batch = on_batch
+        self.is_alone = is_alone
         self._pending: deque[_Pending[In, Out]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -122,23 +125,30 @@ class BatchQueue(Generic[In, Out]):
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def submit(self, item: In, *, alone: bool = False) -> Out:
+    async def submit(self, item: In) -> Out:
         """The handler's result for ``item``, computed in some batch.
 
-        ``alone`` says the caller knows of no other work in flight (a lone request at
-        concurrency 1): with an inline handler and nothing queued, the item then runs
-        right here, without the hops through the worker task.
+        With an inline handler, an idle queue and a caller alone in the server (see
+        ``is_alone``, checked again after one turn of the event loop so that requests
+        arriving together see each other), the item runs right here, without the hops
+        through the worker task: a lone request at concurrency 1 pays nothing for batching.
         """
         if self._wakeup is None:
             raise RuntimeError("BatchQueue.start() was not called")
-        if alone and self.policy.inline and not self._busy and not self._pending:
-            return self._run_now(item)
+        alone = self.is_alone
+        if alone is not None and self.policy.inline and self._is_idle() and alone():
+            await asyncio.sleep(0)
+            if self._is_idle() and alone():
+                return self._run_now(item)
         if len(self._pending) >= self.policy.max_queue_size:
             raise Overloaded(self.name, self.policy.retry_after_s)
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(item, self.rows_of(item), future))
         self._wakeup.set()
         return await future
+
+    def _is_idle(self) -> bool:
+        return not self._busy and not self._pending
 
     def _run_now(self, item: In) -> Out:
         started = time.perf_counter()

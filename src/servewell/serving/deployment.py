@@ -103,6 +103,7 @@ class Deployment:
             policy,
             rows_of=_rows,
             on_batch=self._observe,
+            is_alone=self.is_alone,
         )
         await self._queue.start()
 
@@ -116,7 +117,7 @@ class Deployment:
         """Outputs for validated inputs, computed in a batch with concurrent requests."""
         if self._queue is None:
             raise RuntimeError(f"deployment {self.name}@{self.number} is not started")
-        return await self._queue.submit(inputs, alone=self.is_alone())
+        return await self._queue.submit(inputs)
 
     def predict_batch(self, items: Sequence[Inputs]) -> list[Result]:
         """Run the model once on several requests' rows and split its outputs back."""
