@@ -4,6 +4,8 @@ import servewell
 def test_public_api_is_pinned() -> None:
     exported = set(servewell.__all__)
     assert exported == {
+        "AsyncClient",
+        "Client",
         "FeatureRange",
         "ModelRef",
         "ModelVersion",

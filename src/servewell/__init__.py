@@ -4,6 +4,7 @@ The public API is what ``__all__`` lists; everything else may change without not
 """
 
 from servewell.bootstrap import Services, build_services
+from servewell.client import AsyncClient, Client
 from servewell.core import FeatureRange, ModelRef, Signature, TensorSpec
 from servewell.errors import ServewellError
 from servewell.pipeline.register import RegisterOptions, register_estimator, register_file
@@ -13,6 +14,8 @@ from servewell.settings import Settings, load_settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
+    "Client",
     "FeatureRange",
     "ModelRef",
     "ModelVersion",

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from servewell.cache import MemoryResponseCache, RedisResponseCache, ResponseCache
+from servewell.errors import InvalidInput
+from servewell.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from servewell.registry import LocalArtifactStore, SqlRegistry
+from servewell.registry.keys import ApiKeyStore
+from servewell.serving.guard import Guard
+from servewell.serving.keyring import KeyRing
+from servewell.serving.protection import Protection
+from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.settings import Settings
 
 
@@ -26,3 +34,49 @@ def build_services(settings: Settings) -> Services:
     registry.open()
     artifacts = LocalArtifactStore(settings.resolved_artifacts_dir)
     return Services(settings=settings, registry=registry, artifacts=artifacts)
+
+
+def build_protection(settings: Settings, services: Services) -> Protection:
+    """Keys, rate limits (in-process or Redis), response cache (in-process or Redis) and
+    output filters, as the settings say. Not started: the server's lifespan starts it."""
+    keyring = (
+        KeyRing(ApiKeyStore(services.registry), settings.auth.refresh_interval_s)
+        if settings.auth.enabled
+        else None
+    )
+    limiter = _rate_limiter(settings) if settings.rate_limits.enabled else None
+    cache = (
+        ResponseCacheLayer(_response_cache(settings), settings.cache)
+        if settings.cache.enabled
+        else None
+    )
+    return Protection(
+        guard=Guard(keyring, limiter, settings.rate_limits),
+        keyring=keyring,
+        limiter=limiter,
+        cache=cache,
+        output_filters=dict(settings.output_filters),
+    )
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter:
+    limits = settings.rate_limits
+    if limits.backend == "memory":
+        return MemoryRateLimiter()
+    return RedisRateLimiter(
+        _redis_url(settings, "rate_limits.backend"),
+        failure_policy=limits.failure_policy,
+        timeout_s=limits.redis_timeout_s,
+    )
+
+
+def _response_cache(settings: Settings) -> ResponseCache:
+    if settings.cache.backend == "memory":
+        return MemoryResponseCache(settings.cache.max_bytes)
+    return RedisResponseCache(_redis_url(settings, "cache.backend"))
+
+
+def _redis_url(settings: Settings, needed_by: str) -> str:
+    if settings.redis_url is None:
+        raise InvalidInput(f"{needed_by} is 'redis' but SERVEWELL_REDIS_URL is not set")
+    return settings.redis_url

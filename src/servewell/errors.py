@@ -286,12 +286,18 @@ class RateLimited(ServewellError):
     expose = True
 
     def __init__(
-        self, who: str, retry_after_s: float, headers: dict[str, str] | None = None
+        self,
+        who: str,
+        retry_after_s: float,
+        headers: dict[str, str] | None = None,
+        caller: str = "",
     ) -> None:
         wait = max(1, math.ceil(retry_after_s))
         super().__init__(f"rate limit of {who} exceeded; retry in {wait} s", retry_after_s=wait)
         self.retry_after_s = wait
         self.headers = headers or {}
+        self.caller = caller
+        """The key's name (or ip:<address>), for metrics; never a secret."""
 
 
 # --- 5xx: servewell's side ------------------------------------------------------------------

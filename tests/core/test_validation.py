@@ -84,3 +84,14 @@ def test_bool_inputs() -> None:
     ]
     with pytest.raises(InvalidInput, match="BOOL"):
         validate_inputs(signature, {"flags": [2]})
+
+
+def test_large_unsigned_integers_are_exact() -> None:
+    signature = Signature(inputs=(TensorSpec(name="ids", datatype="UINT64", shape=(-1,)),))
+    top = 2**64 - 1
+    assert validate_inputs(signature, {"ids": [3, top]})["ids"].tolist() == [3, top]
+    assert validate_inputs(signature, {"ids": [3.0, top]})["ids"].tolist() == [3, top]
+    with pytest.raises(InvalidInput, match="outside the UINT64 range"):
+        validate_inputs(signature, {"ids": [-1.0, top]})
+    with pytest.raises(InvalidInput, match="fraction"):
+        validate_inputs(signature, {"ids": [0.5, top]})

@@ -34,7 +34,14 @@ def running_server(home: Path, *args: str) -> Iterator[tuple[str, subprocess.Pop
     env = {**os.environ, "SERVEWELL_HOME": str(home)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "servewell"), "serve", "--port", str(port), *args],
+        [
+            str(Path(sys.executable).parent / "servewell"),
+            "serve",
+            "--port",
+            str(port),
+            "--no-auth",
+            *args,
+        ],
         cwd=home.parent,
         env=env,
         stdout=subprocess.PIPE,

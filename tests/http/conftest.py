@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from servewell.http import create_app
-from servewell.settings import ServerSettings, Settings
+from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
 from serving_models import InProcessClient, build_model_home, serve_in_process
 
 
@@ -25,6 +25,8 @@ def client(model_home: Path) -> Iterator[InProcessClient]:
     """The app in process (lifespan included), serving iris@1 and @2, adder and echo."""
     settings = Settings(
         home=model_home,
+        auth=AuthSettings(enabled=False),
+        cache=CacheSettings(enabled=False),  # every request reaches the model here
         server=ServerSettings(models=["iris", "iris@2", "adder", "echo"]),
     )
     app = create_app(settings)

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from servewell.http import create_app
-from servewell.settings import ServerSettings, Settings, ValidationSettings
+from servewell.settings import AuthSettings, ServerSettings, Settings, ValidationSettings
 from serving_models import InProcessClient, serve_in_process
 
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -191,6 +191,7 @@ def test_the_v2_binary_nan_names_the_input(client: InProcessClient) -> None:
 def strict_client(model_home: Path) -> Iterator[InProcessClient]:
     settings = Settings(
         home=model_home,
+        auth=AuthSettings(enabled=False),
         validation=ValidationSettings(max_rows=3),
         server=ServerSettings(models=["iris"], max_body_bytes=1000),
     )

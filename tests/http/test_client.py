@@ -12,7 +12,7 @@ import pytest
 from servewell.client import AsyncClient, Client
 from servewell.errors import InvalidInput, NotFound
 from servewell.http import create_app
-from servewell.settings import ServerSettings, Settings
+from servewell.settings import AuthSettings, ServerSettings, Settings
 from serving_models import IRIS_FEATURES, serve_in_thread
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
@@ -20,7 +20,11 @@ SETOSA = [5.1, 3.5, 1.4, 0.2]
 
 @pytest.fixture(scope="module")
 def url(model_home: Path) -> Iterator[str]:
-    settings = Settings(home=model_home, server=ServerSettings(models=["iris", "iris@2"]))
+    settings = Settings(
+        home=model_home,
+        auth=AuthSettings(enabled=False),
+        server=ServerSettings(models=["iris", "iris@2"]),
+    )
     with serve_in_thread(create_app(settings)) as server:
         yield server.url
 

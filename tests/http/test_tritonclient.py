@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from servewell.http import create_app
-from servewell.settings import ServerSettings, Settings
+from servewell.settings import AuthSettings, ServerSettings, Settings
 from serving_models import serve_in_thread
 
 tritonclient_http = pytest.importorskip("tritonclient.http")
@@ -20,7 +20,11 @@ SETOSA = [5.1, 3.5, 1.4, 0.2]
 
 @pytest.fixture(scope="module")
 def triton(model_home: Path) -> Iterator[object]:
-    settings = Settings(home=model_home, server=ServerSettings(models=["iris", "echo"]))
+    settings = Settings(
+        home=model_home,
+        auth=AuthSettings(enabled=False),
+        server=ServerSettings(models=["iris", "echo"]),
+    )
     with serve_in_thread(create_app(settings)) as server:
         client = tritonclient_http.InferenceServerClient(server.url.removeprefix("http://"))
         yield client

@@ -91,6 +91,8 @@ def coerce_array(spec: TensorSpec, value: Any) -> Array:
             )
         return array.astype(np.bool_)
     if is_integer(spec.datatype):
+        if kind == "f" and not isinstance(value, np.ndarray):
+            return _exact_integers(spec, value, dtype)
         return _to_integers(spec, array, dtype)
     return array.astype(dtype)
 
@@ -123,6 +125,28 @@ def _to_integers(spec: TensorSpec, array: Array, dtype: np.dtype[Any]) -> Array:
             input_name=spec.name,
         )
     return array.astype(dtype)
+
+
+def _exact_integers(spec: TensorSpec, value: Any, dtype: np.dtype[Any]) -> Array:
+    """Integers from JSON lists that numpy read as floats (mixed with floats, or beyond
+    int64 such as large UINT64 values): converted one by one, so nothing is rounded."""
+    items = np.array(value, dtype=np.object_)
+    for item in items.flat:
+        if isinstance(item, float) and not item.is_integer():
+            raise InvalidInput(
+                f"input '{spec.name}' expects {spec.datatype} integers, "
+                f"got {item} (a fraction, NaN or infinity)",
+                input_name=spec.name,
+            )
+    try:
+        return np.array([int(item) for item in items.flat], dtype=dtype).reshape(items.shape)
+    except OverflowError:
+        info = np.iinfo(dtype)
+        raise InvalidInput(
+            f"input '{spec.name}' has values outside the {spec.datatype} range "
+            f"[{info.min}, {info.max}]",
+            input_name=spec.name,
+        ) from None
 
 
 def _is_integral(array: Array) -> bool:

@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from servewell.bootstrap import Services, build_services
+from servewell.bootstrap import Services, build_protection, build_services
 from servewell.core.ref import ModelRef
 from servewell.core.validation import InputLimits
 from servewell.errors import NotFound, NotReady
 from servewell.http import rest, v2
+from servewell.http.guard import GuardMiddleware
 from servewell.http.middleware import EdgeMiddleware
 from servewell.http.problems import to_reply
 from servewell.http.wire import (
-    ASGIApp,
     ClientDisconnected,
     Receive,
     Reply,
@@ -38,9 +38,13 @@ from servewell.http.wire import header as find_header
 from servewell.observability import ACCESS_LOGGER, ServingMetrics
 from servewell.serving.pool import ModelPool
 from servewell.serving.predictor import Predictor
+from servewell.serving.protection import Protection
 from servewell.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
+
+CACHE_CONTROL = b"cache-control"
+X_CACHE = b"x-cache"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +67,10 @@ class ServewellApp:
         self.metrics = metrics
         self.services = services
         self.api: FastAPI | None = None
-        self.edge: ASGIApp | None = None
+        self.edge: EdgeMiddleware | None = None
         self.pool: ModelPool | None = None
         self.predictor: Predictor | None = None
+        self.protection: Protection | None = None
         self._owns_services = services is None
         self._loading: asyncio.Task[None] | None = None
 
@@ -76,9 +81,17 @@ class ServewellApp:
         if self.services is None:
             self.services = await asyncio.to_thread(build_services, self.settings)
         refs = [ModelRef.parse(text) for text in self.settings.server.models]
-        self.pool = ModelPool(self.services, refs, self.metrics)
+        is_alone = self.edge.is_alone if self.edge is not None else (lambda: False)
+        self.pool = ModelPool(self.services, refs, self.metrics, is_alone)
+        self.protection = build_protection(self.settings, self.services)
+        await self.protection.start()
         limits = self.settings.validation
-        self.predictor = Predictor(self.pool, InputLimits(limits.max_rows, limits.max_text_bytes))
+        self.predictor = Predictor(
+            self.pool,
+            InputLimits(limits.max_rows, limits.max_text_bytes),
+            self.protection,
+            self.metrics,
+        )
         self._loading = asyncio.create_task(self._load(self.pool), name="servewell-load-models")
 
     @staticmethod
@@ -101,6 +114,8 @@ class ServewellApp:
             await asyncio.gather(self._loading, return_exceptions=True)
         if self.pool is not None:
             await self.pool.close()
+        if self.protection is not None:
+            await self.protection.stop()
         if self.services is not None and self._owns_services:
             self.services.close()
             self.services = None
@@ -142,6 +157,7 @@ class ServewellApp:
                 body,
                 find_header(scope, b"content-type"),
                 find_header(scope, v2.HEADER_LENGTH),
+                find_header(scope, CACHE_CONTROL),
             )
         except ClientDisconnected:
             raise
@@ -155,19 +171,25 @@ class ServewellApp:
         body: bytes,
         content_type: bytes | None,
         header_length: bytes | None,
+        cache_control: bytes | None = None,
     ) -> Reply:
         """One inference request, whatever route it came by; raises on failure."""
+        use_cache = cache_control is None or b"no-cache" not in cache_control.lower()
         if self.predictor is None:
             raise NotReady(target.model)
         ref = ModelRef(target.model, version=_version_number(target))
         deployment = self.predictor.resolve(ref)
         if target.protocol == "v2":
             decoded = v2.decode_request(ref, body, content_type, header_length)
-            response = await self.predictor.infer(decoded.request, deployment)
-            return v2.encode_response(response, decoded.binary_outputs)
+            response = await self.predictor.infer(decoded.request, deployment, use_cache=use_cache)
+            return _with_cache_header(
+                v2.encode_response(response, decoded.binary_outputs), response.cache
+            )
         request = rest.decode_request(ref, deployment.signature, body, content_type)
-        response = await self.predictor.infer(request, deployment)
-        return rest.encode_response(deployment.signature, response)
+        response = await self.predictor.infer(request, deployment, use_cache=use_cache)
+        return _with_cache_header(
+            rest.encode_response(deployment.signature, response), response.cache
+        )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -184,6 +206,13 @@ class ServewellApp:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _with_cache_header(reply: Reply, outcome: str) -> Reply:
+    """``X-Cache: hit|miss`` when the response cache was consulted."""
+    if outcome:
+        reply.headers.append((X_CACHE, b"hit" if outcome == "hit" else b"miss"))
+    return reply
 
 
 def match_infer(path: str) -> InferTarget | None:
@@ -227,7 +256,13 @@ def create_app(
     app = ServewellApp(settings, metrics, services)
     app.api = build_api(app)
     access_logger = logging.getLogger(ACCESS_LOGGER) if settings.server.access_log else None
-    app.edge = EdgeMiddleware(app.route, metrics, access_logger)
+    guarded = GuardMiddleware(
+        app.route,
+        lambda: app.protection.guard if app.protection else None,
+        settings.auth.open_paths,
+        metrics,
+    )
+    app.edge = EdgeMiddleware(guarded, metrics, access_logger)
     return app
 
 

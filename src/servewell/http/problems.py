@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from servewell.errors import Overloaded, ServewellError
+from servewell.errors import Overloaded, RateLimited, ServewellError, Unauthorized, Unavailable
 from servewell.http.wire import Reply
 from servewell.observability import current_request
 
@@ -25,8 +25,14 @@ def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
             record.error = exc.code
         body = {"error": exc.message} if v2 else exc.to_dict()
         reply = Reply.json(int(exc.status), body)
-        if isinstance(exc, Overloaded):
+        if isinstance(exc, Overloaded | RateLimited | Unavailable):
             reply.headers.append((b"retry-after", str(exc.retry_after_s).encode()))
+        if isinstance(exc, RateLimited):
+            reply.headers.extend(
+                (name.lower().encode(), value.encode()) for name, value in exc.headers.items()
+            )
+        if isinstance(exc, Unauthorized):
+            reply.headers.append((b"www-authenticate", b'Bearer realm="servewell"'))
         return reply
     code = exc.code if isinstance(exc, ServewellError) else "internal"
     status = int(exc.status) if isinstance(exc, ServewellError) else 500

@@ -34,6 +34,10 @@ class RequestRecord:
     batch_size: int = 0
     error: str = ""
     """The error code when the request failed."""
+    caller: str = ""
+    """Who called: an API key's name (never the key), or ip:<address> without one."""
+    cache: str = ""
+    """``hit``, ``miss`` or ``bypass`` when the response cache was consulted."""
 
 
 _current: ContextVar[RequestRecord | None] = ContextVar("servewell_request", default=None)
@@ -99,6 +103,10 @@ def log_access(
         fields["batch_size"] = record.batch_size
     if record.error:
         fields["error"] = record.error
+    if record.caller:
+        fields["caller"] = record.caller
+    if record.cache:
+        fields["cache"] = record.cache
     if client:
         fields["client"] = client
     # makeRecord + handle: the same record logger.info would make, without its

@@ -105,6 +105,30 @@ class ServingMetrics:
             ("code",),
             registry=registry,
         )
+        self.rate_limit = Counter(
+            "servewell_rate_limit_decisions",
+            "Rate-limit decisions by caller (a key's name, never its secret) and outcome "
+            "(allowed, limited, degraded: the shared backend was down).",
+            ("caller", "outcome"),
+            registry=registry,
+        )
+        self.cache = Counter(
+            "servewell_cache_requests",
+            "Response cache lookups by model and outcome (hit, miss, bypass).",
+            ("model", "outcome"),
+            registry=registry,
+        )
+        self.cache_evictions = Counter(
+            "servewell_cache_evictions",
+            "Entries the in-process response cache evicted to stay within its byte budget.",
+            registry=registry,
+        )
+        self.output_filter = Counter(
+            "servewell_output_filter_findings",
+            "Personal data found in model outputs, by model, kind and policy applied.",
+            ("model", "kind", "policy"),
+            registry=registry,
+        )
         self._request_children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
 
     def for_deployment(self, model: str, version: int) -> DeploymentMetrics:
@@ -124,6 +148,9 @@ class ServingMetrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(duration_s)
+
+    def count_rate_limit(self, caller: str, outcome: str) -> None:
+        self.rate_limit.labels(caller, outcome).inc()
 
     def count_error(self, code: str) -> None:
         self.errors.labels(code).inc()

@@ -87,4 +87,5 @@ class Guard:
             return decision
         if decision.degraded:  # fail_closed with the shared backend down
             raise Unavailable("the rate limiter", max(1, round(decision.retry_after_s)))
-        raise RateLimited(who, decision.retry_after_s, decision.headers())
+        caller = bucket.split(":")[1] if bucket.startswith("key:") else bucket
+        raise RateLimited(who, decision.retry_after_s, decision.headers(), caller=caller)

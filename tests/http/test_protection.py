@@ -1,0 +1,345 @@
+"""Keys, rate limits, the response cache and output filters, through real servers: the app
+in process, uvicorn on loopback ports, `servewell serve` processes, and real Redis."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from redis_server import PrivateRedis
+from servewell.bootstrap import build_services
+from servewell.http import create_app
+from servewell.registry.keys import ApiKeyStore
+from servewell.settings import (
+    CacheSettings,
+    OutputFilterSettings,
+    RateLimitSettings,
+    ServerSettings,
+    Settings,
+)
+from serving_models import register_echo, serve_in_process, serve_in_thread
+
+ROW = {"instances": [[1.0, 2.0]]}
+
+
+def _scaler_file(folder: Path, factor: float) -> Path:
+    """An ONNX model whose answer says which version ran: ``y = x * factor``."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["input", "factor"], ["y"])],
+        "scaler",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
+        [numpy_helper.from_array(np.array([factor], dtype=np.float32), "factor")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / f"scaler-{factor:g}.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scaler v1 (x2, production) and v2 (x3), echo (text in, text out)."""
+    from servewell.pipeline.register import RegisterOptions, register_file
+
+    folder = tmp_path_factory.mktemp("protection")
+    home = folder / "home"
+    services = build_services(Settings(home=home))
+    try:
+        register_file(
+            services, _scaler_file(folder, 2), "scaler", options=RegisterOptions(alias="production")
+        )
+        register_file(services, _scaler_file(folder, 3), "scaler")
+        register_echo(services, folder)
+    finally:
+        services.close()
+    return home
+
+
+@pytest.fixture(scope="module")
+def keys(home: Path) -> dict[str, str]:
+    services = build_services(Settings(home=home))
+    store = ApiKeyStore(services.registry)
+    try:
+        return {
+            "app": store.create("app", models=("scaler", "echo"), rate="5/minute")[1],
+            "ops": store.create("ops", scopes=("admin",))[1],
+            "stranger": store.create("stranger", models=("iris",))[1],
+            "revoked": store.create("leaver")[1],
+        }
+    finally:
+        store.revoke("leaver")
+        services.close()
+
+
+def _settings(home: Path, **overrides: object) -> Settings:
+    base: dict[str, object] = {
+        "home": home,
+        "server": ServerSettings(models=["scaler", "echo"]),
+        "output_filters": {"echo": OutputFilterSettings(policy="redact")},
+    }
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_401_403_429_matrix(home: Path, keys: dict[str, str]) -> None:
+    with serve_in_process(create_app(_settings(home))) as client:
+        infer = "/v1/models/scaler:predict"
+        missing = client.post(infer, json=ROW)
+        assert missing.status_code == 401
+        assert "API key is required" in missing.json()["error"]
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        assert client.post(infer, json=ROW, headers=_bearer("sw_nope")).status_code == 401
+        revoked = client.post(infer, json=ROW, headers=_bearer(keys["revoked"]))
+        assert revoked.status_code == 401
+        assert "revoked" in revoked.json()["error"]
+        forbidden = client.post(infer, json=ROW, headers=_bearer(keys["stranger"]))
+        assert forbidden.status_code == 403
+        assert "may not call model 'scaler'" in forbidden.json()["error"]
+        v2_forbidden = client.post(
+            "/v2/models/scaler/infer",
+            json={
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 2], "data": [1, 2]}]
+            },
+            headers={"X-API-Key": keys["stranger"]},
+        )
+        assert v2_forbidden.status_code == 403
+        assert set(v2_forbidden.json()) == {"error"}  # V2 keeps the protocol's error body
+
+        # Probes and metrics stay open; metadata needs a key.
+        assert client.get("/v2/health/ready").status_code == 200
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/v2/models/scaler").status_code == 401
+        assert client.get("/v2/models/scaler", headers=_bearer(keys["ops"])).status_code == 200
+
+        answers = [
+            client.post(infer, json=ROW, headers={"X-API-Key": keys["app"]}) for _ in range(6)
+        ]
+        assert [a.status_code for a in answers] == [200] * 5 + [429]
+        assert [a.headers["ratelimit-remaining"] for a in answers[:5]] == ["4", "3", "2", "1", "0"]
+        assert answers[0].headers["ratelimit-limit"] == "5"
+        limited = answers[-1]
+        assert int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["ratelimit-remaining"] == "0"
+        assert "rate limit of key 'app' exceeded" in limited.json()["error"]
+
+        metrics = client.get("/metrics").text
+        assert 'servewell_rate_limit_decisions_total{caller="app",outcome="limited"} 1.0' in metrics
+        assert keys["app"] not in metrics
+
+
+def test_cache_hits_bypass_and_output_filters(home: Path, keys: dict[str, str]) -> None:
+    settings = _settings(home, rate_limits=RateLimitSettings(enabled=False))
+    with serve_in_process(create_app(settings)) as client:
+        headers = _bearer(keys["ops"])
+        first = client.post("/v1/models/scaler:predict", json=ROW, headers=headers)
+        second = client.post("/v1/models/scaler:predict", json=ROW, headers=headers)
+        fresh = client.post(
+            "/v1/models/scaler:predict", json=ROW, headers={**headers, "Cache-Control": "no-cache"}
+        )
+        assert [r.headers["x-cache"] for r in (first, second, fresh)] == ["miss", "hit", "miss"]
+        assert first.json()["predictions"] == second.json()["predictions"] == [[2.0, 4.0]]
+
+        text = {"in_BYTES": [["write to bob@example.com", "call 555-123-4567"]]}
+        echoed = client.post(
+            "/v1/models/echo:predict",
+            json={"inputs": {**_echo_defaults(), **text}},
+            headers=headers,
+        )
+        assert echoed.status_code == 200, echoed.text
+        out = echoed.json()["predictions"][0]["out_BYTES"]
+        assert out == ["write to [REDACTED:email]", "call [REDACTED:phone]"]
+        metrics = client.get("/metrics").text
+        assert 'servewell_cache_requests_total{model="scaler",outcome="hit"} 1.0' in metrics
+        assert 'kind="email"' in metrics
+
+
+def _echo_defaults() -> dict[str, list[list[object]]]:
+    from serving_models import ECHO_VALUES
+
+    return {f"in_{name}": [values] for name, values in ECHO_VALUES.items()}
+
+
+def test_revocation_reaches_a_running_server_within_a_second(home: Path) -> None:
+    services = build_services(Settings(home=home))
+    store = ApiKeyStore(services.registry)
+    name = f"short-lived-{time.monotonic_ns()}"
+    _, token = store.create(name)
+    try:
+        with serve_in_thread(create_app(_settings(home))) as server:
+            url = f"{server.url}/v1/models/scaler:predict"
+            assert httpx.post(url, json=ROW, headers=_bearer(token)).status_code == 200
+            store.revoke(name)  # as `servewell keys revoke` in another process would
+            time.sleep(1.0)
+            assert httpx.post(url, json=ROW, headers=_bearer(token)).status_code == 401
+    finally:
+        services.close()
+
+
+def test_the_cache_never_crosses_versions(home: Path, keys: dict[str, str], redis_url: str) -> None:
+    """Alias production moves from v1 to v2 between two servers sharing one Redis cache:
+    the same input must get v2's answer, not v1's cached one."""
+    settings = _settings(
+        home,
+        redis_url=redis_url,
+        cache=CacheSettings(backend="redis"),
+        rate_limits=RateLimitSettings(enabled=False),
+    )
+    row = {"instances": [[float(time.monotonic_ns() % 997), 1.0]]}  # fresh per run
+    headers = _bearer(keys["ops"])
+    with serve_in_thread(create_app(settings)) as server:
+        url = f"{server.url}/v1/models/scaler:predict"
+        v1 = [httpx.post(url, json=row, headers=headers) for _ in range(2)]
+    assert [r.headers["x-cache"] for r in v1] == ["miss", "hit"]
+    assert v1[0].json()["version"] == 1
+    services = build_services(Settings(home=home))
+    services.registry.set_alias("scaler", "production", 2)
+    try:
+        with serve_in_thread(create_app(settings)) as server:
+            url = f"{server.url}/v1/models/scaler:predict"
+            v2 = httpx.post(url, json=row, headers=headers)
+    finally:
+        services.registry.set_alias("scaler", "production", 1)
+        services.close()
+    assert v2.headers["x-cache"] == "miss"
+    assert v2.json()["version"] == 2
+    x = row["instances"][0][0]
+    assert v1[0].json()["predictions"] == [[2 * x, 2.0]]
+    assert v2.json()["predictions"] == [[3 * x, 3.0]]
+
+
+@pytest.mark.parametrize(
+    ("policy", "status_while_down"), [("fail_open", 200), ("fail_closed", 503)]
+)
+def test_redis_down_follows_the_policy_and_recovers(
+    home: Path,
+    keys: dict[str, str],
+    private_redis: PrivateRedis,
+    policy: str,
+    status_while_down: int,
+) -> None:
+    settings = _settings(
+        home,
+        redis_url=private_redis.url,
+        rate_limits=RateLimitSettings(backend="redis", failure_policy=policy, redis_timeout_s=0.2),
+        cache=CacheSettings(backend="redis"),
+    )
+    headers = _bearer(keys["ops"])
+    with serve_in_process(create_app(settings)) as client:
+        infer = "/v1/models/scaler:predict"
+        assert client.post(infer, json=ROW, headers=headers).status_code == 200
+        private_redis.stop()
+        started = time.monotonic()
+        down = client.post(infer, json=ROW, headers=headers)
+        assert time.monotonic() - started < 5  # a short timeout, never a hang
+        assert down.status_code == status_while_down
+        if status_while_down == 503:
+            assert down.headers["retry-after"] == "1"
+            assert "rate limiter is unavailable" in down.json()["error"]
+        private_redis.start()
+        time.sleep(1.2)  # past the limiter's retry interval
+        assert client.post(infer, json=ROW, headers=headers).status_code == 200
+        metrics = client.get("/metrics").text
+        assert 'outcome="degraded"' in metrics
+
+
+# --- two server processes, one Redis budget -------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def _server_process(home: Path, redis_url: str) -> Iterator[str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SERVEWELL_HOME": str(home),
+        "SERVEWELL_REDIS_URL": redis_url,
+        "SERVEWELL_RATE_LIMITS__BACKEND": "redis",
+        "SERVEWELL_SERVER__ACCESS_LOG": "false",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "servewell"),
+            "serve",
+            "--port",
+            str(port),
+            "--models",
+            "scaler",
+        ],
+        cwd=home.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: {process.communicate()[1]}")
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def test_two_servers_share_one_rate_budget_and_see_revocations(
+    home: Path, private_redis: PrivateRedis
+) -> None:
+    services = build_services(Settings(home=home))
+    store = ApiKeyStore(services.registry)
+    name = f"shared-{time.monotonic_ns()}"
+    _, token = store.create(name, rate="10/minute")
+    try:
+        with (
+            _server_process(home, private_redis.url) as first,
+            _server_process(home, private_redis.url) as second,
+        ):
+            statuses = [
+                httpx.post(
+                    f"{url}/v1/models/scaler:predict", json=ROW, headers=_bearer(token)
+                ).status_code
+                for url in [first, second] * 12
+            ]
+            assert statuses.count(200) == 10
+            assert statuses.count(429) == 14
+            store.revoke(name)
+            time.sleep(1.0)
+            for url in (first, second):
+                answer = httpx.post(
+                    f"{url}/v1/models/scaler:predict", json=ROW, headers=_bearer(token)
+                )
+                assert answer.status_code == 401
+    finally:
+        services.close()
