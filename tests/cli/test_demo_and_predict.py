@@ -39,6 +39,13 @@ def test_demo_trains_checks_and_registers(demo: Result, invoke: Invoke) -> None:
         {"name": "input", "datatype": "FP32", "shape": [-1, 30]}
     ]
     assert len(shown["signature"]["feature_names"]) == 30
+    token = re.search(r"Bearer (sw_\S+)'", demo.stdout)[1]  # type: ignore[index]
+    keys = json.loads(invoke("keys", "list", "--json").stdout)
+    assert [(k["name"], k["models"]) for k in keys] == [
+        ("demo-breast-cancer-v1", ["breast-cancer"])
+    ]
+    assert token.split("_")[1] == keys[0]["key_id"]
+    assert "/v1/models/breast-cancer:predict" in demo.stdout
     roles = {a["role"] for a in shown["artifacts"]}
     assert roles == {
         "original",

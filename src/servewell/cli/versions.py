@@ -128,11 +128,22 @@ def _mapping_table(title: str, values: dict[str, Any]) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("name")
     table.add_column("value", justify="right")
-    for key, value in values.items():
+    for key, value in _flatten(values):
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     if not values:
         table.add_row("-", "-")
     return table
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested figures (an optimization's before/after) as dotted rows."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{prefix}{key}."))
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
 
 
 def _artifacts_table(version: ModelVersion) -> Table:
