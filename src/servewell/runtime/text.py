@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from servewell.core.sanitize import normalize_text
 from servewell.core.signature import Datatype, Signature, TensorSpec
 from servewell.errors import InvalidArtifact, InvalidInput, MissingDependency
 from servewell.runtime.base import Array
@@ -227,7 +228,7 @@ def to_texts(array: Array, name: str) -> list[str]:
                 f"input '{name}' row {row} is a {type(value).__name__}, not text",
                 input_name=name,
             )
-        texts.append(value)
+        texts.append(normalize_text(value))  # NFC, no control characters
     return texts
 
 
