@@ -22,6 +22,7 @@ the same way::
     │   └── UnsupportedMediaType                 415   a body in a content type not spoken
     ├── InvalidReference (ValueError)            400   "name@version" does not parse
     ├── InvalidSignature (ValueError)            400   a signature file or spec is wrong
+    │   └── SignatureRequired                          a format with no signature of its own
     ├── InvalidArtifact (ValueError)             422   a model file is corrupt or unreadable
     │   ├── UnsupportedFormat
     │   └── UntrustedArtifact                          a pickle registered without --trust
@@ -166,6 +167,19 @@ class InvalidSignature(ServewellError, ValueError):
     title = "Invalid signature"
     expose = True
     exit_code = 2
+
+
+class SignatureRequired(InvalidSignature):
+    """A model whose file says nothing of its inputs (a PyTorch module) registered bare."""
+
+    code = "signature_required"
+
+    def __init__(self, format: str) -> None:
+        super().__init__(
+            f"a '{format}' model does not describe its inputs; give its signature with "
+            "--signature FILE (JSON: inputs, outputs, class_labels)",
+            format=format,
+        )
 
 
 class InvalidArtifact(ServewellError, ValueError):

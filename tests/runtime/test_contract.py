@@ -7,20 +7,71 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from servewell.core.signature import Signature
 from servewell.errors import InvalidArtifact
 from servewell.runtime import Runtime, create_runtime, sample_inputs
+from torch_models import require_torch
 
-FORMATS = ["onnx", "sklearn"]
+FORMATS = ["onnx", "sklearn", "torch"]
+SUFFIXES = {"onnx": "onnx", "sklearn": "joblib", "torch": "pt"}
+#: A torch module does not describe itself: its runtime is given the iris signature.
+IRIS_SIGNATURE = Signature.from_dict(
+    {
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+        "outputs": [
+            {"name": "label", "datatype": "INT64", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
+        ],
+        "class_labels": [0, 1, 2],
+    }
+)
 
 
-def _runtime(format: str, model_files: dict[str, Path]) -> Runtime:
-    path = model_files["onnx" if format == "onnx" else "joblib"]
-    return create_runtime(format, path)
+@pytest.fixture(scope="session")
+def torch_iris(
+    tmp_path_factory: pytest.TempPathFactory, iris: tuple[np.ndarray, np.ndarray]
+) -> Path:
+    """A small torch MLP fitted on iris, saved whole with torch.save."""
+    require_torch()
+    import torch
+
+    from torch_modules import MLP, Affine
+
+    torch.manual_seed(0)
+    features, target = iris
+    mean, std = features.mean(0), features.std(0)
+    x = torch.tensor((features - mean) / std)
+    model = torch.nn.Sequential(Affine(1 / std, -mean / std), MLP())
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model[1](x), torch.tensor(target))
+        loss.backward()
+        optimizer.step()
+    path = tmp_path_factory.mktemp("torch-iris") / "iris.pt"
+    torch.save(model.eval(), str(path))
+    return path
+
+
+def _path(format: str, model_files: dict[str, Path], request: pytest.FixtureRequest) -> Path:
+    if format == "torch":
+        return Path(request.getfixturevalue("torch_iris"))
+    return model_files[SUFFIXES[format]]
+
+
+def _create(format: str, path: Path) -> Runtime:
+    return create_runtime(format, path, signature=IRIS_SIGNATURE if format == "torch" else None)
+
+
+def _runtime(format: str, model_files: dict[str, Path], request: pytest.FixtureRequest) -> Runtime:
+    return _create(format, _path(format, model_files, request))
 
 
 @pytest.mark.parametrize("format", FORMATS)
-def test_describes_a_classifier_signature(format: str, model_files: dict[str, Path]) -> None:
-    runtime = _runtime(format, model_files)
+def test_describes_a_classifier_signature(
+    format: str, model_files: dict[str, Path], request: pytest.FixtureRequest
+) -> None:
+    runtime = _runtime(format, model_files, request)
     runtime.load()
     signature = runtime.describe()
     assert [(s.name, s.datatype, s.shape) for s in signature.inputs] == [("input", "FP32", (-1, 4))]
@@ -30,9 +81,12 @@ def test_describes_a_classifier_signature(format: str, model_files: dict[str, Pa
 
 @pytest.mark.parametrize("format", FORMATS)
 def test_predicts_a_batch_with_one_output_row_per_input_row(
-    format: str, model_files: dict[str, Path], iris: tuple[np.ndarray, np.ndarray]
+    format: str,
+    model_files: dict[str, Path],
+    iris: tuple[np.ndarray, np.ndarray],
+    request: pytest.FixtureRequest,
 ) -> None:
-    runtime = _runtime(format, model_files)
+    runtime = _runtime(format, model_files, request)
     runtime.load()
     runtime.warm_up()
     features, target = iris
@@ -45,10 +99,15 @@ def test_predicts_a_batch_with_one_output_row_per_input_row(
     runtime.close()
 
 
-def test_runtimes_agree(model_files: dict[str, Path], iris: tuple[np.ndarray, np.ndarray]) -> None:
+def test_runtimes_agree(
+    model_files: dict[str, Path],
+    iris: tuple[np.ndarray, np.ndarray],
+    request: pytest.FixtureRequest,
+) -> None:
+    """The scikit-learn model and its ONNX conversion (the torch model is another fit)."""
     answers = []
-    for format in FORMATS:
-        runtime = _runtime(format, model_files)
+    for format in ("onnx", "sklearn"):
+        runtime = _runtime(format, model_files, request)
         runtime.load()
         answers.append(runtime.predict({"input": iris[0]}))
     np.testing.assert_array_equal(answers[0]["label"], answers[1]["label"])
@@ -58,24 +117,30 @@ def test_runtimes_agree(model_files: dict[str, Path], iris: tuple[np.ndarray, np
 @pytest.mark.parametrize("format", FORMATS)
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_refuses_a_damaged_file(
-    format: str, damage: str, model_files: dict[str, Path], tmp_path: Path
+    format: str,
+    damage: str,
+    model_files: dict[str, Path],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    original = model_files["onnx" if format == "onnx" else "joblib"].read_bytes()
+    original = _path(format, model_files, request).read_bytes()
     broken = {
         "truncated": original[: len(original) // 2],
         "garbage": b"\x00\x01 not a model at all " * 10,
         "empty": b"",
     }[damage]
-    path = tmp_path / f"broken.{'onnx' if format == 'onnx' else 'joblib'}"
+    path = tmp_path / f"broken.{SUFFIXES[format]}"
     path.write_bytes(broken)
-    runtime = create_runtime(format, path)
+    runtime = _create(format, path)
     with pytest.raises(InvalidArtifact):
         runtime.load()
 
 
 @pytest.mark.parametrize("format", FORMATS)
-def test_sample_inputs_match_the_signature(format: str, model_files: dict[str, Path]) -> None:
-    runtime = _runtime(format, model_files)
+def test_sample_inputs_match_the_signature(
+    format: str, model_files: dict[str, Path], request: pytest.FixtureRequest
+) -> None:
+    runtime = _runtime(format, model_files, request)
     runtime.load()
     batch = sample_inputs(runtime.describe(), rows=3)
     assert batch["input"].shape == (3, 4)

@@ -36,7 +36,7 @@ from servewell.registry import (
 )
 from servewell.runtime import Runtime, create_runtime, detect_format
 from servewell.runtime.base import Array
-from servewell.runtime.factory import UNSAFE_FORMATS, check_format
+from servewell.runtime.factory import check_format, needs_trust
 from servewell.runtime.sklearn import SklearnRuntime
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def register_file(
     format = check_format(format) if format else detect_format(path)
     if not path.is_file():
         raise InvalidArtifact(f"{path} does not exist or is not a file")
-    if format in UNSAFE_FORMATS and not trust:
+    if needs_trust(format, path) and not trust:
         raise UntrustedArtifact(str(path))
     runtime = create_runtime(format, path, access.settings.runtime, options.signature)
     runtime.load()

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from servewell.errors import ConversionFailed, MissingDependency, TrainingFailed
+from servewell.errors import MissingDependency, TrainingFailed
+from servewell.pipeline.torch_export import export_module
 from servewell.runtime.base import Array
 from servewell.runtime.text import PROBABILITIES, TextConfig, embed_text_metadata
 
 logger = logging.getLogger(__name__)
 
-ONNX_OPSET = 17
 EMBED_BATCH = 64
 
 
@@ -139,42 +139,6 @@ def export_text_classifier(classifier: TextClassifier, path: Path) -> Path:
     model = onnx.load(str(path))
     embed_text_metadata(model, classifier.encoder.tokenizer_json, classifier.config)
     onnx.save(model, str(path))
-    return path
-
-
-def export_module(
-    module: Any,
-    example_inputs: tuple[Any, ...],
-    path: Path,
-    *,
-    input_names: list[str],
-    output_names: list[str],
-    dynamic_axes: dict[str, dict[int, str]],
-) -> Path:
-    """``torch.onnx.export`` (TorchScript tracer; opset 17) with the batch axes dynamic."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependency("torch", "torch") from exc
-    try:
-        with warnings.catch_warnings():
-            # The tracer's notes on Python booleans and the legacy exporter's deprecation:
-            # the traced graph is checked against the module by the callers' verification.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                example_inputs,
-                str(path),
-                dynamo=False,
-                input_names=input_names,
-                output_names=output_names,
-                dynamic_axes=dynamic_axes,
-                opset_version=ONNX_OPSET,
-            )
-    except Exception as exc:  # torch raises many kinds while tracing and exporting
-        raise ConversionFailed(
-            f"torch.onnx.export cannot export {type(module).__name__}: {exc}"
-        ) from exc
     return path
 
 

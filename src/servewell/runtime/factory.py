@@ -16,10 +16,13 @@ FORMATS: dict[str, tuple[str, ...]] = {
     # An .onnx file with its tokenizer embedded (runtime/text.py); never guessed from the
     # suffix, which it shares with plain ONNX: register it with --format text.
     "text": (),
+    # A TorchScript archive or a torch.save'd module (runtime/torch.py tells them apart).
+    "torch": (".pt", ".pth"),
 }
 
-#: Formats whose loading runs arbitrary code and so needs the user's explicit trust.
-UNSAFE_FORMATS = frozenset({"sklearn"})
+#: Formats whose loading may run arbitrary code and so needs the user's explicit trust:
+#: every scikit-learn file; a torch file unless it is TorchScript (see needs_trust).
+UNSAFE_FORMATS = frozenset({"sklearn", "torch"})
 
 
 def detect_format(path: Path) -> str:
@@ -29,6 +32,15 @@ def detect_format(path: Path) -> str:
         if suffix in suffixes:
             return name
     raise UnsupportedFormat(f"'{suffix or path.name}'", sorted(FORMATS))
+
+
+def needs_trust(format: str, path: Path) -> bool:
+    """Whether loading ``path`` unpickles arbitrary objects, so needs ``--trust``."""
+    if format == "torch":
+        from servewell.runtime.torch import is_torchscript
+
+        return not is_torchscript(path)
+    return format in UNSAFE_FORMATS
 
 
 def check_format(name: str) -> str:
@@ -49,6 +61,10 @@ def create_runtime(
         from servewell.runtime.text import TextRuntime
 
         return TextRuntime(path, settings, signature)
+    if format == "torch":
+        from servewell.runtime.torch import TorchRuntime
+
+        return TorchRuntime(path, signature)
     if format == "onnx":
         from servewell.runtime.onnx import OnnxRuntime
 
