@@ -45,6 +45,9 @@ Task = Literal["classification", "regression"]
 MAX_CLASSES = 20
 #: Training rows (at most) kept as the ONNX conversion's verification sample.
 SAMPLE_ROWS = 256
+#: Validation rows (at most) attached to the version as ``validation.csv``, the rows
+#: ``servewell optimize`` judges the version on when given no ``--eval``.
+VALIDATION_ROWS = 100_000
 
 
 class Progress(Protocol):
@@ -118,6 +121,8 @@ class PipelineResult:
     profile: dict[str, Any]
     sample: dict[str, np.ndarray[Any, Any]]
     cross_validation: dict[str, Any] | None = None
+    validation_frame: pd.DataFrame | None = None
+    """The validation split: the model's raw input columns and the target."""
     version: ModelVersion | None = None
 
     @property
@@ -275,13 +280,15 @@ def train_pipeline(
         profile=profile,
         sample=to_inputs(x_train.head(SAMPLE_ROWS), signature),
         cross_validation=cross_validation,
+        validation_frame=x_val.assign(**{target: y_val}),
     )
 
 
 def register_result(
     access: RegistryAccess, result: PipelineResult, progress: Progress | None = None
 ) -> ModelVersion:
-    """Register a result that passed its gate, with its profile, card and report attached."""
+    """Register a result that passed its gate, with its profile, card, report and
+    validation split (``validation.csv``, read by ``servewell optimize``) attached."""
     from servewell.pipeline.card import model_card
     from servewell.pipeline.register import RegisterOptions, register_estimator
     from servewell.pipeline.report import report_html, report_json
@@ -308,6 +315,7 @@ def register_result(
                 "model_card.md": model_card(result).encode("utf-8"),
                 "report.json": report_json(result).encode("utf-8"),
                 "report.html": report_html(result).encode("utf-8"),
+                **_validation_attachment(result),
             },
         )
         version = register_estimator(access, result.name, result.model, options=options)
@@ -554,6 +562,13 @@ def _registry_params(result: PipelineResult) -> dict[str, Any]:
         "data": result.dataset.fingerprint.to_dict(),
         "rows_after_cleaning": result.cleaning.rows_out,
     }
+
+
+def _validation_attachment(result: PipelineResult) -> dict[str, bytes]:
+    if result.validation_frame is None:
+        return {}
+    rows = result.validation_frame.head(VALIDATION_ROWS)
+    return {"validation.csv": rows.to_csv(index=False).encode("utf-8")}
 
 
 def _json_bytes(data: Any) -> bytes:
