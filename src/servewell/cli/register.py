@@ -17,16 +17,20 @@ from servewell.pipeline.register import RegisterOptions, register_file
 
 
 def register(
-    path: Path = typer.Argument(..., help="Model file: .onnx, or .joblib/.pkl (needs --trust)."),
+    path: Path = typer.Argument(
+        ...,
+        help="Model file: .onnx; .joblib/.pkl (needs --trust); .pt/.pth: TorchScript, or "
+        "a torch.save'd module (needs --trust).",
+    ),
     name: str = typer.Option(..., "--name", "-n", help="Model name."),
     format: str | None = typer.Option(
-        None, "--format", help="onnx or sklearn; default: by suffix."
+        None, "--format", help="onnx, sklearn, text or torch; default: by suffix."
     ),
     trust: bool = typer.Option(
-        False, "--trust", help="Allow a pickle/joblib file (loading it runs its code)."
+        False, "--trust", help="Allow a pickle/joblib/torch.save file (loading it runs its code)."
     ),
     signature_file: Path | None = typer.Option(
-        None, "--signature", help="JSON signature, instead of inferring one."
+        None, "--signature", help="JSON signature, instead of inferring one (required for torch)."
     ),
     metrics_file: Path | None = typer.Option(None, "--metrics", help="JSON object of metrics."),
     tag: list[str] = typer.Option([], "--tag", help="key=value; repeatable."),
