@@ -5,6 +5,9 @@ nothing; :func:`register_optimized` registers a result that passed, as the next 
 of the same model with ``parent`` set to the source. The source is judged *as it is
 served* (its ONNX conversion when it has one), so "before" is what production runs now.
 
+A ``torch`` version is exported with ``torch.onnx.export``
+(:mod:`servewell.pipeline.torch_export`), traced on the first evaluation rows.
+
 Verification runs both versions on the evaluation rows (given, or the validation split
 recorded with the version): label agreement, the largest difference of any class
 probability, every classification metric (:mod:`servewell.stats`), the artifact size,
@@ -56,6 +59,8 @@ logger = logging.getLogger(__name__)
 
 #: Evaluation rows are predicted in chunks of this many, to bound memory.
 PREDICT_CHUNK = 256
+#: Rows a torch module is traced on when exported (more than one: the batch stays dynamic).
+EXPORT_ROWS = 8
 #: Attachments that describe the data rather than the model, so they carry over.
 CARRIED_ATTACHMENTS = (PROFILE_ROLE, *VALIDATION_ROLES)
 #: Formats whose artifact is an ONNX graph that optimize can work on as it is.
@@ -240,6 +245,8 @@ def _source_onnx(
         artifact = source.artifact(role)
         target.write_bytes(access.artifacts.fetch(artifact.uri, artifact.sha256).read_bytes())
         return target, "text" if source.format == "text" else "onnx"
+    if source.format == "torch":
+        return _export_torch(access, source, holdout, target), "onnx"
     if source.format != "sklearn":
         raise ConversionFailed(f"optimize cannot convert a '{source.format}' version to ONNX")
     runtime = _open(access, source, ORIGINAL)
@@ -248,6 +255,23 @@ def _source_onnx(
     runtime.close()
     target.write_bytes(conversion.onnx_bytes)
     return target, "onnx"
+
+
+def _export_torch(
+    access: RegistryAccess, source: ModelVersion, holdout: Holdout, target: Path
+) -> Path:
+    """A torch version's module, traced on evaluation rows, as ONNX."""
+    from servewell.pipeline.torch_export import export_torch_model
+    from servewell.runtime.torch import TorchRuntime
+
+    runtime = _open(access, source, ORIGINAL)
+    assert isinstance(runtime, TorchRuntime)
+    try:
+        return export_torch_model(
+            runtime.module, source.signature, holdout.head(EXPORT_ROWS), target
+        )
+    finally:
+        runtime.close()
 
 
 def _build(
