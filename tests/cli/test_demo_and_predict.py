@@ -54,6 +54,7 @@ def test_demo_trains_checks_and_registers(demo: Result, invoke: Invoke) -> None:
         "model_card.md",
         "report.json",
         "report.html",
+        "validation.csv",
     }
 
 
