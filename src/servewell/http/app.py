@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -35,7 +36,13 @@ from servewell.http.wire import (
     read_body,
 )
 from servewell.http.wire import header as find_header
-from servewell.observability import ACCESS_LOGGER, ServingMetrics
+from servewell.observability import (
+    ACCESS_LOGGER,
+    AccessLog,
+    LoggerAccessLog,
+    ServingMetrics,
+    StreamAccessLog,
+)
 from servewell.serving.pool import ModelPool
 from servewell.serving.predictor import Predictor
 from servewell.serving.protection import Protection
@@ -120,6 +127,8 @@ class ServewellApp:
             self.services.close()
             self.services = None
         self.metrics.close()
+        if self.edge is not None and self.edge.access_log is not None:
+            self.edge.access_log.close()
 
     @property
     def is_ready(self) -> bool:
@@ -246,30 +255,37 @@ def create_app(
     settings: Settings | None = None,
     services: Services | None = None,
     registry: CollectorRegistry | None = None,
+    access_log: AccessLog | None = None,
 ) -> ServewellApp:
     """The server app. Without ``services`` it opens the registry itself at start-up (and
-    closes it at shutdown); ``registry`` receives the metrics (a fresh one by default)."""
+    closes it at shutdown); ``registry`` receives the metrics (a fresh one by default);
+    access lines go to ``access_log``, by default to the ``servewell.access`` logger
+    (none at all when ``settings.server.access_log`` is off)."""
     from servewell.http.routes import build_api
 
     settings = settings or load_settings()
     metrics = ServingMetrics(registry or CollectorRegistry())
     app = ServewellApp(settings, metrics, services)
     app.api = build_api(app)
-    access_logger = logging.getLogger(ACCESS_LOGGER) if settings.server.access_log else None
+    if not settings.server.access_log:
+        access_log = None
+    elif access_log is None:
+        access_log = LoggerAccessLog(logging.getLogger(ACCESS_LOGGER))
     guarded = GuardMiddleware(
         app.route,
         lambda: app.protection.guard if app.protection else None,
         settings.auth.open_paths,
         metrics,
     )
-    app.edge = EdgeMiddleware(guarded, metrics, access_logger)
+    app.edge = EdgeMiddleware(guarded, metrics, access_log)
     return app
 
 
 def create_app_from_environment() -> ServewellApp:
     """The factory ``servewell serve`` gives uvicorn: settings from the environment and
-    ``servewell.yaml``, JSON logs on stdout (each worker process builds its own)."""
+    ``servewell.yaml``, JSON logs on stdout (each worker process builds its own); access
+    lines are written to stdout in batches, off the request's path."""
     from servewell.observability import configure_logging
 
     configure_logging()
-    return create_app(load_settings())
+    return create_app(load_settings(), access_log=StreamAccessLog(sys.stdout.buffer))

@@ -10,10 +10,10 @@ import time
 from servewell.http.problems import to_reply
 from servewell.http.wire import ASGIApp, ClientDisconnected, Message, Receive, Scope, Send
 from servewell.observability import (
+    AccessLog,
     RequestRecord,
     ServingMetrics,
     bind_request,
-    log_access,
     unbind_request,
 )
 
@@ -25,13 +25,12 @@ CLIENT_CLOSED = 499
 
 
 class EdgeMiddleware:
-    def __init__(
-        self, app: ASGIApp, metrics: ServingMetrics, access_logger: logging.Logger | None
-    ) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics, access_log: AccessLog | None) -> None:
         self.app = app
         self.metrics = metrics
-        self.access_logger = access_logger
+        self.access_log = access_log
         self.active = 0
+        self._counts_in_flight = metrics.watch_in_flight(lambda: self.active)
 
     def is_alone(self) -> bool:
         """Whether at most one request is being handled now."""
@@ -57,8 +56,9 @@ class EdgeMiddleware:
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
-        in_flight = self.metrics.in_flight
-        in_flight.inc()
+        counts_in_flight = self._counts_in_flight
+        if counts_in_flight:
+            self.metrics.in_flight.inc()
         self.active += 1
         try:
             await self.app(scope, receive, send_with_id)
@@ -71,16 +71,17 @@ class EdgeMiddleware:
                 await to_reply(exc, v2=path.startswith("/v2")).send(send_with_id)
         finally:
             self.active -= 1
-            in_flight.dec()
+            if counts_in_flight:
+                self.metrics.in_flight.dec()
             elapsed_s = time.perf_counter() - started
             self.metrics.observe_request(
                 record.model, record.version, record.protocol, record.status, elapsed_s
             )
             if record.error:
                 self.metrics.count_error(record.error)
-            if self.access_logger is not None:
+            if self.access_log is not None:
                 client = scope.get("client")
-                log_access(self.access_logger, record, elapsed_s, client[0] if client else None)
+                self.access_log.write(record, elapsed_s, client[0] if client else None)
             unbind_request(token)
 
 

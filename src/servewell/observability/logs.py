@@ -82,42 +82,6 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def log_access(
-    logger: logging.Logger, record: RequestRecord, latency_s: float, client: str | None
-) -> None:
-    """Write the access line of one finished request."""
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    fields: dict[str, Any] = {
-        "request_id": record.request_id,
-        "method": record.method,
-        "path": record.path,
-        "status": record.status,
-        "latency_ms": round(latency_s * 1000, 3),
-    }
-    if record.model:
-        fields["model"] = record.model
-        fields["version"] = record.version
-        fields["protocol"] = record.protocol
-    if record.batch_size:
-        fields["batch_size"] = record.batch_size
-    if record.error:
-        fields["error"] = record.error
-    if record.caller:
-        fields["caller"] = record.caller
-    if record.cache:
-        fields["cache"] = record.cache
-    if client:
-        fields["client"] = client
-    # makeRecord + handle: the same record logger.info would make, without its
-    # stack walk to find the caller (a measurable share of a fast request).
-    logger.handle(
-        logger.makeRecord(
-            logger.name, logging.INFO, "", 0, "access", (), None, extra={"fields": fields}
-        )
-    )
-
-
 def configure_logging(level: str = "INFO") -> None:
     """Send every log line, servewell's and uvicorn's, to stdout as JSON. Call once, at
     the edge (a server process), never from library code."""

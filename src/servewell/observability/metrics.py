@@ -10,6 +10,7 @@ them, so one scrape sees all worker processes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -130,6 +131,14 @@ class ServingMetrics:
             registry=registry,
         )
         self._request_children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
+
+    def watch_in_flight(self, count: Callable[[], int]) -> bool:
+        """Read the in-flight gauge from ``count`` at scrape time, where that is possible:
+        True when it is not (multiprocess mode) and the caller must inc/dec it itself."""
+        if is_multiprocess():
+            return True
+        self.in_flight.set_function(count)
+        return False
 
     def for_deployment(self, model: str, version: int) -> DeploymentMetrics:
         return DeploymentMetrics(self, model, str(version))

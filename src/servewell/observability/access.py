@@ -1,0 +1,155 @@
+"""The access log: one JSON line per finished request.
+
+Two writers share one line format. :class:`LoggerAccessLog` hands each line to the
+``servewell.access`` logger (what an app built in a test or a notebook uses, so the lines
+go wherever logging is configured). :class:`StreamAccessLog` is what ``servewell serve``
+uses: it keeps the lines in memory and writes them to stdout in a few large writes, from
+a timer on the event loop (every ``flush_after_s``) or when ``max_lines`` are waiting,
+so the request itself pays for building one line and nothing else. Both write the same
+fields: time, level, logger, then the request's own (see :func:`access_fields`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, BinaryIO, Protocol
+
+import orjson
+
+from servewell.observability.logs import ACCESS_LOGGER, RequestRecord
+
+#: Largest single write: a pipe takes writes up to PIPE_BUF (4096 bytes on Linux) whole,
+#: so the lines of several worker processes sharing one stdout never interleave.
+WRITE_BYTES = 4096
+
+
+class AccessLog(Protocol):
+    """Where the edge reports each finished request."""
+
+    def write(self, record: RequestRecord, latency_s: float, client: str | None) -> None: ...
+
+    def close(self) -> None:
+        """Write out whatever is still waiting."""
+
+
+def access_fields(record: RequestRecord, latency_s: float, client: str | None) -> dict[str, Any]:
+    """The request's part of its access line (never its body or a key)."""
+    fields: dict[str, Any] = {
+        "request_id": record.request_id,
+        "method": record.method,
+        "path": record.path,
+        "status": record.status,
+        "latency_ms": round(latency_s * 1000, 3),
+    }
+    if record.model:
+        fields["model"] = record.model
+        fields["version"] = record.version
+        fields["protocol"] = record.protocol
+    if record.batch_size:
+        fields["batch_size"] = record.batch_size
+    if record.error:
+        fields["error"] = record.error
+    if record.caller:
+        fields["caller"] = record.caller
+    if record.cache:
+        fields["cache"] = record.cache
+    if client:
+        fields["client"] = client
+    return fields
+
+
+def log_access(
+    logger: logging.Logger, record: RequestRecord, latency_s: float, client: str | None
+) -> None:
+    """Write the access line of one finished request through ``logger``."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    fields = access_fields(record, latency_s, client)
+    # makeRecord + handle: the same record logger.info would make, without its
+    # stack walk to find the caller.
+    logger.handle(
+        logger.makeRecord(
+            logger.name, logging.INFO, "", 0, "access", (), None, extra={"fields": fields}
+        )
+    )
+
+
+class LoggerAccessLog:
+    """Access lines through the standard ``logging`` machinery (one record each)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def write(self, record: RequestRecord, latency_s: float, client: str | None) -> None:
+        log_access(self.logger, record, latency_s, client)
+
+    def close(self) -> None:
+        pass
+
+
+class StreamAccessLog:
+    """Access lines kept in memory and written to ``stream`` in batches (see the module
+    docstring). Lines still waiting when the process is killed are lost; a server that
+    shuts down normally calls :meth:`close`."""
+
+    def __init__(self, stream: BinaryIO, flush_after_s: float = 0.05, max_lines: int = 512):
+        self.stream = stream
+        self.flush_after_s = flush_after_s
+        self.max_lines = max_lines
+        self._lines: list[bytes] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._second = -1
+        self._second_text = ""
+
+    def write(self, record: RequestRecord, latency_s: float, client: str | None) -> None:
+        now = time.time()
+        line = {
+            "time": self._iso_time(now),
+            "level": "info",
+            "logger": ACCESS_LOGGER,
+            **access_fields(record, latency_s, client),
+        }
+        lines = self._lines
+        lines.append(orjson.dumps(line, default=str) + b"\n")
+        if len(lines) >= self.max_lines:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # called outside an event loop: write at once
+                self.flush()
+                return
+            self._timer = loop.call_later(self.flush_after_s, self.flush)
+
+    def flush(self) -> None:
+        """Write every waiting line now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        lines, self._lines = self._lines, []
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            if chunk and size + len(line) > WRITE_BYTES:
+                self._write(b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            self._write(b"".join(chunk))
+
+    def close(self) -> None:
+        self.flush()
+
+    def _write(self, data: bytes) -> None:
+        self.stream.write(data)
+        self.stream.flush()
+
+    def _iso_time(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int(now % 1 * 1000):03d}Z"
