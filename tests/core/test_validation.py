@@ -95,3 +95,26 @@ def test_large_unsigned_integers_are_exact() -> None:
         validate_inputs(signature, {"ids": [-1.0, top]})
     with pytest.raises(InvalidInput, match="fraction"):
         validate_inputs(signature, {"ids": [0.5, top]})
+
+
+def test_an_array_already_of_the_right_dtype_and_shape_is_taken_as_is() -> None:
+    array = np.ones((2, 3), dtype=np.float32)
+    assert validate_inputs(SIGNATURE, {"input": array})["input"] is array
+
+
+def test_values_beyond_fp32_are_refused_after_the_cast() -> None:
+    with pytest.raises(InvalidInput, match="NaN and infinite values are not allowed"):
+        validate_inputs(SIGNATURE, {"input": [[1.0, 1e39, 3.0]]})
+
+
+def test_finite_fp64_values_whose_sum_overflows_are_accepted() -> None:
+    signature = Signature(inputs=(TensorSpec(name="x", datatype="FP64", shape=(-1, 2)),))
+    arrays = validate_inputs(signature, {"x": [[1e308, 1e308]]})
+    assert arrays["x"].tolist() == [[1e308, 1e308]]
+
+
+def test_integers_of_another_width_are_range_checked() -> None:
+    signature = Signature(inputs=(TensorSpec(name="ids", datatype="INT8", shape=(-1,)),))
+    assert validate_inputs(signature, {"ids": [1, 2]})["ids"].dtype == np.int8
+    with pytest.raises(InvalidInput, match="outside the INT8 range"):
+        validate_inputs(signature, {"ids": [1, 300]})

@@ -33,6 +33,68 @@ def validate_inputs(
 ) -> dict[str, Array]:
     """Return the inputs as arrays of the signature's datatypes, or raise InvalidInput."""
     limits = limits or InputLimits()
+    arrays = _validate_plain(signature, inputs, limits)
+    if arrays is None:
+        arrays = _validate_any(signature, inputs, limits)
+    if signature.feature_ranges and signature.feature_names:
+        _check_ranges(signature, arrays[signature.inputs[0].name])
+    return arrays
+
+
+def _validate_plain(
+    signature: Signature, inputs: Mapping[str, Any], limits: InputLimits
+) -> dict[str, Array] | None:
+    """The common case, checked quickly: numeric inputs of numbers (no text, booleans or
+    ragged rows), each of the right shape, finite where the model wants them finite.
+    None when anything is off, and :func:`_validate_any` says exactly what; every value
+    this path accepts, that one accepts too and turns into the same array."""
+    specs = signature.inputs
+    if len(inputs) != len(specs):
+        return None
+    arrays: dict[str, Array] = {}
+    rows = -1
+    for spec in specs:
+        value = inputs.get(spec.name)
+        if value is None or spec.datatype == "BYTES" or spec.datatype == "BOOL":
+            return None
+        if isinstance(value, np.ndarray):
+            array = value
+        else:
+            try:
+                array = np.asarray(value)
+            except (ValueError, TypeError):
+                return None
+        wants_float = is_float(spec.datatype)
+        if array.dtype.kind not in ("fiu" if wants_float else "iu"):
+            return None  # text, booleans, objects; floats for integers: checked slowly
+        shape = spec.shape
+        if array.ndim != len(shape) or array.ndim == 0:
+            return None
+        for want, got in zip(shape, array.shape, strict=True):
+            if want != -1 and want != got:
+                return None
+        if rows == -1:
+            rows = array.shape[0]
+            if rows == 0 or rows > limits.max_rows:
+                return None
+        elif array.shape[0] != rows:
+            return None
+        dtype = to_numpy_dtype(spec.datatype)
+        if array.dtype != dtype:
+            if not wants_float:
+                return None  # integer range checks on the slow path
+            with np.errstate(over="ignore"):  # beyond the datatype becomes inf: see below
+                array = array.astype(dtype)
+        if wants_float and not signature.allow_nan and not np.isfinite(array).all():
+            return None  # NaN or infinity: the slow path says where
+        arrays[spec.name] = array
+    return arrays
+
+
+def _validate_any(
+    signature: Signature, inputs: Mapping[str, Any], limits: InputLimits
+) -> dict[str, Array]:
+    """Every check, with a message naming what is wrong."""
     expected = {spec.name for spec in signature.inputs}
     unknown = sorted(set(inputs) - expected)
     if unknown:
@@ -62,8 +124,6 @@ def validate_inputs(
         elif is_float(spec.datatype) and not signature.allow_nan:
             _check_finite(spec, array)
         arrays[spec.name] = array
-    if signature.feature_ranges and signature.feature_names:
-        _check_ranges(signature, arrays[signature.inputs[0].name])
     return arrays
 
 
@@ -94,7 +154,8 @@ def coerce_array(spec: TensorSpec, value: Any) -> Array:
         if kind == "f" and not isinstance(value, np.ndarray):
             return _exact_integers(spec, value, dtype)
         return _to_integers(spec, array, dtype)
-    return array.astype(dtype)
+    with np.errstate(over="ignore"):  # beyond the datatype becomes inf: refused as such
+        return array.astype(dtype)
 
 
 def _as_array(spec: TensorSpec, value: Any) -> Array:
