@@ -129,9 +129,13 @@ class Deployment:
         total = sum(counts)
         merged = {name: np.concatenate([item[name] for item in items]) for name in items[0]}
         outputs = self._checked(self.runtime.predict(merged), total)
-        bounds = np.cumsum(counts)[:-1]
-        parts = {name: np.split(value, bounds) for name, value in outputs.items()}
-        return [({name: parts[name][i] for name in parts}, total) for i in range(len(items))]
+        results: list[Result] = []
+        start = 0
+        for count in counts:  # plain slices: views, no copies
+            end = start + count
+            results.append(({name: value[start:end] for name, value in outputs.items()}, total))
+            start = end
+        return results
 
     def _checked(self, outputs: dict[str, Array], rows: int) -> dict[str, Array]:
         for name, value in outputs.items():

@@ -46,6 +46,13 @@ class Guard:
     def requires_keys(self) -> bool:
         return self.keyring is not None
 
+    @property
+    def admits_everyone(self) -> bool:
+        """Whether every call is admitted unchecked: no keys, and no limit on callers
+        without one (the adapter can then skip the guard altogether)."""
+        limited = self.limiter is not None and self.settings.enabled
+        return self.keyring is None and not (limited and self._anonymous is not None)
+
     async def admit(
         self, token: str | None, client: str, scope: str, model: str | None = None
     ) -> Caller:
