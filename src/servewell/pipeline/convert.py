@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from servewell.core.signature import Signature, TensorSpec
-from servewell.errors import ConversionFailed
+from servewell.errors import ConversionFailed, InvalidArtifact, InvalidInput, ModelFailed
 from servewell.runtime.base import Array
 from servewell.runtime.onnx import SIGNATURE_METADATA_KEY, OnnxRuntime
 from servewell.runtime.sklearn import SklearnRuntime, is_classifier
@@ -155,9 +155,17 @@ def _verify(
         path = Path(folder) / "model.onnx"
         path.write_bytes(onnx_bytes)
         runtime = OnnxRuntime(path, signature=signature)
-        runtime.load()
-        converted = runtime.predict(sample)
-        runtime.close()
+        try:
+            runtime.load()
+            converted = runtime.predict(sample)
+        except (InvalidArtifact, InvalidInput, ModelFailed) as exc:
+            # skl2onnx produced a graph ONNX Runtime rejects (e.g. a Concat of double and
+            # float columns): no conversion, and the original serves instead.
+            raise ConversionFailed(
+                f"the ONNX conversion of {_describe(estimator)} does not run: {exc.message}"
+            ) from exc
+        finally:
+            runtime.close()
     try:
         original = SklearnRuntime.from_estimator(estimator, signature).predict(sample)
     except (KeyError, ValueError) as exc:
