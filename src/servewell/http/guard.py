@@ -8,6 +8,7 @@ names, and anything else that changes state needs ``admin``. Allowed answers car
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from servewell.errors import NotReady, RateLimited, ServewellError, Unavailable
@@ -76,8 +77,10 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         extra = [
-            (name.lower().encode(), value.encode()) for name, value in decision.headers().items()
-        ]
+            (b"ratelimit-limit", str(decision.limit).encode()),
+            (b"ratelimit-remaining", str(decision.remaining).encode()),
+            (b"ratelimit-reset", str(math.ceil(decision.reset_s)).encode()),
+        ]  # decision.headers(), as ASGI wants them
 
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":

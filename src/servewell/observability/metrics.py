@@ -131,6 +131,7 @@ class ServingMetrics:
             registry=registry,
         )
         self._request_children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[object, ...], Counter] = {}
 
     def watch_in_flight(self, count: Callable[[], int]) -> bool:
         """Read the in-flight gauge from ``count`` at scrape time, where that is possible:
@@ -159,10 +160,22 @@ class ServingMetrics:
         children[1].observe(duration_s)
 
     def count_rate_limit(self, caller: str, outcome: str) -> None:
-        self.rate_limit.labels(caller, outcome).inc()
+        self._child(self.rate_limit, caller, outcome).inc()
+
+    def count_cache(self, model: str, outcome: str) -> None:
+        """One response cache lookup (hit, miss or bypass)."""
+        self._child(self.cache, model, outcome).inc()
 
     def count_error(self, code: str) -> None:
-        self.errors.labels(code).inc()
+        self._child(self.errors, code).inc()
+
+    def _child(self, counter: Counter, *labels: str) -> Counter:
+        """The counter's child for these labels, looked up once (``labels()`` is slow)."""
+        key = (id(counter), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        return child
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

@@ -107,7 +107,7 @@ class Predictor:
         )
         outcome = "hit" if cached.hit else "miss" if use_cache else "bypass"
         if self.metrics is not None:
-            self.metrics.cache.labels(deployment.name, outcome).inc()
+            self.metrics.count_cache(deployment.name, outcome)
             evictions = layer.cache.stats.evictions
             if evictions > self._evictions_seen:
                 self.metrics.cache_evictions.inc(evictions - self._evictions_seen)
