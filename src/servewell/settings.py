@@ -91,6 +91,10 @@ class ServerSettings(BaseModel):
     """On SIGTERM, how long in-flight requests may take to finish."""
     retry_after_s: int = Field(default=1, ge=0)
     """``Retry-After`` sent with a 503 when a queue is full."""
+    load_before_serving: bool = False
+    """Finish loading models before accepting connections. ``servewell serve --workers N``
+    turns it on: workers share one port, so a worker still loading would answer 503 while
+    its siblings are ready. With one process, liveness answers at once instead."""
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     """Batching defaults for every model."""
     model_batching: dict[str, BatchingOverrides] = Field(default_factory=dict)

@@ -39,8 +39,9 @@ async def test_the_401_403_429_matrix(keyring: KeyRing, sqlite_services: Service
         await guard.admit(None, "127.0.0.1", "predict", "iris")
     with pytest.raises(Unauthorized, match="not valid"):
         await guard.admit("sw_aaaaaaaaaaaa_" + "x" * 43, "127.0.0.1", "predict", "iris")
+    tampered = predict_token[:-1] + ("B" if predict_token.endswith("A") else "A")
     with pytest.raises(Unauthorized, match="not valid"):
-        await guard.admit(predict_token[:-1] + "A", "127.0.0.1", "predict", "iris")
+        await guard.admit(tampered, "127.0.0.1", "predict", "iris")
     with pytest.raises(Forbidden, match="lacks the 'admin' scope"):
         await guard.admit(predict_token, "127.0.0.1", "admin")
     with pytest.raises(Forbidden, match="may not call model 'other'"):

@@ -54,6 +54,8 @@ def serve(
         if refs is not None:
             # Each worker process builds its settings from the environment.
             os.environ["SERVEWELL_SERVER__MODELS"] = json.dumps(refs)
+        if workers > 1:
+            os.environ["SERVEWELL_SERVER__LOAD_BEFORE_SERVING"] = "true"
         if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="servewell-metrics-")
         _clear_metric_files()

@@ -100,6 +100,8 @@ class ServewellApp:
             self.metrics,
         )
         self._loading = asyncio.create_task(self._load(self.pool), name="servewell-load-models")
+        if self.settings.server.load_before_serving:
+            await self.wait_loaded()
 
     @staticmethod
     async def _load(pool: ModelPool) -> None:
