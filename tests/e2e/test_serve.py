@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,6 +48,7 @@ def running_server(home: Path, *args: str) -> Iterator[tuple[str, subprocess.Pop
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: workers die with it
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -62,9 +64,10 @@ def running_server(home: Path, *args: str) -> Iterator[tuple[str, subprocess.Pop
             time.sleep(0.1)
         yield url, process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        # The whole group: a worker outliving its master would hold stdout open forever.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)
 
 
 def _open_request(port: int, body: bytes) -> socket.socket:
