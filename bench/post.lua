@@ -1,5 +1,9 @@
--- POST one fixed body (read from BENCH_BODY) with the content type and, for Triton's
--- binary extension, the JSON header length given in the environment.
+-- POST one body (read from BENCH_BODY) with the content type and, for Triton's binary
+-- extension, the JSON header length given in the environment. BENCH_TOKEN adds
+-- "Authorization: Bearer <token>". BENCH_VARY=<base> makes every request's body different
+-- (for response cache misses): the first feature of a REST body becomes base + a request
+-- counter, a whole number below 2^24 (so it stays distinct as FP32), 3 bytes longer than
+-- the fixed body's.
 wrk.method = "POST"
 local file = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
 wrk.body = file:read("*a")
@@ -8,4 +12,19 @@ wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
 local header_length = os.getenv("BENCH_HEADER_LENGTH")
 if header_length ~= nil and header_length ~= "" then
   wrk.headers["Inference-Header-Content-Length"] = header_length
+end
+local token = os.getenv("BENCH_TOKEN")
+if token ~= nil and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+local vary = os.getenv("BENCH_VARY")
+if vary ~= nil and vary ~= "" then
+  local open = assert(string.find(wrk.body, "[[", 1, true)) + 1
+  local comma = assert(string.find(wrk.body, ",", open, true))
+  local prefix, suffix = string.sub(wrk.body, 1, open), string.sub(wrk.body, comma)
+  local counter = tonumber(vary)
+  request = function()
+    counter = counter + 1
+    return wrk.format(nil, nil, nil, prefix .. string.format("%d", counter) .. suffix)
+  end
 end

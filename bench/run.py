@@ -13,10 +13,20 @@ measures requests/s, p50 and p99 of:
   v2_binary  servewell V2 with Triton's binary tensor data
   floor      the bare ASGI app, given the REST body
 
+and, at concurrency 64, REST with the protections on (issue #6), each on its own server:
+
+  rest_protected  API key + rate limit (generous: nothing is refused) + response cache,
+                  in-process backends; every request a different body (all cache misses)
+  rest_redis      the same with the Redis rate limiter and Redis response cache
+                  (SERVEWELL_REDIS_URL, default redis://127.0.0.1:6379/0)
+  rest_cache_hit  the in-process protected server given one fixed body: all cache hits
+                  (also at concurrency 1)
+
 in rounds that interleave the systems (their order rotates each round), and reports the
-median of the rounds; it also reads the mean batch size of each servewell run from the
-server's own metrics, and times the in-process runtime alone (rows/s for 1 row and for
-batches of 32). It prints a table and writes bench/results/<time>.json.
+median of the rounds; it also reads the mean batch size and the cache hits and misses of
+each servewell run from the server's own metrics, and times the in-process runtime alone
+(rows/s for 1 row and for batches of 32). It prints a table and writes
+bench/results/<time>.json.
 """
 
 from __future__ import annotations
@@ -41,7 +51,37 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 MODEL = "breast-cancer"
 SYSTEMS = ("rest", "v2_json", "v2_binary", "floor")
+PROTECTED = ("rest_protected", "rest_redis", "rest_cache_hit")
+#: Where each system is measured besides concurrency 64 (the protected rows' own).
+PROTECTED_ALSO_AT = {"rest_cache_hit": (1,)}
 SERVER_CORE, LOAD_CORE = "0", "1"
+REDIS_URL = os.environ.get("SERVEWELL_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: Validation, metrics, access logs and batching on; API keys, rate limits and the
+#: response cache off: the floor has none of them, and a cache would answer every repeat
+#: of the benchmark's one body without the model.
+PLAIN = {
+    "SERVEWELL_AUTH__ENABLED": "false",
+    "SERVEWELL_RATE_LIMITS__ENABLED": "false",
+    "SERVEWELL_CACHE__ENABLED": "false",
+}
+#: Everything on: keys, a rate limit no benchmark reaches, the response cache.
+PROTECTED_MEMORY = {
+    "SERVEWELL_AUTH__ENABLED": "true",
+    "SERVEWELL_RATE_LIMITS__ENABLED": "true",
+    "SERVEWELL_RATE_LIMITS__BACKEND": "memory",
+    "SERVEWELL_RATE_LIMITS__DEFAULT_RATE": "1000000000/minute",
+    "SERVEWELL_CACHE__ENABLED": "true",
+    "SERVEWELL_CACHE__BACKEND": "memory",
+}
+#: The same on the shared Redis; short-lived cache entries (the Redis is shared: the
+#: benchmark never flushes it, it deletes only its own rate-limit bucket).
+PROTECTED_REDIS = {
+    **PROTECTED_MEMORY,
+    "SERVEWELL_RATE_LIMITS__BACKEND": "redis",
+    "SERVEWELL_CACHE__BACKEND": "redis",
+    "SERVEWELL_CACHE__TTL_S": "30",
+    "SERVEWELL_REDIS_URL": REDIS_URL,
+}
 
 
 def main() -> None:
@@ -57,26 +97,41 @@ def main() -> None:
         home = Path(folder) / "home"
         os.environ["SERVEWELL_HOME"] = str(home)
         row = register_demo()
-        bodies = write_bodies(Path(folder), row)
-        servewell_port, floor_port = free_port(), free_port()
-        servers = [start_servewell(servewell_port, Path(folder)), start_floor(floor_port)]
+        key_name, token = create_key()
+        bodies = write_bodies(Path(folder), row, token)
+        ports = {name: free_port() for name in ("plain", "memory", "redis", "floor")}
+        servers = [
+            start_servewell(ports["plain"], Path(folder) / "plain", PLAIN),
+            start_servewell(ports["memory"], Path(folder) / "memory", PROTECTED_MEMORY),
+            start_servewell(ports["redis"], Path(folder) / "redis", PROTECTED_REDIS),
+            start_floor(ports["floor"]),
+        ]
         try:
-            wait_ready(f"http://127.0.0.1:{servewell_port}/v2/health/ready")
-            wait_ready(f"http://127.0.0.1:{floor_port}/", post=bodies["rest"])
+            for name in ("plain", "memory", "redis"):
+                wait_ready(f"http://127.0.0.1:{ports[name]}/v2/health/ready")
+            wait_ready(f"http://127.0.0.1:{ports['floor']}/", post=bodies["rest"])
+            server_of = {
+                "rest": "plain", "v2_json": "plain", "v2_binary": "plain", "floor": "floor",
+                "rest_protected": "memory", "rest_redis": "redis", "rest_cache_hit": "memory",
+            }  # fmt: skip
+            paths = {"v2_json": V2_PATH, "v2_binary": V2_PATH, "floor": "/"}
             urls = {
-                "rest": f"http://127.0.0.1:{servewell_port}/v1/models/{MODEL}:predict",
-                "v2_json": f"http://127.0.0.1:{servewell_port}/v2/models/{MODEL}/infer",
-                "v2_binary": f"http://127.0.0.1:{servewell_port}/v2/models/{MODEL}/infer",
-                "floor": f"http://127.0.0.1:{floor_port}/",
+                system: f"http://127.0.0.1:{ports[server]}{paths.get(system, REST_PATH)}"
+                for system, server in server_of.items()
             }
-            metrics_url = f"http://127.0.0.1:{servewell_port}/metrics"
-            for system in SYSTEMS:  # warm every path up
+            metrics_urls = {
+                system: f"http://127.0.0.1:{ports[server]}/metrics"
+                for system, server in server_of.items()
+                if server != "floor"
+            }
+            for system in SYSTEMS + PROTECTED:  # warm every path up
                 run_wrk(urls[system], bodies[system], 16, 1)
-            points = measure(urls, bodies, metrics_url, concurrency, args)
+            points = measure(urls, bodies, metrics_urls, concurrency, args)
         finally:
             for server in servers:
                 server.terminate()
                 server.wait(timeout=30)
+            forget_redis_bucket(key_name)
         runtime = measure_runtime()
     report = summarize(points, runtime, args)
     print_table(report)
@@ -98,7 +153,40 @@ def register_demo() -> list[float]:
     return [float(value) for value in load_breast_cancer().data[0]]
 
 
-def write_bodies(folder: Path, row: list[float]) -> dict[str, dict[str, str]]:
+REST_PATH = f"/v1/models/{MODEL}:predict"
+V2_PATH = f"/v2/models/{MODEL}/infer"
+
+
+def create_key() -> tuple[str, str]:
+    """A ``predict`` key in the benchmark's registry: its name and its token."""
+    from servewell.bootstrap import build_services
+    from servewell.registry.keys import ApiKeyStore
+    from servewell.settings import load_settings
+
+    services = build_services(load_settings())
+    try:
+        name = f"bench-{os.urandom(4).hex()}"
+        _, token = ApiKeyStore(services.registry).create(name, scopes=("predict",))
+    finally:
+        services.close()
+    return name, token
+
+
+def forget_redis_bucket(key_name: str) -> None:
+    """Delete the rate-limit bucket of the benchmark's key (its own, nothing else)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for name in client.scan_iter(match=f"servewell:rl:key:{key_name}*"):
+            client.delete(name)
+    except redis.RedisError as exc:
+        print(f"could not delete the benchmark's rate-limit bucket: {exc}")
+    finally:
+        client.close()
+
+
+def write_bodies(folder: Path, row: list[float], token: str) -> dict[str, dict[str, str]]:
     rest = json.dumps({"instances": [row]}).encode()
     v2 = json.dumps(
         {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 30], "data": row}]}
@@ -123,6 +211,7 @@ def write_bodies(folder: Path, row: list[float]) -> dict[str, dict[str, str]]:
         "v2_binary": (header + raw, "application/octet-stream", str(len(header))),
         "floor": (rest, "application/json", ""),
     }
+    folder.mkdir(parents=True, exist_ok=True)
     specs = {}
     for name, (content, content_type, header_length) in bodies.items():
         path = folder / f"{name}.body"
@@ -131,7 +220,13 @@ def write_bodies(folder: Path, row: list[float]) -> dict[str, dict[str, str]]:
             "BENCH_BODY": str(path),
             "BENCH_CONTENT_TYPE": content_type,
             "BENCH_HEADER_LENGTH": header_length,
+            "BENCH_TOKEN": "",
+            "BENCH_VARY": "",
         }
+    protected = {**specs["rest"], "BENCH_TOKEN": token}
+    # BENCH_VARY "new": run_wrk gives each run a fresh start, so no body repeats.
+    specs["rest_protected"] = specs["rest_redis"] = {**protected, "BENCH_VARY": "new"}
+    specs["rest_cache_hit"] = protected
     return specs
 
 
@@ -141,18 +236,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_servewell(port: int, folder: Path) -> subprocess.Popen[bytes]:
+def start_servewell(port: int, folder: Path, settings: dict[str, str]) -> subprocess.Popen[bytes]:
     servewell = Path(sys.executable).parent / "servewell"
+    folder.mkdir(parents=True, exist_ok=True)
     log = (folder / "servewell.log").open("wb")
-    # Validation, metrics, access logs and batching on; API keys, rate limits and the
-    # response cache off: the floor has none of them, and a cache would answer every
-    # repeat of the benchmark's one body without the model.
-    env = {
-        **os.environ,
-        "SERVEWELL_AUTH__ENABLED": "false",
-        "SERVEWELL_RATE_LIMITS__ENABLED": "false",
-        "SERVEWELL_CACHE__ENABLED": "false",
-    }
+    env = {**os.environ, **settings}
     return subprocess.Popen(
         ["taskset", "-c", SERVER_CORE, str(servewell), "serve", "--port", str(port)],
         stdout=log,
@@ -196,28 +284,27 @@ def wait_ready(url: str, post: dict[str, str] | None = None) -> None:
 def measure(
     urls: dict[str, str],
     bodies: dict[str, dict[str, str]],
-    metrics_url: str,
+    metrics_urls: dict[str, str],
     concurrency: list[int],
     args: argparse.Namespace,
 ) -> list[dict[str, Any]]:
     points = []
     for round_number in range(args.rounds):
         for connections in concurrency:
-            shift = round_number % len(SYSTEMS)
-            for system in SYSTEMS[shift:] + SYSTEMS[:shift]:
-                before = batch_totals(metrics_url) if system != "floor" else None
+            systems = systems_at(connections)
+            shift = round_number % len(systems)
+            for system in systems[shift:] + systems[:shift]:
+                metrics_url = metrics_urls.get(system)
+                before = server_totals(metrics_url) if metrics_url else None
                 result = run_wrk(urls[system], bodies[system], connections, args.seconds)
-                if before is not None:
-                    rows, batches = (
-                        a - b for a, b in zip(batch_totals(metrics_url), before, strict=True)
-                    )
-                    result["mean_batch_size"] = rows / batches if batches else None
+                if metrics_url is not None and before is not None:
+                    result.update(totals_between(before, server_totals(metrics_url)))
                 if result["errors"]:
                     sys.exit(f"{system} answered {result['errors']} non-2xx responses")
                 result.update(system=system, concurrency=connections, round=round_number)
                 points.append(result)
                 print(
-                    f"round {round_number + 1} c={connections:<3} {system:<10}"
+                    f"round {round_number + 1} c={connections:<3} {system:<15}"
                     f"{result['requests_per_s']:>10.0f} req/s  p50 {result['p50_ms']:.3f} ms"
                     f"  p99 {result['p99_ms']:.3f} ms",
                     flush=True,
@@ -225,11 +312,26 @@ def measure(
     return points
 
 
+def systems_at(connections: int) -> tuple[str, ...]:
+    """What is measured at this concurrency: every plain system; the protected ones at 64
+    (and where PROTECTED_ALSO_AT says)."""
+    return SYSTEMS + tuple(
+        system
+        for system in PROTECTED
+        if connections == 64 or connections in PROTECTED_ALSO_AT.get(system, ())
+    )
+
+
 def run_wrk(url: str, body: dict[str, str], connections: int, seconds: int) -> dict[str, Any]:
     command = [
         "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
         "--latency", "-s", str(BENCH / "post.lua"), url,
     ]  # fmt: skip
+    if body.get("BENCH_VARY"):
+        # A fresh start for the varied feature (whole numbers up to 2^24 stay exact in
+        # FP32, so every body validates to different inputs).
+        base = 1_000_000 + int.from_bytes(os.urandom(4)) % 7_000_000
+        body = {**body, "BENCH_VARY": str(base)}
     output = subprocess.run(
         command, env={**os.environ, **body}, capture_output=True, text=True, check=True
     ).stdout
@@ -249,14 +351,35 @@ def _latency(output: str, percentile: str) -> float:
     return float(match.group(1)) * scale
 
 
-def batch_totals(metrics_url: str) -> tuple[float, float]:
+def server_totals(metrics_url: str) -> dict[str, float]:
+    """Rows and model calls (batches), cache hits and misses so far, from /metrics."""
     text = httpx.get(metrics_url).text
-    total = {"sum": 0.0, "count": 0.0}
+    total = {"rows": 0.0, "batches": 0.0, "hits": 0.0, "misses": 0.0}
+    prefixes = {
+        "rows": "servewell_batch_size_rows_sum{",
+        "batches": "servewell_batch_size_rows_count{",
+        "hits": "servewell_cache_requests_total{",
+        "misses": "servewell_cache_requests_total{",
+    }
     for line in text.splitlines():
-        for key in total:
-            if line.startswith(f"servewell_batch_size_rows_{key}{{"):
-                total[key] += float(line.rsplit(" ", 1)[1])
-    return total["sum"], total["count"]
+        for key, prefix in prefixes.items():
+            if not line.startswith(prefix):
+                continue
+            if key == "hits" and 'outcome="hit"' not in line:
+                continue
+            if key == "misses" and 'outcome="miss"' not in line:
+                continue
+            total[key] += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def totals_between(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    change = {key: after[key] - before[key] for key in before}
+    looked_up = change["hits"] + change["misses"]
+    return {
+        "mean_batch_size": change["rows"] / change["batches"] if change["batches"] else None,
+        "cache_hit_ratio": change["hits"] / looked_up if looked_up else None,
+    }
 
 
 def measure_runtime(seconds: float = 3.0) -> dict[str, float]:
@@ -297,7 +420,9 @@ def summarize(
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for point in points:
         cell = table.setdefault(point["system"], {}).setdefault(str(point["concurrency"]), {})
-        for key in ("requests_per_s", "p50_ms", "p99_ms", "mean_batch_size", "errors"):
+        for key in (
+            "requests_per_s", "p50_ms", "p99_ms", "mean_batch_size", "cache_hit_ratio", "errors"
+        ):  # fmt: skip
             if point.get(key) is not None:
                 cell.setdefault(key, []).append(point[key])
     medians = {
@@ -313,6 +438,7 @@ def summarize(
         "seconds_per_point": args.seconds,
         "rounds": args.rounds,
         "medians": medians,
+        "targets": check_targets(medians),
         "runtime_alone": runtime,
         "points": points,
     }
@@ -320,21 +446,58 @@ def summarize(
 
 def print_table(report: dict[str, Any]) -> None:
     medians = report["medians"]
-    floor = medians["floor"]
+    floor, rest = medians["floor"], medians["rest"]
     print(f"\nmedians of {report['rounds']} rounds, {report['seconds_per_point']} s a point")
-    columns = ("req/s", "% floor", "p50 ms", "p99 ms", "batch")
-    print(f"{'system':<10} {'c':>3} " + " ".join(f"{name:>8}" for name in columns))
-    for system in SYSTEMS:
-        for c, cell in medians[system].items():
+    columns = ("req/s", "% floor", "% rest", "p50 ms", "p99 ms", "batch", "hits")
+    print(f"{'system':<15} {'c':>3} " + " ".join(f"{name:>8}" for name in columns))
+    for system in SYSTEMS + PROTECTED:
+        for c, cell in medians.get(system, {}).items():
             share = 100 * cell["requests_per_s"] / floor[c]["requests_per_s"]
-            batch = cell.get("mean_batch_size")
+            of_rest = 100 * cell["requests_per_s"] / rest[c]["requests_per_s"]
+            batch, hits = cell.get("mean_batch_size"), cell.get("cache_hit_ratio")
             print(
-                f"{system:<10} {c:>3} {cell['requests_per_s']:>8.0f} {share:>7.0f}% "
-                f"{cell['p50_ms']:>8.3f} {cell['p99_ms']:>8.3f} "
+                f"{system:<15} {c:>3} {cell['requests_per_s']:>8.0f} {share:>7.0f}% "
+                f"{of_rest:>7.0f}% {cell['p50_ms']:>8.3f} {cell['p99_ms']:>8.3f} "
                 f"{'' if batch is None else f'{batch:.1f}':>8}"
+                f"{'' if hits is None else f'{100 * hits:.0f}%':>9}"
             )
     for key, value in report["runtime_alone"].items():
         print(f"runtime alone, {key}: {value:,.0f}")
+    print("\ntargets (issues #3 and #6)")
+    for name, (measured, met) in report["targets"].items():
+        print(f"  {'met   ' if met else 'MISSED'} {name}: {measured}")
+
+
+def check_targets(medians: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Each target of issues #3 and #6 that this run measured: what was measured, and
+    whether it was met."""
+    floor = medians["floor"]
+    checks: dict[str, tuple[str, bool]] = {}
+    if "64" in floor:
+        for system in ("rest", "v2_json", "v2_binary"):
+            share = medians[system]["64"]["requests_per_s"] / floor["64"]["requests_per_s"]
+            checks[f"{system} c=64 req/s >= 40% of floor"] = (f"{share:.0%}", share >= 0.4)
+        for system in ("rest", "v2_json", "v2_binary"):
+            ratio = medians[system]["64"]["p99_ms"] / floor["64"]["p99_ms"]
+            checks[f"{system} c=64 p99 <= 3x floor"] = (f"{ratio:.1f}x", ratio <= 3)
+        batch = medians["rest"]["64"].get("mean_batch_size") or 0.0
+        checks["rest c=64 mean batch > 4"] = (f"{batch:.1f}", batch > 4)
+        plain = medians["rest"]["64"]["requests_per_s"]
+        for system, share in (("rest_protected", 0.85), ("rest_redis", 0.60)):
+            if "64" in medians.get(system, {}):
+                ratio = medians[system]["64"]["requests_per_s"] / plain
+                checks[f"{system} c=64 req/s >= {share:.0%} of rest"] = (
+                    f"{ratio:.0%}",
+                    ratio >= share,
+                )
+    for c, cell in medians.get("rest_cache_hit", {}).items():
+        ratio = cell["p50_ms"] / floor[c]["p50_ms"]
+        checks[f"rest_cache_hit c={c} p50 <= 1.2x floor p50"] = (f"{ratio:.2f}x", ratio <= 1.2)
+    if "1" in floor:
+        for system in ("rest", "v2_json", "v2_binary"):
+            ratio = medians[system]["1"]["p50_ms"] / floor["1"]["p50_ms"]
+            checks[f"{system} c=1 p50 <= 2x floor"] = (f"{ratio:.1f}x", ratio <= 2)
+    return checks
 
 
 if __name__ == "__main__":
