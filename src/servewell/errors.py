@@ -230,11 +230,12 @@ class InvalidData(ServewellError, ValueError):
 
 
 class InvalidConfig(ServewellError, ValueError):
-    """A pipeline file with unknown keys, wrong values or references to missing columns."""
+    """Settings or a pipeline file with unknown keys, wrong values or references to
+    missing columns."""
 
     code = "invalid_config"
     status = HTTPStatus.BAD_REQUEST
-    title = "Invalid pipeline configuration"
+    title = "Invalid configuration"
     expose = True
     exit_code = 2
 

@@ -207,7 +207,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = Path(os.environ.get("SERVEWELL_CONFIG", "servewell.yaml"))
+        yaml_file = _config_path()
         return (
             init_settings,
             env_settings,
@@ -216,5 +216,26 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings once, at the edge (a CLI command, a server factory, a worker)."""
-    return Settings(**overrides)
+    """Build the settings once, at the edge (a CLI command, a server factory, a worker);
+    a wrong value or key, in the environment or the YAML file, is one InvalidConfig."""
+    import yaml
+    from pydantic import ValidationError
+
+    from servewell.errors import InvalidConfig
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        problem = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        raise InvalidConfig(
+            f"invalid settings (environment or {_config_path()}): {where}: {problem}"
+        ) from None
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise InvalidConfig(f"{_config_path()} is not valid YAML: {reason}") from None
+
+
+def _config_path() -> Path:
+    return Path(os.environ.get("SERVEWELL_CONFIG", "servewell.yaml"))

@@ -139,3 +139,21 @@ def test_unknown_models_and_aliases(
     assert result.stderr.strip() == f"error: {message}" or message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert registry_state() == before
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("bogus: 1\n", "bogus: unknown setting"),
+        ("runtime:\n  intra_op_threads: -1\n", "runtime.intra_op_threads"),
+        ("runtime: [\n", "is not valid YAML"),
+    ],
+)
+def test_bad_settings_file_is_one_line(
+    invoke: Invoke, home: Path, yaml_text: str, message: str
+) -> None:
+    (home.parent / "servewell.yaml").write_text(yaml_text)  # the working directory's
+    result = invoke("models")
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
