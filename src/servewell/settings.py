@@ -114,9 +114,17 @@ class AuthSettings(BaseModel):
     enabled: bool = True
     """Require an API key (``Authorization: Bearer`` or ``X-API-Key``) on model routes."""
     open_paths: list[str] = Field(
-        default_factory=lambda: ["/health", "/v2/health/live", "/v2/health/ready", "/metrics"]
+        default_factory=lambda: [
+            "/health",
+            "/v2/health/live",
+            "/v2/health/ready",
+            "/metrics",
+            "/docs",
+            "/openapi.json",
+        ]
     )
-    """Paths anyone may call without a key (probes and scraping)."""
+    """Paths anyone may call without a key: probes, scraping, and the API's own docs
+    (a browser cannot add a key header; they list routes, not models)."""
     refresh_interval_s: float = Field(default=0.5, gt=0, le=1.0)
     """How often each worker re-reads the key table: revocations apply within this."""
 
