@@ -161,6 +161,13 @@ CASES: dict[str, Case] = {
                             says="served versions: 1, 2"),
     "version not a number": Case("/v1/models/iris/versions/latest:predict",
                                  json={"instances": [ROW]}, status=404),
+    "version past any integer column": Case(
+        "/v1/models/iris/versions/99999999999999999999999:predict", json={"instances": [ROW]},
+        status=404, says="no version '99999999999999999999999'",
+    ),
+    "version in superscript digits": Case(
+        "/v2/models/iris/versions/%C2%B2/infer", json=_v2(), status=404, says="no version '\u00b2'"
+    ),
 }  # fmt: skip
 
 
@@ -220,3 +227,21 @@ def test_a_chunked_body_over_the_limit_is_413(strict_client: InProcessClient) ->
 
     response = strict_client.post(IRIS_V2, content=chunks())
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/iris/versions/99999999999999999999999",
+        "/v2/models/iris/versions/99999999999999999999999",
+        "/v2/models/iris/versions/%C2%B2",
+        "/v2/models/iris/versions/%C2%B2/ready",
+        "/v1/models/iris/versions/%C2%B2",
+    ],
+)
+def test_a_version_that_cannot_exist_is_404_on_metadata_routes(
+    client: InProcessClient, path: str
+) -> None:
+    response = client.get(path)
+    assert response.status_code == 404, response.text
+    assert "no version" in response.json()["error"]

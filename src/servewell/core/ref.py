@@ -11,6 +11,18 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 
 DEFAULT_ALIAS = "production"
+MAX_VERSION = 2**31 - 1  # the registry's version column is a 32-bit integer
+
+
+def parse_version(text: str) -> int | None:
+    """The version number ``text`` spells (ASCII digits, 1 to MAX_VERSION), else None.
+
+    ``str.isdigit`` alone is not enough: it accepts '²', which ``int`` refuses.
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_VERSION else None
 
 
 def check_name(name: str) -> str:
@@ -50,10 +62,10 @@ class ModelRef:
             return cls(name)
         if not selector:
             raise InvalidReference(text, "nothing after '@'")
-        if selector.isdigit():
-            version = int(selector)
-            if version < 1:
-                raise InvalidReference(text, "versions start at 1")
+        if selector.isascii() and selector.isdigit():
+            version = parse_version(selector)
+            if version is None:
+                raise InvalidReference(text, f"versions start at 1 and are at most {MAX_VERSION}")
             return cls(name, version=version)
         return cls(name, alias=check_alias(selector))
 

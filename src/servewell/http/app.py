@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from servewell.bootstrap import Services, build_protection, build_services
-from servewell.core.ref import ModelRef
+from servewell.core.ref import MAX_VERSION, ModelRef, parse_version
 from servewell.core.validation import InputLimits
 from servewell.errors import NotFound, NotReady
 from servewell.http import rest, v2
@@ -244,13 +244,14 @@ def match_infer(path: str) -> InferTarget | None:
 def _version_number(target: InferTarget) -> int | None:
     if target.version is None:
         return None
-    if not target.version.isdigit() or int(target.version) < 1:
+    number = parse_version(target.version)
+    if number is None:
         raise NotFound(
             f"model '{target.model}' has no version '{target.version}'; "
-            "versions are numbers from 1",
+            f"versions are numbers from 1 to {MAX_VERSION}",
             model=target.model,
         )
-    return int(target.version)
+    return number
 
 
 def create_app(

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
+from servewell.core.ref import parse_version
 from servewell.errors import ServewellError
 from servewell.http import rest, v2
 from servewell.http.problems import to_reply
@@ -210,11 +211,12 @@ def _predict_name(segment: str) -> str:
 
 
 def _number(name: str, version: str) -> int:
-    if not version.isdigit() or int(version) < 1:
+    number = parse_version(version)
+    if number is None:
         from servewell.errors import NotFound
 
         raise NotFound(f"model '{name}' has no version '{version}'", model=name)
-    return int(version)
+    return number
 
 
 def _response(reply: Reply) -> Response:
