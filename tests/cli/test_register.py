@@ -120,6 +120,8 @@ def test_bad_registrations_fail_cleanly(
         (["models", "show", "iris@3"], "model 'iris' has no version 3", 4),
         (["models", "show", "iris@"], "nothing after '@'", 2),
         (["alias", "set", "iris", "production", "5"], "no version 5", 4),
+        (["alias", "set", "iris", "production", "99999999999999999999"],
+         "no version 99999999999999999999", 4),
         (["alias", "remove", "iris", "canary"], "no alias 'canary'", 4),
         (["alias", "set", "ghost", "production", "1"], "'ghost' is not registered", 4),
     ],

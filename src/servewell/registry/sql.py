@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
-from servewell.core.ref import DEFAULT_ALIAS, ModelRef, check_alias, check_name
+from servewell.core.ref import DEFAULT_ALIAS, MAX_VERSION, ModelRef, check_alias, check_name
 from servewell.core.signature import Signature
 from servewell.errors import (
     AliasNotFound,
@@ -306,6 +306,8 @@ class SqlRegistry:
 
     @staticmethod
     def _version_id(conn: Connection, model_id: int, name: str, version: int) -> int:
+        if not 1 <= version <= MAX_VERSION:  # the column could not hold it: no such version
+            raise VersionNotFound(name, version)
         version_id = conn.scalar(
             select(schema.model_versions.c.id).where(
                 schema.model_versions.c.model_id == model_id,
