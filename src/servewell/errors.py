@@ -158,7 +158,7 @@ class InvalidReference(ServewellError, ValueError):
     exit_code = 2
 
     def __init__(self, text: str, reason: str) -> None:
-        super().__init__(f"invalid model reference '{text}': {reason}", reference=text)
+        super().__init__(f"invalid model reference {text!r}: {reason}", reference=text)
 
 
 class InvalidSignature(ServewellError, ValueError):

@@ -122,6 +122,7 @@ def test_bad_registrations_fail_cleanly(
         (["alias", "set", "iris", "production", "5"], "no version 5", 4),
         (["alias", "set", "iris", "production", "99999999999999999999"],
          "no version 99999999999999999999", 4),
+        (["alias", "set", "iris", "x\n", "1"], "invalid model reference 'x\\n'", 2),
         (["alias", "remove", "iris", "canary"], "no alias 'canary'", 4),
         (["alias", "set", "ghost", "production", "1"], "'ghost' is not registered", 4),
     ],

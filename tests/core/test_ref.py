@@ -26,6 +26,7 @@ def test_parse(text: str, expected: ModelRef) -> None:
         ("iris@0", "versions start at 1"),
         ("bad name", "model name"),
         ("iris@-x", "alias"),
+        ("iris\n@1", "model name"),  # '$' would match before a trailing newline
         ("iris@\u00b2", "alias"),  # a superscript two is a digit to str.isdigit, not to int()
         ("iris@99999999999999999999999", "at most 2147483647"),
     ],

@@ -45,6 +45,7 @@ def test_list_and_revoke(services: Services) -> None:
     ("kwargs", "error", "message"),
     [
         ({"name": "bad name"}, InvalidInput, "key name"),
+        ({"name": "ci\n"}, InvalidInput, r"key name 'ci\\n' must be"),  # '$' matches before \n
         ({"name": "x", "scopes": ("root",)}, InvalidInput, "unknown scope"),
         ({"name": "x", "rate": "lots"}, InvalidInput, "not like 100/minute"),
     ],

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from servewell.errors import InvalidReference
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}\Z")
 
 DEFAULT_ALIAS = "production"
 MAX_VERSION = 2**31 - 1  # the registry's version column is a 32-bit integer

@@ -17,7 +17,7 @@ from servewell.registry import schema
 from servewell.registry.database import map_sql_errors
 from servewell.registry.sql import SqlRegistry
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class ApiKeyStore:
     ) -> tuple[ApiKey, str]:
         """The stored key and the whole token, which is never retrievable again."""
         if not _NAME.match(name):
-            raise InvalidInput(f"key name '{name}' must be letters, digits, '.', '_' or '-'")
+            raise InvalidInput(f"key name {name!r} must be letters, digits, '.', '_' or '-'")
         unknown = sorted(set(scopes) - set(SCOPES))
         if unknown or not scopes:
             raise InvalidInput(
