@@ -43,6 +43,33 @@ async def test_hit_miss_and_expiry(cache: ResponseCache) -> None:
     assert (cache.stats.hits, cache.stats.misses) == (1, 2)
 
 
+@pytest.mark.anyio
+async def test_concurrent_reads_get_their_own_entries(cache: ResponseCache) -> None:
+    await cache.set("a", b"first", ttl_s=60)
+    await cache.set("b", b"second", ttl_s=60)
+    got = await asyncio.gather(cache.get("a"), cache.get("missing"), cache.get("b"))
+    assert got == [b"first", None, b"second"]
+    assert (cache.stats.hits, cache.stats.misses) == (2, 1)
+
+
+@pytest.mark.anyio
+async def test_redis_writes_land_without_being_awaited(redis_url: str) -> None:
+    """``set`` only queues the write; it still reaches Redis (``close`` waits for it),
+    each entry with its own TTL."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    writer = RedisResponseCache(redis_url, prefix=prefix)
+    for index in range(50):
+        await writer.set(f"k{index}", f"v{index}".encode(), ttl_s=60 if index % 2 else 0.2)
+    await writer.close()
+    reader = RedisResponseCache(redis_url, prefix=prefix)
+    got = await asyncio.gather(*(reader.get(f"k{index}") for index in range(50)))
+    assert got == [f"v{index}".encode() for index in range(50)]
+    await asyncio.sleep(0.3)
+    expired = await asyncio.gather(*(reader.get(f"k{index}") for index in range(4)))
+    assert expired == [None, b"v1", None, b"v3"]
+    await reader.close()
+
+
 def test_keys_depend_on_version_and_every_input_byte() -> None:
     inputs = {"input": np.array([[1.0, 2.0]], dtype=np.float32)}
     key = cache_key("iris", 3, inputs)

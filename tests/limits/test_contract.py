@@ -47,6 +47,22 @@ async def test_buckets_are_independent(limiter: RateLimiter) -> None:
 
 
 @pytest.mark.anyio
+async def test_concurrent_checks_each_get_their_own_decision(limiter: RateLimiter) -> None:
+    """Checks made together (one Redis pipeline, one script call per bucket) decide as
+    if made one by one, in order."""
+    five, one = Rate.parse("5/minute"), Rate.parse("1/hour")
+    calls = [("key:a", five)] * 3 + [("key:b", one)] * 2 + [("key:a", five)] * 4
+    decisions = await asyncio.gather(*(limiter.acquire(bucket, rate) for bucket, rate in calls))
+    on_a = [d for (bucket, _), d in zip(calls, decisions, strict=True) if bucket == "key:a"]
+    on_b = [d for (bucket, _), d in zip(calls, decisions, strict=True) if bucket == "key:b"]
+    assert [d.allowed for d in on_a] == [True] * 5 + [False] * 2
+    assert [d.remaining for d in on_a] == [4, 3, 2, 1, 0, 0, 0]
+    assert all(0 < d.retry_after_s <= 12.0 for d in on_a[5:])
+    assert [d.allowed for d in on_b] == [True, False]
+    assert [d.limit for d in on_b] == [1, 1]
+
+
+@pytest.mark.anyio
 async def test_tokens_refill(limiter: RateLimiter) -> None:
     rate = Rate(limit=2, period_s=0.2)  # a token every 0.1 s
     for _ in range(2):
@@ -91,6 +107,11 @@ async def test_redis_down_applies_the_policy_and_recovers(
     assert down.allowed is allowed
     again = await asyncio.wait_for(limiter.acquire("key:x", rate), timeout=2)
     assert again.degraded  # not asked again within retry_interval_s: no waiting
+    await asyncio.sleep(0.25)  # asked again, together: every call gets the policy
+    together = await asyncio.wait_for(
+        asyncio.gather(*(limiter.acquire("key:x", rate) for _ in range(3))), timeout=2
+    )
+    assert [(d.degraded, d.allowed) for d in together] == [(True, allowed)] * 3
     private_redis.start()  # a fresh, empty Redis on the same port
     await asyncio.sleep(0.3)
     recovered = await limiter.acquire("key:x", rate)

@@ -14,6 +14,8 @@ class CacheStats:
     misses: int = 0
     evictions: int = 0
     errors: int = 0
+    skipped: int = 0
+    """Writes not made because too many were still in flight."""
 
 
 class ResponseCache(Protocol):

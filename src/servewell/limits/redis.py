@@ -1,5 +1,8 @@
 """Token buckets in Redis: one atomic Lua script per check, one budget for every worker
-and replica.
+and replica. The checks made during one turn of the event loop go to Redis together, in
+one pipeline (``TurnBatcher``), and the checks of one turn on the same bucket are one
+script call that takes up to that many tokens at one instant: each request still gets
+exactly the decision it would have got alone, in the order it asked.
 
 When Redis cannot be reached the configured policy decides (``fail_open``: allow, with a
 warning; ``fail_closed``: refuse, which the server answers with 503), without waiting
@@ -13,6 +16,7 @@ import logging
 import time
 from typing import Any, Literal
 
+from servewell.batching.turn import TurnBatcher
 from servewell.core.rate import Decision, Rate, decide
 from servewell.errors import MissingDependency
 
@@ -24,6 +28,7 @@ FailurePolicy = Literal["fail_open", "fail_closed"]
 _TOKEN_BUCKET = """
 local capacity = tonumber(ARGV[1])
 local refill_per_s = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -34,15 +39,16 @@ if tokens == nil then
   ts = now
 end
 tokens = math.min(capacity, tokens + math.max(0, now - ts) * refill_per_s)
-local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-end
+local before = tokens
+local granted = math.max(0, math.min(wanted, math.floor(tokens)))
+tokens = tokens - granted
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(capacity / refill_per_s) + 1)
-return {allowed, tostring(tokens)}
+return {granted, tostring(before)}
 """
+# ``wanted`` requests at one instant, one token each: the first ``granted`` are allowed
+# (what ``wanted`` calls of a one-token script would decide); ``before`` is the bucket
+# after its refill, so every request's own remainder follows (``_split``).
 
 
 class RedisRateLimiter:
@@ -63,37 +69,45 @@ class RedisRateLimiter:
         self.timeout_s = timeout_s
         self.retry_interval_s = retry_interval_s
         self._client: Any = None
-        self._script: Any = None
+        self._batcher: TurnBatcher[tuple[str, Rate], Any] | None = None
+        self._sha: str | None = None
+        self._no_script: type[Exception] = Exception
         self._down_until = 0.0
 
     async def acquire(self, bucket: str, rate: Rate) -> Decision:
         if time.monotonic() < self._down_until:
             return self._degraded(rate)
-        script = self._require_script()
+        batcher = self._require_batcher()
         try:
-            allowed, tokens = await script(
-                keys=[self.prefix + bucket], args=[rate.limit, rate.refill_per_s]
-            )
+            result = await batcher.submit((self.prefix + bucket, rate))
+            if isinstance(result, Exception):
+                raise result
+            allowed, tokens = result
         except Exception as exc:  # any Redis or socket failure: the policy decides
+            if time.monotonic() >= self._down_until:  # one warning per outage, not per call
+                logger.warning(
+                    "rate limiter: Redis unreachable (%s); applying %s for %.1f s",
+                    type(exc).__name__,
+                    self.failure_policy,
+                    self.retry_interval_s,
+                )
             self._down_until = time.monotonic() + self.retry_interval_s
-            logger.warning(
-                "rate limiter: Redis unreachable (%s); applying %s for %.1f s",
-                type(exc).__name__,
-                self.failure_policy,
-                self.retry_interval_s,
-            )
             return self._degraded(rate)
-        return decide(rate, float(tokens), bool(int(allowed)))
+        return decide(rate, tokens, allowed)
 
     async def close(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.drain()
+            self._batcher = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-    def _require_script(self) -> Any:
-        if self._script is None:
+    def _require_batcher(self) -> TurnBatcher[tuple[str, Rate], Any]:
+        if self._batcher is None:
             try:
                 import redis.asyncio as aioredis
+                from redis.exceptions import NoScriptError
             except ImportError as exc:
                 raise MissingDependency("redis", "redis") from exc
             self._client = aioredis.Redis.from_url(
@@ -102,8 +116,35 @@ class RedisRateLimiter:
                 socket_connect_timeout=self.timeout_s,
                 retry_on_timeout=False,
             )
-            self._script = self._client.register_script(_TOKEN_BUCKET)
-        return self._script
+            self._no_script = NoScriptError
+            self._batcher = TurnBatcher(self._run_scripts)
+        return self._batcher
+
+    async def _run_scripts(self, calls: list[tuple[str, Rate]]) -> list[Any]:
+        """One pipeline, one script call per bucket; a result is ``(allowed, tokens
+        after)`` for each call, or the error Redis gave for its bucket."""
+        groups: dict[tuple[str, Rate], list[int]] = {}
+        for index, call in enumerate(calls):
+            groups.setdefault(call, []).append(index)
+        if self._sha is None:
+            self._sha = await self._client.script_load(_TOKEN_BUCKET)
+        replies = await self._pipeline(groups)
+        if any(isinstance(reply, self._no_script) for reply in replies):
+            # A restarted Redis has forgotten the script: load it again, once.
+            self._sha = await self._client.script_load(_TOKEN_BUCKET)
+            replies = await self._pipeline(groups)
+        results: list[Any] = [None] * len(calls)
+        for indexes, reply in zip(groups.values(), replies, strict=True):
+            for index, result in zip(indexes, _split(reply, len(indexes)), strict=True):
+                results[index] = result
+        return results
+
+    async def _pipeline(self, groups: dict[tuple[str, Rate], list[int]]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for (key, rate), indexes in groups.items():
+            pipe.evalsha(self._sha, 1, key, rate.limit, rate.refill_per_s, len(indexes))
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     def _degraded(self, rate: Rate) -> Decision:
         allowed = self.failure_policy == "fail_open"
@@ -115,3 +156,15 @@ class RedisRateLimiter:
             retry_after_s=0.0 if allowed else self.retry_interval_s,
             degraded=True,
         )
+
+
+def _split(reply: Any, wanted: int) -> list[Any]:
+    """Each of ``wanted`` requests' ``(allowed, tokens after)``, in order, from one script
+    reply ``[granted, tokens before]``; an error stays the error for every one of them."""
+    if isinstance(reply, Exception):
+        return [reply] * wanted
+    granted, before = int(reply[0]), float(reply[1])
+    return [
+        (True, before - (index + 1)) if index < granted else (False, before - granted)
+        for index in range(wanted)
+    ]

@@ -1,0 +1,53 @@
+"""TurnBatcher: the calls of one event-loop turn share one handler call."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from servewell.batching.turn import TurnBatcher
+
+
+@pytest.mark.anyio
+async def test_calls_of_one_turn_share_one_handler_call() -> None:
+    batches: list[list[int]] = []
+
+    async def double(items: list[int]) -> list[int]:
+        batches.append(items)
+        return [item * 2 for item in items]
+
+    batcher = TurnBatcher(double)
+    assert await asyncio.gather(*(batcher.submit(item) for item in range(5))) == [0, 2, 4, 6, 8]
+    assert await batcher.submit(7) == 14  # a lone call goes out on the next turn
+    assert batches == [[0, 1, 2, 3, 4], [7]]
+
+
+@pytest.mark.anyio
+async def test_a_failing_handler_fails_every_call_of_its_batch() -> None:
+    async def broken(items: list[int]) -> list[int]:
+        raise ConnectionError("down")
+
+    async def short(items: list[int]) -> list[int]:
+        return items[:1]
+
+    for handler in (broken, short):
+        batcher = TurnBatcher(handler)
+        results = await asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True)
+        assert all(isinstance(result, ConnectionError | RuntimeError) for result in results)
+
+
+@pytest.mark.anyio
+async def test_drain_waits_for_work_nobody_awaits() -> None:
+    done: list[int] = []
+
+    async def record(items: list[int]) -> list[None]:
+        await asyncio.sleep(0.01)
+        done.extend(items)
+        return [None] * len(items)
+
+    batcher = TurnBatcher(record)
+    for item in range(3):
+        batcher.submit_nowait(item)
+    await batcher.drain()
+    assert done == [0, 1, 2]
