@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,22 +34,48 @@ async def cache(request: pytest.FixtureRequest) -> AsyncIterator[ResponseCache]:
     await backend.close()
 
 
+def _out(value: float) -> dict[str, np.ndarray[Any, Any]]:
+    return {"y": np.array([[value, 1.0]], dtype=np.float32), "label": np.array([1])}
+
+
+def _value(entry: Mapping[str, np.ndarray[Any, Any]] | None) -> float | None:
+    return None if entry is None else float(entry["y"][0, 0])
+
+
 @pytest.mark.anyio
 async def test_hit_miss_and_expiry(cache: ResponseCache) -> None:
     assert await cache.get("a") is None
-    await cache.set("a", b"answer", ttl_s=0.3)
-    assert await cache.get("a") == b"answer"
+    await cache.set("a", _out(7.0), ttl_s=0.3)
+    entry = await cache.get("a")
+    assert entry is not None
+    assert entry.keys() == {"y", "label"}
+    np.testing.assert_array_equal(entry["y"], _out(7.0)["y"])
+    assert entry["label"].dtype == np.int64
     await asyncio.sleep(0.4)
     assert await cache.get("a") is None
     assert (cache.stats.hits, cache.stats.misses) == (1, 2)
 
 
 @pytest.mark.anyio
+async def test_entries_are_copies_and_read_only(cache: ResponseCache) -> None:
+    """A hit is shared by every later hit: writing the original after storing it, or
+    the entry itself, must never change what the cache answers."""
+    outputs = _out(1.0)
+    await cache.set("a", outputs, ttl_s=60)
+    outputs["y"][0, 0] = 99.0
+    entry = await cache.get("a")
+    assert _value(entry) == 1.0
+    assert entry is not None
+    with pytest.raises(ValueError, match="read-only"):
+        entry["y"][0, 0] = 5.0
+
+
+@pytest.mark.anyio
 async def test_concurrent_reads_get_their_own_entries(cache: ResponseCache) -> None:
-    await cache.set("a", b"first", ttl_s=60)
-    await cache.set("b", b"second", ttl_s=60)
+    await cache.set("a", _out(1.0), ttl_s=60)
+    await cache.set("b", _out(2.0), ttl_s=60)
     got = await asyncio.gather(cache.get("a"), cache.get("missing"), cache.get("b"))
-    assert got == [b"first", None, b"second"]
+    assert [_value(entry) for entry in got] == [1.0, None, 2.0]
     assert (cache.stats.hits, cache.stats.misses) == (2, 1)
 
 
@@ -59,15 +86,29 @@ async def test_redis_writes_land_without_being_awaited(redis_url: str) -> None:
     prefix = f"test:{uuid.uuid4().hex}:"
     writer = RedisResponseCache(redis_url, prefix=prefix)
     for index in range(50):
-        await writer.set(f"k{index}", f"v{index}".encode(), ttl_s=60 if index % 2 else 0.2)
+        await writer.set(f"k{index}", _out(index), ttl_s=60 if index % 2 else 0.2)
     await writer.close()
     reader = RedisResponseCache(redis_url, prefix=prefix)
     got = await asyncio.gather(*(reader.get(f"k{index}") for index in range(50)))
-    assert got == [f"v{index}".encode() for index in range(50)]
+    assert [_value(entry) for entry in got] == list(range(50))
     await asyncio.sleep(0.3)
     expired = await asyncio.gather(*(reader.get(f"k{index}") for index in range(4)))
-    assert expired == [None, b"v1", None, b"v3"]
+    assert [_value(entry) for entry in expired] == [None, 1.0, None, 3.0]
     await reader.close()
+
+
+@pytest.mark.anyio
+async def test_a_broken_redis_entry_is_a_miss(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    prefix = f"test:{uuid.uuid4().hex}:"
+    client = aioredis.Redis.from_url(redis_url)
+    await client.set(prefix + "a", b"junk", px=60_000)
+    await client.aclose()
+    cache = RedisResponseCache(redis_url, prefix=prefix)
+    assert await cache.get("a") is None
+    assert (cache.stats.hits, cache.stats.misses) == (0, 1)
+    await cache.close()
 
 
 def test_keys_depend_on_version_and_every_input_byte() -> None:
@@ -99,25 +140,30 @@ def test_entries_round_trip_every_dtype() -> None:
 @pytest.mark.anyio
 async def test_memory_cache_keeps_to_its_byte_budget() -> None:
     cache = MemoryResponseCache(max_bytes=100)
-    for index in range(10):
-        await cache.set(f"k{index}", b"x" * 30, ttl_s=60)
+    for index in range(10):  # 2 + 30 bytes each: three fit
+        await cache.set(f"k{index}", {"x": np.full(30, index, dtype=np.uint8)}, ttl_s=60)
     assert cache.size_bytes <= 100
     assert cache.stats.evictions == 7
-    assert await cache.get("k9") == b"x" * 30  # the newest survive
+    newest = await cache.get("k9")  # the newest survive
+    assert newest is not None
+    assert newest["x"].tolist() == [9] * 30
     assert await cache.get("k0") is None
+    await cache.set("text", {"t": np.array([b"a" * 40, "b" * 40], dtype=np.object_)}, ttl_s=60)
+    assert cache.size_bytes == 4 + 80  # text counts by its items' bytes: all else went
+    assert cache.stats.evictions == 10
 
 
 @pytest.mark.anyio
 async def test_redis_cache_failure_is_a_miss_and_recovers(private_redis: PrivateRedis) -> None:
     cache = RedisResponseCache(private_redis.url, timeout_s=0.2, retry_interval_s=0.2)
-    await cache.set("a", b"1", ttl_s=60)
-    assert await cache.get("a") == b"1"
+    await cache.set("a", _out(1.0), ttl_s=60)
+    assert _value(await cache.get("a")) == 1.0
     private_redis.stop()
     assert await asyncio.wait_for(cache.get("a"), timeout=2) is None
-    await cache.set("b", b"2", ttl_s=60)  # swallowed
+    await cache.set("b", _out(2.0), ttl_s=60)  # swallowed
     assert cache.stats.errors >= 1
     private_redis.start()
     await asyncio.sleep(0.3)
-    await cache.set("c", b"3", ttl_s=60)
-    assert await cache.get("c") == b"3"
+    await cache.set("c", _out(3.0), ttl_s=60)  # a fresh Redis: the write script is reloaded
+    assert _value(await cache.get("c")) == 3.0
     await cache.close()

@@ -1,13 +1,22 @@
-"""An in-process LRU cache with a TTL per entry and a byte budget."""
+"""An in-process LRU cache with a TTL per entry and a byte budget.
+
+It keeps the output arrays themselves (copied once, made read-only, since every hit
+shares them): no encoding on a write, no decoding on a hit. An entry costs its key's
+length plus its arrays' bytes (``nbytes``; for text, the bytes of every item).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from servewell.cache.base import CacheStats
+import numpy as np
+
+from servewell.cache.base import Array, CacheStats
+
+Entry = dict[str, Array]
 
 
 class MemoryResponseCache:
@@ -17,7 +26,7 @@ class MemoryResponseCache:
         self.max_bytes = max_bytes
         self.clock = clock
         self.stats = CacheStats()
-        self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Entry, int, float]] = OrderedDict()
         self._size_bytes = 0
         self._lock = threading.Lock()
 
@@ -25,13 +34,13 @@ class MemoryResponseCache:
     def size_bytes(self) -> int:
         return self._size_bytes
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> Entry | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
                 self.stats.misses += 1
                 return None
-            value, expires_at = entry
+            value, _, expires_at = entry
             if expires_at <= self.clock():
                 self._remove(key)
                 self.stats.misses += 1
@@ -40,14 +49,15 @@ class MemoryResponseCache:
             self.stats.hits += 1
             return value
 
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        cost = len(key) + len(value)
+    async def set(self, key: str, outputs: Mapping[str, Array], ttl_s: float) -> None:
+        cost = len(key) + sum(_size_bytes(array) for array in outputs.values())
         if cost > self.max_bytes:
             return  # larger than the whole budget: never worth evicting everything for
+        value = {name: _frozen(array) for name, array in outputs.items()}
         with self._lock:
             if key in self._entries:
                 self._remove(key)
-            self._entries[key] = (value, self.clock() + ttl_s)
+            self._entries[key] = (value, cost, self.clock() + ttl_s)
             self._size_bytes += cost
             while self._size_bytes > self.max_bytes:
                 oldest = next(iter(self._entries))
@@ -60,5 +70,18 @@ class MemoryResponseCache:
             self._size_bytes = 0
 
     def _remove(self, key: str) -> None:
-        value, _ = self._entries.pop(key)
-        self._size_bytes -= len(key) + len(value)
+        _, cost, _ = self._entries.pop(key)
+        self._size_bytes -= cost
+
+
+def _frozen(array: Array) -> Array:
+    """A read-only copy: a view would keep its whole batch alive and could change."""
+    copy = np.array(array, copy=True)
+    copy.flags.writeable = False
+    return copy
+
+
+def _size_bytes(array: Array) -> int:
+    if array.dtype != np.object_:
+        return int(array.nbytes)
+    return sum(len(item) if isinstance(item, bytes | str) else 8 for item in array.flat)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from servewell.cache import ResponseCache, cache_key, decode_outputs, encode_outputs
+from servewell.cache import ResponseCache, cache_key
 from servewell.settings import CacheSettings
 
 Array = np.ndarray[Any, Any]
@@ -55,16 +55,13 @@ class ResponseCacheLayer:
         """The cached answer, or ``compute()``'s (stored for next time).
 
         ``bypass`` (``Cache-Control: no-cache``) skips the lookup but refreshes the entry.
-        A broken entry is a miss.
+        A broken entry is a miss. A hit's arrays are read-only: every hit shares them.
         """
         key = cache_key(model, version, inputs)
         if not bypass:
             entry = await self.cache.get(key)
             if entry is not None:
-                try:
-                    return Cached(decode_outputs(entry), hit=True, batch_size=0)
-                except ValueError:
-                    pass
+                return Cached(dict(entry), hit=True, batch_size=0)
         outputs, batch_size = await compute()
-        await self.cache.set(key, encode_outputs(outputs), self.ttl_for(model))
+        await self.cache.set(key, outputs, self.ttl_for(model))
         return Cached(outputs, hit=False, batch_size=batch_size)
