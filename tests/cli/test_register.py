@@ -159,3 +159,25 @@ def test_bad_settings_file_is_one_line(
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
+
+
+def test_a_signature_with_labels_only_registers_and_predicts(
+    invoke: Invoke, model_files: dict[str, Path], tmp_path: Path
+) -> None:
+    signature = tmp_path / "labels-only.json"
+    signature.write_text(
+        json.dumps(
+            {
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+                "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]}],
+            }
+        )
+    )
+    args = ["--name", "iris", "--trust", "--signature", str(signature)]
+    result = invoke("register", str(model_files["joblib"]), *args)
+    assert result.exit_code == 0, result.output
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([[5.1, 3.5, 1.4, 0.2]]))
+    predicted = invoke("predict", "iris@1", str(rows), "--json")
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.stdout)["predictions"] == [{"label": 0}]
