@@ -59,6 +59,9 @@ def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
         "wrong-signature.json": json.dumps(
             {"inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 7]}]}
         ).encode(),
+        "huge-signature.json": json.dumps(
+            {"inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 10**20]}]}
+        ).encode(),
     }
     paths = {}
     for name, data in files.items():
@@ -82,6 +85,11 @@ def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
         (
             ["model.joblib", "--trust", "--signature", "wrong-signature.json"],
             "does not run on inputs of its signature",
+        ),
+        (
+            ["model.joblib", "--trust", "--signature", "huge-signature.json"],
+            "invalid signature: .*one row of tensor 'input' would hold 100000000000000000000 "
+            "values; at most 134217728",
         ),
         (["model.joblib", "--trust", "--parent", "ghost@1"], "'ghost' is not registered"),
         (["model.joblib", "--trust", "--alias", "9lives"], "invalid model reference '9lives'"),

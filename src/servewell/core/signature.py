@@ -20,6 +20,7 @@ JSON form::
 from __future__ import annotations
 
 import json
+import math
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -32,6 +33,10 @@ Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
     "FP16", "FP32", "FP64", "BYTES",
 ]  # fmt: skip
+
+MAX_ROW_VALUES = 2**27
+"""The most values one row of a tensor may hold (512 MiB of FP32): a bound, so a typo'd
+dimension is a clear error rather than an allocation that fails."""
 
 
 class TensorSpec(BaseModel):
@@ -47,6 +52,12 @@ class TensorSpec(BaseModel):
     def _check_shape(self) -> Self:
         if any(dim < -1 or dim == 0 for dim in self.shape):
             raise ValueError(f"tensor '{self.name}': dimensions are -1 (variable) or positive")
+        row_values = math.prod(max(dim, 1) for dim in self.row_shape)
+        if row_values > MAX_ROW_VALUES:
+            raise ValueError(
+                f"one row of tensor '{self.name}' would hold {row_values} values; "
+                f"at most {MAX_ROW_VALUES}"
+            )
         return self
 
     @property
