@@ -62,6 +62,13 @@ def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
         "huge-signature.json": json.dumps(
             {"inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 10**20]}]}
         ).encode(),
+        "inverted-range.json": json.dumps(
+            {
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+                "feature_names": ["a", "b", "c", "d"],
+                "feature_ranges": {"a": {"min": 5, "max": 1}},
+            }
+        ).encode(),
     }
     paths = {}
     for name, data in files.items():
@@ -90,6 +97,10 @@ def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
             ["model.joblib", "--trust", "--signature", "huge-signature.json"],
             "invalid signature: .*one row of tensor 'input' would hold 100000000000000000000 "
             "values; at most 134217728",
+        ),
+        (
+            ["model.joblib", "--trust", "--signature", "inverted-range.json"],
+            "invalid signature: .*feature range of 'a': min 5.0 is above max 1.0",
         ),
         (["model.joblib", "--trust", "--parent", "ghost@1"], "'ghost' is not registered"),
         (["model.joblib", "--trust", "--alias", "9lives"], "invalid model reference '9lives'"),

@@ -32,6 +32,8 @@ def test_round_trip_through_json(tmp_path: Path) -> None:
         ({**GOOD, "feature_names": ["a"]}, "1 feature_names for 2 input columns"),
         ({**GOOD, "feature_ranges": {"z": {"min": 0}}}, "unknown features"),
         ({**GOOD, "colour": "blue"}, "colour"),
+        ({**GOOD, "feature_ranges": {"a": {"min": float("nan")}}}, "'a': NaN is not a bound"),
+        ({**GOOD, "feature_ranges": {"a": {"min": 2, "max": 1}}}, "min 2.0 is above max 1.0"),
     ],
 )
 def test_invalid_signatures_name_the_problem(data: dict[str, object], message: str) -> None:

@@ -106,6 +106,14 @@ class Signature(BaseModel):
         unknown = set(self.feature_ranges) - set(self.feature_names or ())
         if unknown:
             raise ValueError(f"feature_ranges name unknown features: {sorted(unknown)}")
+        for name, bounds in self.feature_ranges.items():
+            given = [bound for bound in (bounds.min, bounds.max) if bound is not None]
+            if any(math.isnan(bound) for bound in given):
+                raise ValueError(f"feature range of '{name}': NaN is not a bound")
+            if len(given) == 2 and given[0] > given[1]:
+                raise ValueError(
+                    f"feature range of '{name}': min {given[0]} is above max {given[1]}"
+                )
         return self
 
     @cached_property
