@@ -69,6 +69,23 @@ def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
                 "feature_ranges": {"a": {"min": 5, "max": 1}},
             }
         ).encode(),
+        "two-labels-three-classes.json": json.dumps(
+            {
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+                "outputs": [
+                    {"name": "label", "datatype": "INT64", "shape": [-1]},
+                    {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
+                ],
+                "class_labels": ["a", "b"],
+            }
+        ).encode(),
+        "two-labels-labels-only.json": json.dumps(
+            {
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+                "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]}],
+                "class_labels": [7, 8],
+            }
+        ).encode(),
     }
     paths = {}
     for name, data in files.items():
@@ -101,6 +118,14 @@ def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
         (
             ["model.joblib", "--trust", "--signature", "inverted-range.json"],
             "invalid signature: .*feature range of 'a': min 5.0 is above max 1.0",
+        ),
+        (
+            ["model.joblib", "--trust", "--signature", "two-labels-three-classes.json"],
+            r"class_labels has 2 labels, but output 'probabilities' is \[-1, 3\] \(3 classes\)",
+        ),
+        (
+            ["model.joblib", "--trust", "--signature", "two-labels-labels-only.json"],
+            "class_labels has 2 labels, but the model has 3 classes",
         ),
         (["model.joblib", "--trust", "--parent", "ghost@1"], "'ghost' is not registered"),
         (["model.joblib", "--trust", "--alias", "9lives"], "invalid model reference '9lives'"),

@@ -34,6 +34,13 @@ def test_round_trip_through_json(tmp_path: Path) -> None:
         ({**GOOD, "colour": "blue"}, "colour"),
         ({**GOOD, "feature_ranges": {"a": {"min": float("nan")}}}, "'a': NaN is not a bound"),
         ({**GOOD, "feature_ranges": {"a": {"min": 2, "max": 1}}}, "min 2.0 is above max 1.0"),
+        (
+            {
+                **GOOD,
+                "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}],
+            },
+            r"class_labels has 2 labels, but output 'probabilities' is \[-1, 3\] \(3 classes\)",
+        ),
     ],
 )
 def test_invalid_signatures_name_the_problem(data: dict[str, object], message: str) -> None:

@@ -106,6 +106,7 @@ class Signature(BaseModel):
         unknown = set(self.feature_ranges) - set(self.feature_names or ())
         if unknown:
             raise ValueError(f"feature_ranges name unknown features: {sorted(unknown)}")
+        self._check_class_labels()
         for name, bounds in self.feature_ranges.items():
             given = [bound for bound in (bounds.min, bounds.max) if bound is not None]
             if any(math.isnan(bound) for bound in given):
@@ -115,6 +116,16 @@ class Signature(BaseModel):
                     f"feature range of '{name}': min {given[0]} is above max {given[1]}"
                 )
         return self
+
+    def _check_class_labels(self) -> None:
+        if self.class_labels is None:
+            return
+        for spec in self.outputs:
+            if spec.name == "probabilities" and spec.shape[-1] not in (-1, len(self.class_labels)):
+                raise ValueError(
+                    f"class_labels has {len(self.class_labels)} labels, but output "
+                    f"'probabilities' is {list(spec.shape)} ({spec.shape[-1]} classes)"
+                )
 
     @cached_property
     def feature_bounds(self) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -21,6 +21,7 @@ from servewell.errors import (
     ConversionFailed,
     InvalidArtifact,
     InvalidInput,
+    InvalidSignature,
     ModelFailed,
     UntrustedArtifact,
 )
@@ -85,6 +86,8 @@ def register_file(
     signature = _checked_signature(runtime, path)
     extra: list[tuple[str, str, bytes]] = []
     metrics = dict(options.metrics)
+    if isinstance(runtime, SklearnRuntime):
+        _check_classes(runtime.estimator, signature)
     if isinstance(runtime, SklearnRuntime) and options.convert:
         conversion = _try_conversion(runtime.estimator, signature, options.sample)
         if conversion is not None:
@@ -123,6 +126,17 @@ def _checked_signature(runtime: Runtime, path: Path) -> Signature:
             f"{path.name} does not run on inputs of its signature: {exc.message}"
         ) from exc
     return signature
+
+
+def _check_classes(estimator: Any, signature: Signature) -> None:
+    """A classifier's class_labels name each of its classes, in order."""
+    classes = getattr(estimator, "classes_", None)
+    labels = signature.class_labels
+    if classes is not None and labels is not None and len(labels) != len(classes):
+        raise InvalidSignature(
+            f"class_labels has {len(labels)} labels, but the model has {len(classes)} classes "
+            f"({', '.join(map(str, classes))})"
+        )
 
 
 def _try_conversion(
