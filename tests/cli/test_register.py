@@ -86,6 +86,9 @@ def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
                 "class_labels": [7, 8],
             }
         ).encode(),
+        "matrix-not-named-input.json": json.dumps(
+            {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]}
+        ).encode(),
     }
     paths = {}
     for name, data in files.items():
@@ -126,6 +129,10 @@ def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
         (
             ["model.joblib", "--trust", "--signature", "two-labels-labels-only.json"],
             "class_labels has 2 labels, but the model has 3 classes",
+        ),
+        (
+            ["model.joblib", "--trust", "--signature", "matrix-not-named-input.json"],
+            "does not run on inputs of its signature: input 'x' holds 4 values per row",
         ),
         (["model.joblib", "--trust", "--parent", "ghost@1"], "'ghost' is not registered"),
         (["model.joblib", "--trust", "--alias", "9lives"], "invalid model reference '9lives'"),

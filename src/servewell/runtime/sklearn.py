@@ -113,7 +113,9 @@ def to_estimator_input(signature: Signature, inputs: Mapping[str, Array]) -> Any
     import pandas as pd
 
     if is_columnar(signature):
-        return pd.DataFrame({spec.name: _column(inputs[spec.name]) for spec in signature.inputs})
+        return pd.DataFrame(
+            {spec.name: _column(spec.name, inputs[spec.name]) for spec in signature.inputs}
+        )
     if signature.feature_names:
         return pd.DataFrame(inputs[INPUT_NAME], columns=list(signature.feature_names))
     return inputs[INPUT_NAME]
@@ -124,7 +126,12 @@ def is_columnar(signature: Signature) -> bool:
     return not (len(signature.inputs) == 1 and signature.inputs[0].name == INPUT_NAME)
 
 
-def _column(array: Array) -> Array:
+def _column(name: str, array: Array) -> Array:
+    if array.size != len(array):
+        raise InvalidInput(
+            f"input '{name}' holds {array.size // max(len(array), 1)} values per row; a "
+            "scikit-learn model takes one column per input, or one matrix named 'input'"
+        )
     flat = array.reshape(len(array))
     if flat.dtype == np.object_:
         return np.array(
