@@ -51,3 +51,24 @@ async def test_drain_waits_for_work_nobody_awaits() -> None:
         batcher.submit_nowait(item)
     await batcher.drain()
     assert done == [0, 1, 2]
+
+
+@pytest.mark.anyio
+async def test_one_batch_in_flight_the_next_forms_meanwhile() -> None:
+    batches: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def slow(items: list[int]) -> list[int]:
+        batches.append(items)
+        await release.wait()
+        return items
+
+    batcher = TurnBatcher(slow)
+    first = asyncio.ensure_future(batcher.submit(0))
+    await asyncio.sleep(0.01)  # the first batch is in flight, and stays there
+    later = [asyncio.ensure_future(batcher.submit(item)) for item in (1, 2, 3)]
+    await asyncio.sleep(0.01)
+    assert batches == [[0]]
+    release.set()
+    assert await asyncio.gather(first, *later) == [0, 1, 2, 3]
+    assert batches == [[0], [1, 2, 3]]

@@ -3,8 +3,10 @@
 For work whose cost is mostly per call rather than per item, such as a round trip to
 Redis: every coroutine that submits during one turn of the loop shares one call of the
 handler (one pipeline, one ``MGET``), scheduled with ``call_soon``, so it never waits on
-a timer and a lone call goes out on the very next turn. While one batch is in flight the
-next turn's submissions form another, so a slow backend never stalls new work behind it.
+a timer and a lone call goes out on the very next turn. One batch is in flight at a
+time: what is submitted meanwhile forms the next batch, which starts as soon as the
+previous one is done. So batches grow with load, and batches run in submission order
+(a read submitted after a write sees it).
 
 The handler takes the items in submission order and returns one result for each (checked);
 when it raises, every call of that batch raises the same exception.
@@ -25,7 +27,7 @@ class TurnBatcher(Generic[In, Out]):
         self.handler = handler
         self._items: list[In] = []
         self._futures: list[asyncio.Future[Out]] = []
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: asyncio.Task[None] | None = None
 
     async def submit(self, item: In) -> Out:
         """The handler's result for ``item``, run with the rest of this turn's items."""
@@ -34,7 +36,7 @@ class TurnBatcher(Generic[In, Out]):
     def submit_nowait(self, item: In) -> asyncio.Future[Out]:
         """Queue ``item`` and return its future at once (for work nobody waits on)."""
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        if not self._items:
+        if not self._items and self._running is None:
             future.get_loop().call_soon(self._flush)
         self._items.append(item)
         self._futures.append(future)
@@ -42,18 +44,24 @@ class TurnBatcher(Generic[In, Out]):
 
     async def drain(self) -> None:
         """Wait until every batch submitted so far has run."""
-        while self._items or self._running:
-            if self._running:
-                await asyncio.gather(*self._running, return_exceptions=True)
+        while self._items or self._running is not None:
+            if self._running is not None:
+                await asyncio.wait([self._running])
             else:
                 await asyncio.sleep(0)
 
     def _flush(self) -> None:
+        if self._running is not None or not self._items:
+            return
         items, futures = self._items, self._futures
         self._items, self._futures = [], []
-        task = asyncio.ensure_future(self._run(items, futures))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        self._running = asyncio.ensure_future(self._run(items, futures))
+        self._running.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running = None
+        if self._items:  # what came meanwhile: on the next turn, with its own batch
+            task.get_loop().call_soon(self._flush)
 
     async def _run(self, items: list[In], futures: list[asyncio.Future[Out]]) -> None:
         try:
