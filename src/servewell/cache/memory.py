@@ -76,8 +76,8 @@ class MemoryResponseCache:
 
 def _frozen(array: Array) -> Array:
     """A read-only copy: a view would keep its whole batch alive and could change."""
-    copy = np.array(array, copy=True)
-    copy.flags.writeable = False
+    copy = array.copy()
+    copy.setflags(write=False)
     return copy
 
 

@@ -58,25 +58,21 @@ class Guard:
     ) -> Caller:
         """Admit the call or raise Unauthorized, Forbidden, RateLimited or Unavailable."""
         if self.keyring is None:
-            decision = await self._limit(f"ip:{client}", self._anonymous, f"client {client}")
+            decision = await self._limit(f"ip:{client}", self._anonymous)
             return Caller(f"ip:{client}", None, decision)
         key = self.keyring.authenticate(token)
         if not grants(key.scopes, scope):
             raise Forbidden(f"the API key '{key.name}' lacks the '{scope}' scope", key=key.name)
         if model is not None and key.models is not None and model not in key.models:
             raise Forbidden(f"the API key '{key.name}' may not call model '{model}'", key=key.name)
-        decision = await self._limit(f"key:{key.name}", self._rate_of(key), f"key '{key.name}'")
+        decision = await self._limit(f"key:{key.name}", self._rate_of(key))
         if model is not None and model in self._per_model:
-            await self._limit(
-                f"key:{key.name}:model:{model}",
-                self._per_model[model],
-                f"key '{key.name}' on model '{model}'",
-            )
+            await self._limit(f"key:{key.name}:model:{model}", self._per_model[model])
         return Caller(key.name, key, decision)
 
     async def admit_anonymous(self, client: str) -> Decision | None:
         """Limit a call to an open path (health, metrics) by client address."""
-        return await self._limit(f"ip:{client}", self._anonymous, f"client {client}")
+        return await self._limit(f"ip:{client}", self._anonymous)
 
     def _rate_of(self, key: ApiKey) -> Rate:
         if key.rate is None:
@@ -86,7 +82,7 @@ class Guard:
             rate = self._key_rates[key.rate] = Rate.parse(key.rate)
         return rate
 
-    async def _limit(self, bucket: str, rate: Rate | None, who: str) -> Decision | None:
+    async def _limit(self, bucket: str, rate: Rate | None) -> Decision | None:
         if self.limiter is None or rate is None or not self.settings.enabled:
             return None
         decision = await self.limiter.acquire(bucket, rate)
@@ -95,4 +91,13 @@ class Guard:
         if decision.degraded:  # fail_closed with the shared backend down
             raise Unavailable("the rate limiter", max(1, round(decision.retry_after_s)))
         caller = bucket.split(":")[1] if bucket.startswith("key:") else bucket
-        raise RateLimited(who, decision.retry_after_s, decision.headers(), caller=caller)
+        raise RateLimited(_who(bucket), decision.retry_after_s, decision.headers(), caller=caller)
+
+
+def _who(bucket: str) -> str:
+    """A bucket's name for people: ``key 'ci'``, ``key 'ci' on model 'iris'``, ``client
+    10.0.0.1`` (built only for a refusal)."""
+    if not bucket.startswith("key:"):
+        return f"client {bucket.removeprefix('ip:')}"
+    name, _, model = bucket.removeprefix("key:").partition(":model:")
+    return f"key '{name}' on model '{model}'" if model else f"key '{name}'"
