@@ -12,8 +12,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
-import numpy as np
-
 from servewell.cache.base import Array, CacheStats
 
 Entry = dict[str, Array]
@@ -50,10 +48,13 @@ class MemoryResponseCache:
             return value
 
     async def set(self, key: str, outputs: Mapping[str, Array], ttl_s: float) -> None:
-        cost = len(key) + sum(_size_bytes(array) for array in outputs.values())
+        value: Entry = {}
+        cost = len(key)
+        for name, array in outputs.items():
+            value[name] = _frozen(array)
+            cost += _size_bytes(array)
         if cost > self.max_bytes:
             return  # larger than the whole budget: never worth evicting everything for
-        value = {name: _frozen(array) for name, array in outputs.items()}
         with self._lock:
             if key in self._entries:
                 self._remove(key)
@@ -82,6 +83,6 @@ def _frozen(array: Array) -> Array:
 
 
 def _size_bytes(array: Array) -> int:
-    if array.dtype != np.object_:
+    if array.dtype.kind != "O":
         return int(array.nbytes)
     return sum(len(item) if isinstance(item, bytes | str) else 8 for item in array.flat)
