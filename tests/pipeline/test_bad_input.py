@@ -51,6 +51,12 @@ def test_derived_feature_on_a_missing_column(frame, make_config) -> None:
         train_pipeline(dataset_from_frame(frame, "t"), config)
 
 
+def test_derived_feature_named_like_a_column(frame, make_config) -> None:
+    config = make_config(features={"derived": [{"name": "clicks", "log": "clicks"}]})
+    with pytest.raises(InvalidConfig, match="derived feature 'clicks' has the name of a column"):
+        train_pipeline(dataset_from_frame(frame, "t"), config)
+
+
 def test_wrong_types_in_a_declared_numeric_column(frame, make_config) -> None:
     frame["impressions"] = frame["impressions"].astype(str)
     frame.loc[: len(frame) * 0.6, "impressions"] = "many"

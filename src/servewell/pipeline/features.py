@@ -44,9 +44,17 @@ def plan_features(schema: Schema, config: FeaturesConfig) -> FeaturePlan:
     kinds: dict[str, str] = {c.name: c.kind for c in schema.columns if c.kind != "ignore"}
     numeric = [c for c, k in kinds.items() if k == "numeric"]
     categorical = [c for c, k in kinds.items() if k == "categorical"]
+    columns = {c.name for c in schema.columns}
     for feature in config.derived:
         for source in feature.sources:
             _check_source(feature, source, kinds, schema)
+        clash = sorted(set(feature.outputs) & columns)
+        if clash:
+            raise InvalidConfig(
+                f"derived feature '{clash[0]}' has the name of a column of the data; "
+                "give it another name",
+                feature=feature.name,
+            )
         _check_kinds(feature, [kinds[s] for s in feature.sources])
         numeric.extend(feature.outputs)
         kinds.update(dict.fromkeys(feature.outputs, "numeric"))
