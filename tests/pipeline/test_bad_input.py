@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from servewell.errors import InvalidConfig, InvalidData, TrainingFailed
+from servewell.errors import InvalidConfig, InvalidData, InvalidReference, TrainingFailed
 from servewell.pipeline.config import load_config
 from servewell.pipeline.data import dataset_from_frame, load_dataset
-from servewell.pipeline.run import train_pipeline
+from servewell.pipeline.run import SilentProgress, train_pipeline
 
 
 @pytest.mark.parametrize(
@@ -55,6 +55,27 @@ def test_derived_feature_named_like_a_column(frame, make_config) -> None:
     config = make_config(features={"derived": [{"name": "clicks", "log": "clicks"}]})
     with pytest.raises(InvalidConfig, match="derived feature 'clicks' has the name of a column"):
         train_pipeline(dataset_from_frame(frame, "t"), config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"name": "bad name"}, "invalid model reference 'bad name'"),
+        ({"register": {"alias": "9lives"}}, "invalid model reference '9lives'"),
+    ],
+)
+def test_a_name_it_cannot_register_under_fails_before_training(
+    frame, make_config, overrides: dict[str, object], message: str
+) -> None:
+    stages: list[str] = []
+
+    class Stages(SilentProgress):
+        def stage_started(self, stage: str) -> None:
+            stages.append(stage)
+
+    with pytest.raises(InvalidReference, match=message):
+        train_pipeline(dataset_from_frame(frame, "t"), make_config(**overrides), Stages())
+    assert stages == []
 
 
 def test_wrong_types_in_a_declared_numeric_column(frame, make_config) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
+from servewell.core.ref import check_alias, check_name
 from servewell.core.signature import Signature
 from servewell.errors import GateFailed, InvalidConfig, InvalidData
 from servewell.pipeline.checks import (
@@ -154,6 +155,9 @@ def train_pipeline(
     if not config.target:
         raise InvalidConfig("no target column: give --target or 'target:' in the pipeline file")
     target, frame = config.target, dataset.frame
+    check_name(config.name or target)  # what it will register as: refused now, not after fit
+    if config.registration.alias is not None:
+        check_alias(config.registration.alias)
     stages: list[StageSummary] = []
 
     with _stage(progress, stages, "load") as summary:
