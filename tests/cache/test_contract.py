@@ -139,18 +139,21 @@ def test_entries_round_trip_every_dtype() -> None:
 
 @pytest.mark.anyio
 async def test_memory_cache_keeps_to_its_byte_budget() -> None:
-    cache = MemoryResponseCache(max_bytes=100)
-    for index in range(10):  # 2 + 30 bytes each: three fit
+    probe = MemoryResponseCache()
+    await probe.set("k0", {"x": np.zeros(30, dtype=np.uint8)}, ttl_s=60)
+    entry_bytes = probe.size_bytes  # key + encoded entry
+    cache = MemoryResponseCache(max_bytes=3 * entry_bytes + entry_bytes // 2)
+    for index in range(10):  # three fit
         await cache.set(f"k{index}", {"x": np.full(30, index, dtype=np.uint8)}, ttl_s=60)
-    assert cache.size_bytes <= 100
+    assert cache.size_bytes == 3 * entry_bytes
     assert cache.stats.evictions == 7
     newest = await cache.get("k9")  # the newest survive
     assert newest is not None
     assert newest["x"].tolist() == [9] * 30
     assert await cache.get("k0") is None
-    await cache.set("text", {"t": np.array([b"a" * 40, "b" * 40], dtype=np.object_)}, ttl_s=60)
-    assert cache.size_bytes == 4 + 80  # text counts by its items' bytes: all else went
-    assert cache.stats.evictions == 10
+    await cache.set("big", {"x": np.zeros(4 * entry_bytes, dtype=np.uint8)}, ttl_s=60)
+    assert await cache.get("big") is None  # larger than the whole budget: not kept
+    assert cache.stats.evictions == 7
 
 
 @pytest.mark.anyio
