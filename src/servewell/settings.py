@@ -226,13 +226,16 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings once, at the edge (a CLI command, a server factory, a worker);
     a wrong value or key, in the environment or the YAML file, is one InvalidConfig."""
-    import yaml
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from servewell.errors import InvalidConfig
 
+    _check_config_file(_config_path())
     try:
         return Settings(**overrides)
+    except SettingsError as exc:  # e.g. SERVEWELL_SERVER='{' (a section given as JSON)
+        raise InvalidConfig(f"invalid settings (environment): {exc}") from None
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"]) or "settings"
@@ -240,9 +243,27 @@ def load_settings(**overrides: Any) -> Settings:
         raise InvalidConfig(
             f"invalid settings (environment or {_config_path()}): {where}: {problem}"
         ) from None
+
+
+def _check_config_file(path: Path) -> None:
+    """The settings file, if there is one, is UTF-8 YAML holding a mapping."""
+    import yaml
+
+    from servewell.errors import InvalidConfig
+
+    if not path.is_file():
+        return
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidConfig(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise InvalidConfig(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         reason = " ".join(str(exc).split())
-        raise InvalidConfig(f"{_config_path()} is not valid YAML: {reason}") from None
+        raise InvalidConfig(f"{path} is not valid YAML: {reason}") from None
+    if data is not None and not isinstance(data, dict):
+        raise InvalidConfig(f"{path} must be a mapping of setting names to values")
 
 
 def _config_path() -> Path:

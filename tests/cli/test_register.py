@@ -212,6 +212,32 @@ def test_bad_settings_file_is_one_line(
     assert message in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("content", "env", "message"),
+    [
+        (b"- 1\n", {}, "servewell.yaml must be a mapping of setting names to values"),
+        (b"server: {port: 1}\n\xff\xfe\n", {}, "servewell.yaml is not UTF-8 text"),
+        (None, {"SERVEWELL_SERVER": "{"}, 'error parsing value for field "server"'),
+    ],
+)
+def test_unreadable_settings_are_one_line(
+    invoke: Invoke,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    content: bytes | None,
+    env: dict[str, str],
+    message: str,
+) -> None:
+    if content is not None:
+        (home.parent / "servewell.yaml").write_bytes(content)  # the working directory's
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = invoke("models")
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+
+
 def test_a_signature_with_labels_only_registers_and_predicts(
     invoke: Invoke, model_files: dict[str, Path], tmp_path: Path
 ) -> None:
