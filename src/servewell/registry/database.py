@@ -8,26 +8,35 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from servewell.errors import MissingDependency, StorageFailed
+from servewell.errors import InvalidConfig, MissingDependency, StorageFailed
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def create_registry_engine(url: str) -> Engine:
-    """An engine for ``url``; a bare ``postgresql://`` URL means psycopg 3."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    """An engine for ``url`` (SQLite or PostgreSQL); a bare ``postgresql://`` URL means
+    psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # Not echoed: a URL that does not parse may still hold a password.
+        raise InvalidConfig(
+            "the registry database URL does not parse; expected e.g. "
+            "sqlite:///path/registry.db or postgresql://user@host/database"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         return _sqlite_engine(url)
-    if parsed.get_backend_name() == "postgresql":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        try:
-            return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
-        except ModuleNotFoundError as exc:
-            raise MissingDependency("psycopg", "postgres") from exc
-    return create_engine(parsed, pool_pre_ping=True)
+    if backend != "postgresql":
+        raise InvalidConfig(f"the registry runs on SQLite or PostgreSQL, not '{backend}'")
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    except ModuleNotFoundError as exc:
+        raise MissingDependency("psycopg", "postgres") from exc
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -37,7 +46,11 @@ def is_postgres(engine: Engine) -> bool:
 def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageFailed(f"cannot create the folder {folder}: {exc.strerror}") from exc
     engine = create_engine(url)
 
     @event.listens_for(engine, "connect")
