@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from servewell.errors import ArtifactTampered, InvalidArtifact, NotFound
+from servewell.errors import ArtifactTampered, InvalidArtifact, NotFound, StorageFailed
 from servewell.registry.records import StoredArtifact
 
 SCHEME = "store://"
@@ -59,6 +59,14 @@ class LocalArtifactStore:
         return self.root / uri.removeprefix(SCHEME)
 
     def _put(self, read: object, label: str) -> tuple[StoredArtifact, bool]:
+        try:
+            return self._write(read, label)
+        except OSError as exc:
+            raise StorageFailed(
+                f"cannot write to the artifact store {self.root}: {exc.strerror or exc}"
+            ) from exc
+
+    def _write(self, read: object, label: str) -> tuple[StoredArtifact, bool]:
         staging = self.root / "staging"
         staging.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
