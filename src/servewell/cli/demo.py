@@ -18,7 +18,7 @@ from servewell.registry.keys import ApiKeyStore
 
 def demo(
     serve: bool = typer.Option(False, "--serve", help="Serve the model when it is registered."),
-    port: int = typer.Option(8000, help="Port to serve on (with --serve)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to serve on (with --serve)."),
 ) -> None:
     """Train the breast-cancer demo model and register it as breast-cancer@production."""
     progress = RichProgress(console)

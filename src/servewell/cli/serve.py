@@ -23,7 +23,9 @@ APP_FACTORY = "servewell.http.app:create_app_from_environment"
 
 def serve(
     host: str | None = typer.Option(None, help="Interface to listen on (default 127.0.0.1)."),
-    port: int | None = typer.Option(None, help="TCP port to listen on (default 8000)."),
+    port: int | None = typer.Option(
+        None, min=0, max=65535, help="TCP port to listen on (default 8000)."
+    ),
     workers: int | None = typer.Option(None, min=1, help="Server processes sharing the port."),
     models: str | None = typer.Option(
         None,
