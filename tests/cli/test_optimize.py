@@ -103,6 +103,13 @@ def test_a_missed_gate_says_why_and_registers_nothing(
         (("iris@1", "--target", "colour"), 2, "no target column 'colour'"),
         (("iris@1", "--quantize", "static-int8"), 2, "give --calibration DATA"),
         (("iris@1", "--to", "tflite"), 2, "converts to 'onnx' only"),
+        (("iris@1", "--min-accuracy", "5"), 2, "--min-accuracy is 5.0; give a fraction 0 to 1"),
+        (("iris@1", "--min-accuracy", "nan"), 2, "--min-accuracy is nan; give a fraction 0 to 1"),
+        (
+            ("iris@1", "--max-accuracy-drop", "-0.1"),
+            2,
+            "--max-accuracy-drop is -0.1; give a fraction 0 to 1",
+        ),
     ],
 )
 def test_bad_input_exits_non_zero_and_changes_nothing(

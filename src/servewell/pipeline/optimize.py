@@ -172,6 +172,12 @@ def optimize_version(
         raise InvalidInput(f"optimize converts to 'onnx' only, not '{options.to}'")
     if options.alias is not None:
         check_alias(options.alias)
+    for flag, value in (
+        ("--min-accuracy", options.min_accuracy),
+        ("--max-accuracy-drop", options.max_accuracy_drop),
+    ):
+        if not 0 <= value <= 1:  # NaN too
+            raise InvalidInput(f"{flag} is {value}; give a fraction 0 to 1")
     source = access.registry.resolve(ref)
     if source.signature.class_labels is None:
         raise InvalidInput(
