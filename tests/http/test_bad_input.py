@@ -14,7 +14,7 @@ import pytest
 
 from servewell.http import create_app
 from servewell.settings import AuthSettings, ServerSettings, Settings, ValidationSettings
-from serving_models import InProcessClient, serve_in_process
+from serving_models import ECHO_VALUES, InProcessClient, serve_in_process
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 FEATURES = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -29,11 +29,20 @@ def _v2(**tensor: Any) -> dict[str, Any]:
 
 
 def _binary(
-    header: dict[str, Any], raw: bytes, header_length: int | None = None, path: str = IRIS_V2
+    header: dict[str, Any],
+    raw: bytes,
+    header_length: int | None = None,
+    path: str = IRIS_V2,
+    says: str = "",
 ) -> Case:
     encoded = orjson.dumps(header)
     length = str(len(encoded) if header_length is None else header_length)
-    return Case(path, content=encoded + raw, headers={"Inference-Header-Content-Length": length})
+    return Case(
+        path,
+        content=encoded + raw,
+        headers={"Inference-Header-Content-Length": length},
+        says=says,
+    )
 
 
 @dataclass
@@ -149,6 +158,16 @@ CASES: dict[str, Case] = {
         {"inputs": [{"name": "in_BYTES", "datatype": "BYTES", "shape": [1, 2],
                      "parameters": {"binary_data_size": 6}}]},
         struct.pack("<I", 9) + b"ab", path="/v2/models/echo/infer",
+    ),
+    "binary BYTES not UTF-8": _binary(
+        {"inputs": [
+            *({"name": f"in_{datatype}", "datatype": datatype, "shape": [1, 2], "data": values}
+              for datatype, values in ECHO_VALUES.items() if datatype != "BYTES"),
+            {"name": "in_BYTES", "datatype": "BYTES", "shape": [1, 2],
+             "parameters": {"binary_data_size": 12}},
+        ]},
+        struct.pack("<I", 2) + b"\xff\xfe" + struct.pack("<I", 2) + b"ok",
+        path="/v2/models/echo/infer", says="input 'in_BYTES' item 0 is not valid UTF-8",
     ),
     "binary data and json data": _binary(
         {"inputs": [{**BINARY_INPUT, "data": ROW, "parameters": {"binary_data_size": 16}}]},

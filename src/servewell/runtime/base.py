@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from servewell.core.signature import Signature
+from servewell.errors import InvalidInput
 
 Array = np.ndarray[Any, Any]
 
@@ -54,3 +55,18 @@ def sample_inputs(signature: Signature, rows: int = 1) -> dict[str, Array]:
         else:
             batch[spec.name] = np.zeros(shape, dtype=to_numpy_dtype(spec.datatype))
     return batch
+
+
+def to_text(name: str, array: Array) -> Array:
+    """``array`` with its bytes decoded as UTF-8 (an object array of the same shape), for
+    models that take strings; bytes that are not UTF-8 are the caller's error."""
+    flat = array.reshape(-1)
+    texts = np.empty(len(flat), dtype=np.object_)
+    for index, item in enumerate(flat):
+        try:
+            texts[index] = item.decode("utf-8") if isinstance(item, bytes) else item
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                f"input '{name}' item {index} is not valid UTF-8", input_name=name
+            ) from None
+    return texts.reshape(array.shape)

@@ -13,7 +13,7 @@ import numpy as np
 
 from servewell.core.signature import Signature, TensorSpec
 from servewell.errors import InvalidArtifact, InvalidInput, InvalidSignature, ModelFailed
-from servewell.runtime.base import Array, sample_inputs
+from servewell.runtime.base import Array, sample_inputs, to_text
 from servewell.settings import RuntimeSettings
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class OnnxRuntime:
             if array.ndim == 1 and len(node.shape) == 2:
                 array = array.reshape(-1, 1)  # a raw column, as skl2onnx declares it
             if node.type == "tensor(string)":
-                array = _to_str_array(array)
+                array = to_text(node.name, array)
             feeds[node.name] = array
         with map_ort_errors(self.path, loading=False):
             values = session.run(self._output_names, feeds)
@@ -151,11 +151,6 @@ def _tensor_spec(node: Any) -> TensorSpec | None:
         return None
     shape = tuple(dim if isinstance(dim, int) and dim > 0 else -1 for dim in node.shape)
     return TensorSpec(name=node.name, datatype=datatype, shape=shape or (-1,))
-
-
-def _to_str_array(array: Array) -> Array:
-    flat = [item.decode("utf-8") if isinstance(item, bytes) else item for item in array.reshape(-1)]
-    return np.array(flat, dtype=np.object_).reshape(array.shape)
 
 
 def _from_ort_output(value: Any) -> Array:

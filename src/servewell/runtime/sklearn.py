@@ -18,7 +18,7 @@ import numpy as np
 
 from servewell.core.signature import Signature, TensorSpec
 from servewell.errors import InvalidArtifact, InvalidInput, ModelFailed
-from servewell.runtime.base import Array, sample_inputs
+from servewell.runtime.base import Array, sample_inputs, to_text
 
 INPUT_NAME = "input"
 
@@ -133,11 +133,7 @@ def _column(name: str, array: Array) -> Array:
             "scikit-learn model takes one column per input, or one matrix named 'input'"
         )
     flat = array.reshape(len(array))
-    if flat.dtype == np.object_:
-        return np.array(
-            [v.decode("utf-8") if isinstance(v, bytes) else v for v in flat], dtype=np.object_
-        )
-    return flat
+    return to_text(name, flat) if flat.dtype == np.object_ else flat
 
 
 def is_classifier(estimator: Any) -> bool:
