@@ -55,6 +55,7 @@ def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
         "model.joblib": model_files["joblib"].read_bytes(),
         "not-a-model.pkl": pickle.dumps({"just": "a dict"}),
         "truncated.joblib": model_files["joblib"].read_bytes()[:100],
+        "one-byte.joblib": b"x",
         "bad-signature.json": b"{not json",
         "wrong-signature.json": json.dumps(
             {"inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 7]}]}
@@ -107,6 +108,7 @@ def _corrupt(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
         (["model.joblib"], "loading it runs arbitrary code.*--trust"),
         (["not-a-model.pkl", "--trust"], "holds a dict, not a fitted estimator"),
         (["truncated.joblib", "--trust"], "not a readable joblib/pickle file"),
+        (["one-byte.joblib", "--trust"], r"not a readable joblib/pickle file \(it ends early"),
         (["missing.onnx"], "does not exist"),
         (["model.joblib", "--trust", "--signature", "bad-signature.json"], "not valid JSON"),
         (

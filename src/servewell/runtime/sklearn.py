@@ -46,8 +46,9 @@ class SklearnRuntime:
         try:
             estimator = joblib.load(self.path)
         except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError) as exc:
+            reason = str(exc) or "it ends early"  # EOFError() has no message
             raise InvalidArtifact(
-                f"{self.path.name} is not a readable joblib/pickle file ({exc or 'truncated'})"
+                f"{self.path.name} is not a readable joblib/pickle file ({reason})"
             ) from exc
         except (AttributeError, ModuleNotFoundError, ImportError) as exc:
             raise InvalidArtifact(
