@@ -343,3 +343,14 @@ def test_two_servers_share_one_rate_budget_and_see_revocations(
                 assert answer.status_code == 401
     finally:
         services.close()
+
+
+def test_an_unknown_route_is_a_404_for_a_valid_key(home: Path, keys: dict[str, str]) -> None:
+    with serve_in_process(create_app(_settings(home))) as client:
+        headers = _bearer(keys["app"])
+        assert (
+            client.post("/v1/models/scaler:explain", json=ROW, headers=headers).status_code == 404
+        )
+        admin = client.post("/admin/reload", json={}, headers=headers)
+        assert admin.status_code == 403
+        assert "lacks the 'admin' scope" in admin.json()["error"]

@@ -1,9 +1,10 @@
 """The guard layer of the HTTP app: API keys, scopes and rate limits before any route.
 
-Open paths (probes, ``/metrics``) need no key but are limited per client address; every
-other ``GET`` needs the ``predict`` scope, inference needs ``predict`` on the model it
-names, and anything else that changes state needs ``admin``. Allowed answers carry the
-``RateLimit-*`` headers; refusals are 401, 403, 429 (with ``Retry-After``) or 503.
+Open paths (probes, ``/metrics``, the API docs) need no key but are limited per client
+address; state-changing calls under an admin prefix (``/admin/``, ``/v2/repository/``)
+need the ``admin`` scope; everything else needs ``predict`` (on the model a path names).
+Allowed answers carry the ``RateLimit-*`` headers; refusals are 401, 403, 429 (with
+``Retry-After``) or 503.
 """
 
 from __future__ import annotations
@@ -102,12 +103,19 @@ def presented_key(scope: Scope) -> str | None:
     return key.decode("latin-1").strip() if key else None
 
 
+#: Where routes that change state live (the V2 model-repository extension, servewell's
+#: own admin API): changing them needs the ``admin`` scope.
+ADMIN_PREFIXES = ("/admin/", "/v2/repository/")
+
+
 def needed_scope(scope: Scope) -> str:
+    """``admin`` for a state-changing call under an admin prefix, else ``predict``: an
+    unknown route then answers 404 to a valid key, not a misleading 403."""
     method: str = scope["method"]
     path: str = scope["path"]
-    if method in ("GET", "HEAD", "OPTIONS") or path.endswith(("/infer", ":predict")):
-        return "predict"
-    return "admin"
+    if method not in ("GET", "HEAD", "OPTIONS") and path.startswith(ADMIN_PREFIXES):
+        return "admin"
+    return "predict"
 
 
 def model_of(path: str) -> str | None:
