@@ -3,7 +3,12 @@ registry, run by real ONNX Runtime, served by a real uvicorn on a loopback port.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +21,7 @@ import httpx
 import numpy as np
 import uvicorn
 
+from redis_server import free_port
 from servewell.bootstrap import Services
 from servewell.core.signature import Signature
 from servewell.http.app import ServewellApp
@@ -200,3 +206,41 @@ def serve_in_process(app: ServewellApp) -> Iterator[InProcessClient]:
         finally:
             portal.call(client.aclose)
             portal.call(app.shutdown)
+
+
+@contextmanager
+def serve_process(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``servewell serve`` as a real process on a free loopback port, ready when this
+    yields its URL; the whole process group is killed after (workers included)."""
+    port = free_port()
+    environment = {**os.environ, "SERVEWELL_HOME": str(home), **(env or {})}
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "servewell"), "serve", "--port", str(port), *args],
+        cwd=home.parent,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: workers die with it
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: {process.communicate()[0]}")
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        # The whole group: a worker outliving its master would hold stdout open forever.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,56 +15,17 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving_models import serve_process
+
 pytestmark = pytest.mark.slow
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def running_server(home: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = _free_port()
-    env = {**os.environ, "SERVEWELL_HOME": str(home)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "servewell"),
-            "serve",
-            "--port",
-            str(port),
-            "--no-auth",
-            *args,
-        ],
-        cwd=home.parent,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group: workers die with it
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {process.communicate()[0]}")
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        yield url, process
-    finally:
-        # The whole group: a worker outliving its master would hold stdout open forever.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate(timeout=30)
+    with serve_process(home, "--no-auth", *args) as running:
+        yield running
 
 
 def _open_request(port: int, body: bytes) -> socket.socket:

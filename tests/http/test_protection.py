@@ -3,10 +3,6 @@ in process, uvicorn on loopback ports, `servewell serve` processes, and real Red
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +22,7 @@ from servewell.settings import (
     ServerSettings,
     Settings,
 )
-from serving_models import register_echo, serve_in_process, serve_in_thread
+from serving_models import register_echo, serve_in_process, serve_in_thread, serve_process
 
 ROW = {"instances": [[1.0, 2.0]]}
 
@@ -264,54 +260,15 @@ def test_redis_down_follows_the_policy_and_recovers(
 # --- two server processes, one Redis budget -------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def _server_process(home: Path, redis_url: str) -> Iterator[str]:
-    port = _free_port()
     env = {
-        **os.environ,
-        "SERVEWELL_HOME": str(home),
         "SERVEWELL_REDIS_URL": redis_url,
         "SERVEWELL_RATE_LIMITS__BACKEND": "redis",
         "SERVEWELL_SERVER__ACCESS_LOG": "false",
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "servewell"),
-            "serve",
-            "--port",
-            str(port),
-            "--models",
-            "scaler",
-        ],
-        cwd=home.parent,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {process.communicate()[1]}")
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+    with serve_process(home, "--models", "scaler", env=env) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
 
 
 def test_two_servers_share_one_rate_budget_and_see_revocations(
