@@ -10,7 +10,7 @@ from typing import Any
 from servewell.batching.turn import TurnBatcher
 from servewell.cache.base import Array, CacheStats
 from servewell.cache.entry import decode_outputs, encode_outputs
-from servewell.errors import MissingDependency
+from servewell.redis_client import connect_redis
 
 logger = logging.getLogger(__name__)
 
@@ -92,18 +92,7 @@ class RedisResponseCache:
         if time.monotonic() < self._down_until:
             return None
         if self._batcher is None:
-            try:
-                import redis.asyncio as aioredis
-                from redis.exceptions import NoScriptError
-            except ImportError as exc:
-                raise MissingDependency("redis", "redis") from exc
-            self._client = aioredis.Redis.from_url(
-                self.url,
-                socket_timeout=self.timeout_s,
-                socket_connect_timeout=self.timeout_s,
-                retry_on_timeout=False,
-            )
-            self._no_script = NoScriptError
+            self._client, self._no_script = connect_redis(self.url, self.timeout_s)
             self._batcher = TurnBatcher(self._run)
         return self._batcher
 

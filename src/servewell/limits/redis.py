@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from servewell.batching.turn import TurnBatcher
 from servewell.core.rate import Decision, Rate, decide
-from servewell.errors import MissingDependency
+from servewell.redis_client import connect_redis
 
 logger = logging.getLogger(__name__)
 
@@ -105,18 +105,7 @@ class RedisRateLimiter:
 
     def _require_batcher(self) -> TurnBatcher[tuple[str, Rate], Any]:
         if self._batcher is None:
-            try:
-                import redis.asyncio as aioredis
-                from redis.exceptions import NoScriptError
-            except ImportError as exc:
-                raise MissingDependency("redis", "redis") from exc
-            self._client = aioredis.Redis.from_url(
-                self.url,
-                socket_timeout=self.timeout_s,
-                socket_connect_timeout=self.timeout_s,
-                retry_on_timeout=False,
-            )
-            self._no_script = NoScriptError
+            self._client, self._no_script = connect_redis(self.url, self.timeout_s)
             self._batcher = TurnBatcher(self._run_scripts)
         return self._batcher
 
