@@ -41,6 +41,8 @@ class ValidationSettings(BaseModel):
     """Most rows (batch size) in one request."""
     max_text_bytes: int = Field(default=100_000, ge=1)
     """Longest text item, in UTF-8 bytes."""
+    max_json_depth: int = Field(default=64, ge=1)
+    """Deepest nesting of arrays and objects in a JSON request body."""
 
 
 class BatchingSettings(BaseModel):

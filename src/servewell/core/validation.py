@@ -26,6 +26,7 @@ class InputLimits:
 
     max_rows: int = 10_000
     max_text_bytes: int = 100_000
+    max_json_depth: int = 64
 
 
 def validate_inputs(
