@@ -25,6 +25,7 @@ from redis_server import free_port
 from servewell.bootstrap import Services
 from servewell.core.signature import Signature
 from servewell.http.app import ServewellApp
+from servewell.http.protocol import ServewellHttpProtocol
 from servewell.pipeline.register import RegisterOptions, register_estimator, register_file
 
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -142,7 +143,13 @@ class ThreadedServer(uvicorn.Server):
 def serve_in_thread(app: ServewellApp) -> Iterator[ThreadedServer]:
     """Serve ``app`` (with its lifespan) until the block ends; wait until it is ready."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        http=ServewellHttpProtocol,
     )
     server = ThreadedServer(config)
     thread = threading.Thread(target=server.run, daemon=True)

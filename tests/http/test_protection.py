@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from redis_server import PrivateRedis
@@ -220,6 +221,38 @@ def test_the_cache_never_crosses_versions(home: Path, keys: dict[str, str], redi
     x = row["instances"][0][0]
     assert v1[0].json()["predictions"] == [[2 * x, 2.0]]
     assert v2.json()["predictions"] == [[3 * x, 3.0]]
+
+
+def test_a_broken_redis_entry_is_a_miss(home: Path, keys: dict[str, str], redis_url: str) -> None:
+    """Junk under a request's key (another program, a version skew) is answered as a
+    miss and replaced, never served and never an error."""
+    import redis
+
+    settings = _settings(
+        home,
+        redis_url=redis_url,
+        cache=CacheSettings(backend="redis"),
+        rate_limits=RateLimitSettings(enabled=False),
+    )
+    body = orjson.dumps({"instances": [[float(time.monotonic_ns() % 991), 5.0]]})
+    app = create_app(settings)
+    with serve_in_thread(app) as server:
+        assert app.protection is not None
+        assert app.protection.cache is not None
+        assert app.pool is not None
+        version = app.pool.get("scaler").version
+        key = app.protection.cache.key_for(version, b"rest", b"application/json", b"", body)
+        assert key is not None
+        client = redis.Redis.from_url(redis_url)
+        client.set("servewell:cache:" + key, b"junk", px=60_000)
+        client.close()
+        url = f"{server.url}/v1/models/scaler:predict"
+        headers = {**_bearer(keys["ops"]), "Content-Type": "application/json"}
+        answers = [httpx.post(url, content=body, headers=headers) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    assert answers[0].headers["x-cache"] == "miss"
+    assert answers[0].json() == answers[2].json()
+    assert answers[2].headers["x-cache"] == "hit"  # the junk was replaced
 
 
 @pytest.mark.parametrize(

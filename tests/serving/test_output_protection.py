@@ -1,13 +1,14 @@
-"""Output filters and the response cache layer, on real caches."""
+"""Output filters and the response cache layer's keys and switches."""
 
 from __future__ import annotations
 
-import uuid
+from datetime import UTC, datetime
 
 import numpy as np
-import pytest
 
-from servewell.cache import MemoryResponseCache, RedisResponseCache, ResponseCache
+from servewell.cache import MemoryResponseCache
+from servewell.core.signature import Signature
+from servewell.registry.records import ModelVersion
 from servewell.serving.postprocess import WITHHELD, filter_outputs
 from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.settings import CacheSettings, ModelCacheSettings, OutputFilterSettings
@@ -37,36 +38,42 @@ def test_no_rule_passes_through() -> None:
     assert filter_outputs(outputs, None).outputs["reply"][0] == b"a@example.com"
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def cache(request: pytest.FixtureRequest) -> ResponseCache:
-    if request.param == "memory":
-        return MemoryResponseCache()
-    url = request.getfixturevalue("redis_url")
-    return RedisResponseCache(url, prefix=f"test:{uuid.uuid4().hex}:")
+def _version(number: int, name: str = "m", **tags: str) -> ModelVersion:
+    return ModelVersion(
+        name=name,
+        version=number,
+        format="onnx",
+        signature=Signature.from_dict(
+            {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 1]}]}
+        ),
+        artifacts=(),
+        metrics={},
+        params={},
+        tags=tags,
+        parent=None,
+        created_at=datetime.now(UTC),
+    )
 
 
-@pytest.mark.anyio
-async def test_the_cache_layer_never_crosses_versions(cache: ResponseCache) -> None:
-    layer = ResponseCacheLayer(cache, CacheSettings())
-    inputs = {"input": np.array([[1.0, 2.0]], dtype=np.float32)}
-    calls: list[int] = []
-
-    def model(version: int):  # type: ignore[no-untyped-def]
-        async def compute() -> tuple[dict[str, np.ndarray], int]:
-            calls.append(version)
-            return {"label": np.array([version], dtype=np.int64)}, 1
-
-        return compute
-
-    first = await layer.through("m", 3, inputs, model(3))
-    again = await layer.through("m", 3, inputs, model(3))
-    other = await layer.through("m", 4, inputs, model(4))
-    fresh = await layer.through("m", 3, inputs, model(3), bypass=True)
-    assert (first.hit, again.hit, other.hit, fresh.hit) == (False, True, False, False)
-    assert again.outputs["label"].tolist() == [3]
-    assert other.outputs["label"].tolist() == [4]
-    assert calls == [3, 4, 3]
-    await cache.close()
+def test_keys_name_the_resolved_version_and_the_filter_rules() -> None:
+    """An alias moving from v3 to v4 changes every key; so does a model's output filter
+    policy (answers are stored filtered), and a version tagged non-deterministic has none."""
+    body = (b"rest", b"application/json", b"", b'{"instances": [[1.0]]}')
+    plain = ResponseCacheLayer(MemoryResponseCache(), CacheSettings())
+    redacting = ResponseCacheLayer(
+        MemoryResponseCache(), CacheSettings(), {"m": OutputFilterSettings(policy="redact")}
+    )
+    blocking = ResponseCacheLayer(
+        MemoryResponseCache(), CacheSettings(), {"m": OutputFilterSettings(policy="block")}
+    )
+    v3 = plain.key_for(_version(3), *body)
+    assert v3 is not None
+    assert v3.startswith("m@3:")
+    assert v3 == plain.key_for(_version(3), *body)
+    assert v3 != plain.key_for(_version(4), *body)
+    keys = {layer.key_for(_version(3), *body) for layer in (plain, redacting, blocking)}
+    assert len(keys) == 3
+    assert plain.key_for(_version(3, deterministic="false"), *body) is None
 
 
 def test_per_model_switches() -> None:

@@ -1,7 +1,7 @@
 """Response caching: in-process LRU (default) or Redis (shared by replicas)."""
 
 from servewell.cache.base import CacheStats, ResponseCache
-from servewell.cache.entry import cache_key, decode_outputs, encode_outputs
+from servewell.cache.entry import cache_key
 from servewell.cache.memory import MemoryResponseCache
 from servewell.cache.redis import RedisResponseCache
 
@@ -11,6 +11,4 @@ __all__ = [
     "RedisResponseCache",
     "ResponseCache",
     "cache_key",
-    "decode_outputs",
-    "encode_outputs",
 ]

@@ -1,19 +1,13 @@
 """The ResponseCache protocol. A cache failure is a miss, never an error.
 
-Entries are a model's raw outputs (name -> array), whatever protocol asked: a backend
-that keeps them in memory stores the arrays themselves, one that sends them elsewhere
-encodes them (``cache.entry``).
+Entries are opaque bytes (the serving layer stores whole encoded answers); keys say
+which model version and which request they answer (``cache.entry.cache_key``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import numpy as np
-
-Array = np.ndarray[Any, Any]
+from typing import Protocol
 
 
 @dataclass
@@ -31,11 +25,11 @@ class CacheStats:
 class ResponseCache(Protocol):
     stats: CacheStats
 
-    async def get(self, key: str) -> Mapping[str, Array] | None:
-        """The outputs stored under ``key`` (read-only: shared by every hit), or None on a
-        miss (or when the backend is unreachable, or the entry is broken)."""
+    async def get(self, key: str) -> bytes | None:
+        """The entry stored under ``key``, or None on a miss (or when the backend is
+        unreachable)."""
 
-    async def set(self, key: str, outputs: Mapping[str, Array], ttl_s: float) -> None:
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         """Store an entry; failures are counted and swallowed."""
 
     async def close(self) -> None: ...

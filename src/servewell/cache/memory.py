@@ -1,10 +1,9 @@
 """An in-process LRU cache with a TTL per entry and a byte budget.
 
-Entries are kept encoded (``cache.entry``), not as the arrays themselves: a container
-of arrays is tracked by the garbage collector, and with a few hundred thousand entries
-every full collection walks them all (measured: 27 ms pauses of the event loop at 300k
-entries), while bytes are never tracked. Encoding and decoding cost ~2 us a request.
-An entry costs its key's length plus its encoded bytes.
+Entries are bytes (never tracked by the garbage collector, so a few hundred thousand of
+them cost full collections nothing). An entry costs its key's length plus its value's.
+Besides the async ``ResponseCache`` calls it answers synchronously (``peek``,
+``count_hit``), so the HTTP layer can serve a hit without leaving the protocol.
 """
 
 from __future__ import annotations
@@ -12,10 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-from servewell.cache.base import Array, CacheStats
-from servewell.cache.entry import decode_outputs, encode_outputs
+from servewell.cache.base import CacheStats
 
 
 class MemoryResponseCache:
@@ -33,26 +31,34 @@ class MemoryResponseCache:
     def size_bytes(self) -> int:
         return self._size_bytes
 
-    async def get(self, key: str) -> dict[str, Array] | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                self.stats.misses += 1
-                return None
-            value, expires_at = entry
-            if expires_at <= self.clock():
-                self._remove(key)
-                self.stats.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.stats.hits += 1
-        outputs = decode_outputs(value)
-        for array in outputs.values():
-            array.setflags(write=False)  # as the protocol promises (text arrays are fresh)
-        return outputs
+    async def get(self, key: str) -> bytes | None:
+        value = self.peek(key)
+        if value is None:
+            self.stats.misses += 1
+            return None
+        self.count_hit(key)
+        return value
 
-    async def set(self, key: str, outputs: Mapping[str, Array], ttl_s: float) -> None:
-        value = encode_outputs(outputs)
+    def peek(self, key: str) -> bytes | None:
+        """The live entry under ``key``, without counting or refreshing it."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= self.clock():
+            with self._lock:
+                if self._entries.get(key) is entry:
+                    self._remove(key)
+            return None
+        return entry[0]
+
+    def count_hit(self, key: str) -> None:
+        """Count a hit on ``key`` and make it the most recently used."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+            self.stats.hits += 1
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         cost = len(key) + len(value)
         if cost > self.max_bytes:
             return  # larger than the whole budget: never worth evicting everything for

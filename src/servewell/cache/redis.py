@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from servewell.batching.turn import TurnBatcher
-from servewell.cache.base import Array, CacheStats
-from servewell.cache.entry import decode_outputs, encode_outputs
+from servewell.cache.base import CacheStats
 from servewell.redis_client import connect_redis
 
 logger = logging.getLogger(__name__)
@@ -59,17 +57,16 @@ class RedisResponseCache:
         self._pending_writes = 0
         self._down_until = 0.0
 
-    async def get(self, key: str) -> dict[str, Array] | None:
+    async def get(self, key: str) -> bytes | None:
         batcher = self._available()
         value = None if batcher is None else await batcher.submit((self.prefix + key, None, 0))
-        outputs = None if value is None else _decoded(value)
-        if outputs is None:
+        if value is None:
             self.stats.misses += 1
             return None
         self.stats.hits += 1
-        return outputs
+        return value
 
-    async def set(self, key: str, outputs: Mapping[str, Array], ttl_s: float) -> None:
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         batcher = self._available()
         if batcher is None:
             return
@@ -77,7 +74,7 @@ class RedisResponseCache:
             self.stats.skipped += 1
             return
         self._pending_writes += 1
-        op = (self.prefix + key, encode_outputs(outputs), max(1, int(ttl_s * 1000)))
+        op = (self.prefix + key, value, max(1, int(ttl_s * 1000)))
         batcher.submit_nowait(op).add_done_callback(self._written)
 
     async def close(self) -> None:
@@ -143,14 +140,3 @@ class RedisResponseCache:
                 "response cache: Redis unreachable (%s); serving misses", type(exc).__name__
             )
         self._down_until = time.monotonic() + self.retry_interval_s
-
-
-def _decoded(value: bytes) -> dict[str, Array] | None:
-    """The outputs in an entry; a broken entry is a miss."""
-    try:
-        outputs = decode_outputs(value)
-    except ValueError:
-        return None
-    for array in outputs.values():
-        array.flags.writeable = False
-    return outputs

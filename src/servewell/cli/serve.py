@@ -19,6 +19,8 @@ from servewell.errors import InvalidInput
 from servewell.settings import load_settings
 
 APP_FACTORY = "servewell.http.app:create_app_from_environment"
+#: uvicorn's httptools protocol with response-cache hits answered before the ASGI app.
+HTTP_PROTOCOL = "servewell.http.protocol:ServewellHttpProtocol"
 
 
 def serve(
@@ -74,7 +76,7 @@ def serve(
             port=port if port is not None else settings.port,
             workers=workers,
             loop="uvloop",
-            http="httptools",
+            http=HTTP_PROTOCOL,
             lifespan="on",
             access_log=False,
             log_config=None,

@@ -43,5 +43,3 @@ class InferResponse:
     id: str | None = None
     batch_size: int = 1
     """Rows in the model call that answered (this request's and others batched with it)."""
-    cache: str = ""
-    """``hit``, ``miss`` or ``bypass`` when the response cache was consulted, else empty."""

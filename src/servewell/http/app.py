@@ -14,26 +14,29 @@ import asyncio
 import gc
 import logging
 import sys
-from dataclasses import dataclass
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from servewell.bootstrap import Services, build_protection, build_services
-from servewell.core.ref import MAX_VERSION, ModelRef, parse_version
+from servewell.core.ref import ModelRef
 from servewell.core.validation import InputLimits
-from servewell.errors import NotFound, NotReady
+from servewell.errors import NotReady
 from servewell.http import rest, v2
+from servewell.http.fastlane import FastLane
 from servewell.http.guard import GuardMiddleware
 from servewell.http.middleware import EdgeMiddleware
 from servewell.http.problems import to_reply
+from servewell.http.targets import InferTarget, match_infer, version_number
 from servewell.http.wire import (
     ClientDisconnected,
     Receive,
     Reply,
     Scope,
     Send,
+    pack_reply,
     read_body,
+    unpack_reply,
 )
 from servewell.http.wire import header as find_header
 from servewell.observability import (
@@ -42,7 +45,9 @@ from servewell.observability import (
     LoggerAccessLog,
     ServingMetrics,
     StreamAccessLog,
+    current_request,
 )
+from servewell.serving.deployment import Deployment
 from servewell.serving.pool import ModelPool
 from servewell.serving.predictor import Predictor
 from servewell.serving.protection import Protection
@@ -51,17 +56,8 @@ from servewell.settings import Settings, load_settings
 logger = logging.getLogger(__name__)
 
 CACHE_CONTROL = b"cache-control"
-X_CACHE = b"x-cache"
-
-
-@dataclass(frozen=True, slots=True)
-class InferTarget:
-    """What an inference path names."""
-
-    protocol: str
-    """``v2`` or ``rest``."""
-    model: str
-    version: str | None
+HIT = (b"x-cache", b"hit")
+MISS = (b"x-cache", b"miss")
 
 
 class ServewellApp:
@@ -75,6 +71,8 @@ class ServewellApp:
         self.services = services
         self.api: FastAPI | None = None
         self.edge: EdgeMiddleware | None = None
+        self.lane: FastLane | None = None
+        """Answers cache hits inside the HTTP protocol (``http.protocol``)."""
         self.pool: ModelPool | None = None
         self.predictor: Predictor | None = None
         self.protection: Protection | None = None
@@ -184,23 +182,67 @@ class ServewellApp:
         header_length: bytes | None,
         cache_control: bytes | None = None,
     ) -> Reply:
-        """One inference request, whatever route it came by; raises on failure."""
-        use_cache = cache_control is None or b"no-cache" not in cache_control.lower()
+        """One inference request, whatever route it came by, through the response cache
+        when it is on for the model; raises on failure."""
         if self.predictor is None:
             raise NotReady(target.model)
-        ref = ModelRef(target.model, version=_version_number(target))
+        ref = ModelRef(target.model, version=version_number(target))
         deployment = self.predictor.resolve(ref)
+        layer = self.protection.cache if self.protection is not None else None
+        key = None
+        if layer is not None:
+            key = layer.key_for(
+                deployment.version,
+                target.protocol.encode(),
+                content_type or b"",
+                header_length or b"",
+                body,
+            )
+        if layer is None or key is None:
+            return await self._answer(target, ref, deployment, body, content_type, header_length)
+        use_cache = cache_control is None or b"no-cache" not in cache_control.lower()
+        if use_cache:
+            entry = await layer.cache.get(key)
+            cached = unpack_reply(entry) if entry is not None else None
+            if cached is not None:
+                self.count_cache(deployment.name, "hit")
+                cached.headers.append(HIT)
+                return cached
+        reply = await self._answer(target, ref, deployment, body, content_type, header_length)
+        await layer.store(deployment.name, key, pack_reply(reply))
+        self.count_cache(deployment.name, "miss" if use_cache else "bypass")
+        reply.headers.append(MISS)
+        return reply
+
+    async def _answer(
+        self,
+        target: InferTarget,
+        ref: ModelRef,
+        deployment: Deployment,
+        body: bytes,
+        content_type: bytes | None,
+        header_length: bytes | None,
+    ) -> Reply:
+        """Decode, predict, encode: the answer the response cache stores."""
+        assert self.predictor is not None
         if target.protocol == "v2":
             decoded = v2.decode_request(ref, body, content_type, header_length)
-            response = await self.predictor.infer(decoded.request, deployment, use_cache=use_cache)
-            return _with_cache_header(
-                v2.encode_response(response, decoded.binary_outputs), response.cache
-            )
+            response = await self.predictor.infer(decoded.request, deployment)
+            return v2.encode_response(response, decoded.binary_outputs)
         request = rest.decode_request(ref, deployment.signature, body, content_type)
-        response = await self.predictor.infer(request, deployment, use_cache=use_cache)
-        return _with_cache_header(
-            rest.encode_response(deployment.signature, response), response.cache
-        )
+        response = await self.predictor.infer(request, deployment)
+        return rest.encode_response(deployment.signature, response)
+
+    def count_cache(self, model: str, outcome: str) -> None:
+        """A response cache outcome in the metrics and the access line."""
+        self.metrics.count_cache(model, outcome)
+        record = current_request()
+        if record is not None:
+            record.cache = outcome
+        layer = self.protection.cache if self.protection is not None else None
+        evictions = layer.new_evictions() if layer is not None else 0
+        if evictions:
+            self.metrics.cache_evictions.inc(evictions)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -217,41 +259,6 @@ class ServewellApp:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _with_cache_header(reply: Reply, outcome: str) -> Reply:
-    """``X-Cache: hit|miss`` when the response cache was consulted."""
-    if outcome:
-        reply.headers.append((X_CACHE, b"hit" if outcome == "hit" else b"miss"))
-    return reply
-
-
-def match_infer(path: str) -> InferTarget | None:
-    """The target of ``/v2/models/{m}[/versions/{v}]/infer`` or
-    ``/v1/models/{m}[/versions/{v}]:predict``; None for any other path."""
-    if path.startswith("/v2/models/") and path.endswith("/infer"):
-        protocol, middle = "v2", path[len("/v2/models/") : -len("/infer")]
-    elif path.startswith("/v1/models/") and path.endswith(":predict"):
-        protocol, middle = "rest", path[len("/v1/models/") : -len(":predict")]
-    else:
-        return None
-    name, sep, version = middle.partition("/versions/")
-    if not name or "/" in name or (sep and (not version or "/" in version)):
-        return None
-    return InferTarget(protocol, name, version if sep else None)
-
-
-def _version_number(target: InferTarget) -> int | None:
-    if target.version is None:
-        return None
-    number = parse_version(target.version)
-    if number is None:
-        raise NotFound(
-            f"model '{target.model}' has no version '{target.version}'; "
-            f"versions are numbers from 1 to {MAX_VERSION}",
-            model=target.model,
-        )
-    return number
 
 
 def create_app(
@@ -281,6 +288,7 @@ def create_app(
         metrics,
     )
     app.edge = EdgeMiddleware(guarded, metrics, access_log)
+    app.lane = FastLane(app, app.edge, guarded)
     return app
 
 

@@ -12,14 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from servewell.core.rate import Decision
 from servewell.errors import NotReady, RateLimited, ServewellError, Unavailable
 from servewell.http.problems import to_reply
-from servewell.http.wire import ASGIApp, Message, Receive, Scope, Send, header
+from servewell.http.wire import ASGIApp, Message, Receive, Reply, Scope, Send, header
 from servewell.observability import ServingMetrics, current_request
 from servewell.serving.guard import Guard
 
 AUTHORIZATION = b"authorization"
 API_KEY = b"x-api-key"
+RATELIMIT_LIMIT = b"ratelimit-limit"
+RATELIMIT_REMAINING = b"ratelimit-remaining"
+RATELIMIT_RESET = b"ratelimit-reset"
 
 
 class GuardMiddleware:
@@ -36,6 +40,7 @@ class GuardMiddleware:
         self.guard = guard
         self.open_paths = frozenset(open_paths)
         self.metrics = metrics
+        self._limit_values: dict[int, bytes] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,21 +72,12 @@ class GuardMiddleware:
                 if record is not None:
                     record.caller = caller
         except ServewellError as exc:
-            if isinstance(exc, RateLimited | Unavailable):
-                outcome = "limited" if isinstance(exc, RateLimited) else "degraded"
-                self.metrics.count_rate_limit(getattr(exc, "caller", caller), outcome)
-            await to_reply(exc, v2=path.startswith("/v2")).send(send)
+            await self.refusal(exc, caller, path).send(send)
             return
-        if decision is not None:
-            self.metrics.count_rate_limit(caller, "degraded" if decision.degraded else "allowed")
         if decision is None:
             await self.app(scope, receive, send)
             return
-        extra = [
-            (b"ratelimit-limit", str(decision.limit).encode()),
-            (b"ratelimit-remaining", str(decision.remaining).encode()),
-            (b"ratelimit-reset", str(math.ceil(decision.reset_s)).encode()),
-        ]  # decision.headers(), as ASGI wants them
+        extra = self.admitted(caller, decision)
 
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -90,16 +86,38 @@ class GuardMiddleware:
 
         await self.app(scope, receive, send_with_limits)
 
+    def refusal(self, exc: ServewellError, caller: str, path: str) -> Reply:
+        """The answer to a refused call (counted when a rate limit refused it)."""
+        if isinstance(exc, RateLimited | Unavailable):
+            outcome = "limited" if isinstance(exc, RateLimited) else "degraded"
+            self.metrics.count_rate_limit(getattr(exc, "caller", caller), outcome)
+        return to_reply(exc, v2=path.startswith("/v2"))
+
+    def admitted(self, caller: str, decision: Decision) -> list[tuple[bytes, bytes]]:
+        """Count an admitted call; its ``RateLimit-*`` headers, as ASGI wants them."""
+        self.metrics.count_rate_limit(caller, "degraded" if decision.degraded else "allowed")
+        limit = self._limit_values.get(decision.limit)
+        if limit is None:
+            limit = self._limit_values[decision.limit] = str(decision.limit).encode()
+        return [
+            (RATELIMIT_LIMIT, limit),
+            (RATELIMIT_REMAINING, str(decision.remaining).encode()),
+            (RATELIMIT_RESET, str(math.ceil(decision.reset_s)).encode()),
+        ]
+
 
 def presented_key(scope: Scope) -> str | None:
     """``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
-    authorization = header(scope, AUTHORIZATION)
+    return key_from(header(scope, AUTHORIZATION), header(scope, API_KEY))
+
+
+def key_from(authorization: bytes | None, key: bytes | None) -> str | None:
+    """The key in an ``Authorization`` header (Bearer) or else an ``X-API-Key`` header."""
     if authorization is not None:
         kind, _, token = authorization.decode("latin-1").partition(" ")
         if kind.lower() == "bearer" and token.strip():
             return token.strip()
         return None
-    key = header(scope, API_KEY)
     return key.decode("latin-1").strip() if key else None
 
 

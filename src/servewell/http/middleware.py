@@ -73,25 +73,34 @@ class EdgeMiddleware:
             self.active -= 1
             if counts_in_flight:
                 self.metrics.in_flight.dec()
-            elapsed_s = time.perf_counter() - started
-            self.metrics.observe_request(
-                record.model, record.version, record.protocol, record.status, elapsed_s
-            )
-            if record.error:
-                self.metrics.count_error(record.error)
-            if self.access_log is not None:
-                client = scope.get("client")
-                self.access_log.write(record, elapsed_s, client[0] if client else None)
+            client = scope.get("client")
+            self.finish(record, time.perf_counter() - started, client[0] if client else None)
             unbind_request(token)
+
+    def finish(self, record: RequestRecord, elapsed_s: float, client: str | None) -> None:
+        """An answered request in the metrics and the access log."""
+        self.metrics.observe_request(
+            record.model, record.version, record.protocol, record.status, elapsed_s
+        )
+        if record.error:
+            self.metrics.count_error(record.error)
+        if self.access_log is not None:
+            self.access_log.write(record, elapsed_s, client)
 
 
 def _request_id(scope: Scope) -> str:
     for key, value in scope["headers"]:
         if key == REQUEST_ID:
-            text: str = value.decode("latin-1")
-            if 0 < len(text) <= 128 and text.isascii() and text.isprintable():
-                return text
-            break
+            return request_id_from(value)
+    return os.urandom(12).hex()
+
+
+def request_id_from(value: bytes | None) -> str:
+    """The client's ``X-Request-Id`` when it is a sane one, else a fresh id."""
+    if value is not None:
+        text = value.decode("latin-1")
+        if 0 < len(text) <= 128 and text.isascii() and text.isprintable():
+            return text
     return os.urandom(12).hex()
 
 

@@ -19,10 +19,11 @@ from servewell.core.ref import parse_version
 from servewell.errors import ServewellError
 from servewell.http import rest, v2
 from servewell.http.problems import to_reply
+from servewell.http.targets import InferTarget
 from servewell.http.wire import Reply
 
 if TYPE_CHECKING:
-    from servewell.http.app import InferTarget, ServewellApp
+    from servewell.http.app import ServewellApp
 
 V2_BODY = {
     "requestBody": {
@@ -198,8 +199,6 @@ async def _infer(app: ServewellApp, request: Request, target: InferTarget) -> Re
 
 
 def _target(protocol: str, name: str, version: str | None) -> InferTarget:
-    from servewell.http.app import InferTarget
-
     return InferTarget(protocol, name, version)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,12 @@ class Reply:
     @classmethod
     def json(cls, status: int, content: Any) -> Reply:
         return cls(status, orjson.dumps(content, option=NUMPY_JSON))
+
+    def head_lines(self) -> bytes:
+        """The content type and extra headers as HTTP/1.1 header lines (no length)."""
+        lines = [b"content-type: " + self.content_type + b"\r\n"]
+        lines.extend(name + b": " + value + b"\r\n" for name, value in self.headers)
+        return b"".join(lines)
 
     async def send(self, send: Send) -> None:
         headers = [
@@ -87,3 +94,45 @@ async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+#: A cached reply: magic, the length of its header lines, the lines, the body.
+_ENTRY = b"SWR1"
+_ENTRY_HEAD = struct.Struct("<4sI")
+
+
+def pack_reply(reply: Reply) -> bytes:
+    """A successful reply as one response-cache entry. Its header lines are kept as HTTP
+    writes them, so a hit can be written to the socket without building them again."""
+    head = reply.head_lines()
+    return _ENTRY_HEAD.pack(_ENTRY, len(head)) + head + reply.body
+
+
+def split_entry(entry: bytes) -> tuple[bytes, bytes] | None:
+    """A cache entry's (header lines, body); None when it is not one of ours."""
+    if len(entry) < _ENTRY_HEAD.size or not entry.startswith(_ENTRY):
+        return None
+    _, size = _ENTRY_HEAD.unpack_from(entry)
+    end = _ENTRY_HEAD.size + size
+    if end > len(entry):
+        return None
+    return entry[_ENTRY_HEAD.size : end], entry[end:]
+
+
+def unpack_reply(entry: bytes) -> Reply | None:
+    """The 200 reply in a cache entry; None for bytes that are not one (a miss)."""
+    parts = split_entry(entry)
+    if parts is None:
+        return None
+    head, body = parts
+    content_type = JSON
+    headers: list[tuple[bytes, bytes]] = []
+    for line in head.split(b"\r\n")[:-1]:
+        name, sep, value = line.partition(b": ")
+        if not sep:
+            return None
+        if name == b"content-type":
+            content_type = value
+        else:
+            headers.append((name, value))
+    return Reply(200, body, content_type, headers)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from servewell.core.apikey import grants
 from servewell.core.rate import Decision, Rate
 from servewell.errors import Forbidden, RateLimited, Unavailable
-from servewell.limits import RateLimiter
+from servewell.limits import MemoryRateLimiter, RateLimiter
 from servewell.registry.keys import ApiKey
 from servewell.serving.keyring import KeyRing
 from servewell.settings import RateLimitSettings
@@ -53,26 +53,63 @@ class Guard:
         limited = self.limiter is not None and self.settings.enabled
         return self.keyring is None and not (limited and self._anonymous is not None)
 
+    @property
+    def decides_now(self) -> bool:
+        """Whether :meth:`admit_now` can decide (no limiter, or an in-process one)."""
+        return self.limiter is None or isinstance(self.limiter, MemoryRateLimiter)
+
     async def admit(
         self, token: str | None, client: str, scope: str, model: str | None = None
     ) -> Caller:
         """Admit the call or raise Unauthorized, Forbidden, RateLimited or Unavailable."""
+        name, key, buckets = self._authorize(token, client, scope, model)
+        decision = None
+        if self.limiter is not None:
+            for index, (bucket, rate) in enumerate(buckets):
+                judged = _judged(bucket, await self.limiter.acquire(bucket, rate))
+                decision = judged if index == 0 else decision
+        return Caller(name, key, decision)
+
+    def admit_now(
+        self, token: str | None, client: str, scope: str, model: str | None = None
+    ) -> Caller:
+        """:meth:`admit` without awaiting; only when :attr:`decides_now`."""
+        name, key, buckets = self._authorize(token, client, scope, model)
+        decision = None
+        if isinstance(self.limiter, MemoryRateLimiter):
+            for index, (bucket, rate) in enumerate(buckets):
+                judged = _judged(bucket, self.limiter.acquire_now(bucket, rate))
+                decision = judged if index == 0 else decision
+        return Caller(name, key, decision)
+
+    async def admit_anonymous(self, client: str) -> Decision | None:
+        """Limit a call to an open path (health, metrics) by client address."""
+        if self.limiter is None or self._anonymous is None or not self.settings.enabled:
+            return None
+        bucket = f"ip:{client}"
+        return _judged(bucket, await self.limiter.acquire(bucket, self._anonymous))
+
+    def _authorize(
+        self, token: str | None, client: str, scope: str, model: str | None
+    ) -> tuple[str, ApiKey | None, list[tuple[str, Rate]]]:
+        """Who is calling and the buckets to take a token from, in order; raises
+        Unauthorized or Forbidden (before any bucket is touched)."""
+        limited = self.limiter is not None and self.settings.enabled
         if self.keyring is None:
-            decision = await self._limit(f"ip:{client}", self._anonymous)
-            return Caller(f"ip:{client}", None, decision)
+            name = f"ip:{client}"
+            anonymous = self._anonymous
+            return name, None, [(name, anonymous)] if limited and anonymous is not None else []
         key = self.keyring.authenticate(token)
         if not grants(key.scopes, scope):
             raise Forbidden(f"the API key '{key.name}' lacks the '{scope}' scope", key=key.name)
         if model is not None and key.models is not None and model not in key.models:
             raise Forbidden(f"the API key '{key.name}' may not call model '{model}'", key=key.name)
-        decision = await self._limit(f"key:{key.name}", self._rate_of(key))
+        if not limited:
+            return key.name, key, []
+        buckets = [(f"key:{key.name}", self._rate_of(key))]
         if model is not None and model in self._per_model:
-            await self._limit(f"key:{key.name}:model:{model}", self._per_model[model])
-        return Caller(key.name, key, decision)
-
-    async def admit_anonymous(self, client: str) -> Decision | None:
-        """Limit a call to an open path (health, metrics) by client address."""
-        return await self._limit(f"ip:{client}", self._anonymous)
+            buckets.append((f"key:{key.name}:model:{model}", self._per_model[model]))
+        return key.name, key, buckets
 
     def _rate_of(self, key: ApiKey) -> Rate:
         if key.rate is None:
@@ -82,16 +119,16 @@ class Guard:
             rate = self._key_rates[key.rate] = Rate.parse(key.rate)
         return rate
 
-    async def _limit(self, bucket: str, rate: Rate | None) -> Decision | None:
-        if self.limiter is None or rate is None or not self.settings.enabled:
-            return None
-        decision = await self.limiter.acquire(bucket, rate)
-        if decision.allowed:
-            return decision
-        if decision.degraded:  # fail_closed with the shared backend down
-            raise Unavailable("the rate limiter", max(1, round(decision.retry_after_s)))
-        caller = bucket.split(":")[1] if bucket.startswith("key:") else bucket
-        raise RateLimited(_who(bucket), decision.retry_after_s, decision.headers(), caller=caller)
+
+def _judged(bucket: str, decision: Decision) -> Decision:
+    """The decision if it allows the call; else RateLimited, or Unavailable when the shared
+    backend is down and the policy is fail_closed."""
+    if decision.allowed:
+        return decision
+    if decision.degraded:
+        raise Unavailable("the rate limiter", max(1, round(decision.retry_after_s)))
+    caller = bucket.split(":")[1] if bucket.startswith("key:") else bucket
+    raise RateLimited(_who(bucket), decision.retry_after_s, decision.headers(), caller=caller)
 
 
 def _who(bucket: str) -> str:

@@ -1,7 +1,8 @@
 """Output filters: personal data in a model's text outputs is redacted or withheld.
 
-The response cache keeps a model's raw outputs and the filter runs on every answer, hits
-included, so a change of a model's filter policy applies at once, also to cached answers.
+The response cache keeps filtered answers; its keys include the model's filter settings,
+so a changed policy never serves an answer filtered the old way (not even from a Redis
+cache that outlived the server).
 """
 
 from __future__ import annotations

@@ -1,37 +1,39 @@
-"""The response cache in the request path: after validation, before the batcher.
+"""The response cache in the request path: in front of decoding, validation and the
+model.
 
-Keys are the resolved deployment (name + version number) and the validated input bytes,
-so an alias moving to a new version can never serve the old version's answer. Entries
-are the model's raw outputs, independent of protocol: a V2 request and a REST request
-with the same inputs share one entry.
+A key is the resolved deployment (name + version number) plus a hash of the request's
+bytes as the protocol adapter read them (``cache.cache_key``), so an alias moving to a
+new version can never serve the old version's answer. An entry is the whole encoded
+answer: a hit skips decoding, validation, the model, the output filters and encoding,
+and with the in-process backend it can be answered without leaving the HTTP protocol
+(``peek``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
 
-import numpy as np
-
-from servewell.cache import ResponseCache, cache_key
-from servewell.settings import CacheSettings
-
-Array = np.ndarray[Any, Any]
-Outputs = dict[str, Array]
-
-
-@dataclass(frozen=True, slots=True)
-class Cached:
-    outputs: Outputs
-    hit: bool
-    batch_size: int
+from servewell.cache import MemoryResponseCache, ResponseCache, cache_key
+from servewell.registry.records import ModelVersion
+from servewell.settings import CacheSettings, OutputFilterSettings
 
 
 class ResponseCacheLayer:
-    def __init__(self, cache: ResponseCache, settings: CacheSettings) -> None:
+    def __init__(
+        self,
+        cache: ResponseCache,
+        settings: CacheSettings,
+        output_filters: Mapping[str, OutputFilterSettings] | None = None,
+    ) -> None:
         self.cache = cache
         self.settings = settings
+        # Answers are stored filtered: a model's filter settings are part of its keys.
+        self._filter_tags = {
+            model: rule.model_dump_json().encode() for model, rule in (output_filters or {}).items()
+        }
+        self.memory = cache if isinstance(cache, MemoryResponseCache) else None
+        """The cache when it answers synchronously (in-process), else None."""
+        self._evictions_seen = 0
 
     def is_enabled_for(self, model: str, deterministic: bool = True) -> bool:
         if not self.settings.enabled or not deterministic:
@@ -43,25 +45,20 @@ class ResponseCacheLayer:
         override = self.settings.models.get(model)
         return override.ttl_s if override and override.ttl_s else self.settings.ttl_s
 
-    async def through(
-        self,
-        model: str,
-        version: int,
-        inputs: Mapping[str, Array],
-        compute: Callable[[], Awaitable[tuple[Outputs, int]]],
-        *,
-        bypass: bool = False,
-    ) -> Cached:
-        """The cached answer, or ``compute()``'s (stored for next time).
+    def key_for(self, version: ModelVersion, *request_parts: bytes) -> str | None:
+        """The entry key for a request to ``version``; None when the cache is off for it
+        (switched off, or the version is tagged ``deterministic=false``)."""
+        deterministic = version.tags.get("deterministic") != "false"
+        if not self.is_enabled_for(version.name, deterministic):
+            return None
+        filters = self._filter_tags.get(version.name, b"")
+        return cache_key(version.name, version.version, filters, *request_parts)
 
-        ``bypass`` (``Cache-Control: no-cache``) skips the lookup but refreshes the entry.
-        A broken entry is a miss. A hit's arrays are read-only: every hit shares them.
-        """
-        key = cache_key(model, version, inputs)
-        if not bypass:
-            entry = await self.cache.get(key)
-            if entry is not None:
-                return Cached(dict(entry), hit=True, batch_size=0)
-        outputs, batch_size = await compute()
-        await self.cache.set(key, outputs, self.ttl_for(model))
-        return Cached(outputs, hit=False, batch_size=batch_size)
+    async def store(self, model: str, key: str, entry: bytes) -> None:
+        await self.cache.set(key, entry, self.ttl_for(model))
+
+    def new_evictions(self) -> int:
+        """Evictions since the last call (for a metrics counter)."""
+        evictions = self.cache.stats.evictions
+        new, self._evictions_seen = evictions - self._evictions_seen, evictions
+        return new

@@ -1,0 +1,130 @@
+"""uvicorn's httptools protocol, with response-cache hits answered before the ASGI app.
+
+For a small ``POST`` to an inference path, the protocol holds the request until its body
+is complete and offers it to the app's :class:`~servewell.http.fastlane.FastLane`; a hit
+(or the guard's refusal of one) is written straight to the socket. Whatever the lane
+declines starts the ASGI cycle exactly as uvicorn would have, with the body already
+there. Everything else (other methods and paths, ``Expect: 100-continue``, pipelined
+requests behind an unfinished one, HTTP/1.0, bodies without a length or over
+``MAX_HELD_BYTES``) never leaves uvicorn's own path.
+
+``servewell serve`` names this class in uvicorn's ``http`` setting (uvicorn imports a
+protocol class named there). It relies on uvicorn's protocol internals (the per-request
+``cycle``, ``on_response_complete``), so pyproject.toml pins uvicorn's minor version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from servewell.http.fastlane import FastLane
+
+#: Bodies held for the fast lane at most (a cached request is small; larger ones stream).
+MAX_HELD_BYTES = 64 * 1024
+_INFER_PREFIXES = (b"/v1/models/", b"/v2/models/")
+_CONTENT_LENGTH = b"content-length"
+
+
+class ServewellHttpProtocol(HttpToolsProtocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.lane = find_lane(self.app) if not config.root_path else None
+        self._held: list[bytes] | None = None
+        """The body so far of a request held for the fast lane."""
+        self._closing = False
+
+    def on_headers_complete(self) -> None:
+        if self.lane is not None and self._may_hold():
+            self._held = []
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._held is not None:
+            self._held.append(body)
+            return
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._held is None:
+            super().on_message_complete()
+            return
+        body = b"".join(self._held)
+        self._held = None
+        response = None
+        if not self._closing:
+            assert self.lane is not None
+            path = self.url.decode("ascii")
+            client = self.client[0] if self.client else None
+            response = self.lane.answer(
+                path, self.headers, body, client, self.server_state.default_headers
+            )
+        if response is None:
+            self._start_cycle(body)
+            return
+        self.transport.write(response)
+        self.on_response_complete()  # what uvicorn does after a response: keep-alive, next
+
+    def shutdown(self) -> None:
+        if self._held is not None:  # finish the held request on the ASGI path, then close
+            self._closing = True
+            return
+        super().shutdown()
+
+    def _may_hold(self) -> bool:
+        """Whether the request just parsed is one the fast lane may answer."""
+        url = self.url
+        if (
+            self.parser.get_method() != b"POST"
+            or not url.startswith(_INFER_PREFIXES)
+            or b"?" in url
+            or b"%" in url
+            or self.expect_100_continue
+            or self.parser.get_http_version() != "1.1"
+            or not self.parser.should_keep_alive()
+            or self.parser.should_upgrade()
+            or (self.cycle is not None and not self.cycle.response_complete)
+            or self.pipeline
+        ):
+            return False
+        try:
+            url.decode("ascii")
+        except UnicodeDecodeError:
+            return False
+        for name, value in self.headers:
+            if name == _CONTENT_LENGTH:
+                return value.isdigit() and int(value) <= MAX_HELD_BYTES
+        return False
+
+    def _start_cycle(self, body: bytes) -> None:
+        """Hand a held request to the ASGI app as uvicorn would have, body included."""
+        super().on_headers_complete()
+        cycle = self.cycle
+        cycle.body.extend(body)
+        cycle.more_body = False
+        if self._closing:
+            cycle.keep_alive = False
+        cycle.message_event.set()
+
+
+def find_lane(app: Any) -> FastLane | None:
+    """The fast lane of the servewell app under uvicorn's wrappers (proxy headers, ...)."""
+    for _ in range(8):
+        lane = getattr(app, "lane", None)
+        if isinstance(lane, FastLane):
+            return lane
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
