@@ -2,8 +2,8 @@
 -- extension, the JSON header length given in the environment. BENCH_TOKEN adds
 -- "Authorization: Bearer <token>". BENCH_VARY=<base> makes every request's body different
 -- (for response cache misses): the first feature of a REST body becomes base + a request
--- counter, a whole number below 2^24 (so it stays distinct as FP32), 3 bytes longer than
--- the fixed body's.
+-- counter + 0.5, a number below 2^23 (so it stays distinct as FP32) and, like the fixed
+-- body's, a float (so the server parses and validates the same kind of row).
 wrk.method = "POST"
 local file = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
 wrk.body = file:read("*a")
@@ -25,6 +25,6 @@ if vary ~= nil and vary ~= "" then
   local counter = tonumber(vary)
   request = function()
     counter = counter + 1
-    return wrk.format(nil, nil, nil, prefix .. string.format("%d", counter) .. suffix)
+    return wrk.format(nil, nil, nil, prefix .. string.format("%d.5", counter) .. suffix)
   end
 end

@@ -140,8 +140,9 @@ class ThreadedServer(uvicorn.Server):
 
 
 @contextmanager
-def serve_in_thread(app: ServewellApp) -> Iterator[ThreadedServer]:
-    """Serve ``app`` (with its lifespan) until the block ends; wait until it is ready."""
+def serve_in_thread(app: ServewellApp, **options: Any) -> Iterator[ThreadedServer]:
+    """Serve ``app`` (with its lifespan) until the block ends; wait until it is ready.
+    ``options`` go to ``uvicorn.Config`` (``timeout_keep_alive=1``, ...)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -150,6 +151,7 @@ def serve_in_thread(app: ServewellApp) -> Iterator[ThreadedServer]:
         access_log=False,
         lifespan="on",
         http=ServewellHttpProtocol,
+        **options,
     )
     server = ThreadedServer(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -5,6 +5,7 @@ refusals as the ASGI path, and the ASGI path for everything the lane declines.""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,3 +162,20 @@ def test_pipelined_requests_are_answered_in_order(
     caches = [part.split(b"x-cache: ")[1][:4] for part in received.split(b"HTTP/1.1 200")[1:]]
     assert caches == [b"hit\r", b"hit\r", b"miss", b"hit\r"]
     assert app.lane.answered == 2
+
+
+def test_idle_connections_close_after_the_keep_alive_timeout(home: Path) -> None:
+    """One timer per connection measures idleness: a connection that keeps asking stays
+    open past the timeout, one left idle is closed after it."""
+    app = create_app(Settings(home=home, server=ServerSettings(models=["adder"])))
+    request = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    with serve_in_thread(app, timeout_keep_alive=1) as running:
+        host, port = running.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as connection:
+            started = time.monotonic()
+            while time.monotonic() - started < 2.5:  # busy for 2.5 timeouts
+                connection.sendall(request)
+                assert b"200 OK" in connection.recv(65536)
+                time.sleep(0.3)
+            time.sleep(1.6)  # idle past the timeout
+            assert connection.recv(65536) == b""  # closed by the server

@@ -3,7 +3,8 @@
 Entries are bytes (never tracked by the garbage collector, so a few hundred thousand of
 them cost full collections nothing). An entry costs its key's length plus its value's.
 Besides the async ``ResponseCache`` calls it answers synchronously (``peek``,
-``count_hit``), so the HTTP layer can serve a hit without leaving the protocol.
+``count_hit``, ``get_now``, ``set_now``), so the HTTP layer can serve a hit without
+leaving the protocol, and a miss costs no coroutines.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class MemoryResponseCache:
         return self._size_bytes
 
     async def get(self, key: str) -> bytes | None:
+        return self.get_now(key)
+
+    def get_now(self, key: str) -> bytes | None:
+        """``get`` without a coroutine (this cache never waits)."""
         value = self.peek(key)
         if value is None:
             self.stats.misses += 1
@@ -59,6 +64,10 @@ class MemoryResponseCache:
             self.stats.hits += 1
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        self.set_now(key, value, ttl_s)
+
+    def set_now(self, key: str, value: bytes, ttl_s: float) -> None:
+        """``set`` without a coroutine."""
         cost = len(key) + len(value)
         if cost > self.max_bytes:
             return  # larger than the whole budget: never worth evicting everything for

@@ -23,7 +23,7 @@ from servewell.core.ref import ModelRef
 from servewell.core.validation import InputLimits
 from servewell.errors import NotReady
 from servewell.http import rest, v2
-from servewell.http.fastlane import FastLane
+from servewell.http.fastlane import CACHE_KEY, FastLane
 from servewell.http.guard import GuardMiddleware
 from servewell.http.middleware import EdgeMiddleware
 from servewell.http.problems import to_reply
@@ -167,6 +167,7 @@ class ServewellApp:
                 find_header(scope, b"content-type"),
                 find_header(scope, v2.HEADER_LENGTH),
                 find_header(scope, CACHE_CONTROL),
+                scope.get(CACHE_KEY),
             )
         except ClientDisconnected:
             raise
@@ -181,16 +182,20 @@ class ServewellApp:
         content_type: bytes | None,
         header_length: bytes | None,
         cache_control: bytes | None = None,
+        known_key: str | None = None,
     ) -> Reply:
         """One inference request, whatever route it came by, through the response cache
-        when it is on for the model; raises on failure."""
+        when it is on for the model; raises on failure. ``known_key``: the cache key the
+        fast lane computed for this request before it declined it."""
         if self.predictor is None:
             raise NotReady(target.model)
         ref = ModelRef(target.model, version=version_number(target))
         deployment = self.predictor.resolve(ref)
         layer = self.protection.cache if self.protection is not None else None
         key = None
-        if layer is not None:
+        if layer and known_key and layer.names(known_key, deployment.version):
+            key = known_key  # the fast lane's, for this very request
+        elif layer is not None:
             key = layer.key_for(
                 deployment.version,
                 target.protocol.encode(),
@@ -202,7 +207,7 @@ class ServewellApp:
             return await self._answer(target, ref, deployment, body, content_type, header_length)
         use_cache = cache_control is None or b"no-cache" not in cache_control.lower()
         if use_cache:
-            entry = await layer.cache.get(key)
+            entry = await layer.get(key)
             cached = unpack_reply(entry) if entry is not None else None
             if cached is not None:
                 self.count_cache(deployment.name, "hit")

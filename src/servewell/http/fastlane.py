@@ -25,7 +25,7 @@ from servewell.http.guard import API_KEY, AUTHORIZATION, GuardMiddleware, key_fr
 from servewell.http.middleware import REQUEST_ID, EdgeMiddleware, request_id_from
 from servewell.http.targets import InferTarget, match_infer, version_number
 from servewell.http.v2 import HEADER_LENGTH
-from servewell.http.wire import split_entry
+from servewell.http.wire import entry_message
 from servewell.observability import RequestRecord, bind_request, unbind_request
 
 if TYPE_CHECKING:
@@ -38,6 +38,9 @@ ASGI_ONLY = frozenset(
     (b"cache-control", b"pragma", b"x-forwarded-for", b"x-forwarded-proto", b"forwarded")
 )
 HIT_LINE = b"x-cache: hit\r\n"
+#: The ASGI scope key under which the protocol passes on the cache key the lane computed
+#: for a request it declined (so the app does not hash the body again).
+CACHE_KEY = "servewell.cache_key"
 STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()
     for status in http.HTTPStatus
@@ -50,6 +53,10 @@ class FastLane:
         self.edge = edge
         self.guard = guard
         self.answered = 0
+        self.declined_key: str | None = None
+        """The cache key of the last request declined after computing it."""
+        self._defaults: list[tuple[bytes, bytes]] | None = None
+        self._default_bytes = b""
         """Requests answered here (hits and refusals), for tests and curiosity."""
 
     def answer(
@@ -63,6 +70,7 @@ class FastLane:
         """The whole HTTP/1.1 response to ``POST path`` when it is a cache hit (or refused
         by the guard on the way); None when the ASGI app must answer it."""
         started = time.perf_counter()
+        self.declined_key = None
         protection, predictor = self.app.protection, self.app.predictor
         if protection is None or predictor is None or protection.cache is None:
             return None
@@ -73,34 +81,25 @@ class FastLane:
         target = match_infer(path)
         if target is None or path in self.guard.open_paths:
             return None
-        content_type = header_length = authorization = api_key = request_id = None
-        for name, value in headers:  # the first of each, as the ASGI path reads them
-            if name == CONTENT_TYPE:
-                content_type = content_type or value
-            elif name == AUTHORIZATION:
-                authorization = authorization or value
-            elif name == API_KEY:
-                api_key = api_key or value
-            elif name == HEADER_LENGTH:
-                header_length = header_length or value
-            elif name == REQUEST_ID:
-                request_id = request_id or value
-            elif name in ASGI_ONLY:
-                return None
+        named = dict(headers)
+        if len(named) != len(headers) or not ASGI_ONLY.isdisjoint(named):
+            return None  # a repeated header, or one that changes the handling
+        content_type = named.get(CONTENT_TYPE, b"")
         try:
             deployment = predictor.pool.get(target.model, version_number(target))
         except ServewellError:
             return None
         protocol = target.protocol.encode()
         key = layer.key_for(
-            deployment.version, protocol, content_type or b"", header_length or b"", body
+            deployment.version, protocol, content_type, named.get(HEADER_LENGTH, b""), body
         )
         entry = None if key is None else cache.peek(key)
-        parts = None if entry is None else split_entry(entry)
-        if key is None or parts is None:
+        message = None if entry is None else entry_message(entry)
+        if key is None or message is None:
+            self.declined_key = key
             return None
         record = RequestRecord(
-            request_id_from(request_id),
+            request_id_from(named.get(REQUEST_ID)),
             "POST",
             path,
             protocol=target.protocol,
@@ -109,24 +108,38 @@ class FastLane:
         )
         token = bind_request(record)
         try:
-            head, body = self._hit_or_refusal(
-                target, record, cache, key, parts, key_from(authorization, api_key), client
+            headers_and_message = self._hit_or_refusal(
+                target,
+                record,
+                cache,
+                key,
+                message,
+                key_from(named.get(AUTHORIZATION), named.get(API_KEY)),
+                client,
             )
         finally:
             unbind_request(token)
         response = b"".join(
             (
                 STATUS_LINES[record.status],
-                *(name + b": " + value + b"\r\n" for name, value in default_headers),
-                head,
-                b"content-length: %d\r\nx-request-id: %s\r\n\r\n"
-                % (len(body), record.request_id.encode()),
-                body,
+                self._default_lines(default_headers),
+                b"x-request-id: " + record.request_id.encode() + b"\r\n",
+                *headers_and_message,
             )
         )
         self.edge.finish(record, time.perf_counter() - started, client)
         self.answered += 1
         return response
+
+    def _default_lines(self, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+        """uvicorn's default headers (date, server) as lines; uvicorn makes a new list
+        when the date changes, once a second, so the lines are made once per list."""
+        if default_headers is not self._defaults:
+            self._defaults = default_headers
+            self._default_bytes = b"".join(
+                name + b": " + value + b"\r\n" for name, value in default_headers
+            )
+        return self._default_bytes
 
     def _hit_or_refusal(
         self,
@@ -134,11 +147,12 @@ class FastLane:
         record: RequestRecord,
         cache: MemoryResponseCache,
         key: str,
-        parts: tuple[bytes, bytes],
+        message: memoryview,
         token: str | None,
         client: str | None,
-    ) -> tuple[bytes, bytes]:
-        """(header lines, body) of the answer: the cached one, or the guard's refusal."""
+    ) -> tuple[bytes | memoryview, ...]:
+        """The rest of the answer after the status line and the request id: the cached
+        one's headers and message, or the guard's refusal."""
         assert self.app.protection is not None
         guard = self.app.protection.guard
         address = client or "unknown"
@@ -151,7 +165,8 @@ class FastLane:
             except ServewellError as exc:
                 reply = self.guard.refusal(exc, f"ip:{address}", record.path)
                 record.status = reply.status
-                return reply.head_lines(), reply.body
+                length = b"content-length: %d\r\n\r\n" % len(reply.body)
+                return reply.head_lines(), length, reply.body
             record.caller = admitted.name
             if admitted.decision is not None:
                 limits = self.guard.admitted(admitted.name, admitted.decision)
@@ -159,5 +174,4 @@ class FastLane:
         cache.count_hit(key)
         self.app.count_cache(record.model, "hit")
         record.status = 200
-        head, body = parts
-        return head + HIT_LINE + limit_lines, body
+        return HIT_LINE, limit_lines, message

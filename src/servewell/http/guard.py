@@ -64,8 +64,11 @@ class GuardMiddleware:
             if path in self.open_paths:
                 decision = await guard.admit_anonymous(address)
             else:
-                admitted = await guard.admit(
-                    presented_key(scope), address, needed_scope(scope), model_of(path)
+                token, needed, model = presented_key(scope), needed_scope(scope), model_of(path)
+                admitted = (
+                    guard.admit_now(token, address, needed, model)
+                    if guard.decides_now  # in-process limits: no coroutine to await
+                    else await guard.admit(token, address, needed, model)
                 )
                 decision, caller = admitted.decision, admitted.name
                 record = current_request()
@@ -78,6 +81,11 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         extra = self.admitted(caller, decision)
+        record = current_request()
+        if record is not None:  # the edge sends them
+            record.response_headers.extend(extra)
+            await self.app(scope, receive, send)
+            return
 
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":

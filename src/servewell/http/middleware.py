@@ -3,6 +3,7 @@ the JSON access log line, in one plain ASGI layer (cheap on the hot path)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -53,7 +54,11 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 record.status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    *record.response_headers,
+                    id_header,
+                ]
             await send(message)
 
         counts_in_flight = self._counts_in_flight
@@ -92,7 +97,13 @@ def _request_id(scope: Scope) -> str:
     for key, value in scope["headers"]:
         if key == REQUEST_ID:
             return request_id_from(value)
-    return os.urandom(12).hex()
+    return request_id_from(None)
+
+
+#: Fresh ids: a random prefix per process, then a counter (unique, and cheaper than
+#: fresh randomness per request; request ids are names, not secrets).
+_ID_PREFIX = os.urandom(6).hex()
+_id_counter = itertools.count(1)
 
 
 def request_id_from(value: bytes | None) -> str:
@@ -101,7 +112,7 @@ def request_id_from(value: bytes | None) -> str:
         text = value.decode("latin-1")
         if 0 < len(text) <= 128 and text.isascii() and text.isprintable():
             return text
-    return os.urandom(12).hex()
+    return f"{_ID_PREFIX}{next(_id_counter):012x}"
 
 
 def _protocol(path: str) -> str:

@@ -22,7 +22,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from servewell.http.fastlane import FastLane
+from servewell.http.fastlane import CACHE_KEY, FastLane
 
 #: Bodies held for the fast lane at most (a cached request is small; larger ones stream).
 MAX_HELD_BYTES = 64 * 1024
@@ -43,11 +43,59 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         self._held: list[bytes] | None = None
         """The body so far of a request held for the fast lane."""
         self._closing = False
+        self._idle_since: float | None = None
+        """When the connection last went idle (a response done, nothing pending)."""
+
+    # Keep-alive: uvicorn cancels and re-creates a timer on every request; here one timer
+    # per connection checks, when it fires, how long the connection has been idle.
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # busy: data arrived, or a response is being sent
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            self._idle_since = None
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self._check_keep_alive
+            )
+
+    def _check_keep_alive(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return  # busy now: the next response arms the timer again
+        remaining = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if remaining <= 0:
+            self.timeout_keep_alive_handler()
+        else:
+            self.timeout_keep_alive_task = self.loop.call_later(remaining, self._check_keep_alive)
+
+    def on_message_begin(self) -> None:
+        # uvicorn's own, minus the ASGI scope: a request the lane answers never needs
+        # one, so it is built only when the request goes to the app (_build_scope).
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
 
     def on_headers_complete(self) -> None:
         if self.lane is not None and self._may_hold():
             self._held = []
             return
+        self._build_scope()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -62,16 +110,16 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             return
         body = b"".join(self._held)
         self._held = None
-        response = None
-        if not self._closing:
-            assert self.lane is not None
-            path = self.url.decode("ascii")
-            client = self.client[0] if self.client else None
-            response = self.lane.answer(
-                path, self.headers, body, client, self.server_state.default_headers
-            )
+        if self._closing:
+            self._start_cycle(body, None)
+            return
+        assert self.lane is not None
+        client = self.client[0] if self.client else None
+        response = self.lane.answer(
+            self.url.decode("ascii"), self.headers, body, client, self.server_state.default_headers
+        )
         if response is None:
-            self._start_cycle(body)
+            self._start_cycle(body, self.lane.declined_key)
             return
         self.transport.write(response)
         self.on_response_complete()  # what uvicorn does after a response: keep-alive, next
@@ -107,8 +155,27 @@ class ServewellHttpProtocol(HttpToolsProtocol):
                 return value.isdigit() and int(value) <= MAX_HELD_BYTES
         return False
 
-    def _start_cycle(self, body: bytes) -> None:
-        """Hand a held request to the ASGI app as uvicorn would have, body included."""
+    def _build_scope(self) -> None:
+        """The scope uvicorn's ``on_message_begin`` builds (its headers list is the one
+        ``on_header`` has been filling)."""
+        self.scope = {  # type: ignore[typeddict-item]
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,  # type: ignore[typeddict-item]
+            "root_path": self.root_path,
+            "headers": self.headers,
+            "state": self.app_state.copy(),
+        }
+
+    def _start_cycle(self, body: bytes, cache_key: str | None) -> None:
+        """Hand a held request to the ASGI app as uvicorn would have, body included (and
+        the cache key the lane computed for it, if it did)."""
+        self._build_scope()
+        if cache_key is not None:
+            self.scope[CACHE_KEY] = cache_key  # type: ignore[literal-required]
         super().on_headers_complete()
         cycle = self.cycle
         cycle.body.extend(body)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,43 +95,39 @@ async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
             return b"".join(chunks)
 
 
-#: A cached reply: magic, the length of its header lines, the lines, the body.
-_ENTRY = b"SWR1"
-_ENTRY_HEAD = struct.Struct("<4sI")
+#: A cached reply: this magic, then its header lines as HTTP/1.1 writes them (content
+#: type, length, extras), a blank line and the body: a hit can write it out as it is.
+_ENTRY = b"SWR2"
+_END_OF_HEAD = b"\r\n\r\n"
 
 
 def pack_reply(reply: Reply) -> bytes:
-    """A successful reply as one response-cache entry. Its header lines are kept as HTTP
-    writes them, so a hit can be written to the socket without building them again."""
-    head = reply.head_lines()
-    return _ENTRY_HEAD.pack(_ENTRY, len(head)) + head + reply.body
+    """A successful reply as one response-cache entry."""
+    length = b"content-length: %d\r\n\r\n" % len(reply.body)
+    return b"".join((_ENTRY, reply.head_lines(), length, reply.body))
 
 
-def split_entry(entry: bytes) -> tuple[bytes, bytes] | None:
-    """A cache entry's (header lines, body); None when it is not one of ours."""
-    if len(entry) < _ENTRY_HEAD.size or not entry.startswith(_ENTRY):
+def entry_message(entry: bytes) -> memoryview | None:
+    """The header lines, blank line and body in a cache entry (what follows the status
+    line and the per-response headers); None when it is not one of ours."""
+    if not entry.startswith(_ENTRY):
         return None
-    _, size = _ENTRY_HEAD.unpack_from(entry)
-    end = _ENTRY_HEAD.size + size
-    if end > len(entry):
-        return None
-    return entry[_ENTRY_HEAD.size : end], entry[end:]
+    return memoryview(entry)[len(_ENTRY) :]
 
 
 def unpack_reply(entry: bytes) -> Reply | None:
     """The 200 reply in a cache entry; None for bytes that are not one (a miss)."""
-    parts = split_entry(entry)
-    if parts is None:
+    end = entry.find(_END_OF_HEAD)
+    if not entry.startswith(_ENTRY) or end < 0:
         return None
-    head, body = parts
     content_type = JSON
     headers: list[tuple[bytes, bytes]] = []
-    for line in head.split(b"\r\n")[:-1]:
+    for line in entry[len(_ENTRY) : end].split(b"\r\n"):
         name, sep, value = line.partition(b": ")
         if not sep:
             return None
         if name == b"content-type":
             content_type = value
-        else:
+        elif name != b"content-length":
             headers.append((name, value))
-    return Reply(200, body, content_type, headers)
+    return Reply(200, entry[end + len(_END_OF_HEAD) :], content_type, headers)

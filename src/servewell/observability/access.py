@@ -34,15 +34,21 @@ class AccessLog(Protocol):
         """Write out whatever is still waiting."""
 
 
-def access_fields(record: RequestRecord, latency_s: float, client: str | None) -> dict[str, Any]:
-    """The request's part of its access line (never its body or a key)."""
-    fields: dict[str, Any] = {
-        "request_id": record.request_id,
-        "method": record.method,
-        "path": record.path,
-        "status": record.status,
-        "latency_ms": round(latency_s * 1000, 3),
-    }
+def access_fields(
+    record: RequestRecord,
+    latency_s: float,
+    client: str | None,
+    fields: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The request's part of its access line (never its body or a key), added to
+    ``fields`` when given (one dict a line, not two)."""
+    if fields is None:
+        fields = {}
+    fields["request_id"] = record.request_id
+    fields["method"] = record.method
+    fields["path"] = record.path
+    fields["status"] = record.status
+    fields["latency_ms"] = round(latency_s * 1000, 3)
     if record.model:
         fields["model"] = record.model
         fields["version"] = record.version
@@ -105,12 +111,12 @@ class StreamAccessLog:
 
     def write(self, record: RequestRecord, latency_s: float, client: str | None) -> None:
         now = time.time()
-        line = {
-            "time": self._iso_time(now),
-            "level": "info",
-            "logger": ACCESS_LOGGER,
-            **access_fields(record, latency_s, client),
-        }
+        line = access_fields(
+            record,
+            latency_s,
+            client,
+            {"time": self._iso_time(now), "level": "info", "logger": ACCESS_LOGGER},
+        )
         lines = self._lines
         lines.append(orjson.dumps(line, default=str) + b"\n")
         if len(lines) >= self.max_lines:

@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -38,6 +38,9 @@ class RequestRecord:
     """Who called: an API key's name (never the key), or ip:<address> without one."""
     cache: str = ""
     """``hit``, ``miss`` or ``bypass`` when the response cache was consulted."""
+    response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    """Headers layers before the route add to the response (``RateLimit-*``); the edge
+    sends them with its own, so no layer wraps ``send`` for them."""
 
 
 _current: ContextVar[RequestRecord | None] = ContextVar("servewell_request", default=None)

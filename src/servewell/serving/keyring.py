@@ -4,6 +4,11 @@ The table is small, so each worker keeps all of it in memory and checks a key wi
 dict lookup and a constant-time hash comparison: no database round trip per request.
 A background task re-reads it every ``refresh_interval_s`` (0.5 s by default), so a
 revocation reaches every worker and replica within a second.
+
+Tokens that passed the check are remembered (``_verified``) until the table changes, so
+a key's next request costs one dict lookup instead of a regex match and a hash. The
+lookup hashes the whole token with Python's per-process random string hash, which tells
+an attacker nothing about a stored secret; unknown tokens are never remembered.
 """
 
 from __future__ import annotations
@@ -18,12 +23,16 @@ from servewell.registry.keys import ApiKey, ApiKeyStore
 
 logger = logging.getLogger(__name__)
 
+#: Verified tokens remembered at most (one per live key is what it takes).
+MAX_VERIFIED = 10_000
+
 
 class KeyRing:
     def __init__(self, store: ApiKeyStore, refresh_interval_s: float = 0.5) -> None:
         self.store = store
         self.refresh_interval_s = refresh_interval_s
         self._keys: dict[str, ApiKey] = {}
+        self._verified: dict[str, ApiKey] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -39,10 +48,17 @@ class KeyRing:
 
     async def refresh(self) -> None:
         keys = await asyncio.to_thread(self.store.list, True)
-        self._keys = {key.key_id: key for key in keys}
+        table = {key.key_id: key for key in keys}
+        if table != self._keys:
+            self._keys = table
+            self._verified = {}
 
     def authenticate(self, token: str | None) -> ApiKey:
         """The key ``token`` names; Unauthorized when missing, unknown or revoked."""
+        if token is not None:
+            known = self._verified.get(token)
+            if known is not None:
+                return known
         if not token:
             raise Unauthorized(
                 "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'"
@@ -53,6 +69,8 @@ class KeyRing:
             raise Unauthorized("the API key is not valid")
         if key.is_revoked:
             raise Unauthorized(f"the API key '{key.name}' was revoked")
+        if len(self._verified) < MAX_VERIFIED:
+            self._verified[token] = key
         return key
 
     async def _refresh_forever(self) -> None:

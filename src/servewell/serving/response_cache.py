@@ -54,8 +54,21 @@ class ResponseCacheLayer:
         filters = self._filter_tags.get(version.name, b"")
         return cache_key(version.name, version.version, filters, *request_parts)
 
+    async def get(self, key: str) -> bytes | None:
+        if self.memory is not None:
+            return self.memory.get_now(key)
+        return await self.cache.get(key)
+
     async def store(self, model: str, key: str, entry: bytes) -> None:
-        await self.cache.set(key, entry, self.ttl_for(model))
+        if self.memory is not None:
+            self.memory.set_now(key, entry, self.ttl_for(model))
+        else:
+            await self.cache.set(key, entry, self.ttl_for(model))
+
+    @staticmethod
+    def names(key: str, version: ModelVersion) -> bool:
+        """Whether ``key`` (computed earlier for the same request) is for ``version``."""
+        return key.startswith(f"{version.name}@{version.version}:")
 
     def new_evictions(self) -> int:
         """Evictions since the last call (for a metrics counter)."""
