@@ -93,7 +93,7 @@ class ServewellApp:
         limits = self.settings.validation
         self.predictor = Predictor(
             self.pool,
-            InputLimits(limits.max_rows, limits.max_text_bytes),
+            InputLimits(limits.max_rows, limits.max_text_bytes, limits.max_json_depth),
             self.protection,
             self.metrics,
         )
@@ -231,10 +231,13 @@ class ServewellApp:
         """Decode, predict, encode: the answer the response cache stores."""
         assert self.predictor is not None
         if target.protocol == "v2":
-            decoded = v2.decode_request(ref, body, content_type, header_length)
+            depth = self.settings.validation.max_json_depth
+            decoded = v2.decode_request(ref, body, content_type, header_length, depth)
             response = await self.predictor.infer(decoded.request, deployment)
             return v2.encode_response(response, decoded.binary_outputs)
-        request = rest.decode_request(ref, deployment.signature, body, content_type)
+        request = rest.decode_request(
+            ref, deployment.signature, body, content_type, self.settings.validation.max_json_depth
+        )
         response = await self.predictor.infer(request, deployment)
         return rest.encode_response(deployment.signature, response)
 

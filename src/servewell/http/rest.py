@@ -5,25 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.core.rows import inputs_from_columns, inputs_from_instances, to_predictions
 from servewell.core.signature import Signature
 from servewell.errors import InvalidInput
-from servewell.http.wire import Reply, check_json
+from servewell.http.wire import Reply, check_json, load_json
 from servewell.serving.deployment import Deployment
 
 
 def decode_request(
-    ref: ModelRef, signature: Signature, body: bytes, content_type: bytes | None
+    ref: ModelRef,
+    signature: Signature,
+    body: bytes,
+    content_type: bytes | None,
+    max_json_depth: int = 64,
 ) -> InferRequest:
     check_json(content_type)
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+    document = load_json(body, max_json_depth)
     if not isinstance(document, dict):
         raise InvalidInput(
             "the request body must be a JSON object with 'instances' (rows) or 'inputs' (columns)"

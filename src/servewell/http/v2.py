@@ -17,7 +17,7 @@ from servewell.core import codec
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.errors import InvalidInput
-from servewell.http.wire import JSON, NUMPY_JSON, OCTET_STREAM, Reply, check_json
+from servewell.http.wire import JSON, NUMPY_JSON, OCTET_STREAM, Reply, check_json, load_json
 from servewell.serving.deployment import Deployment
 
 HEADER_LENGTH = b"inference-header-content-length"
@@ -36,15 +36,20 @@ class V2Request:
 
 
 def decode_request(
-    ref: ModelRef, body: bytes, content_type: bytes | None, header_length: bytes | None
+    ref: ModelRef,
+    body: bytes,
+    content_type: bytes | None,
+    header_length: bytes | None,
+    max_json_depth: int = 64,
 ) -> V2Request:
     """An inference request from a V2 body (JSON, or JSON plus binary tensors)."""
     if header_length is None:
         check_json(content_type)
-        document, binary = _load_json(body), memoryview(b"")
+        document, binary = load_json(body, max_json_depth), memoryview(b"")
     else:
         size = _header_size(header_length, len(body))
-        document, binary = _load_json(body[:size]), memoryview(body)[size:]
+        document = load_json(memoryview(body)[:size], max_json_depth)
+        binary = memoryview(body)[size:]
     if not isinstance(document, dict):
         raise InvalidInput("the request body must be a JSON object with 'inputs'")
     inputs = _decode_inputs(document.get("inputs"), binary)
@@ -107,13 +112,6 @@ def model_metadata(deployment: Deployment, versions: list[int]) -> dict[str, Any
 
 def _tensor_metadata(spec: Any) -> dict[str, Any]:
     return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
-
-
-def _load_json(raw: bytes | memoryview) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
 
 
 def _header_size(value: bytes, body_size: int) -> int:

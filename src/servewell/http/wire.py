@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from servewell.errors import PayloadTooLarge, UnsupportedMediaType
+from servewell.core.jsondepth import check_json_depth, may_exceed_depth
+from servewell.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -69,6 +70,18 @@ def check_json(content_type: bytes | None) -> None:
     media = content_type.split(b";", 1)[0].strip().lower()
     if media not in (JSON, b"") and not media.endswith(b"+json"):
         raise UnsupportedMediaType(media.decode("latin-1"), "application/json")
+
+
+def load_json(raw: bytes | memoryview, max_depth: int) -> Any:
+    """A request body's JSON; InvalidInput (400) when it is not JSON or nests deeper than
+    ``max_depth`` (``validation.max_json_depth``)."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+    if may_exceed_depth(bytes(raw), max_depth):
+        check_json_depth(document, max_depth)
+    return document
 
 
 async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
