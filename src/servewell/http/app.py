@@ -88,6 +88,7 @@ class ServewellApp:
         refs = [ModelRef.parse(text) for text in self.settings.server.models]
         is_alone = self.edge.is_alone if self.edge is not None else (lambda: False)
         self.pool = ModelPool(self.services, refs, self.metrics, is_alone)
+        self.metrics.tally.flush_every()
         self.protection = build_protection(self.settings, self.services)
         await self.protection.start()
         limits = self.settings.validation
@@ -126,6 +127,7 @@ class ServewellApp:
         if self.services is not None and self._owns_services:
             self.services.close()
             self.services = None
+        self.metrics.tally.stop()
         self.metrics.close()
         if self.edge is not None and self.edge.access_log is not None:
             self.edge.access_log.close()
