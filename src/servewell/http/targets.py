@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from servewell.core.ref import MAX_VERSION, parse_version
@@ -19,6 +20,7 @@ class InferTarget:
     version: str | None
 
 
+@functools.lru_cache(maxsize=1024)  # a server sees few distinct paths; targets are immutable
 def match_infer(path: str) -> InferTarget | None:
     """The target of ``/v2/models/{m}[/versions/{v}]/infer`` or
     ``/v1/models/{m}[/versions/{v}]:predict``; None for any other path."""

@@ -108,6 +108,8 @@ class StreamAccessLog:
         self._timer: asyncio.TimerHandle | None = None
         self._second = -1
         self._second_text = ""
+        self._millisecond = -1
+        self._millisecond_text = ""
 
     def write(self, record: RequestRecord, latency_s: float, client: str | None) -> None:
         now = time.time()
@@ -154,8 +156,12 @@ class StreamAccessLog:
         self.stream.flush()
 
     def _iso_time(self, now: float) -> str:
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._second_text}.{int(now % 1 * 1000):03d}Z"
+        millisecond = int(now * 1000)
+        if millisecond != self._millisecond:  # lines in the same millisecond share it
+            self._millisecond = millisecond
+            second = millisecond // 1000
+            if second != self._second:
+                self._second = second
+                self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._millisecond_text = f"{self._second_text}.{millisecond % 1000:03d}Z"
+        return self._millisecond_text

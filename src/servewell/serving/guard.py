@@ -77,11 +77,13 @@ class Guard:
     ) -> Caller:
         """:meth:`admit` without awaiting; only when :attr:`decides_now`."""
         name, key, buckets = self._authorize(token, client, scope, model)
-        decision = None
-        if isinstance(self.limiter, MemoryRateLimiter):
-            for index, (bucket, rate) in enumerate(buckets):
-                judged = _judged(bucket, self.limiter.acquire_now(bucket, rate))
-                decision = judged if index == 0 else decision
+        limiter = self.limiter
+        if not buckets or not isinstance(limiter, MemoryRateLimiter):
+            return Caller(name, key, None)
+        first, rate = buckets[0]
+        decision = _judged(first, limiter.acquire_now(first, rate))
+        for bucket, rate in buckets[1:]:
+            _judged(bucket, limiter.acquire_now(bucket, rate))
         return Caller(name, key, decision)
 
     async def admit_anonymous(self, client: str) -> Decision | None:

@@ -34,6 +34,8 @@ class ResponseCacheLayer:
         self.memory = cache if isinstance(cache, MemoryResponseCache) else None
         """The cache when it answers synchronously (in-process), else None."""
         self._evictions_seen = 0
+        # Per served version (by identity; a few): whether the cache is on, the filter tag.
+        self._versions: dict[int, tuple[ModelVersion, bool, bytes]] = {}
 
     def is_enabled_for(self, model: str, deterministic: bool = True) -> bool:
         if not self.settings.enabled or not deterministic:
@@ -48,10 +50,17 @@ class ResponseCacheLayer:
     def key_for(self, version: ModelVersion, *request_parts: bytes) -> str | None:
         """The entry key for a request to ``version``; None when the cache is off for it
         (switched off, or the version is tagged ``deterministic=false``)."""
-        deterministic = version.tags.get("deterministic") != "false"
-        if not self.is_enabled_for(version.name, deterministic):
+        known = self._versions.get(id(version))
+        if known is None or known[0] is not version:
+            deterministic = version.tags.get("deterministic") != "false"
+            enabled = self.is_enabled_for(version.name, deterministic)
+            known = (version, enabled, self._filter_tags.get(version.name, b""))
+            if len(self._versions) >= 1024:  # versions come and go with reloads
+                self._versions.clear()
+            self._versions[id(version)] = known
+        _, enabled, filters = known
+        if not enabled:
             return None
-        filters = self._filter_tags.get(version.name, b"")
         return cache_key(version.name, version.version, filters, *request_parts)
 
     async def get(self, key: str) -> bytes | None:
