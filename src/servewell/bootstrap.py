@@ -46,7 +46,9 @@ def build_protection(settings: Settings, services: Services) -> Protection:
     )
     limiter = _rate_limiter(settings) if settings.rate_limits.enabled else None
     cache = (
-        ResponseCacheLayer(_response_cache(settings), settings.cache, settings.output_filters)
+        ResponseCacheLayer(
+            _response_cache(settings), settings.cache, settings.output_filters, settings.validation
+        )
         if settings.cache.enabled
         else None
     )

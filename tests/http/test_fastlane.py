@@ -179,3 +179,118 @@ def test_idle_connections_close_after_the_keep_alive_timeout(home: Path) -> None
                 time.sleep(0.3)
             time.sleep(1.6)  # idle past the timeout
             assert connection.recv(65536) == b""  # closed by the server
+
+
+def _raw(key: str, body: bytes = BODY, path: str = URL, extra: bytes = b"") -> bytes:
+    return (
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer " + key.encode() + b"\r\n" + extra + b"Content-Type: "
+        b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+
+
+def _responses(connection: socket.socket, count: int) -> list[bytes]:
+    """``count`` whole responses (all have a content-length); fewer if the server closes."""
+    data, answers = b"", []
+    while len(answers) < count:
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            length = int(data[:end].lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            if len(data) >= end + 4 + length:
+                answers.append(data[: end + 4 + length])
+                data = data[end + 4 + length :]
+                continue
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return answers
+
+
+def test_a_request_arriving_with_a_hit_keeps_the_connection_busy(
+    home: Path, keys: dict[str, str]
+) -> None:
+    """A hit and the start of the next request in one packet: the connection is busy
+    with that request, and the keep-alive timer must not close it under it."""
+    app = create_app(Settings(home=home, server=ServerSettings(models=["adder"])))
+    with serve_in_thread(app, timeout_keep_alive=1) as running:
+        host, port = running.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(_raw(keys["app"]))
+            assert b"x-cache: miss" in _responses(connection, 1)[0]
+            following = _raw(keys["app"], b'{"inputs": {"x": [[4.0]], "y": [[2.0]]}}')
+            connection.sendall(_raw(keys["app"]) + following[:-10])
+            assert b"x-cache: hit" in _responses(connection, 1)[0]
+            time.sleep(2.2)  # over two keep-alive timeouts, mid-request
+            connection.sendall(following[-10:])
+            answer = _responses(connection, 1)
+            assert answer
+            assert answer[0].endswith(b'"predictions":[6.0]}')
+
+
+def test_a_client_that_does_not_read_is_paced(home: Path, keys: dict[str, str]) -> None:
+    """Pipelined hits from a client that never reads its answers: once the server's
+    write buffer is full, requests go the ASGI way, which waits for the client, instead
+    of piling answers up in memory."""
+    app = create_app(
+        Settings(
+            home=home,
+            server=ServerSettings(models=["adder"]),
+            rate_limits=RateLimitSettings(enabled=False),
+        )
+    )
+    rows = ",".join(["[0.123456]"] * 400)  # an answer larger than its request
+    body = f'{{"inputs": {{"x": [{rows}], "y": [{rows}]}}}}'.encode()
+    with serve_in_thread(app) as running:
+        host, port = running.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(_raw(keys["app"], body))
+            assert _responses(connection, 1)
+            connection.settimeout(0.5)
+            batch, deadline = _raw(keys["app"], body) * 50, time.monotonic() + 3
+            while time.monotonic() < deadline:
+                try:
+                    connection.send(batch)
+                except TimeoutError:
+                    break  # the server stopped reading: paced
+            time.sleep(0.3)
+            buffered = sum(
+                protocol.transport.get_write_buffer_size()
+                for protocol in running.server_state.connections
+            )
+    assert buffered < 10_000_000
+
+
+def test_a_refusal_on_the_lane_is_recorded_like_one_on_the_app(
+    server: tuple[ServewellApp, str], keys: dict[str, str]
+) -> None:
+    """The guard refuses before a model is resolved: no model or version in the metrics,
+    whichever path answered."""
+    app, url = server
+    assert app.lane is not None
+    _post(url, keys["app"])  # cached
+    assert _post(url, "sw_nope_nope").status_code == 401  # on the lane
+    assert _post(url, "sw_nope_nope", body=b'{"inputs": {}}').status_code == 401  # on the app
+    assert app.lane.answered == 1
+    metrics = httpx.get(url + "/metrics").text
+    assert 'servewell_requests_total{model="",protocol="rest",status="401",version=""} 2.0' in (
+        metrics
+    )
+
+
+def test_an_empty_binary_header_is_not_a_missing_one(
+    server: tuple[ServewellApp, str], keys: dict[str, str]
+) -> None:
+    """Without Inference-Header-Content-Length a V2 body is JSON; with an empty one it is
+    a 400, before and after the JSON answer was cached."""
+    _, url = server
+    body = (
+        b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1.0]},'
+        b' {"name": "y", "datatype": "FP32", "shape": [1, 1], "data": [2.0]}]}'
+    )
+    headers = {"Authorization": f"Bearer {keys['app']}", "Content-Type": "application/json"}
+    v2 = url + "/v2/models/adder/infer"
+    assert httpx.post(v2, content=body, headers=headers).status_code == 200
+    assert httpx.post(v2, content=body, headers=headers).headers["x-cache"] == "hit"
+    empty = {**headers, "Inference-Header-Content-Length": ""}
+    assert httpx.post(v2, content=body, headers=empty).status_code == 400

@@ -11,7 +11,12 @@ from servewell.core.signature import Signature
 from servewell.registry.records import ModelVersion
 from servewell.serving.postprocess import WITHHELD, filter_outputs
 from servewell.serving.response_cache import ResponseCacheLayer
-from servewell.settings import CacheSettings, ModelCacheSettings, OutputFilterSettings
+from servewell.settings import (
+    CacheSettings,
+    ModelCacheSettings,
+    OutputFilterSettings,
+    ValidationSettings,
+)
 
 
 def test_filters_redact_text_outputs_and_leave_numbers() -> None:
@@ -56,8 +61,9 @@ def _version(number: int, name: str = "m", **tags: str) -> ModelVersion:
 
 
 def test_keys_name_the_resolved_version_and_the_filter_rules() -> None:
-    """An alias moving from v3 to v4 changes every key; so does a model's output filter
-    policy (answers are stored filtered), and a version tagged non-deterministic has none."""
+    """An alias moving from v3 to v4 changes every key; so do a model's output filter
+    policy (answers are stored filtered) and the input limits (a Redis cache outlives a
+    server); a version tagged non-deterministic has none."""
     body = (b"rest", b"application/json", b"", b'{"instances": [[1.0]]}')
     plain = ResponseCacheLayer(MemoryResponseCache(), CacheSettings())
     redacting = ResponseCacheLayer(
@@ -71,8 +77,11 @@ def test_keys_name_the_resolved_version_and_the_filter_rules() -> None:
     assert v3.startswith("m@3:")
     assert v3 == plain.key_for(_version(3), *body)
     assert v3 != plain.key_for(_version(4), *body)
-    keys = {layer.key_for(_version(3), *body) for layer in (plain, redacting, blocking)}
-    assert len(keys) == 3
+    stricter = ResponseCacheLayer(
+        MemoryResponseCache(), CacheSettings(), validation=ValidationSettings(max_rows=10)
+    )
+    layers = (plain, redacting, blocking, stricter)
+    assert len({layer.key_for(_version(3), *body) for layer in layers}) == 4
     assert plain.key_for(_version(3, deterministic="false"), *body) is None
 
 

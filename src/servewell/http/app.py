@@ -34,6 +34,7 @@ from servewell.http.wire import (
     Reply,
     Scope,
     Send,
+    key_part,
     pack_reply,
     read_body,
     unpack_reply,
@@ -201,8 +202,8 @@ class ServewellApp:
             key = layer.key_for(
                 deployment.version,
                 target.protocol.encode(),
-                content_type or b"",
-                header_length or b"",
+                key_part(content_type),
+                key_part(header_length),
                 body,
             )
         if layer is None or key is None:

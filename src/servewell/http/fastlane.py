@@ -25,11 +25,12 @@ from servewell.http.guard import API_KEY, AUTHORIZATION, GuardMiddleware, key_fr
 from servewell.http.middleware import REQUEST_ID, EdgeMiddleware, request_id_from
 from servewell.http.targets import InferTarget, match_infer, version_number
 from servewell.http.v2 import HEADER_LENGTH
-from servewell.http.wire import entry_message
+from servewell.http.wire import entry_message, key_part
 from servewell.observability import RequestRecord, bind_request, unbind_request
 
 if TYPE_CHECKING:
     from servewell.http.app import ServewellApp
+    from servewell.serving.deployment import Deployment
 
 CONTENT_TYPE = b"content-type"
 #: Headers that change how a request is handled (a cache bypass, the client's address
@@ -84,32 +85,33 @@ class FastLane:
         named = dict(headers)
         if len(named) != len(headers) or not ASGI_ONLY.isdisjoint(named):
             return None  # a repeated header, or one that changes the handling
-        content_type = named.get(CONTENT_TYPE, b"")
         try:
             deployment = predictor.pool.get(target.model, version_number(target))
         except ServewellError:
             return None
         protocol = target.protocol.encode()
         key = layer.key_for(
-            deployment.version, protocol, content_type, named.get(HEADER_LENGTH, b""), body
+            deployment.version,
+            protocol,
+            key_part(named.get(CONTENT_TYPE)),
+            key_part(named.get(HEADER_LENGTH)),
+            body,
         )
         entry = None if key is None else cache.peek(key)
         message = None if entry is None else entry_message(entry)
         if key is None or message is None:
             self.declined_key = key
             return None
+        # Model and version are filled in once admitted: a refusal's record names none,
+        # as on the ASGI path, where the guard refuses before the model is resolved.
         record = RequestRecord(
-            request_id_from(named.get(REQUEST_ID)),
-            "POST",
-            path,
-            protocol=target.protocol,
-            model=deployment.name,
-            version=str(deployment.number),
+            request_id_from(named.get(REQUEST_ID)), "POST", path, protocol=target.protocol
         )
         token = bind_request(record)
         try:
             headers_and_message = self._hit_or_refusal(
                 target,
+                deployment,
                 record,
                 cache,
                 key,
@@ -144,6 +146,7 @@ class FastLane:
     def _hit_or_refusal(
         self,
         target: InferTarget,
+        deployment: Deployment,
         record: RequestRecord,
         cache: MemoryResponseCache,
         key: str,
@@ -171,6 +174,7 @@ class FastLane:
             if admitted.decision is not None:
                 limits = self.guard.admitted(admitted.name, admitted.decision)
                 limit_lines = b"".join(name + b": " + value + b"\r\n" for name, value in limits)
+        record.model, record.version = deployment.name, str(deployment.number)
         cache.count_hit(key)
         self.app.count_cache(record.model, "hit")
         record.status = 200

@@ -90,6 +90,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
+        self._idle_since = None  # busy: a request began (perhaps in the last packet)
 
     def on_headers_complete(self) -> None:
         if self.lane is not None and self._may_hold():
@@ -144,6 +145,8 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             or self.parser.should_upgrade()
             or (self.cycle is not None and not self.cycle.response_complete)
             or self.pipeline
+            or self.flow.write_paused  # the client is not reading: let uvicorn pace it
+            or self.limit_concurrency is not None  # uvicorn's own check applies then
         ):
             return False
         try:

@@ -72,6 +72,11 @@ def check_json(content_type: bytes | None) -> None:
         raise UnsupportedMediaType(media.decode("latin-1"), "application/json")
 
 
+def key_part(value: bytes | None) -> bytes:
+    """A request header as part of a cache key: absent and empty must differ."""
+    return b"" if value is None else b"=" + value
+
+
 def load_json(raw: bytes | memoryview, max_depth: int) -> Any:
     """A request body's JSON; InvalidInput (400) when it is not JSON or nests deeper than
     ``max_depth`` (``validation.max_json_depth``)."""

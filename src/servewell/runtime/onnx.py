@@ -82,6 +82,7 @@ class OnnxRuntime:
         options.inter_op_num_threads = self.settings.inter_op_threads
         if not self.settings.spin_threads:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         options.graph_optimization_level = {
             "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

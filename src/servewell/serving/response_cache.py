@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from servewell.cache import MemoryResponseCache, ResponseCache, cache_key
 from servewell.registry.records import ModelVersion
-from servewell.settings import CacheSettings, OutputFilterSettings
+from servewell.settings import CacheSettings, OutputFilterSettings, ValidationSettings
 
 
 class ResponseCacheLayer:
@@ -24,17 +24,21 @@ class ResponseCacheLayer:
         cache: ResponseCache,
         settings: CacheSettings,
         output_filters: Mapping[str, OutputFilterSettings] | None = None,
+        validation: ValidationSettings | None = None,
     ) -> None:
         self.cache = cache
         self.settings = settings
-        # Answers are stored filtered: a model's filter settings are part of its keys.
+        # Answers are stored filtered and after these input limits (a Redis cache outlives
+        # a server and is shared by replicas): both settings are part of the keys.
+        limits = validation.model_dump_json().encode() if validation is not None else b""
         self._filter_tags = {
             model: rule.model_dump_json().encode() for model, rule in (output_filters or {}).items()
         }
+        self._limits_tag = limits
         self.memory = cache if isinstance(cache, MemoryResponseCache) else None
         """The cache when it answers synchronously (in-process), else None."""
         self._evictions_seen = 0
-        # Per served version (by identity; a few): whether the cache is on, the filter tag.
+        # Per served version (by identity; a few): whether the cache is on, the policy tag.
         self._versions: dict[int, tuple[ModelVersion, bool, bytes]] = {}
 
     def is_enabled_for(self, model: str, deterministic: bool = True) -> bool:
@@ -54,14 +58,15 @@ class ResponseCacheLayer:
         if known is None or known[0] is not version:
             deterministic = version.tags.get("deterministic") != "false"
             enabled = self.is_enabled_for(version.name, deterministic)
-            known = (version, enabled, self._filter_tags.get(version.name, b""))
+            policy = self._filter_tags.get(version.name, b"") + b"|" + self._limits_tag
+            known = (version, enabled, policy)
             if len(self._versions) >= 1024:  # versions come and go with reloads
                 self._versions.clear()
             self._versions[id(version)] = known
-        _, enabled, filters = known
+        _, enabled, policy = known
         if not enabled:
             return None
-        return cache_key(version.name, version.version, filters, *request_parts)
+        return cache_key(version.name, version.version, policy, *request_parts)
 
     async def get(self, key: str) -> bytes | None:
         if self.memory is not None:
