@@ -16,7 +16,7 @@ from servewell.bootstrap import build_services
 from servewell.http import create_app
 from servewell.http.app import ServewellApp
 from servewell.registry.keys import ApiKeyStore
-from servewell.settings import RateLimitSettings, ServerSettings, Settings
+from servewell.settings import CacheSettings, RateLimitSettings, ServerSettings, Settings
 from serving_models import register_adder, serve_in_thread
 
 URL = "/v1/models/adder:predict"
@@ -294,3 +294,26 @@ def test_an_empty_binary_header_is_not_a_missing_one(
     assert httpx.post(v2, content=body, headers=headers).headers["x-cache"] == "hit"
     empty = {**headers, "Inference-Header-Content-Length": ""}
     assert httpx.post(v2, content=body, headers=empty).status_code == 400
+
+
+def test_the_lane_stands_aside_without_in_process_backends(
+    home: Path, keys: dict[str, str], redis_url: str
+) -> None:
+    """Requests are held for the lane only where it can answer: not with the cache off,
+    a Redis cache or a Redis rate limiter (they would pay for the holding for nothing)."""
+    setups = {
+        "cache off": {"cache": CacheSettings(enabled=False)},
+        "redis cache": {"cache": CacheSettings(backend="redis"), "redis_url": redis_url},
+        "redis limits": {
+            "rate_limits": RateLimitSettings(backend="redis"),
+            "redis_url": redis_url,
+        },
+    }
+    for setup, options in setups.items():
+        app = create_app(Settings(home=home, server=ServerSettings(models=["adder"]), **options))
+        with serve_in_thread(app) as running:
+            assert app.lane is not None
+            assert not app.lane.may_answer, setup
+            assert _post(running.url, keys["app"]).status_code == 200
+            assert _post(running.url, keys["app"]).status_code == 200
+            assert app.lane.answered == 0

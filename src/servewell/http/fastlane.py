@@ -55,10 +55,25 @@ class FastLane:
         self.guard = guard
         self.answered = 0
         self.declined_key: str | None = None
+        self._may_answer: bool | None = None
         """The cache key of the last request declined after computing it."""
         self._defaults: list[tuple[bytes, bytes]] | None = None
         self._default_bytes = b""
         """Requests answered here (hits and refusals), for tests and curiosity."""
+
+    @property
+    def may_answer(self) -> bool:
+        """Whether this server's setup lets the lane answer anything: an in-process
+        response cache and rate limiter. Known once the app has started."""
+        if self._may_answer is None:
+            protection = self.app.protection
+            if protection is None or self.app.predictor is None:
+                return False  # not started yet
+            cache = protection.cache.cache if protection.cache is not None else None
+            self._may_answer = isinstance(cache, MemoryResponseCache) and (
+                protection.guard.decides_now
+            )
+        return self._may_answer
 
     def answer(
         self,
@@ -73,12 +88,12 @@ class FastLane:
         started = time.perf_counter()
         self.declined_key = None
         protection, predictor = self.app.protection, self.app.predictor
-        if protection is None or predictor is None or protection.cache is None:
+        if not self.may_answer or protection is None or predictor is None:
             return None
         layer = protection.cache
+        assert layer is not None
         cache = layer.cache
-        if not isinstance(cache, MemoryResponseCache) or not protection.guard.decides_now:
-            return None
+        assert isinstance(cache, MemoryResponseCache)
         target = match_infer(path)
         if target is None or path in self.guard.open_paths:
             return None

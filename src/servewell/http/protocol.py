@@ -93,7 +93,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         self._idle_since = None  # busy: a request began (perhaps in the last packet)
 
     def on_headers_complete(self) -> None:
-        if self.lane is not None and self._may_hold():
+        if self.lane is not None and self.lane.may_answer and self._may_hold():
             self._held = []
             return
         self._build_scope()
