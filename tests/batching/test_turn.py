@@ -72,3 +72,28 @@ async def test_one_batch_in_flight_the_next_forms_meanwhile() -> None:
     release.set()
     assert await asyncio.gather(first, *later) == [0, 1, 2, 3]
     assert batches == [[0], [1, 2, 3]]
+
+
+@pytest.mark.anyio
+async def test_pushed_items_ride_along_without_futures() -> None:
+    """``push`` is for writes nobody waits on: in order with the turn's other items, no
+    result to collect, and a failing batch still fails only the calls that wait."""
+    batches: list[list[int]] = []
+
+    async def record(items: list[int]) -> list[int]:
+        batches.append(items)
+        if 13 in items:
+            raise ConnectionError("down")
+        return items
+
+    batcher = TurnBatcher(record)
+    batcher.push(1)
+    waited = batcher.submit_nowait(2)
+    batcher.push(3)
+    assert await waited == 2
+    batcher.push(13)
+    failed = batcher.submit_nowait(4)
+    with pytest.raises(ConnectionError):
+        await failed
+    await batcher.drain()
+    assert batches == [[1, 2, 3], [13, 4]]

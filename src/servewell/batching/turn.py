@@ -26,7 +26,7 @@ class TurnBatcher(Generic[In, Out]):
     def __init__(self, handler: Callable[[list[In]], Awaitable[list[Out]]]) -> None:
         self.handler = handler
         self._items: list[In] = []
-        self._futures: list[asyncio.Future[Out]] = []
+        self._futures: list[asyncio.Future[Out] | None] = []
         self._running: asyncio.Task[None] | None = None
 
     async def submit(self, item: In) -> Out:
@@ -41,6 +41,14 @@ class TurnBatcher(Generic[In, Out]):
         self._items.append(item)
         self._futures.append(future)
         return future
+
+    def push(self, item: In) -> None:
+        """Queue ``item`` for work nobody waits on, without a future (its result and any
+        failure are the handler's to deal with)."""
+        if not self._items and self._running is None:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._items.append(item)
+        self._futures.append(None)
 
     async def drain(self) -> None:
         """Wait until every batch submitted so far has run."""
@@ -63,7 +71,7 @@ class TurnBatcher(Generic[In, Out]):
         if self._items:  # what came meanwhile: on the next turn, with its own batch
             task.get_loop().call_soon(self._flush)
 
-    async def _run(self, items: list[In], futures: list[asyncio.Future[Out]]) -> None:
+    async def _run(self, items: list[In], futures: list[asyncio.Future[Out] | None]) -> None:
         try:
             results = await self.handler(items)
             if len(results) != len(items):
@@ -72,13 +80,14 @@ class TurnBatcher(Generic[In, Out]):
                 )
         except asyncio.CancelledError:
             for future in futures:
-                future.cancel()
+                if future is not None:
+                    future.cancel()
             raise
         except Exception as exc:
             for future in futures:
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_exception(exc)
             return
         for future, result in zip(futures, results, strict=True):
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_result(result)

@@ -74,8 +74,7 @@ class RedisResponseCache:
             self.stats.skipped += 1
             return
         self._pending_writes += 1
-        op = (self.prefix + key, value, max(1, int(ttl_s * 1000)))
-        batcher.submit_nowait(op).add_done_callback(self._written)
+        batcher.push((self.prefix + key, value, max(1, int(ttl_s * 1000))))
 
     async def close(self) -> None:
         if self._batcher is not None:
@@ -96,6 +95,12 @@ class RedisResponseCache:
     async def _run(self, ops: list[_Op]) -> list[bytes | None]:
         """One pipeline for the batch. Never raises: a failure is counted and every read
         of the batch is a miss."""
+        try:
+            return await self._run_batch(ops)
+        finally:  # the batch's writes are done (or failed): no longer in flight
+            self._pending_writes -= sum(1 for _, value, _ in ops if value is not None)
+
+    async def _run_batch(self, ops: list[_Op]) -> list[bytes | None]:
         results: list[bytes | None] = [None] * len(ops)
         try:
             if self._sha is None:
@@ -129,9 +134,6 @@ class RedisResponseCache:
             pipe.mget(reads)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
-
-    def _written(self, _: object) -> None:
-        self._pending_writes -= 1
 
     def _failed(self, exc: Exception) -> None:
         self.stats.errors += 1
