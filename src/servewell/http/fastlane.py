@@ -191,6 +191,7 @@ class FastLane:
                 limit_lines = b"".join(name + b": " + value + b"\r\n" for name, value in limits)
         record.model, record.version = deployment.name, str(deployment.number)
         cache.count_hit(key)
-        self.app.count_cache(record.model, "hit")
+        self.app.metrics.count_cache(record.model, "hit")  # a hit never evicts
+        record.cache = "hit"
         record.status = 200
         return HIT_LINE, limit_lines, message

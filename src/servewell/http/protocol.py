@@ -149,9 +149,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             or self.limit_concurrency is not None  # uvicorn's own check applies then
         ):
             return False
-        try:
-            url.decode("ascii")
-        except UnicodeDecodeError:
+        if not url.isascii():
             return False
         for name, value in self.headers:
             if name == _CONTENT_LENGTH:
