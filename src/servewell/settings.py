@@ -159,7 +159,7 @@ class ModelCacheSettings(BaseModel):
 
 
 class CacheSettings(BaseModel):
-    """Response cache keyed by resolved version + input bytes."""
+    """Response cache keyed by resolved version + request bytes (see serving/response_cache)."""
 
     enabled: bool = True
     backend: Literal["memory", "redis"] = "memory"

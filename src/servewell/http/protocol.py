@@ -10,7 +10,8 @@ requests behind an unfinished one, HTTP/1.0, bodies without a length or over
 
 ``servewell serve`` names this class in uvicorn's ``http`` setting (uvicorn imports a
 protocol class named there). It relies on uvicorn's protocol internals (the per-request
-``cycle``, ``on_response_complete``), so pyproject.toml pins uvicorn's minor version.
+``cycle``, ``on_response_complete``, the keep-alive timer), so pyproject.toml pins
+uvicorn's minor version; the tests run the protocol in every server they start.
 """
 
 from __future__ import annotations
