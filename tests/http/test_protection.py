@@ -241,14 +241,16 @@ def test_a_broken_redis_entry_is_a_miss(home: Path, keys: dict[str, str], redis_
         assert app.protection.cache is not None
         assert app.pool is not None
         version = app.pool.get("scaler").version
-        key = app.protection.cache.key_for(version, b"rest", b"application/json", b"", body)
+        key = app.protection.cache.key_for(version, "rest", b"application/json", None, body)
         assert key is not None
         client = redis.Redis.from_url(redis_url)
         client.set("servewell:cache:" + key, b"junk", px=60_000)
-        client.close()
         url = f"{server.url}/v1/models/scaler:predict"
         headers = {**_bearer(keys["ops"]), "Content-Type": "application/json"}
         answers = [httpx.post(url, content=body, headers=headers) for _ in range(3)]
+        stored = client.get("servewell:cache:" + key)
+        client.close()
+    assert stored != b"junk"  # the request's own key: the junk was read and replaced
     assert [r.status_code for r in answers] == [200, 200, 200]
     assert answers[0].headers["x-cache"] == "miss"
     assert answers[0].json() == answers[2].json()

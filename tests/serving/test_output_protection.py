@@ -64,7 +64,7 @@ def test_keys_name_the_resolved_version_and_the_filter_rules() -> None:
     """An alias moving from v3 to v4 changes every key; so do a model's output filter
     policy (answers are stored filtered) and the input limits (a Redis cache outlives a
     server); a version tagged non-deterministic has none."""
-    body = (b"rest", b"application/json", b"", b'{"instances": [[1.0]]}')
+    request = ("rest", b"application/json", None, b'{"instances": [[1.0]]}')
     plain = ResponseCacheLayer(MemoryResponseCache(), CacheSettings())
     redacting = ResponseCacheLayer(
         MemoryResponseCache(), CacheSettings(), {"m": OutputFilterSettings(policy="redact")}
@@ -72,17 +72,19 @@ def test_keys_name_the_resolved_version_and_the_filter_rules() -> None:
     blocking = ResponseCacheLayer(
         MemoryResponseCache(), CacheSettings(), {"m": OutputFilterSettings(policy="block")}
     )
-    v3 = plain.key_for(_version(3), *body)
+    v3 = plain.key_for(_version(3), *request)
     assert v3 is not None
     assert v3.startswith("m@3:")
-    assert v3 == plain.key_for(_version(3), *body)
-    assert v3 != plain.key_for(_version(4), *body)
+    assert v3 == plain.key_for(_version(3), *request)
+    assert v3 != plain.key_for(_version(4), *request)
+    # An empty binary-extension header is not a missing one (V2 refuses the empty one).
+    assert v3 != plain.key_for(_version(3), "rest", b"application/json", b"", request[3])
     stricter = ResponseCacheLayer(
         MemoryResponseCache(), CacheSettings(), validation=ValidationSettings(max_rows=10)
     )
     layers = (plain, redacting, blocking, stricter)
-    assert len({layer.key_for(_version(3), *body) for layer in layers}) == 4
-    assert plain.key_for(_version(3, deterministic="false"), *body) is None
+    assert len({layer.key_for(_version(3), *request) for layer in layers}) == 4
+    assert plain.key_for(_version(3, deterministic="false"), *request) is None
 
 
 def test_per_model_switches() -> None:

@@ -34,7 +34,6 @@ from servewell.http.wire import (
     Reply,
     Scope,
     Send,
-    key_part,
     pack_reply,
     read_body,
     unpack_reply,
@@ -200,11 +199,7 @@ class ServewellApp:
             key = known_key  # the fast lane's, for this very request
         elif layer is not None:
             key = layer.key_for(
-                deployment.version,
-                target.protocol.encode(),
-                key_part(content_type),
-                key_part(header_length),
-                body,
+                deployment.version, target.protocol, content_type, header_length, body
             )
         if layer is None or key is None:
             return await self._answer(target, ref, deployment, body, content_type, header_length)

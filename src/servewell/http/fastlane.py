@@ -25,7 +25,7 @@ from servewell.http.guard import API_KEY, AUTHORIZATION, GuardMiddleware, key_fr
 from servewell.http.middleware import REQUEST_ID, EdgeMiddleware, request_id_from
 from servewell.http.targets import InferTarget, match_infer, version_number
 from servewell.http.v2 import HEADER_LENGTH
-from servewell.http.wire import entry_message, key_part
+from servewell.http.wire import entry_message
 from servewell.observability import RequestRecord, bind_request, unbind_request
 
 if TYPE_CHECKING:
@@ -54,12 +54,12 @@ class FastLane:
         self.edge = edge
         self.guard = guard
         self.answered = 0
+        """Requests answered here (hits and refusals), for tests and curiosity."""
         self.declined_key: str | None = None
-        self._may_answer: bool | None = None
         """The cache key of the last request declined after computing it."""
+        self._may_answer: bool | None = None
         self._defaults: list[tuple[bytes, bytes]] | None = None
         self._default_bytes = b""
-        """Requests answered here (hits and refusals), for tests and curiosity."""
 
     @property
     def may_answer(self) -> bool:
@@ -104,12 +104,11 @@ class FastLane:
             deployment = predictor.pool.get(target.model, version_number(target))
         except ServewellError:
             return None
-        protocol = target.protocol.encode()
         key = layer.key_for(
             deployment.version,
-            protocol,
-            key_part(named.get(CONTENT_TYPE)),
-            key_part(named.get(HEADER_LENGTH)),
+            target.protocol,
+            named.get(CONTENT_TYPE),
+            named.get(HEADER_LENGTH),
             body,
         )
         entry = None if key is None else cache.peek(key)
@@ -183,8 +182,7 @@ class FastLane:
             except ServewellError as exc:
                 reply = self.guard.refusal(exc, f"ip:{address}", record.path)
                 record.status = reply.status
-                length = b"content-length: %d\r\n\r\n" % len(reply.body)
-                return reply.head_lines(), length, reply.body
+                return (reply.message(),)
             record.caller = admitted.name
             if admitted.decision is not None:
                 limits = self.guard.admitted(admitted.name, admitted.decision)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from servewell.core.rate import Decision
 from servewell.errors import NotReady, RateLimited, ServewellError, Unavailable
 from servewell.http.problems import to_reply
-from servewell.http.wire import ASGIApp, Message, Receive, Reply, Scope, Send, header
+from servewell.http.wire import ASGIApp, Receive, Reply, Scope, Send, header
 from servewell.observability import ServingMetrics, current_request
 from servewell.serving.guard import Guard
 
@@ -27,7 +27,9 @@ RATELIMIT_RESET = b"ratelimit-reset"
 
 
 class GuardMiddleware:
-    """``guard`` is looked up per request: the server builds it at start-up."""
+    """``guard`` is looked up per request: the server builds it at start-up. It sits
+    under :class:`EdgeMiddleware`, which sends the ``RateLimit-*`` headers it leaves on
+    the request's record."""
 
     def __init__(
         self,
@@ -82,17 +84,9 @@ class GuardMiddleware:
             return
         extra = self.admitted(caller, decision)
         record = current_request()
-        if record is not None:  # the edge sends them
+        if record is not None:  # the edge, which this layer sits under, sends them
             record.response_headers.extend(extra)
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_limits)
+        await self.app(scope, receive, send)
 
     def refusal(self, exc: ServewellError, caller: str, path: str) -> Reply:
         """The answer to a refused call (counted when a rate limit refused it)."""

@@ -39,10 +39,13 @@ class Reply:
     def json(cls, status: int, content: Any) -> Reply:
         return cls(status, orjson.dumps(content, option=NUMPY_JSON))
 
-    def head_lines(self) -> bytes:
-        """The content type and extra headers as HTTP/1.1 header lines (no length)."""
+    def message(self) -> bytes:
+        """Everything after the status line as HTTP/1.1 writes it: content type, extra
+        headers, length, a blank line, the body (per-response headers go before it)."""
         lines = [b"content-type: " + self.content_type + b"\r\n"]
         lines.extend(name + b": " + value + b"\r\n" for name, value in self.headers)
+        lines.append(b"content-length: %d\r\n\r\n" % len(self.body))
+        lines.append(self.body)
         return b"".join(lines)
 
     async def send(self, send: Send) -> None:
@@ -70,11 +73,6 @@ def check_json(content_type: bytes | None) -> None:
     media = content_type.split(b";", 1)[0].strip().lower()
     if media not in (JSON, b"") and not media.endswith(b"+json"):
         raise UnsupportedMediaType(media.decode("latin-1"), "application/json")
-
-
-def key_part(value: bytes | None) -> bytes:
-    """A request header as part of a cache key: absent and empty must differ."""
-    return b"" if value is None else b"=" + value
 
 
 def load_json(raw: bytes | memoryview, max_depth: int) -> Any:
@@ -121,8 +119,7 @@ _END_OF_HEAD = b"\r\n\r\n"
 
 def pack_reply(reply: Reply) -> bytes:
     """A successful reply as one response-cache entry."""
-    length = b"content-length: %d\r\n\r\n" % len(reply.body)
-    return b"".join((_ENTRY, reply.head_lines(), length, reply.body))
+    return _ENTRY + reply.message()
 
 
 def entry_message(entry: bytes) -> memoryview | None:

@@ -51,9 +51,17 @@ class ResponseCacheLayer:
         override = self.settings.models.get(model)
         return override.ttl_s if override and override.ttl_s else self.settings.ttl_s
 
-    def key_for(self, version: ModelVersion, *request_parts: bytes) -> str | None:
-        """The entry key for a request to ``version``; None when the cache is off for it
-        (switched off, or the version is tagged ``deterministic=false``)."""
+    def key_for(
+        self,
+        version: ModelVersion,
+        protocol: str,
+        content_type: bytes | None,
+        header_length: bytes | None,
+        body: bytes,
+    ) -> str | None:
+        """The entry key for a request to ``version`` (its protocol, content type, binary
+        header length and body, as sent); None when the cache is off for it (switched off,
+        or the version is tagged ``deterministic=false``)."""
         known = self._versions.get(id(version))
         if known is None or known[0] is not version:
             deterministic = version.tags.get("deterministic") != "false"
@@ -66,7 +74,15 @@ class ResponseCacheLayer:
         _, enabled, policy = known
         if not enabled:
             return None
-        return cache_key(version.name, version.version, policy, *request_parts)
+        return cache_key(
+            version.name,
+            version.version,
+            policy,
+            protocol.encode(),
+            _sent(content_type),
+            _sent(header_length),
+            body,
+        )
 
     async def get(self, key: str) -> bytes | None:
         if self.memory is not None:
@@ -89,3 +105,8 @@ class ResponseCacheLayer:
         evictions = self.cache.stats.evictions
         new, self._evictions_seen = evictions - self._evictions_seen, evictions
         return new
+
+
+def _sent(header: bytes | None) -> bytes:
+    """A request header as a key part: an absent header and an empty one must differ."""
+    return b"" if header is None else b"=" + header
