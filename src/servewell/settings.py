@@ -97,6 +97,10 @@ class ServerSettings(BaseModel):
     """On SIGTERM, how long in-flight requests may take to finish."""
     retry_after_s: int = Field(default=1, ge=0)
     """``Retry-After`` sent with a 503 when a queue is full."""
+    fast_lane: bool = True
+    """Answer response-cache hits inside the HTTP protocol, before the ASGI app (only
+    with the in-process cache and rate limiter). Off, every request takes the ASGI path;
+    answers are the same either way."""
     load_before_serving: bool = False
     """Finish loading models before accepting connections. ``servewell serve --workers N``
     turns it on: workers share one port, so a worker still loading would answer 503 while

@@ -1,6 +1,6 @@
 """Response caching: in-process LRU (default) or Redis (shared by replicas)."""
 
-from servewell.cache.base import CacheStats, ResponseCache
+from servewell.cache.base import CacheStats, ResponseCache, SyncResponseCache
 from servewell.cache.entry import cache_key
 from servewell.cache.memory import MemoryResponseCache
 from servewell.cache.redis import RedisResponseCache
@@ -10,5 +10,6 @@ __all__ = [
     "MemoryResponseCache",
     "RedisResponseCache",
     "ResponseCache",
+    "SyncResponseCache",
     "cache_key",
 ]

@@ -33,3 +33,21 @@ class ResponseCache(Protocol):
         """Store an entry; failures are counted and swallowed."""
 
     async def close(self) -> None: ...
+
+
+class SyncResponseCache(ResponseCache, Protocol):
+    """A response cache that also answers without awaiting (an in-process one): the
+    server's fast lane serves hits from it inside the HTTP protocol, and a miss costs no
+    coroutine. ``bootstrap`` decides whether the configured cache is one."""
+
+    def peek(self, key: str) -> bytes | None:
+        """The live entry under ``key``, without counting it or refreshing its recency."""
+
+    def count_hit(self, key: str) -> None:
+        """Count a hit on ``key`` (after :meth:`peek` found it) and refresh its recency."""
+
+    def get_now(self, key: str) -> bytes | None:
+        """:meth:`get` without a coroutine: counts a hit or a miss."""
+
+    def set_now(self, key: str, value: bytes, ttl_s: float) -> None:
+        """:meth:`set` without a coroutine."""

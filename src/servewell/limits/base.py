@@ -15,3 +15,11 @@ class RateLimiter(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+class SyncRateLimiter(RateLimiter, Protocol):
+    """A rate limiter that also decides without awaiting (an in-process one); ``bootstrap``
+    decides whether the configured limiter is one."""
+
+    def acquire_now(self, bucket: str, rate: Rate) -> Decision:
+        """:meth:`acquire` without a coroutine."""
