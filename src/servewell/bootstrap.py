@@ -46,24 +46,20 @@ def build_protection(settings: Settings, services: Services) -> Protection:
     )
     limiter = _rate_limiter(settings) if settings.rate_limits.enabled else None
     cache = (
-        ResponseCacheLayer(
-            _response_cache(settings), settings.cache, settings.output_filters, settings.validation
-        )
-        if settings.cache.enabled
-        else None
+        ResponseCacheLayer(_response_cache(settings), settings) if settings.cache.enabled else None
     )
     return Protection(
         guard=Guard(keyring, limiter, settings.rate_limits),
         keyring=keyring,
         limiter=limiter,
         cache=cache,
-        output_filters=dict(settings.output_filters),
+        settings=settings,
     )
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter:
     limits = settings.rate_limits
-    if limits.backend == "memory":
+    if not _uses_redis(settings, limits.backend):
         return MemoryRateLimiter()
     return RedisRateLimiter(
         _redis_url(settings, "rate_limits.backend"),
@@ -73,9 +69,17 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
 
 
 def _response_cache(settings: Settings) -> ResponseCache:
-    if settings.cache.backend == "memory":
+    if not _uses_redis(settings, settings.cache.backend):
         return MemoryResponseCache(settings.cache.max_bytes)
     return RedisResponseCache(_redis_url(settings, "cache.backend"))
+
+
+def _uses_redis(settings: Settings, backend: str) -> bool:
+    """``auto`` is Redis when there is one to share (``redis_url``), else in-process:
+    replicas given a Redis share budgets and answers without being told twice."""
+    if backend == "auto":
+        return settings.redis_url is not None
+    return backend == "redis"
 
 
 def _redis_url(settings: Settings, needed_by: str) -> str:

@@ -199,7 +199,7 @@ def test_unknown_models_and_aliases(
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("bogus: 1\n", "bogus: unknown setting"),
+        ("bogus: 1\n", "unknown setting 'bogus' in servewell.yaml"),
         ("runtime:\n  intra_op_threads: -1\n", "runtime.intra_op_threads"),
         ("runtime: [\n", "is not valid YAML"),
     ],
@@ -212,6 +212,16 @@ def test_bad_settings_file_is_one_line(
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
+
+
+def _given_settings(
+    home: Path, monkeypatch: pytest.MonkeyPatch, content: bytes | None, env: dict[str, str]
+) -> None:
+    """The working directory's servewell.yaml holds ``content`` (if any), and ``env`` is set."""
+    if content is not None:
+        (home.parent / "servewell.yaml").write_bytes(content)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.mark.parametrize(
@@ -230,14 +240,49 @@ def test_unreadable_settings_are_one_line(
     env: dict[str, str],
     message: str,
 ) -> None:
-    if content is not None:
-        (home.parent / "servewell.yaml").write_bytes(content)  # the working directory's
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    _given_settings(home, monkeypatch, content, env)
     result = invoke("models")
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("command", ["models", "serve"])
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "message"),
+    [
+        (
+            "rate_limit: {default_rate: 1/second}\n",
+            {},
+            "error: unknown setting 'rate_limit' in servewell.yaml; did you mean 'rate_limits'?",
+        ),
+        (
+            "models: {fraud: {cache: {ttl: 5}}}\n",
+            {},
+            "error: unknown setting 'models.fraud.cache.ttl' in servewell.yaml; "
+            "did you mean 'models.fraud.cache.ttl_s'?",
+        ),
+        (
+            None,
+            {"SERVEWELL_SERVER__MAX_BODY_BYTE": "1"},
+            "error: unknown setting SERVEWELL_SERVER__MAX_BODY_BYTE in the environment; "
+            "did you mean SERVEWELL_SERVER__MAX_BODY_BYTES?",
+        ),
+    ],
+)
+def test_an_unknown_setting_is_one_line_and_exit_2(
+    invoke: Invoke,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    yaml_text: str | None,
+    env: dict[str, str],
+    message: str,
+) -> None:
+    _given_settings(home, monkeypatch, yaml_text and yaml_text.encode(), env)
+    result = invoke(command)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message
 
 
 def test_a_signature_with_labels_only_registers_and_predicts(

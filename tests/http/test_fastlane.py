@@ -303,9 +303,14 @@ def test_the_lane_stands_aside_without_in_process_backends(
     a Redis cache or a Redis rate limiter (they would pay for the holding for nothing)."""
     setups = {
         "cache off": {"cache": CacheSettings(enabled=False)},
-        "redis cache": {"cache": CacheSettings(backend="redis"), "redis_url": redis_url},
+        "redis cache": {
+            "cache": CacheSettings(backend="redis"),
+            "rate_limits": RateLimitSettings(backend="memory"),
+            "redis_url": redis_url,
+        },
         "redis limits": {
             "rate_limits": RateLimitSettings(backend="redis"),
+            "cache": CacheSettings(backend="memory"),
             "redis_url": redis_url,
         },
     }

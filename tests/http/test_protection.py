@@ -18,6 +18,7 @@ from servewell.http import create_app
 from servewell.registry.keys import ApiKeyStore
 from servewell.settings import (
     CacheSettings,
+    ModelSettings,
     OutputFilterSettings,
     RateLimitSettings,
     ServerSettings,
@@ -87,7 +88,7 @@ def _settings(home: Path, **overrides: object) -> Settings:
     base: dict[str, object] = {
         "home": home,
         "server": ServerSettings(models=["scaler", "echo"]),
-        "output_filters": {"echo": OutputFilterSettings(policy="redact")},
+        "models": {"echo": ModelSettings(output_filters=OutputFilterSettings(policy="redact"))},
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
@@ -292,6 +293,34 @@ def test_redis_down_follows_the_policy_and_recovers(
         assert 'outcome="degraded"' in metrics
 
 
+def test_a_redis_url_alone_makes_replicas_share(
+    home: Path, keys: dict[str, str], private_redis: PrivateRedis
+) -> None:
+    """With ``redis_url`` set and no backend named (``auto``), budgets and answers are
+    kept in Redis: a second server (a replica) answers the first one's request from the
+    cache. Without it, each server keeps its own."""
+    import redis
+
+    def first_answers(settings: Settings) -> list[str]:
+        outcomes = []
+        for _ in range(2):  # two replicas, one after the other
+            with serve_in_process(create_app(settings)) as client:
+                answer = client.post("/v1/models/scaler:predict", json=ROW, headers=headers)
+                assert answer.status_code == 200
+                outcomes.append(answer.headers["x-cache"])
+        return outcomes
+
+    headers = _bearer(keys["ops"])
+    assert first_answers(_settings(home)) == ["miss", "miss"]
+    assert first_answers(_settings(home, redis_url=private_redis.url)) == ["miss", "hit"]
+    client = redis.Redis.from_url(private_redis.url)
+    try:
+        assert client.keys("servewell:rl:*")
+        assert client.keys("servewell:cache:*")
+    finally:
+        client.close()
+
+
 # --- two server processes, one Redis budget -------------------------------------------------
 
 
@@ -300,6 +329,7 @@ def _server_process(home: Path, redis_url: str) -> Iterator[str]:
     env = {
         "SERVEWELL_REDIS_URL": redis_url,
         "SERVEWELL_RATE_LIMITS__BACKEND": "redis",
+        "SERVEWELL_CACHE__BACKEND": "memory",
         "SERVEWELL_SERVER__ACCESS_LOG": "false",
     }
     with serve_process(home, "--models", "scaler", env=env) as (url, _):

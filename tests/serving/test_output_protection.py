@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 import numpy as np
 
@@ -12,9 +13,10 @@ from servewell.registry.records import ModelVersion
 from servewell.serving.postprocess import WITHHELD, filter_outputs
 from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.settings import (
-    CacheSettings,
     ModelCacheSettings,
+    ModelSettings,
     OutputFilterSettings,
+    Settings,
     ValidationSettings,
 )
 
@@ -65,13 +67,9 @@ def test_keys_name_the_resolved_version_and_the_filter_rules() -> None:
     policy (answers are stored filtered) and the input limits (a Redis cache outlives a
     server); a version tagged non-deterministic has none."""
     request = ("rest", b"application/json", None, b'{"instances": [[1.0]]}')
-    plain = ResponseCacheLayer(MemoryResponseCache(), CacheSettings())
-    redacting = ResponseCacheLayer(
-        MemoryResponseCache(), CacheSettings(), {"m": OutputFilterSettings(policy="redact")}
-    )
-    blocking = ResponseCacheLayer(
-        MemoryResponseCache(), CacheSettings(), {"m": OutputFilterSettings(policy="block")}
-    )
+    plain = ResponseCacheLayer(MemoryResponseCache(), Settings())
+    redacting = ResponseCacheLayer(MemoryResponseCache(), _filtering("m", "redact"))
+    blocking = ResponseCacheLayer(MemoryResponseCache(), _filtering("m", "block"))
     v3 = plain.key_for(_version(3), *request)
     assert v3 is not None
     assert v3.startswith("m@3:")
@@ -80,20 +78,26 @@ def test_keys_name_the_resolved_version_and_the_filter_rules() -> None:
     # An empty binary-extension header is not a missing one (V2 refuses the empty one).
     assert v3 != plain.key_for(_version(3), "rest", b"application/json", b"", request[3])
     stricter = ResponseCacheLayer(
-        MemoryResponseCache(), CacheSettings(), validation=ValidationSettings(max_rows=10)
+        MemoryResponseCache(), Settings(validation=ValidationSettings(max_rows=10))
     )
     layers = (plain, redacting, blocking, stricter)
     assert len({layer.key_for(_version(3), *request) for layer in layers}) == 4
     assert plain.key_for(_version(3, deterministic="false"), *request) is None
 
 
+def _filtering(model: str, policy: Literal["redact", "block"]) -> Settings:
+    return Settings(
+        models={model: ModelSettings(output_filters=OutputFilterSettings(policy=policy))}
+    )
+
+
 def test_per_model_switches() -> None:
     layer = ResponseCacheLayer(
         MemoryResponseCache(),
-        CacheSettings(
+        Settings(
             models={
-                "random": ModelCacheSettings(enabled=False, ttl_s=None),
-                "slow": ModelCacheSettings(ttl_s=5),
+                "random": ModelSettings(cache=ModelCacheSettings(enabled=False, ttl_s=None)),
+                "slow": ModelSettings(cache=ModelCacheSettings(ttl_s=5)),
             }
         ),
     )

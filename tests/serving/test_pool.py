@@ -17,7 +17,13 @@ from servewell.errors import InvalidInput, NotFound, NotReady
 from servewell.observability import ServingMetrics
 from servewell.serving.pool import ModelPool
 from servewell.serving.predictor import Predictor
-from servewell.settings import BatchingOverrides, ServerSettings, Settings
+from servewell.settings import (
+    BatchingOverrides,
+    BatchingSettings,
+    ModelSettings,
+    ServerSettings,
+    Settings,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -30,8 +36,8 @@ def anyio_backend() -> str:
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 
 
-def _settings(home: Path, *models: str, **server: object) -> Settings:
-    return Settings(home=home, server=ServerSettings(models=list(models), **server))  # type: ignore[arg-type]
+def _settings(home: Path, *models: str, **options: object) -> Settings:
+    return Settings(home=home, server=ServerSettings(models=list(models)), **options)  # type: ignore[arg-type]
 
 
 async def test_without_references_every_model_serves_its_production_alias(
@@ -79,7 +85,7 @@ async def test_concurrent_requests_run_as_one_batch_and_split_back(model_home: P
     settings = _settings(
         model_home,
         "iris",
-        model_batching={"iris": BatchingOverrides(max_batch_size=8)},
+        models={"iris": ModelSettings(batching=BatchingOverrides(max_batch_size=8))},
     )
     services = build_services(settings)
     pool = ModelPool(services, [ModelRef("iris")], ServingMetrics(CollectorRegistry()))
@@ -124,7 +130,10 @@ async def test_the_predictor_validates_before_queueing(model_home: Path) -> None
 
 
 def test_per_model_batching_overrides_the_defaults() -> None:
-    server = ServerSettings(model_batching={"big": BatchingOverrides(max_batch_size=4)})
-    assert server.batching_for("big").max_batch_size == 4
-    assert server.batching_for("big").max_queue_size == server.batching.max_queue_size
-    assert server.batching_for("other") == server.batching
+    settings = Settings(
+        models={"big": ModelSettings(batching=BatchingOverrides(max_batch_size=4))},
+        server=ServerSettings(batching=BatchingSettings(max_queue_size=9)),
+    )
+    assert settings.model("big").batching.max_batch_size == 4
+    assert settings.model("big").batching.max_queue_size == 9
+    assert settings.model("other").batching == settings.server.batching

@@ -131,7 +131,7 @@ class ModelPool:
         deployment = Deployment(
             version,
             open_runtime(self.access, version),
-            server.batching_for(version.name),
+            self.access.settings.model(version.name).batching,
             self.metrics.for_deployment(version.name, version.version),
             retry_after_s=server.retry_after_s,
             is_alone=self.is_alone,

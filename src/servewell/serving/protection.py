@@ -3,13 +3,13 @@ scopes, rate limits), the response cache and the output filter rules."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from servewell.limits import RateLimiter
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
 from servewell.serving.response_cache import ResponseCacheLayer
-from servewell.settings import OutputFilterSettings
+from servewell.settings import OutputFilterSettings, Settings
 
 
 @dataclass
@@ -18,7 +18,8 @@ class Protection:
     keyring: KeyRing | None = None
     limiter: RateLimiter | None = None
     cache: ResponseCacheLayer | None = None
-    output_filters: dict[str, OutputFilterSettings] = field(default_factory=dict)
+    settings: Settings | None = None
+    """Where each model's output filter rule is read (``Settings.model``); None: no rules."""
 
     async def start(self) -> None:
         if self.keyring is not None:
@@ -33,4 +34,4 @@ class Protection:
             await self.cache.cache.close()
 
     def filter_for(self, model: str) -> OutputFilterSettings | None:
-        return self.output_filters.get(model)
+        return self.settings.model(model).output_filters if self.settings is not None else None

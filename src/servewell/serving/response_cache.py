@@ -11,30 +11,23 @@ and with the in-process backend it can be answered without leaving the HTTP prot
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from servewell.cache import MemoryResponseCache, ResponseCache, cache_key
 from servewell.registry.records import ModelVersion
-from servewell.settings import CacheSettings, OutputFilterSettings, ValidationSettings
+from servewell.settings import Settings
 
 
 class ResponseCacheLayer:
     def __init__(
         self,
         cache: ResponseCache,
-        settings: CacheSettings,
-        output_filters: Mapping[str, OutputFilterSettings] | None = None,
-        validation: ValidationSettings | None = None,
+        settings: Settings,
     ) -> None:
         self.cache = cache
         self.settings = settings
-        # Answers are stored filtered and after these input limits (a Redis cache outlives
-        # a server and is shared by replicas): both settings are part of the keys.
-        limits = validation.model_dump_json().encode() if validation is not None else b""
-        self._filter_tags = {
-            model: rule.model_dump_json().encode() for model, rule in (output_filters or {}).items()
-        }
-        self._limits_tag = limits
+        # Answers are stored filtered and after the input limits (a Redis cache outlives a
+        # server and is shared by replicas): a model's filter rule and the limits are part
+        # of its keys.
+        self._limits_tag = settings.validation.model_dump_json().encode()
         self.memory = cache if isinstance(cache, MemoryResponseCache) else None
         """The cache when it answers synchronously (in-process), else None."""
         self._evictions_seen = 0
@@ -42,14 +35,10 @@ class ResponseCacheLayer:
         self._versions: dict[int, tuple[ModelVersion, bool, bytes]] = {}
 
     def is_enabled_for(self, model: str, deterministic: bool = True) -> bool:
-        if not self.settings.enabled or not deterministic:
-            return False
-        override = self.settings.models.get(model)
-        return override is None or override.enabled is not False
+        return deterministic and self.settings.model(model).cache.enabled
 
     def ttl_for(self, model: str) -> float:
-        override = self.settings.models.get(model)
-        return override.ttl_s if override and override.ttl_s else self.settings.ttl_s
+        return self.settings.model(model).cache.ttl_s
 
     def key_for(
         self,
@@ -66,7 +55,7 @@ class ResponseCacheLayer:
         if known is None or known[0] is not version:
             deterministic = version.tags.get("deterministic") != "false"
             enabled = self.is_enabled_for(version.name, deterministic)
-            policy = self._filter_tags.get(version.name, b"") + b"|" + self._limits_tag
+            policy = self._filter_tag(version.name) + b"|" + self._limits_tag
             known = (version, enabled, policy)
             if len(self._versions) >= 1024:  # versions come and go with reloads
                 self._versions.clear()
@@ -83,6 +72,10 @@ class ResponseCacheLayer:
             _sent(header_length),
             body,
         )
+
+    def _filter_tag(self, model: str) -> bytes:
+        rule = self.settings.model(model).output_filters
+        return rule.model_dump_json().encode() if rule is not None else b""
 
     async def get(self, key: str) -> bytes | None:
         if self.memory is not None:

@@ -3,7 +3,13 @@
 Sources, strongest first: keyword arguments, environment (``SERVEWELL_*``, nested
 sections with ``__``: ``SERVEWELL_RUNTIME__INTRA_OP_THREADS=2``), the YAML file
 (``servewell.yaml`` in the working directory, or the path in ``SERVEWELL_CONFIG``),
-then the defaults below.
+then the defaults below. A key that names no setting, in the file or as a
+``SERVEWELL_*`` variable, is refused (``sources``).
+
+Per-model values live in one section, ``models: {<name>: ModelSettings}``, read through
+one accessor, :meth:`Settings.model`. The old spellings (``server.model_batching``,
+``cache.models``, ``output_filters``) still work for one release, with a deprecation
+line each; where both spellings give a model's field, ``models`` wins.
 """
 
 from __future__ import annotations
@@ -12,16 +18,46 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
+from pydantic import Field, PrivateAttr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from servewell.settings.models import (
+    BatchingOverrides,
+    BatchingSettings,
+    ModelCacheSettings,
+    ModelSettings,
+    OutputFilterSettings,
+    ResolvedCacheSettings,
+    ResolvedModelSettings,
+    by_canonical_name,
+    canonical_name,
+    resolve,
+    with_deprecated,
 )
+from servewell.settings.section import Section
+from servewell.settings.sources import CheckedEnvironment, CheckedYaml, describe_unknown
+
+__all__ = [
+    "AuthSettings",
+    "BatchingOverrides",
+    "BatchingSettings",
+    "CacheSettings",
+    "ModelCacheSettings",
+    "ModelSettings",
+    "OutputFilterSettings",
+    "RateLimitSettings",
+    "ResolvedCacheSettings",
+    "ResolvedModelSettings",
+    "RuntimeSettings",
+    "ServerSettings",
+    "Settings",
+    "ValidationSettings",
+    "canonical_name",
+    "load_settings",
+]
 
 
-class RuntimeSettings(BaseModel):
+class RuntimeSettings(Section):
     """How models run."""
 
     intra_op_threads: int = Field(default=0, ge=0)
@@ -38,7 +74,7 @@ class RuntimeSettings(BaseModel):
     """Serve a version's ONNX conversion instead of its pickle when it has one."""
 
 
-class ValidationSettings(BaseModel):
+class ValidationSettings(Section):
     """Limits every request is held to, whatever the model."""
 
     max_rows: int = Field(default=10_000, ge=1)
@@ -49,35 +85,7 @@ class ValidationSettings(BaseModel):
     """Deepest nesting of arrays and objects in a JSON request body."""
 
 
-class BatchingSettings(BaseModel):
-    """How one deployment (model version) coalesces concurrent requests."""
-
-    enabled: bool = True
-    """Coalesce concurrent requests into one model call; off runs each request alone."""
-    max_batch_size: int = Field(default=64, ge=1)
-    """Most rows in one model call (a single larger request still runs, alone)."""
-    max_batch_delay_ms: float = Field(default=2.0, ge=0)
-    """Longest a batch waits for more requests, and only while more keep arriving."""
-    max_queue_size: int = Field(default=512, ge=1)
-    """Requests waiting for the model beyond this are shed with 503 and Retry-After."""
-    inline_below_ms: float = Field(default=0.5, ge=0)
-    """Run a model on the event loop when a full batch takes less than this (measured
-    at warm-up); slower models run on a worker thread. 0 always uses the thread."""
-
-
-class BatchingOverrides(BaseModel):
-    """Per-model changes to the batching defaults; unset fields keep the default."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool | None = None
-    max_batch_size: int | None = Field(default=None, ge=1)
-    max_batch_delay_ms: float | None = Field(default=None, ge=0)
-    max_queue_size: int | None = Field(default=None, ge=1)
-    inline_below_ms: float | None = Field(default=None, ge=0)
-
-
-class ServerSettings(BaseModel):
+class ServerSettings(Section):
     """The HTTP inference server (``servewell serve``)."""
 
     host: str = "127.0.0.1"
@@ -106,19 +114,12 @@ class ServerSettings(BaseModel):
     turns it on: workers share one port, so a worker still loading would answer 503 while
     its siblings are ready. With one process, liveness answers at once instead."""
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
-    """Batching defaults for every model."""
+    """Batching defaults for every model (``models.<name>.batching`` changes them for one)."""
     model_batching: dict[str, BatchingOverrides] = Field(default_factory=dict)
-    """Batching per model name, over the defaults."""
-
-    def batching_for(self, model: str) -> BatchingSettings:
-        """The batching settings of one model: its overrides over the defaults."""
-        overrides = self.model_batching.get(model)
-        if overrides is None:
-            return self.batching
-        return self.batching.model_copy(update=overrides.model_dump(exclude_none=True))
+    """Deprecated: ``models.<name>.batching``. Read through ``Settings.model``."""
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(Section):
     """Who may call: API keys, on by default."""
 
     enabled: bool = True
@@ -139,12 +140,14 @@ class AuthSettings(BaseModel):
     """How often each worker re-reads the key table: revocations apply within this."""
 
 
-class RateLimitSettings(BaseModel):
+class RateLimitSettings(Section):
     """Token buckets per key (and per client IP for calls without a key)."""
 
     enabled: bool = True
-    backend: Literal["memory", "redis"] = "memory"
-    """``memory``: one budget per worker; ``redis``: one shared by every worker and replica."""
+    """Limit calls at all."""
+    backend: Literal["auto", "memory", "redis"] = "auto"
+    """``memory``: one budget per worker; ``redis``: one shared by every worker and
+    replica; ``auto``: ``redis`` when ``redis_url`` is set, else ``memory``."""
     default_rate: str = "6000/minute"
     """A key's limit unless the key has its own (``servewell keys create --rate``)."""
     anonymous_rate: str | None = "6000/minute"
@@ -154,32 +157,23 @@ class RateLimitSettings(BaseModel):
     failure_policy: Literal["fail_open", "fail_closed"] = "fail_open"
     """When Redis is unreachable: allow (warn and count) or refuse with 503."""
     redis_timeout_s: float = Field(default=0.25, gt=0)
+    """Longest a call to Redis may take before the failure policy decides."""
 
 
-class ModelCacheSettings(BaseModel):
-    enabled: bool | None = None
-    """Off for a model whose answers vary for the same input (sampling, time)."""
-    ttl_s: float | None = Field(default=None, gt=0)
-
-
-class CacheSettings(BaseModel):
+class CacheSettings(Section):
     """Response cache keyed by resolved version + request bytes (see serving/response_cache)."""
 
     enabled: bool = True
-    backend: Literal["memory", "redis"] = "memory"
+    """Cache answers at all; off, ``models.<name>.cache.enabled`` cannot turn it on."""
+    backend: Literal["auto", "memory", "redis"] = "auto"
+    """``memory``: one cache per worker; ``redis``: one shared by every worker and
+    replica; ``auto``: ``redis`` when ``redis_url`` is set, else ``memory``."""
     ttl_s: float = Field(default=300.0, gt=0)
+    """How long an answer is kept, unless ``models.<name>.cache.ttl_s`` says otherwise."""
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     """In-process budget (the memory backend)."""
     models: dict[str, ModelCacheSettings] = Field(default_factory=dict)
-
-
-class OutputFilterSettings(BaseModel):
-    """Personal data in a model's text outputs."""
-
-    kinds: list[Literal["ssn", "card", "email", "phone"]] = Field(
-        default_factory=lambda: ["ssn", "card", "email", "phone"]  # type: ignore[arg-type]
-    )
-    policy: Literal["redact", "block"] = "redact"
+    """Deprecated: ``models.<name>.cache``. Read through ``Settings.model``."""
 
 
 class Settings(BaseSettings):
@@ -205,8 +199,44 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+    """Per model name, what differs from the defaults for that model (names match
+    ignoring case, with ``-``, ``.`` and ``_`` alike). Not ``server.models``, which says
+    which models to serve."""
     output_filters: dict[str, OutputFilterSettings] = Field(default_factory=dict)
-    """Per model name: which detectors run on its text outputs, and the policy."""
+    """Deprecated: ``models.<name>.output_filters``. Read through ``Settings.model``."""
+
+    _resolved: dict[str, ResolvedModelSettings] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _merge_old_spellings(self) -> Settings:
+        self.models = with_deprecated(
+            by_canonical_name(self.models, "models"),
+            {
+                "batching": ("server.model_batching", self.server.model_batching),
+                "cache": ("cache.models", self.cache.models),
+                "output_filters": ("output_filters", self.output_filters),
+            },
+        )
+        return self
+
+    def model(self, name: str) -> ResolvedModelSettings:
+        """What model ``name`` runs with: ``models.<name>`` over the defaults. The one
+        way serving code reads a per-model setting (settings are not changed once built,
+        so the answer is kept)."""
+        resolved = self._resolved.get(name)
+        if resolved is None:
+            resolved = resolve(
+                name,
+                self.models.get(canonical_name(name)),
+                self.server.batching,
+                self.cache.enabled,
+                self.cache.ttl_s,
+            )
+            if len(self._resolved) >= 1024:  # names come from served models: a few
+                self._resolved.clear()
+            self._resolved[name] = resolved
+        return resolved
 
     @property
     def resolved_database_url(self) -> str:
@@ -225,11 +255,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = _config_path()
         return (
             init_settings,
-            env_settings,
-            YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),
+            CheckedEnvironment(settings_cls),
+            CheckedYaml(settings_cls, yaml_file=_config_path()),
         )
 
 
@@ -248,10 +277,13 @@ def load_settings(**overrides: Any) -> Settings:
         raise InvalidConfig(f"invalid settings (environment): {exc}") from None
     except ValidationError as exc:
         error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "settings"
-        problem = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        loc = [str(part) for part in error["loc"]]
+        if error["type"] == "extra_forbidden":
+            problem = describe_unknown(Settings, loc)
+        else:
+            problem = f"{'.'.join(loc) or 'settings'}: {error['msg']}"
         raise InvalidConfig(
-            f"invalid settings (environment or {_config_path()}): {where}: {problem}"
+            f"invalid settings (environment or {_config_path()}): {problem}"
         ) from None
 
 
