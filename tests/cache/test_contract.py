@@ -1,15 +1,24 @@
-"""Every response cache passes the same suite; failures degrade to misses."""
+"""Every response cache passes the same suite; failures degrade to misses. Every cache
+that also answers synchronously (``SyncResponseCache``) passes the sync suite too, on an
+injected clock."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from fake_clock import FakeClock
 from redis_server import PrivateRedis
-from servewell.cache import MemoryResponseCache, RedisResponseCache, ResponseCache, cache_key
+from servewell.cache import (
+    MemoryResponseCache,
+    RedisResponseCache,
+    ResponseCache,
+    SyncResponseCache,
+    cache_key,
+)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -137,3 +146,153 @@ async def test_redis_cache_failure_is_a_miss_and_recovers(private_redis: Private
     await cache.set("c", _out(3.0), ttl_s=60)  # a fresh Redis: the write script is reloaded
     assert _value(await cache.get("c")) == 3.0
     await cache.close()
+
+
+# --- the sync suite: every SyncResponseCache -------------------------------------------
+
+
+#: Every cache that answers synchronously, built on a clock with a byte budget.
+SYNC_CACHES: dict[str, Callable[[FakeClock, int], SyncResponseCache]] = {
+    "memory": lambda clock, max_bytes: MemoryResponseCache(max_bytes, clock=clock),
+}
+
+#: Entries of the sync suite: a two-byte key and 30 bytes of value each.
+ENTRY_BYTES = 2 + 30
+
+
+def _entry(index: int) -> bytes:
+    return bytes([index]) * 30
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=sorted(SYNC_CACHES))
+def make_sync_cache(
+    request: pytest.FixtureRequest, clock: FakeClock
+) -> Iterator[Callable[[int], SyncResponseCache]]:
+    """A factory: the cache under test with room for ``entries`` suite entries."""
+    built: list[SyncResponseCache] = []
+
+    def make(entries: int = 100) -> SyncResponseCache:
+        built.append(SYNC_CACHES[request.param](clock, entries * ENTRY_BYTES))
+        return built[-1]
+
+    yield make
+    for cache in built:
+        asyncio.run(cache.close())
+
+
+@pytest.mark.anyio
+async def test_sync_and_async_calls_see_the_same_entries(
+    make_sync_cache: Callable[[int], SyncResponseCache],
+) -> None:
+    cache = make_sync_cache(100)
+    cache.set_now("k1", _entry(1), ttl_s=60)
+    await cache.set("k2", _entry(2), ttl_s=60)
+    assert await cache.get("k1") == _entry(1)
+    assert cache.get_now("k2") == _entry(2)
+    assert cache.peek("k1") == _entry(1)
+    assert cache.peek("k2") == _entry(2)
+    cache.set_now("k2", _entry(3), ttl_s=60)  # a sync write replaces an async one
+    assert await cache.get("k2") == _entry(3)
+    assert cache.get_now("k9") is None
+    assert await cache.get("k8") is None
+    assert (cache.stats.hits, cache.stats.misses) == (3, 2)
+
+
+def test_peek_neither_counts_nor_refreshes(
+    make_sync_cache: Callable[[int], SyncResponseCache],
+) -> None:
+    cache = make_sync_cache(2)
+    cache.set_now("k1", _entry(1), ttl_s=60)
+    cache.set_now("k2", _entry(2), ttl_s=60)
+    for _ in range(3):
+        assert cache.peek("k1") == _entry(1)
+    assert cache.peek("k9") is None
+    assert (cache.stats.hits, cache.stats.misses) == (0, 0)
+    cache.set_now("k3", _entry(3), ttl_s=60)  # "k1" is still the least recently used
+    assert [cache.peek(key) for key in ("k1", "k2", "k3")] == [None, _entry(2), _entry(3)]
+    assert cache.stats.evictions == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("touch", ["count_hit", "get_now", "get"])
+async def test_a_counted_hit_refreshes_recency(
+    make_sync_cache: Callable[[int], SyncResponseCache], touch: str
+) -> None:
+    cache = make_sync_cache(2)
+    cache.set_now("k1", _entry(1), ttl_s=60)
+    cache.set_now("k2", _entry(2), ttl_s=60)
+    if touch == "count_hit":
+        cache.count_hit("k1")
+    elif touch == "get_now":
+        assert cache.get_now("k1") == _entry(1)
+    else:
+        assert await cache.get("k1") == _entry(1)
+    assert (cache.stats.hits, cache.stats.misses) == (1, 0)
+    cache.set_now("k3", _entry(3), ttl_s=60)  # "k2" is now the least recently used
+    assert [cache.peek(key) for key in ("k1", "k2", "k3")] == [_entry(1), None, _entry(3)]
+    assert cache.stats.evictions == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("writer", ["set_now", "set"])
+@pytest.mark.parametrize("reader", ["peek", "get_now", "get"])
+async def test_entries_expire_through_every_call(
+    make_sync_cache: Callable[[int], SyncResponseCache],
+    clock: FakeClock,
+    writer: str,
+    reader: str,
+) -> None:
+    cache = make_sync_cache(2)
+
+    async def read(key: str) -> bytes | None:
+        if reader == "peek":
+            return cache.peek(key)
+        if reader == "get_now":
+            return cache.get_now(key)
+        return await cache.get(key)
+
+    if writer == "set_now":
+        cache.set_now("k1", _entry(1), ttl_s=10)
+    else:
+        await cache.set("k1", _entry(1), ttl_s=10)
+    clock.advance(9.5)
+    assert await read("k1") == _entry(1)
+    clock.advance(1.0)
+    assert await read("k1") is None
+    assert cache.peek("k1") is None
+    counted = (0, 0) if reader == "peek" else (1, 1)
+    assert (cache.stats.hits, cache.stats.misses) == counted
+    # The expired entry left the budget: two new ones fit without an eviction.
+    cache.set_now("k2", _entry(2), ttl_s=10)
+    cache.set_now("k3", _entry(3), ttl_s=10)
+    assert (cache.peek("k2"), cache.peek("k3")) == (_entry(2), _entry(3))
+    assert cache.stats.evictions == 0
+
+
+@pytest.mark.anyio
+async def test_sync_writes_keep_to_the_byte_budget(
+    make_sync_cache: Callable[[int], SyncResponseCache],
+) -> None:
+    cache = make_sync_cache(3)
+    for index in range(10):  # three fit: the newest stay
+        if index % 2:
+            cache.set_now(f"k{index}", _entry(index), ttl_s=60)
+        else:
+            await cache.set(f"k{index}", _entry(index), ttl_s=60)
+    assert cache.stats.evictions == 7
+    assert [cache.peek(f"k{index}") for index in range(10)] == [None] * 7 + [
+        _entry(7),
+        _entry(8),
+        _entry(9),
+    ]
+    cache.set_now("k9", _entry(99), ttl_s=60)  # a replaced entry costs only once
+    assert cache.stats.evictions == 7
+    cache.set_now("k0", bytes(4 * ENTRY_BYTES), ttl_s=60)  # larger than the budget
+    assert cache.peek("k0") is None
+    assert cache.stats.evictions == 7  # and nothing was evicted for it
+    assert [cache.peek(f"k{index}") for index in (7, 8, 9)] == [_entry(7), _entry(8), _entry(99)]

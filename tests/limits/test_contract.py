@@ -1,17 +1,19 @@
 """Every rate limiter backend passes the same suite; the Redis one also shares budgets and
-survives its Redis going away."""
+survives its Redis going away. Every limiter that also decides synchronously
+(``SyncRateLimiter``) passes the sync suite too, on an injected clock."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from fake_clock import FakeClock
 from redis_server import PrivateRedis
 from servewell.core.rate import Rate
-from servewell.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from servewell.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, SyncRateLimiter
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -119,3 +121,64 @@ async def test_redis_down_applies_the_policy_and_recovers(
     assert recovered.allowed
     assert recovered.remaining == 1
     await limiter.close()
+
+
+# --- the sync suite: every SyncRateLimiter ---------------------------------------------
+
+
+#: Every limiter that decides synchronously, built on a clock.
+SYNC_LIMITERS: dict[str, Callable[[FakeClock], SyncRateLimiter]] = {
+    "memory": lambda clock: MemoryRateLimiter(clock=clock),
+}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=sorted(SYNC_LIMITERS))
+async def sync_limiter(
+    request: pytest.FixtureRequest, clock: FakeClock
+) -> AsyncIterator[SyncRateLimiter]:
+    backend = SYNC_LIMITERS[request.param](clock)
+    yield backend
+    await backend.close()
+
+
+@pytest.mark.anyio
+async def test_acquire_now_and_acquire_share_buckets(sync_limiter: SyncRateLimiter) -> None:
+    rate = Rate.parse("4/minute")
+    decisions = []
+    for index in range(6):
+        if index % 2:
+            decisions.append(await sync_limiter.acquire("key:a", rate))
+        else:
+            decisions.append(sync_limiter.acquire_now("key:a", rate))
+    assert [d.allowed for d in decisions] == [True] * 4 + [False] * 2
+    assert [d.remaining for d in decisions] == [3, 2, 1, 0, 0, 0]
+    assert sync_limiter.acquire_now("key:b", rate).allowed  # buckets stay independent
+    assert not (await sync_limiter.acquire("key:a", rate)).allowed
+
+
+@pytest.mark.anyio
+async def test_tokens_refill_on_the_clock_for_both_calls(
+    sync_limiter: SyncRateLimiter, clock: FakeClock
+) -> None:
+    rate = Rate(limit=2, period_s=20)  # a token every 10 s
+    assert sync_limiter.acquire_now("key:x", rate).allowed
+    assert (await sync_limiter.acquire("key:x", rate)).allowed
+    refused = sync_limiter.acquire_now("key:x", rate)
+    assert not refused.allowed
+    assert 0 < refused.retry_after_s <= 10.0
+    clock.advance(9.0)
+    assert not (await sync_limiter.acquire("key:x", rate)).allowed
+    clock.advance(1.5)
+    assert sync_limiter.acquire_now("key:x", rate).allowed  # one token back
+    assert not (await sync_limiter.acquire("key:x", rate)).allowed
+    clock.advance(60.0)  # never more than the limit, however long it rests
+    assert [sync_limiter.acquire_now("key:x", rate).allowed for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]

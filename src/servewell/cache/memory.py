@@ -13,8 +13,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from servewell.cache.base import CacheStats
+from servewell.cache.base import CacheStats, SyncResponseCache
 
 
 class MemoryResponseCache:
@@ -89,3 +90,7 @@ class MemoryResponseCache:
     def _remove(self, key: str) -> None:
         value, _ = self._entries.pop(key)
         self._size_bytes -= len(key) + len(value)
+
+
+if TYPE_CHECKING:  # mypy holds the class to the protocol it is served as
+    _as_protocol: type[SyncResponseCache] = MemoryResponseCache

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servewell.batching.turn import TurnBatcher
-from servewell.cache.base import CacheStats
+from servewell.cache.base import CacheStats, ResponseCache
 from servewell.redis_client import connect_redis
 
 logger = logging.getLogger(__name__)
@@ -142,3 +142,7 @@ class RedisResponseCache:
                 "response cache: Redis unreachable (%s); serving misses", type(exc).__name__
             )
         self._down_until = time.monotonic() + self.retry_interval_s
+
+
+if TYPE_CHECKING:  # mypy holds the class to the protocol it is served as
+    _as_protocol: type[ResponseCache] = RedisResponseCache

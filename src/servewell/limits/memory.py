@@ -6,8 +6,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from servewell.core.rate import Decision, Rate, decide
+from servewell.limits.base import SyncRateLimiter
 
 
 class MemoryRateLimiter:
@@ -41,3 +43,7 @@ class MemoryRateLimiter:
     async def close(self) -> None:
         with self._lock:
             self._buckets.clear()
+
+
+if TYPE_CHECKING:  # mypy holds the class to the protocol it is served as
+    _as_protocol: type[SyncRateLimiter] = MemoryRateLimiter

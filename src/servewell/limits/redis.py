@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from servewell.batching.turn import TurnBatcher
 from servewell.core.rate import Decision, Rate, decide
+from servewell.limits.base import RateLimiter
 from servewell.redis_client import connect_redis
 
 logger = logging.getLogger(__name__)
@@ -157,3 +158,7 @@ def _split(reply: Any, wanted: int) -> list[Any]:
         (True, before - (index + 1)) if index < granted else (False, before - granted)
         for index in range(wanted)
     ]
+
+
+if TYPE_CHECKING:  # mypy holds the class to the protocol it is served as
+    _as_protocol: type[RateLimiter] = RedisRateLimiter

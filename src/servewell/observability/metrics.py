@@ -4,18 +4,29 @@ Nothing is registered globally: :class:`ServingMetrics` is built on the
 ``CollectorRegistry`` it is given (one per app, so tests never clean up after each
 other). With ``PROMETHEUS_MULTIPROC_DIR`` set, as ``servewell serve --workers N`` does,
 prometheus_client writes every value to per-process files and :func:`render` merges
-them, so one scrape sees all worker processes.
+them, so one scrape sees all worker processes. The request path's counters and latency
+histograms are tallied in plain dicts outside that mode (``tally.py``).
+
+Every label is bounded: models and versions are the served ones, protocols and outcomes
+fixed sets, status and error codes few; a rate-limit ``caller`` is a key's name or
+``anonymous`` (never a client address: :meth:`ServingMetrics.count_rate_limit`).
 """
 
 from __future__ import annotations
 
-import bisect
 import os
 from collections.abc import Callable
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from servewell.observability.tally import (
+    ClientTally,
+    Family,
+    RequestTally,
+    Tally,
+    TallyCollector,
+)
 
 LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -42,25 +53,50 @@ class DeploymentMetrics:
         self.load_s = metrics.load_s.labels(*labels)
 
 
-class ServingMetrics:
-    """Every metric the server exports."""
+#: The request path's families: tallied (``tally.py``) outside multiprocess mode.
+REQUESTS = Family(
+    "servewell_requests",
+    "HTTP requests answered, by model, version, protocol and status code.",
+    ("model", "version", "protocol", "status"),
+)
+REQUEST_S = Family(
+    "servewell_request_duration_seconds",
+    "Time from request to response, end to end.",
+    ("model", "version", "protocol"),
+    LATENCY_BUCKETS_S,
+)
+RATE_LIMIT = Family(
+    "servewell_rate_limit_decisions",
+    "Rate-limit decisions by caller (a key's name, never its secret; 'anonymous' for "
+    "every caller without a key) and outcome (allowed, limited, degraded: the shared "
+    "backend was down).",
+    ("caller", "outcome"),
+)
+CACHE = Family(
+    "servewell_cache_requests",
+    "Response cache lookups by model and outcome (hit, miss, bypass).",
+    ("model", "outcome"),
+)
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+ANONYMOUS = "anonymous"
+"""The ``caller`` label of every caller without a key, whatever its address."""
+
+
+class ServingMetrics:
+    """Every metric the server exports.
+
+    The request path's counts and latencies go to :attr:`tally`: plain dicts rendered by
+    a collector at scrape time, or, with ``direct`` (by default: in multiprocess mode),
+    prometheus_client's metric objects, which write every value to the worker's files.
+    """
+
+    def __init__(self, registry: CollectorRegistry, direct: bool | None = None) -> None:
         self.registry = registry
+        self.direct = is_multiprocess() if direct is None else direct
+        self._client_metrics: dict[Family, Counter | Histogram] = {}
         model_version = ("model", "version")
-        self.requests = Counter(
-            "servewell_requests",
-            "HTTP requests answered, by model, version, protocol and status code.",
-            ("model", "version", "protocol", "status"),
-            registry=registry,
-        )
-        self.request_s = Histogram(
-            "servewell_request_duration_seconds",
-            "Time from request to response, end to end.",
-            ("model", "version", "protocol"),
-            buckets=LATENCY_BUCKETS_S,
-            registry=registry,
-        )
+        self._register(REQUESTS)
+        self._register(REQUEST_S)
         self.compute_s = Histogram(
             "servewell_model_compute_seconds",
             "Time the model took on one batch.",
@@ -108,19 +144,8 @@ class ServingMetrics:
             ("code",),
             registry=registry,
         )
-        self.rate_limit = Counter(
-            "servewell_rate_limit_decisions",
-            "Rate-limit decisions by caller (a key's name, never its secret) and outcome "
-            "(allowed, limited, degraded: the shared backend was down).",
-            ("caller", "outcome"),
-            registry=registry,
-        )
-        self.cache = Counter(
-            "servewell_cache_requests",
-            "Response cache lookups by model and outcome (hit, miss, bypass).",
-            ("model", "outcome"),
-            registry=registry,
-        )
+        self._register(RATE_LIMIT)
+        self._register(CACHE)
         self.cache_evictions = Counter(
             "servewell_cache_evictions",
             "Entries the in-process response cache evicted to stay within its byte budget.",
@@ -132,9 +157,15 @@ class ServingMetrics:
             ("model", "kind", "policy"),
             registry=registry,
         )
-        self._request_children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
-        self._children: dict[tuple[object, ...], Counter] = {}
-        self.tally = Tally(direct=is_multiprocess())
+        self._errors: dict[str, Counter] = {}
+        self.tally: RequestTally = ClientTally(self._client_metrics) if self.direct else Tally()
+
+    def _register(self, family: Family) -> None:
+        """A tallied family on the registry, in the place the exposition lists it."""
+        if self.direct:
+            self._client_metrics[family] = family.client_metric(self.registry)
+        else:  # the collector asks for the tally current at scrape time
+            self.registry.register(TallyCollector(family, lambda: self.tally.snapshot()))
 
     def watch_in_flight(self, count: Callable[[], int]) -> bool:
         """Read the in-flight gauge from ``count`` at scrape time, where that is possible:
@@ -151,34 +182,27 @@ class ServingMetrics:
         self, model: str, version: str, protocol: str, status: int, duration_s: float
     ) -> None:
         """Count one answered request and its latency."""
-        key = (model, version, protocol, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = (
-                self.requests.labels(model, version, protocol, str(status)),
-                self.request_s.labels(model, version, protocol),
-            )
-            self._request_children[key] = children
-        self.tally.count(children[0])
-        self.tally.observe(children[1], duration_s)
+        tally = self.tally
+        tally.count((REQUESTS, model, version, protocol, status))
+        tally.observe((REQUEST_S, model, version, protocol), duration_s)
 
     def count_rate_limit(self, caller: str, outcome: str) -> None:
-        self.tally.count(self._child(self.rate_limit, caller, outcome))
+        """One rate-limit decision. ``caller`` is a key's name or, without a key,
+        ``ip:<address>`` (or any bucket name: a ``:`` is never in a key's name): every
+        such caller is counted as :data:`ANONYMOUS`, so the label has one value per key
+        and one more, however many addresses call."""
+        label = ANONYMOUS if ":" in caller else caller
+        self.tally.count((RATE_LIMIT, label, outcome))
 
     def count_cache(self, model: str, outcome: str) -> None:
         """One response cache lookup (hit, miss or bypass)."""
-        self.tally.count(self._child(self.cache, model, outcome))
+        self.tally.count((CACHE, model, outcome))
 
     def count_error(self, code: str) -> None:
-        self._child(self.errors, code).inc()
-
-    def _child(self, counter: Counter, *labels: str) -> Counter:
-        """The counter's child for these labels, looked up once (``labels()`` is slow)."""
-        key = (id(counter), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = counter.labels(*labels)
-        return child
+        child = self._errors.get(code)
+        if child is None:  # looked up once: ``labels()`` is slow
+            child = self._errors[code] = self.errors.labels(code)
+        child.inc()
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""
@@ -199,73 +223,3 @@ class ServingMetrics:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-
-
-class Tally:
-    """Counts and latencies of the request path, gathered in plain dicts and moved into
-    their Prometheus children in bulk.
-
-    A prometheus_client ``inc`` or ``observe`` takes a lock and checks its arguments:
-    ~0.5-1 µs each, several times a request. Here a request costs a dict update (and a
-    ``bisect`` for a latency); :meth:`flush` adds the totals to the children before
-    every scrape of this process and, from :meth:`flush_every`, once a second. With
-    ``direct`` (multiprocess mode: a scrape reads every worker's files, and must not lag
-    behind another worker's tally) it passes every call straight on. Used from the event
-    loop's thread only, like the request path.
-    """
-
-    def __init__(self, direct: bool = False) -> None:
-        self.direct = direct
-        self._counts: dict[Any, int] = {}
-        self._latencies: dict[Any, list[float]] = {}
-        """Histogram child -> [sum, count in bucket 0, count in bucket 1, ...]."""
-        self._timer: Any = None
-
-    def count(self, child: Counter) -> None:
-        if self.direct:
-            child.inc()
-            return
-        counts = self._counts
-        counts[child] = counts.get(child, 0) + 1
-
-    def observe(self, child: Histogram, value: float) -> None:
-        if self.direct:
-            child.observe(value)
-            return
-        pending = self._latencies.get(child)
-        if pending is None:
-            bounds = child._upper_bounds
-            pending = self._latencies[child] = [0.0] * (len(bounds) + 1)
-        pending[0] += value
-        pending[1 + bisect.bisect_left(child._upper_bounds, value)] += 1
-
-    def flush(self) -> None:
-        """Add everything tallied so far to the Prometheus children."""
-        counts, self._counts = self._counts, {}
-        latencies, self._latencies = self._latencies, {}
-        for counter, amount in counts.items():
-            counter.inc(amount)
-        for histogram, pending in latencies.items():
-            # What Histogram.observe does, for many observations at once.
-            histogram._sum.inc(pending[0])
-            for bucket, observed in zip(histogram._buckets, pending[1:], strict=False):
-                if observed:
-                    bucket.inc(observed)
-
-    def flush_every(self, interval_s: float = 1.0) -> None:
-        """Flush on the running event loop every ``interval_s`` from now on."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-
-        def tick() -> None:
-            self.flush()
-            self._timer = loop.call_later(interval_s, tick)
-
-        self._timer = loop.call_later(interval_s, tick)
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.flush()
