@@ -84,8 +84,11 @@ def register_adder(services: Services, folder: Path) -> None:
     register_file(services, path, "adder")
 
 
-def register_echo(services: Services, folder: Path) -> None:
-    """``echo``: one input ``in_T`` and output ``out_T`` of shape [-1, 2] per datatype."""
+def register_echo(
+    services: Services, folder: Path, name: str = "echo", shape: tuple[int | None, ...] = (None, 2)
+) -> None:
+    """``echo``: one input ``in_T`` and output ``out_T`` of shape [-1, 2] per datatype
+    (or ``shape``: ``(None,)`` makes a columnar model whose REST rows are scalars)."""
     import onnx
     from onnx import helper
 
@@ -99,14 +102,30 @@ def register_echo(services: Services, folder: Path) -> None:
         "BYTES": onnx.TensorProto.STRING,
     }  # fmt: skip
     nodes, inputs, outputs = [], [], []
-    for name, onnx_type in types.items():
-        nodes.append(helper.make_node("Identity", [f"in_{name}"], [f"out_{name}"]))
-        inputs.append(helper.make_tensor_value_info(f"in_{name}", onnx_type, [None, 2]))
-        outputs.append(helper.make_tensor_value_info(f"out_{name}", onnx_type, [None, 2]))
-    path = folder / "echo.onnx"
-    onnx.save(_model(helper.make_graph(nodes, "echo", inputs, outputs)), path)
+    for datatype, onnx_type in types.items():
+        nodes.append(helper.make_node("Identity", [f"in_{datatype}"], [f"out_{datatype}"]))
+        inputs.append(helper.make_tensor_value_info(f"in_{datatype}", onnx_type, list(shape)))
+        outputs.append(helper.make_tensor_value_info(f"out_{datatype}", onnx_type, list(shape)))
+    path = folder / f"{name}.onnx"
+    onnx.save(_model(helper.make_graph(nodes, name, inputs, outputs)), path)
     # Identity passes NaN through: the signature says what this model accepts.
-    register_file(services, path, "echo")
+    register_file(services, path, name)
+
+
+def register_onnx_classifier(
+    services: Services, folder: Path, iris_x: np.ndarray, iris_y: np.ndarray
+) -> None:
+    """``flower``: logistic regression converted by skl2onnx without ZipMap, as most
+    ONNX classifiers come: outputs ``label`` INT64 [-1] and ``probabilities`` FP32
+    [-1, 3], and no ``class_labels`` in its signature."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=500).fit(iris_x, iris_y)
+    onnx_model = to_onnx(model, iris_x[:1].astype(np.float32), options={"zipmap": False})
+    path = folder / "flower.onnx"
+    path.write_bytes(onnx_model.SerializeToString())
+    register_file(services, path, "flower")
 
 
 def _model(graph: Any) -> Any:
