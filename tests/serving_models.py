@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -211,7 +211,11 @@ class InProcessClient:
         self.client = client
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self.portal.call(functools.partial(self.client.request, method, url, **kwargs))  # type: ignore[no-any-return]
+        return self.run(functools.partial(self.client.request, method, url, **kwargs))  # type: ignore[no-any-return]
+
+    def run(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``await call()`` on the app's event loop, bounded in time."""
+        return self.portal.call(_bounded, call, IN_PROCESS_TIMEOUT_S)
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", url, **kwargs)
@@ -224,8 +228,8 @@ class InProcessClient:
 def serve_in_process(app: ServewellApp) -> Iterator[InProcessClient]:
     """Start ``app``, wait for its models, and give a client for it; shut it down after."""
     with anyio.from_thread.start_blocking_portal() as portal:
-        portal.call(app.startup)
-        portal.call(app.wait_loaded)
+        portal.call(_bounded, app.startup, IN_PROCESS_TIMEOUT_S)
+        portal.call(_bounded, app.wait_loaded, IN_PROCESS_TIMEOUT_S)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://servewell.test"
         )
@@ -233,7 +237,18 @@ def serve_in_process(app: ServewellApp) -> Iterator[InProcessClient]:
             yield InProcessClient(portal, client)
         finally:
             portal.call(client.aclose)
-            portal.call(app.shutdown)
+            portal.call(_bounded, app.shutdown, IN_PROCESS_TIMEOUT_S)
+
+
+#: No step of an in-process app (start, load, one request, stop) may take longer.
+IN_PROCESS_TIMEOUT_S = 120.0
+
+
+async def _bounded(call: Callable[[], Awaitable[Any]], timeout_s: float) -> Any:
+    """``call()``, failing with TimeoutError after ``timeout_s`` (the ASGI transport has no
+    timeout of its own: a request the app never answers would wait forever)."""
+    with anyio.fail_after(timeout_s):
+        return await call()
 
 
 @contextmanager
@@ -256,19 +271,33 @@ def serve_process(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {process.communicate()[0]}")
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_until_ready(url, process, timeout_s=60)
         yield url, process
     finally:
-        # The whole group: a worker outliving its master would hold stdout open forever.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate(timeout=30)
+        _kill_group(process)
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[str], timeout_s: float) -> None:
+    """Until the server answers ready; if it exits or stays unready past the deadline,
+    fail with what it logged (a server that never became ready is killed first: reading
+    its output while it runs would wait forever)."""
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    state = f"exited with {process.returncode}" if process.poll() is not None else "never ready"
+    log = _kill_group(process)
+    raise RuntimeError(f"the server did not start ({state} after {timeout_s} s):\n{log}")
+
+
+def _kill_group(process: subprocess.Popen[str]) -> str:
+    """Kill the whole group (a worker outliving its master would hold stdout open
+    forever) and return what the server wrote."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    output, _ = process.communicate(timeout=30)
+    return output or ""
