@@ -10,6 +10,7 @@ import pytest
 
 from redis_server import PrivateRedis
 from servewell.cache import MemoryResponseCache, RedisResponseCache, ResponseCache, cache_key
+from servewell.cache.memory import entry_cost
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -105,12 +106,12 @@ def test_memory_cache_peeks_without_counting() -> None:
     assert (cache.peek("a"), cache.peek("b"), cache.peek("c")) == (b"x", None, b"z")
     clock[0] = 11.0
     assert cache.peek("a") is None  # expired: gone
-    assert cache.size_bytes == len("c") + 1
+    assert cache.size_bytes == entry_cost("c", b"z")
 
 
 @pytest.mark.anyio
 async def test_memory_cache_keeps_to_its_byte_budget() -> None:
-    entry_bytes = len("k0") + 30  # key + value
+    entry_bytes = entry_cost("k0", bytes(30))  # key + value + the entry's structure
     cache = MemoryResponseCache(max_bytes=3 * entry_bytes + entry_bytes // 2)
     for index in range(10):  # three fit
         await cache.set(f"k{index}", bytes([index]) * 30, ttl_s=60)
