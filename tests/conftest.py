@@ -3,6 +3,7 @@ machine), real models (scikit-learn fitted here, converted to ONNX), real servic
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,18 @@ def _postgres_reachable() -> bool:
             return True
     except Exception:
         return False
+
+
+#: The longest one test may take. Past it, every thread's stack goes to stderr and the
+#: run ends with exit code 1, so `make test` cannot hang forever on a wait nobody bounded.
+TEST_DEADLINE_S = float(os.environ.get("SERVEWELL_TEST_DEADLINE_S", "900"))
+
+
+@pytest.fixture(autouse=True)
+def _test_deadline() -> Iterator[None]:
+    faulthandler.dump_traceback_later(TEST_DEADLINE_S, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")

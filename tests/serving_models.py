@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -84,8 +84,11 @@ def register_adder(services: Services, folder: Path) -> None:
     register_file(services, path, "adder")
 
 
-def register_echo(services: Services, folder: Path) -> None:
-    """``echo``: one input ``in_T`` and output ``out_T`` of shape [-1, 2] per datatype."""
+def register_echo(
+    services: Services, folder: Path, name: str = "echo", shape: tuple[int | None, ...] = (None, 2)
+) -> None:
+    """``echo``: one input ``in_T`` and output ``out_T`` of shape [-1, 2] per datatype
+    (or ``shape``: ``(None,)`` makes a columnar model whose REST rows are scalars)."""
     import onnx
     from onnx import helper
 
@@ -99,14 +102,30 @@ def register_echo(services: Services, folder: Path) -> None:
         "BYTES": onnx.TensorProto.STRING,
     }  # fmt: skip
     nodes, inputs, outputs = [], [], []
-    for name, onnx_type in types.items():
-        nodes.append(helper.make_node("Identity", [f"in_{name}"], [f"out_{name}"]))
-        inputs.append(helper.make_tensor_value_info(f"in_{name}", onnx_type, [None, 2]))
-        outputs.append(helper.make_tensor_value_info(f"out_{name}", onnx_type, [None, 2]))
-    path = folder / "echo.onnx"
-    onnx.save(_model(helper.make_graph(nodes, "echo", inputs, outputs)), path)
+    for datatype, onnx_type in types.items():
+        nodes.append(helper.make_node("Identity", [f"in_{datatype}"], [f"out_{datatype}"]))
+        inputs.append(helper.make_tensor_value_info(f"in_{datatype}", onnx_type, list(shape)))
+        outputs.append(helper.make_tensor_value_info(f"out_{datatype}", onnx_type, list(shape)))
+    path = folder / f"{name}.onnx"
+    onnx.save(_model(helper.make_graph(nodes, name, inputs, outputs)), path)
     # Identity passes NaN through: the signature says what this model accepts.
-    register_file(services, path, "echo")
+    register_file(services, path, name)
+
+
+def register_onnx_classifier(
+    services: Services, folder: Path, iris_x: np.ndarray, iris_y: np.ndarray
+) -> None:
+    """``flower``: logistic regression converted by skl2onnx without ZipMap, as most
+    ONNX classifiers come: outputs ``label`` INT64 [-1] and ``probabilities`` FP32
+    [-1, 3], and no ``class_labels`` in its signature."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=500).fit(iris_x, iris_y)
+    onnx_model = to_onnx(model, iris_x[:1].astype(np.float32), options={"zipmap": False})
+    path = folder / "flower.onnx"
+    path.write_bytes(onnx_model.SerializeToString())
+    register_file(services, path, "flower")
 
 
 def _model(graph: Any) -> Any:
@@ -192,7 +211,11 @@ class InProcessClient:
         self.client = client
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self.portal.call(functools.partial(self.client.request, method, url, **kwargs))  # type: ignore[no-any-return]
+        return self.run(functools.partial(self.client.request, method, url, **kwargs))  # type: ignore[no-any-return]
+
+    def run(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``await call()`` on the app's event loop, bounded in time."""
+        return self.portal.call(_bounded, call, IN_PROCESS_TIMEOUT_S)
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", url, **kwargs)
@@ -205,8 +228,8 @@ class InProcessClient:
 def serve_in_process(app: ServewellApp) -> Iterator[InProcessClient]:
     """Start ``app``, wait for its models, and give a client for it; shut it down after."""
     with anyio.from_thread.start_blocking_portal() as portal:
-        portal.call(app.startup)
-        portal.call(app.wait_loaded)
+        portal.call(_bounded, app.startup, IN_PROCESS_TIMEOUT_S)
+        portal.call(_bounded, app.wait_loaded, IN_PROCESS_TIMEOUT_S)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://servewell.test"
         )
@@ -214,7 +237,18 @@ def serve_in_process(app: ServewellApp) -> Iterator[InProcessClient]:
             yield InProcessClient(portal, client)
         finally:
             portal.call(client.aclose)
-            portal.call(app.shutdown)
+            portal.call(_bounded, app.shutdown, IN_PROCESS_TIMEOUT_S)
+
+
+#: No step of an in-process app (start, load, one request, stop) may take longer.
+IN_PROCESS_TIMEOUT_S = 120.0
+
+
+async def _bounded(call: Callable[[], Awaitable[Any]], timeout_s: float) -> Any:
+    """``call()``, failing with TimeoutError after ``timeout_s`` (the ASGI transport has no
+    timeout of its own: a request the app never answers would wait forever)."""
+    with anyio.fail_after(timeout_s):
+        return await call()
 
 
 @contextmanager
@@ -237,19 +271,33 @@ def serve_process(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {process.communicate()[0]}")
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_until_ready(url, process, timeout_s=60)
         yield url, process
     finally:
-        # The whole group: a worker outliving its master would hold stdout open forever.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate(timeout=30)
+        _kill_group(process)
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[str], timeout_s: float) -> None:
+    """Until the server answers ready; if it exits or stays unready past the deadline,
+    fail with what it logged (a server that never became ready is killed first: reading
+    its output while it runs would wait forever)."""
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    state = f"exited with {process.returncode}" if process.poll() is not None else "never ready"
+    log = _kill_group(process)
+    raise RuntimeError(f"the server did not start ({state} after {timeout_s} s):\n{log}")
+
+
+def _kill_group(process: subprocess.Popen[str]) -> str:
+    """Kill the whole group (a worker outliving its master would hold stdout open
+    forever) and return what the server wrote."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    output, _ = process.communicate(timeout=30)
+    return output or ""

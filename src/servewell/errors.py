@@ -32,6 +32,8 @@ the same way::
     ├── TrainingFailed                           422   an estimator failed to converge or diverged
     ├── GateFailed                               422   a model missed its quality gate (exit 5)
     ├── Conflict                                 409
+    │   ├── KeyNameTaken                               an API key name in use (exit 2: bad input)
+    │   └── KeyAlreadyRevoked                          no active key of that name (exit 4)
     ├── Unauthorized                             401   no key, an unknown key or a revoked key
     ├── Forbidden                                403   a known key without the scope or model
     ├── RateLimited                              429   a key (or client) over its rate limit
@@ -270,6 +272,28 @@ class Conflict(ServewellError):
     status = HTTPStatus.CONFLICT
     title = "Conflict"
     expose = True
+
+
+class KeyNameTaken(Conflict):
+    """Key names stay taken after revocation, so a name always means one key."""
+
+    code = "key_name_taken"
+    exit_code = 2
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"an API key named '{name}' exists already (names stay taken after "
+            "revocation); choose another name",
+            key=name,
+        )
+
+
+class KeyAlreadyRevoked(Conflict):
+    code = "key_already_revoked"
+    exit_code = 4  # like an unknown name: there is no active key to revoke
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"API key '{name}' was revoked already", key=name)
 
 
 class Unauthorized(ServewellError):

@@ -19,6 +19,7 @@ from servewell.cache import (
     SyncResponseCache,
     cache_key,
 )
+from servewell.cache.memory import entry_cost
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -114,12 +115,12 @@ def test_memory_cache_peeks_without_counting() -> None:
     assert (cache.peek("a"), cache.peek("b"), cache.peek("c")) == (b"x", None, b"z")
     clock[0] = 11.0
     assert cache.peek("a") is None  # expired: gone
-    assert cache.size_bytes == len("c") + 1
+    assert cache.size_bytes == entry_cost("c", b"z")
 
 
 @pytest.mark.anyio
 async def test_memory_cache_keeps_to_its_byte_budget() -> None:
-    entry_bytes = len("k0") + 30  # key + value
+    entry_bytes = entry_cost("k0", bytes(30))  # key + value + the entry's structure
     cache = MemoryResponseCache(max_bytes=3 * entry_bytes + entry_bytes // 2)
     for index in range(10):  # three fit
         await cache.set(f"k{index}", bytes([index]) * 30, ttl_s=60)
@@ -151,13 +152,14 @@ async def test_redis_cache_failure_is_a_miss_and_recovers(private_redis: Private
 # --- the sync suite: every SyncResponseCache -------------------------------------------
 
 
-#: Every cache that answers synchronously, built on a clock with a byte budget.
+#: Entries of the sync suite: a two-character key and 30 bytes of value each, and what
+#: one costs the in-process cache's byte budget.
+ENTRY_BYTES = entry_cost("k1", bytes(30))
+
+#: Every cache that answers synchronously, built on a clock with a budget of bytes.
 SYNC_CACHES: dict[str, Callable[[FakeClock, int], SyncResponseCache]] = {
     "memory": lambda clock, max_bytes: MemoryResponseCache(max_bytes, clock=clock),
 }
-
-#: Entries of the sync suite: a two-byte key and 30 bytes of value each.
-ENTRY_BYTES = 2 + 30
 
 
 def _entry(index: int) -> bytes:

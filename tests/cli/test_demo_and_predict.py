@@ -58,6 +58,35 @@ def test_demo_trains_checks_and_registers(demo: Result, invoke: Invoke) -> None:
     }
 
 
+def test_a_second_demo_reuses_its_version_and_its_key(
+    demo: Result, invoke: Invoke, home: Path
+) -> None:
+    token = re.search(r"Bearer (sw_\S+)'", demo.stdout)[1]  # type: ignore[index]
+    saved = home / "demo-key"
+    assert saved.read_text().strip() == token
+    assert saved.stat().st_mode & 0o777 == 0o600
+    again = invoke("demo")
+    assert again.exit_code == 0, again.output
+    assert "breast-cancer@1 was registered from the same data and settings" in again.stdout
+    assert f"Bearer {token}'" in again.stdout  # the same working curl line
+    versions = json.loads(invoke("models", "list", "breast-cancer", "--json").stdout)
+    assert [v["version"] for v in versions] == [1]
+    assert [k["name"] for k in json.loads(invoke("keys", "list", "--json").stdout)] == [
+        "demo-breast-cancer-v1"
+    ]
+    # A revoked demo key is replaced (under a new name: names stay taken), not reused.
+    assert invoke("keys", "revoke", "demo-breast-cancer-v1").exit_code == 0
+    third = invoke("demo")
+    new_token = re.search(r"Bearer (sw_\S+)'", third.stdout)[1]  # type: ignore[index]
+    assert new_token != token
+    assert saved.read_text().strip() == new_token
+    keys = json.loads(invoke("keys", "list", "--json").stdout)
+    assert [(k["name"], k["revoked_at"] is None) for k in keys] == [
+        ("demo-breast-cancer-v1", False),
+        ("demo-breast-cancer-v1-2", True),
+    ]
+
+
 def test_predict_from_csv_and_json_agree(
     demo: Result, invoke: Invoke, rows: list[dict[str, float]], tmp_path: Path
 ) -> None:

@@ -92,6 +92,9 @@ def test_failed_gate_exits_non_zero_and_registers_nothing(
     )
     assert result.exit_code == 5
     assert "quality gate failed, nothing registered: accuracy" in result.stderr
+    assert "✗ gate" in result.stdout
+    assert "✓ gate" not in result.stdout
+    assert "✓ checks" in result.stdout  # the stages before it passed
     assert registry_state() == before
     assert json.loads((tmp_path / "report" / "report.json").read_text())["passed"] is False
 

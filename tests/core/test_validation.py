@@ -118,3 +118,35 @@ def test_integers_of_another_width_are_range_checked() -> None:
     assert validate_inputs(signature, {"ids": [1, 2]})["ids"].dtype == np.int8
     with pytest.raises(InvalidInput, match="outside the INT8 range"):
         validate_inputs(signature, {"ids": [1, 300]})
+
+
+@pytest.mark.parametrize(
+    ("datatype", "row", "message"),
+    [
+        ("FP32", [1, None, 3], "input 'input' expects FP32 numbers; got null at [0, 1]"),
+        ("FP32", [1, 2, {"a": 1}], "input 'input' expects FP32 numbers; got an object at [0, 2]"),
+        ("INT64", [1, "7", 3], "input 'input' expects INT64 numbers; got text '7' at [0, 1]"),
+        ("BYTES", ["a", None, "c"], "input 'input' expects text (BYTES); got null at [0, 1]"),
+        ("BYTES", ["a", "b", 3], "input 'input' expects text (BYTES); got the number 3 at [0, 2]"),
+        ("BYTES", [True, "b", "c"], "input 'input' expects text (BYTES); got true at [0, 0]"),
+    ],
+)
+def test_a_wrong_value_is_named_once_with_what_was_expected_and_where(
+    datatype: str, row: list[object], message: str
+) -> None:
+    signature = Signature(inputs=(TensorSpec(name="input", datatype=datatype, shape=(-1, 3)),))
+    with pytest.raises(InvalidInput) as raised:
+        validate_inputs(signature, {"input": [row]})
+    assert raised.value.message == message
+
+
+def test_a_declared_datatype_must_be_the_signatures() -> None:
+    inputs = {"input": np.ones((1, 3), dtype=np.float16)}
+    with pytest.raises(InvalidInput) as raised:
+        validate_inputs(SIGNATURE, inputs, datatypes={"input": "FP16"})
+    assert raised.value.message == (
+        'input \'input\' was sent as FP16; the model takes FP32 (send it with "datatype": "FP32")'
+    )
+    assert validate_inputs(SIGNATURE, inputs)["input"].dtype == np.float32  # undeclared: cast
+    declared = validate_inputs(SIGNATURE, {"input": [[1, 2, 3]]}, datatypes={"input": "FP32"})
+    assert declared["input"].dtype == np.float32

@@ -30,7 +30,7 @@ def running_server(home: Path, *args: str) -> Iterator[tuple[str, subprocess.Pop
 
 def _open_request(port: int, body: bytes) -> socket.socket:
     """A request whose headers and half of its body are sent; the rest is held back."""
-    connection = socket.create_connection(("127.0.0.1", port))
+    connection = socket.create_connection(("127.0.0.1", port), timeout=30)
     head = (
         f"POST /v1/models/iris:predict HTTP/1.1\r\nHost: test\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -105,7 +105,24 @@ CASES: dict[str, Case] = {
     "v2 unknown datatype": Case(IRIS_V2, json=_v2(datatype="FLOAT"), says="unknown datatype"),
     "v2 bytes for numbers": Case(
         IRIS_V2, json=_v2(datatype="BYTES", data=["a", "b", "c", "d"]),
-        says="input 'input' expects FP32 numbers",
+        says="input 'input' was sent as BYTES; the model takes FP32",
+    ),
+    "v2 FP16 for FP32": Case(
+        IRIS_V2, json=_v2(datatype="FP16"),
+        says="input 'input' was sent as FP16; the model takes FP32 "
+        '(send it with "datatype": "FP32")',
+    ),
+    "v2 UINT64 for FP32": Case(
+        IRIS_V2, json=_v2(datatype="UINT64", data=[5, 3, 1, 0]),
+        says="input 'input' was sent as UINT64; the model takes FP32",
+    ),
+    "v2 binary FP16 for FP32": _binary(
+        {"inputs": [{**BINARY_INPUT, "datatype": "FP16", "parameters": {"binary_data_size": 8}}]},
+        np.array([ROW], dtype=np.float16).tobytes(),
+        says="input 'input' was sent as FP16; the model takes FP32",
+    ),
+    "v2 FP64 for FP32": Case(
+        IRIS_V2, json=_v2(datatype="FP64"), says="input 'input' was sent as FP64",
     ),
     "rest strings for numbers": Case(
         IRIS_REST, json={"instances": [["5.1", 3.5, 1.4, 0.2]]},

@@ -69,7 +69,7 @@ def test_concurrent_requests_are_batched(client: InProcessClient) -> None:
 
         return await asyncio.gather(*(one(client.client, i) for i in range(32)))
 
-    assert client.portal.call(burst) == [200] * 32
+    assert client.run(burst) == [200] * 32
     after = _samples(client)
     rows = _value(after, "servewell_batch_size_rows_sum", **model) - _value(
         before, "servewell_batch_size_rows_sum", **model

@@ -54,7 +54,7 @@ def test_json_inference_echoes_the_id(client: InProcessClient) -> None:
 
 def test_nested_data_and_output_selection(client: InProcessClient) -> None:
     request = {
-        "inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 4], "data": [SETOSA]}],
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [SETOSA]}],
         "outputs": [{"name": "probabilities"}],
     }
     body = client.post("/v2/models/iris/versions/2/infer", json=request).json()

@@ -50,8 +50,9 @@ def test_stream_lines_wait_for_the_timer_then_come_out_whole() -> None:
         for index in range(40):
             log.write(_record(index), 0.001, None)
         before = stream.getvalue()
-        while not stream.getvalue():
-            await asyncio.sleep(0.005)
+        async with asyncio.timeout(30):  # the timer must fire; never wait forever
+            while not stream.getvalue():
+                await asyncio.sleep(0.005)
         return before, stream.getvalue()
 
     before, after = asyncio.run(serve())

@@ -14,6 +14,7 @@ from servewell.bootstrap import Services
 from servewell.core.ref import ModelRef
 from servewell.errors import ArtifactTampered, VersionNotFound
 from servewell.pipeline.register import RegisterOptions, register_file
+from servewell.registry.sweep import StoreSweep
 from servewell.serving.loading import open_runtime
 
 
@@ -22,14 +23,15 @@ def _stored_files(services: Services) -> set[Path]:
     return {path for path in root.rglob("*") if path.is_file()} if root.exists() else set()
 
 
-def test_a_failed_registration_leaves_no_row_and_no_file(
+def test_a_failed_registration_leaves_no_row_and_only_files_the_sweep_removes(
     services: Services, model_files: dict[str, Path]
 ) -> None:
     register_file(services, model_files["onnx"], "iris")
     files_before = _stored_files(services)
     with pytest.raises(VersionNotFound):
         # The pickle and its ONNX conversion are stored first; the missing parent fails
-        # the transaction, and both new files must go again.
+        # the transaction. The new file stays (a concurrent registration may use it)
+        # until the sweep finds it unreferenced.
         register_file(
             services,
             model_files["joblib"],
@@ -37,8 +39,10 @@ def test_a_failed_registration_leaves_no_row_and_no_file(
             trust=True,
             options=RegisterOptions(parent=ModelRef("iris", version=99)),
         )
-    assert _stored_files(services) == files_before
     assert [v.version for v in services.registry.list_versions("iris")] == [1]
+    sweep = StoreSweep(services.registry, services.artifacts, grace_s=0.0)
+    assert sweep.remove(sweep.find())
+    assert _stored_files(services) == files_before
 
 
 def test_tampered_artifact_is_refused(services: Services, model_files: dict[str, Path]) -> None:

@@ -8,6 +8,7 @@ from servewell.cli import (
     alias,
     demo,
     evaluate,
+    gc,
     keys,
     models,
     optimize,
@@ -44,6 +45,7 @@ app.command("optimize")(optimize.optimize)
 app.command("serve")(serve.serve)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
+app.command("gc")(gc.gc)
 
 
 def main() -> None:

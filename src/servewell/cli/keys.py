@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from servewell.cli.output import console, open_services, print_json
-from servewell.registry.keys import ApiKey, ApiKeyStore
+from servewell.registry.keys import ApiKey, ApiKeyStore, check_models_exist
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -17,12 +17,18 @@ def create(
     scopes: str = typer.Option("predict", "--scopes", help="Comma-separated: predict,admin."),
     models: str | None = typer.Option(None, "--models", help="Comma-separated; default all."),
     rate: str | None = typer.Option(None, "--rate", help="e.g. 100/minute; default: configured."),
+    allow_unknown_models: bool = typer.Option(
+        False, "--allow-unknown-models", help="Accept --models not registered (yet)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (includes the key)."),
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
     with open_services() as services:
+        model_names = _split(models)
+        if model_names and not allow_unknown_models:
+            check_models_exist(services.registry, model_names)
         key, token = ApiKeyStore(services.registry).create(
-            name, scopes=_split(scopes) or (), models=_split(models), rate=rate
+            name, scopes=_split(scopes) or (), models=model_names, rate=rate
         )
     if as_json:
         print_json({**_to_dict(key), "key": token})

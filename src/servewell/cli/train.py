@@ -70,8 +70,9 @@ class RichProgress:
                 f"{summary.rows_in:,} x {summary.columns_in} → "
                 f"{summary.rows_out:,} x {summary.columns_out}"
             )
+        mark = "[green]✓[/]" if summary.passed else "[bold red]✗[/]"
         self.console.print(
-            f"[green]✓[/] [bold]{summary.stage:<9}[/] {flow:<30} [dim]{summary.seconds:.2f} s[/]"
+            f"{mark} [bold]{summary.stage:<9}[/] {flow:<30} [dim]{summary.seconds:.2f} s[/]"
         )
         for line in summary.lines:
             style = "red" if line.startswith("FAIL") else "yellow" if ": warn" in line else "dim"

@@ -81,7 +81,7 @@ def versions_table(versions: list[ModelVersion]) -> Table:
             v.format + (" +onnx" if v.has_artifact("onnx") else ""),
             ", ".join(v.aliases) or "-",
             str(v.parent) if v.parent else "-",
-            _size(v.size_bytes),
+            format_size(v.size_bytes),
             f"{accuracy:.4f}" if isinstance(accuracy, float) else "-",
             v.created_at.strftime("%Y-%m-%d %H:%M"),
         )
@@ -151,11 +151,11 @@ def _artifacts_table(version: ModelVersion) -> Table:
     for column in ("role", "format", "size", "sha256"):
         table.add_column(column, justify="right" if column == "size" else "left")
     for a in version.artifacts:
-        table.add_row(a.role, a.format, _size(a.size_bytes), a.sha256[:16] + "…")
+        table.add_row(a.role, a.format, format_size(a.size_bytes), a.sha256[:16] + "…")
     return table
 
 
-def _size(size_bytes: int) -> str:
+def format_size(size_bytes: int) -> str:
     size = float(size_bytes)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":

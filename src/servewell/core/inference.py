@@ -30,6 +30,9 @@ class InferRequest:
     """The outputs wanted, in order; ``None`` means all of the model's outputs."""
     id: str | None = None
     """The caller's request id, echoed in the response."""
+    datatypes: Mapping[str, str] | None = None
+    """The datatype each input was sent as, when the protocol states one (V2); validation
+    refuses any that is not the signature's."""
 
 
 @dataclass(slots=True)

@@ -59,20 +59,20 @@ def inputs_from_columns(signature: Signature, columns: Any) -> dict[str, Any]:
 
 def to_predictions(signature: Signature, outputs: Mapping[str, Array]) -> dict[str, Any]:
     """The REST answer: ``predictions`` (labels for a classifier), plus ``probabilities``
-    and ``classes`` when the model gives them. Values stay numpy for orjson."""
+    and ``classes`` when the model gives them. Values stay numpy (see :func:`to_plain`)."""
     if signature.class_labels is not None and "label" in outputs:
-        answer: dict[str, Any] = {"predictions": _plain(outputs["label"])}
+        answer: dict[str, Any] = {"predictions": to_plain(outputs["label"])}
         if "probabilities" in outputs:
-            answer["probabilities"] = outputs["probabilities"]
+            answer["probabilities"] = to_plain(outputs["probabilities"])
             answer["classes"] = list(signature.class_labels)
         return answer
     if len(outputs) == 1:
         (values,) = outputs.values()
         if values.ndim == 2 and values.shape[1] == 1:
             values = values.reshape(-1)
-        return {"predictions": _plain(values)}
+        return {"predictions": to_plain(values)}
     rows = len(next(iter(outputs.values())))
-    plain = {name: _plain(values) for name, values in outputs.items()}
+    plain = {name: to_plain(values) for name, values in outputs.items()}
     return {"predictions": [{name: plain[name][i] for name in plain} for i in range(rows)]}
 
 
@@ -177,10 +177,21 @@ def _spec(signature: Signature, name: str) -> TensorSpec:
         ) from None
 
 
-def _plain(values: Array) -> Any:
-    if values.dtype == np.object_:
+def to_plain(values: Array) -> Any:
+    """Values orjson writes as JSON (with ``OPT_SERIALIZE_NUMPY``), whatever array a
+    model returned: text as ``str``; numbers and booleans as a C-contiguous array of
+    numpy's canonical dtype for their kind and size. orjson refuses non-contiguous
+    arrays (a transposed or sliced output) and the scalars of aliased dtypes: ONNX
+    Runtime's INT64 arrays are ``longlong``, and indexing one gives a ``numpy.longlong``
+    that orjson cannot write, while ``int64`` (the same bits) it can."""
+    kind = values.dtype.kind
+    if kind in "OUS":
         return [_plain_item(item) for item in values.tolist()]
-    return values
+    if kind not in "biuf":
+        raise TypeError(f"a model output of dtype {values.dtype} has no JSON form")
+    native = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
+    canonical = native.view(np.dtype(f"{kind}{values.dtype.itemsize}"))  # same bytes
+    return canonical[0] if values.ndim == 0 else canonical  # (a 0-d array became 1-d)
 
 
 def _plain_item(item: Any) -> Any:
@@ -188,6 +199,8 @@ def _plain_item(item: Any) -> Any:
         return item.decode("utf-8", errors="replace")
     if isinstance(item, list):
         return [_plain_item(value) for value in item]
+    if isinstance(item, np.generic):  # a number inside an object array
+        return item.item()
     return item
 
 

@@ -30,16 +30,38 @@ class InputLimits:
 
 
 def validate_inputs(
-    signature: Signature, inputs: Mapping[str, Any], limits: InputLimits | None = None
+    signature: Signature,
+    inputs: Mapping[str, Any],
+    limits: InputLimits | None = None,
+    datatypes: Mapping[str, str] | None = None,
 ) -> dict[str, Array]:
-    """Return the inputs as arrays of the signature's datatypes, or raise InvalidInput."""
+    """Return the inputs as arrays of the signature's datatypes, or raise InvalidInput.
+    ``datatypes``: what a protocol declared each input to be (V2); each must be the
+    signature's own."""
     limits = limits or InputLimits()
+    if datatypes:
+        check_declared_datatypes(signature, datatypes)
     arrays = _validate_plain(signature, inputs, limits)
     if arrays is None:
         arrays = _validate_any(signature, inputs, limits)
     if signature.feature_ranges and signature.feature_names:
         _check_ranges(signature, arrays[signature.inputs[0].name])
     return arrays
+
+
+def check_declared_datatypes(signature: Signature, datatypes: Mapping[str, str]) -> None:
+    """Refuse an input declared with another datatype than the signature's. No conversion
+    is accepted, not even a widening one: a client that declares FP16 for an FP32 input
+    has a wrong idea of the model (its binary data would be read as the wrong type), and
+    Triton and KServe refuse the same request."""
+    for spec in signature.inputs:
+        declared = datatypes.get(spec.name)
+        if declared is not None and declared != spec.datatype:
+            raise InvalidInput(
+                f"input '{spec.name}' was sent as {declared}; the model takes "
+                f'{spec.datatype} (send it with "datatype": "{spec.datatype}")',
+                input_name=spec.name,
+            )
 
 
 def _validate_plain(
@@ -225,8 +247,8 @@ def _to_bytes_array(spec: TensorSpec, value: Any) -> Array:
             flat[index] = item.encode("utf-8")
         elif not isinstance(item, bytes):
             raise InvalidInput(
-                f"input '{spec.name}' expects text (BYTES), got {type(item).__name__} "
-                f"at position {index}",
+                f"input '{spec.name}' expects text (BYTES); got {describe_value(item)} "
+                f"at {_position(array.shape, index)}",
                 input_name=spec.name,
             )
     return array if array.dtype == np.object_ else array.astype(np.object_)
@@ -238,8 +260,7 @@ def _raise_not_numbers(spec: TensorSpec, value: Any) -> None:
     position, item = found if found is not None else ((), value)
     where = f" at {list(position)}" if position else ""
     raise InvalidInput(
-        f"input '{spec.name}' expects {spec.datatype} numbers; "
-        f"got {_json_type(item)} {_preview(item)}{where}",
+        f"input '{spec.name}' expects {spec.datatype} numbers; got {describe_value(item)}{where}",
         input_name=spec.name,
     )
 
@@ -258,16 +279,22 @@ def _is_number(item: Any) -> bool:
     return isinstance(item, int | float | np.number) and not isinstance(item, bool | np.bool_)
 
 
-def _json_type(item: Any) -> str:
-    if isinstance(item, str | np.str_ | bytes):
-        return "text"
+def describe_value(item: Any) -> str:
+    """A JSON value as a message names it: ``null``, ``true``, ``text 'abc'``,
+    ``an object``, ``a list``, ``the number 3``."""
     if item is None:
         return "null"
     if isinstance(item, bool | np.bool_):
-        return "boolean"
+        return "true" if item else "false"
+    if isinstance(item, str | np.str_ | bytes):
+        return f"text {_preview(item)}"
     if isinstance(item, dict):
         return "an object"
-    return type(item).__name__
+    if isinstance(item, list | tuple):
+        return "a list"
+    if _is_number(item):
+        return f"the number {_preview(item)}"
+    return f"a {type(item).__name__}"
 
 
 def _check_shape(spec: TensorSpec, array: Array, limits: InputLimits) -> None:
@@ -358,6 +385,10 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     )
 
 
+def _position(shape: tuple[int, ...], flat_index: int) -> list[int]:
+    return [int(i) for i in np.unravel_index(flat_index, shape)] if shape else []
+
+
 def _preview(item: Any) -> str:
-    text = repr(item)
+    text = repr(item.item() if isinstance(item, np.generic) else item)
     return text if len(text) <= 40 else text[:37] + "..."

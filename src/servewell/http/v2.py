@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from servewell.core import codec
+from servewell.core.datatypes import from_numpy_dtype
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.errors import InvalidInput
@@ -57,7 +58,9 @@ def decode_request(
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
-    request = InferRequest(model=ref, inputs=inputs, outputs=outputs, id=request_id)
+    # Each decoded array has the dtype its tensor declared: the signature must agree.
+    declared = {name: from_numpy_dtype(array.dtype) for name, array in inputs.items()}
+    request = InferRequest(ref, inputs, outputs, id=request_id, datatypes=declared)
     return V2Request(request, binary_outputs)
 
 

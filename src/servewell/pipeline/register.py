@@ -1,9 +1,10 @@
 """Registering a model: check the file, infer its signature, convert, store, record.
 
 Registration is atomic: the files go into the content-addressed store first, then one
-database transaction records the version; if anything fails, files this call added are
-removed again (unless another version uses the same bytes), so a failure leaves neither
-a row nor an orphan file.
+database transaction records the version; if anything fails, no row is written. A file
+it stored stays: another registration of the same bytes (in another process, perhaps on
+another machine) may already be counting on it, and removing it here could leave that
+version pointing at nothing. ``servewell gc`` removes such leftovers once they are old.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from servewell.registry import (
     ModelVersion,
     NewVersion,
     RegistryAccess,
-    StoredArtifact,
 )
 from servewell.runtime import Runtime, create_runtime, detect_format
 from servewell.runtime.base import Array
@@ -159,43 +159,25 @@ def _store_and_record(
     options: RegisterOptions,
     metrics: dict[str, Any],
 ) -> ModelVersion:
-    created: list[StoredArtifact] = []
-    try:
-        stored, is_new = access.artifacts.put_file(path)
-        if is_new:
-            created.append(stored)
-        artifacts = [Artifact.of(ORIGINAL, format, stored)]
-        for role, extra_format, data in extra:
-            stored, is_new = access.artifacts.put_bytes(data)
-            if is_new:
-                created.append(stored)
-            artifacts.append(Artifact.of(role, extra_format, stored))
-        return access.registry.register(
-            NewVersion(
-                name=name,
-                format=format,
-                signature=signature,
-                artifacts=tuple(artifacts),
-                metrics=metrics,
-                params=options.params,
-                tags=options.tags,
-                parent=options.parent,
-                alias=options.alias,
-                description=options.description,
-            )
+    stored, _ = access.artifacts.put_file(path)
+    artifacts = [Artifact.of(ORIGINAL, format, stored)]
+    for role, extra_format, data in extra:
+        stored, _ = access.artifacts.put_bytes(data)
+        artifacts.append(Artifact.of(role, extra_format, stored))
+    return access.registry.register(
+        NewVersion(
+            name=name,
+            format=format,
+            signature=signature,
+            artifacts=tuple(artifacts),
+            metrics=metrics,
+            params=options.params,
+            tags=options.tags,
+            parent=options.parent,
+            alias=options.alias,
+            description=options.description,
         )
-    except BaseException:
-        _remove_unreferenced(access, created)
-        raise
-
-
-def _remove_unreferenced(access: RegistryAccess, created: list[StoredArtifact]) -> None:
-    for stored in created:
-        try:
-            if not access.registry.is_artifact_referenced(stored.sha256):
-                access.artifacts.delete(stored.uri)
-        except Exception:  # the original failure matters more than this clean-up
-            logger.warning("could not remove %s after a failed registration", stored.uri)
+    )
 
 
 def _attachment_format(file_name: str) -> str:

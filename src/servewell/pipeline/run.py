@@ -83,10 +83,13 @@ class StageSummary:
     columns_out: int = 0
     seconds: float = 0.0
     lines: list[str] = field(default_factory=list)
+    passed: bool = True
+    """False when the stage failed: a gate threshold missed, or the stage raised."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
+            "passed": self.passed,
             "rows_in": self.rows_in,
             "columns_in": self.columns_in,
             "rows_out": self.rows_out,
@@ -255,6 +258,7 @@ def train_pipeline(
         gate = evaluate_gate(config.gate, metrics, checks)
         summary.lines = [("pass: " if r.passed else "FAIL: ") + r.message for r in gate]
         summary.lines = summary.lines or ["no thresholds configured"]
+        summary.passed = all(r.passed for r in gate)
 
     signature = columnar_signature(
         cleaned, plan.inputs, labels=labels, allow_nan=config.cleaning.missing == "impute"
@@ -335,10 +339,15 @@ def _stage(progress: Progress, stages: list[StageSummary], name: str) -> Iterato
     summary = StageSummary(name)
     progress.stage_started(name)
     start = time.perf_counter()
-    yield summary
-    summary.seconds = time.perf_counter() - start
-    stages.append(summary)
-    progress.stage_finished(summary)
+    try:
+        yield summary
+    except BaseException:
+        summary.passed = False
+        raise
+    finally:  # a stage that raised is shown (as failed) too
+        summary.seconds = time.perf_counter() - start
+        stages.append(summary)
+        progress.stage_finished(summary)
 
 
 def _task(target: pd.Series, config: PipelineConfig) -> Task:

@@ -4,6 +4,13 @@ URIs are relative to the store (``store://sha256/ab/abcdef…``), so a database 
 working when the store's folder moves, and a later object-store backend (S3, GCS) only
 changes the root. The hash is checked on every fetch: bytes changed after registration
 are refused with :class:`~servewell.errors.ArtifactTampered`.
+
+Nothing deletes a file at the moment it stops being needed (a failed registration leaves
+its file): another registration of the same bytes, in another process or on another
+machine sharing the store, may be about to reference it. ``servewell gc``
+(:mod:`servewell.registry.sweep`) removes what no version references once it is older
+than a grace period; storing bytes that are already present refreshes the file's
+modification time, so a registration in progress always holds a young file.
 """
 
 from __future__ import annotations
@@ -53,6 +60,16 @@ class LocalArtifactStore:
     def delete(self, uri: str) -> None:
         self.path_of(uri).unlink(missing_ok=True)
 
+    def stored_files(self) -> list[Path]:
+        """Every artifact file in the store (``sha256/ab/<digest>``)."""
+        return sorted(path for path in (self.root / "sha256").glob("*/*") if path.is_file())
+
+    def staging_files(self, prefix: str) -> list[Path]:
+        return sorted((self.root / "staging").glob(f"{prefix}*"))
+
+    def path_of_digest(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256
+
     def path_of(self, uri: str) -> Path:
         if not uri.startswith(SCHEME):
             raise NotFound(f"artifact {uri} is not in this store")
@@ -86,13 +103,23 @@ class LocalArtifactStore:
             sha = digest.hexdigest()
             key = f"sha256/{sha[:2]}/{sha}"
             target = self.root / key
-            created = not target.exists()
+            created = not _refresh(target)
             if created:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(temp, target)  # atomic: readers see all bytes or none
             return StoredArtifact(SCHEME + key, sha, size), created
         finally:
             temp.unlink(missing_ok=True)
+
+
+def _refresh(target: Path) -> bool:
+    """Mark an existing file as in use again (its mtime: see the module docstring);
+    False when it is not there (never stored, or swept a moment ago)."""
+    try:
+        os.utime(target)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def file_sha256(path: Path) -> str:

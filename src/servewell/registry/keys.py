@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from servewell.core.apikey import SCOPES, generate_key
 from servewell.core.rate import Rate
-from servewell.errors import Conflict, InvalidInput, NotFound
+from servewell.errors import InvalidInput, KeyAlreadyRevoked, KeyNameTaken, NotFound
 from servewell.registry import schema
 from servewell.registry.database import map_sql_errors
 from servewell.registry.sql import SqlRegistry
@@ -83,7 +83,7 @@ class ApiKeyStore:
             with map_sql_errors(self.registry.url), self.registry.engine.begin() as conn:
                 conn.execute(schema.api_keys.insert().values(**row))
         except IntegrityError:
-            raise Conflict(f"an API key named '{name}' exists already") from None
+            raise KeyNameTaken(name) from None
         return self.get(name), new.token
 
     def get(self, name: str) -> ApiKey:
@@ -110,8 +110,21 @@ class ApiKeyStore:
             )
         if updated.rowcount == 0:
             key = self.get(name)  # raises NotFound for an unknown name
-            raise Conflict(f"API key '{key.name}' was revoked already")
+            raise KeyAlreadyRevoked(key.name)
         return self.get(name)
+
+
+def check_models_exist(registry: SqlRegistry, models: tuple[str, ...]) -> None:
+    """Refuse model names nobody registered (a typo would make a key that fits nothing)."""
+    registered = sorted(summary.name for summary in registry.list_models())
+    unknown = [name for name in models if name not in registered]
+    if unknown:
+        known = ", ".join(f"'{name}'" for name in registered) or "none yet"
+        raise NotFound(
+            f"unknown model(s) {', '.join(repr(name) for name in unknown)}; "
+            f"registered models: {known} (--allow-unknown-models to create the key anyway)",
+            models=unknown,
+        )
 
 
 def _to_key(row: Any) -> ApiKey:

@@ -201,6 +201,11 @@ class SqlRegistry:
                 or 0
             ) > 0
 
+    def referenced_digests(self) -> set[str]:
+        """The sha256 of every artifact any version uses."""
+        with self._read() as conn:
+            return set(conn.scalars(select(schema.artifacts.c.sha256).distinct()))
+
     # --- internals --------------------------------------------------------------------------
 
     @contextmanager

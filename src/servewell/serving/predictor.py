@@ -64,7 +64,7 @@ class Predictor:
                     f"unknown output '{unknown[0]}'; the model gives "
                     + ", ".join(f"'{name}'" for name in sorted(known))
                 )
-        inputs = validate_inputs(signature, request.inputs, self.limits)
+        inputs = validate_inputs(signature, request.inputs, self.limits, request.datatypes)
         outputs, batch_size = await deployment.predict(inputs)
         outputs = self._filtered(deployment.name, outputs)
         if wanted is not None:
