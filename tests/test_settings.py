@@ -337,3 +337,11 @@ def test_the_backends_default_to_auto(workdir: Path) -> None:
     settings = load_settings()
     assert settings.rate_limits.backend == "auto"
     assert settings.cache.backend == "auto"
+
+
+def test_a_copy_resolves_its_models_afresh(workdir: Path) -> None:
+    settings = load_settings()
+    assert settings.model("fraud").cache.ttl_s == 300
+    copy = settings.model_copy(update={"cache": CacheSettings(ttl_s=5)})
+    assert copy.model("fraud").cache.ttl_s == 5
+    assert settings.model("fraud").cache.ttl_s == 300

@@ -15,8 +15,9 @@ line each; where both spellings give a model's field, ``models`` wins.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -237,6 +238,12 @@ class Settings(BaseSettings):
                 self._resolved.clear()
             self._resolved[name] = resolved
         return resolved
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy resolves its models afresh (``update`` may change their defaults)."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._resolved = {}
+        return copy
 
     @property
     def resolved_database_url(self) -> str:

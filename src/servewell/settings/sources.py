@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -143,7 +143,9 @@ def _variable(path: Sequence[str]) -> str:
     return PREFIX + "__".join(path).upper()
 
 
-def _suggestion(path: Sequence[str], valid: list[str], spell: Any, quote: bool) -> str:
+def _suggestion(
+    path: Sequence[str], valid: list[str], spell: Callable[[Sequence[str]], str], quote: bool
+) -> str:
     """``did you mean <the nearest valid key>?``, else what is valid there."""
     *parent, last = path
     mark = "'" if quote else ""
