@@ -197,9 +197,6 @@ class TallyCollector:
     def __init__(self, family: Family, source: Callable[[], Snapshot]) -> None:
         self.family = family
         self.source = source
-        self.with_created = os.environ.get(
-            "PROMETHEUS_DISABLE_CREATED_SERIES", "false"
-        ).lower() not in ("true", "1", "t")
         self._le = _bucket_labels(family.buckets) if family.is_histogram else []
 
     def describe(self) -> list[Metric]:
@@ -208,24 +205,28 @@ class TallyCollector:
 
     def collect(self) -> list[Metric]:
         family = self._empty()
+        with_created = _created_series_wanted()
         for key, entry in self.source().get(self.family, ()):
             labels = [str(value) for value in key]
             if isinstance(family, HistogramMetricFamily):
-                self._add_histogram(family, labels, entry)
+                self._add_histogram(family, labels, entry, with_created)
             else:
-                created = entry[0] if self.with_created else None
-                family.add_metric(labels, entry[1], created=created)
+                family.add_metric(labels, entry[1], created=entry[0] if with_created else None)
         return [family]
 
     def _add_histogram(
-        self, family: HistogramMetricFamily, labels: Sequence[str], entry: list[float]
+        self,
+        family: HistogramMetricFamily,
+        labels: Sequence[str],
+        entry: list[float],
+        with_created: bool,
     ) -> None:
         cumulative, buckets = 0.0, []
         for le, observed in zip(self._le, entry[2:], strict=True):
             cumulative += observed
             buckets.append((le, cumulative))
         family.add_metric(labels, buckets, entry[1])
-        if self.with_created:
+        if with_created:
             names = dict(zip(self.family.labels, labels, strict=True))
             family.add_sample(self.family.name + "_created", names, entry[0])
 
@@ -242,3 +243,9 @@ def _bucket_labels(buckets: Sequence[float]) -> list[str]:
     probe = Histogram("probe", "", buckets=buckets, registry=None)
     (metric,) = probe.collect()
     return [sample.labels["le"] for sample in metric.samples if sample.name.endswith("_bucket")]
+
+
+def _created_series_wanted() -> bool:
+    """prometheus_client's own switch for the ``_created`` series."""
+    flag = os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "false")
+    return flag.lower() not in ("true", "1", "t")
