@@ -11,9 +11,10 @@ import typer
 from servewell.cli.output import console, open_services, reporting_errors
 from servewell.cli.train import RichProgress, key_table
 from servewell.errors import GateFailed
-from servewell.pipeline.demo import DEMO_MODEL, MIN_ACCURACY, demo_config, demo_dataset
-from servewell.pipeline.run import register_result, train_pipeline
 from servewell.registry.keys import ApiKeyStore
+from servewell.training.demo import DEMO_MODEL, MIN_ACCURACY, demo_config, demo_dataset
+from servewell.training.register import register_result
+from servewell.training.run import train_pipeline
 
 
 def demo(
