@@ -40,7 +40,8 @@ def main() -> None:
     from servewell.cli.optimize import comparison_table
     from servewell.core.ref import ModelRef
     from servewell.optimize.benchmark import BenchmarkPlan
-    from servewell.optimize.run import OptimizeOptions, optimize_version
+    from servewell.optimize.result import OptimizeOptions
+    from servewell.optimize.run import optimize_version
     from servewell.settings import load_settings
 
     console = Console(width=100)

@@ -21,12 +21,8 @@ from servewell.errors import (
     VersionNotFound,
 )
 from servewell.optimize.benchmark import BenchmarkPlan
-from servewell.optimize.run import (
-    OptimizeOptions,
-    OptimizeResult,
-    optimize_version,
-    register_optimized,
-)
+from servewell.optimize.result import OptimizeOptions, OptimizeResult
+from servewell.optimize.run import optimize_version, register_optimized
 from servewell.registration.register import RegisterOptions, register_estimator, register_file
 from servewell.registry import ModelVersion
 from servewell.serving.loading import open_runtime

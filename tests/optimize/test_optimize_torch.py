@@ -14,7 +14,8 @@ from servewell.bootstrap import Services
 from servewell.core.signature import Signature
 from servewell.errors import ConversionFailed
 from servewell.optimize.benchmark import BenchmarkPlan
-from servewell.optimize.run import OptimizeOptions, optimize_version, register_optimized
+from servewell.optimize.result import OptimizeOptions
+from servewell.optimize.run import optimize_version, register_optimized
 from servewell.registration.register import RegisterOptions, register_file
 from servewell.registry import ModelVersion
 from servewell.serving.loading import open_runtime

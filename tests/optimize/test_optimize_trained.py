@@ -9,7 +9,8 @@ import pandas as pd
 
 from servewell.bootstrap import Services
 from servewell.optimize.benchmark import BenchmarkPlan
-from servewell.optimize.run import OptimizeOptions, optimize_version, register_optimized
+from servewell.optimize.result import OptimizeOptions
+from servewell.optimize.run import optimize_version, register_optimized
 from servewell.training.config import PipelineConfig
 from servewell.training.data import dataset_from_frame
 from servewell.training.holdout import read_attachment_table

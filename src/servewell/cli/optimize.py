@@ -13,12 +13,8 @@ from servewell.core.ref import ModelRef
 from servewell.errors import GateFailed
 from servewell.optimize.benchmark import BenchmarkPlan
 from servewell.optimize.quantize import QUANTIZATIONS
-from servewell.optimize.run import (
-    OptimizeOptions,
-    OptimizeResult,
-    optimize_version,
-    register_optimized,
-)
+from servewell.optimize.result import OptimizeOptions, OptimizeResult
+from servewell.optimize.run import optimize_version, register_optimized
 
 
 def optimize(

@@ -1,4 +1,5 @@
-"""Calibration rows for static int8, drawn from a version's reference profile.
+"""Calibration rows for static int8: given as a file, or drawn from a version's reference
+profile.
 
 The training pipeline keeps a profile of every input column (:mod:`servewell.stats.profile`):
 a histogram for numbers, frequencies for categories. Static quantization needs inputs
@@ -9,18 +10,70 @@ each activation's range, which is all calibration measures).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from servewell.core.datatypes import to_numpy_dtype
-from servewell.errors import InvalidData
-from servewell.registry import ModelVersion
+from servewell.errors import InvalidData, InvalidInput
+from servewell.optimize.quantize import CALIBRATION_BATCH, calibration_batches, graph_feeds
+from servewell.registry import ModelVersion, RegistryAccess
 from servewell.runtime.base import Array
 from servewell.runtime.sklearn import INPUT_NAME, is_columnar
+from servewell.training.data import load_dataset
+from servewell.training.holdout import PROFILE_ROLE, inputs_from_frame
 
 SAMPLE_ROWS = 256
 SEED = 0
+
+
+def calibration_feeds(
+    access: RegistryAccess,
+    source: ModelVersion,
+    path: Path | None,
+    fp32: Path,
+    format: str,
+) -> tuple[list[dict[str, Array]], str]:
+    """Calibration feeds (graph inputs) and where they came from: the rows of ``path``
+    (``--calibration``), else rows sampled from the version's reference profile."""
+    if path is not None:
+        frame = load_dataset(path).frame
+        inputs = inputs_from_frame(frame, source.signature, str(path))
+        described = f"{path} ({len(frame)} rows)"
+    elif source.has_artifact(PROFILE_ROLE) and format == "onnx":
+        inputs = sample_from_profile(_attachment_json(access, source, PROFILE_ROLE), source)
+        described = f"{len(next(iter(inputs.values())))} rows sampled from {PROFILE_ROLE}"
+    else:
+        raise InvalidInput(
+            f"static int8 needs calibration rows and {source.name}@{source.version} has no "
+            f"reference profile to sample them from; give --calibration DATA"
+        )
+    feeds = _graph_batches(fp32, format, inputs, access)
+    return calibration_batches(iter(feeds)), described
+
+
+def _graph_batches(
+    fp32: Path, format: str, inputs: Mapping[str, Array], access: RegistryAccess
+) -> list[dict[str, Array]]:
+    rows = len(next(iter(inputs.values())))
+    chunks = [
+        {name: array[start : start + CALIBRATION_BATCH] for name, array in inputs.items()}
+        for start in range(0, rows, CALIBRATION_BATCH)
+    ]
+    if format != "text":
+        return [graph_feeds(fp32, chunk) for chunk in chunks]
+    from servewell.runtime.text import TextRuntime, to_texts
+
+    runtime = TextRuntime(fp32, access.settings.runtime)
+    runtime.load()
+    try:
+        name = runtime.describe().inputs[0].name
+        return [runtime.encode(to_texts(chunk[name], name)) for chunk in chunks]
+    finally:
+        runtime.close()
 
 
 def sample_from_profile(
@@ -67,3 +120,12 @@ def _draw(features: dict[str, Any], name: str, rng: np.random.Generator, rows: i
         f"the reference profile of column '{name}' has no distribution to sample "
         "(a datetime or an empty column); give --calibration DATA"
     )
+
+
+def _attachment_json(access: RegistryAccess, version: ModelVersion, role: str) -> Any:
+    artifact = version.artifact(role)
+    data = access.artifacts.fetch(artifact.uri, artifact.sha256).read_bytes()
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise InvalidData(f"{version.name}@{version.version}'s {role} is not JSON") from exc
