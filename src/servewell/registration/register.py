@@ -1,4 +1,4 @@
-"""Registering a model: check the file, infer its signature, convert, store, record.
+"""Registering a model: check the file, prove its signature, convert, store, record.
 
 Registration is atomic: the files go into the content-addressed store first, then one
 database transaction records the version; if anything fails, files this call added are
@@ -17,15 +17,9 @@ from typing import Any
 
 from servewell.core.ref import ModelRef, check_alias, check_name
 from servewell.core.signature import Signature
-from servewell.errors import (
-    ConversionFailed,
-    InvalidArtifact,
-    InvalidInput,
-    InvalidSignature,
-    ModelFailed,
-    UntrustedArtifact,
-)
+from servewell.errors import ConversionFailed, InvalidArtifact, UntrustedArtifact
 from servewell.registration.convert import Conversion, convert_sklearn
+from servewell.registration.signature import check_class_labels, proven_signature
 from servewell.registry import (
     ONNX,
     ORIGINAL,
@@ -35,7 +29,7 @@ from servewell.registry import (
     RegistryAccess,
     StoredArtifact,
 )
-from servewell.runtime import Runtime, create_runtime, detect_format
+from servewell.runtime import create_runtime, detect_format
 from servewell.runtime.base import Array
 from servewell.runtime.factory import check_format, needs_trust
 from servewell.runtime.sklearn import SklearnRuntime
@@ -83,11 +77,11 @@ def register_file(
         raise UntrustedArtifact(str(path))
     runtime = create_runtime(format, path, access.settings.runtime, options.signature)
     runtime.load()
-    signature = _checked_signature(runtime, path)
+    signature = proven_signature(runtime, path)
     extra: list[tuple[str, str, bytes]] = []
     metrics = dict(options.metrics)
     if isinstance(runtime, SklearnRuntime):
-        _check_classes(runtime.estimator, signature)
+        check_class_labels(runtime.estimator, signature)
     if isinstance(runtime, SklearnRuntime) and options.convert:
         conversion = _try_conversion(runtime.estimator, signature, options.sample)
         if conversion is not None:
@@ -114,29 +108,6 @@ def register_estimator(
         path = Path(folder) / f"{name}.joblib"
         joblib.dump(estimator, path)
         return register_file(access, path, name, format="sklearn", trust=True, options=options)
-
-
-def _checked_signature(runtime: Runtime, path: Path) -> Signature:
-    """The signature, proven by one prediction: a model that cannot run is not registered."""
-    signature = runtime.describe()
-    try:
-        runtime.warm_up()
-    except (InvalidInput, ModelFailed) as exc:
-        raise InvalidArtifact(
-            f"{path.name} does not run on inputs of its signature: {exc.message}"
-        ) from exc
-    return signature
-
-
-def _check_classes(estimator: Any, signature: Signature) -> None:
-    """A classifier's class_labels name each of its classes, in order."""
-    classes = getattr(estimator, "classes_", None)
-    labels = signature.class_labels
-    if classes is not None and labels is not None and len(labels) != len(classes):
-        raise InvalidSignature(
-            f"class_labels has {len(labels)} labels, but the model has {len(classes)} classes "
-            f"({', '.join(map(str, classes))})"
-        )
 
 
 def _try_conversion(
