@@ -9,7 +9,7 @@ from typing import Any
 from servewell.optimize.benchmark import BenchmarkPlan, Timing
 from servewell.optimize.quantize import Quantization
 from servewell.registry import ModelVersion
-from servewell.training.gate import GateResult
+from servewell.training.gate import GateResult, failures
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class OptimizeResult:
 
     @property
     def failures(self) -> list[str]:
-        return [result.message for result in self.gate if not result.passed]
+        return failures(self.gate)
 
     def to_dict(self) -> dict[str, Any]:
         before, after = self.before, self.after
