@@ -74,10 +74,6 @@ def score(
     )
 
 
-def headline(metrics: Metrics) -> dict[str, float]:
-    return metrics.headline()
-
-
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     """A registered version scored on labelled rows it has not necessarily seen."""

@@ -47,7 +47,7 @@ def train_pipeline(
     target, frame, log = _checked_target(config), dataset.frame, StageLog(progress)
     schema, task = stages.load(log, frame, target, config)
     cleaned, cleaning, labels = stages.clean_rows(log, frame, schema, target, task, config)
-    plan, preprocessor = stages.plan(log, cleaned, schema, config)
+    plan, preprocessor = stages.prepare_features(log, cleaned, schema, config)
     positive = positive_label(config, labels)
     check_gate_config(config.gate, task, labels or ())  # refused before any fitting
     rows = stages.split(log, cleaned, target, plan, task, config)

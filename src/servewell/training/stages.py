@@ -81,7 +81,7 @@ def clean_rows(
     return cleaned, report, labels
 
 
-def plan(
+def prepare_features(
     log: StageLog, cleaned: pd.DataFrame, schema: Schema, config: PipelineConfig
 ) -> tuple[FeaturePlan, Any]:
     """Which columns the model uses, and the unfitted preprocessing steps for them."""
