@@ -39,8 +39,9 @@ def main() -> None:
     from servewell.bootstrap import build_services
     from servewell.cli.optimize import comparison_table
     from servewell.core.ref import ModelRef
-    from servewell.pipeline.benchmark import BenchmarkPlan
-    from servewell.pipeline.optimize import OptimizeOptions, optimize_version
+    from servewell.optimize.benchmark import BenchmarkPlan
+    from servewell.optimize.result import OptimizeOptions
+    from servewell.optimize.run import optimize_version
     from servewell.settings import load_settings
 
     console = Console(width=100)

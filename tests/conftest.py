@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from servewell.bootstrap import Services, build_services
-from servewell.pipeline.convert import convert_sklearn
+from servewell.registration.convert import convert_sklearn
 from servewell.runtime.sklearn import signature_from_estimator
 from servewell.settings import Settings
 

@@ -26,7 +26,7 @@ from servewell.bootstrap import Services
 from servewell.core.signature import Signature
 from servewell.http.app import ServewellApp
 from servewell.http.protocol import ServewellHttpProtocol
-from servewell.pipeline.register import RegisterOptions, register_estimator, register_file
+from servewell.registration.register import RegisterOptions, register_estimator, register_file
 
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 

@@ -53,7 +53,7 @@ def text_model(folder: Path) -> Path:
     path = folder / "tickets.onnx"
     if path.exists():
         return path
-    from servewell.pipeline.text import export_text_classifier, fit_text_classifier, load_minilm
+    from servewell.export.text import export_text_classifier, fit_text_classifier, load_minilm
 
     rows = tickets()[:TRAIN_ROWS]
     classifier = fit_text_classifier(

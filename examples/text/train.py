@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from servewell.bootstrap import build_services
-from servewell.pipeline.register import RegisterOptions, register_file
-from servewell.pipeline.text import export_text_classifier, fit_text_classifier, load_minilm
+from servewell.registration.register import RegisterOptions, register_file
+from servewell.export.text import export_text_classifier, fit_text_classifier, load_minilm
 from servewell.runtime.text import TextRuntime
 from servewell.settings import load_settings
 from servewell.stats import classification_metrics

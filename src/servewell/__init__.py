@@ -7,7 +7,7 @@ from servewell.bootstrap import Services, build_services
 from servewell.client import AsyncClient, Client
 from servewell.core import FeatureRange, ModelRef, Signature, TensorSpec
 from servewell.errors import ServewellError
-from servewell.pipeline.register import RegisterOptions, register_estimator, register_file
+from servewell.registration.register import RegisterOptions, register_estimator, register_file
 from servewell.registry import ModelVersion
 from servewell.settings import Settings, load_settings
 

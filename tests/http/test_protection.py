@@ -52,7 +52,7 @@ def _scaler_file(folder: Path, factor: float) -> Path:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """scaler v1 (x2, production) and v2 (x3), echo (text in, text out)."""
-    from servewell.pipeline.register import RegisterOptions, register_file
+    from servewell.registration.register import RegisterOptions, register_file
 
     folder = tmp_path_factory.mktemp("protection")
     home = folder / "home"

@@ -9,7 +9,7 @@ import pytest
 
 from servewell.bootstrap import build_services
 from servewell.http import create_app
-from servewell.pipeline.register import register_file
+from servewell.registration.register import register_file
 from servewell.settings import AuthSettings, ServerSettings, Settings, ValidationSettings
 from serving_models import InProcessClient, serve_in_process
 from text_models import require_torch, text_model

@@ -13,7 +13,7 @@ import pytest
 from servewell.bootstrap import Services
 from servewell.core.ref import ModelRef
 from servewell.errors import ArtifactTampered, VersionNotFound
-from servewell.pipeline.register import RegisterOptions, register_file
+from servewell.registration.register import RegisterOptions, register_file
 from servewell.registry.sweep import StoreSweep
 from servewell.serving.loading import open_runtime
 
@@ -57,7 +57,7 @@ _WORKER = """
 import sys, time
 from pathlib import Path
 from servewell.bootstrap import build_services
-from servewell.pipeline.register import register_file
+from servewell.registration.register import register_file
 from servewell.settings import Settings
 
 home, url, model, start = sys.argv[1], sys.argv[2], Path(sys.argv[3]), float(sys.argv[4])

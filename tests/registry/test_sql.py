@@ -14,7 +14,7 @@ from servewell.errors import (
     ModelNotFound,
     VersionNotFound,
 )
-from servewell.pipeline.register import RegisterOptions, register_file
+from servewell.registration.register import RegisterOptions, register_file
 
 
 def _register(services: Services, model_files: dict[str, Path], name: str = "iris", **kw: object):

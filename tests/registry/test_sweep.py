@@ -15,7 +15,7 @@ import pytest
 from servewell.bootstrap import Services, build_services
 from servewell.core.ref import ModelRef
 from servewell.errors import ModelNotFound, VersionNotFound
-from servewell.pipeline.register import RegisterOptions, register_file
+from servewell.registration.register import RegisterOptions, register_file
 from servewell.registry.sweep import STAGING, UNREFERENCED, StoreSweep
 
 HOUR_S = 3600.0

@@ -10,7 +10,7 @@ import pytest
 
 from servewell.bootstrap import Services
 from servewell.errors import InvalidArtifact, InvalidInput
-from servewell.pipeline.register import register_file
+from servewell.registration.register import register_file
 from servewell.runtime import create_runtime
 from servewell.runtime.text import TextRuntime, read_text_metadata
 from servewell.serving.loading import open_runtime

@@ -17,7 +17,7 @@ from servewell.errors import (
     SignatureRequired,
     UntrustedArtifact,
 )
-from servewell.pipeline.register import RegisterOptions, register_file
+from servewell.registration.register import RegisterOptions, register_file
 from servewell.runtime import create_runtime, detect_format
 from servewell.runtime.factory import needs_trust
 from servewell.runtime.torch import TorchRuntime, is_torchscript

@@ -24,12 +24,13 @@ from servewell.cli.train import RichProgress, key_table
 from servewell.core.apikey import parse_key, secret_matches
 from servewell.core.ref import ModelRef
 from servewell.errors import GateFailed, NotFound
-from servewell.pipeline.config import PipelineConfig
-from servewell.pipeline.data import Dataset
-from servewell.pipeline.demo import DEMO_MODEL, MIN_ACCURACY, demo_config, demo_dataset
-from servewell.pipeline.run import register_result, train_pipeline
 from servewell.registry import ModelVersion
 from servewell.registry.keys import ApiKeyStore
+from servewell.training.config import PipelineConfig
+from servewell.training.data import Dataset
+from servewell.training.demo import DEMO_MODEL, MIN_ACCURACY, demo_config, demo_dataset
+from servewell.training.register import register_result
+from servewell.training.run import train_pipeline
 
 #: The demo key's token, under SERVEWELL_HOME.
 DEMO_KEY_FILE = "demo-key"

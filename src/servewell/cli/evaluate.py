@@ -10,9 +10,9 @@ from rich.table import Table
 
 from servewell.cli.output import console, open_services, print_json
 from servewell.core.ref import ModelRef
-from servewell.pipeline.data import load_dataset
-from servewell.pipeline.evaluate import Evaluation, evaluate_runtime
 from servewell.serving.loading import open_runtime
+from servewell.training.data import load_dataset
+from servewell.training.evaluate import Evaluation, evaluate_runtime
 
 
 def evaluate(

@@ -11,14 +11,10 @@ from rich.table import Table
 from servewell.cli.output import console, open_services, print_json, reporting_errors
 from servewell.core.ref import ModelRef
 from servewell.errors import GateFailed
-from servewell.pipeline.benchmark import BenchmarkPlan
-from servewell.pipeline.optimize import (
-    OptimizeOptions,
-    OptimizeResult,
-    optimize_version,
-    register_optimized,
-)
-from servewell.pipeline.quantize import QUANTIZATIONS
+from servewell.optimize.benchmark import BenchmarkPlan
+from servewell.optimize.quantize import QUANTIZATIONS
+from servewell.optimize.result import OptimizeOptions, OptimizeResult
+from servewell.optimize.run import optimize_version, register_optimized
 
 
 def optimize(

@@ -13,7 +13,7 @@ from servewell.cli.versions import version_to_dict
 from servewell.core.ref import ModelRef
 from servewell.core.signature import Signature
 from servewell.errors import InvalidInput
-from servewell.pipeline.register import RegisterOptions, register_file
+from servewell.registration.register import RegisterOptions, register_file
 
 
 def register(

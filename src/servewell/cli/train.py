@@ -19,11 +19,14 @@ from rich.table import Table
 
 from servewell.cli.output import console, open_services, print_json, reporting_errors
 from servewell.errors import GateFailed
-from servewell.pipeline.config import PipelineConfig, load_config
-from servewell.pipeline.data import load_dataset
-from servewell.pipeline.report import report_data, write_report
-from servewell.pipeline.run import PipelineResult, StageSummary, register_result, train_pipeline
-from servewell.pipeline.train import EpochRecord
+from servewell.reports.report import report_data, write_report
+from servewell.training.config import PipelineConfig, load_config
+from servewell.training.data import load_dataset
+from servewell.training.fit import EpochRecord
+from servewell.training.progress import StageSummary
+from servewell.training.register import register_result
+from servewell.training.result import PipelineResult
+from servewell.training.run import train_pipeline
 
 
 class RichProgress:
@@ -111,10 +114,10 @@ def train(
 
 def _finish(result: PipelineResult, report: Path | None, as_json: bool) -> None:
     if report is not None:
-        _, html = write_report(result, report)
+        _, html = write_report(result.report(), report)
         (Console(stderr=True) if as_json else console).print(f"report: {html}")
     if as_json:
-        print_json(report_data(result))
+        print_json(report_data(result.report()))
         return
     console.print(key_table(result))
     if result.version is not None:

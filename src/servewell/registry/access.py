@@ -1,7 +1,7 @@
 """What outer layers need to reach registered models, as a structural type.
 
-:class:`servewell.bootstrap.Services` satisfies it; functions in ``pipeline/`` and
-``serving/`` take it, so they never import the bootstrap module above them.
+:class:`servewell.bootstrap.Services` satisfies it; functions in ``training/``, ``optimize/``,
+``registration/`` and ``serving/`` take it, so they never import the bootstrap module above them.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from servewell.core.task import Task
 from servewell.stats.classification import majority_baseline
 from servewell.stats.regression import regression_metrics
 
@@ -26,7 +27,7 @@ def lookup_score(
     test_y: Array,
     *,
     kind: Literal["numeric", "categorical"],
-    task: Literal["classification", "regression"],
+    task: Task,
     bins: int = 20,
 ) -> float:
     """Accuracy (classification) or R² (regression) of predicting ``test_y`` from one feature."""

@@ -1,0 +1,1 @@
+"""Registering a model: check the file, prove its signature, convert to ONNX, store, record."""

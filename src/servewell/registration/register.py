@@ -1,0 +1,156 @@
+"""Registering a model: check the file, prove its signature, convert, store, record.
+
+Registration is atomic: the files go into the content-addressed store first, then one
+database transaction records the version; if anything fails, no row is written. A file
+it stored stays: another registration of the same bytes (in another process, perhaps on
+another machine) may already be counting on it, and removing it here could leave that
+version pointing at nothing. ``servewell gc`` removes such leftovers once they are old.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from servewell.core.ref import ModelRef, check_alias, check_name
+from servewell.core.signature import Signature
+from servewell.errors import ConversionFailed, InvalidArtifact, UntrustedArtifact
+from servewell.registration.convert import Conversion, convert_sklearn
+from servewell.registration.signature import check_class_labels, proven_signature
+from servewell.registry import (
+    ONNX,
+    ORIGINAL,
+    Artifact,
+    ModelVersion,
+    NewVersion,
+    RegistryAccess,
+)
+from servewell.runtime import create_runtime, detect_format
+from servewell.runtime.base import Array
+from servewell.runtime.factory import check_format, needs_trust
+from servewell.runtime.sklearn import SklearnRuntime
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RegisterOptions:
+    """What a user may say about a version besides its file."""
+
+    signature: Signature | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    alias: str | None = None
+    parent: ModelRef | None = None
+    description: str = ""
+    convert: bool = True
+    """Also store an ONNX conversion of a scikit-learn model, when skl2onnx can make one."""
+    sample: Mapping[str, Array] | None = None
+    """Real input rows to verify the conversion on; random rows when absent."""
+    attachments: Mapping[str, bytes] = field(default_factory=dict)
+    """Extra files kept with the version (profile, model card, report), by file name."""
+
+
+def register_file(
+    access: RegistryAccess,
+    path: Path,
+    name: str,
+    *,
+    format: str | None = None,
+    trust: bool = False,
+    options: RegisterOptions | None = None,
+) -> ModelVersion:
+    """Register the model file at ``path`` as the next version of ``name``."""
+    options = options or RegisterOptions()
+    check_name(name)
+    if options.alias is not None:
+        check_alias(options.alias)
+    format = check_format(format) if format else detect_format(path)
+    if not path.is_file():
+        raise InvalidArtifact(f"{path} does not exist or is not a file")
+    if needs_trust(format, path) and not trust:
+        raise UntrustedArtifact(str(path))
+    runtime = create_runtime(format, path, access.settings.runtime, options.signature)
+    runtime.load()
+    signature = proven_signature(runtime, path)
+    extra: list[tuple[str, str, bytes]] = []
+    metrics = dict(options.metrics)
+    if isinstance(runtime, SklearnRuntime):
+        check_class_labels(runtime.estimator, signature)
+    if isinstance(runtime, SklearnRuntime) and options.convert:
+        conversion = _try_conversion(runtime.estimator, signature, options.sample)
+        if conversion is not None:
+            extra.append((ONNX, "onnx", conversion.onnx_bytes))
+            metrics.update(conversion.to_metrics())
+    runtime.close()
+    extra.extend(
+        (role, _attachment_format(role), data) for role, data in options.attachments.items()
+    )
+    return _store_and_record(access, name, format, path, signature, extra, options, metrics)
+
+
+def register_estimator(
+    access: RegistryAccess,
+    name: str,
+    estimator: Any,
+    *,
+    options: RegisterOptions | None = None,
+) -> ModelVersion:
+    """Register a fitted scikit-learn estimator straight from memory (saved with joblib)."""
+    import joblib
+
+    with TemporaryDirectory() as folder:
+        path = Path(folder) / f"{name}.joblib"
+        joblib.dump(estimator, path)
+        return register_file(access, path, name, format="sklearn", trust=True, options=options)
+
+
+def _try_conversion(
+    estimator: Any, signature: Signature, sample: Mapping[str, Array] | None
+) -> Conversion | None:
+    try:
+        return convert_sklearn(estimator, signature, sample)
+    except ConversionFailed as exc:
+        logger.warning("serving through scikit-learn, without ONNX: %s", exc.message)
+        return None
+
+
+def _store_and_record(
+    access: RegistryAccess,
+    name: str,
+    format: str,
+    path: Path,
+    signature: Signature,
+    extra: list[tuple[str, str, bytes]],
+    options: RegisterOptions,
+    metrics: dict[str, Any],
+) -> ModelVersion:
+    stored, _ = access.artifacts.put_file(path)
+    artifacts = [Artifact.of(ORIGINAL, format, stored)]
+    for role, extra_format, data in extra:
+        stored, _ = access.artifacts.put_bytes(data)
+        artifacts.append(Artifact.of(role, extra_format, stored))
+    return access.registry.register(
+        NewVersion(
+            name=name,
+            format=format,
+            signature=signature,
+            artifacts=tuple(artifacts),
+            metrics=metrics,
+            params=options.params,
+            tags=options.tags,
+            parent=options.parent,
+            alias=options.alias,
+            description=options.description,
+        )
+    )
+
+
+def _attachment_format(file_name: str) -> str:
+    suffix = Path(file_name).suffix.lstrip(".").lower()
+    return {"md": "markdown", "htm": "html"}.get(suffix, suffix or "bytes")

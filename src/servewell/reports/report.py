@@ -1,0 +1,241 @@
+"""The training report: every figure as JSON, and a self-contained HTML page with plots."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from importlib.resources import files
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import numpy as np
+
+from servewell.reports import plots
+from servewell.reports.record import TrainingReport
+from servewell.stats import ClassificationMetrics, RegressionMetrics
+
+
+def write_report(report: TrainingReport, folder: Path) -> tuple[Path, Path]:
+    """``report.json`` and ``report.html`` in ``folder`` (created if needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = folder / "report.json", folder / "report.html"
+    json_path.write_text(report_json(report), encoding="utf-8")
+    html_path.write_text(report_html(report), encoding="utf-8")
+    return json_path, html_path
+
+
+def report_data(report: TrainingReport) -> dict[str, Any]:
+    """Every figure of the run, JSON-able."""
+    metrics = report.metrics
+    return {
+        "name": report.name,
+        "task": report.task,
+        "target": report.target,
+        "version": report.version,
+        "passed": report.passed,
+        "data": report.data,
+        "schema": report.schema,
+        "stages": report.stages,
+        "cleaning": report.cleaning,
+        "features": report.features,
+        "training": report.training,
+        "cross_validation": report.cross_validation,
+        "metrics": (
+            metrics.to_dict(curves=True)
+            if isinstance(metrics, ClassificationMetrics)
+            else metrics.to_dict()
+        ),
+        "train_metrics": report.train_metrics.headline(),
+        "checks": report.checks,
+        "gate": report.gate,
+        "signature": report.signature,
+        "config": report.config,
+    }
+
+
+def report_json(report: TrainingReport) -> str:
+    return json.dumps(report_data(report), indent=2, default=_plain)
+
+
+def report_html(report: TrainingReport) -> str:
+    template = Template(files("servewell.reports").joinpath("report.html").read_text("utf-8"))
+    data = report.data
+    subtitle = (
+        f"{report.task} of <code>{escape(str(report.target))}</code> with "
+        f"{escape(report.config['estimator']['kind'])} · data {escape(Path(data['source']).name)} "
+        f"({data['rows']:,} rows &times; {data['columns']} columns, sha256 {data['sha256'][:12]}…)"
+    )
+    sections = [
+        _verdict(report),
+        _metrics_section(report),
+        _figures_section(report),
+        _checks_section(report),
+        _stages_section(report),
+        _schema_section(report),
+    ]
+    return template.substitute(
+        title=escape(f"Training report: {report.name}"),
+        subtitle=subtitle,
+        body="\n".join(s for s in sections if s),
+    )
+
+
+def _verdict(report: TrainingReport) -> str:
+    if report.version is not None:
+        text = (
+            f'<span class="badge pass">registered</span> as '
+            f"<code>{escape(report.version['name'])}@{report.version['version']}</code>"
+        )
+    elif report.passed:
+        text = '<span class="badge pass">gate passed</span>'
+    else:
+        text = '<span class="badge fail">gate failed</span> — nothing was registered'
+    rows = (
+        "".join(
+            f"<tr><td>{_badge('pass' if g['passed'] else 'fail')}</td>"
+            f"<td>{escape(g['message'])}</td></tr>"
+            for g in report.gate
+        )
+        or '<tr><td colspan="2" class="muted">no thresholds configured</td></tr>'
+    )
+    return (
+        f'<section><h2>Verdict</h2><p class="verdict">{text}</p>'
+        f"<table><tr><th>gate</th><th>criterion</th></tr>{rows}</table></section>"
+    )
+
+
+def _metrics_section(report: TrainingReport) -> str:
+    valid, train = report.metrics.headline(), report.train_metrics.headline()
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td class='num'>{value:.4f}</td>"
+        f"<td class='num'>{train.get(name, float('nan')):.4f}</td></tr>"
+        for name, value in valid.items()
+    )
+    html = (
+        "<section><h2>Metrics</h2><table><tr><th>metric</th><th>validation</th>"
+        f"<th>training</th></tr>{rows}</table>"
+    )
+    if report.cross_validation:
+        cv = report.cross_validation
+        html += (
+            f"<p>{cv['folds']}-fold cross-validated {cv['metric']} on the training part: "
+            f"{cv['mean']:.4f} ± {cv['std']:.4f}</p>"
+        )
+    if isinstance(report.metrics, ClassificationMetrics):
+        per_class = "".join(
+            f"<tr><td>{escape(label)}</td><td class='num'>{m.precision:.3f}</td>"
+            f"<td class='num'>{m.recall:.3f}</td><td class='num'>{m.f1:.3f}</td>"
+            f"<td class='num'>{m.support}</td></tr>"
+            for label, m in report.metrics.per_class.items()
+        )
+        html += (
+            "<h2 style='margin-top:16px'>Per class</h2><table><tr><th>class</th>"
+            "<th>precision</th><th>recall</th><th>f1</th><th>support</th></tr>"
+            f"{per_class}</table>"
+        )
+    return html + "</section>"
+
+
+def _figures_section(report: TrainingReport) -> str:
+    images: list[str | None] = []
+    metrics = report.metrics
+    if isinstance(metrics, ClassificationMetrics):
+        images.append(plots.confusion_plot(metrics))
+        if metrics.roc_curve is not None and metrics.roc_auc is not None:
+            images.append(
+                plots.curve_plot(
+                    metrics.roc_curve,
+                    title="ROC curve",
+                    x_label="false positive rate",
+                    y_label="true positive rate",
+                    area=metrics.roc_auc,
+                    diagonal=True,
+                )
+            )
+        if metrics.pr_curve is not None and metrics.pr_auc is not None:
+            images.append(
+                plots.curve_plot(
+                    metrics.pr_curve,
+                    title="Precision-recall curve",
+                    x_label="recall",
+                    y_label="precision",
+                    area=metrics.pr_auc,
+                    diagonal=False,
+                )
+            )
+        images.append(plots.per_class_plot(metrics))
+    elif isinstance(metrics, RegressionMetrics):
+        assert report.validation_values is not None
+        images.append(plots.regression_plot(report.validation_truth, report.validation_values))
+    training = plots.training_plot(report.training)
+    distributions = plots.distributions_plot(report.profile, report.features["inputs"])
+    html = "<section><h2>Validation plots</h2><div class='figures'>"
+    html += "".join(f'<img alt="plot" src="{src}">' for src in images if src) + "</div></section>"
+    if training:
+        html += (
+            f"<section><h2>Training curve</h2><p>{escape(report.training['note'])}</p>"
+            f'<div class="figures"><img alt="training curve" src="{training}"></div>'
+            "</section>"
+        )
+    if distributions:
+        html += (
+            "<section><h2>Feature distributions (training rows)</h2>"
+            f'<div class="figures"><img alt="distributions" src="{distributions}"></div>'
+            "</section>"
+        )
+    return html
+
+
+def _checks_section(report: TrainingReport) -> str:
+    rows = "".join(
+        f"<tr><td>{_badge(c['status'])}</td><td>{escape(c['name'])}</td>"
+        f"<td>{escape(c['message'])}</td></tr>"
+        for c in report.checks
+    )
+    return (
+        f"<section><h2>Checks</h2><table><tr><th></th><th>check</th><th>finding</th></tr>"
+        f"{rows}</table></section>"
+    )
+
+
+def _stages_section(report: TrainingReport) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(s['stage'])}</td>"
+        f"<td class='num'>{s['rows_in']:,} &times; {s['columns_in']}</td>"
+        f"<td class='num'>{s['rows_out']:,} &times; {s['columns_out']}</td>"
+        f"<td class='num'>{s['seconds']:.2f} s</td>"
+        f"<td><ul>{''.join(f'<li>{escape(line)}</li>' for line in s['lines'])}</ul></td></tr>"
+        for s in report.stages
+    )
+    return (
+        "<section><h2>Data flow</h2><table><tr><th>stage</th><th>in (rows &times; cols)</th>"
+        f"<th>out</th><th>time</th><th>what happened</th></tr>{rows}</table></section>"
+    )
+
+
+def _schema_section(report: TrainingReport) -> str:
+    rows = "".join(
+        f"<tr><td><code>{escape(c['name'])}</code></td><td>{escape(c['kind'])}</td>"
+        f"<td>{escape(c['dtype'])}</td><td class='num'>{c['missing']}</td>"
+        f"<td class='num'>{c['distinct']}</td><td>{escape(c['note'])}</td></tr>"
+        for c in report.schema
+    )
+    return (
+        "<section><h2>Schema</h2><table><tr><th>column</th><th>kind</th><th>dtype</th>"
+        f"<th>missing</th><th>distinct</th><th>note</th></tr>{rows}</table></section>"
+    )
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge {status}">{status}</span>'
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,88 @@
+"""Registering a training result that passed its gate, with everything it learnt attached:
+the reference profile, the model card, the report (JSON and HTML) and the validation split."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from servewell.errors import GateFailed
+from servewell.registration.register import RegisterOptions, register_estimator
+from servewell.registry import ModelVersion, RegistryAccess
+from servewell.reports.card import model_card
+from servewell.reports.report import report_html, report_json
+from servewell.training.progress import Progress, StageLog
+from servewell.training.result import PipelineResult
+
+#: Validation rows (at most) attached to the version as ``validation.csv``, the rows
+#: ``servewell optimize`` judges the version on when given no ``--eval``.
+VALIDATION_ROWS = 100_000
+
+
+def register_result(
+    access: RegistryAccess, result: PipelineResult, progress: Progress | None = None
+) -> ModelVersion:
+    """Register a result that passed its gate, with its profile, card, report and
+    validation split (``validation.csv``, read by ``servewell optimize``) attached."""
+    if not result.passed:
+        raise GateFailed(result.failures)
+    log = StageLog(progress)
+    with log.stage("register") as summary:
+        report = result.report()
+        options = RegisterOptions(
+            signature=result.signature,
+            metrics=_registry_metrics(result),
+            params=_registry_params(result),
+            tags={
+                "task": result.task,
+                "pipeline": "servewell train",
+                **result.config.registration.tags,
+            },
+            alias=result.config.registration.alias,
+            description=result.config.registration.description,
+            sample=result.sample,
+            attachments={
+                "profile.json": _json_bytes(result.profile),
+                "model_card.md": model_card(report).encode("utf-8"),
+                "report.json": report_json(report).encode("utf-8"),
+                "report.html": report_html(report).encode("utf-8"),
+                **_validation_attachment(result),
+            },
+        )
+        version = register_estimator(access, result.name, result.model, options=options)
+        result.version = version
+        served = "ONNX" if version.has_artifact("onnx") else "scikit-learn"
+        summary.lines = [f"registered {version.name}@{version.version} (serves via {served})"]
+    result.stages.extend(log.summaries)
+    return version
+
+
+def _registry_metrics(result: PipelineResult) -> dict[str, Any]:
+    metrics: dict[str, Any] = dict(result.metrics.headline())
+    metrics["validation_rows"] = len(result.validation_truth)
+    latency = next(c for c in result.checks if c.name == "latency")
+    metrics |= {"p50_ms": latency.figures["p50_ms"], "p99_ms": latency.figures["p99_ms"]}
+    return metrics
+
+
+def _registry_params(result: PipelineResult) -> dict[str, Any]:
+    return {
+        "pipeline": result.config.model_dump(mode="json", by_alias=True),
+        "estimator": result.config.estimator.kind,
+        "target": result.config.target,
+        "task": result.task,
+        "positive_label": result.positive_label,
+        "data": result.dataset.fingerprint.to_dict(),
+        "rows_after_cleaning": result.cleaning.rows_out,
+    }
+
+
+def _validation_attachment(result: PipelineResult) -> dict[str, bytes]:
+    if result.validation_frame is None:
+        return {}
+    rows = result.validation_frame.head(VALIDATION_ROWS)
+    return {"validation.csv": rows.to_csv(index=False).encode("utf-8")}
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, indent=2, default=str).encode("utf-8")

@@ -1,0 +1,234 @@
+"""The stages of a training run, one function each: do the work, and say what happened
+in the stage's summary (rows x columns in and out, a line per finding)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from servewell.core.task import Task
+from servewell.stats import ClassificationMetrics
+from servewell.training.checks import (
+    Check,
+    check_convergence,
+    check_imbalance,
+    check_latency,
+    check_leakage,
+    check_overfitting,
+)
+from servewell.training.cleaning import CleaningReport, clean
+from servewell.training.config import PipelineConfig
+from servewell.training.data import Schema, infer_schema, require_column
+from servewell.training.estimators import make_estimator
+from servewell.training.evaluate import Metrics, Predictions, predict, score
+from servewell.training.features import FeaturePlan, build_preprocessor, plan_features
+from servewell.training.fit import Trace, fit_model
+from servewell.training.gate import GateResult, evaluate_gate
+from servewell.training.progress import StageLog
+from servewell.training.split import Split, cross_validate, split_rows
+from servewell.training.target import class_labels, infer_task
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    model: Any
+    trace: Trace
+    cross_validation: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """Predictions and metrics on both sides of the split."""
+
+    validation: Predictions
+    training: Predictions
+    metrics: Metrics
+    train_metrics: Metrics
+
+
+def load(
+    log: StageLog, frame: pd.DataFrame, target: str, config: PipelineConfig
+) -> tuple[Schema, Task]:
+    """What each column holds, and what predicting the target is."""
+    with log.stage("load") as summary:
+        require_column(frame, target)
+        schema = infer_schema(frame, target, config.columns)
+        task = infer_task(frame[target], config)
+        summary.rows_in, summary.columns_in = frame.shape
+        summary.rows_out, summary.columns_out = frame.shape
+        summary.lines = [_describe_column(c) for c in schema.to_dict()]
+        summary.lines.append(f"target `{target}`: {task}")
+    return schema, task
+
+
+def clean_rows(
+    log: StageLog,
+    frame: pd.DataFrame,
+    schema: Schema,
+    target: str,
+    task: Task,
+    config: PipelineConfig,
+) -> tuple[pd.DataFrame, CleaningReport, tuple[Any, ...] | None]:
+    """The cleaned table, what cleaning did, and (classifying) the classes."""
+    with log.stage("clean") as summary:
+        cleaned, report = clean(frame, schema, target, task, config.cleaning)
+        labels = class_labels(cleaned[target], target, task)
+        summary.rows_in, summary.columns_in = frame.shape
+        summary.rows_out, summary.columns_out = cleaned.shape
+        summary.lines = report.lines() or ["nothing to drop"]
+    return cleaned, report, labels
+
+
+def prepare_features(
+    log: StageLog, cleaned: pd.DataFrame, schema: Schema, config: PipelineConfig
+) -> tuple[FeaturePlan, Any]:
+    """Which columns the model uses, and the unfitted preprocessing steps for them."""
+    with log.stage("features") as summary:
+        features = plan_features(schema, config.features)
+        preprocessor = build_preprocessor(
+            features,
+            scale=config.features.scale == "standard",
+            impute=config.cleaning.missing == "impute",
+        )
+        summary.rows_in, summary.columns_in = len(cleaned), len(features.inputs)
+        summary.rows_out, summary.columns_out = len(cleaned), len(features.model_columns)
+        summary.lines = _describe_plan(features, config)
+    return features, preprocessor
+
+
+def split(
+    log: StageLog,
+    cleaned: pd.DataFrame,
+    target: str,
+    features: FeaturePlan,
+    task: Task,
+    config: PipelineConfig,
+) -> Split:
+    with log.stage("split") as summary:
+        rows = split_rows(cleaned, target, features, task, config)
+        summary.rows_in, summary.columns_in = cleaned.shape
+        summary.rows_out, summary.columns_out = len(rows.x_train), rows.x_train.shape[1]
+        stratified = "stratified, " if task == "classification" and config.split.stratify else ""
+        summary.lines = [
+            f"{len(rows.x_train)} training rows, {len(rows.x_val)} validation rows "
+            f"({stratified}seed {config.split.seed})"
+        ]
+    return rows
+
+
+def train(
+    log: StageLog, preprocessor: Any, rows: Split, task: Task, config: PipelineConfig
+) -> Fitted:
+    """The fitted model (preprocessing + estimator), its trace, and any cross-validation."""
+    with log.stage("train") as summary:
+        estimator = make_estimator(config.estimator, task)
+        model, trace = fit_model(
+            preprocessor,
+            estimator,
+            rows.train,
+            rows.validation,
+            config.estimator,
+            task,
+            on_epoch=log.progress.epoch,
+        )
+        width = int(getattr(model.steps[-1][1], "n_features_in_", 0))
+        summary.rows_in, summary.columns_in = len(rows.x_train), rows.x_train.shape[1]
+        summary.rows_out, summary.columns_out = len(rows.x_train), width
+        summary.lines = [f"{type(estimator).__name__} on {width} model features"]
+        summary.lines += [trace.note] if trace.note else []
+        summary.lines += trace.warnings
+        folds = cross_validate(preprocessor, estimator, rows, task, config)
+        if folds:
+            summary.lines.append(
+                f"{folds['folds']}-fold {folds['metric']}: {folds['mean']:.3f} ± {folds['std']:.3f}"
+            )
+    return Fitted(model, trace, folds)
+
+
+def validate(
+    log: StageLog,
+    model: Any,
+    rows: Split,
+    task: Task,
+    labels: tuple[Any, ...] | None,
+    positive: Any,
+) -> Scores:
+    with log.stage("validate") as summary:
+        on_validation = predict(model, rows.x_val, task)
+        on_training = predict(model, rows.x_train, task)
+        metrics = score(task, rows.y_val, on_validation, labels=labels, positive_label=positive)
+        train_metrics = score(
+            task, rows.y_train, on_training, labels=labels, positive_label=positive
+        )
+        summary.rows_in = summary.rows_out = len(rows.x_val)
+        summary.columns_in = summary.columns_out = rows.x_val.shape[1]
+        summary.lines = [", ".join(f"{k} {v:.3f}" for k, v in metrics.headline().items())]
+    return Scores(on_validation, on_training, metrics, train_metrics)
+
+
+def run_checks(
+    log: StageLog,
+    fitted: Fitted,
+    scores: Scores,
+    rows: Split,
+    schema: Schema,
+    task: Task,
+    config: PipelineConfig,
+) -> list[Check]:
+    """Imbalance (classifying), overfitting, leakage, latency and convergence."""
+    with log.stage("checks") as summary:
+        checks = []
+        if isinstance(scores.metrics, ClassificationMetrics):
+            checks.append(check_imbalance(scores.metrics, rows.y_val, config.checks))
+        metric = "accuracy" if task == "classification" else "r2"
+        train_score = getattr(scores.train_metrics, metric)
+        checks.append(
+            check_overfitting(train_score, getattr(scores.metrics, metric), metric, config.checks)
+        )
+        kinds = {c.name: c.kind for c in schema.columns if c.kind != "ignore"}
+        checks.append(check_leakage(rows.train, rows.validation, kinds, task, config.checks))
+        checks.append(check_latency(fitted.model, rows.x_val, config.checks))
+        convergence = check_convergence(fitted.trace)
+        if convergence is not None:
+            checks.append(convergence)
+        summary.lines = [f"{c.name}: {c.status} — {c.message}" for c in checks]
+    return checks
+
+
+def gate(
+    log: StageLog, config: PipelineConfig, metrics: Metrics, checks: list[Check]
+) -> list[GateResult]:
+    with log.stage("gate") as summary:
+        results = evaluate_gate(config.gate, metrics, checks)
+        summary.lines = [("pass: " if r.passed else "FAIL: ") + r.message for r in results]
+        summary.lines = summary.lines or ["no thresholds configured"]
+        summary.passed = all(r.passed for r in results)
+    return results
+
+
+def _describe_column(column: dict[str, Any]) -> str:
+    extra = f" ({column['note']})" if column["note"] and column["note"] != "declared" else ""
+    declared = ", declared" if column["note"] == "declared" else ""
+    missing = f", {column['missing']} missing" if column["missing"] else ""
+    return f"`{column['name']}`: {column['kind']} [{column['dtype']}{declared}{missing}]{extra}"
+
+
+def _describe_plan(plan: FeaturePlan, config: PipelineConfig) -> list[str]:
+    lines = []
+    if plan.numeric:
+        how = "scaled" if config.features.scale == "standard" else "as is"
+        lines.append(f"{len(plan.numeric)} numeric ({how}): {', '.join(plan.numeric)}")
+    if plan.categorical:
+        lines.append(
+            f"{len(plan.categorical)} categorical (one-hot): {', '.join(plan.categorical)}"
+        )
+    for feature in plan.derived:
+        lines.append(
+            f"derived {', '.join(feature.outputs)} = {feature.operation}"
+            f"({', '.join(feature.sources)})"
+        )
+    if config.cleaning.missing == "impute":
+        lines.append("missing values imputed inside the model (median / most frequent)")
+    return lines
