@@ -45,6 +45,7 @@ class Step:
     headers: dict[str, str] = field(default_factory=dict)
     status: int | None = None
     cache: str | None = None
+    """``hit``, ``miss`` or ``absent`` (no ``x-cache`` at all)."""
     compare_body: bool = True
     """False for a body holding timings (``/metrics``); its counters are compared apart."""
 
@@ -142,13 +143,22 @@ def _text(transcript: list[Answer]) -> list[str]:
 
 def check_expectations(steps: list[Step], answers: list[Answer]) -> None:
     """The statuses and cache outcomes the steps expect, in one assertion."""
-    wanted = [(s.label, s.status, s.cache) for s in steps]
+    wanted = [(step.label, step.status, step.cache) for step in steps]
     got = [
         (
-            s.label,
-            a.status if s.status is not None else None,
-            a.header("x-cache") if s.cache else None,
+            step.label,
+            answer.status if step.status is not None else None,
+            (answer.header("x-cache") or "absent") if step.cache is not None else None,
         )
-        for s, a in zip(steps, answers, strict=False)
+        for step, answer in zip(steps, answers, strict=False)
     ]
     assert got == wanted
+
+
+def counter(counters: Answer, sample: str) -> float:
+    """One sample's value in the counters ``record`` ends a transcript with (0 if none)."""
+    for line in counters.body.decode().splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
+    return 0.0

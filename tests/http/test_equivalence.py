@@ -1,55 +1,51 @@
 """The same requests get the same answers however the app is served: in process (httpx's
 ASGI transport), under stock uvicorn, and under uvicorn with servewell's protocol (which
 answers cache hits, and the guard's refusals of them, before the ASGI app), with the fast
-lane on and off. Each system's answers are recorded as a transcript (``transcripts``)
-and the transcripts must be equal, status, headers and bodies byte for byte, and so must
-the counters in ``/metrics`` after each script. Only the wire is looked at."""
+lane on and off (``serving_ways``). Each system's answers are recorded as a transcript
+(``transcripts``) and the transcripts must be equal, status, headers and bodies byte for
+byte, and so must the counters in ``/metrics`` after each script. Only the wire is
+looked at. Here with API keys on; ``test_equivalence_open`` serves without them."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import httpx
 import numpy as np
 import orjson
 import pytest
 
 from bad_requests import CASES, Case
 from servewell.bootstrap import build_services
-from servewell.http import create_app
-from servewell.http.protocol import MAX_HELD_BYTES, ServewellHttpProtocol
+from servewell.http.protocol import MAX_HELD_BYTES
 from servewell.registry.keys import ApiKeyStore
-from servewell.settings import RateLimitSettings, ServerSettings, Settings
-from serving_models import ECHO_VALUES, serve_in_process, serve_in_thread
-from transcripts import Client, Step, assert_same, check_expectations, record
+from servewell.settings import (
+    AuthSettings,
+    CacheSettings,
+    ModelCacheSettings,
+    OutputFilterSettings,
+    RateLimitSettings,
+    ServerSettings,
+    Settings,
+)
+from serving_models import ECHO_VALUES
+from serving_ways import Systems, same_everywhere, serve_everywhere
+from transcripts import Step, counter
 
 #: A rate no bucket refills a token of within a test run: remaining counts are exact.
 SLOW = "1000/30days"
 #: Two requests, then 429s for half an hour.
 TINY = "2/hour"
+MODELS = ["iris", "iris@2", "adder", "echo"]
+#: The open configuration's cache budget: some of the large answers fit, not all.
+CACHE_BYTES = 1_000_000
 REST = "/v1/models/iris:predict"
 V2 = "/v2/models/iris/infer"
-
-
-class System(NamedTuple):
-    """One way of serving: uvicorn's ``http`` option (None: in process, no uvicorn) and
-    ``server.fast_lane``."""
-
-    http: object
-    fast_lane: bool
-
-
-#: The first is the reference the others are compared with.
-SYSTEMS = {
-    "asgi": System(None, fast_lane=True),
-    "uvicorn": System("httptools", fast_lane=True),
-    "lane": System(ServewellHttpProtocol, fast_lane=True),
-    "lane-off": System(ServewellHttpProtocol, fast_lane=False),
-}
+ADDER_REST = "/v1/models/adder:predict"
+ADDER_V2 = "/v2/models/adder/infer"
 
 
 @pytest.fixture(scope="module")
@@ -69,47 +65,48 @@ def keys(model_home: Path) -> dict[str, str]:
         services.close()
 
 
-def _settings(home: Path, fast_lane: bool) -> Settings:
+def _with_keys(home: Path, fast_lane: bool) -> Settings:
+    """API keys on; every bucket SLOW but ``tiny`` keys' and each key's on ``adder``."""
     return Settings(
         home=home,
-        server=ServerSettings(
-            models=["iris", "iris@2", "adder", "echo"], access_log=False, fast_lane=fast_lane
+        server=ServerSettings(models=MODELS, access_log=False, fast_lane=fast_lane),
+        rate_limits=RateLimitSettings(
+            default_rate=SLOW, anonymous_rate=SLOW, model_rates={"adder": "3/hour"}
         ),
-        rate_limits=RateLimitSettings(default_rate=SLOW, anonymous_rate=SLOW),
     )
 
 
-@contextmanager
-def _serve(name: str, home: Path) -> Iterator[Client]:
-    """One system: a fresh app (its own cache and buckets) and a client for it."""
-    system = SYSTEMS[name]
-    app = create_app(_settings(home, system.fast_lane))
-    if system.http is None:
-        with serve_in_process(app) as in_process:
-            yield in_process
-        return
-    with (
-        serve_in_thread(app, http=system.http, timeout_keep_alive=60) as server,
-        httpx.Client(base_url=server.url, timeout=30) as client,
-    ):
-        yield client
+def _open(home: Path, fast_lane: bool) -> Settings:
+    """No keys (callers limited by address); no cache for ``adder``; what ``echo`` says
+    redacted; a cache budget a few large answers fill."""
+    return Settings(
+        home=home,
+        auth=AuthSettings(enabled=False),
+        server=ServerSettings(models=MODELS, access_log=False, fast_lane=fast_lane),
+        rate_limits=RateLimitSettings(anonymous_rate=SLOW),
+        cache=CacheSettings(
+            max_bytes=CACHE_BYTES, models={"adder": ModelCacheSettings(enabled=False)}
+        ),
+        output_filters={"echo": OutputFilterSettings(policy="redact")},
+    )
+
+
+CONFIGURATIONS = {"keys": _with_keys, "open": _open}
+WITH_KEYS = pytest.mark.parametrize("systems", ["keys"], indirect=True)
+OPEN = pytest.mark.parametrize("systems", ["open"], indirect=True)
+EITHER = pytest.mark.parametrize("systems", list(CONFIGURATIONS), indirect=True)
 
 
 @pytest.fixture(scope="module")
-def systems(model_home: Path, keys: dict[str, str]) -> Iterator[dict[str, Client]]:
-    """Every system, serving for the whole module: each test sends its script to all of
-    them, so they all see the same requests in the same order, whichever tests run."""
-    with ExitStack() as stack:
-        yield {name: stack.enter_context(_serve(name, model_home)) for name in SYSTEMS}
-
-
-def _same_everywhere(systems: dict[str, Client], steps: list[Step]) -> None:
-    transcripts = {
-        name: record(client, steps, stamped=SYSTEMS[name].http is not None)
-        for name, client in systems.items()
-    }
-    assert_same(transcripts)
-    check_expectations(steps, next(iter(transcripts.values())))
+def systems(
+    request: pytest.FixtureRequest, model_home: Path, keys: dict[str, str]
+) -> Iterator[Systems]:
+    """Every system in one configuration, serving while the module's tests of that
+    configuration run: each test sends its script to all of them, so they all see the
+    same requests in the same order, whichever tests run."""
+    settings = functools.partial(CONFIGURATIONS[request.param], model_home)
+    with serve_everywhere(settings) as systems:
+        yield systems
 
 
 def _bearer(token: str, **headers: str) -> dict[str, str]:
@@ -119,18 +116,17 @@ def _bearer(token: str, **headers: str) -> dict[str, str]:
 # --- the bad-input matrix ----------------------------------------------------------------------
 
 
+@WITH_KEYS
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_a_bad_request_is_refused_alike(
-    systems: dict[str, Client], keys: dict[str, str], case: Case
-) -> None:
+def test_a_bad_request_is_refused_alike(systems: Systems, keys: dict[str, str], case: Case) -> None:
     """Twice: a refusal is never cached, and the second answer is the first one."""
     headers = _bearer(keys["app"], **case.headers)
     steps = [
-        Step(f"{label}", case.path, json=case.json, content=case.content, headers=headers,
+        Step(label, case.path, json=case.json, content=case.content, headers=headers,
              status=case.status)
         for label in ("first", "again")
     ]  # fmt: skip
-    _same_everywhere(systems, steps)
+    same_everywhere(systems, steps)
 
 
 # --- 401, 403, 429, on a miss and on a cached answer ------------------------------------------
@@ -143,6 +139,20 @@ def _rest(x: float) -> dict[str, Any]:
 def _v2(x: float, **request: Any) -> dict[str, Any]:
     tensor = {"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [x, 3.0, 1.4, 0.2]}
     return {"inputs": [tensor], **request}
+
+
+def _sum(x: float) -> dict[str, Any]:
+    return {"inputs": {"x": [x], "y": [1.0]}}
+
+
+def _sum_v2(x: float) -> dict[str, Any]:
+    tensors = [("x", x), ("y", 1.0)]
+    return {
+        "inputs": [
+            {"name": name, "datatype": "FP32", "shape": [1, 1], "data": [value]}
+            for name, value in tensors
+        ]
+    }
 
 
 def _refusals(keys: dict[str, str]) -> dict[str, tuple[dict[str, str], int]]:
@@ -162,8 +172,9 @@ def _refusals(keys: dict[str, str]) -> dict[str, tuple[dict[str, str], int]]:
     }  # fmt: skip
 
 
+@WITH_KEYS
 def test_refusals_alike_on_a_miss_and_on_a_cached_answer(
-    systems: dict[str, Client], keys: dict[str, str]
+    systems: Systems, keys: dict[str, str]
 ) -> None:
     """On a cached answer the fast lane refuses; on a miss the app does."""
     app = _bearer(keys["app"])
@@ -193,15 +204,18 @@ def test_refusals_alike_on_a_miss_and_on_a_cached_answer(
         Step("metadata, no key", "/v2/models/iris", method="GET", status=401),
         Step("metadata", "/v2/models/iris", method="GET", headers=app, status=200),
     ]  # fmt: skip
-    _same_everywhere(systems, steps)
+    same_everywhere(systems, steps)
 
 
+@WITH_KEYS
 def test_over_the_rate_alike_on_a_miss_and_on_a_cached_answer(
-    systems: dict[str, Client], keys: dict[str, str]
+    systems: Systems, keys: dict[str, str]
 ) -> None:
     """``tiny`` has two requests: a hit and a miss; then 429 on the lane (cached) and on
-    the app (uncached); another key's budget is untouched."""
-    tiny, app = _bearer(keys["tiny"]), _bearer(keys["app"])
+    the app (uncached); another key's budget is untouched. Then a key's own budget on
+    ``adder`` (its first bucket has plenty)."""
+    tiny, app, adder = _bearer(keys["tiny"]), _bearer(keys["app"]), _bearer(keys["adder-only"])
+    sums = {"rest": (ADDER_REST, _sum(6.5)), "v2": (ADDER_V2, _sum_v2(6.5))}
     steps = [
         Step("cache it", REST, json=_rest(6.3), headers=app, status=200, cache="miss"),
         Step("a hit", REST, json=_rest(6.3), headers=tiny, status=200, cache="hit"),
@@ -214,11 +228,20 @@ def test_over_the_rate_alike_on_a_miss_and_on_a_cached_answer(
         Step("over, request id", REST, json=_rest(6.3), headers={**tiny, "X-Request-Id": "r-429"},
              status=429),
         Step("another key", REST, json=_rest(6.3), headers=app, status=200, cache="hit"),
+        Step("adder, a miss", ADDER_REST, json=_sum(6.5), headers=adder, status=200,
+             cache="miss"),
+        Step("adder, a hit", ADDER_REST, json=_sum(6.5), headers=adder, status=200, cache="hit"),
+        Step("adder, v2 miss", ADDER_V2, json=_sum_v2(6.5), headers=adder, status=200,
+             cache="miss"),
+        *(Step(f"adder over, {protocol} cached", path, json=body, headers=adder, status=429)
+          for protocol, (path, body) in sums.items()),
+        Step("adder over, uncached", ADDER_REST, json=_sum(6.6), headers=adder, status=429),
     ]  # fmt: skip
-    _same_everywhere(systems, steps)
+    same_everywhere(systems, steps)
 
 
-def test_open_paths_alike(systems: dict[str, Client], keys: dict[str, str]) -> None:
+@WITH_KEYS
+def test_open_paths_alike(systems: Systems, keys: dict[str, str]) -> None:
     steps = [
         Step("ready", "/v2/health/ready", method="GET", status=200),
         Step("ready, unknown key", "/v2/health/ready", method="GET",
@@ -228,7 +251,7 @@ def test_open_paths_alike(systems: dict[str, Client], keys: dict[str, str]) -> N
         Step("POST to a probe", "/v2/health/ready", status=405),
         Step("GET on an inference path", V2, method="GET", headers=_bearer(keys["app"])),
     ]  # fmt: skip
-    _same_everywhere(systems, steps)
+    same_everywhere(systems, steps)
 
 
 # --- the response cache ---------------------------------------------------------------------
@@ -254,9 +277,13 @@ def _twice(step: Step, **changes: Any) -> list[Step]:
     return [first, dataclasses.replace(first, label=first.label + ", again", cache="hit")]
 
 
+def _big(x: float) -> dict[str, Any]:
+    """A request of 4000 rows (over what the fast lane holds), its answer over 100 kB."""
+    return {"instances": [[x + row / 1000, 3.0, 1.4, 0.2] for row in range(4000)]}
+
+
 def _cache_steps(app: dict[str, str]) -> list[Step]:
-    big = {"instances": [[7.0 + row / 1000, 3.0, 1.4, 0.2] for row in range(4000)]}
-    assert len(orjson.dumps(big)) > MAX_HELD_BYTES
+    assert len(orjson.dumps(_big(7.0))) > MAX_HELD_BYTES
     echo = [
         {"name": f"in_{datatype}", "datatype": datatype, "shape": [1, 2], "data": values}
         for datatype, values in ECHO_VALUES.items()
@@ -264,7 +291,7 @@ def _cache_steps(app: dict[str, str]) -> list[Step]:
     spaced = orjson.dumps(_rest(7.1)).replace(b",", b", ")
     rest = Step("rest", REST, json=_rest(7.1), headers=app)
     return [
-        *_twice(rest, headers={**app, "X-Request-Id": "eq-1"}),
+        *_twice(rest, label="a request id", headers={**app, "X-Request-Id": "eq-1"}),
         dataclasses.replace(rest, label="no request id", status=200, cache="hit"),
         dataclasses.replace(rest, label="an unusable request id", status=200, cache="hit",
                             headers={**app, "X-Request-Id": "x" * 200}),
@@ -281,9 +308,9 @@ def _cache_steps(app: dict[str, str]) -> list[Step]:
         *_twice(rest, label="charset", headers={**app, "Content-Type": "application/json; "
                                                 "charset=utf-8"}),
         *_twice(rest, label="no content type", json=None, content=orjson.dumps(_rest(7.1))),
-        *_twice(rest, label="other spacing", json=None, content=spaced,
+        *_twice(rest, label="the same JSON spelt otherwise", json=None, content=spaced,
                 headers={**app, "Content-Type": "application/json"}),
-        *_twice(rest, label="over what the lane holds", json=big),
+        *_twice(rest, label="over what the lane holds", json=_big(7.0)),
         *_twice(rest, label="v2", path=V2, json=_v2(7.1, id="eq-v2")),
         *_twice(rest, label="v2 version 2", path="/v2/models/iris/versions/2/infer",
                 json=_v2(7.1)),
@@ -293,10 +320,53 @@ def _cache_steps(app: dict[str, str]) -> list[Step]:
         *_twice(_binary_v2(7.1, app, binary_data_output=True), label="binary in and out"),
         *_twice(rest, label="every datatype", path="/v2/models/echo/infer",
                 json={"inputs": echo}),
-        *_twice(rest, label="adder", path="/v1/models/adder:predict",
-                json={"inputs": {"x": [7.1], "y": [1.0]}}),
     ]  # fmt: skip
 
 
-def test_the_cache_answers_alike(systems: dict[str, Client], keys: dict[str, str]) -> None:
-    _same_everywhere(systems, _cache_steps(_bearer(keys["app"])))
+@EITHER
+def test_the_cache_answers_alike(systems: Systems, keys: dict[str, str]) -> None:
+    same_everywhere(systems, _cache_steps(_bearer(keys["app"])))
+
+
+# --- without keys -------------------------------------------------------------------------------
+
+
+@OPEN
+def test_evictions_alike(systems: Systems) -> None:
+    """Large answers (the app's) fill the budget and push the oldest entries out; a small
+    one kept in use by hits (the lane's) stays, one left alone goes."""
+    steps = [
+        Step("small, kept in use", REST, json=_rest(8.1), status=200, cache="miss"),
+        Step("small, left alone", REST, json=_rest(8.2), status=200, cache="miss"),
+    ]
+    for n in range(10):
+        steps += [
+            Step(f"large {n}", REST, json=_big(n), status=200, cache="miss"),
+            Step(f"small, used after large {n}", REST, json=_rest(8.1), status=200, cache="hit"),
+        ]
+    steps += [
+        Step("small, left alone, again", REST, json=_rest(8.2), status=200, cache="miss"),
+        Step("large 0 again", REST, json=_big(0), status=200, cache="miss"),
+        Step("large 9 again", REST, json=_big(9), status=200, cache="hit"),
+    ]
+    counters = same_everywhere(systems, steps)[-1]
+    assert counter(counters, "servewell_cache_evictions_total{}") > 0
+
+
+@OPEN
+def test_redacted_and_uncached_answers_alike(systems: Systems) -> None:
+    """What a hit answers is the redacted answer; a model without a cache never hits."""
+    columns = {f"in_{datatype}": [values] for datatype, values in ECHO_VALUES.items()}
+    texts = {**columns, "in_BYTES": [["write to bob@example.com", "call 555-123-4567"]]}
+    redacted = Step("redacted", "/v1/models/echo:predict", json={"inputs": texts})
+    steps = [
+        *_twice(redacted),
+        *(Step(f"no cache, {n}", ADDER_REST, json=_sum(8.3), status=200, cache="absent")
+          for n in range(2)),
+        *(Step(f"no cache, v2 {n}", ADDER_V2, json=_sum_v2(8.3), status=200, cache="absent")
+          for n in range(2)),
+    ]  # fmt: skip
+    transcript = same_everywhere(systems, steps)
+    assert b"write to [REDACTED:email]" in transcript[1].body
+    findings = 'servewell_output_filter_findings_total{kind="email",model="echo",policy="redact"}'
+    assert counter(transcript[-1], findings) > 0
