@@ -22,6 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 #: What uvicorn adds to every answer (and the in-process app to none).
 STAMPS = ("date", "server")
 SECONDS = frozenset(("retry-after", "ratelimit-reset"))
+#: Counts in ``/metrics`` that are not counters (a histogram's count) but must agree too.
+COUNTED = frozenset(("servewell_request_duration_seconds_count",))
 _RETRY_IN = re.compile(rb"retry in \d+ s")
 
 
@@ -104,12 +106,15 @@ def answer_to(step: Step, response: httpx.Response, stamped: bool) -> Answer:
 
 
 def counters_of(client: Client) -> Answer:
-    """servewell's counters (``*_total``) in ``/metrics``, one sample a line."""
+    """servewell's counters (``*_total``, and how many request durations were observed)
+    in ``/metrics``, one sample a line."""
     response = client.request("GET", "/metrics")
     lines = []
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
-            if sample.name.startswith("servewell_") and sample.name.endswith("_total"):
+            if sample.name in COUNTED or (
+                sample.name.startswith("servewell_") and sample.name.endswith("_total")
+            ):
                 labels = ",".join(
                     f'{name}="{value}"' for name, value in sorted(sample.labels.items())
                 )
