@@ -4,8 +4,8 @@ body), so that the transcripts can be compared as a whole and their differences 
 
 Only what legitimately changes per run is normalised: ``date`` and ``server``, which
 uvicorn adds to every answer and the in-process app to none, are dropped where they are
-due (and show as ``<missing>`` where they are not there), a request id the server generated becomes
-``<generated>``, and seconds until a rate-limit bucket refills (``Retry-After``,
+due (and show as ``<missing>`` where they are not), a request id the server generated
+becomes ``<generated>``, and seconds until a rate-limit bucket refills (``Retry-After``,
 ``RateLimit-Reset``, the ``retry in N s`` of a 429's message) become ``<seconds>``."""
 
 from __future__ import annotations
