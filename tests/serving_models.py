@@ -161,7 +161,9 @@ class ThreadedServer(uvicorn.Server):
 @contextmanager
 def serve_in_thread(app: ServewellApp, **options: Any) -> Iterator[ThreadedServer]:
     """Serve ``app`` (with its lifespan) until the block ends; wait until it is ready.
-    ``options`` go to ``uvicorn.Config`` (``timeout_keep_alive=1``, ...)."""
+    ``options`` go to ``uvicorn.Config`` (``timeout_keep_alive=1``, ...); the protocol is
+    servewell's unless ``http`` names another (``http="httptools"``: stock uvicorn)."""
+    options.setdefault("http", ServewellHttpProtocol)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -169,7 +171,6 @@ def serve_in_thread(app: ServewellApp, **options: Any) -> Iterator[ThreadedServe
         log_config=None,
         access_log=False,
         lifespan="on",
-        http=ServewellHttpProtocol,
         **options,
     )
     server = ThreadedServer(config)

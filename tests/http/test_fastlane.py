@@ -40,7 +40,7 @@ def keys(home: Path) -> dict[str, str]:
     store = ApiKeyStore(services.registry)
     try:
         return {
-            "app": store.create("app", rate="1000/minute")[1],
+            "app": store.create("app", rate="1000/day")[1],
             "tight": store.create("tight", rate="3/minute")[1],
             "other": store.create("other", models=("iris",))[1],
         }
