@@ -31,6 +31,3 @@ class Protection:
             await self.limiter.close()
         if self.cache is not None:
             await self.cache.cache.close()
-
-    def filter_for(self, model: str) -> OutputFilterSettings | None:
-        return self.output_filters.get(model)
