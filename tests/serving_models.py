@@ -24,6 +24,7 @@ import uvicorn
 from redis_server import free_port
 from servewell.bootstrap import Services
 from servewell.core.signature import Signature
+from servewell.errors import NotReady
 from servewell.http.app import ServewellApp
 from servewell.http.protocol import ServewellHttpProtocol
 from servewell.registration.register import RegisterOptions, register_estimator, register_file
@@ -178,7 +179,7 @@ def serve_in_thread(app: ServewellApp, **options: Any) -> Iterator[ThreadedServe
     thread.start()
     try:
         deadline = time.monotonic() + 30
-        while not (server.started and app.pool is not None and not app.pool.is_loading):
+        while not (server.started and _has_loaded(app)):
             if time.monotonic() > deadline or not thread.is_alive():
                 raise RuntimeError("the test server did not start")
             time.sleep(0.01)
@@ -186,6 +187,14 @@ def serve_in_thread(app: ServewellApp, **options: Any) -> Iterator[ThreadedServe
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def _has_loaded(app: ServewellApp) -> bool:
+    """Whether the app has started and finished loading its models (or failed to)."""
+    try:
+        return not app.running.pool.is_loading
+    except NotReady:
+        return False
 
 
 def build_model_home(home: Path, classifier: Any, iris_x: np.ndarray) -> Path:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from servewell.cache import MemoryResponseCache, RedisResponseCache, ResponseCache
+from servewell.cache import (
+    MemoryResponseCache,
+    RedisResponseCache,
+    ResponseCache,
+    SyncResponseCache,
+)
 from servewell.errors import InvalidInput
-from servewell.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from servewell.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, SyncRateLimiter
 from servewell.registry import LocalArtifactStore, SqlRegistry
 from servewell.registry.keys import ApiKeyStore
 from servewell.serving.guard import Guard
@@ -45,11 +50,19 @@ def build_protection(settings: Settings, services: Services) -> Protection:
         else None
     )
     limiter = _rate_limiter(settings) if settings.rate_limits.enabled else None
-    cache = (
-        ResponseCacheLayer(_response_cache(settings), settings) if settings.cache.enabled else None
+    cache = None
+    if settings.cache.enabled:
+        backend = _response_cache(settings)
+        sync: SyncResponseCache | None = (
+            backend if isinstance(backend, MemoryResponseCache) else None
+        )
+        cache = ResponseCacheLayer(backend, settings, sync)
+    # Decided here, once: the serving layer never asks which backend it was given.
+    sync_limiter: SyncRateLimiter | None = (
+        limiter if isinstance(limiter, MemoryRateLimiter) else None
     )
     return Protection(
-        guard=Guard(keyring, limiter, settings.rate_limits),
+        guard=Guard(keyring, limiter, settings.rate_limits, sync_limiter),
         keyring=keyring,
         limiter=limiter,
         cache=cache,

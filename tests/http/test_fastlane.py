@@ -1,9 +1,11 @@
-"""Cache hits answered inside the HTTP protocol (``http.fastlane``, ``http.protocol``),
-through real uvicorn servers on loopback ports: the same answers, headers, counts and
-refusals as the ASGI path, and the ASGI path for everything the lane declines."""
+"""Cache hits answered inside the HTTP protocol (``http.protocol`` offering requests to
+``Gateway.try_now``), through real uvicorn servers on loopback ports: the same answers,
+headers, counts and refusals as the ASGI path, and the ASGI path for everything the lane
+declines or fails on."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import pytest
 from servewell.bootstrap import build_services
 from servewell.http import create_app
 from servewell.http.app import ServewellApp
+from servewell.observability import RequestRecord
 from servewell.registry.keys import ApiKeyStore
 from servewell.settings import CacheSettings, RateLimitSettings, ServerSettings, Settings
 from serving_models import register_adder, serve_in_thread
@@ -40,7 +43,7 @@ def keys(home: Path) -> dict[str, str]:
     store = ApiKeyStore(services.registry)
     try:
         return {
-            "app": store.create("app", rate="1000/day")[1],
+            "app": store.create("app", rate="1000/day")[1],  # refills too slowly to blur counts
             "tight": store.create("tight", rate="3/minute")[1],
             "other": store.create("other", models=("iris",))[1],
         }
@@ -61,6 +64,11 @@ def server(home: Path, keys: dict[str, str]) -> Iterator[tuple[ServewellApp, str
         yield app, running.url
 
 
+def _answered(app: ServewellApp) -> int:
+    """Requests the gateway answered without awaiting (on the fast lane)."""
+    return app.running.gateway.answered_now
+
+
 def _post(url: str, key: str, body: bytes = BODY, **headers: str) -> httpx.Response:
     return httpx.post(
         url + URL,
@@ -73,11 +81,10 @@ def test_a_hit_is_answered_by_the_lane_like_the_app_would(
     server: tuple[ServewellApp, str], keys: dict[str, str]
 ) -> None:
     app, url = server
-    assert app.lane is not None
     miss = _post(url, keys["app"], **{"X-Request-Id": "first"})
-    assert app.lane.answered == 0
+    assert _answered(app) == 0
     hit = _post(url, keys["app"], **{"X-Request-Id": "second"})
-    assert app.lane.answered == 1
+    assert _answered(app) == 1
     assert (miss.status_code, hit.status_code) == (200, 200)
     assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("miss", "hit")
     assert hit.content == miss.content
@@ -102,7 +109,6 @@ def test_refusals_on_the_lane_touch_each_bucket_once(
     server: tuple[ServewellApp, str], keys: dict[str, str]
 ) -> None:
     app, url = server
-    assert app.lane is not None
     assert _post(url, keys["app"]).headers["x-cache"] == "miss"  # now cached
     answers = [_post(url, keys["tight"]) for _ in range(5)]
     assert [r.status_code for r in answers] == [200, 200, 200, 429, 429]
@@ -111,7 +117,7 @@ def test_refusals_on_the_lane_touch_each_bucket_once(
     assert "key 'tight'" in answers[3].json()["error"]
     assert _post(url, "sw_nope_nope").status_code == 401
     assert _post(url, keys["other"]).status_code == 403
-    assert app.lane.answered == 7
+    assert _answered(app) == 7
     metrics = httpx.get(url + "/metrics").text
     assert 'servewell_rate_limit_decisions_total{caller="tight",outcome="limited"} 2.0' in metrics
 
@@ -120,7 +126,6 @@ def test_what_the_lane_declines_takes_the_asgi_path(
     server: tuple[ServewellApp, str], keys: dict[str, str]
 ) -> None:
     app, url = server
-    assert app.lane is not None
     _post(url, keys["app"])
     bypass = _post(url, keys["app"], **{"Cache-Control": "no-cache"})
     assert bypass.headers["x-cache"] == "miss"
@@ -130,7 +135,7 @@ def test_what_the_lane_declines_takes_the_asgi_path(
     assert other_spelling.headers["x-cache"] == "miss"
     bad_type = _post(url, keys["app"], **{"Content-Type": "text/plain"})
     assert bad_type.status_code == 415  # a cached body does not skip the content check
-    assert app.lane.answered == 0
+    assert _answered(app) == 0
 
 
 def test_pipelined_requests_are_answered_in_order(
@@ -140,7 +145,6 @@ def test_pipelined_requests_are_answered_in_order(
     it (so the app answers it too), sent in one write on one connection: four answers,
     in order."""
     app, url = server
-    assert app.lane is not None
     _post(url, keys["app"])  # cached
     other = b'{"inputs": {"x": [[5.0]], "y": [[2.0]]}}'
     host, port = url.removeprefix("http://").split(":")
@@ -161,7 +165,7 @@ def test_pipelined_requests_are_answered_in_order(
     assert answers == [b"[3.0]}", b"[3.0]}", b"[7.0]}", b"[3.0]}"]
     caches = [part.split(b"x-cache: ")[1][:4] for part in received.split(b"HTTP/1.1 200")[1:]]
     assert caches == [b"hit\r", b"hit\r", b"miss", b"hit\r"]
-    assert app.lane.answered == 2
+    assert _answered(app) == 2
 
 
 def test_idle_connections_close_after_the_keep_alive_timeout(home: Path) -> None:
@@ -267,11 +271,10 @@ def test_a_refusal_on_the_lane_is_recorded_like_one_on_the_app(
     """The guard refuses before a model is resolved: no model or version in the metrics,
     whichever path answered."""
     app, url = server
-    assert app.lane is not None
     _post(url, keys["app"])  # cached
     assert _post(url, "sw_nope_nope").status_code == 401  # on the lane
     assert _post(url, "sw_nope_nope", body=b'{"inputs": {}}').status_code == 401  # on the app
-    assert app.lane.answered == 1
+    assert _answered(app) == 1
     metrics = httpx.get(url + "/metrics").text
     assert 'servewell_requests_total{model="",protocol="rest",status="401",version=""} 2.0' in (
         metrics
@@ -317,8 +320,85 @@ def test_the_lane_stands_aside_without_in_process_backends(
     for setup, options in setups.items():
         app = create_app(Settings(home=home, server=ServerSettings(models=["adder"]), **options))
         with serve_in_thread(app) as running:
-            assert app.lane is not None
-            assert not app.lane.may_answer, setup
+            assert not app.running.fast_lane, setup
             assert _post(running.url, keys["app"]).status_code == 200
             assert _post(running.url, keys["app"]).status_code == 200
-            assert app.lane.answered == 0
+            assert _answered(app) == 0
+
+
+class FailingOnAHit:
+    """An access log that fails on purpose when it writes the first cache hit: a step
+    on the lane that raises, after the hit was found (the worst moment)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, int]] = []
+        self._failed = False
+
+    def write(self, record: RequestRecord, latency_s: float, client: str | None) -> None:
+        if record.cache == "hit" and not self._failed:
+            self._failed = True
+            raise RuntimeError("the access log broke")
+        self.lines.append((record.request_id, record.cache, record.status))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failure_on_the_lane_is_answered_by_the_app(
+    home: Path, keys: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hit on which the lane raises is answered by the ASGI path, as any hit would be
+    (not as uvicorn's ``400 Invalid HTTP request``), and the failure is logged with the
+    request id the answer carries, and counted."""
+    access_log = FailingOnAHit()
+    app = create_app(
+        Settings(home=home, server=ServerSettings(models=["adder"])), access_log=access_log
+    )
+    with serve_in_thread(app) as running:
+        assert _post(running.url, keys["app"]).headers["x-cache"] == "miss"
+        with caplog.at_level(logging.ERROR, logger="servewell.http.protocol"):
+            answer = _post(running.url, keys["app"])
+        assert answer.status_code == 200
+        assert answer.headers["x-cache"] == "hit"
+        assert answer.json()["predictions"] == [3.0]
+        request_id = answer.headers["x-request-id"]
+        failures = [r for r in caplog.records if r.name == "servewell.http.protocol"]
+        assert [r.getMessage() for r in failures] == [
+            f"the fast lane failed on request {request_id}"
+        ]
+        assert _answered(app) == 0
+        assert access_log.lines[-1] == (request_id, "hit", 200)  # the app's line
+        metrics = httpx.get(running.url + "/metrics").text
+        assert 'servewell_errors_total{code="fast_lane"} 1.0' in metrics
+        assert _post(running.url, keys["app"]).headers["x-cache"] == "hit"
+        assert _answered(app) == 1  # the lane answers again
+
+
+def test_with_the_fast_lane_off_nothing_is_held(home: Path, keys: dict[str, str]) -> None:
+    """``server.fast_lane: false``: no connection offers requests to the lane, and a hit
+    is answered by the app with what the lane would have answered."""
+    answers = {}
+    for fast_lane in (True, False):
+        app = create_app(
+            Settings(home=home, server=ServerSettings(models=["adder"], fast_lane=fast_lane))
+        )
+        with serve_in_thread(app) as running, httpx.Client(base_url=running.url) as client:
+            headers = {
+                "Authorization": f"Bearer {keys['app']}",
+                "Content-Type": "application/json",
+                "X-Request-Id": "same",
+            }
+            assert client.post(URL, content=BODY, headers=headers).headers["x-cache"] == "miss"
+            hit = client.post(URL, content=BODY, headers=headers)
+            lanes = [protocol.lane for protocol in running.server_state.connections]
+            assert len(lanes) == 1
+            assert (lanes[0] is not None) is fast_lane
+            assert _answered(app) == (1 if fast_lane else 0)
+        ignored = {"date", "ratelimit-reset"}  # the reset: seconds, from the clock
+        answers[fast_lane] = (
+            hit.status_code,
+            hit.content,
+            {name: value for name, value in hit.headers.items() if name not in ignored},
+        )
+    assert answers[True] == answers[False]
+    assert answers[False][2]["x-cache"] == "hit"

@@ -25,7 +25,9 @@ def test_openapi_documents_the_inference_routes(client: InProcessClient) -> None
     paths = client.get("/openapi.json").json()["paths"]
     assert "/v2/models/{name}/infer" in paths
     assert "requestBody" in paths["/v2/models/{name}/infer"]["post"]
-    assert "/v1/models/{name_predict}" in paths
+    assert "/v1/models/{name}:predict" in paths
+    assert "/v2/models/{name}/versions/{version}/infer" in paths
+    assert "requestBody" in paths["/v1/models/{name}/versions/{version}:predict"]["post"]
     assert client.get("/docs").status_code == 200
 
 

@@ -238,11 +238,10 @@ def test_a_broken_redis_entry_is_a_miss(home: Path, keys: dict[str, str], redis_
     body = orjson.dumps({"instances": [[float(time.monotonic_ns() % 991), 5.0]]})
     app = create_app(settings)
     with serve_in_thread(app) as server:
-        assert app.protection is not None
-        assert app.protection.cache is not None
-        assert app.pool is not None
-        version = app.pool.get("scaler").version
-        key = app.protection.cache.key_for(version, "rest", b"application/json", None, body)
+        layer = app.running.protection.cache
+        assert layer is not None
+        version = app.running.pool.get("scaler").version
+        key = layer.key_for(version, "rest", b"application/json", None, body)
         assert key is not None
         client = redis.Redis.from_url(redis_url)
         client.set("servewell:cache:" + key, b"junk", px=60_000)

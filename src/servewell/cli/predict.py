@@ -1,4 +1,5 @@
-"""``servewell predict``: run a registered model in-process on a JSON or CSV file."""
+"""``servewell predict``: run a registered model in-process on a JSON or CSV file,
+through the server's own model steps (resolve, validate, predict, output filters)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 import typer
+from prometheus_client import CollectorRegistry
 from rich.table import Table
 
+from servewell.bootstrap import Services
 from servewell.cli.output import console, open_services, print_json
+from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.core.rows import inputs_from_columns, inputs_from_instances
 from servewell.core.signature import Signature
-from servewell.core.validation import InputLimits, validate_inputs
+from servewell.core.validation import InputLimits
 from servewell.errors import InvalidInput
-from servewell.serving.loading import open_runtime
+from servewell.observability import ServingMetrics
+from servewell.registry import ModelVersion
+from servewell.serving.pool import ModelPool
+from servewell.serving.predictor import Predictor
 
 
 def predict(
@@ -29,19 +37,33 @@ def predict(
     with open_services() as services:
         version = services.registry.resolve(ModelRef.parse(reference))
         raw = read_inputs(data, version.signature)
-        limits = InputLimits(
-            max_rows=services.settings.validation.max_rows,
-            max_text_bytes=services.settings.validation.max_text_bytes,
-        )
-        inputs = validate_inputs(version.signature, raw, limits)
-        runtime = open_runtime(services, version)
-        outputs = runtime.predict(inputs)
-        runtime.close()
-    rows = outputs_to_rows(version.signature, outputs)
+        response = anyio.run(predict_locally, services, version, raw)
+    rows = outputs_to_rows(version.signature, response.outputs)
     if as_json:
         print_json({"model": version.name, "version": version.version, "predictions": rows})
         return
     console.print(_table(f"{version.name}@{version.version}", rows))
+
+
+async def predict_locally(
+    services: Services, version: ModelVersion, inputs: dict[str, Any]
+) -> InferResponse:
+    """``inputs`` through a pool of one model, loaded in this process, and the server's
+    model steps: validation, the model, the output filters."""
+    ref = ModelRef(version.name, version=version.version)
+    settings = services.settings
+    pool = ModelPool(services, [ref], ServingMetrics(CollectorRegistry()))
+    try:
+        await pool.load(strict=True)
+        limits = settings.validation
+        predictor = Predictor(
+            pool,
+            InputLimits(limits.max_rows, limits.max_text_bytes, limits.max_json_depth),
+            lambda model: settings.model(model).output_filters,
+        )
+        return await predictor.infer(InferRequest(ref, inputs))
+    finally:
+        await pool.close()
 
 
 def read_inputs(path: Path, signature: Signature) -> dict[str, Any]:

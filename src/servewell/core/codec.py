@@ -26,6 +26,11 @@ Array = np.ndarray[Any, Any]
 
 _LENGTH = struct.Struct("<I")
 
+#: The binary extension's request and response header: how many bytes of the body are
+#: JSON (the tensors' bytes follow). It decides how a body reads, so it is also a part
+#: of every response-cache key.
+HEADER_LENGTH = b"inference-header-content-length"
+
 
 def check_shape(name: str, shape: Any) -> tuple[int, ...]:
     """A tensor's declared shape: a list of non-negative integers."""

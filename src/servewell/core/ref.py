@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from servewell.errors import InvalidReference
+from servewell.errors import InvalidReference, NotFound
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}\Z")
@@ -23,6 +23,19 @@ def parse_version(text: str) -> int | None:
         return None
     number = int(text)
     return number if 1 <= number <= MAX_VERSION else None
+
+
+def version_in_path(model: str, text: str) -> int:
+    """The version number a URL path names for ``model``; NotFound (404) for anything
+    that is not one (the path's resource does not exist)."""
+    number = parse_version(text)
+    if number is None:
+        raise NotFound(
+            f"model '{model}' has no version '{text}'; "
+            f"versions are numbers from 1 to {MAX_VERSION}",
+            model=model,
+        )
+    return number
 
 
 def check_name(name: str) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 
 from servewell.errors import Overloaded, RateLimited, ServewellError, Unauthorized, Unavailable
-from servewell.http.wire import Reply
 from servewell.observability import current_request
+from servewell.serving.reply import Reply
 
 logger = logging.getLogger(__name__)
 

@@ -1,34 +1,54 @@
-"""uvicorn's httptools protocol, with response-cache hits answered before the ASGI app.
+"""uvicorn's httptools protocol, offering small inference requests to the gateway's
+``try_now`` before the ASGI app.
 
 For a small ``POST`` to an inference path, the protocol holds the request until its body
-is complete and offers it to the app's :class:`~servewell.http.fastlane.FastLane`; a hit
-(or the guard's refusal of one) is written straight to the socket. Whatever the lane
-declines starts the ASGI cycle exactly as uvicorn would have, with the body already
-there. Everything else (other methods and paths, ``Expect: 100-continue``, pipelined
+is complete and hands it to :meth:`~servewell.serving.gateway.Gateway.try_now`; an answer
+(a cache hit, or the guard's refusal of one) is written straight to the socket, skipping
+the ASGI task, messages and middleware, which cost more than the hit itself. Whatever
+``try_now`` declines, or fails on (logged, counted as the error ``fast_lane``), starts the
+ASGI cycle as uvicorn would have, with the body already there and the gateway's call in
+the scope. Everything else (other methods and paths, ``Expect: 100-continue``, pipelined
 requests behind an unfinished one, HTTP/1.0, bodies without a length or over
-``MAX_HELD_BYTES``) never leaves uvicorn's own path.
+``MAX_HELD_BYTES``, proxy headers, a client that does not read, ``limit_concurrency``)
+never leaves uvicorn's own path; with ``server.fast_lane`` off, nothing is held at all.
 
-``servewell serve`` names this class in uvicorn's ``http`` setting (uvicorn imports a
-protocol class named there). It relies on uvicorn's protocol internals (the per-request
-``cycle``, ``on_response_complete``, the keep-alive timer), so pyproject.toml pins
-uvicorn's minor version; the tests run the protocol in every server they start.
+``servewell serve`` names this class in uvicorn's ``http`` setting. It relies on a few of
+uvicorn's protocol internals (the per-request ``cycle``, ``on_response_complete``, the
+keep-alive timer), so pyproject.toml pins uvicorn's minor version; the tests run the
+protocol in every server they start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http
+import logging
 from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from servewell.http.fastlane import CACHE_KEY, FastLane
+from servewell.http.app import ServewellApp
+from servewell.http.running import RunningServer
+from servewell.http.targets import match_infer
+from servewell.http.wire import CALL
+from servewell.serving.gateway import Call
+from servewell.serving.reply import header_lines
+
+logger = logging.getLogger(__name__)
 
 #: Bodies held for the fast lane at most (a cached request is small; larger ones stream).
 MAX_HELD_BYTES = 64 * 1024
 _INFER_PREFIXES = (b"/v1/models/", b"/v2/models/")
 _CONTENT_LENGTH = b"content-length"
+#: The client's address as a proxy tells it: the ASGI path (uvicorn's proxy-headers
+#: middleware) decides what it means.
+_PROXY_HEADERS = frozenset((b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"))
+_STATUS_LINES = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()
+    for status in http.HTTPStatus
+}
 
 
 class ServewellHttpProtocol(HttpToolsProtocol):
@@ -40,12 +60,19 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.lane = find_lane(self.app) if not config.root_path else None
+        app = find_app(self.app)
+        self.lane = app.fast_lane() if app is not None and not config.root_path else None
+        """The started server, when requests may be offered to its gateway's try_now."""
+        self._max_held = (
+            min(MAX_HELD_BYTES, app.settings.server.max_body_bytes) if app is not None else 0
+        )
         self._held: list[bytes] | None = None
         """The body so far of a request held for the fast lane."""
         self._closing = False
         self._idle_since: float | None = None
         """When the connection last went idle (a response done, nothing pending)."""
+        self._defaults: list[tuple[bytes, bytes]] | None = None
+        self._default_lines = b""
 
     # Keep-alive: uvicorn cancels and re-creates a timer on every request; here one timer
     # per connection checks, when it fires, how long the connection has been idle.
@@ -86,18 +113,13 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task = self.loop.call_later(remaining, self._check_keep_alive)
 
     def on_message_begin(self) -> None:
-        # uvicorn's own, minus the ASGI scope: a request the lane answers never needs
-        # one, so it is built only when the request goes to the app (_build_scope).
-        self.url = b""
-        self.expect_100_continue = False
-        self.headers = []
+        super().on_message_begin()
         self._idle_since = None  # busy: a request began (perhaps in the last packet)
 
     def on_headers_complete(self) -> None:
-        if self.lane is not None and self.lane.may_answer and self._may_hold():
+        if self.lane is not None and self._may_hold():
             self._held = []
             return
-        self._build_scope()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -116,14 +138,20 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             self._start_cycle(body, None)
             return
         assert self.lane is not None
-        client = self.client[0] if self.client else None
-        response = self.lane.answer(
-            self.url.decode("ascii"), self.headers, body, client, self.server_state.default_headers
-        )
-        if response is None:
-            self._start_cycle(body, self.lane.declined_key)
+        call = self._call(self.lane, body)
+        answer = None
+        if call is not None:
+            try:
+                answer = self.lane.gateway.try_now(call)
+            except Exception:
+                # Never the client's problem: the app path answers it instead.
+                logger.exception("the fast lane failed on request %s", call.request_id or "-")
+                self.lane.metrics.count_error("fast_lane")
+        if answer is None:
+            self._start_cycle(body, call)
             return
-        self.transport.write(response)
+        status, parts = answer
+        self.transport.write(b"".join((_STATUS_LINES[status], self._server_lines(), *parts)))
         self.on_response_complete()  # what uvicorn does after a response: keep-alive, next
 
     def shutdown(self) -> None:
@@ -154,30 +182,37 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             return False
         for name, value in self.headers:
             if name == _CONTENT_LENGTH:
-                return value.isdigit() and int(value) <= MAX_HELD_BYTES
+                return value.isdigit() and int(value) <= self._max_held
         return False
 
-    def _build_scope(self) -> None:
-        """The scope uvicorn's ``on_message_begin`` builds (its headers list is the one
-        ``on_header`` has been filling)."""
-        self.scope = {  # type: ignore[typeddict-item]
-            "type": "http",
-            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
-            "http_version": "1.1",
-            "server": self.server,
-            "client": self.client,
-            "scheme": self.scheme,  # type: ignore[typeddict-item]
-            "root_path": self.root_path,
-            "headers": self.headers,
-            "state": self.app_state.copy(),
-        }
+    def _call(self, lane: RunningServer, body: bytes) -> Call | None:
+        """The held request as a gateway call; None when it is not one ``try_now`` may
+        see (no inference route, a repeated header, proxy headers)."""
+        path = self.url.decode("ascii")
+        target = match_infer(path)
+        named = dict(self.headers)
+        if target is None or len(named) != len(self.headers):
+            return None
+        if not _PROXY_HEADERS.isdisjoint(named):
+            return None
+        client = self.client[0] if self.client else None
+        codec = lane.codecs[target.protocol]
+        return Call(codec, path, target.model, target.version, named, client, body)
 
-    def _start_cycle(self, body: bytes, cache_key: str | None) -> None:
+    def _server_lines(self) -> bytes:
+        """uvicorn's default headers (date, server) as lines; uvicorn makes a new list
+        when the date changes, once a second, so the lines are made once per list."""
+        default_headers = self.server_state.default_headers
+        if default_headers is not self._defaults:
+            self._defaults = default_headers
+            self._default_lines = header_lines(default_headers)
+        return self._default_lines
+
+    def _start_cycle(self, body: bytes, call: Call | None) -> None:
         """Hand a held request to the ASGI app as uvicorn would have, body included (and
-        the cache key the lane computed for it, if it did)."""
-        self._build_scope()
-        if cache_key is not None:
-            self.scope[CACHE_KEY] = cache_key  # type: ignore[literal-required]
+        the gateway call made of it, if there is one)."""
+        if call is not None:
+            self.scope[CALL] = call  # type: ignore[literal-required]
         super().on_headers_complete()
         cycle = self.cycle
         cycle.body.extend(body)
@@ -187,12 +222,11 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         cycle.message_event.set()
 
 
-def find_lane(app: Any) -> FastLane | None:
-    """The fast lane of the servewell app under uvicorn's wrappers (proxy headers, ...)."""
+def find_app(app: Any) -> ServewellApp | None:
+    """The servewell app under uvicorn's wrappers (proxy headers, ...)."""
     for _ in range(8):
-        lane = getattr(app, "lane", None)
-        if isinstance(lane, FastLane):
-            return lane
+        if isinstance(app, ServewellApp):
+            return app
         app = getattr(app, "app", None)
         if app is None:
             return None

@@ -10,8 +10,34 @@ from servewell.core.ref import ModelRef
 from servewell.core.rows import inputs_from_columns, inputs_from_instances, to_predictions
 from servewell.core.signature import Signature
 from servewell.errors import InvalidInput
-from servewell.http.wire import Reply, check_json, load_json
+from servewell.http.problems import to_reply
+from servewell.http.wire import check_json, load_json
 from servewell.serving.deployment import Deployment
+from servewell.serving.gateway import Decoded
+from servewell.serving.reply import Reply
+
+
+class RestCodec:
+    """The gateway's REST codec (``serving.gateway.Codec``)."""
+
+    protocol = "rest"
+
+    def __init__(self, max_json_depth: int = 64) -> None:
+        self.max_json_depth = max_json_depth
+
+    def decode(
+        self, ref: ModelRef, deployment: Deployment, body: bytes, headers: dict[bytes, bytes]
+    ) -> Decoded:
+        request = decode_request(
+            ref, deployment.signature, body, headers.get(b"content-type"), self.max_json_depth
+        )
+        return Decoded(request)
+
+    def encode(self, decoded: Decoded, response: InferResponse, deployment: Deployment) -> Reply:
+        return encode_response(deployment.signature, response)
+
+    def refusal(self, exc: Exception) -> Reply:
+        return to_reply(exc, v2=False)
 
 
 def decode_request(

@@ -1,100 +1,73 @@
 """FastAPI routes: health, metadata, metrics, and the inference routes' documentation.
 
-Inference requests normally take the app's fast path and never reach FastAPI; their
-routes are declared here too so ``/openapi.json`` and ``/docs`` show them, and they work
-the same if this FastAPI app is mounted on its own.
+Inference requests never reach FastAPI (the app hands them to the gateway); the table of
+inference routes (``http.targets``) adds them to ``/openapi.json``, so ``/docs`` shows
+them too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
-from servewell.core.ref import parse_version
+from servewell.core.ref import version_in_path
 from servewell.errors import ServewellError
 from servewell.http import rest, v2
 from servewell.http.problems import to_reply
-from servewell.http.targets import InferTarget
-from servewell.http.wire import Reply
+from servewell.http.running import RunningServer
+from servewell.http.targets import INFER_ROUTES, InferRoute
+from servewell.observability import ServingMetrics
+from servewell.serving.pool import ModelPool
+from servewell.serving.reply import Reply
 
-if TYPE_CHECKING:
-    from servewell.http.app import ServewellApp
-
-V2_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"type": "object", "required": ["inputs"]},
-                "example": {
-                    "id": "42",
-                    "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 2],
-                                "data": [0.5, 1.5]}],
-                },
-            },
-            "application/octet-stream": {
-                "schema": {"type": "string", "format": "binary"},
-            },
-        },
-    }
-}  # fmt: skip
-REST_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"type": "object"},
-                "examples": {
-                    "rows": {"value": {"instances": [[0.5, 1.5], [2.0, 0.1]]}},
-                    "objects": {"value": {"instances": [{"a": 0.5, "b": 1.5}]}},
-                    "columns": {"value": {"inputs": {"a": [0.5, 2.0], "b": [1.5, 0.1]}}},
-                },
-            }
-        },
-    }
-}
+Running = Callable[[], RunningServer]
+"""The started server (raises NotReady before start-up)."""
 
 
-def build_api(app: ServewellApp) -> FastAPI:
+def build_api(running: Running, metrics: ServingMetrics) -> FastAPI:
     api = FastAPI(
         title="servewell",
         version=_package_version(),
         description="Model inference: Open Inference Protocol (V2) and REST.",
     )
     _add_error_handlers(api)
-    _add_health_routes(api, app)
-    _add_v2_routes(api, app)
-    _add_rest_routes(api, app)
+    _add_health_routes(api, running, metrics)
+    _add_v2_routes(api, running)
+    _add_rest_routes(api, running)
+    _document_inference_routes(api)
     return api
 
 
-def _add_health_routes(api: FastAPI, app: ServewellApp) -> None:
+def _add_health_routes(api: FastAPI, running: Running, metrics: ServingMetrics) -> None:
     @api.get("/health", response_class=PlainTextResponse, tags=["health"])
     async def health() -> PlainTextResponse:
         """One line: ready or not, and what is served."""
-        text, ready = _health_line(app)
+        text, ready = _health_line(running().pool)
         return PlainTextResponse(text + "\n", status_code=200 if ready else 503)
 
     @api.get("/metrics", tags=["health"])
-    async def metrics() -> Response:
+    async def exposition() -> Response:
         """Prometheus text exposition."""
-        body, content_type = app.metrics.render()
+        body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
 
-def _add_v2_routes(api: FastAPI, app: ServewellApp) -> None:
+def _add_v2_routes(api: FastAPI, running: Running) -> None:
     @api.get("/v2/health/live", tags=["v2"])
     async def live() -> dict[str, bool]:
         return {"live": True}
 
     @api.get("/v2/health/ready", tags=["v2"])
     async def ready() -> JSONResponse:
-        return JSONResponse({"ready": app.is_ready}, status_code=200 if app.is_ready else 503)
+        is_ready = running().is_ready
+        return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
     @api.get("/v2", tags=["v2"])
     async def server_metadata() -> dict[str, Any]:
@@ -106,40 +79,31 @@ def _add_v2_routes(api: FastAPI, app: ServewellApp) -> None:
 
     @api.get("/v2/models/{name}", tags=["v2"])
     async def model_metadata(name: str) -> dict[str, Any]:
-        pool = app.require_pool()
+        pool = running().pool
         return v2.model_metadata(pool.get(name), pool.versions_of(name))
 
     @api.get("/v2/models/{name}/versions/{version}", tags=["v2"])
     async def version_metadata(name: str, version: str) -> dict[str, Any]:
-        pool = app.require_pool()
-        return v2.model_metadata(pool.get(name, _number(name, version)), pool.versions_of(name))
+        pool = running().pool
+        deployment = pool.get(name, version_in_path(name, version))
+        return v2.model_metadata(deployment, pool.versions_of(name))
 
     @api.get("/v2/models/{name}/ready", tags=["v2"])
     async def model_ready(name: str) -> dict[str, Any]:
-        deployment = app.require_pool().get(name)
+        deployment = running().pool.get(name)
         return {"name": deployment.name, "version": str(deployment.number), "ready": True}
 
     @api.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"])
     async def version_ready(name: str, version: str) -> dict[str, Any]:
-        deployment = app.require_pool().get(name, _number(name, version))
+        deployment = running().pool.get(name, version_in_path(name, version))
         return {"name": deployment.name, "version": str(deployment.number), "ready": True}
 
-    @api.post("/v2/models/{name}/infer", tags=["v2"], openapi_extra=V2_BODY)
-    async def infer(name: str, request: Request) -> Response:
-        """Inference, Open Inference Protocol (JSON or Triton's binary tensor data)."""
-        return await _infer(app, request, _target("v2", name, None))
 
-    @api.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"], openapi_extra=V2_BODY)
-    async def infer_version(name: str, version: str, request: Request) -> Response:
-        """Inference on one version, Open Inference Protocol."""
-        return await _infer(app, request, _target("v2", name, version))
-
-
-def _add_rest_routes(api: FastAPI, app: ServewellApp) -> None:
+def _add_rest_routes(api: FastAPI, running: Running) -> None:
     @api.get("/v1/models", tags=["rest"])
     async def list_models() -> dict[str, Any]:
         """Every model served, with its default version."""
-        pool = app.require_pool()
+        pool = running().pool
         models = []
         for name in pool.names():
             try:
@@ -160,62 +124,60 @@ def _add_rest_routes(api: FastAPI, app: ServewellApp) -> None:
 
     @api.get("/v1/models/{name}", tags=["rest"])
     async def model_status(name: str) -> dict[str, Any]:
-        pool = app.require_pool()
+        pool = running().pool
         pool.get(name)
         return rest.model_status([pool.get(name, v) for v in pool.versions_of(name)], True)
 
     @api.get("/v1/models/{name}/versions/{version}", tags=["rest"])
     async def version_status(name: str, version: str) -> dict[str, Any]:
-        return rest.model_status([app.require_pool().get(name, _number(name, version))], True)
+        deployment = running().pool.get(name, version_in_path(name, version))
+        return rest.model_status([deployment], True)
 
-    # TF-Serving's ":predict" cannot be a path parameter's suffix in Starlette's router;
-    # the documented route matches the whole last segment and checks it.
-    @api.post("/v1/models/{name_predict}", tags=["rest"], openapi_extra=REST_BODY)
-    async def predict(name_predict: str, request: Request) -> Response:
-        """Predictions for rows (``instances``) or columns (``inputs``):
-        ``POST /v1/models/{name}:predict``."""
-        return await _infer(app, request, _target("rest", _predict_name(name_predict), None))
-
-    @api.post(
-        "/v1/models/{name}/versions/{version_predict}", tags=["rest"], openapi_extra=REST_BODY
-    )
-    async def predict_version(name: str, version_predict: str, request: Request) -> Response:
-        """Predictions from one version: ``POST /v1/models/{name}/versions/{v}:predict``."""
-        return await _infer(app, request, _target("rest", name, _predict_name(version_predict)))
-
-
-async def _infer(app: ServewellApp, request: Request, target: InferTarget) -> Response:
-    body = await request.body()
-    try:
-        reply = await app.handle_infer(
-            target,
-            body,
-            request.headers.get("content-type", "").encode() or None,
-            (request.headers.get(v2.HEADER_LENGTH.decode()) or "").encode() or None,
-        )
-    except Exception as exc:
-        reply = to_reply(exc, v2=target.protocol == "v2")
-    return _response(reply)
-
-
-def _target(protocol: str, name: str, version: str | None) -> InferTarget:
-    return InferTarget(protocol, name, version)
-
-
-def _predict_name(segment: str) -> str:
-    name, sep, _ = segment.rpartition(":predict")
-    if not sep or not name:
+    # ``:predict`` goes to the gateway before FastAPI; any other TF-Serving verb
+    # (``:explain``, ``:classify``) is an unknown route, not a method the GET routes of
+    # the same paths do not allow.
+    @api.post("/v1/models/{segment}", include_in_schema=False)
+    @api.post("/v1/models/{name}/versions/{segment}", include_in_schema=False)
+    async def unknown_verb() -> None:
         raise HTTPException(404, "Not Found")
-    return name
 
 
-def _number(name: str, version: str) -> int:
-    number = parse_version(version)
-    if number is None:
-        from servewell.errors import NotFound
+def _document_inference_routes(api: FastAPI) -> None:
+    """Add the inference routes (:data:`~servewell.http.targets.INFER_ROUTES`) to the
+    OpenAPI schema FastAPI builds from its own routes."""
 
-        raise NotFound(f"model '{name}' has no version '{version}'", model=name)
-    return number
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = get_openapi(
+                title=api.title,
+                version=api.version,
+                description=api.description,
+                routes=api.routes,
+            )
+            for route in INFER_ROUTES:
+                default, pinned = route.templates()
+                schema["paths"][default] = {"post": _operation(route, pinned=False)}
+                schema["paths"][pinned] = {"post": _operation(route, pinned=True)}
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _operation(route: InferRoute, *, pinned: bool) -> dict[str, Any]:
+    """An inference route's OpenAPI operation."""
+    names = ("name", "version") if pinned else ("name",)
+    return {
+        "tags": [route.tag],
+        "summary": route.summary + (", from one version" if pinned else ""),
+        "operationId": f"{route.protocol}_infer" + ("_version" if pinned else ""),
+        "parameters": [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in names
+        ],
+        "requestBody": route.request_body,
+        "responses": {"200": {"description": "The model's answer."}},
+    }
 
 
 def _response(reply: Reply) -> Response:
@@ -241,9 +203,8 @@ def _add_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, validation_error)
 
 
-def _health_line(app: ServewellApp) -> tuple[str, bool]:
-    pool = app.pool
-    if pool is None or pool.is_loading:
+def _health_line(pool: ModelPool) -> tuple[str, bool]:
+    if pool.is_loading:
         return "not ready: loading models", False
     if pool.failures:
         failed = "; ".join(f"{ref}: {why}" for ref, why in pool.failures.items())

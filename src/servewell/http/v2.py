@@ -8,20 +8,21 @@ in the order of ``inputs``. Outputs go back as binary when the request asks for 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from servewell.core import codec
+from servewell.core.codec import HEADER_LENGTH
 from servewell.core.datatypes import from_numpy_dtype
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.errors import InvalidInput
-from servewell.http.wire import JSON, NUMPY_JSON, OCTET_STREAM, Reply, check_json, load_json
+from servewell.http.problems import to_reply
+from servewell.http.wire import check_json, load_json
 from servewell.serving.deployment import Deployment
-
-HEADER_LENGTH = b"inference-header-content-length"
+from servewell.serving.gateway import Decoded
+from servewell.serving.reply import JSON, NUMPY_JSON, OCTET_STREAM, Reply
 
 ALL_OUTPUTS = "*"
 
@@ -29,11 +30,28 @@ ALL_OUTPUTS = "*"
 EXTENSIONS = ["binary_tensor_data"]
 
 
-@dataclass(slots=True)
-class V2Request:
-    request: InferRequest
-    binary_outputs: set[str]
-    """Outputs to send as binary data (all of them, with ``"*"``)."""
+class V2Codec:
+    """The gateway's V2 codec (``serving.gateway.Codec``)."""
+
+    protocol = "v2"
+
+    def __init__(self, max_json_depth: int = 64) -> None:
+        self.max_json_depth = max_json_depth
+
+    def decode(
+        self, ref: ModelRef, deployment: Deployment, body: bytes, headers: dict[bytes, bytes]
+    ) -> Decoded:
+        """An inference request from a V2 body (JSON, or JSON plus binary tensors); its
+        options: the outputs to send as binary data (all of them, with ``"*"``)."""
+        return decode_request(
+            ref, body, headers.get(b"content-type"), headers.get(HEADER_LENGTH), self.max_json_depth
+        )
+
+    def encode(self, decoded: Decoded, response: InferResponse, deployment: Deployment) -> Reply:
+        return encode_response(response, decoded.options)
+
+    def refusal(self, exc: Exception) -> Reply:
+        return to_reply(exc, v2=True)
 
 
 def decode_request(
@@ -42,7 +60,7 @@ def decode_request(
     content_type: bytes | None,
     header_length: bytes | None,
     max_json_depth: int = 64,
-) -> V2Request:
+) -> Decoded:
     """An inference request from a V2 body (JSON, or JSON plus binary tensors)."""
     if header_length is None:
         check_json(content_type)
@@ -61,7 +79,7 @@ def decode_request(
     # Each decoded array has the dtype its tensor declared: the signature must agree.
     declared = {name: from_numpy_dtype(array.dtype) for name, array in inputs.items()}
     request = InferRequest(ref, inputs, outputs, id=request_id, datatypes=declared)
-    return V2Request(request, binary_outputs)
+    return Decoded(request, binary_outputs)
 
 
 def encode_response(response: InferResponse, binary_outputs: set[str]) -> Reply:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from servewell.core.apikey import grants
 from servewell.core.rate import Decision, Rate
 from servewell.errors import Forbidden, RateLimited, Unavailable
-from servewell.limits import MemoryRateLimiter, RateLimiter
+from servewell.limits import RateLimiter, SyncRateLimiter
 from servewell.registry.keys import ApiKey
 from servewell.serving.keyring import KeyRing
 from servewell.settings import RateLimitSettings
@@ -33,10 +33,13 @@ class Guard:
         keyring: KeyRing | None,
         limiter: RateLimiter | None,
         settings: RateLimitSettings,
+        sync_limiter: SyncRateLimiter | None = None,
     ) -> None:
         self.keyring = keyring
         self.limiter = limiter
         self.settings = settings
+        self.sync_limiter = sync_limiter
+        """``limiter`` when it decides without awaiting (``bootstrap`` knows), else None."""
         self._default = Rate.parse(settings.default_rate)
         self._anonymous = Rate.parse(settings.anonymous_rate) if settings.anonymous_rate else None
         self._per_model = {name: Rate.parse(text) for name, text in settings.model_rates.items()}
@@ -58,7 +61,7 @@ class Guard:
     @property
     def decides_now(self) -> bool:
         """Whether :meth:`admit_now` can decide (no limiter, or an in-process one)."""
-        return self.limiter is None or isinstance(self.limiter, MemoryRateLimiter)
+        return self.limiter is None or self.sync_limiter is self.limiter
 
     async def admit(
         self, token: str | None, client: str, scope: str, model: str | None = None
@@ -77,8 +80,8 @@ class Guard:
     ) -> Caller:
         """:meth:`admit` without awaiting; only when :attr:`decides_now`."""
         name, key, buckets = self._authorize(token, client, scope, model)
-        limiter = self.limiter
-        if not buckets or not isinstance(limiter, MemoryRateLimiter):
+        limiter = self.sync_limiter
+        if not buckets or limiter is None:
             return Caller(name, key, None)
         first, rate = buckets[0]
         decision = _judged(first, limiter.acquire_now(first, rate))

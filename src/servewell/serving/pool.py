@@ -80,9 +80,15 @@ class ModelPool:
             version=version,
         )
 
-    async def load(self) -> None:
+    async def load(self, *, strict: bool = False) -> None:
         """Resolve, load, warm up and start every model; a model that fails is logged and
-        recorded in :attr:`failures`, and the pool never becomes ready."""
+        recorded in :attr:`failures`, and the pool never becomes ready (``strict``: its
+        error is raised instead, for a command that serves one model and stops)."""
+        if strict:
+            for ref in self.refs:
+                await self._load_one(ref)
+            self._loaded = True
+            return
         try:
             refs = await asyncio.to_thread(self._references)
         except Exception as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,25 +15,27 @@ from servewell.observability import ServingMetrics, current_request
 from servewell.serving.deployment import Deployment
 from servewell.serving.pool import ModelPool
 from servewell.serving.postprocess import filter_outputs
-from servewell.serving.protection import Protection
+from servewell.settings import OutputFilterSettings
 
 Outputs = dict[str, np.ndarray[Any, Any]]
 
 
 class Predictor:
-    """Resolves a request's model, validates its inputs, runs them batched and filters
-    the outputs (the response cache sits in front of it, in the HTTP layer)."""
+    """The gateway's model steps: resolve a request's model, validate its inputs, run
+    them batched, filter the outputs. No protocol, guard or cache: the CLI's ``predict``
+    and batch jobs call it as it is; ``serving.gateway`` puts the rest around it."""
 
     def __init__(
         self,
         pool: ModelPool,
         limits: InputLimits,
-        protection: Protection | None = None,
+        filter_for: Callable[[str], OutputFilterSettings | None] = lambda model: None,
         metrics: ServingMetrics | None = None,
     ) -> None:
         self.pool = pool
         self.limits = limits
-        self.protection = protection
+        self.filter_for = filter_for
+        """A model's output filter rule, or None (``Settings.model(name).output_filters``)."""
         self.metrics = metrics
 
     def resolve(self, ref: ModelRef) -> Deployment:
@@ -81,7 +84,7 @@ class Predictor:
         )
 
     def _filtered(self, model: str, outputs: Outputs) -> Outputs:
-        rule = self.protection.filter_for(model) if self.protection is not None else None
+        rule = self.filter_for(model)
         if rule is None:
             return outputs
         outcome = filter_outputs(outputs, rule)

@@ -6,12 +6,12 @@ bytes as the protocol adapter read them (``cache.cache_key``), so an alias movin
 new version can never serve the old version's answer. An entry is the whole encoded
 answer: a hit skips decoding, validation, the model, the output filters and encoding,
 and with the in-process backend it can be answered without leaving the HTTP protocol
-(``peek``).
+(``SyncResponseCache.peek``).
 """
 
 from __future__ import annotations
 
-from servewell.cache import MemoryResponseCache, ResponseCache, cache_key
+from servewell.cache import ResponseCache, SyncResponseCache, cache_key
 from servewell.registry.records import ModelVersion
 from servewell.settings import Settings
 
@@ -21,6 +21,7 @@ class ResponseCacheLayer:
         self,
         cache: ResponseCache,
         settings: Settings,
+        sync: SyncResponseCache | None = None,
     ) -> None:
         self.cache = cache
         self.settings = settings
@@ -28,8 +29,8 @@ class ResponseCacheLayer:
         # server and is shared by replicas): a model's filter rule and the limits are part
         # of its keys.
         self._limits_tag = settings.validation.model_dump_json().encode()
-        self.memory = cache if isinstance(cache, MemoryResponseCache) else None
-        """The cache when it answers synchronously (in-process), else None."""
+        self.sync = sync
+        """``cache`` when it answers without awaiting (``bootstrap`` knows), else None."""
         self._evictions_seen = 0
         # Per served version (by identity; a few): whether the cache is on, the policy tag.
         self._versions: dict[int, tuple[ModelVersion, bool, bytes]] = {}
@@ -78,13 +79,13 @@ class ResponseCacheLayer:
         return rule.model_dump_json().encode() if rule is not None else b""
 
     async def get(self, key: str) -> bytes | None:
-        if self.memory is not None:
-            return self.memory.get_now(key)
+        if self.sync is not None:
+            return self.sync.get_now(key)
         return await self.cache.get(key)
 
     async def store(self, model: str, key: str, entry: bytes) -> None:
-        if self.memory is not None:
-            self.memory.set_now(key, entry, self.ttl_for(model))
+        if self.sync is not None:
+            self.sync.set_now(key, entry, self.ttl_for(model))
         else:
             await self.cache.set(key, entry, self.ttl_for(model))
 

@@ -1,0 +1,102 @@
+"""What a started server serves with: built once by the app's lifespan, frozen, handed
+to the routes and the fast lane."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from servewell.bootstrap import Services, build_protection, build_services
+from servewell.core.ref import ModelRef
+from servewell.core.validation import InputLimits
+from servewell.http.rest import RestCodec
+from servewell.http.v2 import V2Codec
+from servewell.observability import ServingMetrics
+from servewell.serving.admission import Admission
+from servewell.serving.gateway import Codec, Gateway
+from servewell.serving.pool import ModelPool
+from servewell.serving.predictor import Predictor
+from servewell.serving.protection import Protection
+from servewell.serving.recorder import Recorder
+from servewell.settings import Settings
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    services: Services
+    owns_services: bool
+    """Whether the server opened ``services`` itself (and closes them)."""
+    pool: ModelPool
+    predictor: Predictor
+    protection: Protection
+    admission: Admission
+    gateway: Gateway
+    codecs: Mapping[str, Codec]
+    """The gateway's codec of each inference protocol (``v2``, ``rest``)."""
+    metrics: ServingMetrics
+    loading: asyncio.Task[None]
+    """Loads the models, in the background."""
+    fast_lane: bool
+    """Whether the HTTP protocol offers requests to ``gateway.try_now``: on in the
+    settings, and the gateway can answer without awaiting."""
+
+    @property
+    def is_ready(self) -> bool:
+        return self.pool.is_ready
+
+    async def stop(self) -> None:
+        if not self.loading.done():
+            self.loading.cancel()
+            await asyncio.gather(self.loading, return_exceptions=True)
+        await self.pool.close()
+        await self.protection.stop()
+        if self.owns_services:
+            self.services.close()
+
+
+async def start_server(
+    settings: Settings, services: Services | None, metrics: ServingMetrics, recorder: Recorder
+) -> RunningServer:
+    """Open the registry (unless ``services`` are given), start the protection and start
+    loading the models in the background."""
+    owns_services = services is None
+    if services is None:
+        services = await asyncio.to_thread(build_services, settings)
+    refs = [ModelRef.parse(text) for text in settings.server.models]
+    pool = ModelPool(services, refs, metrics, recorder.is_alone)
+    protection = build_protection(settings, services)
+    await protection.start()
+    limits = settings.validation
+    predictor = Predictor(
+        pool,
+        InputLimits(limits.max_rows, limits.max_text_bytes, limits.max_json_depth),
+        protection.filter_for,
+        metrics,
+    )
+    admission = Admission(protection.guard, metrics, frozenset(settings.auth.open_paths))
+    gateway = Gateway(predictor, admission, protection.cache, recorder)
+    depth = limits.max_json_depth
+    return RunningServer(
+        services=services,
+        owns_services=owns_services,
+        pool=pool,
+        predictor=predictor,
+        protection=protection,
+        admission=admission,
+        gateway=gateway,
+        codecs={"v2": V2Codec(depth), "rest": RestCodec(depth)},
+        metrics=metrics,
+        loading=asyncio.create_task(_load(pool), name="servewell-load-models"),
+        fast_lane=settings.server.fast_lane and gateway.answers_now,
+    )
+
+
+async def _load(pool: ModelPool) -> None:
+    await pool.load()
+    # Everything loaded so far (libraries, models) lives as long as the process: move
+    # it out of the garbage collector's sight, so full collections stay short and do
+    # not show up as latency spikes under load.
+    gc.collect()
+    gc.freeze()

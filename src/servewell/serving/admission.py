@@ -1,0 +1,130 @@
+"""The guard step as every entry point takes it: the guard's verdict, counted in the
+metrics, and the ``RateLimit-*`` headers an admitted call carries. A refusal is counted
+(when a rate limit made it) and raised, for the entry point's protocol to answer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from servewell.core.rate import Decision
+from servewell.errors import RateLimited, ServewellError, Unavailable
+from servewell.observability import RequestRecord, ServingMetrics
+from servewell.serving.guard import Guard
+
+AUTHORIZATION = b"authorization"
+API_KEY = b"x-api-key"
+RATELIMIT_LIMIT = b"ratelimit-limit"
+RATELIMIT_REMAINING = b"ratelimit-remaining"
+RATELIMIT_RESET = b"ratelimit-reset"
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
+class Admitted:
+    caller: str
+    """A key's name, or ``ip:<address>``."""
+    headers: Headers
+    """``RateLimit-*`` headers for the answer (none when no limit applied)."""
+
+
+class Admission:
+    """``open_paths`` need no key (probes, ``/metrics``, the API docs) and are limited
+    per client address instead."""
+
+    def __init__(
+        self, guard: Guard, metrics: ServingMetrics, open_paths: frozenset[str] = frozenset()
+    ) -> None:
+        self.guard = guard
+        self.metrics = metrics
+        self.open_paths = open_paths
+        self.admits_everyone = guard.admits_everyone
+        """Every call admitted unchecked: the entry point may skip this step."""
+        self.decides_now = guard.decides_now
+        """:meth:`now` can decide (no rate limiter, or an in-process one)."""
+        self._limit_values: dict[int, bytes] = {}
+
+    async def admit(
+        self,
+        record: RequestRecord | None,
+        path: str,
+        credentials: tuple[bytes | None, bytes | None],
+        client: str,
+        scope: str,
+        model: str | None,
+    ) -> Headers:
+        """The guard step of a call to ``path``: who calls goes on ``record``, the
+        ``RateLimit-*`` headers come back; a refusal is counted and raised.
+        ``credentials``: the ``Authorization`` and ``X-API-Key`` headers."""
+        if self.admits_everyone:
+            if record is not None and path not in self.open_paths:
+                record.caller = f"ip:{client}"
+            return []
+        if path in self.open_paths:
+            return await self.anonymous(client)
+        token = key_from(*credentials)
+        admitted = (
+            self.now(token, client, scope, model)
+            if self.decides_now  # in-process limits: no coroutine to await
+            else await self.wait(token, client, scope, model)
+        )
+        if record is not None:
+            record.caller = admitted.caller
+        return admitted.headers
+
+    def now(self, token: str | None, client: str, scope: str, model: str | None) -> Admitted:
+        """Admit the call without awaiting (only when :attr:`decides_now`)."""
+        try:
+            caller = self.guard.admit_now(token, client, scope, model)
+        except ServewellError as exc:
+            self._count_refusal(exc, client)
+            raise
+        return Admitted(caller.name, self._counted(caller.name, caller.decision))
+
+    async def wait(self, token: str | None, client: str, scope: str, model: str | None) -> Admitted:
+        """Admit the call, awaiting the rate limiter."""
+        try:
+            caller = await self.guard.admit(token, client, scope, model)
+        except ServewellError as exc:
+            self._count_refusal(exc, client)
+            raise
+        return Admitted(caller.name, self._counted(caller.name, caller.decision))
+
+    async def anonymous(self, client: str) -> Headers:
+        """Admit a call to an open path (probes, metrics), limited by client address."""
+        try:
+            decision = await self.guard.admit_anonymous(client)
+        except ServewellError as exc:
+            self._count_refusal(exc, client)
+            raise
+        return self._counted(f"ip:{client}", decision)
+
+    def _count_refusal(self, exc: ServewellError, client: str) -> None:
+        if isinstance(exc, RateLimited | Unavailable):
+            outcome = "limited" if isinstance(exc, RateLimited) else "degraded"
+            self.metrics.count_rate_limit(getattr(exc, "caller", f"ip:{client}"), outcome)
+
+    def _counted(self, caller: str, decision: Decision | None) -> Headers:
+        """Count an admitted call that a limit decided; its ``RateLimit-*`` headers."""
+        if decision is None:
+            return []
+        self.metrics.count_rate_limit(caller, "degraded" if decision.degraded else "allowed")
+        limit = self._limit_values.get(decision.limit)
+        if limit is None:
+            limit = self._limit_values[decision.limit] = str(decision.limit).encode()
+        return [
+            (RATELIMIT_LIMIT, limit),
+            (RATELIMIT_REMAINING, str(decision.remaining).encode()),
+            (RATELIMIT_RESET, str(math.ceil(decision.reset_s)).encode()),
+        ]
+
+
+def key_from(authorization: bytes | None, key: bytes | None) -> str | None:
+    """The key in an ``Authorization`` header (Bearer) or else an ``X-API-Key`` header."""
+    if authorization is not None:
+        kind, _, token = authorization.decode("latin-1").partition(" ")
+        if kind.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+    return key.decode("latin-1").strip() if key else None

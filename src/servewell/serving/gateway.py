@@ -1,0 +1,294 @@
+"""The one inference path. Every entry point (REST, V2 JSON and binary, the fast lane
+inside the HTTP protocol) hands a :class:`Call` to the :class:`Gateway`, which takes the
+same steps in the same order for all of them:
+
+request id → guard (key, scope, model, rate) → resolve (name, pinned version) →
+response cache → decode → validate → predict → output filters → encode → record
+(metrics, access line).
+
+What differs between protocols is injected as a :class:`Codec` (``http.v2``, ``http.rest``
+implement it): decoding a body, encoding an answer and answering an error (V2 keeps the
+protocol's ``{"error": ...}``; REST adds ``code`` and ``detail``). The model steps
+(resolve, validate, predict, filters) are :class:`~servewell.serving.predictor.Predictor`'s,
+callable without any protocol (the CLI's ``predict``, batch jobs).
+
+Two entry points: :meth:`Gateway.try_now` answers at once when every step can without
+awaiting (a response-cache hit with the in-process cache and rate limiter, or the guard's
+refusal of one), and returns None *before anything is counted or changed* otherwise;
+:meth:`Gateway.handle` answers everything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from servewell.core.codec import HEADER_LENGTH
+from servewell.core.inference import InferRequest, InferResponse
+from servewell.core.ref import ModelRef, version_in_path
+from servewell.errors import ServewellError
+from servewell.observability import RequestRecord, ServingMetrics, bind_request, unbind_request
+from servewell.serving.admission import API_KEY, AUTHORIZATION, Admission, Headers, key_from
+from servewell.serving.deployment import Deployment
+from servewell.serving.predictor import Predictor
+from servewell.serving.recorder import CLIENT_CLOSED, Recorder, request_id_from
+from servewell.serving.reply import Reply, entry_message, header_lines, pack_reply, unpack_reply
+from servewell.serving.response_cache import ResponseCacheLayer
+
+REQUEST_ID = b"x-request-id"
+CONTENT_TYPE = b"content-type"
+CACHE_CONTROL = b"cache-control"
+HIT = (b"x-cache", b"hit")
+MISS = (b"x-cache", b"miss")
+HIT_LINE = header_lines([HIT])
+
+#: What :meth:`Gateway.try_now` answers: the status, then everything after the status
+#: line and the server's own headers (date, server), as HTTP/1.1 writes it.
+NowAnswer = tuple[int, tuple[bytes | memoryview, ...]]
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body arrived."""
+
+
+@dataclass(slots=True)
+class Decoded:
+    """A decoded request, and what its codec needs to encode the answer."""
+
+    request: InferRequest
+    options: Any = None
+    """The codec's own (V2: the outputs to send as binary data)."""
+
+
+class Codec(Protocol):
+    """A protocol adapter, as the gateway uses it."""
+
+    protocol: str
+    """``v2`` or ``rest``: the metrics label and a part of the cache key."""
+
+    def decode(
+        self, ref: ModelRef, deployment: Deployment, body: bytes, headers: dict[bytes, bytes]
+    ) -> Decoded: ...
+
+    def encode(self, decoded: Decoded, response: InferResponse, deployment: Deployment) -> Reply:
+        """The answer (status 200) to a decoded request."""
+
+    def refusal(self, exc: Exception) -> Reply:
+        """The answer to a failed request (unexpected errors are logged there)."""
+
+
+@dataclass(slots=True)
+class Call:
+    """One inference request as an entry point hands it over."""
+
+    codec: Codec
+    path: str
+    model: str
+    version: str | None
+    """The version as the path spells it (None: the model's default)."""
+    headers: dict[bytes, bytes]
+    """Request headers by lower-case name (the first of a repeated one)."""
+    client: str | None
+    body: bytes = b""
+    read_body: Callable[[], Awaitable[bytes]] | None = None
+    """Reads the body, when it has not arrived yet (the guard runs before it is read)."""
+    cache_key: str | None = None
+    """The response-cache key, once computed (kept when ``try_now`` declines)."""
+    request_id: str | None = None
+    """The request's id, once chosen (kept when ``try_now`` fails)."""
+
+
+class Gateway:
+    def __init__(
+        self,
+        predictor: Predictor,
+        admission: Admission,
+        cache: ResponseCacheLayer | None,
+        recorder: Recorder,
+    ) -> None:
+        self.predictor = predictor
+        self.admission = admission
+        self.cache = cache
+        self.recorder = recorder
+        self.metrics: ServingMetrics = recorder.metrics
+        self.answers_now = cache is not None and cache.sync is not None and admission.decides_now
+        """Whether :meth:`try_now` can ever answer (an in-process cache and limiter)."""
+        self.answered_now = 0
+        """Requests :meth:`try_now` answered (hits and refusals), for tests and curiosity."""
+
+    # --- without awaiting --------------------------------------------------------------------
+
+    def try_now(self, call: Call) -> NowAnswer | None:
+        """The answer to a cache hit (or the guard's refusal of one), when no step has to
+        wait; None, with nothing counted or changed, when :meth:`handle` must answer."""
+        started = time.perf_counter()
+        layer = self.cache
+        if not self.answers_now or layer is None or layer.sync is None:
+            return None
+        if CACHE_CONTROL in call.headers or call.path in self.admission.open_paths:
+            return None
+        try:
+            deployment = self._resolve(call)
+        except ServewellError:
+            return None
+        key = self._key(layer, call, deployment, call.body)
+        entry = None if key is None else layer.sync.peek(key)
+        message = None if entry is None else entry_message(entry)
+        if key is None or message is None:
+            return None
+        request_id = call.request_id = request_id_from(call.headers.get(REQUEST_ID))
+        record = RequestRecord(request_id, "POST", call.path, protocol=call.codec.protocol)
+        token = bind_request(record)
+        try:
+            parts = self._hit_or_refusal(call, layer, deployment, record, key, message)
+        finally:
+            unbind_request(token)
+        self.recorder.finish(record, time.perf_counter() - started, call.client)
+        self.answered_now += 1
+        return record.status, (b"x-request-id: " + request_id.encode() + b"\r\n", *parts)
+
+    def _hit_or_refusal(
+        self,
+        call: Call,
+        layer: ResponseCacheLayer,
+        deployment: Deployment,
+        record: RequestRecord,
+        key: str,
+        message: memoryview,
+    ) -> tuple[bytes | memoryview, ...]:
+        """The rest of a hit (its headers and message), or the guard's refusal. Model and
+        version are recorded once admitted, as :meth:`handle` does."""
+        admission = self.admission
+        address = call.client or "unknown"
+        limit_lines = b""
+        if admission.admits_everyone:
+            record.caller = f"ip:{address}"
+        else:
+            headers = call.headers
+            token = key_from(headers.get(AUTHORIZATION), headers.get(API_KEY))
+            try:
+                admitted = admission.now(token, address, "predict", call.model)
+            except ServewellError as exc:
+                reply = call.codec.refusal(exc)
+                record.status = reply.status
+                return (reply.message(),)
+            record.caller = admitted.caller
+            if admitted.headers:
+                limit_lines = header_lines(admitted.headers)
+        record.model, record.version = deployment.name, str(deployment.number)
+        assert layer.sync is not None
+        layer.sync.count_hit(key)
+        self.metrics.count_cache(record.model, "hit")  # a hit never evicts
+        record.cache = "hit"
+        record.status = 200
+        return HIT_LINE, limit_lines, message
+
+    # --- the whole path ----------------------------------------------------------------------
+
+    async def handle(self, call: Call) -> Reply | None:
+        """The answer to ``call``, errors included; None when the client went away
+        before its body arrived (recorded as 499)."""
+        started = time.perf_counter()
+        request_id = call.request_id or request_id_from(call.headers.get(REQUEST_ID))
+        record = RequestRecord(request_id, "POST", call.path, protocol=call.codec.protocol)
+        token = bind_request(record)
+        recorder = self.recorder
+        recorder.enter()
+        limits: Headers = []
+        reply: Reply | None
+        try:
+            reply = await self._answer(call, record, limits)
+        except ClientDisconnected:
+            reply = None
+            record.status = CLIENT_CLOSED
+        except Exception as exc:
+            reply = call.codec.refusal(exc)
+        try:
+            if reply is not None:
+                reply.headers.extend(limits)
+                reply.headers.append((REQUEST_ID, request_id.encode()))
+                record.status = reply.status
+        finally:
+            recorder.leave()
+            recorder.finish(record, time.perf_counter() - started, call.client)
+            unbind_request(token)
+        return reply
+
+    async def _answer(self, call: Call, record: RequestRecord, limits: Headers) -> Reply:
+        """Guard, read the body, resolve, then the response cache around the model."""
+        headers = call.headers
+        limits.extend(
+            await self.admission.admit(
+                record,
+                call.path,
+                (headers.get(AUTHORIZATION), headers.get(API_KEY)),
+                call.client or "unknown",
+                "predict",
+                call.model,
+            )
+        )
+        body = call.body if call.read_body is None else await call.read_body()
+        deployment = self._resolve(call)
+        record.model, record.version = deployment.name, str(deployment.number)
+        layer = self.cache
+        key = None
+        if layer is not None:
+            known = call.cache_key
+            key = (
+                known  # computed by try_now, for this very request
+                if known is not None and layer.names(known, deployment.version)
+                else self._key(layer, call, deployment, body)
+            )
+        if layer is None or key is None:
+            return await self._predict(call, deployment, body)
+        cache_control = call.headers.get(CACHE_CONTROL)
+        use_cache = cache_control is None or b"no-cache" not in cache_control.lower()
+        if use_cache:
+            entry = await layer.get(key)
+            cached = unpack_reply(entry) if entry is not None else None
+            if cached is not None:
+                self._count_cache(layer, record, "hit")
+                cached.headers.append(HIT)
+                return cached
+        reply = await self._predict(call, deployment, body)
+        await layer.store(deployment.name, key, pack_reply(reply))
+        self._count_cache(layer, record, "miss" if use_cache else "bypass")
+        reply.headers.append(MISS)
+        return reply
+
+    def _resolve(self, call: Call) -> Deployment:
+        """The deployment the call names (aliases are resolved when models load)."""
+        number = None if call.version is None else version_in_path(call.model, call.version)
+        return self.predictor.pool.get(call.model, number)
+
+    @staticmethod
+    def _key(
+        layer: ResponseCacheLayer, call: Call, deployment: Deployment, body: bytes
+    ) -> str | None:
+        headers = call.headers
+        key = layer.key_for(
+            deployment.version,
+            call.codec.protocol,
+            headers.get(CONTENT_TYPE),
+            headers.get(HEADER_LENGTH),
+            body,
+        )
+        call.cache_key = key
+        return key
+
+    async def _predict(self, call: Call, deployment: Deployment, body: bytes) -> Reply:
+        """Decode, validate, predict, filter, encode: the answer the cache stores."""
+        ref = ModelRef(deployment.name, version=deployment.number)
+        decoded = call.codec.decode(ref, deployment, body, call.headers)
+        response = await self.predictor.infer(decoded.request, deployment)
+        return call.codec.encode(decoded, response, deployment)
+
+    def _count_cache(self, layer: ResponseCacheLayer, record: RequestRecord, outcome: str) -> None:
+        """A response cache outcome in the metrics and the access line."""
+        self.metrics.count_cache(record.model, outcome)
+        record.cache = outcome
+        evictions = layer.new_evictions()
+        if evictions:
+            self.metrics.cache_evictions.inc(evictions)
