@@ -12,8 +12,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import servewell
 
 Graph = dict[str, set[str]]
@@ -147,9 +145,6 @@ def _describe(cycles: list[list[str]]) -> str:
     return "import cycles:\n" + "\n".join(" -> ".join(cycle) for cycle in cycles)
 
 
-@pytest.mark.xfail(
-    strict=False, reason="http.app <-> http.fastlane: the http/ rework removes it (issue #10)"
-)
 def test_servewell_has_no_import_cycles() -> None:
     cycles = _servewell_cycles()
     assert not cycles, _describe(cycles)

@@ -81,6 +81,7 @@ def serve(
             access_log=False,
             log_config=None,
             timeout_graceful_shutdown=int(settings.drain_timeout_s),
+            timeout_worker_healthcheck=settings.worker_start_timeout_s,
         )
 
 

@@ -114,6 +114,10 @@ class ServerSettings(Section):
     """Finish loading models before accepting connections. ``servewell serve --workers N``
     turns it on: workers share one port, so a worker still loading would answer 503 while
     its siblings are ready. With one process, liveness answers at once instead."""
+    worker_start_timeout_s: int = Field(default=120, ge=1)
+    """With ``--workers N``: how long a worker may take to import, load and warm up its
+    models before the supervisor gives up on it and starts another (uvicorn's worker
+    health check, 5 s by default, killed workers still importing on a loaded machine)."""
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     """Batching defaults for every model (``models.<name>.batching`` changes them for one)."""
     model_batching: dict[str, BatchingOverrides] = Field(default_factory=dict)
