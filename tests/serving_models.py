@@ -241,6 +241,7 @@ def serve_process(
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None or time.monotonic() > deadline:
+                _kill_group(process)  # else reading its output waits for it forever
                 raise RuntimeError(f"the server did not start: {process.communicate()[0]}")
             try:
                 if httpx.get(f"{url}/v2/health/ready").status_code == 200:
@@ -250,7 +251,11 @@ def serve_process(
             time.sleep(0.1)
         yield url, process
     finally:
-        # The whole group: a worker outliving its master would hold stdout open forever.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        _kill_group(process)
         process.communicate(timeout=30)
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """The whole group: a worker outliving its master would hold stdout open forever."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
