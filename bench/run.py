@@ -22,7 +22,13 @@ and, at concurrency 64, REST with the protections on (issue #6), each on its own
   rest_cache_hit  the in-process protected server given one fixed body: all cache hits
                   (also at concurrency 1)
 
-in rounds that interleave the systems (their order rotates each round), and reports the
+With ``--baseline SRC`` (a source folder of another servewell checkout, e.g. a
+``git worktree`` of the commit before a change), the plain and in-process protected
+servers run a second time from that source, side by side in the same rounds: rows
+``rest@base``, ``rest_protected@base``, ``rest_cache_hit@base`` (``--only`` narrows the
+systems measured, e.g. ``--only rest,rest_protected,rest_cache_hit,floor``).
+
+It measures in rounds that interleave the systems (their order rotates each round), and reports the
 median of the rounds; it also reads the mean batch size and the cache hits and misses of
 each servewell run from the server's own metrics, and times the in-process runtime alone
 (rows/s for 1 row and for batches of 32). It prints a table and writes
@@ -89,6 +95,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="length of one point")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument(
+        "--baseline", type=Path, help="src folder of the servewell to compare against"
+    )
+    parser.add_argument("--only", help="comma-separated systems to measure (floor always)")
     args = parser.parse_args()
     concurrency = [int(c) for c in args.concurrency.split(",")]
     if shutil.which("wrk") is None:
@@ -99,24 +109,36 @@ def main() -> None:
         row = register_demo()
         key_name, token = create_key()
         bodies = write_bodies(Path(folder), row, token)
-        ports = {name: free_port() for name in ("plain", "memory", "redis", "floor")}
+        server_of = {
+            "rest": "plain", "v2_json": "plain", "v2_binary": "plain", "floor": "floor",
+            "rest_protected": "memory", "rest_redis": "redis", "rest_cache_hit": "memory",
+        }  # fmt: skip
+        configs = {"plain": PLAIN, "memory": PROTECTED_MEMORY, "redis": PROTECTED_REDIS}
+        if args.baseline is not None:
+            for system in BASELINED:
+                server_of[system + BASE] = server_of[system] + BASE
+                bodies[system + BASE] = bodies[system]
+            for name in ("plain", "memory"):
+                configs[name + BASE] = {
+                    **configs[name],
+                    "PYTHONPATH": str(args.baseline.resolve()),
+                }
+        chosen = selected_systems(server_of, args.only)
+        server_of = {system: server_of[system] for system in chosen}
+        needed = sorted(set(server_of.values()) - {"floor"})
+        ports = {name: free_port() for name in [*needed, "floor"]}
         servers = [
-            start_servewell(ports["plain"], Path(folder) / "plain", PLAIN),
-            start_servewell(ports["memory"], Path(folder) / "memory", PROTECTED_MEMORY),
-            start_servewell(ports["redis"], Path(folder) / "redis", PROTECTED_REDIS),
+            *(start_servewell(ports[name], Path(folder) / name, configs[name]) for name in needed),
             start_floor(ports["floor"]),
         ]
         try:
-            for name in ("plain", "memory", "redis"):
+            for name in needed:
                 wait_ready(f"http://127.0.0.1:{ports[name]}/v2/health/ready")
             wait_ready(f"http://127.0.0.1:{ports['floor']}/", post=bodies["rest"])
-            server_of = {
-                "rest": "plain", "v2_json": "plain", "v2_binary": "plain", "floor": "floor",
-                "rest_protected": "memory", "rest_redis": "redis", "rest_cache_hit": "memory",
-            }  # fmt: skip
             paths = {"v2_json": V2_PATH, "v2_binary": V2_PATH, "floor": "/"}
             urls = {
-                system: f"http://127.0.0.1:{ports[server]}{paths.get(system, REST_PATH)}"
+                system: f"http://127.0.0.1:{ports[server]}"
+                + paths.get(system.removesuffix(BASE), REST_PATH)
                 for system, server in server_of.items()
             }
             metrics_urls = {
@@ -124,14 +146,15 @@ def main() -> None:
                 for system, server in server_of.items()
                 if server != "floor"
             }
-            for system in SYSTEMS + PROTECTED:  # warm every path up
+            for system in server_of:  # warm every path up
                 run_wrk(urls[system], bodies[system], 16, 1)
             points = measure(urls, bodies, metrics_urls, concurrency, args)
         finally:
             for server in servers:
                 server.terminate()
                 server.wait(timeout=30)
-            forget_redis_bucket(key_name)
+            if "redis" in needed:
+                forget_redis_bucket(key_name)
         runtime = measure_runtime()
     report = summarize(points, runtime, args)
     print_table(report)
@@ -154,6 +177,22 @@ def register_demo() -> list[float]:
 
 
 REST_PATH = f"/v1/models/{MODEL}:predict"
+#: The systems measured a second time from ``--baseline``'s source, and their suffix.
+BASELINED = ("rest", "rest_protected", "rest_cache_hit")
+BASE = "@base"
+
+
+def selected_systems(server_of: dict[str, str], only: str | None) -> list[str]:
+    """The systems to measure: all, or those ``--only`` names (with their baselines)."""
+    if only is None:
+        return list(server_of)
+    names = {name.strip() for name in only.split(",")} | {"floor"}
+    unknown = names - set(server_of)
+    if unknown:
+        sys.exit(f"--only: unknown systems {sorted(unknown)}; known: {sorted(server_of)}")
+    return [system for system in server_of if system.removesuffix(BASE) in names]
+
+
 V2_PATH = f"/v2/models/{MODEL}/infer"
 
 
@@ -291,7 +330,7 @@ def measure(
     points = []
     for round_number in range(args.rounds):
         for connections in concurrency:
-            systems = systems_at(connections)
+            systems = tuple(system for system in systems_at(connections) if system in urls)
             shift = round_number % len(systems)
             for system in systems[shift:] + systems[:shift]:
                 metrics_url = metrics_urls.get(system)
@@ -304,7 +343,7 @@ def measure(
                 result.update(system=system, concurrency=connections, round=round_number)
                 points.append(result)
                 print(
-                    f"round {round_number + 1} c={connections:<3} {system:<15}"
+                    f"round {round_number + 1} c={connections:<3} {system:<20}"
                     f"{result['requests_per_s']:>10.0f} req/s  p50 {result['p50_ms']:.3f} ms"
                     f"  p99 {result['p99_ms']:.3f} ms",
                     flush=True,
@@ -314,12 +353,13 @@ def measure(
 
 def systems_at(connections: int) -> tuple[str, ...]:
     """What is measured at this concurrency: every plain system; the protected ones at 64
-    (and where PROTECTED_ALSO_AT says)."""
-    return SYSTEMS + tuple(
+    (and where PROTECTED_ALSO_AT says); each with its baseline beside it."""
+    systems = SYSTEMS + tuple(
         system
         for system in PROTECTED
         if connections == 64 or connections in PROTECTED_ALSO_AT.get(system, ())
     )
+    return systems + tuple(system + BASE for system in systems if system in BASELINED)
 
 
 def run_wrk(url: str, body: dict[str, str], connections: int, seconds: int) -> dict[str, Any]:
@@ -446,20 +486,20 @@ def summarize(
 
 def print_table(report: dict[str, Any]) -> None:
     medians = report["medians"]
-    floor, rest = medians["floor"], medians["rest"]
+    floor, rest = medians["floor"], medians.get("rest", {})
     print(f"\nmedians of {report['rounds']} rounds, {report['seconds_per_point']} s a point")
-    columns = ("req/s", "% floor", "% rest", "p50 ms", "p99 ms", "batch", "hits")
-    print(f"{'system':<15} {'c':>3} " + " ".join(f"{name:>8}" for name in columns))
-    for system in SYSTEMS + PROTECTED:
-        for c, cell in medians.get(system, {}).items():
-            share = 100 * cell["requests_per_s"] / floor[c]["requests_per_s"]
-            of_rest = 100 * cell["requests_per_s"] / rest[c]["requests_per_s"]
-            batch, hits = cell.get("mean_batch_size"), cell.get("cache_hit_ratio")
+    columns = ("req/s", "% floor", "% rest", "% base", "p50 ms", "p99 ms", "batch", "hits")
+    print(f"{'system':<20} {'c':>3} " + " ".join(f"{name:>8}" for name in columns))
+    for system in medians:
+        for c, cell in medians[system].items():
+            rate = cell["requests_per_s"]
+            base = medians.get(system + BASE, {}).get(c)
             print(
-                f"{system:<15} {c:>3} {cell['requests_per_s']:>8.0f} {share:>7.0f}% "
-                f"{of_rest:>7.0f}% {cell['p50_ms']:>8.3f} {cell['p99_ms']:>8.3f} "
-                f"{'' if batch is None else f'{batch:.1f}':>8}"
-                f"{'' if hits is None else f'{100 * hits:.0f}%':>9}"
+                f"{system:<20} {c:>3} {rate:>8.0f} {_share(rate, floor.get(c))} "
+                f"{_share(rate, rest.get(c))} {_share(rate, base)} "
+                f"{cell['p50_ms']:>8.3f} {cell['p99_ms']:>8.3f} "
+                f"{_optional(cell.get('mean_batch_size'), '{:.1f}'):>8}"
+                f"{_optional(cell.get('cache_hit_ratio'), '{:.0%}'):>9}"
             )
     for key, value in report["runtime_alone"].items():
         print(f"runtime alone, {key}: {value:,.0f}")
@@ -468,34 +508,51 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"  {'met   ' if met else 'MISSED'} {name}: {measured}")
 
 
+def _share(rate: float, other: dict[str, Any] | None) -> str:
+    """``rate`` as a percentage of another point's req/s, padded; blank without one."""
+    return f"{100 * rate / other['requests_per_s']:>7.0f}%" if other else " " * 8
+
+
+def _optional(value: float | None, form: str) -> str:
+    return "" if value is None else form.format(value)
+
+
 def check_targets(medians: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     """Each target of issues #3 and #6 that this run measured: what was measured, and
-    whether it was met."""
+    whether it was met (targets whose systems were not measured are left out)."""
     floor = medians["floor"]
+
+    def cell(system: str, c: str) -> dict[str, Any] | None:
+        return medians.get(system, {}).get(c)
+
     checks: dict[str, tuple[str, bool]] = {}
-    if "64" in floor:
-        for system in ("rest", "v2_json", "v2_binary"):
-            share = medians[system]["64"]["requests_per_s"] / floor["64"]["requests_per_s"]
-            checks[f"{system} c=64 req/s >= 40% of floor"] = (f"{share:.0%}", share >= 0.4)
-        for system in ("rest", "v2_json", "v2_binary"):
-            ratio = medians[system]["64"]["p99_ms"] / floor["64"]["p99_ms"]
-            checks[f"{system} c=64 p99 <= 3x floor"] = (f"{ratio:.1f}x", ratio <= 3)
-        batch = medians["rest"]["64"].get("mean_batch_size") or 0.0
+    for system in ("rest", "v2_json", "v2_binary"):
+        point = cell(system, "64")
+        if point is None or "64" not in floor:
+            continue
+        share = point["requests_per_s"] / floor["64"]["requests_per_s"]
+        checks[f"{system} c=64 req/s >= 40% of floor"] = (f"{share:.0%}", share >= 0.4)
+        ratio = point["p99_ms"] / floor["64"]["p99_ms"]
+        checks[f"{system} c=64 p99 <= 3x floor"] = (f"{ratio:.1f}x", ratio <= 3)
+    rest64 = cell("rest", "64")
+    if rest64 is not None:
+        batch = rest64.get("mean_batch_size") or 0.0
         checks["rest c=64 mean batch > 4"] = (f"{batch:.1f}", batch > 4)
-        plain = medians["rest"]["64"]["requests_per_s"]
         for system, share in (("rest_protected", 0.85), ("rest_redis", 0.60)):
-            if "64" in medians.get(system, {}):
-                ratio = medians[system]["64"]["requests_per_s"] / plain
+            point = cell(system, "64")
+            if point is not None:
+                ratio = point["requests_per_s"] / rest64["requests_per_s"]
                 checks[f"{system} c=64 req/s >= {share:.0%} of rest"] = (
                     f"{ratio:.0%}",
                     ratio >= share,
                 )
-    for c, cell in medians.get("rest_cache_hit", {}).items():
-        ratio = cell["p50_ms"] / floor[c]["p50_ms"]
+    for c, point in medians.get("rest_cache_hit", {}).items():
+        ratio = point["p50_ms"] / floor[c]["p50_ms"]
         checks[f"rest_cache_hit c={c} p50 <= 1.2x floor p50"] = (f"{ratio:.2f}x", ratio <= 1.2)
-    if "1" in floor:
-        for system in ("rest", "v2_json", "v2_binary"):
-            ratio = medians[system]["1"]["p50_ms"] / floor["1"]["p50_ms"]
+    for system in ("rest", "v2_json", "v2_binary"):
+        point = cell(system, "1")
+        if point is not None and "1" in floor:
+            ratio = point["p50_ms"] / floor["1"]["p50_ms"]
             checks[f"{system} c=1 p50 <= 2x floor"] = (f"{ratio:.1f}x", ratio <= 2)
     return checks
 
