@@ -9,7 +9,7 @@ from typing import Any
 from servewell.optimize.benchmark import BenchmarkPlan, Timing
 from servewell.optimize.quantize import Quantization
 from servewell.registry import ModelVersion
-from servewell.training.gate import GateResult, failures
+from servewell.training.gate import Gated, GateResult
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Side:
 
 
 @dataclass
-class OptimizeResult:
+class OptimizeResult(Gated):
     """Everything an optimization produced; ``version`` is set once it is registered."""
 
     source: ModelVersion
@@ -66,14 +66,6 @@ class OptimizeResult:
     calibration: str | None
     gate: list[GateResult]
     version: ModelVersion | None = None
-
-    @property
-    def passed(self) -> bool:
-        return all(result.passed for result in self.gate)
-
-    @property
-    def failures(self) -> list[str]:
-        return failures(self.gate)
 
     def to_dict(self) -> dict[str, Any]:
         before, after = self.before, self.after

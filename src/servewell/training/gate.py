@@ -94,6 +94,21 @@ def failures(results: Sequence[GateResult]) -> list[str]:
     return [r.message for r in results if not r.passed]
 
 
+class Gated:
+    """What a gated run (training, optimize) says of its gate: passed, and why not."""
+
+    __slots__ = ()
+    gate: list[GateResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(result.passed for result in self.gate)
+
+    @property
+    def failures(self) -> list[str]:
+        return failures(self.gate)
+
+
 def _metric(metrics: ClassificationMetrics | RegressionMetrics, key: str) -> float | None:
     name = key.split("_", 1)[1]
     if isinstance(metrics, ClassificationMetrics) and name in ("precision", "recall", "f1"):

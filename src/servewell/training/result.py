@@ -19,12 +19,12 @@ from servewell.training.data import Dataset, Schema
 from servewell.training.evaluate import Metrics, Predictions
 from servewell.training.features import FeaturePlan
 from servewell.training.fit import Trace
-from servewell.training.gate import GateResult, failures
+from servewell.training.gate import Gated, GateResult
 from servewell.training.progress import StageSummary
 
 
 @dataclass(slots=True)
-class PipelineResult:
+class PipelineResult(Gated):
     """Everything a run produced; ``version`` is set once it is registered."""
 
     name: str
@@ -52,14 +52,6 @@ class PipelineResult:
     validation_frame: pd.DataFrame | None = None
     """The validation split: the model's raw input columns and the target."""
     version: ModelVersion | None = None
-
-    @property
-    def passed(self) -> bool:
-        return all(result.passed for result in self.gate)
-
-    @property
-    def failures(self) -> list[str]:
-        return failures(self.gate)
 
     def report(self) -> TrainingReport:
         """The run as its report and model card show it, as it stands now (registered or
