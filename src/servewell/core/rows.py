@@ -184,7 +184,10 @@ def to_plain(values: Array) -> Any:
     arrays (a transposed or sliced output) and the scalars of aliased dtypes: ONNX
     Runtime's INT64 arrays are ``longlong``, and indexing one gives a ``numpy.longlong``
     that orjson cannot write, while ``int64`` (the same bits) it can."""
-    kind = values.dtype.kind
+    dtype = values.dtype
+    if dtype.type in _CANONICAL_TYPES and dtype.isnative and values.flags.c_contiguous:
+        return values if values.ndim else values[()]  # the usual case, as it is
+    kind = dtype.kind
     if kind in "OUS":
         return [_plain_item(item) for item in values.tolist()]
     if kind not in "biuf":
@@ -192,6 +195,14 @@ def to_plain(values: Array) -> Any:
     native = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
     canonical = native.view(np.dtype(f"{kind}{values.dtype.itemsize}"))  # same bytes
     return canonical[0] if values.ndim == 0 else canonical  # (a 0-d array became 1-d)
+
+
+#: numpy's canonical scalar type for each kind and size (``int64``, not ``longlong``).
+_CANONICAL_TYPES = frozenset(
+    np.dtype(f"{kind}{size}").type
+    for kind, sizes in (("b", (1,)), ("i", (1, 2, 4, 8)), ("u", (1, 2, 4, 8)), ("f", (2, 4, 8)))
+    for size in sizes
+)
 
 
 def _plain_item(item: Any) -> Any:

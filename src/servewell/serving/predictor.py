@@ -37,6 +37,8 @@ class Predictor:
         self.filter_for = filter_for
         """A model's output filter rule, or None (``Settings.model(name).output_filters``)."""
         self.metrics = metrics
+        # Each model's rule, asked once: settings never change, and this is every request.
+        self._rules: dict[str, OutputFilterSettings | None] = {}
 
     def resolve(self, ref: ModelRef) -> Deployment:
         """The deployment a reference names (aliases are resolved when models load)."""
@@ -84,7 +86,10 @@ class Predictor:
         )
 
     def _filtered(self, model: str, outputs: Outputs) -> Outputs:
-        rule = self.filter_for(model)
+        try:
+            rule = self._rules[model]
+        except KeyError:
+            rule = self._rules[model] = self.filter_for(model)
         if rule is None:
             return outputs
         outcome = filter_outputs(outputs, rule)

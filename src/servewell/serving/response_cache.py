@@ -31,6 +31,7 @@ class ResponseCacheLayer:
         self._limits_tag = settings.validation.model_dump_json().encode()
         self.sync = sync
         """``cache`` when it answers without awaiting (``bootstrap`` knows), else None."""
+        self._ttls: dict[str, float] = {}
         self._evictions_seen = 0
         # Per served version (by identity; a few): whether the cache is on, the policy tag.
         self._versions: dict[int, tuple[ModelVersion, bool, bytes]] = {}
@@ -39,7 +40,10 @@ class ResponseCacheLayer:
         return deterministic and self.settings.model(model).cache.enabled
 
     def ttl_for(self, model: str) -> float:
-        return self.settings.model(model).cache.ttl_s
+        ttl_s = self._ttls.get(model)
+        if ttl_s is None:  # asked once per model: every stored answer needs it
+            ttl_s = self._ttls[model] = self.settings.model(model).cache.ttl_s
+        return ttl_s
 
     def key_for(
         self,
