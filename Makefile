@@ -32,6 +32,9 @@ demo: $(DEMO_STAMP)
 
 test: lint
 	$(BIN)/pytest
+	@# The HTTP suites again with the fast lane off: no answer may depend on it.
+	SERVEWELL_SERVER__FAST_LANE=false $(BIN)/pytest -q tests/http tests/e2e \
+		--ignore=tests/http/test_fastlane.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests

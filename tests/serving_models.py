@@ -165,6 +165,9 @@ def serve_in_thread(app: ServewellApp, **options: Any) -> Iterator[ThreadedServe
     ``options`` go to ``uvicorn.Config`` (``timeout_keep_alive=1``, ...); the protocol is
     servewell's unless ``http`` names another (``http="httptools"``: stock uvicorn)."""
     options.setdefault("http", ServewellHttpProtocol)
+    if _lane_switched_off():
+        server = app.settings.server.model_copy(update={"fast_lane": False})
+        app.settings = app.settings.model_copy(update={"server": server})
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -187,6 +190,14 @@ def serve_in_thread(app: ServewellApp, **options: Any) -> Iterator[ThreadedServe
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def _lane_switched_off() -> bool:
+    """Whether this run has the fast lane off everywhere: ``make test`` runs the HTTP
+    suites a second time with ``SERVEWELL_SERVER__FAST_LANE=false``, which the server
+    processes read themselves and the threaded servers take from here (their settings
+    are built by the tests, which may name the server section in full)."""
+    return os.environ.get("SERVEWELL_SERVER__FAST_LANE", "").lower() in ("false", "0", "off")
 
 
 def _has_loaded(app: ServewellApp) -> bool:

@@ -292,6 +292,7 @@ def test_servewell_variables_that_are_not_settings_are_fine(
     monkeypatch.setenv("SERVEWELL_CONFIG", str(workdir / "other.yaml"))
     monkeypatch.setenv("SERVEWELL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
     monkeypatch.setenv("SERVEWELL_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("SERVEWELL_TEST_DEADLINE_S", "600")
     monkeypatch.setenv("SERVEWELL_SERVER__BATCHING__MAX_BATCH_SIZE", "5")
     settings = load_settings()
     assert settings.validation.max_rows == 3

@@ -22,9 +22,16 @@ from servewell.settings.models import by_canonical_name
 
 PREFIX = "SERVEWELL_"
 
-NOT_SETTINGS = frozenset({"SERVEWELL_CONFIG", "SERVEWELL_TEST_POSTGRES", "SERVEWELL_TEST_REDIS"})
+NOT_SETTINGS = frozenset(
+    {
+        "SERVEWELL_CONFIG",
+        "SERVEWELL_TEST_POSTGRES",
+        "SERVEWELL_TEST_REDIS",
+        "SERVEWELL_TEST_DEADLINE_S",
+    }
+)
 """``SERVEWELL_`` variables that are not settings: the settings file's path, and the
-PostgreSQL and Redis the test suite uses."""
+test suite's PostgreSQL, Redis and per-test deadline."""
 
 
 class CheckedEnvironment(EnvSettingsSource):
