@@ -375,3 +375,64 @@ def test_an_unknown_route_is_a_404_for_a_valid_key(home: Path, keys: dict[str, s
         admin = client.post("/admin/reload", json={}, headers=headers)
         assert admin.status_code == 403
         assert "lacks the 'admin' scope" in admin.json()["error"]
+
+
+@pytest.mark.parametrize("serve", [serve_in_process, serve_in_thread])
+@pytest.mark.parametrize(
+    ("authorization", "says"),
+    [
+        ("{key}", "has no scheme"),
+        ("Basic {key}", "scheme is not Bearer"),
+        ("Bearer", "no key after 'Bearer'"),
+    ],
+)
+def test_an_authorization_header_without_bearer_says_what_is_wrong(
+    home: Path, keys: dict[str, str], serve: object, authorization: str, says: str
+) -> None:
+    headers = {"Authorization": authorization.format(key=keys["ops"])}
+    with serve(create_app(_settings(home))) as server:  # type: ignore[operator]
+        answers = [
+            _call(server, "POST", "/v1/models/scaler:predict", json=ROW, headers=headers),
+            _call(server, "GET", "/v1/models/scaler", headers=headers),
+        ]
+    for answer in answers:
+        assert answer.status_code == 401
+        assert says in answer.json()["error"]
+        assert "Authorization: Bearer <key>" in answer.json()["error"]
+        assert keys["ops"] not in answer.text  # the header may be a secret: never echoed
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("serve", [serve_in_process, serve_in_thread])
+def test_an_unchecked_limit_sends_no_ratelimit_headers(
+    home: Path, keys: dict[str, str], serve: object
+) -> None:
+    """Redis unreachable and ``fail_open``: calls pass unchecked, so no ``RateLimit-*``
+    header claims a remaining budget (it used to say ``RateLimit-Remaining: 0``)."""
+    settings = _settings(
+        home,
+        redis_url="redis://127.0.0.1:1/0",
+        rate_limits=RateLimitSettings(
+            backend="redis", failure_policy="fail_open", redis_timeout_s=0.2
+        ),
+        cache=CacheSettings(backend="memory"),
+    )
+    headers = _bearer(keys["app"])
+    with serve(create_app(settings)) as server:  # type: ignore[operator]
+        answers = [
+            _call(server, "POST", "/v1/models/scaler:predict", json=ROW, headers=headers),
+            _call(server, "GET", "/v1/models/scaler", headers=headers),
+            _call(server, "GET", "/v2/health/live"),
+        ]
+        metrics = _call(server, "GET", "/metrics").text
+    for answer in answers:
+        assert answer.status_code == 200
+        assert not [name for name in answer.headers if name.startswith("ratelimit-")]
+    assert 'outcome="degraded"' in metrics
+
+
+def _call(server: object, method: str, path: str, **options: object) -> httpx.Response:
+    """A request to an in-process app or a threaded server alike."""
+    if hasattr(server, "url"):
+        return httpx.request(method, server.url + path, **options)  # type: ignore[arg-type]
+    return server.request(method, path, **options)  # type: ignore[attr-defined, no-any-return]

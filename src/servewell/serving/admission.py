@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 from servewell.core.rate import Decision
-from servewell.errors import RateLimited, ServewellError, Unavailable
+from servewell.errors import RateLimited, ServewellError, Unauthorized, Unavailable
 from servewell.observability import RequestRecord, ServingMetrics
 from servewell.serving.guard import Guard
 
@@ -26,7 +26,8 @@ class Admitted:
     caller: str
     """A key's name, or ``ip:<address>``."""
     headers: Headers
-    """``RateLimit-*`` headers for the answer (none when no limit applied)."""
+    """``RateLimit-*`` headers for the answer (none when no limit applied, or the shared
+    limiter was down and ``fail_open`` let the call through unchecked)."""
 
 
 class Admission:
@@ -109,7 +110,10 @@ class Admission:
         """Count an admitted call that a limit decided; its ``RateLimit-*`` headers."""
         if decision is None:
             return []
-        self.metrics.count_rate_limit(caller, "degraded" if decision.degraded else "allowed")
+        if decision.degraded:  # the limit was not checked: no count of what remains
+            self.metrics.count_rate_limit(caller, "degraded")
+            return []
+        self.metrics.count_rate_limit(caller, "allowed")
         limit = self._limit_values.get(decision.limit)
         if limit is None:
             limit = self._limit_values[decision.limit] = str(decision.limit).encode()
@@ -121,10 +125,23 @@ class Admission:
 
 
 def key_from(authorization: bytes | None, key: bytes | None) -> str | None:
-    """The key in an ``Authorization`` header (Bearer) or else an ``X-API-Key`` header."""
+    """The key in an ``Authorization`` header (Bearer) or else an ``X-API-Key`` header;
+    Unauthorized, saying what is wrong, for an ``Authorization`` header that is not
+    ``Bearer <key>`` (a bare key, another scheme, no key after the scheme)."""
     if authorization is not None:
-        kind, _, token = authorization.decode("latin-1").partition(" ")
+        kind, _, token = authorization.decode("latin-1").strip().partition(" ")
         if kind.lower() == "bearer" and token.strip():
             return token.strip()
-        return None
+        raise Unauthorized(_malformed_authorization(kind, token))
     return key.decode("latin-1").strip() if key else None
+
+
+def _malformed_authorization(kind: str, token: str) -> str:
+    """Why an ``Authorization`` header carries no key (the header's value is not echoed:
+    it may be a secret)."""
+    send = "send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+    if kind.lower() == "bearer":
+        return f"the Authorization header has no key after 'Bearer': {send}"
+    if not token.strip():
+        return f"the Authorization header has no scheme: {send}"
+    return f"the Authorization header's scheme is not Bearer: {send}"

@@ -167,8 +167,8 @@ class Gateway:
             record.caller = f"ip:{address}"
         else:
             headers = call.headers
-            token = key_from(headers.get(AUTHORIZATION), headers.get(API_KEY))
             try:
+                token = key_from(headers.get(AUTHORIZATION), headers.get(API_KEY))
                 admitted = admission.now(token, address, "predict", call.model)
             except ServewellError as exc:
                 reply = call.codec.refusal(exc)
