@@ -34,4 +34,8 @@ def test_openapi_documents_the_inference_routes(client: InProcessClient) -> None
 def test_unknown_path_is_a_json_404(client: InProcessClient) -> None:
     response = client.get("/nowhere")
     assert response.status_code == 404
-    assert response.json() == {"error": "Not Found"}
+    assert response.json() == {"error": "Not Found", "code": "not_found"}
+    assert client.get("/v2/nowhere").json() == {"error": "Not Found"}  # V2 keeps its shape
+    refused = client.request("DELETE", "/v1/models")
+    assert refused.status_code == 405
+    assert refused.json() == {"error": "Method Not Allowed", "code": "method_not_allowed"}

@@ -193,14 +193,27 @@ def _add_error_handlers(api: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+        body = _error_body(request, str(exc.detail), _HTTP_CODES.get(exc.status_code, "error"))
+        return JSONResponse(body, exc.status_code, headers=exc.headers)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": f"invalid request: {exc}"}, 400)
+        return JSONResponse(_error_body(request, f"invalid request: {exc}", "invalid_input"), 400)
 
     api.add_exception_handler(ServewellError, servewell_error)
     api.add_exception_handler(HTTPException, http_error)
     api.add_exception_handler(RequestValidationError, validation_error)
+
+
+#: The ``code`` of FastAPI's own answers (unknown route, method), as servewell's errors
+#: carry one.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def _error_body(request: Request, message: str, code: str) -> dict[str, str]:
+    """V2 routes keep the protocol's ``{"error"}``; the others add ``code``."""
+    if request.url.path.startswith("/v2"):
+        return {"error": message}
+    return {"error": message, "code": code}
 
 
 def _health_line(pool: ModelPool) -> tuple[str, bool]:
