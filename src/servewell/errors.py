@@ -43,6 +43,7 @@ the same way::
     ├── Overloaded                               503   a model's queue is full; retry later
     ├── Unavailable                              503   a shared dependency is down (fail_closed)
     ├── NotReady                                 503   a model is still loading (or failed to)
+    ├── AddressInUse                                   a server's host:port is taken (exit 8)
     └── MissingDependency (ImportError)          500   an optional extra is not installed
 
 Only this module and the standard library are imported here.
@@ -408,6 +409,17 @@ class NotReady(ServewellError):
 
     def __init__(self, model: str) -> None:
         super().__init__(f"model '{model}' is not ready", model=model)
+
+
+class AddressInUse(ServewellError):
+    """The host and port a server should listen on are taken by another process."""
+
+    code = "address_in_use"
+    title = "Address in use"
+    exit_code = 8
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"port {port} on {host} is in use: {reason}", host=host, port=port)
 
 
 class MissingDependency(ServewellError, ImportError):

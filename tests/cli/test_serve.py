@@ -3,6 +3,9 @@ starts."""
 
 from __future__ import annotations
 
+import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,3 +26,103 @@ def test_a_port_out_of_range_is_refused(
     assert result.exit_code == 2
     assert "--port" in result.stderr
     assert started == []  # 99999 used to reach uvicorn, which listened on 99999 % 65536
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """uvicorn.run recorded instead of run; the variables serve sets are put back after."""
+    for name in ("SERVEWELL_AUTH__ENABLED", "SERVEWELL_SERVER__MODELS", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # recorded, so put back after
+        if not os.environ[name]:
+            monkeypatch.delenv(name)
+    # serve configures logging onto CliRunner's stderr, which is closed after each run.
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setenv("SERVEWELL_SERVER__PORT", "0")  # the port check: any free port
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    return calls
+
+
+@pytest.fixture
+def iris_home(home: Path, model_files: dict[str, Path]) -> Path:
+    result = CliRunner().invoke(app, ["register", str(model_files["onnx"]), "--name", "iris"])
+    assert result.exit_code == 0, result.output
+    return home
+
+
+def test_a_reference_not_registered_fails_fast_naming_it(
+    iris_home: Path, started: list[dict[str, Any]]
+) -> None:
+    result = CliRunner().invoke(app, ["serve", "--models", "iris,typo"])
+    assert result.exit_code == 4  # it used to serve for ever, unready
+    assert "'typo'" in result.stderr
+    assert "registered models: 'iris'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert started == []
+
+
+def test_server_models_in_the_settings_are_checked_too(
+    iris_home: Path, started: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (iris_home.parent / "servewell.yaml").write_text("server:\n  models: [iris@7]\n")
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 4
+    assert "'iris@7'" in result.stderr
+    assert "no version 7" in result.stderr
+    assert started == []
+
+
+def test_known_references_are_served(iris_home: Path, started: list[dict[str, Any]]) -> None:
+    result = CliRunner().invoke(app, ["serve", "--models", "iris@1"])
+    assert result.exit_code == 0, result.output
+    assert len(started) == 1
+
+
+def test_an_empty_registry_is_refused_unless_allowed(
+    home: Path, started: list[dict[str, Any]]
+) -> None:
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 4  # it used to report ready, serving nothing
+    assert "nothing to serve" in result.stderr
+    assert "--allow-empty" in result.stderr
+    assert started == []
+    result = CliRunner().invoke(app, ["serve", "--allow-empty"])
+    assert result.exit_code == 0, result.output
+    assert len(started) == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "yaml", "flag"),
+    [
+        ({"SERVEWELL_AUTH__ENABLED": "false"}, "", []),
+        ({}, "auth:\n  enabled: false\n", []),
+        ({}, "", ["--no-auth"]),
+    ],
+)
+def test_auth_off_from_any_source_is_refused_off_loopback(
+    home: Path,
+    started: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    yaml: str,
+    flag: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    serve_logger = logging.getLogger("servewell.serve")
+    monkeypatch.setattr(serve_logger, "handlers", [caplog.handler])  # serve resets the root's
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (home.parent / "servewell.yaml").write_text(yaml)
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--allow-empty", *flag])
+    assert result.exit_code == 2  # SERVEWELL_AUTH__ENABLED=false used to listen publicly
+    assert "would open every model" in result.stderr
+    assert "--i-know" in result.stderr
+    assert started == []
+    result = CliRunner().invoke(
+        app, ["serve", "--host", "0.0.0.0", "--allow-empty", "--i-know", *flag]
+    )
+    assert result.exit_code == 0, result.output
+    assert started[0]["host"] == "0.0.0.0"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "servewell.serve"]
+    assert any("on 0.0.0.0 WITHOUT authentication" in line for line in warnings)

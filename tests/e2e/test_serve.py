@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,3 +112,29 @@ def test_two_workers_give_one_coherent_metrics_page(model_home: Path) -> None:
         process.communicate(timeout=30)
     assert [_requests_total(page) for page in pages] == [60.0] * 6
     assert process.returncode == 0
+
+
+def test_a_port_in_use_fails_fast_with_one_line_and_exit_8(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "servewell"),
+                "serve",
+                "--allow-empty",
+                "--port",
+                str(port),
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "SERVEWELL_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 8  # it used to exit 3 after startup, with a JSON log line
+    assert result.stderr.strip() == (
+        f"error: port {port} on 127.0.0.1 is in use: Address already in use"
+    )

@@ -68,7 +68,13 @@ def demo(
         from servewell.cli.serve import serve as run_server
 
         run_server(
-            host=None, port=port, workers=None, models=DEMO_MODEL, no_auth=False, i_know=False
+            host=None,
+            port=port,
+            workers=None,
+            models=DEMO_MODEL,
+            no_auth=False,
+            i_know=False,
+            allow_empty=False,
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -14,8 +13,8 @@ from types import FrameType
 import typer
 
 from servewell.cli.output import reporting_errors
+from servewell.cli.preflight import check_auth_off, check_models, check_port_free
 from servewell.core.ref import ModelRef
-from servewell.errors import InvalidInput
 from servewell.settings import load_settings
 
 APP_FACTORY = "servewell.http.app:create_app_from_environment"
@@ -38,7 +37,12 @@ def serve(
         False, "--no-auth", help="Serve without API keys (local development only)."
     ),
     i_know: bool = typer.Option(
-        False, "--i-know", help="With --no-auth: allow it on a non-loopback host too."
+        False,
+        "--i-know",
+        help="With auth off (--no-auth or auth.enabled false): allow a non-loopback host too.",
+    ),
+    allow_empty: bool = typer.Option(
+        False, "--allow-empty", help="Serve (and report ready) with no model registered."
     ),
 ) -> None:
     """Serve models over HTTP: Open Inference Protocol (V2), REST, health and metrics."""
@@ -47,13 +51,20 @@ def serve(
     from servewell.observability import configure_logging
 
     with reporting_errors():
-        settings = load_settings().server
+        all_settings = load_settings()
+        settings = all_settings.server
         refs = [text.strip() for text in models.split(",") if text.strip()] if models else None
         for text in refs or settings.models:
             ModelRef.parse(text)
+        host = host or settings.host
+        port = port if port is not None else settings.port
+        auth_off = _auth_off_by(no_auth, all_settings.auth.enabled)
+        if auth_off:
+            check_auth_off(host, i_know, auth_off)
+        check_models(all_settings, refs or settings.models, allow_empty)
+        check_port_free(host, port)
         workers = workers or settings.workers
         if no_auth:
-            _check_no_auth(host or settings.host, i_know)
             os.environ["SERVEWELL_AUTH__ENABLED"] = "false"  # read by every worker
         if refs is not None:
             # Each worker process builds its settings from the environment.
@@ -64,16 +75,16 @@ def serve(
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="servewell-metrics-")
         _clear_metric_files()
         configure_logging()
-        if no_auth:
-            _warn_no_auth(host or settings.host)
+        if auth_off:
+            _warn_auth_off(host, auth_off)
         # uvicorn drains on SIGTERM, then raises the signal again on its way out; a
         # drained server has done its job, so that second SIGTERM ends it with status 0.
         signal.signal(signal.SIGTERM, _exit_drained)
         uvicorn.run(
             APP_FACTORY,
             factory=True,
-            host=host or settings.host,
-            port=port if port is not None else settings.port,
+            host=host,
+            port=port,
             workers=workers,
             loop="uvloop",
             http=HTTP_PROTOCOL,
@@ -85,32 +96,20 @@ def serve(
         )
 
 
-def _check_no_auth(host: str, i_know: bool) -> None:
-    """Without keys anyone who reaches the port may call every model: fine on loopback,
-    refused elsewhere unless the user says twice that they mean it."""
-    if not is_loopback(host) and not i_know:
-        raise InvalidInput(
-            f"--no-auth on {host} would open every model to anyone who can reach it; "
-            "add --i-know if that is really what you want"
-        )
+def _auth_off_by(no_auth: bool, enabled: bool) -> str:
+    """What turned API keys off, for the refusal and the warning ('' while they are on)."""
+    if no_auth:
+        return "--no-auth"
+    return "" if enabled else "auth.enabled false (from the settings)"
 
 
-def _warn_no_auth(host: str) -> None:
+def _warn_auth_off(host: str, source: str) -> None:
     # A log line (JSON, like every line the server writes), not a Rich one.
     logging.getLogger("servewell.serve").warning(
-        "serving on %s WITHOUT authentication (--no-auth): anyone who reaches it may call "
-        "every model",
+        "serving on %s WITHOUT authentication (%s): anyone who reaches it may call every model",
         host,
+        source,
     )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _exit_drained(signum: int, frame: FrameType | None) -> None:
