@@ -15,7 +15,7 @@ import typer
 from servewell.cli.output import reporting_errors
 from servewell.cli.preflight import check_auth_off, check_models, check_port_free
 from servewell.core.ref import ModelRef
-from servewell.settings import load_settings
+from servewell.settings import ServerSettings, load_settings
 
 APP_FACTORY = "servewell.http.app:create_app_from_environment"
 #: uvicorn's httptools protocol with response-cache hits answered before the ASGI app.
@@ -46,8 +46,6 @@ def serve(
     ),
 ) -> None:
     """Serve models over HTTP: Open Inference Protocol (V2), REST, health and metrics."""
-    import uvicorn
-
     from servewell.observability import configure_logging
 
     with reporting_errors():
@@ -64,36 +62,47 @@ def serve(
         check_models(all_settings, refs or settings.models, allow_empty)
         check_port_free(host, port)
         workers = workers or settings.workers
-        if no_auth:
-            os.environ["SERVEWELL_AUTH__ENABLED"] = "false"  # read by every worker
-        if refs is not None:
-            # Each worker process builds its settings from the environment.
-            os.environ["SERVEWELL_SERVER__MODELS"] = json.dumps(refs)
-        if workers > 1:
-            os.environ["SERVEWELL_SERVER__LOAD_BEFORE_SERVING"] = "true"
-        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="servewell-metrics-")
-        _clear_metric_files()
+        _export_to_workers(no_auth, refs, workers)
         configure_logging()
         if auth_off:
             _warn_auth_off(host, auth_off)
-        # uvicorn drains on SIGTERM, then raises the signal again on its way out; a
-        # drained server has done its job, so that second SIGTERM ends it with status 0.
-        signal.signal(signal.SIGTERM, _exit_drained)
-        uvicorn.run(
-            APP_FACTORY,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            loop="uvloop",
-            http=HTTP_PROTOCOL,
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=int(settings.drain_timeout_s),
-            timeout_worker_healthcheck=settings.worker_start_timeout_s,
-        )
+        _run_uvicorn(host, port, workers, settings)
+
+
+def _run_uvicorn(host: str, port: int, workers: int, settings: ServerSettings) -> None:
+    import uvicorn
+
+    # uvicorn drains on SIGTERM, then raises the signal again on its way out; a drained
+    # server has done its job, so that second SIGTERM ends it with status 0.
+    signal.signal(signal.SIGTERM, _exit_drained)
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http=HTTP_PROTOCOL,
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        timeout_worker_healthcheck=settings.worker_start_timeout_s,
+    )
+
+
+def _export_to_workers(no_auth: bool, refs: list[str] | None, workers: int) -> None:
+    """What the flags say, in the environment: each worker process builds its settings
+    from it (and, with several workers, shares one metrics folder)."""
+    if no_auth:
+        os.environ["SERVEWELL_AUTH__ENABLED"] = "false"
+    if refs is not None:
+        os.environ["SERVEWELL_SERVER__MODELS"] = json.dumps(refs)
+    if workers > 1:
+        os.environ["SERVEWELL_SERVER__LOAD_BEFORE_SERVING"] = "true"
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="servewell-metrics-")
+    _clear_metric_files()
 
 
 def _auth_off_by(no_auth: bool, enabled: bool) -> str:
