@@ -23,6 +23,7 @@ import uvicorn
 
 from redis_server import free_port
 from servewell.bootstrap import Services
+from servewell.cli.serve import edge_options
 from servewell.core.signature import Signature
 from servewell.errors import NotReady
 from servewell.http.app import ServewellApp
@@ -163,8 +164,12 @@ class ThreadedServer(uvicorn.Server):
 def serve_in_thread(app: ServewellApp, **options: Any) -> Iterator[ThreadedServer]:
     """Serve ``app`` (with its lifespan) until the block ends; wait until it is ready.
     ``options`` go to ``uvicorn.Config`` (``timeout_keep_alive=1``, ...); the protocol is
-    servewell's unless ``http`` names another (``http="httptools"``: stock uvicorn)."""
+    servewell's unless ``http`` names another (``http="httptools"``: stock uvicorn), and
+    WebSocket and proxy headers are as ``servewell serve`` sets them from the app's
+    settings unless ``ws``, ``proxy_headers`` or ``forwarded_allow_ips`` say otherwise."""
     options.setdefault("http", ServewellHttpProtocol)
+    for name, value in edge_options(app.settings.server).items():
+        options.setdefault(name, value)
     if _lane_switched_off():
         server = app.settings.server.model_copy(update={"fast_lane": False})
         app.settings = app.settings.model_copy(update={"server": server})

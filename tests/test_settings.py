@@ -5,6 +5,7 @@ import pytest
 
 from servewell.bootstrap import build_protection, build_services
 from servewell.cache import MemoryResponseCache, RedisResponseCache
+from servewell.cli.serve import edge_options
 from servewell.errors import InvalidConfig
 from servewell.limits import MemoryRateLimiter, RedisRateLimiter
 from servewell.settings import (
@@ -219,7 +220,7 @@ def test_no_old_spelling_no_deprecation_line(
         (
             "auth: {zzz: 1}\n",
             "unknown setting 'auth.zzz' in servewell.yaml; valid here: 'auth.enabled', "
-            "'auth.open_paths', 'auth.refresh_interval_s'",
+            "'auth.open_paths', 'auth.refresh_interval_s', 'auth.failed_attempts_rate'",
         ),
     ],
 )
@@ -346,3 +347,83 @@ def test_a_copy_resolves_its_models_afresh(workdir: Path) -> None:
     copy = settings.model_copy(update={"cache": CacheSettings(ttl_s=5)})
     assert copy.model("fraud").cache.ttl_s == 5
     assert settings.model("fraud").cache.ttl_s == 300
+
+
+# --- the edge: trusted proxies, failed authentications ---------------------------------------
+
+
+def test_forwarded_headers_are_ignored_unless_a_proxy_is_trusted(workdir: Path) -> None:
+    settings = load_settings()
+    assert settings.server.forwarded_allow_ips == []
+    assert edge_options(settings.server) == {
+        "ws": "none",
+        "proxy_headers": False,
+        "forwarded_allow_ips": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "trusted"),
+    [
+        ("*", ["*"]),
+        ("10.0.0.1, 10.1.0.0/16", ["10.0.0.1", "10.1.0.0/16"]),
+        ('["::1", "fd00::/8"]', ["::1", "fd00::/8"]),
+    ],
+)
+def test_trusted_proxies_from_the_environment(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, value: str, trusted: list[str]
+) -> None:
+    monkeypatch.setenv("SERVEWELL_SERVER__FORWARDED_ALLOW_IPS", value)
+    settings = load_settings()
+    assert settings.server.forwarded_allow_ips == trusted
+    options = edge_options(settings.server)
+    assert (options["proxy_headers"], options["forwarded_allow_ips"]) == (True, trusted)
+
+
+def test_a_trusted_proxy_that_is_no_address_is_one_line(workdir: Path) -> None:
+    (workdir / "servewell.yaml").write_text("server:\n  forwarded_allow_ips: [10.0.0.1, proxy]\n")
+    with pytest.raises(InvalidConfig) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert "server.forwarded_allow_ips" in message
+    assert "'proxy' is not an IP address, a network (10.0.0.0/8) or '*'" in message
+
+
+@pytest.mark.parametrize(
+    ("redis", "backend", "shared"),
+    [(True, "auto", True), (False, "auto", False), (True, "memory", False)],
+)
+@pytest.mark.parametrize("limits_on", [True, False])
+def test_failed_authentications_are_counted_where_the_rate_limits_are(
+    workdir: Path, redis_url: str, redis: bool, backend: str, shared: bool, limits_on: bool
+) -> None:
+    settings = Settings(
+        home=workdir / "home",
+        redis_url=redis_url if redis else None,
+        rate_limits=RateLimitSettings(backend=backend, enabled=limits_on),  # type: ignore[arg-type]
+    )
+    services = build_services(settings)
+    try:
+        protection = build_protection(settings, services)
+    finally:
+        services.close()
+    assert protection.lockout is not None
+    assert isinstance(protection.lockout.limiter, RedisRateLimiter) is shared
+    assert protection.lockout.decides_now is not shared
+    if shared and limits_on:
+        assert protection.lockout.limiter is protection.limiter  # one connection
+    elif not shared:
+        assert protection.lockout.limiter is not protection.limiter  # a table of its own
+
+
+@pytest.mark.parametrize(
+    "auth", [AuthSettings(enabled=False), AuthSettings(failed_attempts_rate=None)]
+)
+def test_no_lockout_without_keys_or_with_a_null_rate(workdir: Path, auth: AuthSettings) -> None:
+    settings = Settings(home=workdir / "home", auth=auth)
+    services = build_services(settings)
+    try:
+        assert build_protection(settings, services).lockout is None
+    finally:
+        services.close()

@@ -11,11 +11,18 @@ from servewell.cache import (
     SyncResponseCache,
 )
 from servewell.errors import InvalidInput
-from servewell.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, SyncRateLimiter
+from servewell.limits import (
+    MemoryRateLimiter,
+    Rate,
+    RateLimiter,
+    RedisRateLimiter,
+    SyncRateLimiter,
+)
 from servewell.registry import LocalArtifactStore, SqlRegistry
 from servewell.registry.keys import ApiKeyStore
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
+from servewell.serving.lockout import Lockout
 from servewell.serving.protection import Protection
 from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.settings import Settings
@@ -42,8 +49,9 @@ def build_services(settings: Settings) -> Services:
 
 
 def build_protection(settings: Settings, services: Services) -> Protection:
-    """Keys, rate limits (in-process or Redis), response cache (in-process or Redis) and
-    output filters, as the settings say. Not started: the server's lifespan starts it."""
+    """Keys, rate limits and the lockout (in-process or Redis), response cache
+    (in-process or Redis) and output filters, as the settings say. Not started: the
+    server's lifespan starts it."""
     keyring = (
         KeyRing(ApiKeyStore(services.registry), settings.auth.refresh_interval_s)
         if settings.auth.enabled
@@ -65,6 +73,7 @@ def build_protection(settings: Settings, services: Services) -> Protection:
         guard=Guard(keyring, limiter, settings.rate_limits, sync_limiter),
         keyring=keyring,
         limiter=limiter,
+        lockout=_lockout(settings, limiter) if keyring is not None else None,
         cache=cache,
         settings=settings,
     )
@@ -74,11 +83,33 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
     limits = settings.rate_limits
     if not _uses_redis(settings, limits.backend):
         return MemoryRateLimiter()
+    return _redis_rate_limiter(settings)
+
+
+def _redis_rate_limiter(settings: Settings) -> RedisRateLimiter:
+    limits = settings.rate_limits
     return RedisRateLimiter(
         _redis_url(settings, "rate_limits.backend"),
         failure_policy=limits.failure_policy,
         timeout_s=limits.redis_timeout_s,
     )
+
+
+def _lockout(settings: Settings, limiter: RateLimiter | None) -> Lockout | None:
+    """Failed authentications counted where the rate limits are kept (whether or not
+    rate limits are on): in Redis, on the rate limiter's connection when there is one;
+    else in a table of this process's own, apart from the keys' buckets (a caller
+    cycling through addresses must not push the keys' buckets out of theirs)."""
+    text = settings.auth.failed_attempts_rate
+    if text is None:
+        return None
+    rate = Rate.parse(text)
+    if isinstance(limiter, RedisRateLimiter):
+        return Lockout(limiter, rate)
+    if _uses_redis(settings, settings.rate_limits.backend):
+        return Lockout(_redis_rate_limiter(settings), rate)
+    memory = MemoryRateLimiter()
+    return Lockout(memory, rate, sync_limiter=memory)
 
 
 def _response_cache(settings: Settings) -> ResponseCache:

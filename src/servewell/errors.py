@@ -34,9 +34,12 @@ the same way::
     ├── Conflict                                 409
     │   ├── KeyNameTaken                               an API key name in use (exit 2: bad input)
     │   └── KeyAlreadyRevoked                          no active key of that name (exit 4)
+    ├── MethodNotAllowed                         405   a method the route does not answer
+    ├── WebSocketUnsupported                     400   a WebSocket handshake (servewell speaks HTTP)
     ├── Unauthorized                             401   no key, an unknown key or a revoked key
     ├── Forbidden                                403   a known key without the scope or model
     ├── RateLimited                              429   a key (or client) over its rate limit
+    │   └── LockedOut                                  a client after too many failed keys
     ├── ArtifactTampered                         500   stored bytes no longer match their sha256
     ├── ModelFailed                              500   the runtime raised while predicting
     ├── StorageFailed                            503   the registry database is unreachable
@@ -297,6 +300,39 @@ class KeyAlreadyRevoked(Conflict):
         super().__init__(f"API key '{name}' was revoked already", key=name)
 
 
+class MethodNotAllowed(ServewellError):
+    """A route called with a method it does not answer (``allowed`` lists those it does)."""
+
+    code = "method_not_allowed"
+    status = HTTPStatus.METHOD_NOT_ALLOWED
+    title = "Method not allowed"
+    expose = True
+    exit_code = 2
+
+    def __init__(self, method: str, path: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(
+            f"method {method} is not allowed on {path}; use {' or '.join(allowed)}",
+            allowed=list(allowed),
+        )
+        self.allowed = allowed
+
+
+class WebSocketUnsupported(ServewellError):
+    """A WebSocket handshake (``Upgrade: websocket``): servewell answers plain HTTP only."""
+
+    code = "websocket_unsupported"
+    status = HTTPStatus.BAD_REQUEST
+    title = "WebSocket not supported"
+    expose = True
+    exit_code = 2
+
+    def __init__(self) -> None:
+        super().__init__(
+            "servewell does not speak WebSocket: send plain HTTP requests (without "
+            "'Upgrade: websocket'); /docs lists the routes"
+        )
+
+
 class Unauthorized(ServewellError):
     """The caller could not be identified: no key, an unknown key, a revoked key."""
 
@@ -333,11 +369,32 @@ class RateLimited(ServewellError):
         caller: str = "",
     ) -> None:
         wait = max(1, math.ceil(retry_after_s))
-        super().__init__(f"rate limit of {who} exceeded; retry in {wait} s", retry_after_s=wait)
+        super().__init__(self._describe(who, wait), retry_after_s=wait)
         self.retry_after_s = wait
         self.headers = headers or {}
         self.caller = caller
         """The key's name (or ip:<address>), for metrics; never a secret."""
+
+    @staticmethod
+    def _describe(who: str, wait_s: int) -> str:
+        return f"rate limit of {who} exceeded; retry in {wait_s} s"
+
+
+class LockedOut(RateLimited):
+    """A client address that failed to authenticate too often: until its budget of
+    failures refills, no key it sends is looked at."""
+
+    code = "locked_out"
+
+    def __init__(self, client: str, retry_after_s: float) -> None:
+        super().__init__(f"client {client}", retry_after_s, caller=f"ip:{client}")
+
+    @staticmethod
+    def _describe(who: str, wait_s: int) -> str:
+        return (
+            f"too many failed authentications from {who}: no key it sends is checked "
+            f"for {wait_s} s; retry then with a valid key"
+        )
 
 
 # --- 5xx: servewell's side ------------------------------------------------------------------

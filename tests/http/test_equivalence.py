@@ -46,6 +46,13 @@ REST = "/v1/models/iris:predict"
 V2 = "/v2/models/iris/infer"
 ADDER_REST = "/v1/models/adder:predict"
 ADDER_V2 = "/v2/models/adder/infer"
+#: A WebSocket handshake's headers, as a client sends them.
+WEBSOCKET = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +80,8 @@ def _with_keys(home: Path, fast_lane: bool) -> Settings:
         rate_limits=RateLimitSettings(
             default_rate=SLOW, anonymous_rate=SLOW, model_rates={"adder": "3/hour"}
         ),
+        # The scripts send many bad keys from one address: none is locked out here.
+        auth=AuthSettings(failed_attempts_rate=SLOW),
     )
 
 
@@ -249,7 +258,21 @@ def test_open_paths_alike(systems: Systems, keys: dict[str, str]) -> None:
         Step("live", "/v2/health/live", method="GET", status=200),
         Step("metrics", "/metrics", method="GET", status=200, compare_body=False),
         Step("POST to a probe", "/v2/health/ready", status=405),
-        Step("GET on an inference path", V2, method="GET", headers=_bearer(keys["app"])),
+        Step("GET on an inference path", V2, method="GET", headers=_bearer(keys["app"]),
+             status=405),
+        Step("GET on a REST inference path", REST, method="GET", headers=_bearer(keys["app"]),
+             status=405),
+        Step("HEAD on an inference path", REST, method="HEAD", headers=_bearer(keys["app"]),
+             status=405),
+        Step("PUT on a pinned inference path", "/v2/models/iris/versions/2/infer",
+             method="PUT", headers=_bearer(keys["app"]), status=405),
+        Step("a method, no key", REST, method="GET", status=401),
+        Step("a WebSocket handshake to a probe", "/v2/health/live", method="GET",
+             headers=WEBSOCKET, status=400),
+        Step("a WebSocket handshake, no key", "/v1/models/iris", method="GET",
+             headers=WEBSOCKET, status=401),
+        Step("a WebSocket handshake", "/v1/models/iris", method="GET",
+             headers={**WEBSOCKET, **_bearer(keys["app"])}, status=400),
     ]  # fmt: skip
     same_everywhere(systems, steps)
 

@@ -19,7 +19,13 @@ from servewell.http import create_app
 from servewell.http.app import ServewellApp
 from servewell.observability import RequestRecord
 from servewell.registry.keys import ApiKeyStore
-from servewell.settings import CacheSettings, RateLimitSettings, ServerSettings, Settings
+from servewell.settings import (
+    AuthSettings,
+    CacheSettings,
+    RateLimitSettings,
+    ServerSettings,
+    Settings,
+)
 from serving_models import register_adder, serve_in_thread
 
 URL = "/v1/models/adder:predict"
@@ -120,6 +126,30 @@ def test_refusals_on_the_lane_touch_each_bucket_once(
     assert _answered(app) == 7
     metrics = httpx.get(url + "/metrics").text
     assert 'servewell_rate_limit_decisions_total{caller="tight",outcome="limited"} 2.0' in metrics
+
+
+def test_the_lane_locks_out_an_address_that_fails_too_often(
+    home: Path, keys: dict[str, str]
+) -> None:
+    """The lane counts failed keys and refuses a locked-out address, valid key or not,
+    as the app path does (``test_lockout``)."""
+    app = create_app(
+        Settings(
+            home=home,
+            server=ServerSettings(models=["adder"]),
+            rate_limits=RateLimitSettings(anonymous_rate=None),
+            auth=AuthSettings(failed_attempts_rate="3/hour"),
+        )
+    )
+    with serve_in_thread(app) as running:
+        assert _post(running.url, keys["app"]).headers["x-cache"] == "miss"  # now cached
+        answers = [_post(running.url, "sw_nope_nope") for _ in range(4)]
+        with_key = _post(running.url, keys["app"])
+        assert _answered(app) == 5  # every one on the lane
+    assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
+    assert answers[-1].json()["code"] == "locked_out"
+    assert "from client 127.0.0.1:" in answers[-1].json()["error"]
+    assert with_key.status_code == 429
 
 
 def test_what_the_lane_declines_takes_the_asgi_path(

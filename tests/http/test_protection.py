@@ -17,6 +17,7 @@ from servewell.bootstrap import build_services
 from servewell.http import create_app
 from servewell.registry.keys import ApiKeyStore
 from servewell.settings import (
+    AuthSettings,
     CacheSettings,
     ModelSettings,
     OutputFilterSettings,
@@ -401,6 +402,21 @@ def test_an_authorization_header_without_bearer_says_what_is_wrong(
         assert "Authorization: Bearer <key>" in answer.json()["error"]
         assert keys["ops"] not in answer.text  # the header may be a secret: never echoed
         assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("serve", [serve_in_process, serve_in_thread])
+def test_with_keys_off_an_authorization_header_is_not_read(home: Path, serve: object) -> None:
+    """Keys off, callers limited by address: a browser's or a proxy's ``Authorization:
+    Basic`` is none of servewell's business (it used to be a 401)."""
+    settings = _settings(home, auth=AuthSettings(enabled=False))
+    headers = {"Authorization": "Basic dXNlcjpwYXNz"}
+    with serve(create_app(settings)) as server:  # type: ignore[operator]
+        answers = [
+            _call(server, "POST", "/v1/models/scaler:predict", json=ROW, headers=headers),
+            _call(server, "GET", "/v1/models/scaler", headers=headers),
+        ]
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert answers[0].headers["ratelimit-limit"] == "6000"  # limited by address
 
 
 @pytest.mark.parametrize("serve", [serve_in_process, serve_in_thread])

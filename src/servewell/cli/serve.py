@@ -9,6 +9,7 @@ import signal
 import tempfile
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import typer
 
@@ -88,7 +89,17 @@ def _run_uvicorn(host: str, port: int, workers: int, settings: ServerSettings) -
         log_config=None,
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
         timeout_worker_healthcheck=settings.worker_start_timeout_s,
+        **edge_options(settings),
     )
+
+
+def edge_options(settings: ServerSettings) -> dict[str, Any]:
+    """What uvicorn is told about the edge. No WebSocket: servewell does not speak it, so
+    a handshake is a plain HTTP request, which the app refuses (400) after the guard and
+    logs. Proxy headers only from ``server.forwarded_allow_ips`` (uvicorn would believe
+    127.0.0.1 by default, so anyone on the host could pick their address)."""
+    trusted = settings.forwarded_allow_ips
+    return {"ws": "none", "proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
 
 def _export_to_workers(no_auth: bool, refs: list[str] | None, workers: int) -> None:

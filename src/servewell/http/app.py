@@ -3,9 +3,10 @@
 ``create_app(settings)`` wires it. ``POST`` inference requests (V2 ``/infer``, REST
 ``:predict``) go straight to the gateway (``serving.gateway``), which takes every step of
 their path itself; everything else (health, metadata, metrics, OpenAPI and ``/docs``)
-passes the edge middleware (request id, metrics, access log) and the guard on its way to
-FastAPI. Models load in the background after start-up, so liveness answers at once and
-readiness turns true when every model is warmed up.
+passes the edge middleware (request id, metrics, access log), the guard and the refusals
+(``http.refusal``: WebSocket handshakes, inference paths called without ``POST``) on its
+way to FastAPI. Models load in the background after start-up, so liveness answers at once
+and readiness turns true when every model is warmed up.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from servewell.bootstrap import Services
 from servewell.errors import NotReady
 from servewell.http.guard import GuardMiddleware
 from servewell.http.middleware import EdgeMiddleware
+from servewell.http.refusal import RefusalMiddleware
 from servewell.http.routes import build_api
 from servewell.http.running import RunningServer, start_server
 from servewell.http.targets import InferTarget, match_infer
@@ -51,7 +53,9 @@ class ServewellApp:
         self.metrics = recorder.metrics
         self.services = services
         api = build_api(lambda: self.running, self.metrics)
-        self.edge = EdgeMiddleware(GuardMiddleware(api, self._admission), recorder)
+        self.edge = EdgeMiddleware(
+            GuardMiddleware(RefusalMiddleware(api), self._admission), recorder
+        )
         self._running: RunningServer | None = None
 
     @property

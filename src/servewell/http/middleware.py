@@ -1,12 +1,17 @@
 """The edge every HTTP request but an inference one passes (the gateway records those
 itself): request id, in-flight gauge, request metrics and the JSON access log line, in
-one plain ASGI layer, through the same :class:`~servewell.serving.recorder.Recorder`."""
+one plain ASGI layer, through the same :class:`~servewell.serving.recorder.Recorder`.
+
+A WebSocket connection (which ``servewell serve`` never passes on: it runs uvicorn
+without WebSocket, but another server might) is closed here at once with code 1008, and
+recorded like a refused request."""
 
 from __future__ import annotations
 
 import logging
 import time
 
+from servewell.errors import WebSocketUnsupported
 from servewell.http.problems import to_reply
 from servewell.http.wire import ASGIApp, Message, Receive, Scope, Send, header, send_reply
 from servewell.observability import RequestRecord, bind_request, unbind_request
@@ -22,6 +27,9 @@ class EdgeMiddleware:
         self.recorder = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._refuse_websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -61,6 +69,25 @@ class EdgeMiddleware:
             client = scope.get("client")
             recorder.finish(record, time.perf_counter() - started, client[0] if client else None)
             unbind_request(token)
+
+    async def _refuse_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Close a WebSocket before accepting it, recorded as the 403 the server answers
+        the handshake with then (ASGI's rule for a close before accept)."""
+        started = time.perf_counter()
+        refusal = WebSocketUnsupported()
+        path: str = scope["path"]
+        record = RequestRecord(
+            request_id_from(header(scope, REQUEST_ID)),
+            "GET",  # a handshake is a GET
+            path,
+            protocol=_protocol(path),
+            status=403,
+            error=refusal.code,
+        )
+        if (await receive())["type"] == "websocket.connect":
+            await send({"type": "websocket.close", "code": 1008, "reason": refusal.message[:123]})
+        client = scope.get("client")
+        self.recorder.finish(record, time.perf_counter() - started, client[0] if client else None)
 
 
 def _protocol(path: str) -> str:

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from servewell.errors import Overloaded, RateLimited, ServewellError, Unauthorized, Unavailable
+from servewell.errors import (
+    MethodNotAllowed,
+    Overloaded,
+    RateLimited,
+    ServewellError,
+    Unauthorized,
+    Unavailable,
+    WebSocketUnsupported,
+)
 from servewell.observability import current_request
 from servewell.serving.reply import Reply
 
@@ -33,6 +41,11 @@ def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
             )
         if isinstance(exc, Unauthorized):
             reply.headers.append((b"www-authenticate", b'Bearer realm="servewell"'))
+        if isinstance(exc, MethodNotAllowed):
+            reply.headers.append((b"allow", ", ".join(exc.allowed).encode()))
+        if isinstance(exc, WebSocketUnsupported):
+            # The client meant to switch protocols: nothing more on this connection.
+            reply.headers.append((b"connection", b"close"))
         return reply
     code = exc.code if isinstance(exc, ServewellError) else "internal"
     status = int(exc.status) if isinstance(exc, ServewellError) else 500

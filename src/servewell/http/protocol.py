@@ -154,6 +154,11 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         self.transport.write(b"".join((_STATUS_LINES[status], self._server_lines(), *parts)))
         self.on_response_complete()  # what uvicorn does after a response: keep-alive, next
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # No WebSocket on purpose (``cli.serve.edge_options``): the handshake goes to the
+        # app as a plain request, which answers it after the guard and logs it.
+        pass
+
     def shutdown(self) -> None:
         if self._held is not None:  # finish the held request on the ASGI path, then close
             self._closing = True

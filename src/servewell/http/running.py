@@ -75,7 +75,9 @@ async def start_server(
         protection.filter_for,
         metrics,
     )
-    admission = Admission(protection.guard, metrics, frozenset(settings.auth.open_paths))
+    admission = Admission(
+        protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
+    )
     gateway = Gateway(predictor, admission, protection.cache, recorder)
     depth = limits.max_json_depth
     return RunningServer(

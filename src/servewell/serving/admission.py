@@ -1,6 +1,8 @@
-"""The guard step as every entry point takes it: the guard's verdict, counted in the
-metrics, and the ``RateLimit-*`` headers an admitted call carries. A refusal is counted
-(when a rate limit made it) and raised, for the entry point's protocol to answer."""
+"""The guard step as every entry point takes it: the lockout of addresses that failed to
+authenticate too often (``serving.lockout``), the credentials read from their headers,
+the guard's verdict, counted in the metrics, and the ``RateLimit-*`` headers an admitted
+call carries. A refusal is counted (when a rate limit made it) and raised, for the entry
+point's protocol to answer."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from dataclasses import dataclass
 from servewell.core.rate import Decision
 from servewell.errors import RateLimited, ServewellError, Unauthorized, Unavailable
 from servewell.observability import RequestRecord, ServingMetrics
-from servewell.serving.guard import Guard
+from servewell.serving.guard import Caller, Guard
+from servewell.serving.lockout import Lockout
 
 AUTHORIZATION = b"authorization"
 API_KEY = b"x-api-key"
@@ -19,6 +22,8 @@ RATELIMIT_REMAINING = b"ratelimit-remaining"
 RATELIMIT_RESET = b"ratelimit-reset"
 
 Headers = list[tuple[bytes, bytes]]
+Credentials = tuple[bytes | None, bytes | None]
+"""The ``Authorization`` and ``X-API-Key`` headers of a call."""
 
 
 @dataclass(slots=True)
@@ -32,65 +37,104 @@ class Admitted:
 
 class Admission:
     """``open_paths`` need no key (probes, ``/metrics``, the API docs) and are limited
-    per client address instead."""
+    per client address instead; ``lockout`` (None: none) refuses the addresses that
+    failed to authenticate too often, before their keys are read."""
 
     def __init__(
-        self, guard: Guard, metrics: ServingMetrics, open_paths: frozenset[str] = frozenset()
+        self,
+        guard: Guard,
+        metrics: ServingMetrics,
+        open_paths: frozenset[str] = frozenset(),
+        lockout: Lockout | None = None,
     ) -> None:
         self.guard = guard
         self.metrics = metrics
         self.open_paths = open_paths
+        self.lockout = lockout if guard.requires_keys else None
         self.admits_everyone = guard.admits_everyone
         """Every call admitted unchecked: the entry point may skip this step."""
-        self.decides_now = guard.decides_now
-        """:meth:`now` can decide (no rate limiter, or an in-process one)."""
+        self.decides_now = guard.decides_now and (self.lockout is None or self.lockout.decides_now)
+        """:meth:`now` can decide (no rate limiter, or in-process ones)."""
         self._limit_values: dict[int, bytes] = {}
 
     async def admit(
         self,
         record: RequestRecord | None,
         path: str,
-        credentials: tuple[bytes | None, bytes | None],
+        credentials: Credentials,
         client: str,
         scope: str,
         model: str | None,
     ) -> Headers:
         """The guard step of a call to ``path``: who calls goes on ``record``, the
-        ``RateLimit-*`` headers come back; a refusal is counted and raised.
-        ``credentials``: the ``Authorization`` and ``X-API-Key`` headers."""
+        ``RateLimit-*`` headers come back; a refusal is counted and raised."""
         if self.admits_everyone:
             if record is not None and path not in self.open_paths:
                 record.caller = f"ip:{client}"
             return []
         if path in self.open_paths:
             return await self.anonymous(client)
-        token = key_from(*credentials)
         admitted = (
-            self.now(token, client, scope, model)
+            self.now(credentials, client, scope, model)
             if self.decides_now  # in-process limits: no coroutine to await
-            else await self.wait(token, client, scope, model)
+            else await self.wait(credentials, client, scope, model)
         )
         if record is not None:
             record.caller = admitted.caller
         return admitted.headers
 
-    def now(self, token: str | None, client: str, scope: str, model: str | None) -> Admitted:
+    def now(self, credentials: Credentials, client: str, scope: str, model: str | None) -> Admitted:
         """Admit the call without awaiting (only when :attr:`decides_now`)."""
         try:
-            caller = self.guard.admit_now(token, client, scope, model)
+            caller = self._identify_now(credentials, client, scope, model)
         except ServewellError as exc:
             self._count_refusal(exc, client)
             raise
         return Admitted(caller.name, self._counted(caller.name, caller.decision))
 
-    async def wait(self, token: str | None, client: str, scope: str, model: str | None) -> Admitted:
-        """Admit the call, awaiting the rate limiter."""
+    async def wait(
+        self, credentials: Credentials, client: str, scope: str, model: str | None
+    ) -> Admitted:
+        """Admit the call, awaiting the rate limiters."""
         try:
-            caller = await self.guard.admit(token, client, scope, model)
+            caller = await self._identify(credentials, client, scope, model)
         except ServewellError as exc:
             self._count_refusal(exc, client)
             raise
         return Admitted(caller.name, self._counted(caller.name, caller.decision))
+
+    def _identify_now(
+        self, credentials: Credentials, client: str, scope: str, model: str | None
+    ) -> Caller:
+        """The lockout, then the guard; a failed authentication is counted."""
+        lockout = self.lockout
+        if lockout is None:
+            return self.guard.admit_now(self._token(credentials), client, scope, model)
+        lockout.check(client)
+        try:
+            return self.guard.admit_now(self._token(credentials), client, scope, model)
+        except Unauthorized:
+            lockout.count_failure_now(client)  # LockedOut instead, if one too many
+            raise
+
+    async def _identify(
+        self, credentials: Credentials, client: str, scope: str, model: str | None
+    ) -> Caller:
+        """:meth:`_identify_now`, awaiting the limiters."""
+        lockout = self.lockout
+        if lockout is None:
+            return await self.guard.admit(self._token(credentials), client, scope, model)
+        lockout.check(client)
+        try:
+            return await self.guard.admit(self._token(credentials), client, scope, model)
+        except Unauthorized:
+            await lockout.count_failure(client)
+            raise
+
+    def _token(self, credentials: Credentials) -> str | None:
+        """The key the headers carry; they are not read when no key is needed (keys
+        off), so a stray ``Authorization: Basic`` is no 401 then."""
+        return key_from(*credentials) if self.guard.requires_keys else None
 
     async def anonymous(self, client: str) -> Headers:
         """Admit a call to an open path (probes, metrics), limited by client address."""

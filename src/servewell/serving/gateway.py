@@ -30,7 +30,7 @@ from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef, version_in_path
 from servewell.errors import ServewellError
 from servewell.observability import RequestRecord, ServingMetrics, bind_request, unbind_request
-from servewell.serving.admission import API_KEY, AUTHORIZATION, Admission, Headers, key_from
+from servewell.serving.admission import API_KEY, AUTHORIZATION, Admission, Headers
 from servewell.serving.deployment import Deployment
 from servewell.serving.predictor import Predictor
 from servewell.serving.recorder import CLIENT_CLOSED, Recorder, request_id_from
@@ -168,8 +168,8 @@ class Gateway:
         else:
             headers = call.headers
             try:
-                token = key_from(headers.get(AUTHORIZATION), headers.get(API_KEY))
-                admitted = admission.now(token, address, "predict", call.model)
+                credentials = (headers.get(AUTHORIZATION), headers.get(API_KEY))
+                admitted = admission.now(credentials, address, "predict", call.model)
             except ServewellError as exc:
                 reply = call.codec.refusal(exc)
                 record.status = reply.status

@@ -1,5 +1,6 @@
 """What protects a server's models, held together for one lifecycle: the guard (keys,
-scopes, rate limits), the response cache and the output filter rules."""
+scopes, rate limits), the lockout of addresses that fail to authenticate, the response
+cache and the output filter rules."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from servewell.limits import RateLimiter
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
+from servewell.serving.lockout import Lockout
 from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.settings import OutputFilterSettings, Settings
 
@@ -17,6 +19,7 @@ class Protection:
     guard: Guard
     keyring: KeyRing | None = None
     limiter: RateLimiter | None = None
+    lockout: Lockout | None = None
     cache: ResponseCacheLayer | None = None
     settings: Settings | None = None
     """Where each model's output filter rule is read (``Settings.model``); None: no rules."""
@@ -30,6 +33,8 @@ class Protection:
             await self.keyring.stop()
         if self.limiter is not None:
             await self.limiter.close()
+        if self.lockout is not None and self.lockout.limiter is not self.limiter:
+            await self.lockout.limiter.close()
         if self.cache is not None:
             await self.cache.cache.close()
 

@@ -14,13 +14,20 @@ line each; where both spellings give a model's field, ``models`` wins.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, PrivateAttr, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from servewell.settings.models import (
     BatchingOverrides,
@@ -114,6 +121,11 @@ class ServerSettings(Section):
     """Finish loading models before accepting connections. ``servewell serve --workers N``
     turns it on: workers share one port, so a worker still loading would answer 503 while
     its siblings are ready. With one process, liveness answers at once instead."""
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Proxies whose ``X-Forwarded-For``/``X-Forwarded-Proto`` are believed: addresses,
+    networks (``10.0.0.0/8``) or ``*`` (any); a list, or one comma-separated string. Empty
+    (the default): the headers are ignored and the client is the socket's peer, so
+    nobody can pick the address the access log, rate limits and lockouts see."""
     worker_start_timeout_s: int = Field(default=120, ge=1)
     """With ``--workers N``: how long a worker may take to import, load and warm up its
     models before the supervisor gives up on it and starts another (uvicorn's worker
@@ -122,6 +134,23 @@ class ServerSettings(Section):
     """Batching defaults for every model (``models.<name>.batching`` changes them for one)."""
     model_batching: dict[str, BatchingOverrides] = Field(default_factory=dict)
     """Deprecated: ``models.<name>.batching``. Read through ``Settings.model``."""
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _read_addresses(cls, value: Any) -> Any:
+        """A JSON list or a comma-separated string (the environment's ways) as a list."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            return json.loads(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            _check_trusted_address(entry)
+        return value
 
 
 class AuthSettings(Section):
@@ -143,6 +172,11 @@ class AuthSettings(Section):
     (a browser cannot add a key header; they list routes, not models)."""
     refresh_interval_s: float = Field(default=0.5, gt=0, le=1.0)
     """How often each worker re-reads the key table: revocations apply within this."""
+    failed_attempts_rate: str | None = "30/minute"
+    """Failed authentications (401s) allowed per client address; past it the address is
+    locked out (429 with ``Retry-After``, no key it sends is checked, a valid one
+    neither) until its budget refills. Kept where the rate limits are (Redis: shared by
+    replicas). Null: never locked out."""
 
 
 class RateLimitSettings(Section):
@@ -317,6 +351,16 @@ def _check_config_file(path: Path) -> None:
         raise InvalidConfig(f"{path} is not valid YAML: {reason}") from None
     if data is not None and not isinstance(data, dict):
         raise InvalidConfig(f"{path} must be a mapping of setting names to values")
+
+
+def _check_trusted_address(entry: str) -> None:
+    """An entry of ``server.forwarded_allow_ips``: ``*``, an address or a network."""
+    if entry == "*":
+        return
+    try:
+        ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        raise ValueError(f"{entry!r} is not an IP address, a network (10.0.0.0/8) or '*'") from None
 
 
 def _config_path() -> Path:
