@@ -18,7 +18,7 @@ import numpy as np
 
 from servewell.core.signature import Signature, TensorSpec
 from servewell.errors import InvalidArtifact, InvalidInput, ModelFailed
-from servewell.runtime.base import Array, sample_inputs, to_text
+from servewell.runtime.base import Array, as_declared, sample_inputs, to_text
 
 INPUT_NAME = "input"
 
@@ -81,18 +81,20 @@ class SklearnRuntime:
                 warnings.filterwarnings("ignore", message="X does not have valid feature names")
                 warnings.filterwarnings("ignore", message="X has feature names")
                 if is_classifier(estimator):
-                    return {
+                    outputs = {
                         "label": _labels(estimator.predict(features)),
                         "probabilities": np.asarray(
                             estimator.predict_proba(features), dtype=np.float32
                         ),
                     }
-                values = np.asarray(estimator.predict(features), dtype=np.float32)
+                else:
+                    values = np.asarray(estimator.predict(features), dtype=np.float32)
+                    outputs = {"variable": values.reshape(len(values), -1)}
         except ValueError as exc:
             raise InvalidInput(f"the model rejected the input: {exc}") from exc
         except Exception as exc:
             raise ModelFailed(f"{type(estimator).__name__}.predict failed: {exc}") from exc
-        return {"variable": values.reshape(len(values), -1)}
+        return as_declared(self.describe(), outputs)
 
     def describe(self) -> Signature:
         self.estimator  # noqa: B018 - raises unless loaded
@@ -134,7 +136,8 @@ def _column(name: str, array: Array) -> Array:
             "scikit-learn model takes one column per input, or one matrix named 'input'"
         )
     flat = array.reshape(len(array))
-    return to_text(name, flat) if flat.dtype == np.object_ else flat
+    # A missing text value as pandas (and so the pipeline, in training) holds one: NaN.
+    return to_text(name, flat, missing=np.nan) if flat.dtype == np.object_ else flat
 
 
 def is_classifier(estimator: Any) -> bool:

@@ -1,0 +1,95 @@
+"""The artifact a trained pipeline will be served as, and its metrics on the validation rows.
+
+Before registering, the pipeline is converted to ONNX and the conversion checked on the
+validation rows (:func:`~servewell.registration.register.try_conversion`: float32, else
+float64, else none). Whichever artifact will serve — the conversion, or the scikit-learn
+pipeline itself — is then scored on those rows through its runtime, as
+``servewell evaluate`` scores it, and those are the metrics the version is registered
+with: the figures a user reads are the served model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from servewell.registration.convert import Conversion, loaded_conversion
+from servewell.registration.register import try_conversion
+from servewell.runtime.base import Runtime
+from servewell.runtime.sklearn import SklearnRuntime
+from servewell.training.evaluate import Metrics, evaluate_runtime
+from servewell.training.progress import StageLog
+from servewell.training.result import PipelineResult
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What will serve a trained pipeline, and how it scores on the validation rows."""
+
+    conversion: Conversion | None
+    """The ONNX conversion, or None: the scikit-learn pipeline serves."""
+    metrics: Metrics
+
+    @property
+    def format(self) -> str:
+        return "ONNX" if self.conversion is not None else "scikit-learn"
+
+
+def choose_served(log: StageLog, result: PipelineResult) -> Served:
+    """The ``convert`` stage: convert, check on the validation rows, score what will serve."""
+    with log.stage("convert") as summary:
+        scale = _target_scale(result)
+        conversion = try_conversion(result.model, result.signature, result.sample, scale)
+        with _serving_runtime(result, conversion) as runtime:
+            metrics = _score(runtime, result)
+        served = Served(conversion, metrics)
+        rows = len(result.validation_truth)
+        summary.rows_in = summary.rows_out = rows
+        if conversion is None:
+            summary.lines = ["serves through scikit-learn: no faithful ONNX conversion (see log)"]
+        else:
+            summary.lines = [f"serves {conversion.describe()} (validation rows)"]
+        summary.lines.append(_compare(metrics, result.metrics))
+    return served
+
+
+def _target_scale(result: PipelineResult) -> float | None:
+    if result.task != "regression":
+        return None
+    return float(np.std(np.asarray(result.validation_truth, dtype=np.float64)))
+
+
+@contextmanager
+def _serving_runtime(result: PipelineResult, conversion: Conversion | None) -> Iterator[Runtime]:
+    if conversion is None:
+        yield SklearnRuntime.from_estimator(result.model, result.signature)
+        return
+    with loaded_conversion(conversion.onnx_bytes, result.signature) as runtime:
+        yield runtime
+
+
+def _score(runtime: Runtime, result: PipelineResult) -> Metrics:
+    frame = result.validation_frame
+    assert frame is not None  # train_pipeline always keeps the validation split
+    target = result.config.target
+    assert target is not None
+    return evaluate_runtime(runtime, frame, target, positive_label=result.positive_label).metrics
+
+
+def _compare(served: Metrics, pipeline: Metrics) -> str:
+    """``served: accuracy 0.887, roc_auc 0.931 (the pipeline's: the same)``."""
+    mine, theirs = served.headline(), pipeline.headline()
+    text = ", ".join(f"{name} {value:.4f}" for name, value in mine.items())
+    differ = [n for n, v in mine.items() if not _close(v, theirs.get(n, float("nan")))]
+    if not differ:
+        return f"served metrics: {text} (as the pipeline's)"
+    pipeline_text = ", ".join(f"{name} {theirs[name]:.4f}" for name in differ)
+    return f"served metrics: {text} (the pipeline's: {pipeline_text})"
+
+
+def _close(a: Any, b: Any) -> bool:
+    return bool(np.isclose(a, b, rtol=1e-6, atol=1e-9, equal_nan=True))
