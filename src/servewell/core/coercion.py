@@ -150,7 +150,7 @@ def _is_missing_text(item: Any) -> bool:
 
 def _raise_not_numbers(spec: TensorSpec, value: Any) -> None:
     """Name the first value that is not a number (numpy turned the whole list to text)."""
-    found = _first_non_number(value, ())
+    found = _first_non_number(value, (), allow_null=spec.nullable and is_float(spec.datatype))
     position, item = found if found is not None else ((), value)
     where = f" at {list(position)}" if position else ""
     raise InvalidInput(

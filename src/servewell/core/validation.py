@@ -245,6 +245,7 @@ def _canonical_datetimes(spec: TensorSpec, array: Array) -> Array:
     canonical, bad = canonical_datetimes(array)
     if bad is not None:
         item = array.reshape(-1)[bad]
+        item = item.decode("utf-8", errors="replace") if isinstance(item, bytes) else item
         raise InvalidInput(
             f"input '{spec.name}' expects ISO 8601 datetimes (such as 2024-03-01T12:30:00); "
             f"got {describe_value(item)} at {position(array.shape, bad)}",

@@ -111,7 +111,8 @@ def to_estimator_input(signature: Signature, inputs: Mapping[str, Array]) -> Any
     A *columnar* signature (one input per raw column, each ``[-1]`` or ``[-1, 1]``, as the
     training pipeline registers) becomes a DataFrame, so ColumnTransformers can select
     columns by name; so does a matrix whose signature names its features. A matrix with
-    no feature names stays an array.
+    no feature names stays an array. Floats are float64, as scikit-learn computes (and
+    the pipeline was validated): a scaler fed float32 would compute in float32.
     """
     import pandas as pd
 
@@ -119,9 +120,14 @@ def to_estimator_input(signature: Signature, inputs: Mapping[str, Array]) -> Any
         return pd.DataFrame(
             {spec.name: _column(spec.name, inputs[spec.name]) for spec in signature.inputs}
         )
+    matrix = _float64(inputs[INPUT_NAME])
     if signature.feature_names:
-        return pd.DataFrame(inputs[INPUT_NAME], columns=list(signature.feature_names))
-    return inputs[INPUT_NAME]
+        return pd.DataFrame(matrix, columns=list(signature.feature_names))
+    return matrix
+
+
+def _float64(array: Array) -> Array:
+    return array.astype(np.float64) if array.dtype.kind == "f" else array
 
 
 def is_columnar(signature: Signature) -> bool:
@@ -137,7 +143,7 @@ def _column(name: str, array: Array) -> Array:
         )
     flat = array.reshape(len(array))
     # A missing text value as pandas (and so the pipeline, in training) holds one: NaN.
-    return to_text(name, flat, missing=np.nan) if flat.dtype == np.object_ else flat
+    return to_text(name, flat, missing=np.nan) if flat.dtype == np.object_ else _float64(flat)
 
 
 def is_classifier(estimator: Any) -> bool:

@@ -47,8 +47,8 @@ def choose_served(log: StageLog, result: PipelineResult) -> Served:
         with _serving_runtime(result, conversion) as runtime:
             metrics = _score(runtime, result)
         served = Served(conversion, metrics)
-        rows = len(result.validation_truth)
-        summary.rows_in = summary.rows_out = rows
+        summary.rows_in = summary.rows_out = len(result.validation_truth)
+        summary.columns_in = summary.columns_out = len(result.plan.inputs)
         if conversion is None:
             summary.lines = ["serves through scikit-learn: no faithful ONNX conversion (see log)"]
         else:
@@ -81,14 +81,13 @@ def _score(runtime: Runtime, result: PipelineResult) -> Metrics:
 
 
 def _compare(served: Metrics, pipeline: Metrics) -> str:
-    """``served: accuracy 0.887, roc_auc 0.931 (the pipeline's: the same)``."""
+    """``served metrics: mae 45.1203 (the pipeline's 45.1201)``, or that they are equal."""
     mine, theirs = served.headline(), pipeline.headline()
-    text = ", ".join(f"{name} {value:.4f}" for name, value in mine.items())
     differ = [n for n, v in mine.items() if not _close(v, theirs.get(n, float("nan")))]
     if not differ:
-        return f"served metrics: {text} (as the pipeline's)"
-    pipeline_text = ", ".join(f"{name} {theirs[name]:.4f}" for name in differ)
-    return f"served metrics: {text} (the pipeline's: {pipeline_text})"
+        return "served metrics equal the pipeline's (registered as the version's)"
+    text = ", ".join(f"{n} {mine[n]:.4f} (the pipeline's {theirs[n]:.4f})" for n in differ)
+    return f"served metrics (registered as the version's): {text}"
 
 
 def _close(a: Any, b: Any) -> bool:
