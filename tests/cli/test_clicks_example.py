@@ -23,7 +23,8 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "clicks"
 
 def _make_clicks(path: Path) -> None:
     spec = importlib.util.spec_from_file_location("make_data", EXAMPLE / "make_data.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.make_clicks().to_csv(path, index=False)

@@ -164,10 +164,12 @@ def test_a_nullable_input_takes_null_nan_and_empty_text_as_missing() -> None:
     arrays = validate_inputs(
         NULLABLE, {"mass": [3750.0, None, math.nan], "sex": [None, "", "male"]}
     )
-    assert arrays["mass"][0] == 3750.0 and np.isnan(arrays["mass"][1:]).all()
+    assert arrays["mass"][0] == 3750.0
+    assert np.isnan(arrays["mass"][1:]).all()
     assert list(arrays["sex"]) == [None, None, b"male"]
     fast = validate_inputs(NULLABLE, {"mass": np.array([1.0, np.nan]), "sex": [b"", math.nan]})
-    assert np.isnan(fast["mass"][1]) and list(fast["sex"]) == [None, None]
+    assert np.isnan(fast["mass"][1])
+    assert list(fast["sex"]) == [None, None]
 
 
 def test_a_nullable_input_still_refuses_infinity_and_text() -> None:

@@ -127,7 +127,8 @@ def test_a_classifier_with_derived_features_serves_through_onnx(
     config = make_config(features={"derived": derived}, gate={})
     result = run_pipeline(dataset_from_frame(frame, "s"), config, sqlite_services)
     version = sqlite_services.registry.resolve(ModelRef.parse("clicks"))
-    assert version.has_artifact("onnx") and version.metrics["onnx_float64"] == 0
+    assert version.has_artifact("onnx")
+    assert version.metrics["onnx_float64"] == 0
     runtime = open_runtime(sqlite_services, version)
     assert runtime.platform == "onnxruntime_onnx"
     validation = result.validation_frame
