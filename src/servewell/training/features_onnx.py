@@ -79,10 +79,10 @@ def _is_text(variable: Any) -> bool:
 def _convert(scope: Any, operator: Any, container: Any) -> None:
     from onnx import TensorProto
 
-    if container.target_opset < MIN_OPSET:
-        raise RuntimeError(f"parsing datetimes needs ONNX opset {MIN_OPSET}")
     model, nodes = operator.raw_operator, _Nodes(scope, container)
     datetimes = set(model.datetime_columns)
+    if datetimes and container.target_opset < MIN_OPSET:
+        raise RuntimeError(f"parsing datetimes needs ONNX opset {MIN_OPSET}")
     columns: dict[str, str] = {}
     stamps: dict[str, _Stamp] = {}
     for variable in operator.inputs:
