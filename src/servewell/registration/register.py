@@ -89,7 +89,7 @@ def register_file(
     if isinstance(runtime, SklearnRuntime):
         check_class_labels(runtime.estimator, signature)
     if isinstance(runtime, SklearnRuntime) and options.convert:
-        conversion = options.conversion or try_conversion(
+        conversion = options.conversion or _try_conversion(
             runtime.estimator, signature, options.sample, options.target_scale
         )
         if conversion is not None:
@@ -118,7 +118,7 @@ def register_estimator(
         return register_file(access, path, name, format="sklearn", trust=True, options=options)
 
 
-def try_conversion(
+def _try_conversion(
     estimator: Any,
     signature: Signature,
     sample: Mapping[str, Array] | None,

@@ -1,7 +1,7 @@
 """The artifact a trained pipeline will be served as, and its metrics on the validation rows.
 
 Before registering, the pipeline is converted to ONNX and the conversion checked on the
-validation rows (:func:`~servewell.registration.register.try_conversion`: float32, else
+validation rows (:func:`~servewell.registration.convert.convert_sklearn`: float32, else
 float64, else none). Whichever artifact will serve — the conversion, or the scikit-learn
 pipeline itself — is then scored on those rows through its runtime, as
 ``servewell evaluate`` scores it, and those are the metrics the version is registered
@@ -10,6 +10,7 @@ with: the figures a user reads are the served model's.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from servewell.registration.convert import Conversion, loaded_conversion
-from servewell.registration.register import try_conversion
+from servewell.errors import ConversionFailed
+from servewell.registration.convert import Conversion, convert_sklearn, loaded_conversion
 from servewell.runtime.base import Runtime
 from servewell.runtime.sklearn import SklearnRuntime
 from servewell.training.evaluate import Metrics, evaluate_runtime
 from servewell.training.progress import StageLog
 from servewell.training.result import PipelineResult
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +45,30 @@ class Served:
 def choose_served(log: StageLog, result: PipelineResult) -> Served:
     """The ``convert`` stage: convert, check on the validation rows, score what will serve."""
     with log.stage("convert") as summary:
-        scale = _target_scale(result)
-        conversion = try_conversion(result.model, result.signature, result.sample, scale)
+        conversion, refusal = _convert(result)
         with _serving_runtime(result, conversion) as runtime:
             metrics = _score(runtime, result)
         served = Served(conversion, metrics)
         summary.rows_in = summary.rows_out = len(result.validation_truth)
         summary.columns_in = summary.columns_out = len(result.plan.inputs)
         if conversion is None:
-            summary.lines = ["serves through scikit-learn: no faithful ONNX conversion (see log)"]
+            summary.lines = [f"serves through scikit-learn: {refusal}"]
         else:
             summary.lines = [f"serves {conversion.describe()} (validation rows)"]
         summary.lines.append(_compare(metrics, result.metrics))
     return served
+
+
+def _convert(result: PipelineResult) -> tuple[Conversion | None, str]:
+    """The faithful conversion, or None and why there is none."""
+    scale = _target_scale(result)
+    try:
+        return convert_sklearn(
+            result.model, result.signature, result.sample, target_scale=scale
+        ), ""
+    except ConversionFailed as exc:
+        logger.warning("serving through scikit-learn, without ONNX: %s", exc.message)
+        return None, exc.message
 
 
 def _target_scale(result: PipelineResult) -> float | None:
