@@ -69,3 +69,15 @@ def test_malformed_tensors_name_the_input(call: object, message: str) -> None:
     with pytest.raises(InvalidInput, match=message) as caught:
         call()  # type: ignore[operator]
     assert "'x'" in caught.value.message
+
+
+def test_v2_json_null_is_a_missing_value_only_where_the_input_is_nullable() -> None:
+    assert codec.from_json("sex", "BYTES", (2,), ["male", None], nullable=True).tolist() == [
+        b"male",
+        None,
+    ]
+    mass = codec.from_json("mass", "FP64", (2,), [1.5, None], nullable=True)
+    assert mass[0] == 1.5
+    assert np.isnan(mass[1])
+    with pytest.raises(InvalidInput, match=r"expects FP64 numbers; got null at \[1\]"):
+        codec.from_json("mass", "FP64", (2,), [1.5, None])

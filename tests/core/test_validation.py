@@ -150,3 +150,52 @@ def test_a_declared_datatype_must_be_the_signatures() -> None:
     assert validate_inputs(SIGNATURE, inputs)["input"].dtype == np.float32  # undeclared: cast
     declared = validate_inputs(SIGNATURE, {"input": [[1, 2, 3]]}, datatypes={"input": "FP32"})
     assert declared["input"].dtype == np.float32
+
+
+NULLABLE = Signature(
+    inputs=(
+        TensorSpec(name="mass", datatype="FP64", shape=(-1,), nullable=True),
+        TensorSpec(name="sex", datatype="BYTES", shape=(-1,), nullable=True),
+    )
+)
+
+
+def test_a_nullable_input_takes_null_nan_and_empty_text_as_missing() -> None:
+    arrays = validate_inputs(
+        NULLABLE, {"mass": [3750.0, None, math.nan], "sex": [None, "", "male"]}
+    )
+    assert arrays["mass"][0] == 3750.0
+    assert np.isnan(arrays["mass"][1:]).all()
+    assert list(arrays["sex"]) == [None, None, b"male"]
+    fast = validate_inputs(NULLABLE, {"mass": np.array([1.0, np.nan]), "sex": [b"", math.nan]})
+    assert np.isnan(fast["mass"][1])
+    assert list(fast["sex"]) == [None, None]
+
+
+def test_a_nullable_input_still_refuses_infinity_and_text() -> None:
+    with pytest.raises(InvalidInput, match=r"has inf at \[1\]; infinite values are not allowed"):
+        validate_inputs(NULLABLE, {"mass": [1.0, math.inf], "sex": ["a", "b"]})
+    with pytest.raises(InvalidInput, match="expects FP64 numbers; got text 'heavy' at \\[1\\]"):
+        validate_inputs(NULLABLE, {"mass": [None, "heavy"], "sex": ["a", "b"]})
+
+
+def test_only_float_and_text_inputs_can_be_nullable() -> None:
+    with pytest.raises(ValueError, match="only float and BYTES tensors can be nullable"):
+        TensorSpec(name="n", datatype="INT64", shape=(-1,), nullable=True)
+
+
+DATED = Signature(
+    inputs=(TensorSpec(name="at", datatype="BYTES", shape=(-1,), datetime=True, nullable=True),)
+)
+
+
+def test_datetimes_reach_the_model_in_one_layout() -> None:
+    spellings = ["2024-03-01 12:30", "2024-03-01T12:30:00Z", "2024-03-01T14:30:00.9+02:00"]
+    arrays = validate_inputs(DATED, {"at": [*spellings, None]})
+    assert list(arrays["at"]) == [b"2024-03-01T12:30:00"] * 3 + [None]
+    with pytest.raises(InvalidInput) as raised:
+        validate_inputs(DATED, {"at": ["2024-03-01", "yesterday"]})
+    assert raised.value.message == (
+        "input 'at' expects ISO 8601 datetimes (such as 2024-03-01T12:30:00); "
+        "got text 'yesterday' at [1]"
+    )

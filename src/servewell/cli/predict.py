@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from rich.table import Table
 
 from servewell.bootstrap import Services
-from servewell.cli.output import console, open_services, print_json
+from servewell.cli.output import console, errors, open_services, print_json
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.core.rows import inputs_from_columns, inputs_from_instances
@@ -32,11 +32,16 @@ def predict(
     reference: str = typer.Argument(..., help="name, name@3 or name@alias."),
     data: Path = typer.Argument(..., help="JSON (rows, {'instances': …} or {'inputs': …}) or CSV."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse columns the model does not take (default: drop them)."
+    ),
 ) -> None:
     """Predict locally, in this process, with a registered version."""
     with open_services() as services:
         version = services.registry.resolve(ModelRef.parse(reference))
-        raw = read_inputs(data, version.signature)
+        raw, unused = read_inputs(data, version.signature)
+        if unused:
+            _handle_unused(unused, strict)
         response = anyio.run(predict_locally, services, version, raw)
     rows = outputs_to_rows(version.signature, response.outputs)
     if as_json:
@@ -66,30 +71,62 @@ async def predict_locally(
         await pool.close()
 
 
-def read_inputs(path: Path, signature: Signature) -> dict[str, Any]:
-    """Named inputs from a JSON or CSV file."""
+def read_inputs(path: Path, signature: Signature) -> tuple[dict[str, Any], list[str]]:
+    """Named inputs from a JSON or CSV file, and the columns left out because the model
+    does not take them (the target, an identifier: what ``evaluate`` reads past)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path} is not UTF-8 text") from exc
+    taken = _taken_columns(signature)
     if path.suffix.lower() == ".csv":
-        return inputs_from_instances(signature, _csv_rows(text))
+        rows, unused = _without_unused(_csv_rows(text, signature), taken)
+        return inputs_from_instances(signature, rows), unused
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{path} is not valid JSON: {exc}") from exc
     if isinstance(document, dict) and "inputs" in document:
-        return inputs_from_columns(signature, document["inputs"])
+        columns, unused = _without_unused([document["inputs"]], taken)
+        return inputs_from_columns(signature, columns[0]), unused
     if isinstance(document, dict) and "instances" in document:
         document = document["instances"]
     if not isinstance(document, list):
         raise InvalidInput(f"{path} must hold a list of rows, or an object with 'instances'")
-    return inputs_from_instances(signature, document)
+    rows, unused = _without_unused(document, taken)
+    return inputs_from_instances(signature, rows), unused
 
 
-def _csv_rows(text: str) -> list[Any]:
+def _taken_columns(signature: Signature) -> set[str]:
+    """The names a row's keys may have: feature names, or the inputs' names."""
+    if signature.feature_names is not None and len(signature.inputs) == 1:
+        return set(signature.feature_names) | {signature.inputs[0].name}
+    return {spec.name for spec in signature.inputs}
+
+
+def _without_unused(rows: list[Any], taken: set[str]) -> tuple[list[Any], list[str]]:
+    """Object rows without the keys the model does not take, and those keys in order."""
+    unused: dict[str, None] = {}
+    kept = []
+    for row in rows:
+        if not isinstance(row, dict):
+            kept.append(row)
+            continue
+        unused.update((key, None) for key in row if key not in taken)
+        kept.append({key: value for key, value in row.items() if key in taken})
+    return kept, list(unused)
+
+
+def _handle_unused(unused: list[str], strict: bool) -> None:
+    names = ", ".join(unused[:10]) + (" …" if len(unused) > 10 else "")
+    if strict:
+        raise InvalidInput(f"the model does not take column(s) {names} (--strict)")
+    errors.print(f"note: left out column(s) the model does not take: {names}", highlight=False)
+
+
+def _csv_rows(text: str, signature: Signature) -> list[Any]:
     reader = csv.reader(text.splitlines())
     lines = [line for line in reader if line]
     if not lines:
@@ -97,7 +134,11 @@ def _csv_rows(text: str) -> list[Any]:
     header, body = lines[0], lines[1:]
     if all(_is_number(cell) for cell in header):  # no header row: values in feature order
         return [[_cell(c) for c in line] for line in lines]
-    return [dict(zip(header, (_cell(c) for c in line), strict=False)) for line in body]
+    text_columns = {spec.name for spec in signature.inputs if spec.datatype == "BYTES"}
+    return [
+        {name: _cell(cell, name in text_columns) for name, cell in zip(header, line, strict=False)}
+        for line in body
+    ]
 
 
 def _is_number(cell: str) -> bool:
@@ -108,9 +149,12 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _cell(cell: str) -> Any:
+def _cell(cell: str, text: bool = False) -> Any:
+    """A CSV cell as JSON would carry it: an empty cell is a missing value (null)."""
     if cell == "":
-        return float("nan")
+        return None
+    if text:
+        return cell
     return float(cell) if _is_number(cell) else cell
 
 

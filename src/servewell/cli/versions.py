@@ -115,12 +115,15 @@ def version_details(version: ModelVersion, lineage: list[ModelVersion]) -> Group
 
 def _signature_table(version: ModelVersion) -> Table:
     table = Table(title="Signature", title_justify="left")
-    for column in ("", "name", "datatype", "shape"):
+    for column in ("", "name", "datatype", "shape", "accepts"):
         table.add_column(column)
     for kind, specs in (("input", version.signature.inputs), ("output", version.signature.outputs)):
         for spec in specs:
             shape = "[" + ", ".join("-1" if d == -1 else str(d) for d in spec.shape) + "]"
-            table.add_row(kind, spec.name, spec.datatype, shape)
+            accepts = [
+                word for word, on in (("ISO 8601", spec.datetime), ("null", spec.nullable)) if on
+            ]
+            table.add_row(kind, spec.name, spec.datatype, shape, ", ".join(accepts))
     return table
 
 

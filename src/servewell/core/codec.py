@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from servewell.core.datatypes import V2_TO_NUMPY, from_numpy_dtype, is_integer
+from servewell.core.coercion import coerce_array
+from servewell.core.datatypes import V2_TO_NUMPY, from_numpy_dtype, is_float, is_integer
 from servewell.core.signature import TensorSpec
-from servewell.core.validation import coerce_array
 from servewell.errors import InvalidInput
 
 Array = np.ndarray[Any, Any]
@@ -54,15 +54,19 @@ def check_datatype(name: str, datatype: Any) -> str:
     return str(datatype)
 
 
-def from_json(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> Array:
-    """A tensor from its V2 JSON ``data`` (flat or nested), as ``datatype`` says."""
+def from_json(
+    name: str, datatype: str, shape: tuple[int, ...], data: Any, nullable: bool = False
+) -> Array:
+    """A tensor from its V2 JSON ``data`` (flat or nested), as ``datatype`` says; null
+    items are missing values when the input is ``nullable`` (NaN, or None for text)."""
     if not isinstance(data, list):
         data = [data]
     flat = _flatten(name, data) if _is_nested(data) else data
     if is_integer(datatype) and all(type(item) is int for item in flat):
         array = _exact_integers(name, datatype, flat)
     else:
-        spec = TensorSpec(name=name, datatype=datatype, shape=(-1,))
+        nullable = nullable and (is_float(datatype) or datatype == "BYTES")
+        spec = TensorSpec(name=name, datatype=datatype, shape=(-1,), nullable=nullable)
         array = coerce_array(spec, flat)
     return _reshape(name, array, shape)
 

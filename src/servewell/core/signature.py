@@ -47,9 +47,22 @@ class TensorSpec(BaseModel):
     name: str = Field(min_length=1)
     datatype: Datatype
     shape: tuple[int, ...] = Field(min_length=1)
+    nullable: bool = False
+    """Rows may lack a value here (JSON null, an empty CSV cell, NaN; for text also
+    ``""``), which the model imputes. Only float and BYTES tensors can carry one."""
+    datetime: bool = False
+    """BYTES holding ISO 8601 datetimes: validation parses them and passes them on as
+    ``YYYY-MM-DDTHH:MM:SS`` (UTC), the layout the model was trained on."""
 
     @model_validator(mode="after")
     def _check_shape(self) -> Self:
+        if self.nullable and self.datatype not in ("FP16", "FP32", "FP64", "BYTES"):
+            raise ValueError(
+                f"tensor '{self.name}': only float and BYTES tensors can be nullable "
+                f"({self.datatype} has no missing value)"
+            )
+        if self.datetime and self.datatype != "BYTES":
+            raise ValueError(f"tensor '{self.name}': datetime inputs are BYTES (ISO 8601 text)")
         if any(dim < -1 or dim == 0 for dim in self.shape):
             raise ValueError(f"tensor '{self.name}': dimensions are -1 (variable) or positive")
         row_values = math.prod(max(dim, 1) for dim in self.row_shape)

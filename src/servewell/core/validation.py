@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from servewell.core.datatypes import is_float, is_integer, to_numpy_dtype
+from servewell.core.coercion import coerce_array, describe_value, position, shape_text
+from servewell.core.datatypes import is_float, to_numpy_dtype
+from servewell.core.datetimes import canonical_datetimes
 from servewell.core.signature import FeatureRange, Signature, TensorSpec
 from servewell.errors import InvalidInput
 
@@ -108,7 +110,7 @@ def _validate_plain(
                 return None  # integer range checks on the slow path
             with np.errstate(over="ignore"):  # beyond the datatype becomes inf: see below
                 array = array.astype(dtype)
-        if wants_float and not signature.allow_nan and not np.isfinite(array).all():
+        if wants_float and not signature.allow_nan and not _is_finite(spec, array):
             return None  # NaN or infinity: the slow path says where
         arrays[spec.name] = array
     return arrays
@@ -144,157 +146,12 @@ def _validate_any(
         rows = array.shape[0]
         if spec.datatype == "BYTES":
             _check_text(spec, array, limits)
+            if spec.datetime:
+                array = _canonical_datetimes(spec, array)
         elif is_float(spec.datatype) and not signature.allow_nan:
             _check_finite(spec, array)
         arrays[spec.name] = array
     return arrays
-
-
-def coerce_array(spec: TensorSpec, value: Any) -> Array:
-    """Turn a list or array into an array of ``spec``'s datatype, refusing lossy casts."""
-    if spec.datatype == "BYTES":
-        return _to_bytes_array(spec, value)
-    dtype = to_numpy_dtype(spec.datatype)
-    array = _as_array(spec, value)
-    if array.dtype == dtype:
-        return array
-    kind = array.dtype.kind
-    if kind in ("U", "S", "O"):
-        _raise_not_numbers(spec, value)
-    if kind == "b" and spec.datatype != "BOOL":
-        raise InvalidInput(
-            f"input '{spec.name}' expects {spec.datatype} numbers, got booleans",
-            input_name=spec.name,
-        )
-    if spec.datatype == "BOOL":
-        if kind != "b" and not np.isin(array, (0, 1)).all():
-            raise InvalidInput(
-                f"input '{spec.name}' expects BOOL values (true/false), got numbers",
-                input_name=spec.name,
-            )
-        return array.astype(np.bool_)
-    if is_integer(spec.datatype):
-        if kind == "f" and not isinstance(value, np.ndarray):
-            return _exact_integers(spec, value, dtype)
-        return _to_integers(spec, array, dtype)
-    with np.errstate(over="ignore"):  # beyond the datatype becomes inf: refused as such
-        return array.astype(dtype)
-
-
-def _as_array(spec: TensorSpec, value: Any) -> Array:
-    if isinstance(value, np.ndarray):
-        return value
-    try:
-        return np.asarray(value)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(
-            f"input '{spec.name}' is not a rectangular array "
-            f"(rows of different lengths?); expected shape {_shape_text(spec.shape)}",
-            input_name=spec.name,
-        ) from exc
-
-
-def _to_integers(spec: TensorSpec, array: Array, dtype: np.dtype[Any]) -> Array:
-    if array.dtype.kind == "f" and not _is_integral(array):
-        raise InvalidInput(
-            f"input '{spec.name}' expects {spec.datatype} integers, "
-            "got numbers with a fraction (or NaN/Inf)",
-            input_name=spec.name,
-        )
-    info = np.iinfo(dtype)
-    if array.size and (array.min() < info.min or array.max() > info.max):
-        raise InvalidInput(
-            f"input '{spec.name}' has values outside the {spec.datatype} range "
-            f"[{info.min}, {info.max}]",
-            input_name=spec.name,
-        )
-    return array.astype(dtype)
-
-
-def _exact_integers(spec: TensorSpec, value: Any, dtype: np.dtype[Any]) -> Array:
-    """Integers from JSON lists that numpy read as floats (mixed with floats, or beyond
-    int64 such as large UINT64 values): converted one by one, so nothing is rounded."""
-    items = np.array(value, dtype=np.object_)
-    for item in items.flat:
-        if isinstance(item, float) and not item.is_integer():
-            raise InvalidInput(
-                f"input '{spec.name}' expects {spec.datatype} integers, "
-                f"got {item} (a fraction, NaN or infinity)",
-                input_name=spec.name,
-            )
-    try:
-        return np.array([int(item) for item in items.flat], dtype=dtype).reshape(items.shape)
-    except OverflowError:
-        info = np.iinfo(dtype)
-        raise InvalidInput(
-            f"input '{spec.name}' has values outside the {spec.datatype} range "
-            f"[{info.min}, {info.max}]",
-            input_name=spec.name,
-        ) from None
-
-
-def _is_integral(array: Array) -> bool:
-    return bool(np.isfinite(array).all() and (array == np.round(array)).all())
-
-
-def _to_bytes_array(spec: TensorSpec, value: Any) -> Array:
-    array = np.asarray(value, dtype=np.object_) if not isinstance(value, np.ndarray) else value
-    if array.dtype.kind == "U":
-        array = array.astype(np.object_)
-    flat = array.reshape(-1)
-    for index, item in enumerate(flat):
-        if isinstance(item, str):
-            flat[index] = item.encode("utf-8")
-        elif not isinstance(item, bytes):
-            raise InvalidInput(
-                f"input '{spec.name}' expects text (BYTES); got {describe_value(item)} "
-                f"at {_position(array.shape, index)}",
-                input_name=spec.name,
-            )
-    return array if array.dtype == np.object_ else array.astype(np.object_)
-
-
-def _raise_not_numbers(spec: TensorSpec, value: Any) -> None:
-    """Name the first value that is not a number (numpy turned the whole list to text)."""
-    found = _first_non_number(value, ())
-    position, item = found if found is not None else ((), value)
-    where = f" at {list(position)}" if position else ""
-    raise InvalidInput(
-        f"input '{spec.name}' expects {spec.datatype} numbers; got {describe_value(item)}{where}",
-        input_name=spec.name,
-    )
-
-
-def _first_non_number(value: Any, position: tuple[int, ...]) -> tuple[tuple[int, ...], Any] | None:
-    if isinstance(value, list | tuple | np.ndarray):
-        for index, item in enumerate(value):
-            found = _first_non_number(item, (*position, index))
-            if found is not None:
-                return found
-        return None
-    return None if _is_number(value) else (position, value)
-
-
-def _is_number(item: Any) -> bool:
-    return isinstance(item, int | float | np.number) and not isinstance(item, bool | np.bool_)
-
-
-def describe_value(item: Any) -> str:
-    """A JSON value as a message names it: ``null``, ``true``, ``text 'abc'``,
-    ``an object``, ``a list``, ``the number 3``."""
-    if item is None:
-        return "null"
-    if isinstance(item, bool | np.bool_):
-        return "true" if item else "false"
-    if isinstance(item, str | np.str_ | bytes):
-        return f"text {_preview(item)}"
-    if isinstance(item, dict):
-        return "an object"
-    if isinstance(item, list | tuple):
-        return "a list"
-    if _is_number(item):
-        return f"the number {_preview(item)}"
-    return f"a {type(item).__name__}"
 
 
 def _check_shape(spec: TensorSpec, array: Array, limits: InputLimits) -> None:
@@ -304,16 +161,16 @@ def _check_shape(spec: TensorSpec, array: Array, limits: InputLimits) -> None:
         else:
             hint = ""
         raise InvalidInput(
-            f"input '{spec.name}' expects shape {_shape_text(spec.shape)}, "
-            f"got {_shape_text(array.shape)}{hint}",
+            f"input '{spec.name}' expects shape {shape_text(spec.shape)}, "
+            f"got {shape_text(array.shape)}{hint}",
             input_name=spec.name,
         )
     for axis, (want, got) in enumerate(zip(spec.shape, array.shape, strict=True)):
         if want != -1 and want != got:
             what = "values per row" if axis == len(spec.shape) - 1 and axis > 0 else "size"
             raise InvalidInput(
-                f"input '{spec.name}' expects {want} {what} (shape {_shape_text(spec.shape)}), "
-                f"got {got} (shape {_shape_text(array.shape)})",
+                f"input '{spec.name}' expects {want} {what} (shape {shape_text(spec.shape)}), "
+                f"got {got} (shape {shape_text(array.shape)})",
                 input_name=spec.name,
             )
     rows = array.shape[0]
@@ -326,21 +183,28 @@ def _check_shape(spec: TensorSpec, array: Array, limits: InputLimits) -> None:
         )
 
 
+def _is_finite(spec: TensorSpec, array: Array) -> bool:
+    """No infinity, and no NaN unless the input is nullable (NaN is its missing value)."""
+    if spec.nullable:
+        return not np.isinf(array).any()
+    return bool(np.isfinite(array).all())
+
+
 def _check_finite(spec: TensorSpec, array: Array) -> None:
-    finite = np.isfinite(array)
-    if finite.all():
+    if _is_finite(spec, array):
         return
-    position = tuple(int(i) for i in np.argwhere(~finite)[0])
+    wrong = np.isinf(array) if spec.nullable else ~np.isfinite(array)
+    position = tuple(int(i) for i in np.argwhere(wrong)[0])
+    allowed = "infinite values are" if spec.nullable else "NaN and infinite values are"
     raise InvalidInput(
-        f"input '{spec.name}' has {array[position]} at {list(position)}; "
-        "NaN and infinite values are not allowed",
+        f"input '{spec.name}' has {array[position]} at {list(position)}; {allowed} not allowed",
         input_name=spec.name,
     )
 
 
 def _check_text(spec: TensorSpec, array: Array, limits: InputLimits) -> None:
     for index, item in enumerate(array.reshape(-1)):
-        if len(item) > limits.max_text_bytes:
+        if item is not None and len(item) > limits.max_text_bytes:
             raise InvalidInput(
                 f"input '{spec.name}' item {index} is {len(item)} bytes; "
                 f"at most {limits.max_text_bytes}",
@@ -377,18 +241,14 @@ def _names(signature: Signature) -> str:
     )
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return (
-        "["
-        + ", ".join("rows" if dim == -1 and i == 0 else str(dim) for i, dim in enumerate(shape))
-        + "]"
-    )
-
-
-def _position(shape: tuple[int, ...], flat_index: int) -> list[int]:
-    return [int(i) for i in np.unravel_index(flat_index, shape)] if shape else []
-
-
-def _preview(item: Any) -> str:
-    text = repr(item.item() if isinstance(item, np.generic) else item)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _canonical_datetimes(spec: TensorSpec, array: Array) -> Array:
+    canonical, bad = canonical_datetimes(array)
+    if bad is not None:
+        item = array.reshape(-1)[bad]
+        item = item.decode("utf-8", errors="replace") if isinstance(item, bytes) else item
+        raise InvalidInput(
+            f"input '{spec.name}' expects ISO 8601 datetimes (such as 2024-03-01T12:30:00); "
+            f"got {describe_value(item)} at {position(array.shape, bad)}",
+            input_name=spec.name,
+        )
+    return canonical

@@ -44,7 +44,12 @@ class V2Codec:
         """An inference request from a V2 body (JSON, or JSON plus binary tensors); its
         options: the outputs to send as binary data (all of them, with ``"*"``)."""
         return decode_request(
-            ref, body, headers.get(b"content-type"), headers.get(HEADER_LENGTH), self.max_json_depth
+            ref,
+            body,
+            headers.get(b"content-type"),
+            headers.get(HEADER_LENGTH),
+            self.max_json_depth,
+            nullable=frozenset(s.name for s in deployment.signature.inputs if s.nullable),
         )
 
     def encode(self, decoded: Decoded, response: InferResponse, deployment: Deployment) -> Reply:
@@ -60,8 +65,10 @@ def decode_request(
     content_type: bytes | None,
     header_length: bytes | None,
     max_json_depth: int = 64,
+    nullable: frozenset[str] = frozenset(),
 ) -> Decoded:
-    """An inference request from a V2 body (JSON, or JSON plus binary tensors)."""
+    """An inference request from a V2 body (JSON, or JSON plus binary tensors); JSON null
+    is a missing value in the ``nullable`` inputs (the signature's)."""
     if header_length is None:
         check_json(content_type)
         document, binary = load_json(body, max_json_depth), memoryview(b"")
@@ -71,7 +78,7 @@ def decode_request(
         binary = memoryview(body)[size:]
     if not isinstance(document, dict):
         raise InvalidInput("the request body must be a JSON object with 'inputs'")
-    inputs = _decode_inputs(document.get("inputs"), binary)
+    inputs = _decode_inputs(document.get("inputs"), binary, nullable)
     outputs, binary_outputs = _requested_outputs(document)
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
@@ -146,7 +153,7 @@ def _header_size(value: bytes, body_size: int) -> int:
     return size
 
 
-def _decode_inputs(tensors: Any, binary: memoryview) -> dict[str, Any]:
+def _decode_inputs(tensors: Any, binary: memoryview, nullable: frozenset[str]) -> dict[str, Any]:
     if not isinstance(tensors, list) or not tensors:
         raise InvalidInput("'inputs' must be a non-empty list of tensors")
     inputs: dict[str, Any] = {}
@@ -174,7 +181,8 @@ def _decode_inputs(tensors: Any, binary: memoryview) -> dict[str, Any]:
             inputs[name] = codec.from_bytes(name, datatype, shape, binary[offset : offset + size])
             offset += size
         elif "data" in tensor:
-            inputs[name] = codec.from_json(name, datatype, shape, tensor["data"])
+            data = tensor["data"]
+            inputs[name] = codec.from_json(name, datatype, shape, data, name in nullable)
         else:
             raise InvalidInput(
                 f"input '{name}' has no 'data' (and no binary_data_size)", input_name=name

@@ -52,6 +52,12 @@ class RegisterOptions:
     """Also store an ONNX conversion of a scikit-learn model, when skl2onnx can make one."""
     sample: Mapping[str, Array] | None = None
     """Real input rows to verify the conversion on; random rows when absent."""
+    target_scale: float | None = None
+    """A regressor's target spread (standard deviation of the true values): the
+    conversion may differ from the original by 0.1 % of it."""
+    conversion: Conversion | None = None
+    """A conversion made and verified already (the training pipeline's, which scores
+    the artifact that will serve before registering): stored as it is."""
     attachments: Mapping[str, bytes] = field(default_factory=dict)
     """Extra files kept with the version (profile, model card, report), by file name."""
 
@@ -83,7 +89,9 @@ def register_file(
     if isinstance(runtime, SklearnRuntime):
         check_class_labels(runtime.estimator, signature)
     if isinstance(runtime, SklearnRuntime) and options.convert:
-        conversion = _try_conversion(runtime.estimator, signature, options.sample)
+        conversion = options.conversion or _try_conversion(
+            runtime.estimator, signature, options.sample, options.target_scale
+        )
         if conversion is not None:
             extra.append((ONNX, "onnx", conversion.onnx_bytes))
             metrics.update(conversion.to_metrics())
@@ -111,10 +119,14 @@ def register_estimator(
 
 
 def _try_conversion(
-    estimator: Any, signature: Signature, sample: Mapping[str, Array] | None
+    estimator: Any,
+    signature: Signature,
+    sample: Mapping[str, Array] | None,
+    target_scale: float | None = None,
 ) -> Conversion | None:
+    """A faithful ONNX conversion, or None (logged) when there is none: the original serves."""
     try:
-        return convert_sklearn(estimator, signature, sample)
+        return convert_sklearn(estimator, signature, sample, target_scale=target_scale)
     except ConversionFailed as exc:
         logger.warning("serving through scikit-learn, without ONNX: %s", exc.message)
         return None

@@ -57,12 +57,16 @@ def sample_inputs(signature: Signature, rows: int = 1) -> dict[str, Array]:
     return batch
 
 
-def to_text(name: str, array: Array) -> Array:
+def to_text(name: str, array: Array, missing: Any = None) -> Array:
     """``array`` with its bytes decoded as UTF-8 (an object array of the same shape), for
-    models that take strings; bytes that are not UTF-8 are the caller's error."""
+    models that take strings; bytes that are not UTF-8 are the caller's error. A missing
+    value (None, from a nullable input) becomes ``missing``: what the model reads as one."""
     flat = array.reshape(-1)
     texts = np.empty(len(flat), dtype=np.object_)
     for index, item in enumerate(flat):
+        if item is None:
+            texts[index] = missing
+            continue
         try:
             texts[index] = item.decode("utf-8") if isinstance(item, bytes) else item
         except UnicodeDecodeError:
@@ -70,3 +74,19 @@ def to_text(name: str, array: Array) -> Array:
                 f"input '{name}' item {index} is not valid UTF-8", input_name=name
             ) from None
     return texts.reshape(array.shape)
+
+
+def as_declared(signature: Signature, outputs: dict[str, Array]) -> dict[str, Array]:
+    """``outputs`` in the datatypes the signature declares for them, so what a model
+    returns is what its metadata says (an ONNX conversion in double precision, or a
+    scikit-learn pipeline, may compute probabilities as FP64 behind an FP32 signature)."""
+    from servewell.core.datatypes import to_numpy_dtype
+
+    for spec in signature.outputs:
+        array = outputs.get(spec.name)
+        if array is None or spec.datatype == "BYTES" or array.dtype.kind not in "biuf":
+            continue
+        dtype = to_numpy_dtype(spec.datatype)
+        if array.dtype != dtype:
+            outputs[spec.name] = array.astype(dtype)
+    return outputs

@@ -13,13 +13,17 @@ import numpy as np
 
 from servewell.core.signature import Signature, TensorSpec
 from servewell.errors import InvalidArtifact, InvalidInput, InvalidSignature, ModelFailed
-from servewell.runtime.base import Array, sample_inputs, to_text
+from servewell.runtime.base import Array, as_declared, sample_inputs, to_text
 from servewell.settings import RuntimeSettings
 
 logger = logging.getLogger(__name__)
 
 #: Key of the custom metadata entry where servewell keeps a signature inside an ONNX file.
 SIGNATURE_METADATA_KEY = "servewell.signature"
+
+#: A missing text value as an ONNX graph receives it (ONNX strings cannot be null); the
+#: conversions of servewell's pipelines impute exactly this value.
+MISSING_TEXT = ""
 
 _ORT_TYPES = {
     "tensor(bool)": "BOOL",
@@ -110,14 +114,15 @@ class OnnxRuntime:
             if array.ndim == 1 and len(node.shape) == 2:
                 array = array.reshape(-1, 1)  # a raw column, as skl2onnx declares it
             if node.type == "tensor(string)":
-                array = to_text(node.name, array)
+                array = to_text(node.name, array, missing=MISSING_TEXT)
             feeds[node.name] = array
         with map_ort_errors(self.path, loading=False):
             values = session.run(self._output_names, feeds)
-        return {
+        outputs = {
             name: _from_ort_output(value)
             for name, value in zip(self._output_names, values, strict=True)
         }
+        return as_declared(self.describe(), outputs)
 
     def describe(self) -> Signature:
         self._require_session()

@@ -18,7 +18,7 @@ import numpy as np
 
 from servewell.core.signature import Signature, TensorSpec
 from servewell.errors import InvalidArtifact, InvalidInput, ModelFailed
-from servewell.runtime.base import Array, sample_inputs, to_text
+from servewell.runtime.base import Array, as_declared, sample_inputs, to_text
 
 INPUT_NAME = "input"
 
@@ -81,18 +81,20 @@ class SklearnRuntime:
                 warnings.filterwarnings("ignore", message="X does not have valid feature names")
                 warnings.filterwarnings("ignore", message="X has feature names")
                 if is_classifier(estimator):
-                    return {
+                    outputs = {
                         "label": _labels(estimator.predict(features)),
                         "probabilities": np.asarray(
                             estimator.predict_proba(features), dtype=np.float32
                         ),
                     }
-                values = np.asarray(estimator.predict(features), dtype=np.float32)
+                else:
+                    values = np.asarray(estimator.predict(features), dtype=np.float32)
+                    outputs = {"variable": values.reshape(len(values), -1)}
         except ValueError as exc:
             raise InvalidInput(f"the model rejected the input: {exc}") from exc
         except Exception as exc:
             raise ModelFailed(f"{type(estimator).__name__}.predict failed: {exc}") from exc
-        return {"variable": values.reshape(len(values), -1)}
+        return as_declared(self.describe(), outputs)
 
     def describe(self) -> Signature:
         self.estimator  # noqa: B018 - raises unless loaded
@@ -109,7 +111,8 @@ def to_estimator_input(signature: Signature, inputs: Mapping[str, Array]) -> Any
     A *columnar* signature (one input per raw column, each ``[-1]`` or ``[-1, 1]``, as the
     training pipeline registers) becomes a DataFrame, so ColumnTransformers can select
     columns by name; so does a matrix whose signature names its features. A matrix with
-    no feature names stays an array.
+    no feature names stays an array. Floats are float64, as scikit-learn computes (and
+    the pipeline was validated): a scaler fed float32 would compute in float32.
     """
     import pandas as pd
 
@@ -117,9 +120,14 @@ def to_estimator_input(signature: Signature, inputs: Mapping[str, Array]) -> Any
         return pd.DataFrame(
             {spec.name: _column(spec.name, inputs[spec.name]) for spec in signature.inputs}
         )
+    matrix = _float64(inputs[INPUT_NAME])
     if signature.feature_names:
-        return pd.DataFrame(inputs[INPUT_NAME], columns=list(signature.feature_names))
-    return inputs[INPUT_NAME]
+        return pd.DataFrame(matrix, columns=list(signature.feature_names))
+    return matrix
+
+
+def _float64(array: Array) -> Array:
+    return array.astype(np.float64) if array.dtype.kind == "f" else array
 
 
 def is_columnar(signature: Signature) -> bool:
@@ -134,7 +142,8 @@ def _column(name: str, array: Array) -> Array:
             "scikit-learn model takes one column per input, or one matrix named 'input'"
         )
     flat = array.reshape(len(array))
-    return to_text(name, flat) if flat.dtype == np.object_ else flat
+    # A missing text value as pandas (and so the pipeline, in training) holds one: NaN.
+    return to_text(name, flat, missing=np.nan) if flat.dtype == np.object_ else _float64(flat)
 
 
 def is_classifier(estimator: Any) -> bool:

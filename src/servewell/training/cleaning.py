@@ -13,10 +13,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from servewell.core.datetimes import parse_datetimes, to_iso
 from servewell.core.task import Task
 from servewell.errors import InvalidConfig, InvalidData
 from servewell.training.config import CleaningConfig
-from servewell.training.data import Schema, parse_datetimes
+from servewell.training.data import Schema
 
 Reason = Literal["missing target", "invalid", "out of range", "missing", "duplicate"]
 
@@ -132,12 +133,6 @@ def _typed(values: pd.Series, kind: str, name: str, drop: Any) -> pd.Series:
     stamps = values if values.dtype.kind == "M" else parse_datetimes(values.astype(str))
     drop(present & stamps.isna(), "invalid", name, "value")
     return to_iso(stamps)
-
-
-def to_iso(stamps: pd.Series) -> pd.Series:
-    """Datetimes as the ISO 8601 text the model takes (and a client sends)."""
-    text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S")
-    return text.astype(object).where(stamps.notna(), np.nan)
 
 
 def _as_text(values: pd.Series) -> pd.Series:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from servewell.core.datetimes import parse_datetimes
 from servewell.errors import InvalidConfig, InvalidData, MissingDependency
 
 Kind = Literal["numeric", "categorical", "datetime", "ignore"]
@@ -222,12 +223,6 @@ def _infer_kind(series: pd.Series) -> tuple[Kind, str]:
     if distinct > IDENTIFIER_SHARE * len(present) and distinct > 50:
         return "ignore", f"looks like an identifier ({distinct} distinct values)"
     return "categorical", ""
-
-
-def parse_datetimes(values: pd.Series) -> pd.Series:
-    """ISO 8601 text as naive UTC timestamps; what does not parse becomes NaT."""
-    parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
-    return parsed.dt.tz_localize(None)
 
 
 def _unparsed_note(text: pd.Series, parsed: pd.Series, what: str) -> str:

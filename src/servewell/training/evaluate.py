@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servewell.core.signature import Signature
+from servewell.core.datetimes import parse_datetimes
+from servewell.core.signature import Signature, TensorSpec
 from servewell.core.task import Task
+from servewell.core.validation import InputLimits, validate_inputs
 from servewell.errors import InvalidData
 from servewell.runtime.base import Runtime
 from servewell.stats import (
@@ -98,10 +100,7 @@ def evaluate_runtime(
     usable, dropped = _usable_rows(frame, signature, target)
     task: Task = "classification" if signature.class_labels is not None else "regression"
     truth = _typed_truth(usable[target], signature)
-    batches = [
-        runtime.predict(to_inputs(usable.iloc[start : start + batch_rows], signature))
-        for start in range(0, len(usable), batch_rows)
-    ]
+    batches = _predict_batches(runtime, signature, usable, batch_rows)
     if task == "classification":
         predictions = Predictions(
             label=np.concatenate([b["label"] for b in batches]),
@@ -114,6 +113,19 @@ def evaluate_runtime(
         positive_label = next((c for c in labels if str(c) == str(positive_label)), None)
     metrics = score(task, truth, predictions, labels=labels, positive_label=positive_label)
     return Evaluation(len(usable), dropped, metrics)
+
+
+def _predict_batches(
+    runtime: Runtime, signature: Signature, rows: pd.DataFrame, batch_rows: int
+) -> list[dict[str, Array]]:
+    """The runtime's outputs on ``rows``, batch by batch, each validated as a request is
+    (so datetimes reach the model in its layout, missing values as it takes them)."""
+    limits = InputLimits(max_rows=batch_rows, max_text_bytes=2**31)
+    batches = []
+    for start in range(0, len(rows), batch_rows):
+        inputs = to_inputs(rows.iloc[start : start + batch_rows], signature)
+        batches.append(runtime.predict(validate_inputs(signature, inputs, limits)))
+    return batches
 
 
 def _usable_rows(
@@ -133,14 +145,23 @@ def _usable_rows(
             dropped[f"invalid `{spec.name}`"] = int((invalid & keep).sum())
             keep &= ~invalid
             data[spec.name] = numbers
+        if spec.datetime:
+            invalid = data[spec.name].notna() & parse_datetimes(data[spec.name].astype(str)).isna()
+            dropped[f"invalid `{spec.name}`"] = int((invalid & keep).sum())
+            keep &= ~invalid
         missing = data[spec.name].isna()
-        if not (signature.allow_nan and spec.datatype != "BYTES"):
+        if not _takes_missing(signature, spec):
             dropped[f"missing `{spec.name}`"] = int((missing & keep).sum())
             keep &= ~missing
     usable = data[keep].reset_index(drop=True)
     if usable.empty:
         raise InvalidData(f"no usable rows: {_describe_drops(dropped)}")
     return usable, {reason: n for reason, n in dropped.items() if n}
+
+
+def _takes_missing(signature: Signature, spec: TensorSpec) -> bool:
+    """Whether the model imputes this input's missing values (so its rows are scored)."""
+    return spec.nullable or (signature.allow_nan and spec.datatype != "BYTES")
 
 
 def _typed_truth(values: pd.Series, signature: Signature) -> Array:

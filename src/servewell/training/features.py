@@ -16,11 +16,15 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from servewell.core.datetimes import parse_datetimes
 from servewell.errors import InvalidConfig
 from servewell.training.config import DerivedFeature, FeaturesConfig
-from servewell.training.data import Schema, parse_datetimes
+from servewell.training.data import Schema
 
 SECONDS_PER_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+#: A missing text value, as the model's steps hold it (see :class:`DerivedFeatures`).
+MISSING_TEXT = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +105,27 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Adds the declared columns to a DataFrame and turns datetime text into numbers.
 
     ``features`` holds plain dicts (a DerivedFeature's fields) so the fitted pipeline
-    pickles without pydantic; ``datetime_columns`` are parsed from ISO 8601 text.
+    pickles without pydantic; ``datetime_columns`` are parsed from ISO 8601 text;
+    in ``text_columns`` a missing value becomes ``""``, the one missing text value the
+    imputer (and ONNX, whose strings cannot be null) knows.
     """
 
     def __init__(
-        self, features: Sequence[dict[str, Any]] = (), datetime_columns: Sequence[str] = ()
+        self,
+        features: Sequence[dict[str, Any]] = (),
+        datetime_columns: Sequence[str] = (),
+        text_columns: Sequence[str] = (),
     ) -> None:
         self.features = features
         self.datetime_columns = datetime_columns
+        self.text_columns = text_columns
+
+    @classmethod
+    def register_onnx_converter(cls) -> None:
+        """Teach skl2onnx this step (registration converts pipelines that hold it)."""
+        from servewell.training.features_onnx import register_converter
+
+        register_converter(cls)
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> DerivedFeatures:
         self.n_features_in_ = X.shape[1]
@@ -117,6 +134,8 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         frame = X.copy()
+        for name in getattr(self, "text_columns", ()):  # absent from older pickles
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), MISSING_TEXT)
         for name in self.datetime_columns:
             frame[name] = _datetimes(frame[name], name)
         for spec in self.features:
@@ -185,7 +204,9 @@ def build_preprocessor(plan: FeaturePlan, *, scale: bool, impute: bool) -> Any:
     categorical_steps: list[tuple[str, Any]] = []
     if impute:
         numeric_steps.append(("impute", SimpleImputer(strategy="median")))
-        categorical_steps.append(("impute", SimpleImputer(strategy="most_frequent")))
+        categorical_steps.append(
+            ("impute", SimpleImputer(strategy="most_frequent", missing_values=MISSING_TEXT))
+        )
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
     categorical_steps.append(
@@ -199,8 +220,9 @@ def build_preprocessor(plan: FeaturePlan, *, scale: bool, impute: bool) -> Any:
         transformers.append(("categorical", Pipeline(categorical_steps), list(plan.categorical)))
     prepare = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     steps: list[tuple[str, Any]] = []
-    if plan.derived or plan.datetime:
+    if plan.derived or plan.datetime or plan.categorical:
         derived = [f.model_dump(mode="json") for f in plan.derived]
-        steps.append(("derive", DerivedFeatures(derived, list(plan.datetime))))
+        step = DerivedFeatures(derived, list(plan.datetime), list(plan.categorical))
+        steps.append(("derive", step))
     steps.append(("prepare", prepare))
     return Pipeline(steps)

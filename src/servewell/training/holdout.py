@@ -24,6 +24,7 @@ from servewell.registry import ModelVersion, RegistryAccess
 from servewell.runtime.base import Array
 from servewell.runtime.sklearn import INPUT_NAME, is_columnar
 from servewell.training.data import load_dataset, require_column
+from servewell.training.signature import text_column
 
 #: Attachment names under which a version keeps its validation split, by preference.
 VALIDATION_ROLES = ("validation.parquet", "validation.csv")
@@ -120,7 +121,7 @@ def inputs_from_frame(frame: pd.DataFrame, signature: Signature, source: str) ->
     for spec in signature.inputs:
         column = frame[spec.name]
         if spec.datatype == "BYTES":
-            arrays[spec.name] = np.array([str(v).encode("utf-8") for v in column], dtype=np.object_)
+            arrays[spec.name] = text_column(column)
         else:
             arrays[spec.name] = _numbers(column, spec.datatype, source)
     return arrays

@@ -13,6 +13,7 @@ from servewell.reports.card import model_card
 from servewell.reports.report import report_html, report_json
 from servewell.training.progress import Progress, StageLog
 from servewell.training.result import PipelineResult
+from servewell.training.served import choose_served
 
 #: Validation rows (at most) attached to the version as ``validation.csv``, the rows
 #: ``servewell optimize`` judges the version on when given no ``--eval``.
@@ -26,6 +27,10 @@ def register_result(
     validation split (``validation.csv``, read by ``servewell optimize``) attached."""
     if not result.passed:
         raise GateFailed(result.failures)
+    log = StageLog(progress)
+    served = choose_served(log, result)
+    result.served_metrics = served.metrics
+    result.stages.extend(log.summaries)  # the report shows how the model will serve
     log = StageLog(progress)
     with log.stage("register") as summary:
         report = result.report()
@@ -41,6 +46,8 @@ def register_result(
             alias=result.config.registration.alias,
             description=result.config.registration.description,
             sample=result.sample,
+            conversion=served.conversion,
+            convert=served.conversion is not None,
             attachments={
                 "profile.json": _json_bytes(result.profile),
                 "model_card.md": model_card(report).encode("utf-8"),
@@ -51,14 +58,16 @@ def register_result(
         )
         version = register_estimator(access, result.name, result.model, options=options)
         result.version = version
-        served = "ONNX" if version.has_artifact("onnx") else "scikit-learn"
-        summary.lines = [f"registered {version.name}@{version.version} (serves via {served})"]
+        how = "ONNX" if version.has_artifact("onnx") else "scikit-learn"
+        summary.lines = [f"registered {version.name}@{version.version} (serves via {how})"]
     result.stages.extend(log.summaries)
     return version
 
 
 def _registry_metrics(result: PipelineResult) -> dict[str, Any]:
-    metrics: dict[str, Any] = dict(result.metrics.headline())
+    """The served artifact's validation metrics (the pipeline's, if never scored)."""
+    scored = result.served_metrics or result.metrics
+    metrics: dict[str, Any] = dict(scored.headline())
     metrics["validation_rows"] = len(result.validation_truth)
     latency = next(c for c in result.checks if c.name == "latency")
     metrics |= {"p50_ms": latency.figures["p50_ms"], "p99_ms": latency.figures["p99_ms"]}

@@ -52,6 +52,8 @@ class PipelineResult(Gated):
     validation_frame: pd.DataFrame | None = None
     """The validation split: the model's raw input columns and the target."""
     version: ModelVersion | None = None
+    served_metrics: Metrics | None = None
+    """The validation metrics of the artifact that serves (set when registering)."""
 
     def report(self) -> TrainingReport:
         """The run as its report and model card show it, as it stands now (registered or

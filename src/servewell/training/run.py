@@ -24,8 +24,8 @@ from servewell.training.result import PipelineResult
 from servewell.training.signature import columnar_signature, to_inputs
 from servewell.training.target import positive_label
 
-#: Training rows (at most) kept as the ONNX conversion's verification sample.
-SAMPLE_ROWS = 256
+#: Validation rows (at most) the ONNX conversion is checked on.
+SAMPLE_ROWS = 10_000
 
 
 def run_pipeline(
@@ -56,7 +56,11 @@ def train_pipeline(
     checks = stages.run_checks(log, fitted, scores, rows, schema, task, config)
     gate = stages.gate(log, config, scores.metrics, checks)
     signature = columnar_signature(
-        cleaned, plan.inputs, labels=labels, allow_nan=config.cleaning.missing == "impute"
+        cleaned,
+        plan.inputs,
+        labels=labels,
+        nullable=config.cleaning.missing == "impute",
+        datetimes=schema.names("datetime"),
     )
     return PipelineResult(
         name=config.name or target,
@@ -79,7 +83,7 @@ def train_pipeline(
         model=fitted.model,
         signature=signature,
         profile=reference_profile(rows.x_train, schema, plan, scores.training, task),
-        sample=to_inputs(rows.x_train.head(SAMPLE_ROWS), signature),
+        sample=to_inputs(rows.x_val.head(SAMPLE_ROWS), signature),
         cross_validation=fitted.cross_validation,
         validation_frame=rows.x_val.assign(**{target: rows.y_val}),
     )

@@ -29,17 +29,30 @@ def columnar_signature(
     inputs: Sequence[str],
     *,
     labels: Sequence[Any] | None,
-    allow_nan: bool,
+    nullable: bool,
+    datetimes: Sequence[str] = (),
 ) -> Signature:
     """A matrix of numbers, or one ``[-1]`` input per raw column; classifier or regressor
-    outputs."""
-    datatypes = [_datatype(frame[name]) for name in inputs]
+    outputs. ``nullable``: the model imputes missing values, so every input takes them
+    (numbers then travel as FP64, whose NaN is a missing value); ``datetimes``: the
+    columns holding ISO 8601 text."""
+    datatypes = [_datatype(frame[name], nullable) for name in inputs]
     matrix = all(datatype != "BYTES" for datatype in datatypes)
     specs = (
-        (TensorSpec(name=MATRIX_INPUT, datatype="FP32", shape=(-1, len(inputs))),)
+        (
+            TensorSpec(
+                name=MATRIX_INPUT, datatype="FP32", shape=(-1, len(inputs)), nullable=nullable
+            ),
+        )
         if matrix
         else tuple(
-            TensorSpec(name=name, datatype=datatype, shape=(-1,))
+            TensorSpec(
+                name=name,
+                datatype=datatype,
+                shape=(-1,),
+                nullable=nullable,
+                datetime=name in datetimes,
+            )
             for name, datatype in zip(inputs, datatypes, strict=True)
         )
     )
@@ -48,22 +61,18 @@ def columnar_signature(
         outputs: tuple[TensorSpec, ...] = (
             TensorSpec(name="variable", datatype="FP32", shape=(-1, 1)),
         )
-        return Signature(
-            inputs=specs, outputs=outputs, feature_names=feature_names, allow_nan=allow_nan
-        )
+        return Signature(inputs=specs, outputs=outputs, feature_names=feature_names)
     plain = tuple(int(v) if isinstance(v, int | np.integer) else str(v) for v in labels)
     label_type: Datatype = "INT64" if all(isinstance(v, int) for v in plain) else "BYTES"
     outputs = (
         TensorSpec(name="label", datatype=label_type, shape=(-1,)),
         TensorSpec(name="probabilities", datatype="FP32", shape=(-1, len(plain))),
     )
-    return Signature(
-        inputs=specs,
-        outputs=outputs,
-        feature_names=feature_names,
-        class_labels=plain,
-        allow_nan=allow_nan,
-    )
+    return Signature(inputs=specs, outputs=outputs, feature_names=feature_names, class_labels=plain)
+
+
+def _matrix_input(width: int, nullable: bool) -> TensorSpec:
+    return TensorSpec(name=MATRIX_INPUT, datatype="FP32", shape=(-1, width), nullable=nullable)
 
 
 def _require_columns(frame: pd.DataFrame, names: Sequence[str]) -> None:
@@ -75,10 +84,10 @@ def _require_columns(frame: pd.DataFrame, names: Sequence[str]) -> None:
         )
 
 
-def _datatype(column: pd.Series) -> Datatype:
+def _datatype(column: pd.Series, nullable: bool) -> Datatype:
     kind = column.dtype.kind
     if kind in "iub":
-        return "INT64"
+        return "FP64" if nullable else "INT64"
     if kind == "f":
         return "FP64"
     return "BYTES"
@@ -95,9 +104,21 @@ def to_inputs(frame: pd.DataFrame, signature: Signature) -> dict[str, Array]:
     for spec in signature.inputs:
         values = frame[spec.name]
         if spec.datatype == "BYTES":
-            arrays[spec.name] = np.array([str(v).encode("utf-8") for v in values], dtype=object)
+            arrays[spec.name] = text_column(values)
         elif spec.datatype == "INT64":
             arrays[spec.name] = values.to_numpy(dtype=np.int64)
         else:
             arrays[spec.name] = values.to_numpy(dtype=np.float64)
     return arrays
+
+
+def text_column(values: pd.Series) -> Array:
+    """A column as UTF-8 bytes; a missing value (NaN, None) as None, as validation
+    passes a nullable input's missing value on."""
+    return np.array(
+        [None if _is_missing(v) else str(v).encode("utf-8") for v in values], dtype=object
+    )
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NA
