@@ -111,8 +111,8 @@ def test_a_failing_model_is_a_500_naming_it_and_the_traceback_is_in_the_log(
             timeout=30,
         )
         statuses = [_rest(url, "flaky", [{"x": float(i)}]).status_code for i in range(6)]
-        failed = next(r for r in (_rest(url, "flaky", [{"x": 99.0 + i}]) for i in range(3))
-                      if r.status_code == 500)  # fmt: skip
+        three_more = [_rest(url, "flaky", [{"x": 99.0 + i}]) for i in range(3)]
+    (failed,) = [answer for answer in three_more if answer.status_code == 500]
     assert wrong.status_code == 500
     assert wrong.json() == {
         "error": "model 'wrong-output' version 1 failed; request id off-signature-1"
