@@ -85,7 +85,9 @@ def test_python_options_are_refused_for_other_formats(
 
 
 def _servewell(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "SERVEWELL_HOME": str(home)}
+    unpacked = home.parent / "unpacked"  # os._exit leaves what it unpacked behind
+    unpacked.mkdir(exist_ok=True)
+    environment = {**os.environ, "SERVEWELL_HOME": str(home), "TMPDIR": str(unpacked)}
     return subprocess.run(
         [str(Path(sys.executable).parent / "servewell"), *args],
         env=environment,

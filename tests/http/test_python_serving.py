@@ -37,8 +37,16 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def url(home: Path) -> Iterator[str]:
     models = "sum,slow,hang,crash"
-    with serve_process(home, "--no-auth", "--models", models) as (served, _):
+    with serve_process(home, "--no-auth", "--models", models, env=_unpack_in(home)) as (served, _):
         yield served
+
+
+def _unpack_in(home: Path) -> dict[str, str]:
+    """Where a server unpacks its Python models: the test's own folder, since a server
+    killed at the end of its test cannot remove what it unpacked."""
+    folder = home.parent / "unpacked"
+    folder.mkdir(exist_ok=True)
+    return {"TMPDIR": str(folder)}
 
 
 def _rest(url: str, model: str, rows: list[dict[str, float]]) -> httpx.Response:
@@ -103,7 +111,9 @@ def test_a_failing_model_is_a_500_naming_it_and_the_traceback_is_in_the_log(
     home: Path,
 ) -> None:
     log: list[str] = []
-    with serve_process(home, "--no-auth", "--models", "wrong-output,flaky", log=log) as (url, _):
+    models = "wrong-output,flaky"
+    serving = serve_process(home, "--no-auth", "--models", models, env=_unpack_in(home), log=log)
+    with serving as (url, _):
         wrong = httpx.post(
             f"{url}/v2/models/wrong-output/infer",
             json={"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [-2]}]},
