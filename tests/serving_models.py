@@ -29,6 +29,7 @@ from servewell.errors import NotReady
 from servewell.http.app import ServewellApp
 from servewell.http.protocol import ServewellHttpProtocol
 from servewell.registration.register import RegisterOptions, register_estimator, register_file
+from servewell.registry import ModelVersion
 
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 
@@ -128,6 +129,37 @@ def register_onnx_classifier(
     path = folder / "flower.onnx"
     path.write_bytes(onnx_model.SerializeToString())
     register_file(services, path, "flower")
+
+
+#: Model classes (format ``python``) that tests and benchmarks serve: one that sums, and
+#: ones that are slow, fail every k-th call, hang, crash the process or answer off their
+#: signature on purpose; each file's docstring says what it does and its signature.
+PYTHON_MODELS = Path(__file__).parent / "python_models"
+
+
+def register_python(
+    services: Services,
+    name: str,
+    model: str,
+    *,
+    signature: str | Path = "column.json",
+    artifacts: Path | None = None,
+    model_class: str | None = None,
+) -> ModelVersion:
+    """``python_models/<model>.py`` (trusted) as the next version of ``name``, with a
+    signature file of that folder (or the one at the path given)."""
+    return register_file(
+        services,
+        PYTHON_MODELS / f"{model}.py",
+        name,
+        format="python",
+        trust=True,
+        options=RegisterOptions(
+            signature=Signature.from_json_file(PYTHON_MODELS / signature),
+            artifacts=artifacts,
+            model_class=model_class,
+        ),
+    )
 
 
 def _model(graph: Any) -> Any:
@@ -279,10 +311,11 @@ async def _bounded(call: Callable[[], Awaitable[Any]], timeout_s: float) -> Any:
 
 @contextmanager
 def serve_process(
-    home: Path, *args: str, env: dict[str, str] | None = None
+    home: Path, *args: str, env: dict[str, str] | None = None, log: list[str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``servewell serve`` as a real process on a free loopback port, ready when this
-    yields its URL; the whole process group is killed after (workers included)."""
+    yields its URL; the whole process group is killed after (workers included), and what
+    it wrote is appended to ``log`` when one is given."""
     port = free_port()
     environment = {**os.environ, "SERVEWELL_HOME": str(home), **(env or {})}
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -300,7 +333,9 @@ def serve_process(
         wait_until_ready(url, process, timeout_s=60)
         yield url, process
     finally:
-        _kill_group(process)
+        output = _kill_group(process)
+        if log is not None:
+            log.append(output)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[str], timeout_s: float) -> None:

@@ -25,7 +25,7 @@ the same way::
     │   └── SignatureRequired                          a format with no signature of its own
     ├── InvalidArtifact (ValueError)             422   a model file is corrupt or unreadable
     │   ├── UnsupportedFormat
-    │   └── UntrustedArtifact                          a pickle registered without --trust
+    │   └── UntrustedArtifact                          a pickle or Python model without --trust
     ├── ConversionFailed                         422   a model could not be converted
     ├── InvalidData (ValueError)                 422   a training/evaluation table is unusable
     ├── InvalidConfig (ValueError)               400   a pipeline file is wrong
@@ -41,7 +41,7 @@ the same way::
     ├── RateLimited                              429   a key (or client) over its rate limit
     │   └── LockedOut                                  a client after too many failed keys
     ├── ArtifactTampered                         500   stored bytes no longer match their sha256
-    ├── ModelFailed                              500   the runtime raised while predicting
+    ├── ModelFailed                              500   a model raised, or broke its signature
     ├── StorageFailed                            503   the registry database is unreachable
     ├── Overloaded                               503   a model's queue is full; retry later
     ├── Unavailable                              503   a shared dependency is down (fail_closed)
@@ -211,9 +211,9 @@ class UnsupportedFormat(InvalidArtifact):
 class UntrustedArtifact(InvalidArtifact):
     code = "untrusted_artifact"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, what: str = "a pickle/joblib file") -> None:
         super().__init__(
-            f"{path} is a pickle/joblib file; loading it runs arbitrary code. "
+            f"{path} is {what}; loading it runs arbitrary code. "
             "Register it only if you trust its source, with --trust"
         )
 

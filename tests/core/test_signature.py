@@ -12,6 +12,7 @@ GOOD = {
     "feature_names": ["a", "b"],
     "feature_ranges": {"a": {"min": 0}},
     "class_labels": [0, 1],
+    "max_batch_size": 16,
 }
 
 
@@ -34,6 +35,7 @@ def test_round_trip_through_json(tmp_path: Path) -> None:
         ({**GOOD, "colour": "blue"}, "colour"),
         ({**GOOD, "feature_ranges": {"a": {"min": float("nan")}}}, "'a': NaN is not a bound"),
         ({**GOOD, "feature_ranges": {"a": {"min": 2, "max": 1}}}, "min 2.0 is above max 1.0"),
+        ({**GOOD, "max_batch_size": 0}, "max_batch_size: Input should be greater"),
         (
             {
                 **GOOD,

@@ -50,6 +50,15 @@ def test_too_many_rows() -> None:
         validate_inputs(SIGNATURE, {"input": np.ones((11, 3))}, InputLimits(max_rows=10))
 
 
+def test_the_signatures_max_batch_size_bounds_the_rows_of_a_request() -> None:
+    capped = SIGNATURE.model_copy(update={"max_batch_size": 4})
+    assert len(validate_inputs(capped, {"input": np.ones((4, 3))})["input"]) == 4
+    with pytest.raises(InvalidInput, match="5 rows; at most 4 per request"):
+        validate_inputs(capped, {"input": np.ones((5, 3))})
+    with pytest.raises(InvalidInput, match="5 rows; at most 2 per request"):  # the smaller
+        validate_inputs(capped, {"input": np.ones((5, 3))}, InputLimits(max_rows=2))
+
+
 def test_nan_allowed_when_the_signature_says_so() -> None:
     lenient = SIGNATURE.model_copy(update={"allow_nan": True})
     arrays = validate_inputs(lenient, {"input": [[1, math.nan, 3]]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,14 @@ import pytest
 from servewell.core.signature import Signature
 from servewell.errors import InvalidArtifact
 from servewell.runtime import Runtime, create_runtime, sample_inputs
+from servewell.runtime.bundle import write_bundle
+from serving_models import PYTHON_MODELS
 from torch_models import require_torch
 
-FORMATS = ["onnx", "sklearn", "torch"]
-SUFFIXES = {"onnx": "onnx", "sklearn": "joblib", "torch": "pt"}
-#: A torch module does not describe itself: its runtime is given the iris signature.
+FORMATS = ["onnx", "sklearn", "torch", "python"]
+SUFFIXES = {"onnx": "onnx", "sklearn": "joblib", "torch": "pt", "python": "py"}
+#: A torch module or a Python model does not describe itself: its runtime is given the
+#: iris signature.
 IRIS_SIGNATURE = Signature.from_dict(
     {
         "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
@@ -53,14 +57,24 @@ def torch_iris(
     return path
 
 
+@pytest.fixture(scope="session")
+def python_iris(tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path]) -> Path:
+    """python_models/iris.py with the fitted classifier in its artifacts folder, bundled."""
+    folder = tmp_path_factory.mktemp("python-iris")
+    (folder / "artifacts").mkdir()
+    shutil.copy(model_files["joblib"], folder / "artifacts" / "model.joblib")
+    return write_bundle(PYTHON_MODELS / "iris.py", folder / "artifacts", None, folder / "iris.py")
+
+
 def _path(format: str, model_files: dict[str, Path], request: pytest.FixtureRequest) -> Path:
-    if format == "torch":
-        return Path(request.getfixturevalue("torch_iris"))
+    if format in ("torch", "python"):
+        return Path(request.getfixturevalue(f"{format}_iris"))
     return model_files[SUFFIXES[format]]
 
 
 def _create(format: str, path: Path) -> Runtime:
-    return create_runtime(format, path, signature=IRIS_SIGNATURE if format == "torch" else None)
+    described = format in ("torch", "python")
+    return create_runtime(format, path, signature=IRIS_SIGNATURE if described else None)
 
 
 def _runtime(format: str, model_files: dict[str, Path], request: pytest.FixtureRequest) -> Runtime:

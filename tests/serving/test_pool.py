@@ -129,6 +129,13 @@ async def test_the_predictor_validates_before_queueing(model_home: Path) -> None
         services.close()
 
 
+def test_a_models_own_max_batch_size_caps_the_settings() -> None:
+    settings = BatchingSettings(max_batch_size=16, max_queue_size=9)
+    assert settings.capped(None) == settings
+    assert settings.capped(32) == settings
+    assert settings.capped(4) == settings.model_copy(update={"max_batch_size": 4})
+
+
 def test_per_model_batching_overrides_the_defaults() -> None:
     settings = Settings(
         models={"big": ModelSettings(batching=BatchingOverrides(max_batch_size=4))},

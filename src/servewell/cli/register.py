@@ -20,17 +20,27 @@ def register(
     path: Path = typer.Argument(
         ...,
         help="Model file: .onnx; .joblib/.pkl (needs --trust); .pt/.pth: TorchScript, or "
-        "a torch.save'd module (needs --trust).",
+        "a torch.save'd module (needs --trust); .py: a Python model class (needs --trust).",
     ),
     name: str = typer.Option(..., "--name", "-n", help="Model name."),
     format: str | None = typer.Option(
-        None, "--format", help="onnx, sklearn, text or torch; default: by suffix."
+        None, "--format", help="onnx, sklearn, text, torch or python; default: by suffix."
     ),
     trust: bool = typer.Option(
-        False, "--trust", help="Allow a pickle/joblib/torch.save file (loading it runs its code)."
+        False,
+        "--trust",
+        help="Allow a pickle/joblib/torch.save file or Python model (loading it runs its code).",
     ),
     signature_file: Path | None = typer.Option(
-        None, "--signature", help="JSON signature, instead of inferring one (required for torch)."
+        None,
+        "--signature",
+        help="JSON signature, instead of inferring one (required for torch and python).",
+    ),
+    artifacts: Path | None = typer.Option(
+        None, "--artifacts", help="python: a folder stored with the file, given to its load()."
+    ),
+    model_class: str | None = typer.Option(
+        None, "--class", help="python: the model class to serve, if the file defines several."
     ),
     metrics_file: Path | None = typer.Option(None, "--metrics", help="JSON object of metrics."),
     tag: list[str] = typer.Option([], "--tag", help="key=value; repeatable."),
@@ -50,6 +60,8 @@ def register(
             alias=alias,
             parent=ModelRef.parse(parent) if parent else None,
             convert=not no_convert,
+            artifacts=artifacts,
+            model_class=model_class,
         )
     with open_services() as services, console.status(f"registering {path.name}…"):
         version = register_file(services, path, name, format=format, trust=trust, options=options)

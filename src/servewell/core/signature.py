@@ -13,7 +13,8 @@ JSON form::
       "feature_names": ["mean radius", ...],
       "feature_ranges": {"mean radius": {"min": 0, "max": 50}},
       "class_labels": [0, 1],
-      "allow_nan": false
+      "allow_nan": false,
+      "max_batch_size": 64
     }
 """
 
@@ -102,6 +103,9 @@ class Signature(BaseModel):
     """A classifier's classes, in the order of its probability columns."""
     allow_nan: bool = False
     """Whether NaN and infinities are valid input values (some models impute them)."""
+    max_batch_size: int | None = Field(default=None, ge=1)
+    """Most rows the model takes in one call: the server batches no more than this, and
+    a request with more rows is refused (400). None: the settings decide."""
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:

@@ -8,7 +8,7 @@ without knowing anything of the model.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,8 @@ def validate_inputs(
     ``datatypes``: what a protocol declared each input to be (V2); each must be the
     signature's own."""
     limits = limits or InputLimits()
+    if signature.max_batch_size is not None and signature.max_batch_size < limits.max_rows:
+        limits = replace(limits, max_rows=signature.max_batch_size)  # the model's own limit
     if datatypes:
         check_declared_datatypes(signature, datatypes)
     arrays = _validate_plain(signature, inputs, limits)

@@ -1,9 +1,9 @@
 """Errors to HTTP answers: the one place a ServewellError becomes a status and a body.
 
 An exposed error (4xx, and 503s the caller can act on) says what was wrong; anything
-else answers only that the request failed and its request id, and is logged with its
-stack trace. V2 routes keep the protocol's ``{"error": "..."}``; the others add the
-stable ``code`` and ``detail``.
+else answers only that the request failed (or, when the model itself failed, which
+model) and its request id, and is logged with its stack trace. V2 routes keep the
+protocol's ``{"error": "..."}``; the others add the stable ``code`` and ``detail``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 
 from servewell.errors import (
     MethodNotAllowed,
+    ModelFailed,
     Overloaded,
     RateLimited,
     ServewellError,
@@ -53,7 +54,10 @@ def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
     if record is not None:
         record.error = code
     logger.error("request failed: %s", exc, exc_info=exc)
-    body = {"error": f"the request failed; request id {request_id}"}
+    failed = "the request"
+    if isinstance(exc, ModelFailed) and record is not None and record.model:
+        failed = f"model '{record.model}' version {record.version}"  # the model's own fault
+    body = {"error": f"{failed} failed; request id {request_id}"}
     if not v2:
         body["code"] = code
     return Reply.json(status, body)

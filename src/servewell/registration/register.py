@@ -5,6 +5,10 @@ database transaction records the version; if anything fails, no row is written. 
 it stored stays: another registration of the same bytes (in another process, perhaps on
 another machine) may already be counting on it, and removing it here could leave that
 version pointing at nothing. ``servewell gc`` removes such leftovers once they are old.
+
+A Python model (format ``python``) is its ``.py`` file and artifacts folder packed into
+one bundle (:mod:`servewell.runtime.bundle`) first; from there on it is registered as
+any file is, the bundle standing for the file.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 from servewell.core.ref import ModelRef, check_alias, check_name
 from servewell.core.signature import Signature
-from servewell.errors import ConversionFailed, InvalidArtifact, UntrustedArtifact
+from servewell.errors import ConversionFailed, InvalidArtifact, InvalidInput, UntrustedArtifact
 from servewell.registration.convert import Conversion, convert_sklearn
 from servewell.registration.signature import check_class_labels, proven_signature
 from servewell.registry import (
@@ -31,10 +35,14 @@ from servewell.registry import (
 )
 from servewell.runtime import create_runtime, detect_format
 from servewell.runtime.base import Array
+from servewell.runtime.bundle import write_bundle
 from servewell.runtime.factory import check_format, needs_trust
 from servewell.runtime.sklearn import SklearnRuntime
 
 logger = logging.getLogger(__name__)
+
+#: What an untrusted file of a format is, in the refusal's words.
+UNTRUSTED = {"python": "Python code"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,11 @@ class RegisterOptions:
     the artifact that will serve before registering): stored as it is."""
     attachments: Mapping[str, bytes] = field(default_factory=dict)
     """Extra files kept with the version (profile, model card, report), by file name."""
+    artifacts: Path | None = None
+    """A Python model's folder (weights, vocabularies, rules), stored with its file and
+    handed to its ``load``."""
+    model_class: str | None = None
+    """Which class of a Python model's file to serve, when it defines several."""
 
 
 def register_file(
@@ -80,22 +93,39 @@ def register_file(
     if not path.is_file():
         raise InvalidArtifact(f"{path} does not exist or is not a file")
     if needs_trust(format, path) and not trust:
-        raise UntrustedArtifact(str(path))
+        raise UntrustedArtifact(str(path), UNTRUSTED.get(format, "a pickle/joblib file"))
+    if format != "python" and (options.artifacts is not None or options.model_class):
+        raise InvalidInput("an artifacts folder and a model class are for format 'python' only")
+    if format == "python":
+        with TemporaryDirectory() as work:
+            # Named as the source, so every message about it names the user's file.
+            bundle = Path(work) / path.name
+            write_bundle(path, options.artifacts, options.model_class, bundle)
+            return _register_checked(access, bundle, name, format, options)
+    return _register_checked(access, path, name, format, options)
+
+
+def _register_checked(
+    access: RegistryAccess, path: Path, name: str, format: str, options: RegisterOptions
+) -> ModelVersion:
+    """Load, prove, convert, store and record a file whose format and trust are checked."""
     runtime = create_runtime(format, path, access.settings.runtime, options.signature)
     runtime.load()
-    signature = proven_signature(runtime, path)
     extra: list[tuple[str, str, bytes]] = []
     metrics = dict(options.metrics)
-    if isinstance(runtime, SklearnRuntime):
-        check_class_labels(runtime.estimator, signature)
-    if isinstance(runtime, SklearnRuntime) and options.convert:
-        conversion = options.conversion or _try_conversion(
-            runtime.estimator, signature, options.sample, options.target_scale
-        )
-        if conversion is not None:
-            extra.append((ONNX, "onnx", conversion.onnx_bytes))
-            metrics.update(conversion.to_metrics())
-    runtime.close()
+    try:
+        signature = proven_signature(runtime, path)
+        if isinstance(runtime, SklearnRuntime):
+            check_class_labels(runtime.estimator, signature)
+        if isinstance(runtime, SklearnRuntime) and options.convert:
+            conversion = options.conversion or _try_conversion(
+                runtime.estimator, signature, options.sample, options.target_scale
+            )
+            if conversion is not None:
+                extra.append((ONNX, "onnx", conversion.onnx_bytes))
+                metrics.update(conversion.to_metrics())
+    finally:
+        runtime.close()  # a Python model's unpacked folder and module go with it
     extra.extend(
         (role, _attachment_format(role), data) for role, data in options.attachments.items()
     )

@@ -25,6 +25,10 @@ class Runtime(Protocol):
     platform: str
     """What runs the model, in the V2 metadata's words (``onnxruntime_onnx``, ``scikit-learn``)."""
 
+    may_block: bool
+    """Whether predict runs code whose time warm-up cannot foretell (a user's Python may
+    sleep, do I/O or call other services): such a runtime never runs on the event loop."""
+
     def load(self) -> None:
         """Read the artifact and get ready to predict; raises InvalidArtifact if unreadable."""
 

@@ -18,11 +18,15 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "text": (),
     # A TorchScript archive or a torch.save'd module (runtime/torch.py tells them apart).
     "torch": (".pt", ".pth"),
+    # A user's model class in a .py file, stored with its artifacts folder as one bundle
+    # (runtime/bundle.py, runtime/python.py).
+    "python": (".py",),
 }
 
 #: Formats whose loading may run arbitrary code and so needs the user's explicit trust:
-#: every scikit-learn file; a torch file unless it is TorchScript (see needs_trust).
-UNSAFE_FORMATS = frozenset({"sklearn", "torch"})
+#: every scikit-learn file and Python model; a torch file unless it is TorchScript (see
+#: needs_trust).
+UNSAFE_FORMATS = frozenset({"sklearn", "torch", "python"})
 
 
 def detect_format(path: Path) -> str:
@@ -65,6 +69,10 @@ def create_runtime(
         from servewell.runtime.torch import TorchRuntime
 
         return TorchRuntime(path, signature)
+    if format == "python":
+        from servewell.runtime.python import PythonRuntime
+
+        return PythonRuntime(path, signature)
     if format == "onnx":
         from servewell.runtime.onnx import OnnxRuntime
 

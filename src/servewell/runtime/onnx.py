@@ -65,6 +65,7 @@ class OnnxRuntime:
     """Runs an ONNX model with ONNX Runtime's CPU provider."""
 
     platform = "onnxruntime_onnx"
+    may_block = False
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ class SklearnRuntime:
     """Runs a fitted scikit-learn estimator (or Pipeline) in-process."""
 
     platform = "scikit-learn"
+    may_block = False
 
     def __init__(self, path: Path, signature: Signature | None = None) -> None:
         self.path = path

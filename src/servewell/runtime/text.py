@@ -124,6 +124,7 @@ class TextRuntime:
     """Tokenizes raw text and runs the ONNX graph behind it."""
 
     platform = "onnxruntime_onnx"
+    may_block = False
 
     def __init__(
         self,

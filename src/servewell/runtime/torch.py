@@ -77,6 +77,7 @@ class TorchRuntime:
     """Runs a TorchScript or pickled ``torch.nn.Module`` on the CPU."""
 
     platform = "pytorch"
+    may_block = False
 
     def __init__(self, path: Path, signature: Signature | None = None) -> None:
         self.path = path

@@ -66,10 +66,11 @@ class Deployment:
 
     def warm_up(self) -> None:
         """Warm the runtime up, and time a full batch to choose where it runs: on the
-        event loop when that takes less than ``inline_below_ms``, else on a thread."""
+        event loop when that takes less than ``inline_below_ms``, else on a thread (a
+        runtime that may block always runs on its thread)."""
         self.runtime.warm_up()
         threshold_ms = self.batching.inline_below_ms
-        if threshold_ms <= 0:
+        if threshold_ms <= 0 or self.runtime.may_block:
             return
         rows = self.batching.max_batch_size if self.batching.enabled else 1
         batch = sample_inputs(self.signature, rows)

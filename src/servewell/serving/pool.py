@@ -137,7 +137,9 @@ class ModelPool:
         deployment = Deployment(
             version,
             open_runtime(self.access, version),
-            self.access.settings.model(version.name).batching,
+            self.access.settings.model(version.name).batching.capped(
+                version.signature.max_batch_size
+            ),
             self.metrics.for_deployment(version.name, version.version),
             retry_after_s=server.retry_after_s,
             is_alone=self.is_alone,

@@ -40,6 +40,13 @@ class BatchingSettings(Section):
     """Run a model on the event loop when a full batch takes less than this (measured
     at warm-up); slower models run on a worker thread. 0 always uses the thread."""
 
+    def capped(self, max_batch_size: int | None) -> BatchingSettings:
+        """These settings with no more than ``max_batch_size`` rows in one call (a
+        model's own limit, from its signature's ``max_batch_size``)."""
+        if max_batch_size is None or max_batch_size >= self.max_batch_size:
+            return self
+        return self.model_copy(update={"max_batch_size": max_batch_size})
+
 
 class BatchingOverrides(Section):
     """Per-model changes to the batching defaults; unset fields keep the default."""
