@@ -151,6 +151,20 @@ def test_an_endless_header_is_refused_before_it_is_buffered(model_home: Path, st
     assert sent < most
 
 
+def test_headers_over_the_limit_behind_a_request_in_one_packet_get_431_after_its_answer(
+    model_home: Path,
+) -> None:
+    """Pipelined: the first request is answered, then the one with too large headers is
+    refused (the count of its bytes began mid-packet)."""
+    big = b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"
+    with serving(model_home, max_header_bytes=8192) as url, connect(url) as connection:
+        connection.sendall(LIVE + big)
+        answer = until_closed(connection)
+    first, _, second = answer.partition(b"HTTP/1.1 431 ")
+    assert parse(first)[0] == 200
+    refused(b"HTTP/1.1 431 " + second, 431, "headers_too_large")
+
+
 def test_headers_under_the_limit_are_served_however_they_are_cut(model_home: Path) -> None:
     head = (
         b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"

@@ -23,11 +23,12 @@ Every limit holds per server process: with ``--workers N`` each worker has its o
 from __future__ import annotations
 
 import asyncio
-import enum
+import contextvars
 import math
 import resource
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final, Literal
 
 from servewell.errors import ServewellError
 from servewell.http.problems import to_reply
@@ -39,23 +40,25 @@ LINGER_S = 2.0
 #: loop, logs, registry database, Redis, metric files, model files while loading.
 FILE_RESERVE = 128
 _CONNECTION_CLOSE = (b"connection", b"close")
+#: The timer waits at least this long (a limit set below it is kept this late).
+_SHORTEST_WAIT_S = 0.05
 
 
-class Phase(enum.Enum):
-    """Where a connection is, for its deadline."""
-
-    FRESH = "fresh"
-    """Open, nothing received yet: the header timeout, from the opening."""
-    HEADERS = "headers"
-    """A request began; its headers are not complete: the header timeout."""
-    BODY = "body"
-    """Headers read, the body is not complete: the body timeout, from the last piece."""
-    BUSY = "busy"
-    """The request is complete and being answered: no deadline of the edge's."""
-    IDLE = "idle"
-    """Answered, waiting for the next request: the keep-alive timeout."""
-    LINGER = "linger"
-    """Refused, reading and dropping until the client closes: ``LINGER_S``."""
+#: Where a connection is, for its deadline: plain strings, not an Enum, as a phase
+#: changes several times a request and an Enum member costs more to look up than that.
+Phase = Literal["fresh", "headers", "body", "busy", "idle", "linger"]
+FRESH: Final = "fresh"
+"""Open, nothing received yet: the header timeout, from the opening."""
+HEADERS: Final = "headers"
+"""A request began; its headers are not complete: the header timeout."""
+BODY: Final = "body"
+"""Headers read, the body is not complete: the body timeout, from the last piece."""
+BUSY: Final = "busy"
+"""The request is complete and being answered: no deadline of the edge's."""
+IDLE: Final = "idle"
+"""Answered, waiting for the next request: the keep-alive timeout."""
+LINGER: Final = "linger"
+"""Refused, reading and dropping until the client closes: ``LINGER_S``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +84,12 @@ class EdgeLimits:
 
     def timeouts(self) -> dict[Phase, float]:
         return {
-            Phase.FRESH: self.header_timeout_s,
-            Phase.HEADERS: self.header_timeout_s,
-            Phase.BODY: self.body_timeout_s,
-            Phase.BUSY: math.inf,
-            Phase.IDLE: self.keep_alive_s,
-            Phase.LINGER: LINGER_S,
+            FRESH: self.header_timeout_s,
+            HEADERS: self.header_timeout_s,
+            BODY: self.body_timeout_s,
+            BUSY: math.inf,
+            IDLE: self.keep_alive_s,
+            LINGER: LINGER_S,
         }
 
 
@@ -110,13 +113,18 @@ def refusal(exc: ServewellError) -> tuple[int, bytes]:
 class Deadline:
     """One timer per connection, for the time limit of the phase it is in.
 
-    Moving to another phase sets two attributes; the timer is re-armed only when the new
-    deadline comes before the armed one. When it fires before the phase's deadline (the
-    phase changed since), it re-arms for what is left; past the deadline it calls
-    ``expire`` with the phase. A lingering connection stays lingering.
+    The protocol moves a connection from phase to phase by setting :attr:`phase` and
+    :attr:`since`: two stores on the request path, no timer re-armed. The timer fires at
+    least once a :attr:`period` (the shortest limit) and looks: past the phase's
+    deadline it calls ``expire`` with the phase (which closes, lingers or postpones),
+    else it waits for what is left or one more period, whichever is shorter, so that no
+    phase entered meanwhile is looked at late.
     """
 
-    __slots__ = ("_due", "_expire", "_loop", "_since", "_timeouts", "_timer", "phase")
+    __slots__ = (
+        "_context", "_expire", "_loop", "_stopped", "_timeouts", "_timer", "period", "phase",
+        "since",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -127,53 +135,45 @@ class Deadline:
         self._loop = loop
         self._timeouts = limits.timeouts()
         self._expire = expire
-        self.phase = Phase.BUSY
-        self._since = 0.0
-        self._due = math.inf
+        self.period = max(
+            _SHORTEST_WAIT_S,
+            min(limits.header_timeout_s, limits.body_timeout_s, limits.keep_alive_s),
+        )
+        self.phase: Phase = FRESH
+        self.since = 0.0
+        """When the phase began (for a body: when its last piece came)."""
         self._timer: asyncio.TimerHandle | None = None
+        self._stopped = False
+        self._context = contextvars.Context()
+        """The timer's own: not that of the request that happened to arm it (whose
+        record and request id would otherwise outlive it)."""
 
-    def enter(self, phase: Phase, now: float) -> None:
-        """The connection is in ``phase`` from ``now`` on."""
-        if self.phase is Phase.LINGER:
-            return
-        self.phase = phase
-        self._since = now
-        due = now + self._timeouts[phase]
-        if due < self._due:
-            self._arm(due)
+    def start(self, now: float) -> None:
+        """A new connection: fresh from ``now``."""
+        self.phase, self.since = FRESH, now
+        self._arm(now + self.period)
 
-    def begin_request(self, now: float) -> None:
-        """A request's first byte: a new connection's first request keeps the time of
-        the opening, later ones start their header clock now."""
-        if self.phase is Phase.FRESH:
-            self.phase = Phase.HEADERS
-        elif self.phase is not Phase.HEADERS:
-            self.enter(Phase.HEADERS, now)
-
-    def touch(self, now: float) -> None:
-        """Progress within the phase (a piece of body): its clock starts again."""
-        self._since = now
+    def linger(self, now: float) -> None:
+        self.phase, self.since = LINGER, now
+        self._arm(now + LINGER_S)
 
     def stop(self) -> None:
+        self._stopped = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._due = math.inf
 
-    def _arm(self, due: float) -> None:
+    def _arm(self, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._due = due
-        self._timer = self._loop.call_at(due, self._fire)
+        self._timer = self._loop.call_at(at, self._fire, context=self._context)
 
     def _fire(self) -> None:
         self._timer = None
-        self._due = math.inf
-        phase = self.phase
-        due = self._since + self._timeouts[phase]
-        if due == math.inf:
-            return  # busy: the next phase with a deadline arms the timer again
-        if due > self._loop.time():
-            self._arm(due)
-        else:
-            self._expire(phase)
+        now = self._loop.time()
+        if self.since + self._timeouts[self.phase] <= now:
+            self._expire(self.phase)
+            if self._stopped or self._timer is not None:
+                return  # closed, or lingering on a timer of its own
+        due = self.since + self._timeouts[self.phase]
+        self._arm(min(max(due, now + _SHORTEST_WAIT_S), now + self.period))

@@ -36,7 +36,17 @@ from uvicorn.server import ServerState
 
 from servewell.errors import HeadersTooLarge, RequestTimeout, ServewellError, TooManyConnections
 from servewell.http.app import ServewellApp
-from servewell.http.edge_limits import Deadline, EdgeLimits, Phase, refusal
+from servewell.http.edge_limits import (
+    BODY,
+    BUSY,
+    FRESH,
+    HEADERS,
+    IDLE,
+    Deadline,
+    EdgeLimits,
+    Phase,
+    refusal,
+)
 from servewell.http.running import RunningServer
 from servewell.http.targets import match_infer
 from servewell.http.wire import BODY_TIMED_OUT, CALL
@@ -83,10 +93,13 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         self._deadline = Deadline(self.loop, self._limits, self._on_deadline)
         self._now = 0.0
         """The loop's time when the data being parsed arrived."""
-        self._header_bytes = 0
-        """The request line and headers so far, as the parser hands them over."""
+        self._max_header_bytes = self._limits.max_header_bytes
         self._streamed = 0
-        """Bytes received since the request began, or since its last piece of body."""
+        """Bytes received since the parser last made progress it reports (the end of a
+        request's headers, a piece of body, the end of a request)."""
+        self._uncounted = False
+        """Whether the request began in a packet after another request ended there (its
+        first bytes are not in ``_streamed``)."""
         self._lingering = False
         """Refused: answered (or not), reading and dropping until the client closes."""
 
@@ -97,7 +110,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         limit = self._limits.max_connections
         open_now = len(self.connections)
         if open_now <= limit:
-            self._deadline.enter(Phase.FRESH, self.loop.time())
+            self._deadline.start(self.loop.time())
             return
         refused = TooManyConnections(limit, self._limits.retry_after_s)
         if open_now <= 2 * limit:
@@ -118,15 +131,14 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         if self._lingering:
             return  # refused: dropped, until the client closes
         self._now = self.loop.time()
-        phase = self._deadline.phase
-        if phase is Phase.HEADERS or phase is Phase.BODY:
-            # Every byte counted as it arrives, not only once the parser hands a header
-            # over (it buffers a line until its end): a piece of body sets the count
-            # back to 0, so an endless header or trailer line stops at the limit.
-            self._streamed += len(data)
+        # Counted as it arrives, not as the parser hands headers over: it buffers a header
+        # line until its end. Whatever is left after the parser's progress (headers
+        # complete, body, request complete: each sets it back to 0) is header or trailer
+        # bytes in a row; an endless line stops at the limit.
+        self._streamed += len(data)
         super().data_received(data)
-        if self._streamed > self._limits.max_header_bytes:
-            self._refuse(HeadersTooLarge(self._limits.max_header_bytes))
+        if self._streamed > self._max_header_bytes:
+            self._refuse(HeadersTooLarge(self._max_header_bytes))
 
     def on_response_complete(self) -> None:
         self.server_state.total_requests += 1
@@ -137,8 +149,9 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        if self._deadline.phase is Phase.BUSY:  # not reading the next request already
-            self._deadline.enter(Phase.IDLE, self.loop.time())
+        deadline = self._deadline
+        if deadline.phase == BUSY:  # not reading the next request already
+            deadline.phase, deadline.since = IDLE, self.loop.time()
 
     # --- parser callbacks ---------------------------------------------------------------------
 
@@ -146,28 +159,23 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         if self._lingering:
             return
         super().on_message_begin()
-        self._header_bytes = self._streamed = 0
-        self._deadline.begin_request(self._now)
-
-    def on_url(self, url: bytes) -> None:
-        self._header_bytes += len(url)
-        if self._header_bytes > self._limits.max_header_bytes:
-            self._refuse(HeadersTooLarge(self._limits.max_header_bytes))
-            return
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4  # ": " and the line's end
-        if self._header_bytes > self._limits.max_header_bytes:
-            self._refuse(HeadersTooLarge(self._limits.max_header_bytes))
-            return
-        super().on_header(name, value)
+        self._uncounted = self._streamed == 0
+        deadline = self._deadline
+        if deadline.phase != FRESH:  # a first request's clock runs from the opening
+            deadline.since = self._now
+        deadline.phase = HEADERS
 
     def on_headers_complete(self) -> None:
         if self._lingering:
             return
-        self._deadline.enter(Phase.BODY, self._now)
+        limit = self._max_header_bytes
+        # What arrived since the request began is at least its headers, unless it began
+        # behind another in one packet: only then, or past the limit, are they counted.
+        if (self._streamed > limit or self._uncounted) and self._header_bytes() > limit:
+            self._refuse(HeadersTooLarge(limit))
+            return
         self._streamed = 0
+        self._deadline.phase, self._deadline.since = BODY, self._now
         if self.lane is not None and self._may_hold():
             self._held = []
             return
@@ -176,7 +184,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         if self._lingering:
             return
-        self._deadline.touch(self._now)
+        self._deadline.since = self._now
         self._streamed = 0
         if self._held is not None:
             self._held.append(body)
@@ -186,13 +194,17 @@ class ServewellHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._lingering:
             return
+        self._streamed = 0
         if self._held is None:
-            cycle = self.cycle  # None only when upgrading
+            cycle = self.cycle
+            if cycle is None:  # a first request upgrading (WebSocket): its protocol's now
+                self._deadline.stop()
             answered = cycle is not None and cycle.response_complete and not self.pipeline
-            self._deadline.enter(Phase.IDLE if answered else Phase.BUSY, self._now)
+            self._deadline.phase = IDLE if answered else BUSY
+            self._deadline.since = self._now
             super().on_message_complete()
             return
-        self._deadline.enter(Phase.BUSY, self._now)
+        self._deadline.phase = BUSY
         body = b"".join(self._held)
         self._held = None
         if self._closing:
@@ -220,6 +232,10 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             self._closing = True
             return
         super().shutdown()
+
+    def _header_bytes(self) -> int:
+        """The request's URL and header lines, as sent (the method and version aside)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def _may_hold(self) -> bool:
         """Whether the request just parsed is one the fast lane may answer."""
@@ -290,12 +306,13 @@ class ServewellHttpProtocol(HttpToolsProtocol):
 
     def _on_deadline(self, phase: Phase) -> None:
         if self.transport.get_protocol() is not self:
-            return  # upgraded (WebSocket): that protocol keeps its own time
-        if phase is Phase.HEADERS:
+            self._deadline.stop()  # upgraded (WebSocket): that protocol keeps its own time
+        elif phase == HEADERS:
             self._refuse(RequestTimeout("headers", self._limits.header_timeout_s))
-        elif phase is Phase.BODY:
+        elif phase == BODY:
             self._body_stalled()
         else:  # nothing asked (new or idle), or lingered long enough
+            self._deadline.stop()
             self.timeout_keep_alive_handler()
 
     def _body_stalled(self) -> None:
@@ -303,7 +320,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         is not reading (the body so far not consumed yet, a 100 Continue not sent)."""
         cycle = self.cycle if self._held is None else None
         if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
-            self._deadline.enter(Phase.BODY, self.loop.time())
+            self._deadline.since = self.loop.time()
             return
         timeout_s = self._limits.body_timeout_s
         if cycle is None:  # held for the fast lane: the app never saw it
@@ -315,21 +332,36 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             self._stop(RequestTimeout("body", timeout_s))
 
     def _refuse(self, exc: ServewellError) -> None:
-        """Answer ``exc`` for a request (or a connection) the app never sees, and stop."""
-        if not self._lingering:
-            self._count(exc)
+        """Answer ``exc`` for a request (or a connection) the app never sees, and stop;
+        behind the answers to earlier requests (pipelined) still under way, if any."""
+        if self._lingering:
+            return
+        self._count(exc)
+        reading_body = self._deadline.phase == BODY and self._held is None
+        earlier = None if reading_body else self.cycle  # else the request's own (trailers)
+        if earlier is None or earlier.response_complete:
             self._stop(exc)
+            return
+        self._lingering = True  # nothing more is parsed; the earlier answers go first
+        self._deadline.phase = BUSY
+        earlier.on_response = lambda: self._after_earlier(exc)
+
+    def _after_earlier(self, refused: ServewellError) -> None:
+        self.server_state.total_requests += 1
+        self._stop(refused)
 
     def _count(self, exc: ServewellError) -> None:
         if self._metrics is not None:
             self._metrics.count_error(exc.code)
 
     def _stop(self, answer: ServewellError | None) -> None:
-        """Read no more requests here: release the app if it waits on this connection,
-        answer (unless a response is under way), then linger until the client closes."""
-        if self._lingering or self.transport.is_closing():
-            return
+        """Read no more requests here: release the app if it waits for this request's
+        body, answer (unless its response is under way), then linger until the client
+        closes."""
         self._lingering = True
+        if self.transport.is_closing():
+            self._deadline.stop()
+            return
         self._held = None
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
@@ -340,7 +372,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         if answer is not None:
             status, message = refusal(answer)
             self._write(status, (message,))
-        self._deadline.enter(Phase.LINGER, self.loop.time())
+        self._deadline.linger(self.loop.time())
         self.flow.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
