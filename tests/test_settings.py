@@ -48,6 +48,26 @@ def test_max_json_depth_below_one_is_one_line(workdir: Path, depth: int) -> None
     assert "greater than or equal to 1" in message
 
 
+def test_the_edge_limits_default_to_what_an_operator_can_keep(workdir: Path) -> None:
+    server = load_settings().server
+    assert server.max_header_bytes == 64 * 1024
+    assert (server.header_timeout_s, server.body_timeout_s) == (10.0, 30.0)
+    assert server.max_connections == 4096
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("header_timeout_s", "0"), ("body_timeout_s", "-1"), ("max_connections", "0")],
+)
+def test_an_edge_limit_that_allows_nothing_is_one_line(workdir: Path, key: str, value: str) -> None:
+    (workdir / "servewell.yaml").write_text(f"server:\n  {key}: {value}\n")
+    with pytest.raises(InvalidConfig) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert f"server.{key}" in message
+
+
 # --- the models: section ----------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ the same way::
     │   └── AliasNotFound
     ├── InvalidInput (ValueError)                400   a request's data is wrong
     │   ├── PayloadTooLarge                      413   a request body over the size limit
+    │   ├── HeadersTooLarge                      431   a request line and headers over the limit
     │   └── UnsupportedMediaType                 415   a body in a content type not spoken
     ├── InvalidReference (ValueError)            400   "name@version" does not parse
     ├── InvalidSignature (ValueError)            400   a signature file or spec is wrong
@@ -38,6 +39,7 @@ the same way::
     ├── WebSocketUnsupported                     400   a WebSocket handshake (servewell speaks HTTP)
     ├── Unauthorized                             401   no key, an unknown key or a revoked key
     ├── Forbidden                                403   a known key without the scope or model
+    ├── RequestTimeout                           408   a request's headers or body too slow
     ├── RateLimited                              429   a key (or client) over its rate limit
     │   └── LockedOut                                  a client after too many failed keys
     ├── ArtifactTampered                         500   stored bytes no longer match their sha256
@@ -45,6 +47,7 @@ the same way::
     ├── StorageFailed                            503   the registry database is unreachable
     ├── Overloaded                               503   a model's queue is full; retry later
     ├── Unavailable                              503   a shared dependency is down (fail_closed)
+    ├── TooManyConnections                       503   a server process at its connection limit
     ├── NotReady                                 503   a model is still loading (or failed to)
     ├── AddressInUse                                   a server's host:port is taken (exit 8)
     └── MissingDependency (ImportError)          500   an optional extra is not installed
@@ -140,6 +143,18 @@ class PayloadTooLarge(InvalidInput):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(
             f"request body is larger than the limit of {limit_bytes} bytes",
+            limit_bytes=limit_bytes,
+        )
+
+
+class HeadersTooLarge(InvalidInput):
+    code = "headers_too_large"
+    status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+    title = "Request header fields too large"
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(
+            f"the request line and headers are larger than the limit of {limit_bytes} bytes",
             limit_bytes=limit_bytes,
         )
 
@@ -353,6 +368,23 @@ class Forbidden(ServewellError):
     exit_code = 2
 
 
+class RequestTimeout(ServewellError):
+    """A client too slow to send its request: its headers (``part="headers"``) did not
+    arrive in time, or its body (``part="body"``) stopped arriving."""
+
+    code = "request_timeout"
+    status = HTTPStatus.REQUEST_TIMEOUT
+    title = "Request timeout"
+    expose = True
+
+    def __init__(self, part: str, timeout_s: float) -> None:
+        if part == "headers":
+            message = f"the request headers did not arrive within {timeout_s:g} s"
+        else:
+            message = f"the request body stopped arriving (nothing for {timeout_s:g} s)"
+        super().__init__(message, timeout_s=timeout_s)
+
+
 class RateLimited(ServewellError):
     """Too many requests from one key (or client) in its window."""
 
@@ -453,6 +485,22 @@ class Unavailable(ServewellError):
 
     def __init__(self, what: str, retry_after_s: int = 1) -> None:
         super().__init__(f"{what} is unavailable; retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class TooManyConnections(ServewellError):
+    """A server process holds as many connections as it may (``server.max_connections``)."""
+
+    code = "too_many_connections"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Too many connections"
+    expose = True
+
+    def __init__(self, limit: int, retry_after_s: int = 1) -> None:
+        super().__init__(
+            f"the server is at its connection limit ({limit}); retry in {retry_after_s} s",
+            limit=limit,
+        )
         self.retry_after_s = retry_after_s
 
 

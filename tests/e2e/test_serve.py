@@ -114,6 +114,44 @@ def test_two_workers_give_one_coherent_metrics_page(model_home: Path) -> None:
     assert process.returncode == 0
 
 
+def test_every_worker_holds_clients_to_the_edge_limits(model_home: Path) -> None:
+    """With ``--workers 2`` each process keeps the limits (and counts its refusals into
+    the one metrics page): headers over the limit get 431, silent connections close."""
+    env = {
+        "SERVEWELL_SERVER__HEADER_TIMEOUT_S": "0.5",
+        "SERVEWELL_SERVER__MAX_HEADER_BYTES": "4096",
+    }
+    big = b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n"
+    with serve_process(model_home, "--no-auth", "--models", "iris", "--workers", "2", env=env) as (
+        url,
+        _,
+    ):
+        port = int(url.rsplit(":", 1)[1])
+        answers = []
+        for _ in range(6):  # a new connection each: the kernel spreads them over both
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as silent:
+                assert silent.recv(65536) == b""  # closed by the header timeout
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+                connection.sendall(big)
+                answers.append(_until_closed(connection).split(b"\r\n", 1)[0])
+        page = httpx.get(f"{url}/metrics", timeout=30).text
+    assert answers == [b"HTTP/1.1 431 Request Header Fields Too Large"] * 6
+    errors = {
+        sample.labels["code"]: sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+        if sample.name == "servewell_errors_total"
+    }
+    assert errors["headers_too_large"] == 6
+
+
+def _until_closed(connection: socket.socket) -> bytes:
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
 def test_a_port_in_use_fails_fast_with_one_line_and_exit_8(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with socket.socket() as holder:

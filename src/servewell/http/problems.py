@@ -16,6 +16,7 @@ from servewell.errors import (
     Overloaded,
     RateLimited,
     ServewellError,
+    TooManyConnections,
     Unauthorized,
     Unavailable,
     WebSocketUnsupported,
@@ -34,7 +35,7 @@ def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
             record.error = exc.code
         body = {"error": exc.message} if v2 else exc.to_dict()
         reply = Reply.json(int(exc.status), body)
-        if isinstance(exc, Overloaded | RateLimited | Unavailable):
+        if isinstance(exc, Overloaded | RateLimited | Unavailable | TooManyConnections):
             reply.headers.append((b"retry-after", str(exc.retry_after_s).encode()))
         if isinstance(exc, RateLimited):
             reply.headers.extend(

@@ -12,10 +12,15 @@ requests behind an unfinished one, HTTP/1.0, bodies without a length or over
 ``MAX_HELD_BYTES``, proxy headers, a client that does not read, ``limit_concurrency``)
 never leaves uvicorn's own path; with ``server.fast_lane`` off, nothing is held at all.
 
+The protocol also holds every connection to the edge's limits (``http.edge_limits``):
+request line and headers counted as they arrive (431 past ``server.max_header_bytes``),
+header and body timeouts (408), the keep-alive timeout, and ``server.max_connections``
+(503), with one timer per connection, with the fast lane on or off.
+
 ``servewell serve`` names this class in uvicorn's ``http`` setting. It relies on a few of
 uvicorn's protocol internals (the per-request ``cycle``, ``on_response_complete``, the
-keep-alive timer), so pyproject.toml pins uvicorn's minor version; the tests run the
-protocol in every server they start.
+keep-alive hook, the set of connections), so pyproject.toml pins uvicorn's minor
+version; the tests run the protocol in every server they start.
 """
 
 from __future__ import annotations
@@ -29,12 +34,25 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from servewell.errors import HeadersTooLarge, RequestTimeout, ServewellError, TooManyConnections
 from servewell.http.app import ServewellApp
+from servewell.http.edge_limits import (
+    BODY,
+    BUSY,
+    FRESH,
+    HEADERS,
+    IDLE,
+    Deadline,
+    EdgeLimits,
+    Phase,
+    refusal,
+)
 from servewell.http.running import RunningServer
 from servewell.http.targets import match_infer
-from servewell.http.wire import CALL
+from servewell.http.wire import BODY_TIMED_OUT, CALL
 from servewell.serving.gateway import Call
 from servewell.serving.reply import header_lines
+from servewell.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -63,28 +81,64 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         app = find_app(self.app)
         self.lane = app.fast_lane() if app is not None and not config.root_path else None
         """The started server, when requests may be offered to its gateway's try_now."""
-        self._max_held = (
-            min(MAX_HELD_BYTES, app.settings.server.max_body_bytes) if app is not None else 0
-        )
+        server = app.settings.server if app is not None else ServerSettings()
+        self._max_held = min(MAX_HELD_BYTES, server.max_body_bytes)
         self._held: list[bytes] | None = None
         """The body so far of a request held for the fast lane."""
         self._closing = False
-        self._idle_since: float | None = None
-        """When the connection last went idle (a response done, nothing pending)."""
         self._defaults: list[tuple[bytes, bytes]] | None = None
         self._default_lines = b""
+        self._metrics = app.metrics if app is not None else None
+        self._limits = EdgeLimits.from_settings(server, config.timeout_keep_alive)
+        self._deadline = Deadline(self.loop, self._limits, self._on_deadline)
+        self._now = 0.0
+        """The loop's time when the data being parsed arrived."""
+        self._max_header_bytes = self._limits.max_header_bytes
+        self._streamed = 0
+        """Bytes received since the parser last made progress it reports (the end of a
+        request's headers, a piece of body, the end of a request)."""
+        self._uncounted = False
+        """Whether the request began in a packet after another request ended there (its
+        first bytes are not in ``_streamed``)."""
+        self._lingering = False
+        """Refused: answered (or not), reading and dropping until the client closes."""
 
-    # Keep-alive: uvicorn cancels and re-creates a timer on every request; here one timer
-    # per connection checks, when it fires, how long the connection has been idle.
+    # --- the connection: the limit on open ones, one deadline each -------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        limit = self._limits.max_connections
+        open_now = len(self.connections)
+        if open_now <= limit:
+            self._deadline.start(self.loop.time())
+            return
+        refused = TooManyConnections(limit, self._limits.retry_after_s)
+        if open_now <= 2 * limit:
+            self._refuse(refused)
+        else:  # as many refused ones lingering as served ones: no room left to answer
+            self._count(refused)
+            self._lingering = True
+            transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self.timeout_keep_alive_task is not None:
-            self.timeout_keep_alive_task.cancel()
-            self.timeout_keep_alive_task = None
+        self._deadline.stop()
 
     def _unset_keepalive_if_required(self) -> None:
-        self._idle_since = None  # busy: data arrived, or a response is being sent
+        pass  # the deadline times idle connections too (it knows when one is busy)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # refused: dropped, until the client closes
+        self._now = self.loop.time()
+        # Counted as it arrives, not as the parser hands headers over: it buffers a header
+        # line until its end. Whatever is left after the parser's progress (headers
+        # complete, body, request complete: each sets it back to 0) is header or trailer
+        # bytes in a row; an endless line stops at the limit.
+        self._streamed += len(data)
+        super().data_received(data)
+        if self._streamed > self._max_header_bytes:
+            self._refuse(HeadersTooLarge(self._max_header_bytes))
 
     def on_response_complete(self) -> None:
         self.server_state.total_requests += 1
@@ -92,46 +146,65 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             return
         self.flow.resume_reading()
         if self.pipeline:
-            self._idle_since = None
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        self._idle_since = self.loop.time()
-        if self.timeout_keep_alive_task is None:
-            self.timeout_keep_alive_task = self.loop.call_later(
-                self.timeout_keep_alive, self._check_keep_alive
-            )
+        deadline = self._deadline
+        if deadline.phase == BUSY:  # not reading the next request already
+            deadline.phase, deadline.since = IDLE, self.loop.time()
 
-    def _check_keep_alive(self) -> None:
-        self.timeout_keep_alive_task = None
-        if self._idle_since is None:
-            return  # busy now: the next response arms the timer again
-        remaining = self._idle_since + self.timeout_keep_alive - self.loop.time()
-        if remaining <= 0:
-            self.timeout_keep_alive_handler()
-        else:
-            self.timeout_keep_alive_task = self.loop.call_later(remaining, self._check_keep_alive)
+    # --- parser callbacks ---------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._lingering:
+            return
         super().on_message_begin()
-        self._idle_since = None  # busy: a request began (perhaps in the last packet)
+        self._uncounted = self._streamed == 0
+        deadline = self._deadline
+        if deadline.phase != FRESH:  # a first request's clock runs from the opening
+            deadline.since = self._now
+        deadline.phase = HEADERS
 
     def on_headers_complete(self) -> None:
+        if self._lingering:
+            return
+        limit = self._max_header_bytes
+        # What arrived since the request began is at least its headers, unless it began
+        # behind another in one packet: only then, or past the limit, are they counted.
+        if (self._streamed > limit or self._uncounted) and self._header_bytes() > limit:
+            self._refuse(HeadersTooLarge(limit))
+            return
+        self._streamed = 0
+        self._deadline.phase, self._deadline.since = BODY, self._now
         if self.lane is not None and self._may_hold():
             self._held = []
             return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
+        if self._lingering:
+            return
+        self._deadline.since = self._now
+        self._streamed = 0
         if self._held is not None:
             self._held.append(body)
             return
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        if self._lingering:
+            return
+        self._streamed = 0
         if self._held is None:
+            cycle = self.cycle
+            if cycle is None:  # a first request upgrading (WebSocket): its protocol's now
+                self._deadline.stop()
+            answered = cycle is not None and cycle.response_complete and not self.pipeline
+            self._deadline.phase = IDLE if answered else BUSY
+            self._deadline.since = self._now
             super().on_message_complete()
             return
+        self._deadline.phase = BUSY
         body = b"".join(self._held)
         self._held = None
         if self._closing:
@@ -151,7 +224,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             self._start_cycle(body, call)
             return
         status, parts = answer
-        self.transport.write(b"".join((_STATUS_LINES[status], self._server_lines(), *parts)))
+        self._write(status, parts)
         self.on_response_complete()  # what uvicorn does after a response: keep-alive, next
 
     def _unsupported_upgrade_warning(self) -> None:
@@ -164,6 +237,10 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             self._closing = True
             return
         super().shutdown()
+
+    def _header_bytes(self) -> int:
+        """The request's URL and header lines, as sent (the method and version aside)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def _may_hold(self) -> bool:
         """Whether the request just parsed is one the fast lane may answer."""
@@ -204,6 +281,10 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         codec = lane.codecs[target.protocol]
         return Call(codec, path, target.model, target.version, named, client, body)
 
+    def _write(self, status: int, parts: tuple[bytes | memoryview, ...]) -> None:
+        """An answer of our own: status line, the server's headers, then ``parts``."""
+        self.transport.write(b"".join((_STATUS_LINES[status], self._server_lines(), *parts)))
+
     def _server_lines(self) -> bytes:
         """uvicorn's default headers (date, server) as lines; uvicorn makes a new list
         when the date changes, once a second, so the lines are made once per list."""
@@ -225,6 +306,83 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         if self._closing:
             cycle.keep_alive = False
         cycle.message_event.set()
+
+    # --- the edge's refusals --------------------------------------------------------------
+
+    def _on_deadline(self, phase: Phase) -> None:
+        if self.transport.get_protocol() is not self:
+            self._deadline.stop()  # upgraded (WebSocket): that protocol keeps its own time
+        elif phase == HEADERS:
+            self._refuse(RequestTimeout("headers", self._limits.header_timeout_s))
+        elif phase == BODY:
+            self._body_stalled()
+        else:  # nothing asked (new or idle), or lingered long enough
+            self._deadline.stop()
+            self.timeout_keep_alive_handler()
+
+    def _body_stalled(self) -> None:
+        """No piece of the body for the body timeout: 408, unless it is the server that
+        is not reading (the body so far not consumed yet, a 100 Continue not sent)."""
+        cycle = self.cycle if self._held is None else None
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            self._deadline.since = self.loop.time()
+            return
+        timeout_s = self._limits.body_timeout_s
+        if cycle is None:  # held for the fast lane: the app never saw it
+            self._refuse(RequestTimeout("body", timeout_s))
+        elif cycle.response_started:  # answered already (a 401, a 413), the rest never came
+            self._stop(None)
+        else:  # the app waits for it, and ends the request as a 408 (wire.read_body)
+            cycle.scope[BODY_TIMED_OUT] = timeout_s  # type: ignore[literal-required]
+            self._stop(RequestTimeout("body", timeout_s))
+
+    def _refuse(self, exc: ServewellError) -> None:
+        """Answer ``exc`` for a request (or a connection) the app never sees, and stop;
+        behind the answers to earlier requests (pipelined) still under way, if any."""
+        if self._lingering:
+            return
+        self._count(exc)
+        reading_body = self._deadline.phase == BODY and self._held is None
+        earlier = None if reading_body else self.cycle  # else the request's own (trailers)
+        if earlier is None or earlier.response_complete:
+            self._stop(exc)
+            return
+        self._lingering = True  # nothing more is parsed; the earlier answers go first
+        self._deadline.phase = BUSY
+        earlier.on_response = lambda: self._after_earlier(exc)
+
+    def _after_earlier(self, refused: ServewellError) -> None:
+        self.server_state.total_requests += 1
+        self._stop(refused)
+
+    def _count(self, exc: ServewellError) -> None:
+        if self._metrics is not None:
+            self._metrics.count_error(exc.code)
+
+    def _stop(self, answer: ServewellError | None) -> None:
+        """Read no more requests here: release the app if it waits for this request's
+        body, answer (unless its response is under way), then linger until the client
+        closes."""
+        self._lingering = True
+        if self.transport.is_closing():
+            self._deadline.stop()
+            return
+        self._held = None
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if cycle.response_started:
+                answer = None  # not in the middle of another answer
+            cycle.disconnected = True  # the app sees http.disconnect, its sends are dropped
+            cycle.message_event.set()
+        if answer is not None:
+            status, message = refusal(answer)
+            self._write(status, (message,))
+        self._deadline.linger(self.loop.time())
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        else:
+            self.transport.close()
 
 
 def find_app(app: Any) -> ServewellApp | None:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from servewell.core.jsondepth import check_json_depth, may_exceed_depth
-from servewell.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from servewell.errors import InvalidInput, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from servewell.serving.gateway import ClientDisconnected
 from servewell.serving.reply import JSON, Reply
 
@@ -23,6 +23,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: built for a request ``try_now`` did not answer: headers, body, cache key and request
 #: id already there, nothing is read or hashed twice.
 CALL = "servewell.call"
+#: The ASGI scope key the HTTP protocol sets (to the timeout, in seconds) when a body
+#: stopped arriving and it answered 408: the app, released with ``http.disconnect``,
+#: ends the request as that 408 rather than as a client that went away.
+BODY_TIMED_OUT = "servewell.body_timed_out"
 
 
 async def send_reply(reply: Reply, send: Send) -> None:
@@ -66,7 +70,8 @@ def load_json(raw: bytes | memoryview, max_depth: int) -> Any:
 
 
 async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
-    """The whole request body, refusing one over ``limit_bytes`` with 413."""
+    """The whole request body, refusing one over ``limit_bytes`` with 413 (and one
+    that stopped arriving, as the HTTP protocol says, with 408)."""
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit_bytes:
         raise PayloadTooLarge(limit_bytes)
@@ -75,6 +80,9 @@ async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            timed_out = scope.get(BODY_TIMED_OUT)
+            if timed_out is not None:
+                raise RequestTimeout("body", timed_out)
             raise ClientDisconnected
         chunk = message.get("body", b"")
         if not message.get("more_body", False) and not chunks:

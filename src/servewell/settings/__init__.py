@@ -107,6 +107,29 @@ class ServerSettings(Section):
     every registered model's production alias, else its latest version."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     """Largest request body; larger ones get 413."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Largest request line plus headers, counted as they arrive; larger ones get 431
+    and the connection is closed. 64 KiB is nginx's whole header budget twice over
+    (4 x 8 KiB): room for big cookies and tokens, while a client cannot make a worker
+    buffer megabytes of headers."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a request's headers may take to arrive, from the connection's opening
+    (its first request) or the request's first byte (later ones). Past it the client
+    gets 408 and the connection is closed; a new connection that sends nothing is just
+    closed. 10 s is far above any honest client and keeps slow-header clients from
+    holding connections for long."""
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    """Longest wait between two pieces of a request body (not for the whole body: a
+    large upload that keeps moving is fine). Past it the client gets 408 and the
+    connection is closed, and an inference waiting for that body ends as a 408 too.
+    Not counted while the server itself is not reading (it is busy with the body so far,
+    or owes the client a 100 Continue)."""
+    max_connections: int = Field(default=4096, ge=1)
+    """Open connections per server process (``--workers N``: each worker has this many).
+    One past it is answered 503 with ``Retry-After`` and closed. 4096 is what one worker
+    serves comfortably with keep-alive; the process's open-file limit lowers it when it
+    has to (half of ``ulimit -n``, less a reserve, as refused connections also hold a
+    file for a moment), so that the limit is a clear 503 and never a failing accept."""
     access_log: bool = True
     """Write one JSON line per request to stdout."""
     drain_timeout_s: float = Field(default=30.0, gt=0)
