@@ -220,10 +220,10 @@ def _require_change(target: Path, method: Quantization) -> None:
 
 
 def _nothing_to_quantize(method: Quantization, operators: list[str]) -> InvalidInput:
-    form = "float16" if method == "fp16" else "int8"
+    form = "a float16" if method == "fp16" else "an int8"
     return InvalidInput(
         f"{method} cannot shrink this model: none of its operators "
-        f"({', '.join(operators)}) has weights with a {form} form in ONNX Runtime",
+        f"({', '.join(operators)}) has weights with {form} form in ONNX Runtime",
         quantization=method,
         operators=operators,
     )
