@@ -80,6 +80,26 @@ def test_json_report(invoke: Invoke, iris_files: dict[str, Path], registered: No
     assert report["passed"] is True
 
 
+def test_static_int8_options_are_reported_and_stdout_stays_json(
+    invoke: Invoke, iris_files: dict[str, Path], registered: None
+) -> None:
+    result = _optimize(
+        invoke, iris_files, "iris@1", "--quantize", "static-int8",
+        "--calibration", str(iris_files["eval"]), "--calibration-method", "entropy",
+        "--per-tensor", "--operators", "MatMul", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # the entropy calibrator's progress is not in it
+    assert report["int8"] == {
+        "operators": ["MatMul"],
+        "per_channel": False,
+        "calibration_method": "entropy",
+    }
+    assert report["quantized_operators"] == ["MatMul"]
+    assert report["narrowed"] is None  # a float32 model
+    assert report["registered"] == "iris@2"
+
+
 def test_a_missed_gate_says_why_and_registers_nothing(
     invoke: Invoke, iris_files: dict[str, Path], registered: None, registry_state: State
 ) -> None:
@@ -109,6 +129,19 @@ def test_a_missed_gate_says_why_and_registers_nothing(
             ("iris@1", "--max-accuracy-drop", "-0.1"),
             2,
             "--max-accuracy-drop is -0.1; give a fraction 0 to 1",
+        ),
+        (("iris@1", "--quantize", "fp16", "--per-tensor"), 2, "applies to dynamic-int8 and"),
+        (
+            ("iris@1", "--calibration-method", "entropy"),
+            2,
+            "--calibration-method applies to static-int8 only, not to dynamic-int8",
+        ),
+        (("iris@1", "--operators", "Softmax"), 2, "dynamic-int8 has no int8 form for Softmax"),
+        (("iris@1", "--operators", "Gemm"), 2, "dynamic-int8 has no int8 form for Gemm"),
+        (
+            ("iris@1", "--quantize", "static-int8", "--operators", "Conv"),
+            2,
+            "static-int8 cannot shrink this model: none of its operators (",
         ),
     ],
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -12,9 +12,33 @@ from servewell.cli.output import console, open_services, print_json, reporting_e
 from servewell.core.ref import ModelRef
 from servewell.errors import GateFailed
 from servewell.optimize.benchmark import BenchmarkPlan
-from servewell.optimize.quantize import QUANTIZATIONS
+from servewell.optimize.plan import CALIBRATION_METHODS, QUANTIZATIONS
 from servewell.optimize.result import OptimizeOptions, OptimizeResult
 from servewell.optimize.run import optimize_version, register_optimized
+
+# How int8 is done (servewell.optimize.quantize.Int8Plan); None: the default.
+Operators = Annotated[
+    str | None,
+    typer.Option(
+        "--operators",
+        help="int8: operator types to quantize: weighted (default: MatMul, Gemm, Conv, "
+        "Gather… with weights), all, or a list such as MatMul,Gemm.",
+    ),
+]
+PerChannel = Annotated[
+    bool | None,
+    typer.Option(
+        "--per-channel/--per-tensor",
+        help="int8: one scale per output channel of a weight (default), or per tensor.",
+    ),
+]
+CalibrationMethod = Annotated[
+    str | None,
+    typer.Option(
+        "--calibration-method",
+        help=f"static int8: {', '.join(CALIBRATION_METHODS)} (default {CALIBRATION_METHODS[0]}).",
+    ),
+]
 
 
 def optimize(
@@ -34,6 +58,9 @@ def optimize(
     calibration: Path | None = typer.Option(
         None, "--calibration", help="Rows for static int8; default: sampled from the profile."
     ),
+    operators: Operators = None,
+    per_channel: PerChannel = None,
+    calibration_method: CalibrationMethod = None,
     alias: str | None = typer.Option(None, "--alias", help="Point this alias at the new version."),
     runs: int = typer.Option(200, "--runs", min=1, help="Single-row predictions timed per side."),
     batches: int = typer.Option(20, "--batches", min=1, help="Batches of 32 timed per side."),
@@ -48,11 +75,19 @@ def optimize(
             eval_path=eval_path,
             target=target,
             calibration_path=calibration,
+            operators=operators,
+            per_channel=per_channel,
+            calibration_method=calibration_method,
             min_accuracy=min_accuracy,
             max_accuracy_drop=max_accuracy_drop,
             alias=alias,
             benchmark=BenchmarkPlan(single_runs=runs, batches=batches),
         )
+    _optimize_and_report(ref, options, as_json)
+
+
+def _optimize_and_report(ref: ModelRef, options: OptimizeOptions, as_json: bool) -> None:
+    alias = options.alias
     with open_services() as services:
         with console.status(f"optimizing {ref}…") as status:
             result = optimize_version(
@@ -107,7 +142,28 @@ def comparison_table(result: OptimizeResult) -> Table:
     )
     table.add_row("label agreement", "", f"{result.label_agreement:.2%}", "")
     table.add_row("max |Δ probability|", "", f"{result.max_abs_diff:.4f}", "")
+    table.caption = _how(result)
     return table
+
+
+def _how(result: OptimizeResult) -> str | None:
+    """How the candidate was made, when there is more to it than the method's name."""
+    notes = []
+    if result.plan is not None:
+        plan = result.plan.to_dict(result.quantization)
+        scales = "per channel" if plan["per_channel"] else "per tensor"
+        method = plan.get("calibration_method")
+        notes.append(
+            f"int8 {', '.join(result.quantized_operators)}, {scales}"
+            + (f", {method} calibration" if method else "")
+        )
+    if result.narrowed is not None:
+        narrowed = result.narrowed
+        notes.append(
+            f"float64 narrowed to float32 first: labels agree {narrowed.label_agreement:.2%}, "
+            f"max |Δ probability| {narrowed.max_abs_diff:.4f}"
+        )
+    return "; ".join(notes) or None
 
 
 def _print_outcome(result: OptimizeResult, alias: str | None) -> None:

@@ -19,7 +19,6 @@ import numpy as np
 
 from servewell.core.datatypes import to_numpy_dtype
 from servewell.errors import InvalidData, InvalidInput
-from servewell.optimize.quantize import CALIBRATION_BATCH, calibration_batches, graph_feeds
 from servewell.registry import ModelVersion, RegistryAccess
 from servewell.runtime.base import Array
 from servewell.runtime.sklearn import INPUT_NAME, is_columnar
@@ -28,6 +27,9 @@ from servewell.training.holdout import PROFILE_ROLE, inputs_from_frame
 
 SAMPLE_ROWS = 256
 SEED = 0
+#: Fewest calibration rows static int8 accepts: activation ranges from fewer are noise.
+MIN_CALIBRATION_ROWS = 32
+CALIBRATION_BATCH = 16
 
 
 def calibration_feeds(
@@ -51,18 +53,14 @@ def calibration_feeds(
             f"static int8 needs calibration rows and {source.name}@{source.version} has no "
             f"reference profile to sample them from; give --calibration DATA"
         )
-    feeds = _graph_batches(fp32, format, inputs, access)
-    return calibration_batches(iter(feeds)), described
+    _require_rows(inputs)
+    return _graph_batches(fp32, format, inputs, access), described
 
 
 def _graph_batches(
     fp32: Path, format: str, inputs: Mapping[str, Array], access: RegistryAccess
 ) -> list[dict[str, Array]]:
-    rows = len(next(iter(inputs.values())))
-    chunks = [
-        {name: array[start : start + CALIBRATION_BATCH] for name, array in inputs.items()}
-        for start in range(0, rows, CALIBRATION_BATCH)
-    ]
+    chunks = _whole_batches(inputs)
     if format != "text":
         return [graph_feeds(fp32, chunk) for chunk in chunks]
     from servewell.runtime.text import TextRuntime, to_texts
@@ -74,6 +72,23 @@ def _graph_batches(
         return [runtime.encode(to_texts(chunk[name], name)) for chunk in chunks]
     finally:
         runtime.close()
+
+
+def _whole_batches(inputs: Mapping[str, Array]) -> list[dict[str, Array]]:
+    """``inputs`` in batches of :data:`CALIBRATION_BATCH` rows, the last one filled up with
+    rows from the start: ONNX Runtime's histogram calibrators (entropy, percentile,
+    distribution) stack every batch's activations into one array, which fails when the
+    batches differ in size. Repeated rows move no minimum or maximum."""
+    rows = len(next(iter(inputs.values())))
+    batches = -(-rows // CALIBRATION_BATCH)
+    order = np.arange(batches * CALIBRATION_BATCH) % rows
+    return [
+        {
+            name: np.asarray(array)[order[start : start + CALIBRATION_BATCH]]
+            for name, array in inputs.items()
+        }
+        for start in range(0, len(order), CALIBRATION_BATCH)
+    ]
 
 
 def sample_from_profile(
@@ -129,3 +144,37 @@ def _attachment_json(access: RegistryAccess, version: ModelVersion, role: str) -
         return json.loads(data)
     except json.JSONDecodeError as exc:
         raise InvalidData(f"{version.name}@{version.version}'s {role} is not JSON") from exc
+
+
+def _require_rows(inputs: Mapping[str, Array]) -> None:
+    rows = len(next(iter(inputs.values())))
+    if rows < MIN_CALIBRATION_ROWS:
+        raise InvalidData(
+            f"calibration data has {rows} rows; static int8 needs at least "
+            f"{MIN_CALIBRATION_ROWS} to estimate activation ranges",
+            rows=rows,
+        )
+
+
+def graph_feeds(source: Path, inputs: Mapping[str, Array]) -> dict[str, Array]:
+    """Named inputs (as a runtime takes them) -> what the ONNX graph's inputs take: raw
+    columns as ``[rows, 1]``, text as ``str``."""
+    import onnx
+
+    model = onnx.load(str(source), load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    feeds = {}
+    for node in model.graph.input:
+        if node.name in initializers:
+            continue
+        if node.name not in inputs:
+            raise InvalidData(f"the calibration data lacks the graph input '{node.name}'")
+        array = np.asarray(inputs[node.name])
+        rank = len(node.type.tensor_type.shape.dim)
+        if array.ndim == 1 and rank == 2:
+            array = array.reshape(-1, 1)
+        if node.type.tensor_type.elem_type == 8:  # onnx.TensorProto.STRING
+            flat = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.ravel()]
+            array = np.array(flat, dtype=np.object_).reshape(array.shape)
+        feeds[node.name] = array
+    return feeds

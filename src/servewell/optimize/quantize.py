@@ -4,7 +4,9 @@ the file, and quantization with ``onnxruntime.quantization`` (int8) or float16.
 Every function works file to file and keeps the source's ``metadata_props`` (servewell's
 embedded signature, a text model's tokenizer). A quantization that leaves nothing
 quantized is refused, naming the model's operators: a tree ensemble has no int8 form,
-and pretending otherwise would register a copy under a misleading name.
+and pretending otherwise would register a copy under a misleading name. The quantizers
+work on float32 graphs; a float64 one is narrowed first (:mod:`servewell.optimize.precision`).
+What int8 quantizes, and how, is an :class:`~servewell.optimize.plan.Int8Plan`.
 
 The saved graph optimizations are ONNX Runtime's *extended* level: fused operators of
 the ``com.microsoft`` domain, which this and later ONNX Runtime versions on the CPU run,
@@ -13,50 +15,33 @@ but other runtimes may not.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import numpy as np
 
 from servewell.errors import ConversionFailed, InvalidData, InvalidInput
+from servewell.optimize.plan import (
+    ALL,
+    INT8,
+    WEIGHTED_OPERATORS,
+    Int8Plan,
+    Quantization,
+    int8_operators,
+)
 from servewell.runtime.base import Array
 from servewell.runtime.onnx import map_ort_errors
 from servewell.settings import RuntimeSettings
 
 logger = logging.getLogger(__name__)
 
-Quantization = Literal["none", "dynamic-int8", "static-int8", "fp16"]
-QUANTIZATIONS: tuple[Quantization, ...] = ("none", "dynamic-int8", "static-int8", "fp16")
-#: Fewest calibration rows static int8 accepts: activation ranges from fewer are noise.
-MIN_CALIBRATION_ROWS = 32
-CALIBRATION_BATCH = 16
-
-#: Operators ONNX Runtime's int8 quantizers have a form for (weights as initializers).
-INT8_OPERATORS = frozenset(
-    {
-        "MatMul",
-        "Gemm",
-        "Conv",
-        "ConvTranspose",
-        "Gather",
-        "Attention",
-        "LSTM",
-        "EmbedLayerNormalization",
-    }
-)
 _INT8_TYPES = frozenset({2, 3})  # onnx.TensorProto.UINT8, INT8
 _FP16_TYPE = 10  # onnx.TensorProto.FLOAT16
 _FLOAT_TYPE = 1  # onnx.TensorProto.FLOAT
-
-
-def check_quantization(name: str) -> Quantization:
-    for known in QUANTIZATIONS:
-        if name == known:
-            return known
-    raise InvalidInput(f"unknown quantization '{name}'; choose one of {', '.join(QUANTIZATIONS)}")
 
 
 def optimize_graph(source: Path, target: Path, settings: RuntimeSettings | None = None) -> Path:
@@ -75,23 +60,43 @@ def optimize_graph(source: Path, target: Path, settings: RuntimeSettings | None 
     return target
 
 
+def require_quantizable(
+    source: Path, method: Quantization, plan: Int8Plan | None = None
+) -> tuple[str, ...]:
+    """The graph's operator types whose weights ``method`` (with ``plan``, for int8)
+    makes smaller; refused when there are none. fp16 needs a weighted operator too: ONNX
+    Runtime keeps the ``ai.onnx.ml`` operators (trees, linear models) in float32."""
+    if method == "none":
+        return ()
+    operators = describe_operators(source)
+    wanted = (
+        int8_operators(method, (plan or Int8Plan()).operators)
+        if method in INT8
+        else WEIGHTED_OPERATORS
+    )
+    chosen = sorted(set(wanted).intersection(operators))
+    if not chosen:
+        raise _nothing_to_quantize(method, operators)
+    return tuple(chosen)
+
+
 def quantize_file(
     source: Path,
     target: Path,
     method: Quantization,
     calibration: Sequence[Mapping[str, Array]] = (),
+    plan: Int8Plan | None = None,
 ) -> Path:
-    """Quantize ``source`` into ``target``; ``calibration`` (graph feeds) for static int8."""
-    if method in ("dynamic-int8", "static-int8"):
-        operators = describe_operators(source)
-        if not INT8_OPERATORS.intersection(operators):
-            raise _nothing_to_quantize(method, operators)
+    """Quantize the float32 graph ``source`` into ``target``; ``calibration`` (graph feeds)
+    for static int8."""
+    plan = plan or Int8Plan()
+    require_quantizable(source, method, plan)
     try:
         with _quiet_quantizer():
             if method == "dynamic-int8":
-                _dynamic_int8(source, target)
+                _dynamic_int8(source, target, plan)
             elif method == "static-int8":
-                _static_int8(source, target, calibration)
+                _static_int8(source, target, calibration, plan)
             elif method == "fp16":
                 _fp16(source, target)
             else:
@@ -105,57 +110,25 @@ def quantize_file(
     return target
 
 
-def calibration_batches(feeds: Iterator[Mapping[str, Array]]) -> list[dict[str, Array]]:
-    """Materialise calibration feeds, refusing too few rows."""
-    batches = [dict(feed) for feed in feeds]
-    rows = sum(len(next(iter(feed.values()))) for feed in batches)
-    if rows < MIN_CALIBRATION_ROWS:
-        raise InvalidData(
-            f"calibration data has {rows} rows; static int8 needs at least "
-            f"{MIN_CALIBRATION_ROWS} to estimate activation ranges",
-            rows=rows,
-        )
-    return batches
-
-
-def graph_feeds(source: Path, inputs: Mapping[str, Array]) -> dict[str, Array]:
-    """Named inputs (as a runtime takes them) -> what the ONNX graph's inputs take: raw
-    columns as ``[rows, 1]``, text as ``str``."""
-    import onnx
-
-    model = onnx.load(str(source), load_external_data=False)
-    initializers = {init.name for init in model.graph.initializer}
-    feeds = {}
-    for node in model.graph.input:
-        if node.name in initializers:
-            continue
-        if node.name not in inputs:
-            raise InvalidData(f"the calibration data lacks the graph input '{node.name}'")
-        array = np.asarray(inputs[node.name])
-        rank = len(node.type.tensor_type.shape.dim)
-        if array.ndim == 1 and rank == 2:
-            array = array.reshape(-1, 1)
-        if node.type.tensor_type.elem_type == 8:  # onnx.TensorProto.STRING
-            flat = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.ravel()]
-            array = np.array(flat, dtype=np.object_).reshape(array.shape)
-        feeds[node.name] = array
-    return feeds
-
-
-def _dynamic_int8(source: Path, target: Path) -> None:
+def _dynamic_int8(source: Path, target: Path, plan: Int8Plan) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
         str(source),
         str(target),
+        op_types_to_quantize=list(int8_operators("dynamic-int8", plan.operators)),
+        per_channel=plan.per_channel,
         weight_type=QuantType.QInt8,
-        extra_options={"DefaultTensorType": _FLOAT_TYPE},
+        extra_options=_extra_options(plan),
     )
 
 
-def _static_int8(source: Path, target: Path, calibration: Sequence[Mapping[str, Array]]) -> None:
+def _static_int8(
+    source: Path, target: Path, calibration: Sequence[Mapping[str, Array]], plan: Int8Plan
+) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -173,15 +146,56 @@ def _static_int8(source: Path, target: Path, calibration: Sequence[Mapping[str, 
 
     if not calibration:
         raise InvalidData("static int8 needs calibration rows; give --calibration DATA")
+    if plan.calibration_method != "minmax":
+        _require_one_shape(calibration, plan.calibration_method)
     quantize_static(
         str(source),
         str(target),
         Reader(),
         quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=list(int8_operators("static-int8", plan.operators)),
+        per_channel=plan.per_channel,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        extra_options={"DefaultTensorType": _FLOAT_TYPE},
+        calibrate_method=getattr(CalibrationMethod, _CALIBRATION_MEMBERS[plan.calibration_method]),
+        extra_options=_extra_options(plan),
     )
+
+
+def _require_one_shape(calibration: Sequence[Mapping[str, Array]], method: str) -> None:
+    """The histogram calibrators stack every batch into one array: one shape only (a text
+    model's token ids are as long as each batch's longest text)."""
+    for name in calibration[0]:
+        shapes = sorted({tuple(np.shape(batch[name])) for batch in calibration})
+        if len(shapes) > 1:
+            raise InvalidInput(
+                f"--calibration-method {method} needs calibration batches of one shape; the "
+                f"model's input '{name}' varies ({shapes[0]} vs {shapes[-1]}); "
+                "use --calibration-method minmax"
+            )
+
+
+#: ``--calibration-method`` -> onnxruntime.quantization.CalibrationMethod's member.
+_CALIBRATION_MEMBERS = {
+    "minmax": "MinMax",
+    "entropy": "Entropy",
+    "percentile": "Percentile",
+    "distribution": "Distribution",
+}
+
+
+def _extra_options(plan: Int8Plan) -> dict[str, Any]:
+    if plan.operators == ALL:
+        return {"DefaultTensorType": _FLOAT_TYPE}
+    return {
+        "DefaultTensorType": _FLOAT_TYPE,
+        # A MatMul of two activations (attention scores) has no weights: left in float.
+        "MatMulConstBOnly": True,
+        # Their outputs stay float: the bias Add and activation after them are not
+        # quantized, so an int8 output would only round (one outlier unit would take
+        # the whole layer's scale) for nothing.
+        "OpTypesToExcludeOutputQuantization": sorted(WEIGHTED_OPERATORS),
+    }
 
 
 def _fp16(source: Path, target: Path) -> None:
@@ -206,10 +220,10 @@ def _require_change(target: Path, method: Quantization) -> None:
 
 
 def _nothing_to_quantize(method: Quantization, operators: list[str]) -> InvalidInput:
-    form = "float16" if method == "fp16" else "int8"
+    form = "a float16" if method == "fp16" else "an int8"
     return InvalidInput(
         f"{method} cannot shrink this model: none of its operators "
-        f"({', '.join(operators)}) has weights with a {form} form in ONNX Runtime",
+        f"({', '.join(operators)}) has weights with {form} form in ONNX Runtime",
         quantization=method,
         operators=operators,
     )
@@ -242,14 +256,19 @@ def _copy_metadata(source: Path, target: Path) -> None:
 
 @contextmanager
 def _quiet_quantizer() -> Iterator[None]:
-    """onnxruntime.quantization logs advice on the root logger; keep it at debug level."""
+    """onnxruntime.quantization logs advice on the root logger and its histogram
+    calibrators print progress to stdout (which ``--json`` owns); keep both out."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))
+    printed = io.StringIO()
     try:
-        yield
+        with redirect_stdout(printed):
+            yield
     finally:
         root.setLevel(level)
+        if printed.getvalue():
+            logger.debug("onnxruntime.quantization printed: %s", printed.getvalue().strip())
 
 
 def _first_line(exc: BaseException) -> str:

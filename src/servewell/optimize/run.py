@@ -23,12 +23,17 @@ from typing import Any
 from servewell.core.ref import ModelRef, check_alias
 from servewell.errors import GateFailed, InvalidInput
 from servewell.optimize.calibration import calibration_feeds
-from servewell.optimize.quantize import (
+from servewell.optimize.plan import (
+    INT8,
+    WEIGHTED,
+    Int8Plan,
     Quantization,
+    check_calibration_method,
     check_quantization,
-    optimize_graph,
-    quantize_file,
+    int8_operators,
 )
+from servewell.optimize.precision import Narrowing, narrow_to_float32
+from servewell.optimize.quantize import optimize_graph, quantize_file, require_quantizable
 from servewell.optimize.result import OptimizeOptions, OptimizeResult
 from servewell.optimize.source import source_onnx
 from servewell.optimize.verify import verify
@@ -37,7 +42,8 @@ from servewell.registry import ModelVersion, RegistryAccess
 from servewell.runtime.base import Array
 from servewell.training.holdout import PROFILE_ROLE, VALIDATION_ROLES, load_holdout
 
-#: Attachments that describe the data rather than the model, so they carry over.
+#: Attachments that describe the data rather than the model, so they carry over (with
+#: the ``target`` parameter naming the validation split's label column).
 CARRIED_ATTACHMENTS = (PROFILE_ROLE, *VALIDATION_ROLES)
 
 Stage = Callable[[str], None]
@@ -53,6 +59,7 @@ def optimize_version(
     options = options or OptimizeOptions()
     stage = on_stage or (lambda _: None)
     quantization = _check_options(options)
+    plan = _int8_plan(options, quantization)
     source = access.registry.resolve(ref)
     if source.signature.class_labels is None:
         raise InvalidInput(
@@ -64,6 +71,8 @@ def optimize_version(
         work = Path(folder)
         stage("converting to ONNX")
         fp32, format = source_onnx(access, source, holdout, work)
+        # a model with nothing to quantize is refused here, before calibration rows are read
+        quantized_operators = require_quantizable(fp32, quantization, plan)
         calibration, calibration_source = None, None
         if quantization == "static-int8":
             stage("reading calibration rows")
@@ -71,10 +80,11 @@ def optimize_version(
                 access, source, options.calibration_path, fp32, format
             )
         stage(f"optimizing the graph ({quantization})")
-        candidate = _build(fp32, work, quantization, calibration, access)
+        candidate, narrowed = _build(fp32, work, quantization, plan, calibration, access)
         stage("verifying")
-        result = verify(access, source, candidate, format, holdout, options, quantization)
+        result = verify(access, source, candidate, format, holdout, options, quantization, narrowed)
         result.calibration = calibration_source
+        result.plan, result.quantized_operators = plan, quantized_operators
     return result
 
 
@@ -98,7 +108,8 @@ def register_optimized(
                 signature=source.signature,
                 metrics=_registry_metrics(result, report),
                 params={
-                    "optimize": {"source": str(source.ref), "quantization": result.quantization}
+                    **_carried_params(source),
+                    "optimize": {"source": str(source.ref), "quantization": result.quantization},
                 },
                 tags={**source.tags, "optimized": result.quantization},
                 alias=alias,
@@ -131,18 +142,49 @@ def _check_options(options: OptimizeOptions) -> Quantization:
     return quantization
 
 
+def _int8_plan(options: OptimizeOptions, quantization: Quantization) -> Int8Plan | None:
+    """How int8 is to be done, refusing an int8 option given to another method."""
+    for flag, value, methods in (
+        ("--operators", options.operators, INT8),
+        ("--per-channel/--per-tensor", options.per_channel, INT8),
+        ("--calibration", options.calibration_path, ("static-int8",)),
+        ("--calibration-method", options.calibration_method, ("static-int8",)),
+    ):
+        if value is not None and quantization not in methods:
+            raise InvalidInput(
+                f"{flag} applies to {' and '.join(methods)} only, not to {quantization}"
+            )
+    if quantization not in INT8:
+        return None
+    plan = Int8Plan(
+        operators=options.operators or WEIGHTED,
+        per_channel=options.per_channel is not False,
+        calibration_method=check_calibration_method(options.calibration_method or "minmax"),
+    )
+    int8_operators(quantization, plan.operators)  # an unknown operator type: refused now
+    return plan
+
+
 def _build(
     fp32: Path,
     work: Path,
     quantization: Quantization,
+    plan: Int8Plan | None,
     calibration: list[dict[str, Array]] | None,
     access: RegistryAccess,
-) -> Path:
-    """Quantize (unless 'none'), then save ONNX Runtime's graph optimizations."""
-    quantized = fp32
-    if quantization != "none":
-        quantized = quantize_file(fp32, work / "quantized.onnx", quantization, calibration or ())
-    return optimize_graph(quantized, work / "optimized.onnx", access.settings.runtime)
+) -> tuple[Path, tuple[Path, Narrowing] | None]:
+    """Narrow a float64 graph to float32 and quantize it (unless 'none'), then save ONNX
+    Runtime's graph optimizations; the narrowed graph too, to be compared with the source."""
+    if quantization == "none":
+        return optimize_graph(fp32, work / "optimized.onnx", access.settings.runtime), None
+    float32 = work / "float32.onnx"
+    narrowing = narrow_to_float32(fp32, float32)
+    source = float32 if narrowing is not None else fp32
+    quantized = quantize_file(
+        source, work / "quantized.onnx", quantization, calibration or (), plan
+    )
+    optimized = optimize_graph(quantized, work / "optimized.onnx", access.settings.runtime)
+    return optimized, (float32, narrowing) if narrowing is not None else None
 
 
 def _registry_metrics(result: OptimizeResult, report: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +200,12 @@ def _registry_metrics(result: OptimizeResult, report: dict[str, Any]) -> dict[st
         "evaluation_rows": result.evaluation_rows,
         "optimization": report,
     }
+
+
+def _carried_params(source: ModelVersion) -> dict[str, Any]:
+    """The label column of the carried validation split, so the child optimizes alike."""
+    target = source.params.get("target")
+    return {"target": target} if target is not None else {}
 
 
 def _carried_attachments(access: RegistryAccess, source: ModelVersion) -> dict[str, bytes]:

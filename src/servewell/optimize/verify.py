@@ -1,6 +1,8 @@
 """Both versions run on the evaluation rows and timed side by side: label agreement, the
 largest difference of any class probability, every classification metric, the artifact
-size, and in-process latency (:mod:`servewell.optimize.benchmark`)."""
+size, and in-process latency (:mod:`servewell.optimize.benchmark`). A float64 source
+narrowed to float32 before quantizing has that step compared with the source too, so a
+loss shows whether float32 or the quantization caused it."""
 
 from __future__ import annotations
 
@@ -11,8 +13,15 @@ import numpy as np
 
 from servewell.errors import InvalidData
 from servewell.optimize.benchmark import time_runtimes
-from servewell.optimize.quantize import Quantization
-from servewell.optimize.result import OptimizeOptions, OptimizeResult, Side, evaluate_optimize_gate
+from servewell.optimize.plan import Quantization
+from servewell.optimize.precision import Narrowing
+from servewell.optimize.result import (
+    Narrowed,
+    OptimizeOptions,
+    OptimizeResult,
+    Side,
+    evaluate_optimize_gate,
+)
 from servewell.registry import ModelVersion, RegistryAccess
 from servewell.runtime import Runtime, create_runtime
 from servewell.runtime.base import Array
@@ -32,8 +41,10 @@ def verify(
     holdout: Holdout,
     options: OptimizeOptions,
     quantization: Quantization,
+    narrowed: tuple[Path, Narrowing] | None = None,
 ) -> OptimizeResult:
-    """The source as it serves and the ``candidate`` file, measured on ``holdout``, gated."""
+    """The source as it serves and the ``candidate`` file, measured on ``holdout``, gated;
+    ``narrowed`` (the float32 graph the candidate was quantized from) compared too."""
     role = serving_artifact_role(source, access.settings.runtime.prefer_onnx)
     before_runtime = open_runtime(access, source)  # the source as it serves now
     after_runtime = create_runtime(format, candidate, access.settings.runtime, source.signature)
@@ -41,6 +52,11 @@ def verify(
     try:
         before_out = _predict_all(before_runtime, holdout.inputs)
         after_out = _predict_all(after_runtime, holdout.inputs)
+        narrowed_check = (
+            _compare_narrowed(access, source, format, holdout, before_out, *narrowed)
+            if narrowed is not None
+            else None
+        )
         before_timing, after_timing = time_runtimes(
             [before_runtime, after_runtime], holdout.inputs, options.benchmark
         )
@@ -67,15 +83,44 @@ def verify(
         artifact=candidate.read_bytes(),
         before=before,
         after=after,
-        label_agreement=float(np.mean(before_out["label"] == after_out["label"])),
-        max_abs_diff=float(
-            np.max(np.abs(before_out["probabilities"] - after_out["probabilities"]))
-        ),
+        label_agreement=_label_agreement(before_out, after_out),
+        max_abs_diff=_max_abs_diff(before_out, after_out),
         evaluation=holdout.source,
         evaluation_rows=holdout.rows,
         calibration=None,
-        gate=evaluate_optimize_gate(before, after, options),
+        gate=evaluate_optimize_gate(before, after, options, quantization),
+        narrowed=narrowed_check,
     )
+
+
+def _compare_narrowed(
+    access: RegistryAccess,
+    source: ModelVersion,
+    format: str,
+    holdout: Holdout,
+    before_out: Mapping[str, Array],
+    path: Path,
+    narrowing: Narrowing,
+) -> Narrowed:
+    runtime = create_runtime(format, path, access.settings.runtime, source.signature)
+    runtime.load()
+    try:
+        outputs = _predict_all(runtime, holdout.inputs)
+    finally:
+        runtime.close()
+    return Narrowed(
+        narrowing=narrowing,
+        label_agreement=_label_agreement(before_out, outputs),
+        max_abs_diff=_max_abs_diff(before_out, outputs),
+    )
+
+
+def _label_agreement(one: Mapping[str, Array], other: Mapping[str, Array]) -> float:
+    return float(np.mean(one["label"] == other["label"]))
+
+
+def _max_abs_diff(one: Mapping[str, Array], other: Mapping[str, Array]) -> float:
+    return float(np.max(np.abs(one["probabilities"] - other["probabilities"])))
 
 
 def _predict_all(runtime: Runtime, inputs: Mapping[str, Array]) -> dict[str, Array]:
