@@ -7,12 +7,12 @@ from servewell.stats.association import lookup_score
 from servewell.stats.classification import (
     ClassificationMetrics,
     ClassMetrics,
-    Curve,
     classification_metrics,
     confusion_matrix,
     majority_baseline,
 )
 from servewell.stats.profile import build_profile, categorical_profile, numeric_profile
+from servewell.stats.ranking import Curve
 from servewell.stats.regression import RegressionMetrics, regression_metrics
 
 __all__ = [

@@ -148,7 +148,9 @@ class GateConfig(_Section):
     """Thresholds a model must meet to be registered; unset ones are not checked.
 
     A number for precision/recall/f1 applies to the positive class of a binary target
-    (macro average otherwise); a mapping gives one threshold per class.
+    (macro average otherwise); a mapping gives one threshold per class. ``min_roc_auc``
+    is the positive class's for a binary target, the one-vs-rest macro average for more
+    classes; ``min_pr_auc`` applies to binary targets only.
     """
 
     min_accuracy: float | None = None
