@@ -41,9 +41,11 @@ class _Section(BaseModel):
 class EstimatorConfig(_Section):
     """Which model to fit, and how long to let it train."""
 
-    kind: EstimatorKind = "mlp"
+    kind: EstimatorKind = "gradient_boosting"
+    """The default needs no scaling or tuning, and converges on any table."""
     params: dict[str, Any] = Field(default_factory=dict)
-    """Keyword arguments of the scikit-learn estimator (e.g. ``hidden_layer_sizes``)."""
+    """Keyword arguments of that kind's scikit-learn estimator (e.g. ``hidden_layer_sizes``
+    for the MLP); a parameter the estimator does not take is refused before training."""
     max_epochs: int = Field(default=200, ge=1)
     """Most passes over the data for the MLP (or boosting stages, when not in params)."""
     tol: float = Field(default=1e-4, ge=0)
@@ -209,12 +211,18 @@ class PipelineConfig(_Section):
         return self
 
     def with_overrides(self, **values: Any) -> PipelineConfig:
-        """A copy with the CLI's flags applied (``None`` leaves the file's value)."""
+        """A copy with the CLI's flags applied (``None`` leaves the file's value).
+
+        Another estimator than the file's drops the file's ``estimator.params``: they
+        are that estimator's keyword arguments, not the new one's.
+        """
         data = self.model_dump(by_alias=True)
         for key, value in values.items():
             if value is None:
                 continue
             if key == "estimator":
+                if value != data["estimator"]["kind"]:
+                    data["estimator"]["params"] = {}
                 data["estimator"]["kind"] = value
             else:
                 data[key] = value
