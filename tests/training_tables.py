@@ -135,3 +135,16 @@ def plain(rows: int = 5000, seed: int = 0) -> pd.DataFrame:
     )
     frame["y"] = (signal + rng.normal(0, 0.8, rows) > 0.3).astype(int)
     return frame
+
+
+def grades(rows: int = 3000, classes: int = 8, seed: int = 0) -> pd.DataFrame:
+    """``classes`` balanced grades that a noisy test score only roughly tells apart."""
+    rng = np.random.default_rng(seed)
+    grade = rng.integers(0, classes, rows)
+    return pd.DataFrame(
+        {
+            "score": (grade + rng.normal(0, 2, rows)).round(3),
+            "hours": rng.normal(10, 3, rows).round(3),
+            "grade": np.array([f"g{g}" for g in grade], dtype=object),
+        }
+    )

@@ -139,9 +139,17 @@ class ChecksConfig(_Section):
     """Warn when accuracy beats the majority-class baseline by less than this."""
     min_class_recall: float = Field(default=0.5, ge=0, le=1)
     max_overfit_gap: float = Field(default=0.05, ge=0)
-    """Warn when the training score beats the validation score by more than this."""
-    leakage_skill: float = Field(default=0.95, ge=0, le=1)
-    """Warn when one feature alone removes this share of the baseline's error."""
+    """Warn when a training score beats its validation score by more than this: accuracy,
+    balanced accuracy, ROC-AUC or the rarest class's recall (R² for a number)."""
+    leakage_balanced_accuracy: float = Field(default=0.965, ge=0, le=1)
+    """Warn when one feature alone, out of sample, reaches this balanced accuracy ..."""
+    leakage_roc_auc: float = Field(default=0.995, ge=0, le=1)
+    """... or this ROC-AUC (one-vs-rest macro for more than two classes) ..."""
+    leakage_r2: float = Field(default=0.95, le=1)
+    """... or, for a numeric target, this R²."""
+    leakage_model_margin: float = Field(default=0.005, ge=0)
+    """Warn too when one strong feature (ROC-AUC or R² ≥ 0.9, and 0.02 ahead of every
+    other feature) alone comes within this of the full model's validation ROC-AUC (R²)."""
     latency_rows: int = Field(default=200, ge=10)
     """Single-row predictions timed for the latency check."""
 

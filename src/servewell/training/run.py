@@ -55,7 +55,7 @@ def train_pipeline(
     rows = stages.split(log, cleaned, target, plan, task, config)
     fitted = stages.train(log, preprocessor, rows, task, config)
     scores = stages.validate(log, fitted.model, rows, task, labels, positive)
-    checks = stages.run_checks(log, fitted, scores, rows, schema, task, config)
+    checks = stages.run_checks(log, fitted, scores, rows, schema, config)
     gate = stages.gate(log, config, scores.metrics, checks)
     signature = columnar_signature(
         cleaned, plan.inputs, labels=labels, allow_nan=config.cleaning.missing == "impute"
