@@ -68,6 +68,9 @@ class CleaningConfig(_Section):
     missing: Literal["drop", "impute"] = "drop"
     """Drop rows with a missing feature, or impute it inside the model (median/most common)."""
     duplicates: Literal["drop", "keep"] = "drop"
+    duplicate_columns: tuple[str, ...] = ()
+    """The columns whose values together make a row a duplicate of an earlier one
+    (default: every column of the data, ignored ones included)."""
     valid: dict[str, ValidRange] = Field(default_factory=dict)
     max_dropped_fraction: float = Field(default=0.5, ge=0, le=1)
     """Refuse the data when cleaning would drop more than this share of its rows."""
