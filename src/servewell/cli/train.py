@@ -68,7 +68,7 @@ class RichProgress:
             self._display.stop()
             self._display = None
         flow = ""
-        if summary.rows_in or summary.rows_out:
+        if summary.rows_in is not None and summary.rows_out is not None:
             flow = (
                 f"{summary.rows_in:,} x {summary.columns_in} → "
                 f"{summary.rows_out:,} x {summary.columns_out}"
