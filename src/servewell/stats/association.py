@@ -84,7 +84,7 @@ def association(
         return Association(r2=regression_metrics(truth, predicted[:, 0]).r2)
     classes, codes = np.unique(np.asarray(target), return_inverse=True)
     onehot = np.eye(len(classes), dtype=bool)[codes]
-    proba = _out_of_fold(keys, folds, lambda a, b: _shares(keys, onehot, a, b), len(classes))
+    proba = _out_of_fold(keys, folds, lambda a, b: _shares(keys, codes, a, b), len(classes))
     scores = _classification_scores(onehot, proba, _positive_column(classes, positive))
     if kind == "numeric" and len(classes) == 2 and scores.roc_auc is not None:
         # The number itself as a score, either way up: what a few rare positives in a
@@ -132,47 +132,41 @@ def _out_of_fold(keys: Array, splits: list[Array], predict: Any, width: int) -> 
     return result / len(splits)
 
 
-def _shares(keys: Array, onehot: Array, learn: Array, apply: Array) -> Array:
-    """Each class's smoothed share per key of the ``learn`` rows, for the ``apply`` rows."""
-    prior = onehot[learn].mean(axis=0)
-    known, position = _table_keys(keys, learn, apply)
-    counts = np.zeros((len(known), onehot.shape[1]), dtype=np.float64)
-    np.add.at(counts, np.searchsorted(known, keys[learn]), onehot[learn])
+def _shares(keys: Array, codes: Array, learn: Array, apply: Array) -> Array:
+    """Each class's smoothed share per key of the ``learn`` rows, for the ``apply`` rows
+    (a key the ``learn`` rows lack gets the classes' overall shares)."""
+    width, size = int(codes.max()) + 1, int(keys.max()) + 1
+    prior = np.bincount(codes[learn], minlength=width) / np.count_nonzero(learn)
+    counts = np.bincount(keys[learn] * width + codes[learn], minlength=size * width)
+    counts = counts.reshape(size, width)
     table = (counts + SMOOTHING * prior) / (counts.sum(axis=1, keepdims=True) + SMOOTHING)
-    shares: Array = np.where(position[:, None] >= 0, table[np.maximum(position, 0)], prior)
+    shares: Array = table[keys[apply]]
     return shares
 
 
 def _means(keys: Array, truth: Array, learn: Array, apply: Array) -> Array:
     """The target's smoothed mean per key of the ``learn`` rows, for the ``apply`` rows."""
     mean = float(truth[learn].mean())
-    known, position = _table_keys(keys, learn, apply)
-    index = np.searchsorted(known, keys[learn])
-    sums = np.bincount(index, weights=truth[learn], minlength=len(known))
-    counts = np.bincount(index, minlength=len(known))
+    size = int(keys.max()) + 1
+    sums = np.bincount(keys[learn], weights=truth[learn], minlength=size)
+    counts = np.bincount(keys[learn], minlength=size)
     table = (sums + SMOOTHING * mean) / (counts + SMOOTHING)
-    return np.where(position >= 0, table[np.maximum(position, 0)], mean)[:, None]
-
-
-def _table_keys(keys: Array, learn: Array, apply: Array) -> tuple[Array, Array]:
-    """The keys seen in ``learn`` (sorted), and each ``apply`` row's place among them
-    (-1 when its key was never seen)."""
-    known = np.unique(keys[learn])
-    wanted = keys[apply]
-    position = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
-    return known, np.where(known[position] == wanted, position, -1)
+    means: Array = table[keys[apply]][:, None]
+    return means
 
 
 def _keys(values: Array, kind: Kind) -> Array:
-    """One comparable key per row: the text of a category, the bin of a number."""
+    """One key per row, numbered from 0: a category's, or a number's bin (missing values
+    have a key of their own)."""
     if kind == "categorical":
-        return np.array([MISSING if _is_missing(v) else str(v) for v in values], dtype=object)
+        text = np.array([MISSING if _is_missing(v) else str(v) for v in values], dtype=object)
+        return np.unique(text, return_inverse=True)[1].astype(np.int64)
     numbers = values.astype(np.float64)
     finite = np.isfinite(numbers)
     edges = bin_edges(numbers[finite], bins_for(int(finite.sum())))
-    keys = np.searchsorted(edges, numbers, side="right").astype(np.int64)
-    keys[~finite] = -1
-    return keys
+    bins = np.searchsorted(edges, numbers, side="right").astype(np.int64)
+    bins[~finite] = len(edges) + 1
+    return bins
 
 
 def bin_edges(values: Array, bins: int) -> Array:
