@@ -144,3 +144,29 @@ def test_evaluate_compares_two_versions(invoke, data_file, pipeline_file) -> Non
         "evaluate", "clicks@1", str(data_file), "--target", "clicked", "--compare", "clicks@2"
     )
     assert "change" in table.stdout
+
+
+def test_the_default_estimator_trains_a_plain_5000_row_table(invoke, tmp_path) -> None:
+    from training_tables import plain
+
+    path = tmp_path / "plain.csv"
+    plain(5000).to_csv(path, index=False)
+    result = invoke("train", str(path), "--target", "y")
+    assert result.exit_code == 0, result.output
+    assert "registered y@1" in result.stdout
+    shown = json.loads(invoke("models", "show", "y@1", "--json").stdout)
+    assert shown["params"]["estimator"] == "gradient_boosting"
+
+
+def test_another_estimator_than_the_files_drops_its_parameters(invoke, data_file, tmp_path) -> None:
+    pipeline = tmp_path / "mlp.yaml"
+    pipeline.write_text(
+        "target: clicked\nestimator: {kind: mlp, params: {hidden_layer_sizes: [8]}}\n"
+        "checks: {latency_rows: 10}\n"
+    )
+    result = invoke(
+        "train", str(data_file), "--config", str(pipeline), "--estimator", "random_forest"
+    )
+    assert result.exit_code == 0, result.output
+    assert "estimator.params of" in result.stdout
+    assert "are for mlp; random_forest uses its defaults" in result.stdout

@@ -84,8 +84,63 @@ def test_multiclass_figures_equal_scikit_learn() -> None:
         skm.precision_score(y_true, y_pred, average="macro", zero_division=0)
     )
     assert result.log_loss == pytest.approx(skm.log_loss(y_true, y_proba=proba))
-    assert result.roc_auc is None
+    assert result.roc_auc == pytest.approx(
+        skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro")
+    )
+    assert result.roc_auc_weighted == pytest.approx(
+        skm.roc_auc_score(y_true, proba, multi_class="ovr", average="weighted")
+    )
+    assert result.brier_score == pytest.approx(skm.brier_score_loss(y_true, proba))
+    assert result.balanced_accuracy == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred))
+    assert result.pr_auc is None
     assert result.positive_label is None
+
+
+def test_multiclass_roc_auc_on_a_real_model() -> None:
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_wine(return_X_y=True)
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.3, random_state=0)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01)).fit(x_train, y_train)
+    proba = model.predict_proba(x_val)
+    result = classification_metrics(
+        y_val, model.predict(x_val), labels=[0, 1, 2], probabilities=proba
+    )
+    for average, value in (("macro", result.roc_auc), ("weighted", result.roc_auc_weighted)):
+        assert value == pytest.approx(
+            skm.roc_auc_score(y_val, proba, multi_class="ovr", average=average)
+        )
+    assert result.brier_score == pytest.approx(skm.brier_score_loss(y_val, proba))
+
+
+def test_binary_calibration_equals_scikit_learn(binary) -> None:
+    from sklearn.calibration import calibration_curve
+
+    y_true, y_pred, proba = binary
+    result = classification_metrics(y_true, y_pred, labels=[0, 1], probabilities=proba)
+    assert result.brier_score == pytest.approx(skm.brier_score_loss(y_true, proba[:, 1]))
+    observed, predicted = calibration_curve(y_true, proba[:, 1], n_bins=10)
+    assert result.calibration_curve is not None
+    assert np.allclose(result.calibration_curve.x, predicted)
+    assert np.allclose(result.calibration_curve.y, observed)
+    assert result.balanced_accuracy == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred))
+    assert result.prevalence == pytest.approx(np.mean(y_true == 1))
+
+
+def test_multiclass_calibration_is_of_the_top_class() -> None:
+    y_true = np.array([0, 1, 2, 2])
+    proba = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1], [0.2, 0.2, 0.6]])
+    result = classification_metrics(
+        y_true, proba.argmax(axis=1), labels=[0, 1, 2], probabilities=proba
+    )
+    assert result.calibration_curve is not None
+    # bins [0.6, 0.7): two rows, one right; [0.8, 0.9): right; [0.9, 1]: right
+    assert result.calibration_curve.x == pytest.approx((0.6, 0.8, 0.9))
+    assert result.calibration_curve.y == pytest.approx((0.5, 1.0, 1.0))
 
 
 def test_confusion_matrix_counts_pairs() -> None:

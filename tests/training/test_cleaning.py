@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from servewell.errors import InvalidData
+from servewell.errors import InvalidConfig, InvalidData
 from servewell.training.cleaning import clean
 from servewell.training.config import CleaningConfig, ValidRange
 from servewell.training.data import infer_schema
@@ -62,3 +62,42 @@ def test_too_many_dropped_rows_is_an_error() -> None:
     frame = pd.DataFrame({"x": [1.0, 2.0] + [np.nan] * 4, "y": [0, 1] * 3})
     with pytest.raises(InvalidData, match=r"drop 67% of the rows.*missing `x`"):
         clean(frame, infer_schema(frame, "y"), "y", "classification", CleaningConfig())
+
+
+def _with_ids() -> pd.DataFrame:
+    """Twenty distinct orders: ten pairs alike in every column but the order number."""
+    frame = pd.DataFrame(
+        {
+            "order_no": [f"A-{i}" for i in range(20)],
+            "amount": [float(i % 10) for i in range(20)],
+            "bought": [i % 2 for i in range(10)] * 2,
+        }
+    )
+    return pd.concat([frame, frame.iloc[:3]], ignore_index=True)  # three true repeats
+
+
+def test_rows_that_differ_in_an_ignored_column_are_not_duplicates() -> None:
+    frame = _with_ids()
+    schema = infer_schema(frame, "bought", {"order_no": "ignore"})
+    cleaned, report = clean(frame, schema, "bought", "classification", CleaningConfig())
+    duplicates = [d for d in report.drops if d.reason == "duplicate"]
+    assert [d.rows for d in duplicates] == [3]
+    assert len(cleaned) == 20
+    assert "dropped 3 rows repeating an earlier row in every column" in report.lines()
+
+
+def test_the_columns_that_define_a_duplicate_can_be_named() -> None:
+    frame = _with_ids()
+    schema = infer_schema(frame, "bought", {"order_no": "ignore"})
+    config = CleaningConfig(duplicate_columns=("amount", "bought"), max_dropped_fraction=0.6)
+    cleaned, report = clean(frame, schema, "bought", "classification", config)
+    assert len(cleaned) == 10
+    assert "dropped 13 rows repeating an earlier row in `amount`, `bought`" in report.lines()
+    assert report.to_dict()["drops"][0]["columns"] == ["amount", "bought"]
+
+
+def test_an_unknown_duplicate_column_is_refused() -> None:
+    frame = _with_ids()
+    config = CleaningConfig(duplicate_columns=("amout",))
+    with pytest.raises(InvalidConfig, match=r"duplicate_columns: 'amout' is not a column"):
+        clean(frame, infer_schema(frame, "bought"), "bought", "classification", config)

@@ -81,3 +81,26 @@ def test_profile_has_every_input_and_the_predictions(frame, make_config) -> None
     assert profile["features"]["device"]["kind"] == "categorical"
     assert "quantiles" in profile["features"]["clicks"]
     assert set(profile["prediction"]["frequencies"]) <= {"0", "1"}
+
+
+def test_min_roc_auc_gates_a_multiclass_target_by_its_one_vs_rest_macro_average() -> None:
+    from servewell.errors import InvalidConfig
+    from servewell.training.config import parse_config
+    from training_tables import species
+
+    def config(gate: dict[str, object]):
+        return parse_config(
+            {"target": "kind", "estimator": {"kind": "logistic"}, "gate": gate,
+             "checks": {"latency_rows": 10}}
+        )  # fmt: skip
+
+    data = dataset_from_frame(species(600), "species")
+    result = train_pipeline(data, config({"min_roc_auc": 0.6}))
+    assert result.passed
+    assert result.gate[0].actual == result.metrics.roc_auc
+    assert "roc_auc_weighted" in result.metrics.headline()
+    missed = train_pipeline(data, config({"min_roc_auc": 0.9999}))
+    assert not missed.passed
+    assert "roc_auc 0." in missed.failures[0]
+    with pytest.raises(InvalidConfig, match=r"gate\.min_pr_auc applies to binary targets"):
+        train_pipeline(data, config({"min_pr_auc": 0.5}))

@@ -68,7 +68,7 @@ class RichProgress:
             self._display.stop()
             self._display = None
         flow = ""
-        if summary.rows_in or summary.rows_out:
+        if summary.rows_in is not None and summary.rows_out is not None:
             flow = (
                 f"{summary.rows_in:,} x {summary.columns_in} → "
                 f"{summary.rows_out:,} x {summary.columns_out}"
@@ -87,7 +87,7 @@ def train(
     target: str | None = typer.Option(None, "--target", "-t", help="Column to predict."),
     name: str | None = typer.Option(None, "--name", "-n", help="Model name (default: target)."),
     estimator: str | None = typer.Option(
-        None, "--estimator", "-e", help="mlp, logistic, random_forest or gradient_boosting."
+        None, "--estimator", "-e", help="gradient_boosting (default), random_forest, logistic, mlp."
     ),
     config_file: Path | None = typer.Option(
         None, "--config", "-c", help="Pipeline file (YAML): cleaning, features, checks, gate."
@@ -99,10 +99,16 @@ def train(
 ) -> None:
     """Train, validate, check and gate a model; register it only if it passes."""
     with reporting_errors():
-        config = load_config(config_file) if config_file else PipelineConfig()
-        config = config.with_overrides(target=target, name=name, estimator=estimator)
+        written = load_config(config_file) if config_file else PipelineConfig()
+        config = written.with_overrides(target=target, name=name, estimator=estimator)
         dataset = load_dataset(data)
         display = console if not as_json else Console(stderr=True)
+        if written.estimator.params and not config.estimator.params:
+            display.print(
+                f"[dim]note: estimator.params of {escape(str(config_file))} are for "
+                f"{written.estimator.kind}; {config.estimator.kind} uses its defaults[/]",
+                soft_wrap=True,
+            )
         result = train_pipeline(dataset, config, RichProgress(display))
         if not result.passed:
             _finish(result, report, as_json)

@@ -5,6 +5,25 @@ from __future__ import annotations
 from servewell.reports.record import TrainingReport
 from servewell.stats import ClassificationMetrics
 
+#: Features (at most) the card lists with their scores alone.
+TOP_FEATURES = 5
+
+
+def _features_alone(report: TrainingReport) -> list[str]:
+    """The strongest features scored alone, out of sample (the leakage check's figures)."""
+    leakage = next((c for c in report.checks if c["name"] == "leakage"), None)
+    scores = leakage["figures"].get("features", []) if leakage is not None else []
+    if not scores:
+        return []
+    lines = ["", "Strongest features alone, out of sample:", ""]
+    for score in scores[:TOP_FEATURES]:
+        figures = ", ".join(
+            f"{k.replace('_', ' ')} {v:.3f}" for k, v in score.items() if isinstance(v, float)
+        )
+        flag = " — **suspect**" if score.get("suspect") else ""
+        lines.append(f"- `{score['column']}`: {figures}{flag}")
+    return lines
+
 
 def model_card(report: TrainingReport) -> str:
     """Intended use, data, metrics and checks, in Markdown."""
@@ -45,6 +64,7 @@ def model_card(report: TrainingReport) -> str:
         ]
     lines += ["", "## Checks", ""]
     lines += [f"- **{c['name']}** ({c['status']}): {c['message']}" for c in report.checks]
+    lines += _features_alone(report)
     lines += ["", "## Gate", ""]
     lines += [f"- {'pass' if g['passed'] else 'FAIL'}: {g['message']}" for g in report.gate]
     if not report.gate:

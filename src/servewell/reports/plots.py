@@ -1,5 +1,8 @@
-"""The report's figures, drawn with matplotlib's object API (no pyplot global state) and
-returned as base64 PNG so the HTML page stays a single self-contained file."""
+"""The report's figures, drawn with matplotlib's object API (no pyplot global state).
+
+Each function returns a :class:`~matplotlib.figure.Figure`; :func:`to_png` turns one
+into a base64 PNG so the HTML page stays a single self-contained file.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ def to_png(figure: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def confusion_plot(metrics: ClassificationMetrics) -> str:
+def confusion_plot(metrics: ClassificationMetrics) -> Figure:
     matrix = np.asarray(metrics.confusion)
     figure = Figure(figsize=(4.2, 3.6))
     axes = figure.add_subplot()
@@ -40,12 +43,21 @@ def confusion_plot(metrics: ClassificationMetrics) -> str:
         color = "white" if count > limit else "black"
         axes.text(column, row, str(count), ha="center", va="center", color=color)
     axes.set_title("Confusion matrix (validation)")
-    return to_png(figure)
+    return figure
 
 
 def curve_plot(
-    curve: Curve, *, title: str, x_label: str, y_label: str, area: float, diagonal: bool
-) -> str:
+    curve: Curve,
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    area: float,
+    diagonal: bool,
+    baseline: float | None = None,
+) -> Figure:
+    """A ROC curve (``diagonal``: chance is the diagonal) or a PR curve (chance is the
+    horizontal line at the positive class's prevalence, ``baseline``)."""
     figure = Figure(figsize=(4.2, 3.6))
     axes = figure.add_subplot()
     axes.plot(
@@ -57,16 +69,37 @@ def curve_plot(
     )
     if diagonal:
         axes.plot([0, 1], [0, 1], color=GREY, linestyle="--", label="chance")
+    if baseline is not None:
+        axes.axhline(
+            baseline, color=GREY, linestyle="--", label=f"chance (prevalence {baseline:.3f})"
+        )
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.02)
     axes.set_xlabel(x_label)
     axes.set_ylabel(y_label)
     axes.set_title(title)
     axes.legend(loc="lower right" if diagonal else "lower left")
-    return to_png(figure)
+    return figure
 
 
-def training_plot(training: dict[str, Any]) -> str | None:
+def reliability_plot(curve: Curve, *, brier: float | None, binary: bool) -> Figure:
+    """Mean predicted probability against observed frequency per bin: a calibrated model
+    stays on the diagonal."""
+    figure = Figure(figsize=(4.2, 3.6))
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color=GREY, linestyle="--", label="perfectly calibrated")
+    label = f"model (Brier {brier:.3f})" if brier is not None else "model"
+    axes.plot(curve.x, curve.y, color=BLUE, marker="o", label=label)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("predicted probability" if binary else "top class's probability")
+    axes.set_ylabel("share positive" if binary else "share right")
+    axes.set_title("Calibration (validation)")
+    axes.legend(loc="upper left", fontsize="small")
+    return figure
+
+
+def training_plot(training: dict[str, Any]) -> Figure | None:
     """Loss and scores per epoch, from a training trace's JSON form (``Trace.to_dict``)."""
     points, metric = training["epochs"], training["metric"]
     if not points:
@@ -89,10 +122,10 @@ def training_plot(training: dict[str, Any]) -> str | None:
     for axes in (loss_axes, score_axes):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
-    return to_png(figure)
+    return figure
 
 
-def per_class_plot(metrics: ClassificationMetrics) -> str:
+def per_class_plot(metrics: ClassificationMetrics) -> Figure:
     names = list(metrics.per_class)
     figure = Figure(figsize=(max(4.2, 1.2 * len(names) + 2), 3.4))
     axes = figure.add_subplot()
@@ -108,10 +141,10 @@ def per_class_plot(metrics: ClassificationMetrics) -> str:
     axes.set_xlabel("class")
     axes.set_title("Per-class metrics (validation)")
     axes.legend(loc="upper center", ncol=3, fontsize="small", frameon=False)
-    return to_png(figure)
+    return figure
 
 
-def distributions_plot(profile: dict[str, Any], columns: Sequence[str]) -> str | None:
+def distributions_plot(profile: dict[str, Any], columns: Sequence[str]) -> Figure | None:
     """Small multiples: a histogram per numeric input, a bar chart per categorical one."""
     shown = [
         c
@@ -126,22 +159,42 @@ def distributions_plot(profile: dict[str, Any], columns: Sequence[str]) -> str |
     grid = figure.subplots(down, across, squeeze=False)
     for axes, name in zip(grid.flat, shown, strict=False):
         column = profile["features"][name]
-        if column["kind"] == "numeric" and "histogram" in column:
-            edges = column["histogram"]["edges"]
-            axes.stairs(column["histogram"]["counts"], edges, fill=True, color=BLUE, alpha=0.75)
-        elif column["kind"] == "categorical":
-            items = list(column["frequencies"].items())[:8]
-            axes.barh([k[:14] for k, _ in items][::-1], [v for _, v in items][::-1], color=BLUE)
-            axes.tick_params(axis="y", labelsize=7)
-        axes.set_title(name[:28], fontsize=9)
+        if column["kind"] == "numeric":
+            _histogram(axes, column)
+        else:
+            _bars(axes, column)
+        missing = f" ({column['missing']:,} missing)" if column.get("missing") else ""
+        axes.set_title(name[:28] + missing, fontsize=9)
         axes.tick_params(axis="x", labelsize=7)
     for axes in list(grid.flat)[len(shown) :]:
         axes.set_visible(False)
     figure.tight_layout()
-    return to_png(figure)
+    return figure
 
 
-def regression_plot(truth: np.ndarray[Any, Any], predicted: np.ndarray[Any, Any]) -> str:
+def _histogram(axes: Any, column: dict[str, Any]) -> None:
+    if "histogram" not in column:
+        return
+    edges = column["histogram"]["edges"]
+    axes.stairs(column["histogram"]["counts"], edges, fill=True, color=BLUE, alpha=0.75)
+    if column.get("integer"):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _bars(axes: Any, column: dict[str, Any]) -> None:
+    """The most common values' shares of all rows, missing values as a bar of their own."""
+    count = column["count"] or 1
+    present = (count - column["missing"]) / count
+    items = [(key, share * present) for key, share in column["frequencies"].items()][:8]
+    colours = [BLUE] * len(items)
+    if column["missing"]:
+        items.append(("(missing)", column["missing"] / count))
+        colours.append(GREY)
+    axes.barh([k[:14] for k, _ in items][::-1], [v for _, v in items][::-1], color=colours[::-1])
+    axes.tick_params(axis="y", labelsize=7)
+
+
+def regression_plot(truth: np.ndarray[Any, Any], predicted: np.ndarray[Any, Any]) -> Figure:
     figure = Figure(figsize=(8.4, 3.4))
     scatter, residuals = figure.subplots(1, 2)
     scatter.scatter(truth, predicted, s=6, alpha=0.5, color=BLUE)
@@ -154,4 +207,4 @@ def regression_plot(truth: np.ndarray[Any, Any], predicted: np.ndarray[Any, Any]
     residuals.set_xlabel("prediction error")
     residuals.set_title("Residuals")
     figure.tight_layout()
-    return to_png(figure)
+    return figure

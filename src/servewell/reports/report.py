@@ -10,6 +10,7 @@ from string import Template
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from servewell.reports import plots
 from servewell.reports.record import TrainingReport
@@ -137,52 +138,70 @@ def _metrics_section(report: TrainingReport) -> str:
     return html + "</section>"
 
 
-def _figures_section(report: TrainingReport) -> str:
-    images: list[str | None] = []
+def validation_figures(report: TrainingReport) -> list[Figure]:
+    """The validation plots: a classifier's confusion matrix, ROC and PR curves (binary),
+    reliability and per-class bars; a regressor's predicted-vs-actual and residuals."""
     metrics = report.metrics
-    if isinstance(metrics, ClassificationMetrics):
-        images.append(plots.confusion_plot(metrics))
-        if metrics.roc_curve is not None and metrics.roc_auc is not None:
-            images.append(
-                plots.curve_plot(
-                    metrics.roc_curve,
-                    title="ROC curve",
-                    x_label="false positive rate",
-                    y_label="true positive rate",
-                    area=metrics.roc_auc,
-                    diagonal=True,
-                )
-            )
-        if metrics.pr_curve is not None and metrics.pr_auc is not None:
-            images.append(
-                plots.curve_plot(
-                    metrics.pr_curve,
-                    title="Precision-recall curve",
-                    x_label="recall",
-                    y_label="precision",
-                    area=metrics.pr_auc,
-                    diagonal=False,
-                )
-            )
-        images.append(plots.per_class_plot(metrics))
-    elif isinstance(metrics, RegressionMetrics):
+    if isinstance(metrics, RegressionMetrics):
         assert report.validation_values is not None
-        images.append(plots.regression_plot(report.validation_truth, report.validation_values))
+        return [plots.regression_plot(report.validation_truth, report.validation_values)]
+    figures = [plots.confusion_plot(metrics)]
+    if metrics.roc_curve is not None and metrics.roc_auc is not None:
+        figures.append(
+            plots.curve_plot(
+                metrics.roc_curve,
+                title="ROC curve",
+                x_label="false positive rate",
+                y_label="true positive rate",
+                area=metrics.roc_auc,
+                diagonal=True,
+            )
+        )
+    if metrics.pr_curve is not None and metrics.pr_auc is not None:
+        figures.append(
+            plots.curve_plot(
+                metrics.pr_curve,
+                title="Precision-recall curve",
+                x_label="recall",
+                y_label="precision",
+                area=metrics.pr_auc,
+                diagonal=False,
+                baseline=metrics.prevalence,
+            )
+        )
+    if metrics.calibration_curve is not None:
+        figures.append(
+            plots.reliability_plot(
+                metrics.calibration_curve,
+                brier=metrics.brier_score,
+                binary=metrics.positive_label is not None,
+            )
+        )
+    return [*figures, plots.per_class_plot(metrics)]
+
+
+def distributions_figure(report: TrainingReport) -> Figure | None:
+    """Each raw input's distribution on the training rows (missing values shown)."""
+    return plots.distributions_plot(report.profile, report.features["inputs"])
+
+
+def _figures_section(report: TrainingReport) -> str:
+    images = [plots.to_png(figure) for figure in validation_figures(report)]
     training = plots.training_plot(report.training)
-    distributions = plots.distributions_plot(report.profile, report.features["inputs"])
+    distributions = distributions_figure(report)
     html = "<section><h2>Validation plots</h2><div class='figures'>"
-    html += "".join(f'<img alt="plot" src="{src}">' for src in images if src) + "</div></section>"
-    if training:
+    html += "".join(f'<img alt="plot" src="{src}">' for src in images) + "</div></section>"
+    if training is not None:
         html += (
             f"<section><h2>Training curve</h2><p>{escape(report.training['note'])}</p>"
-            f'<div class="figures"><img alt="training curve" src="{training}"></div>'
-            "</section>"
+            f'<div class="figures"><img alt="training curve" src="{plots.to_png(training)}">'
+            "</div></section>"
         )
-    if distributions:
+    if distributions is not None:
         html += (
             "<section><h2>Feature distributions (training rows)</h2>"
-            f'<div class="figures"><img alt="distributions" src="{distributions}"></div>'
-            "</section>"
+            f'<div class="figures"><img alt="distributions" src="{plots.to_png(distributions)}">'
+            "</div></section>"
         )
     return html
 
@@ -195,15 +214,54 @@ def _checks_section(report: TrainingReport) -> str:
     )
     return (
         f"<section><h2>Checks</h2><table><tr><th></th><th>check</th><th>finding</th></tr>"
-        f"{rows}</table></section>"
+        f"{rows}</table>{_features_alone(report)}</section>"
     )
+
+
+#: Columns of the single-feature table, and how the report names them.
+FEATURE_MEASURES = {
+    "balanced_accuracy": "balanced accuracy",
+    "roc_auc": "ROC-AUC",
+    "average_precision": "average precision",
+    "r2": "R²",
+}
+#: Features (at most) the single-feature table lists.
+TOP_FEATURES = 10
+
+
+def _features_alone(report: TrainingReport) -> str:
+    """The strongest features scored alone, out of sample (the leakage check's figures)."""
+    leakage = next((c for c in report.checks if c["name"] == "leakage"), None)
+    if leakage is None or not leakage["figures"].get("features"):
+        return ""
+    scores = leakage["figures"]["features"]
+    measures = [m for m in FEATURE_MEASURES if any(m in s for s in scores)]
+    head = "".join(f"<th>{FEATURE_MEASURES[m]}</th>" for m in measures)
+    rows = "".join(
+        f"<tr><td><code>{escape(s['column'])}</code></td>"
+        + "".join(f"<td class='num'>{_number(s.get(m))}</td>" for m in measures)
+        + f"<td>{_badge('warn') + ' ' + escape(s['suspect']) if s.get('suspect') else ''}</td></tr>"
+        for s in scores[:TOP_FEATURES]
+    )
+    model = leakage["figures"].get("model", {})
+    ours = "; ".join(f"{FEATURE_MEASURES[k]} {v:.3f}" for k, v in model.items())
+    return (
+        f"<h2 style='margin-top:16px'>Each feature alone (out of sample, "
+        f"{leakage['figures']['rows_scored']:,} rows)</h2>"
+        + (f"<p class='muted'>The full model on validation rows: {ours}.</p>" if ours else "")
+        + f"<table><tr><th>feature</th>{head}<th></th></tr>{rows}</table>"
+    )
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def _stages_section(report: TrainingReport) -> str:
     rows = "".join(
         f"<tr><td>{escape(s['stage'])}</td>"
-        f"<td class='num'>{s['rows_in']:,} &times; {s['columns_in']}</td>"
-        f"<td class='num'>{s['rows_out']:,} &times; {s['columns_out']}</td>"
+        f"<td class='num'>{_shape(s['rows_in'], s['columns_in'])}</td>"
+        f"<td class='num'>{_shape(s['rows_out'], s['columns_out'])}</td>"
         f"<td class='num'>{s['seconds']:.2f} s</td>"
         f"<td><ul>{''.join(f'<li>{escape(line)}</li>' for line in s['lines'])}</ul></td></tr>"
         for s in report.stages
@@ -212,6 +270,13 @@ def _stages_section(report: TrainingReport) -> str:
         "<section><h2>Data flow</h2><table><tr><th>stage</th><th>in (rows &times; cols)</th>"
         f"<th>out</th><th>time</th><th>what happened</th></tr>{rows}</table></section>"
     )
+
+
+def _shape(rows: int | None, columns: int | None) -> str:
+    """Rows x columns of a table, or a dash for a stage no table flows through."""
+    if rows is None or columns is None:
+        return "&mdash;"
+    return f"{rows:,} &times; {columns}"
 
 
 def _schema_section(report: TrainingReport) -> str:

@@ -3,8 +3,10 @@
 Each figure is defined as scikit-learn defines it (the tests compare them on the same
 predictions), so a number in a report means what a reader of scikit-learn's docs
 expects: precision of a class with no predictions is 0 (``zero_division=0``), macro F1
-is the mean of the per-class F1 scores, PR-AUC is average precision, and log loss clips
-probabilities to ``[eps, 1 - eps]``.
+is the mean of the per-class F1 scores, PR-AUC is average precision, log loss clips
+probabilities to ``[eps, 1 - eps]``, a multiclass ROC-AUC is one-vs-rest (macro, and
+weighted by support), and the Brier score is halved for two classes
+(``scale_by_half="auto"``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,21 @@ from typing import Any
 
 import numpy as np
 
+from servewell.stats.calibration import brier_score, reliability_curve
+from servewell.stats.ranking import (
+    Curve,
+    average_precision,
+    one_vs_rest_auc,
+    precision_recall_curve,
+    roc_auc,
+    roc_curve,
+)
+
 Array = np.ndarray[Any, Any]
 Label = str | int
+
+#: The series a report plots, left out of the flat JSON unless asked for.
+CURVES = ("roc_curve", "pr_curve", "calibration_curve")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +42,6 @@ class ClassMetrics:
     recall: float
     f1: float
     support: int
-
-
-@dataclass(frozen=True, slots=True)
-class Curve:
-    """A curve as two aligned series, ready to plot (ROC: fpr/tpr; PR: recall/precision)."""
-
-    x: tuple[float, ...]
-    y: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,24 +59,45 @@ class ClassificationMetrics:
     positive_label: Label | None = None
     """The positive class of a binary problem (the one ROC and PR curves are about)."""
     roc_auc: float | None = None
+    """Binary: of the positive class; multiclass: the one-vs-rest macro average."""
+    roc_auc_weighted: float | None = None
+    """Multiclass only: one-vs-rest, weighted by each class's support."""
     pr_auc: float | None = None
     log_loss: float | None = None
+    brier_score: float | None = None
     roc_curve: Curve | None = None
     pr_curve: Curve | None = None
+    calibration_curve: Curve | None = None
+    """Binary: p(positive) against the positive share; multiclass: the top class's
+    probability against how often it is right."""
 
     def to_dict(self, *, curves: bool = False) -> dict[str, Any]:
         data = asdict(self)
         data["labels"] = list(self.labels)
         data["confusion"] = [list(row) for row in self.confusion]
         if not curves:
-            data.pop("roc_curve")
-            data.pop("pr_curve")
+            for name in CURVES:
+                data.pop(name)
         return data
+
+    @property
+    def balanced_accuracy(self) -> float:
+        """The mean recall of the classes present (scikit-learn's balanced accuracy)."""
+        return _mean(m.recall for m in self.per_class.values() if m.support)
+
+    @property
+    def prevalence(self) -> float | None:
+        """The positive class's share of the rows (a binary problem's PR baseline)."""
+        if self.positive_label is None:
+            return None
+        total = sum(m.support for m in self.per_class.values())
+        return self.per_class[str(self.positive_label)].support / total if total else None
 
     def headline(self) -> dict[str, float]:
         """The flat figures a registry version keeps as its metrics."""
         figures = {
             "accuracy": self.accuracy,
+            "balanced_accuracy": self.balanced_accuracy,
             "macro_precision": self.macro_precision,
             "macro_recall": self.macro_recall,
             "macro_f1": self.macro_f1,
@@ -81,7 +109,7 @@ class ClassificationMetrics:
                 "recall": positive.recall,
                 "f1": positive.f1,
             }
-        for name in ("roc_auc", "pr_auc", "log_loss"):
+        for name in ("roc_auc", "roc_auc_weighted", "pr_auc", "log_loss", "brier_score"):
             value = getattr(self, name)
             if value is not None:
                 figures[name] = value
@@ -124,26 +152,13 @@ def classification_metrics(
     binary = len(labels) == 2
     if binary and positive_label is None:
         positive_label = labels[1]
-    figures: dict[str, Any] = {}
-    if probabilities is not None:
-        proba = np.asarray(probabilities, dtype=np.float64)
-        if proba.shape != (len(truth), len(labels)):
-            raise ValueError(
-                f"probabilities have shape {proba.shape}, expected {(len(truth), len(labels))}"
-            )
-        figures["log_loss"] = log_loss(truth, proba, labels)
-        if binary:
-            assert positive_label is not None
-            is_positive = np.array([t == positive_label for t in truth])
-            score = proba[:, labels.index(positive_label)]
-            if 0 < is_positive.sum() < len(truth):
-                roc, pr = roc_curve(is_positive, score), precision_recall_curve(is_positive, score)
-                figures |= {
-                    "roc_auc": float(np.trapezoid(roc.y, roc.x)),
-                    "pr_auc": average_precision(is_positive, score),
-                    "roc_curve": roc,
-                    "pr_curve": pr,
-                }
+    if not binary:
+        positive_label = None
+    figures = (
+        _probability_figures(truth, np.asarray(probabilities, np.float64), labels, positive_label)
+        if probabilities is not None
+        else {}
+    )
     return ClassificationMetrics(
         labels=labels,
         accuracy=float(np.trace(matrix) / matrix.sum()),
@@ -152,9 +167,44 @@ def classification_metrics(
         macro_recall=_mean(m.recall for m in per_class.values()),
         macro_f1=_mean(m.f1 for m in per_class.values()),
         confusion=tuple(tuple(int(v) for v in row) for row in matrix),
-        positive_label=positive_label if binary else None,
+        positive_label=positive_label,
         **figures,
     )
+
+
+def _probability_figures(
+    truth: list[Label], proba: Array, labels: tuple[Label, ...], positive: Label | None
+) -> dict[str, Any]:
+    """Log loss, Brier score, ROC-AUC, the curves and (binary) PR-AUC."""
+    if proba.shape != (len(truth), len(labels)):
+        raise ValueError(
+            f"probabilities have shape {proba.shape}, expected {(len(truth), len(labels))}"
+        )
+    column = {label: i for i, label in enumerate(labels)}
+    onehot = np.zeros(proba.shape, dtype=bool)
+    onehot[np.arange(len(truth)), [column[t] for t in truth]] = True
+    figures: dict[str, Any] = {
+        "log_loss": log_loss(truth, proba, labels),
+        "brier_score": brier_score(onehot, proba),
+    }
+    if positive is None:
+        right = onehot[np.arange(len(truth)), np.argmax(proba, axis=1)]
+        return figures | {
+            "roc_auc": one_vs_rest_auc(onehot, proba),
+            "roc_auc_weighted": one_vs_rest_auc(onehot, proba, weighted=True),
+            "calibration_curve": reliability_curve(right, proba.max(axis=1)),
+        }
+    is_positive, score = onehot[:, column[positive]], proba[:, column[positive]]
+    figures["calibration_curve"] = reliability_curve(is_positive, score)
+    area = roc_auc(is_positive, score)
+    if area is None:
+        return figures
+    return figures | {
+        "roc_auc": area,
+        "pr_auc": average_precision(is_positive, score),
+        "roc_curve": roc_curve(is_positive, score),
+        "pr_curve": precision_recall_curve(is_positive, score),
+    }
 
 
 def majority_baseline(y_true: Array) -> tuple[Label, float]:
@@ -172,45 +222,6 @@ def log_loss(y_true: Sequence[Label], probabilities: Array, labels: Sequence[Lab
     column = {label: i for i, label in enumerate(labels)}
     picked = proba[np.arange(len(y_true)), [column[t] for t in y_true]]
     return float(-np.mean(np.log(picked)))
-
-
-def roc_curve(is_positive: Array, score: Array) -> Curve:
-    """False and true positive rates at every distinct score threshold, from (0, 0)."""
-    fps, tps = _cumulative_counts(is_positive, score)
-    fpr = np.concatenate([[0.0], fps / fps[-1]])
-    tpr = np.concatenate([[0.0], tps / tps[-1]])
-    return Curve(tuple(fpr.tolist()), tuple(tpr.tolist()))
-
-
-def precision_recall_curve(is_positive: Array, score: Array) -> Curve:
-    """Precision against recall at every distinct threshold, from recall 0 (precision 1)."""
-    fps, tps = _cumulative_counts(is_positive, score)
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return Curve(
-        tuple(np.concatenate([[0.0], recall]).tolist()),
-        tuple(np.concatenate([[1.0], precision]).tolist()),
-    )
-
-
-def average_precision(is_positive: Array, score: Array) -> float:
-    """Sum over thresholds of (recall gained) x precision: scikit-learn's PR-AUC."""
-    fps, tps = _cumulative_counts(is_positive, score)
-    precision = tps / (tps + fps)
-    gained = np.diff(np.concatenate([[0.0], tps])) / tps[-1]
-    return float(np.sum(gained * precision))
-
-
-def _cumulative_counts(is_positive: Array, score: Array) -> tuple[Array, Array]:
-    """False and true positives counted above each distinct score, highest first."""
-    positive = np.asarray(is_positive, dtype=bool)
-    score = np.asarray(score, dtype=np.float64)
-    order = np.argsort(score, kind="mergesort")[::-1]
-    score, positive = score[order], positive[order]
-    last_of_value = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]
-    tps = np.cumsum(positive, dtype=np.float64)[last_of_value]
-    fps = (last_of_value + 1) - tps
-    return fps, tps
 
 
 def _per_class(matrix: Array, labels: Sequence[Label]) -> dict[str, ClassMetrics]:

@@ -20,7 +20,11 @@ QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 def numeric_profile(values: Array, *, bins: int = 10) -> dict[str, Any]:
-    """Count, missing, moments, quantiles and an equal-width histogram of a number column."""
+    """Count, missing, moments, quantiles and an equal-width histogram of a number column.
+
+    Whole numbers get bins of whole widths centred on them (edges at half-integers), so
+    no bin holds a share of a value and ``integer`` says to label them as such.
+    """
     data = np.asarray(values, dtype=np.float64).reshape(-1)
     finite = data[np.isfinite(data)]
     profile: dict[str, Any] = {
@@ -30,8 +34,10 @@ def numeric_profile(values: Array, *, bins: int = 10) -> dict[str, Any]:
     }
     if len(finite) == 0:
         return profile
-    counts, edges = np.histogram(finite, bins=bins)
+    integer = bool(np.all(finite == np.round(finite)))
+    counts, edges = np.histogram(finite, bins=_integer_edges(finite, bins) if integer else bins)
     return profile | {
+        "integer": integer,
         "mean": float(finite.mean()),
         "std": float(finite.std()),
         "min": float(finite.min()),
@@ -41,6 +47,13 @@ def numeric_profile(values: Array, *, bins: int = 10) -> dict[str, Any]:
         },
         "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
     }
+
+
+def _integer_edges(values: Array, bins: int) -> Array:
+    """At most ``bins`` equal bins of a whole width, each centred on whole numbers."""
+    low, high = float(values.min()) - 0.5, float(values.max()) + 0.5
+    width = max(1.0, float(np.ceil((high - low) / bins)))
+    return low + width * np.arange(int(np.ceil((high - low) / width)) + 1)
 
 
 def categorical_profile(values: Array, *, top: int = 50) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The checks a careful reviewer makes before trusting a validation score.
 
 Each returns a :class:`Check` that passes or warns, with the figures behind it; the
-gate decides whether a warning blocks registration (``gate.block_on_warnings``).
+gate decides whether a warning blocks registration (``gate.block_on_warnings``). The
+leakage check, which scores every feature alone, is :mod:`servewell.training.leakage`;
+the overfitting check, :mod:`servewell.training.overfitting`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from servewell.core.task import Task
-from servewell.stats import ClassificationMetrics, lookup_score, majority_baseline
+from servewell.stats import ClassificationMetrics, majority_baseline
 from servewell.training.config import ChecksConfig
 from servewell.training.fit import Trace
 
@@ -69,77 +70,6 @@ def check_imbalance(
     return Check(
         "imbalance", "pass", f"{text}; every class recall ≥ {config.min_class_recall}", figures
     )
-
-
-def check_overfitting(
-    train_score: float, val_score: float, metric: str, config: ChecksConfig
-) -> Check:
-    gap = train_score - val_score
-    figures = {"metric": metric, "train": train_score, "validation": val_score, "gap": gap}
-    text = f"{metric} {train_score:.3f} on training rows vs {val_score:.3f} on validation"
-    if gap > config.max_overfit_gap:
-        return Check(
-            "overfitting", "warn", f"{text}: a gap of {gap:.3f} > {config.max_overfit_gap}", figures
-        )
-    return Check("overfitting", "pass", f"{text} (gap {gap:.3f})", figures)
-
-
-def check_leakage(
-    train: tuple[pd.DataFrame, np.ndarray[Any, Any]],
-    validation: tuple[pd.DataFrame, np.ndarray[Any, Any]],
-    kinds: dict[str, Literal["numeric", "categorical", "datetime"]],
-    task: Task,
-    config: ChecksConfig,
-) -> Check:
-    """One feature that predicts the target almost alone; validation rows seen in training."""
-    (x_train, y_train), (x_val, y_val) = train, validation
-    baseline = majority_baseline(y_val)[1] if task == "classification" else 0.0
-    scores: list[dict[str, Any]] = []
-    for name, kind in kinds.items():
-        if kind != "numeric" and kind != "categorical":
-            continue
-        value = lookup_score(
-            x_train[name].to_numpy(), y_train, x_val[name].to_numpy(), y_val, kind=kind, task=task
-        )
-        skill = (value - baseline) / (1 - baseline) if baseline < 1 else 0.0
-        scores.append({"column": name, "score": value, "skill": skill})
-    scores.sort(key=lambda s: -s["skill"])
-    suspects = [s for s in scores if s["skill"] >= config.leakage_skill]
-    overlap = _overlap_rows(x_train, x_val)
-    figures = {"features": scores, "overlap_rows": overlap, "validation_rows": len(x_val)}
-    problems = [
-        f"'{s['column']}' alone predicts the target ({_what(task)} {s['score']:.3f}); "
-        "is it known at prediction time?"
-        for s in suspects
-    ]
-    if overlap:
-        problems.append(
-            f"{overlap} validation row(s) ({overlap / len(x_val):.1%}) also appear "
-            "in training, which inflates the validation score"
-        )
-    if problems:
-        return Check("leakage", "warn", "; ".join(problems), figures)
-    best = (
-        f"; strongest single feature '{scores[0]['column']}' ({_what(task)} "
-        f"{scores[0]['score']:.3f})"
-        if scores
-        else ""
-    )
-    return Check(
-        "leakage",
-        "pass",
-        f"no single feature predicts the target alone, no validation row appears in training{best}",
-        figures,
-    )
-
-
-def _what(task: str) -> str:
-    return "accuracy" if task == "classification" else "R²"
-
-
-def _overlap_rows(x_train: pd.DataFrame, x_val: pd.DataFrame) -> int:
-    seen = set(pd.util.hash_pandas_object(x_train, index=False).tolist())
-    return int(sum(h in seen for h in pd.util.hash_pandas_object(x_val, index=False).tolist()))
 
 
 def check_latency(model: Any, rows: pd.DataFrame, config: ChecksConfig) -> Check:

@@ -2,7 +2,9 @@
 
 Each dropped row is counted once, under the first reason that applies, in this order:
 missing target, a value of the wrong type, a value outside its valid range, a missing
-feature (unless imputing), a duplicate of an earlier row.
+feature (unless imputing), a duplicate of an earlier row. A duplicate repeats an earlier
+row in every column of the data, ignored ones included (two records that differ only in
+an id are two records), or in the columns ``cleaning.duplicate_columns`` names.
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ class Drop:
     rows: int
     column: str | None = None
     example: str | None = None
+    columns: tuple[str, ...] = ()
+    """A duplicate's: the columns compared, when not every column of the data."""
 
     def describe(self) -> str:
         rows = f"{self.rows} row{'s' if self.rows != 1 else ''}"
         if self.reason == "duplicate":
-            return f"dropped {rows} duplicating an earlier row"
+            where = ", ".join(f"`{c}`" for c in self.columns) if self.columns else "every column"
+            return f"dropped {rows} repeating an earlier row in {where}"
         if self.reason == "missing target":
             return f"dropped {rows} with no target value (`{self.column}`)"
         what = {"invalid": "an invalid", "out of range": "an out-of-range", "missing": "missing"}
@@ -65,6 +70,7 @@ class CleaningReport:
                     "column": d.column,
                     "rows": d.rows,
                     "example": d.example,
+                    "columns": list(d.columns),
                     "message": d.describe(),
                 }
                 for d in self.drops
@@ -77,7 +83,7 @@ def clean(
     frame: pd.DataFrame, schema: Schema, target: str, task: Task, config: CleaningConfig
 ) -> tuple[pd.DataFrame, CleaningReport]:
     """Typed feature columns plus the target, with unusable rows removed and counted."""
-    _check_valid_columns(schema, config)
+    _check_columns(frame, schema, config)
     used = [c.name for c in schema.columns if c.kind != "ignore"]
     data = frame[[*used, target]].copy()
     keep = pd.Series(True, index=data.index)
@@ -109,14 +115,25 @@ def clean(
         elif missing.any():
             imputed[name] = int(missing.sum())
     if config.duplicates == "drop":
-        duplicated = data.duplicated() & keep
+        duplicated = _duplicated(frame, data, config) & keep
         if duplicated.any():
-            drops.append(Drop("duplicate", int(duplicated.sum())))
+            drops.append(Drop("duplicate", int(duplicated.sum()), columns=config.duplicate_columns))
             keep.loc[duplicated] = False
     cleaned = data[keep].reset_index(drop=True)
     report = CleaningReport(len(frame), len(cleaned), tuple(drops), imputed)
     _check_enough_left(report, config, target)
     return cleaned, report
+
+
+def _duplicated(frame: pd.DataFrame, typed: pd.DataFrame, config: CleaningConfig) -> pd.Series:
+    """Rows equal to an earlier one in the compared columns (typed values where cleaning
+    typed them, so "1" and "1.0" in a numeric column are equal)."""
+    compared = list(config.duplicate_columns) or list(frame.columns)
+    values = frame[compared].copy()
+    for name in compared:
+        if name in typed.columns:
+            values[name] = typed[name]
+    return values.duplicated()
 
 
 def _typed(values: pd.Series, kind: str, name: str, drop: Any) -> pd.Series:
@@ -159,7 +176,13 @@ def _text(example: Any, data: pd.DataFrame, mask: pd.Series, column: str) -> str
     return str(data.loc[mask, column].iloc[0]) if column in data else None
 
 
-def _check_valid_columns(schema: Schema, config: CleaningConfig) -> None:
+def _check_columns(frame: pd.DataFrame, schema: Schema, config: CleaningConfig) -> None:
+    """The columns the cleaning rules name exist (and ranges are on numbers)."""
+    unknown = [name for name in config.duplicate_columns if name not in frame.columns]
+    if unknown:
+        raise InvalidConfig(
+            f"cleaning.duplicate_columns: '{unknown[0]}' is not a column of the data"
+        )
     for name in config.valid:
         kinds = {c.name: c.kind for c in schema.columns}
         if name not in kinds:

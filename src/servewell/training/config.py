@@ -41,9 +41,11 @@ class _Section(BaseModel):
 class EstimatorConfig(_Section):
     """Which model to fit, and how long to let it train."""
 
-    kind: EstimatorKind = "mlp"
+    kind: EstimatorKind = "gradient_boosting"
+    """The default needs no scaling or tuning, and converges on any table."""
     params: dict[str, Any] = Field(default_factory=dict)
-    """Keyword arguments of the scikit-learn estimator (e.g. ``hidden_layer_sizes``)."""
+    """Keyword arguments of that kind's scikit-learn estimator (e.g. ``hidden_layer_sizes``
+    for the MLP); a parameter the estimator does not take is refused before training."""
     max_epochs: int = Field(default=200, ge=1)
     """Most passes over the data for the MLP (or boosting stages, when not in params)."""
     tol: float = Field(default=1e-4, ge=0)
@@ -66,6 +68,9 @@ class CleaningConfig(_Section):
     missing: Literal["drop", "impute"] = "drop"
     """Drop rows with a missing feature, or impute it inside the model (median/most common)."""
     duplicates: Literal["drop", "keep"] = "drop"
+    duplicate_columns: tuple[str, ...] = ()
+    """The columns whose values together make a row a duplicate of an earlier one
+    (default: every column of the data, ignored ones included)."""
     valid: dict[str, ValidRange] = Field(default_factory=dict)
     max_dropped_fraction: float = Field(default=0.5, ge=0, le=1)
     """Refuse the data when cleaning would drop more than this share of its rows."""
@@ -137,9 +142,17 @@ class ChecksConfig(_Section):
     """Warn when accuracy beats the majority-class baseline by less than this."""
     min_class_recall: float = Field(default=0.5, ge=0, le=1)
     max_overfit_gap: float = Field(default=0.05, ge=0)
-    """Warn when the training score beats the validation score by more than this."""
-    leakage_skill: float = Field(default=0.95, ge=0, le=1)
-    """Warn when one feature alone removes this share of the baseline's error."""
+    """Warn when a training score beats its validation score by more than this: accuracy,
+    balanced accuracy, ROC-AUC or the rarest class's recall (R² for a number)."""
+    leakage_balanced_accuracy: float = Field(default=0.965, ge=0, le=1)
+    """Warn when one feature alone, out of sample, reaches this balanced accuracy ..."""
+    leakage_roc_auc: float = Field(default=0.995, ge=0, le=1)
+    """... or this ROC-AUC (one-vs-rest macro for more than two classes) ..."""
+    leakage_r2: float = Field(default=0.95, le=1)
+    """... or, for a numeric target, this R²."""
+    leakage_model_margin: float = Field(default=0.005, ge=0)
+    """Warn too when one strong feature (ROC-AUC or R² ≥ 0.9, and 0.02 ahead of every
+    other feature) alone comes within this of the full model's validation ROC-AUC (R²)."""
     latency_rows: int = Field(default=200, ge=10)
     """Single-row predictions timed for the latency check."""
 
@@ -148,7 +161,9 @@ class GateConfig(_Section):
     """Thresholds a model must meet to be registered; unset ones are not checked.
 
     A number for precision/recall/f1 applies to the positive class of a binary target
-    (macro average otherwise); a mapping gives one threshold per class.
+    (macro average otherwise); a mapping gives one threshold per class. ``min_roc_auc``
+    is the positive class's for a binary target, the one-vs-rest macro average for more
+    classes; ``min_pr_auc`` applies to binary targets only.
     """
 
     min_accuracy: float | None = None
@@ -207,12 +222,18 @@ class PipelineConfig(_Section):
         return self
 
     def with_overrides(self, **values: Any) -> PipelineConfig:
-        """A copy with the CLI's flags applied (``None`` leaves the file's value)."""
+        """A copy with the CLI's flags applied (``None`` leaves the file's value).
+
+        Another estimator than the file's drops the file's ``estimator.params``: they
+        are that estimator's keyword arguments, not the new one's.
+        """
         data = self.model_dump(by_alias=True)
         for key, value in values.items():
             if value is None:
                 continue
             if key == "estimator":
+                if value != data["estimator"]["kind"]:
+                    data["estimator"]["params"] = {}
                 data["estimator"]["kind"] = value
             else:
                 data[key] = value

@@ -27,6 +27,11 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 PARSE_SHARE = 0.9
 #: A text column with more distinct values than this share of its rows is an identifier.
 IDENTIFIER_SHARE = 0.5
+#: A column of whole numbers is an identifier when at least this share of its values
+#: are distinct (row numbers, customer numbers); declare it numeric to keep it.
+INTEGER_IDENTIFIER_SHARE = 0.95
+#: Columns with fewer distinct values than this are never taken for identifiers.
+IDENTIFIER_MIN_DISTINCT = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,22 +212,43 @@ def _infer_kind(series: pd.Series) -> tuple[Kind, str]:
     if series.dtype.kind == "b":
         return "numeric", ""
     if series.dtype.kind in "iuf":
-        return ("ignore", "constant") if present.nunique() == 1 else ("numeric", "")
+        if present.nunique() == 1:
+            return "ignore", "constant"
+        return _numeric_or_identifier(present, "")
     if series.dtype.kind == "M":
         return "datetime", ""
     text = present.astype(str)
     numbers = pd.to_numeric(text, errors="coerce")
     if numbers.notna().mean() >= PARSE_SHARE:
-        return "numeric", _unparsed_note(text, numbers.notna(), "not a number")
+        return _numeric_or_identifier(
+            numbers.dropna(), _unparsed_note(text, numbers.notna(), "not a number")
+        )
     dates = parse_datetimes(text)
     if dates.notna().mean() >= PARSE_SHARE:
         return "datetime", _unparsed_note(text, dates.notna(), "not a datetime")
     distinct = present.nunique()
     if distinct == 1:
         return "ignore", "constant"
-    if distinct > IDENTIFIER_SHARE * len(present) and distinct > 50:
+    if distinct > IDENTIFIER_SHARE * len(present) and distinct > IDENTIFIER_MIN_DISTINCT:
         return "ignore", f"looks like an identifier ({distinct} distinct values)"
     return "categorical", ""
+
+
+def is_integer_identifier(present: pd.Series) -> bool:
+    """Whole numbers, nearly all distinct: a row or record number, not a measurement."""
+    distinct = present.nunique()
+    if distinct <= IDENTIFIER_MIN_DISTINCT or distinct < INTEGER_IDENTIFIER_SHARE * len(present):
+        return False
+    return bool(present.dtype.kind in "iu" or (present == present.round()).all())
+
+
+def _numeric_or_identifier(numbers: pd.Series, note: str) -> tuple[Kind, str]:
+    if not is_integer_identifier(numbers):
+        return "numeric", note
+    return "ignore", (
+        f"looks like an identifier ({numbers.nunique()} distinct whole numbers in "
+        f"{len(numbers)} rows); declare it numeric under columns: to use it"
+    )
 
 
 def _unparsed_note(text: pd.Series, parsed: pd.Series, what: str) -> str:

@@ -1,4 +1,10 @@
-"""The estimators ``servewell train`` offers, by name, for classification and regression."""
+"""The estimators ``servewell train`` offers, by name, for classification and regression.
+
+The default, gradient boosting, needs no scaling, no tuning and no convergence on
+ordinary tables, and converts to ONNX (scikit-learn's HistGradientBoosting does not yet:
+skl2onnx writes a boolean where ONNX wants an integer). The MLP trains epoch by epoch
+and must converge within ``max_epochs``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from typing import Any
 
 from servewell.core.task import Task
 from servewell.errors import InvalidConfig
-from servewell.training.config import EstimatorConfig
+from servewell.training.config import EstimatorConfig, EstimatorKind
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"hidden_layer_sizes": (64, 32)},
@@ -16,8 +22,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_estimator(config: EstimatorConfig, task: Task) -> Any:
-    """An unfitted scikit-learn estimator; bad parameters are an InvalidConfig."""
+def estimator_class(kind: EstimatorKind, task: Task) -> Any:
+    """The scikit-learn class of ``kind`` for ``task``; InvalidConfig when it has none."""
     from sklearn.ensemble import (
         GradientBoostingClassifier,
         GradientBoostingRegressor,
@@ -33,13 +39,28 @@ def make_estimator(config: EstimatorConfig, task: Task) -> Any:
         "random_forest": (RandomForestClassifier, RandomForestRegressor),
         "gradient_boosting": (GradientBoostingClassifier, GradientBoostingRegressor),
     }
-    classifier, regressor = classes[config.kind]
+    classifier, regressor = classes[kind]
     cls = classifier if task == "classification" else regressor
     if cls is None:
         raise InvalidConfig(
-            f"estimator '{config.kind}' is a classifier, but the target is numeric "
-            "(regression); use mlp, random_forest or gradient_boosting, or set task: "
+            f"estimator '{kind}' is a classifier, but the target is numeric "
+            "(regression); use gradient_boosting, random_forest or mlp, or set task: "
             "classification"
+        )
+    return cls
+
+
+def make_estimator(config: EstimatorConfig, task: Task) -> Any:
+    """An unfitted scikit-learn estimator; bad or foreign parameters are an InvalidConfig."""
+    cls = estimator_class(config.kind, task)
+    accepted = set(cls().get_params())
+    foreign = sorted(set(config.params) - accepted)
+    if foreign:
+        raise InvalidConfig(
+            f"estimator.params: {', '.join(map(repr, foreign))} "
+            f"{'is not a parameter' if len(foreign) == 1 else 'are not parameters'} of "
+            f"{cls.__name__} (estimator '{config.kind}'); it takes "
+            f"{', '.join(sorted(accepted))}"
         )
     params = {**DEFAULTS[config.kind], "random_state": config.seed, **config.params}
     if config.kind == "gradient_boosting" and "n_estimators" not in config.params:

@@ -34,13 +34,16 @@ class SilentProgress:
 
 @dataclass(slots=True)
 class StageSummary:
-    """One line of the data-flow trace: rows x columns in and out, and what happened."""
+    """One line of the data-flow trace: rows x columns in and out, and what happened.
+
+    The counts stay None for a stage that no table flows through (gate, register).
+    """
 
     stage: str
-    rows_in: int = 0
-    columns_in: int = 0
-    rows_out: int = 0
-    columns_out: int = 0
+    rows_in: int | None = None
+    columns_in: int | None = None
+    rows_out: int | None = None
+    columns_out: int | None = None
     seconds: float = 0.0
     lines: list[str] = field(default_factory=list)
     passed: bool = True

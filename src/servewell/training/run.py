@@ -16,6 +16,7 @@ from servewell.registry import RegistryAccess
 from servewell.training import stages
 from servewell.training.config import PipelineConfig
 from servewell.training.data import Dataset
+from servewell.training.estimators import make_estimator
 from servewell.training.gate import check_gate_config
 from servewell.training.profile import reference_profile
 from servewell.training.progress import Progress, StageLog
@@ -46,6 +47,7 @@ def train_pipeline(
     """Every stage up to and including the gate; nothing is registered."""
     target, frame, log = _checked_target(config), dataset.frame, StageLog(progress)
     schema, task = stages.load(log, frame, target, config)
+    make_estimator(config.estimator, task)  # foreign or bad parameters: refused now
     cleaned, cleaning, labels = stages.clean_rows(log, frame, schema, target, task, config)
     plan, preprocessor = stages.prepare_features(log, cleaned, schema, config)
     positive = positive_label(config, labels)
@@ -53,7 +55,7 @@ def train_pipeline(
     rows = stages.split(log, cleaned, target, plan, task, config)
     fitted = stages.train(log, preprocessor, rows, task, config)
     scores = stages.validate(log, fitted.model, rows, task, labels, positive)
-    checks = stages.run_checks(log, fitted, scores, rows, schema, task, config)
+    checks = stages.run_checks(log, fitted, scores, rows, schema, config)
     gate = stages.gate(log, config, scores.metrics, checks)
     signature = columnar_signature(
         cleaned,

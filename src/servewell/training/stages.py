@@ -15,8 +15,6 @@ from servewell.training.checks import (
     check_convergence,
     check_imbalance,
     check_latency,
-    check_leakage,
-    check_overfitting,
 )
 from servewell.training.cleaning import CleaningReport, clean
 from servewell.training.config import PipelineConfig
@@ -26,6 +24,8 @@ from servewell.training.evaluate import Metrics, Predictions, predict, score
 from servewell.training.features import FeaturePlan, build_preprocessor, plan_features
 from servewell.training.fit import Trace, fit_model
 from servewell.training.gate import GateResult, evaluate_gate
+from servewell.training.leakage import FeatureKind, check_leakage
+from servewell.training.overfitting import check_overfitting
 from servewell.training.progress import StageLog
 from servewell.training.split import Split, cross_validate, split_rows
 from servewell.training.target import class_labels, infer_task
@@ -174,21 +174,23 @@ def run_checks(
     scores: Scores,
     rows: Split,
     schema: Schema,
-    task: Task,
     config: PipelineConfig,
 ) -> list[Check]:
-    """Imbalance (classifying), overfitting, leakage, latency and convergence."""
+    """Imbalance (classifying), overfitting, leakage, latency and convergence, judged on
+    the training and validation rows (nothing is changed)."""
     with log.stage("checks") as summary:
+        summary.rows_in = summary.rows_out = len(rows.x_train) + len(rows.x_val)
+        summary.columns_in = summary.columns_out = rows.x_train.shape[1]
         checks = []
         if isinstance(scores.metrics, ClassificationMetrics):
             checks.append(check_imbalance(scores.metrics, rows.y_val, config.checks))
-        metric = "accuracy" if task == "classification" else "r2"
-        train_score = getattr(scores.train_metrics, metric)
+        checks.append(check_overfitting(scores.train_metrics, scores.metrics, config.checks))
+        kinds: dict[str, FeatureKind] = {
+            c.name: c.kind for c in schema.columns if c.kind in ("numeric", "categorical")
+        }
         checks.append(
-            check_overfitting(train_score, getattr(scores.metrics, metric), metric, config.checks)
+            check_leakage(rows, kinds, scores.metrics, config.checks, seed=config.split.seed)
         )
-        kinds = {c.name: c.kind for c in schema.columns if c.kind != "ignore"}
-        checks.append(check_leakage(rows.train, rows.validation, kinds, task, config.checks))
         checks.append(check_latency(fitted.model, rows.x_val, config.checks))
         convergence = check_convergence(fitted.trace)
         if convergence is not None:
