@@ -200,11 +200,28 @@ def _extra_options(plan: Int8Plan) -> dict[str, Any]:
 
 def _fp16(source: Path, target: Path) -> None:
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(source))
-    converted = convert_float_to_float16(model, keep_io_types=True)
+    # Concat stays float32: the converter casts what it converts but not a Concat whose
+    # inputs come from operators it keeps in float32 (a table pipeline's Scaler and
+    # OneHotEncoder), which leaves a graph ONNX Runtime refuses to load.
+    blocked = [*DEFAULT_OP_BLOCK_LIST, "Concat"]
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=blocked)
+    _store_raw_float16(converted.graph)
     onnx.save(converted, str(target))
+
+
+def _store_raw_float16(graph: Any) -> None:
+    """float16 weights as 2 raw bytes each: the converter leaves them in ``int32_data``,
+    varints of up to 3 bytes a value, which on a small model costs more than it saves."""
+    from onnx import numpy_helper
+
+    for index, init in enumerate(graph.initializer):
+        if init.data_type == _FP16_TYPE and not init.raw_data:
+            graph.initializer[index].CopyFrom(
+                numpy_helper.from_array(numpy_helper.to_array(init), init.name)
+            )
 
 
 def _require_change(target: Path, method: Quantization) -> None:
