@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import logging
 
-from servewell.errors import Overloaded, RateLimited, ServewellError, Unauthorized, Unavailable
+from servewell.errors import (
+    Overloaded,
+    RateLimited,
+    ServewellError,
+    ShuttingDown,
+    Unauthorized,
+    Unavailable,
+)
 from servewell.observability import current_request
 from servewell.serving.reply import Reply
 
@@ -25,7 +32,7 @@ def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
             record.error = exc.code
         body = {"error": exc.message} if v2 else exc.to_dict()
         reply = Reply.json(int(exc.status), body)
-        if isinstance(exc, Overloaded | RateLimited | Unavailable):
+        if isinstance(exc, Overloaded | RateLimited | Unavailable | ShuttingDown):
             reply.headers.append((b"retry-after", str(exc.retry_after_s).encode()))
         if isinstance(exc, RateLimited):
             reply.headers.extend(
