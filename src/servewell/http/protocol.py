@@ -12,6 +12,13 @@ requests behind an unfinished one, HTTP/1.0, bodies without a length or over
 ``MAX_HELD_BYTES``, proxy headers, a client that does not read, ``limit_concurrency``)
 never leaves uvicorn's own path; with ``server.fast_lane`` off, nothing is held at all.
 
+Shutting down (``http.server``): once the app is draining, nothing is held and every
+answer closes its connection. :meth:`~ServewellHttpProtocol.shutdown` finishes whatever
+the connection has received, a request whose headers are still arriving included (uvicorn
+closes those at once, resetting them); a connection that has not sent anything yet gets
+the keep-alive timeout to begin. At the drain deadline, :meth:`~ServewellHttpProtocol.cut_off`
+answers a request still unanswered 503 ``shutting_down``.
+
 ``servewell serve`` names this class in uvicorn's ``http`` setting. It relies on a few of
 uvicorn's protocol internals (the per-request ``cycle``, ``on_response_complete``, the
 keep-alive timer), so pyproject.toml pins uvicorn's minor version; the tests run the
@@ -29,7 +36,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from servewell.errors import ShuttingDown
 from servewell.http.app import ServewellApp
+from servewell.http.problems import to_reply
 from servewell.http.running import RunningServer
 from servewell.http.targets import match_infer
 from servewell.http.wire import CALL
@@ -45,6 +54,7 @@ _CONTENT_LENGTH = b"content-length"
 #: The client's address as a proxy tells it: the ASGI path (uvicorn's proxy-headers
 #: middleware) decides what it means.
 _PROXY_HEADERS = frozenset((b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"))
+_CLOSE_LINE = b"connection: close\r\n"
 _STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()
     for status in http.HTTPStatus
@@ -61,6 +71,8 @@ class ServewellHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         app = find_app(self.app)
+        self.servewell_app = app
+        """The servewell app under uvicorn's wrappers, when there is one."""
         self.lane = app.fast_lane() if app is not None and not config.root_path else None
         """The started server, when requests may be offered to its gateway's try_now."""
         self._max_held = (
@@ -69,6 +81,9 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         self._held: list[bytes] | None = None
         """The body so far of a request held for the fast lane."""
         self._closing = False
+        """Whether the request being read is the connection's last (the server stops)."""
+        self._reading = False
+        """Whether a request has begun and its headers are not complete yet."""
         self._idle_since: float | None = None
         """When the connection last went idle (a response done, nothing pending)."""
         self._defaults: list[tuple[bytes, bytes]] | None = None
@@ -96,6 +111,10 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
+        self._go_idle()
+
+    def _go_idle(self) -> None:
+        """Idle from now: closed after the keep-alive timeout unless a request begins."""
         self._idle_since = self.loop.time()
         if self.timeout_keep_alive_task is None:
             self.timeout_keep_alive_task = self.loop.call_later(
@@ -115,12 +134,16 @@ class ServewellHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._idle_since = None  # busy: a request began (perhaps in the last packet)
+        self._reading = True
 
     def on_headers_complete(self) -> None:
+        self._reading = False
         if self.lane is not None and self._may_hold():
             self._held = []
             return
         super().on_headers_complete()
+        if self.cycle is not None and self._is_last_request():
+            self.cycle.keep_alive = False
 
     def on_body(self, body: bytes) -> None:
         if self._held is not None:
@@ -134,7 +157,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             return
         body = b"".join(self._held)
         self._held = None
-        if self._closing:
+        if self._is_last_request():
             self._start_cycle(body, None)
             return
         assert self.lane is not None
@@ -155,10 +178,41 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         self.on_response_complete()  # what uvicorn does after a response: keep-alive, next
 
     def shutdown(self) -> None:
-        if self._held is not None:  # finish the held request on the ASGI path, then close
-            self._closing = True
+        """The server stops: answer what this connection has received, then close."""
+        self._closing = True
+        if self._held is not None or self._reading:
+            return  # answered with Connection: close once it has arrived
+        if self.cycle is None:
+            self._go_idle()  # nothing sent yet: its first request may be on its way
             return
-        super().shutdown()
+        super().shutdown()  # idle: close now; answering: close after the answer
+
+    def cut_off(self) -> bool:
+        """At the drain deadline: answer the request still unanswered here 503
+        ``shutting_down`` and close; whether there was one (an answer already begun is
+        left to finish)."""
+        cycle = self.cycle
+        waiting = cycle is not None and not cycle.response_complete
+        if self.transport.is_closing() or (waiting and cycle.response_started):
+            return False
+        if not (waiting or self._reading or self._held is not None):
+            return False
+        if cycle is not None and waiting:
+            cycle.disconnected = True  # the app's answer, should it come, goes nowhere
+            cycle.message_event.set()
+        app = self.servewell_app
+        retry_after_s = app.settings.server.retry_after_s if app is not None else 1
+        reply = to_reply(ShuttingDown(retry_after_s), v2=self.url.startswith(b"/v2"))
+        status = _STATUS_LINES[reply.status]
+        self.transport.write(status + self._server_lines() + _CLOSE_LINE + reply.message())
+        self.transport.close()
+        return True
+
+    def _is_last_request(self) -> bool:
+        """Whether the request being read is to be this connection's last: the server
+        is stopping, or its app draining."""
+        app = self.servewell_app
+        return self._closing or (app is not None and app.draining)
 
     def _may_hold(self) -> bool:
         """Whether the request just parsed is one the fast lane may answer."""
@@ -176,6 +230,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             or self.pipeline
             or self.flow.write_paused  # the client is not reading: let uvicorn pace it
             or self.limit_concurrency is not None  # uvicorn's own check applies then
+            or self._is_last_request()  # its answer closes the connection: uvicorn's path
         ):
             return False
         if not url.isascii():
@@ -217,7 +272,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         cycle.body.extend(body)
         cycle.more_body = False
-        if self._closing:
+        if self._is_last_request():
             cycle.keep_alive = False
         cycle.message_event.set()
 
