@@ -24,6 +24,11 @@ LONG_FUNCTIONS = {
 }
 LONG_MODULES = {
     "errors.py": "the one error tree STYLE.md asks for: one small class per condition",
+    "http/protocol.py": (
+        "one uvicorn protocol subclass: its parser callbacks, the fast lane, the edge limits"
+        " and the shutdown act on the same per-connection state (the limits' timer and"
+        " answers are in http/edge_limits.py already)"
+    ),
 }
 
 

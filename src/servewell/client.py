@@ -135,7 +135,7 @@ def to_error(response: httpx.Response) -> errors.ServewellError:
     cls = _error_class(body.get("code"), response)
     error = cls.__new__(cls)
     errors.ServewellError.__init__(error, message, **(body.get("detail") or {}))
-    if isinstance(error, errors.Overloaded):
+    if isinstance(error, errors.Overloaded | errors.ShuttingDown):
         error.retry_after_s = int(response.headers.get("retry-after", "1") or 1)
     return error
 

@@ -49,6 +49,7 @@ the same way::
     ├── Unavailable                              503   a shared dependency is down (fail_closed)
     ├── TooManyConnections                       503   a server process at its connection limit
     ├── NotReady                                 503   a model is still loading (or failed to)
+    ├── ShuttingDown                             503   the server stopped before answering
     ├── AddressInUse                                   a server's host:port is taken (exit 8)
     └── MissingDependency (ImportError)          500   an optional extra is not installed
 
@@ -514,6 +515,20 @@ class NotReady(ServewellError):
 
     def __init__(self, model: str) -> None:
         super().__init__(f"model '{model}' is not ready", model=model)
+
+
+class ShuttingDown(ServewellError):
+    """The server is shutting down and stopped waiting for this request's answer (its
+    drain timeout passed); another replica, or this one restarted, may answer it."""
+
+    code = "shutting_down"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Shutting down"
+    expose = True
+
+    def __init__(self, retry_after_s: int = 1) -> None:
+        super().__init__(f"the server is shutting down; retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
 
 
 class AddressInUse(ServewellError):

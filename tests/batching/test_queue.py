@@ -4,6 +4,7 @@ import asyncio
 import threading
 from collections.abc import Sequence
 
+import anyio
 import pytest
 
 from servewell.batching import BatchPolicy, BatchQueue, BatchStats
@@ -162,6 +163,33 @@ async def test_stop_finishes_what_is_queued() -> None:
     await asyncio.sleep(0)
     await queue.stop()
     assert [future.result() for future in futures] == [0, 2, 4]
+
+
+async def test_refuse_fails_what_waits_and_what_comes_but_lets_a_running_batch_finish() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow(items: Sequence[int]) -> list[int]:
+        started.set()
+        release.wait(10)
+        return list(items)
+
+    queue: BatchQueue[int, int] = BatchQueue("slow", slow, BatchPolicy(max_batch_size=1))
+    await queue.start()
+    running = asyncio.ensure_future(queue.submit(1))
+    with anyio.fail_after(10):
+        while not started.is_set():  # the worker took it and computes
+            await asyncio.sleep(0.001)
+    waiting = [asyncio.ensure_future(queue.submit(i)) for i in (2, 3)]
+    await asyncio.sleep(0)
+    assert queue.refuse(lambda: Overloaded("slow")) == 2
+    with pytest.raises(Overloaded):
+        await queue.submit(4)
+    release.set()
+    assert await running == 1
+    for future in waiting:
+        with pytest.raises(Overloaded):
+            await future
+    await queue.stop()
 
 
 async def test_a_lone_caller_runs_right_away_on_an_idle_inline_queue() -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from servewell.cli.app import app
+from servewell.http import server
 
 
 @pytest.mark.parametrize("command", [["serve"], ["demo", "--serve"]])
@@ -21,7 +21,7 @@ def test_a_port_out_of_range_is_refused(
     home: object, monkeypatch: pytest.MonkeyPatch, command: list[str], port: str
 ) -> None:
     started: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(kwargs))
+    monkeypatch.setattr(server, "run", lambda config: started.append(vars(config)))
     result = CliRunner().invoke(app, [*command, "--port", port])
     assert result.exit_code == 2
     assert "--port" in result.stderr
@@ -30,7 +30,9 @@ def test_a_port_out_of_range_is_refused(
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """uvicorn.run recorded instead of run; the variables serve sets are put back after."""
+    """The uvicorn settings serve would run with (``servewell.http.server.run``'s
+    ``config``, as a dict), recorded instead of run; the variables serve sets are put
+    back after."""
     for name in ("SERVEWELL_AUTH__ENABLED", "SERVEWELL_SERVER__MODELS", "PROMETHEUS_MULTIPROC_DIR"):
         monkeypatch.setenv(name, os.environ.get(name, ""))  # recorded, so put back after
         if not os.environ[name]:
@@ -40,7 +42,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     monkeypatch.setattr(root, "handlers", list(root.handlers))
     monkeypatch.setenv("SERVEWELL_SERVER__PORT", "0")  # the port check: any free port
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(server, "run", lambda config: calls.append(vars(config)))
     return calls
 
 

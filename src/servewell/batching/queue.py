@@ -10,7 +10,9 @@ of the event loop.
 The handler is a plain function on a whole batch. It runs on the event loop when it is
 cheap (``inline``) and on the queue's own worker thread otherwise, so a slow model never
 stalls the loop. When the queue is full a submission fails at once with
-:class:`~servewell.errors.Overloaded` instead of waiting without bound.
+:class:`~servewell.errors.Overloaded` instead of waiting without bound; once
+:meth:`BatchQueue.refuse` is called (a server's drain deadline), every submission fails,
+those still waiting included.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ class BatchQueue(Generic[In, Out]):
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._busy = False
+        self._refusal: Callable[[], Exception] | None = None
 
     @property
     def depth(self) -> int:
@@ -125,6 +128,18 @@ class BatchQueue(Generic[In, Out]):
             self._executor.shutdown(wait=True)
             self._executor = None
 
+    def refuse(self, error: Callable[[], Exception]) -> int:
+        """From now on fail every submission with ``error()``, those still waiting
+        included (a batch being computed finishes); how many were waiting."""
+        self._refusal = error
+        waiting = 0
+        while self._pending:
+            entry = self._pending.popleft()
+            if not entry.future.done():
+                entry.future.set_exception(error())
+                waiting += 1
+        return waiting
+
     async def submit(self, item: In) -> Out:
         """The handler's result for ``item``, computed in some batch.
 
@@ -135,6 +150,8 @@ class BatchQueue(Generic[In, Out]):
         """
         if self._wakeup is None:
             raise RuntimeError("BatchQueue.start() was not called")
+        if self._refusal is not None:
+            raise self._refusal()
         alone = self.is_alone
         if alone is not None and self.policy.inline and self._is_idle() and alone():
             await asyncio.sleep(0)

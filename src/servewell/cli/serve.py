@@ -21,6 +21,9 @@ from servewell.settings import ServerSettings, load_settings
 APP_FACTORY = "servewell.http.app:create_app_from_environment"
 #: uvicorn's httptools protocol with response-cache hits answered before the ASGI app.
 HTTP_PROTOCOL = "servewell.http.protocol:ServewellHttpProtocol"
+#: Runs uvicorn's server with servewell's shutdown sequence, in one process or several
+#: (named, like the app and the protocol: the CLI does not import the HTTP layer).
+RUN_SERVER = "servewell.http.server:run"
 
 
 def serve(
@@ -72,11 +75,12 @@ def serve(
 
 def _run_uvicorn(host: str, port: int, workers: int, settings: ServerSettings) -> None:
     import uvicorn
+    from uvicorn.importer import import_from_string
 
     # uvicorn drains on SIGTERM, then raises the signal again on its way out; a drained
     # server has done its job, so that second SIGTERM ends it with status 0.
     signal.signal(signal.SIGTERM, _exit_drained)
-    uvicorn.run(
+    config = uvicorn.Config(
         APP_FACTORY,
         factory=True,
         host=host,
@@ -87,10 +91,10 @@ def _run_uvicorn(host: str, port: int, workers: int, settings: ServerSettings) -
         lifespan="on",
         access_log=False,
         log_config=None,
-        timeout_graceful_shutdown=int(settings.drain_timeout_s),
         timeout_worker_healthcheck=settings.worker_start_timeout_s,
         **edge_options(settings),
     )
+    import_from_string(RUN_SERVER)(config)
 
 
 def edge_options(settings: ServerSettings) -> dict[str, Any]:

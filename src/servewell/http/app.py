@@ -6,7 +6,8 @@ their path itself; everything else (health, metadata, metrics, OpenAPI and ``/do
 passes the edge middleware (request id, metrics, access log), the guard and the refusals
 (``http.refusal``: WebSocket handshakes, inference paths called without ``POST``) on its
 way to FastAPI. Models load in the background after start-up, so liveness answers at once
-and readiness turns true when every model is warmed up.
+and readiness turns true when every model is warmed up; it turns false again when the
+server begins to shut down (``http.server``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from prometheus_client import CollectorRegistry
 
 from servewell.bootstrap import Services
-from servewell.errors import NotReady
+from servewell.errors import NotReady, ShuttingDown
 from servewell.http.guard import GuardMiddleware
 from servewell.http.middleware import EdgeMiddleware
 from servewell.http.refusal import RefusalMiddleware
@@ -52,7 +53,10 @@ class ServewellApp:
         self.recorder = recorder
         self.metrics = recorder.metrics
         self.services = services
-        api = build_api(lambda: self.running, self.metrics)
+        self.draining = False
+        """Whether the server is shutting down: readiness is false, and every answer
+        closes its connection (``http.protocol``)."""
+        api = build_api(lambda: self.running, self.metrics, lambda: self.draining)
         self.edge = EdgeMiddleware(
             GuardMiddleware(RefusalMiddleware(api), self._admission), recorder
         )
@@ -90,6 +94,18 @@ class ServewellApp:
         if self._running is not None:
             await asyncio.shield(self._running.loading)
 
+    def begin_draining(self) -> None:
+        """The server is shutting down (SIGTERM): readiness turns false at once."""
+        self.draining = True
+
+    def cut_off(self) -> int:
+        """At the drain deadline: answer every request still waiting for a model, and
+        every later one, 503 ``shutting_down``; how many were waiting."""
+        if self._running is None:
+            return 0
+        retry_after_s = self.settings.server.retry_after_s
+        return self._running.pool.refuse(lambda: ShuttingDown(retry_after_s))
+
     async def shutdown(self) -> None:
         if self._running is not None:
             await self._running.stop()
@@ -100,7 +116,7 @@ class ServewellApp:
 
     @property
     def is_ready(self) -> bool:
-        return self._running is not None and self._running.is_ready
+        return self._running is not None and self._running.is_ready and not self.draining
 
     # --- ASGI -------------------------------------------------------------------------------
 

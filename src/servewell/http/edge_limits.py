@@ -102,10 +102,11 @@ def connection_limit(configured: int) -> int:
     return max(1, min(configured, (soft - FILE_RESERVE) // 2))
 
 
-def refusal(exc: ServewellError) -> tuple[int, bytes]:
+def refusal(exc: ServewellError, v2: bool = False) -> tuple[int, bytes]:
     """The status of the answer to a refused request or connection, and everything
-    after its status line and the server's own headers (it closes the connection)."""
-    reply = to_reply(exc)
+    after its status line and the server's own headers (it closes the connection); in
+    the V2 error shape for a V2 path."""
+    reply = to_reply(exc, v2=v2)
     reply.headers.append(_CONNECTION_CLOSE)
     return reply.status, reply.message()
 

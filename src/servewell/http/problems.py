@@ -16,6 +16,7 @@ from servewell.errors import (
     Overloaded,
     RateLimited,
     ServewellError,
+    ShuttingDown,
     TooManyConnections,
     Unauthorized,
     Unavailable,
@@ -35,7 +36,9 @@ def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
             record.error = exc.code
         body = {"error": exc.message} if v2 else exc.to_dict()
         reply = Reply.json(int(exc.status), body)
-        if isinstance(exc, Overloaded | RateLimited | Unavailable | TooManyConnections):
+        if isinstance(
+            exc, Overloaded | RateLimited | Unavailable | TooManyConnections | ShuttingDown
+        ):
             reply.headers.append((b"retry-after", str(exc.retry_after_s).encode()))
         if isinstance(exc, RateLimited):
             reply.headers.extend(

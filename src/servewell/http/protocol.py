@@ -17,6 +17,13 @@ request line and headers counted as they arrive (431 past ``server.max_header_by
 header and body timeouts (408), the keep-alive timeout, and ``server.max_connections``
 (503), with one timer per connection, with the fast lane on or off.
 
+Shutting down (``http.server``): once the app is draining, nothing is held and every
+answer closes its connection. :meth:`~ServewellHttpProtocol.shutdown` finishes whatever
+the connection has received, a request whose headers are still arriving included (uvicorn
+closes those at once, resetting them); a connection that has not sent anything yet keeps
+its header timeout to begin. At the drain deadline, :meth:`~ServewellHttpProtocol.cut_off`
+answers a request still unanswered 503 ``shutting_down``.
+
 ``servewell serve`` names this class in uvicorn's ``http`` setting. It relies on a few of
 uvicorn's protocol internals (the per-request ``cycle``, ``on_response_complete``, the
 keep-alive hook, the set of connections), so pyproject.toml pins uvicorn's minor
@@ -34,7 +41,13 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from servewell.errors import HeadersTooLarge, RequestTimeout, ServewellError, TooManyConnections
+from servewell.errors import (
+    HeadersTooLarge,
+    RequestTimeout,
+    ServewellError,
+    ShuttingDown,
+    TooManyConnections,
+)
 from servewell.http.app import ServewellApp
 from servewell.http.edge_limits import (
     BODY,
@@ -79,6 +92,8 @@ class ServewellHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         app = find_app(self.app)
+        self.servewell_app = app
+        """The servewell app under uvicorn's wrappers, when there is one."""
         self.lane = app.fast_lane() if app is not None and not config.root_path else None
         """The started server, when requests may be offered to its gateway's try_now."""
         server = app.settings.server if app is not None else ServerSettings()
@@ -86,6 +101,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         self._held: list[bytes] | None = None
         """The body so far of a request held for the fast lane."""
         self._closing = False
+        """Whether the request being read is the connection's last (the server stops)."""
         self._defaults: list[tuple[bytes, bytes]] | None = None
         self._default_lines = b""
         self._metrics = app.metrics if app is not None else None
@@ -180,6 +196,8 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             self._held = []
             return
         super().on_headers_complete()
+        if self.cycle is not None and self._is_last_request():
+            self.cycle.keep_alive = False
 
     def on_body(self, body: bytes) -> None:
         if self._lingering:
@@ -207,7 +225,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         self._deadline.phase = BUSY
         body = b"".join(self._held)
         self._held = None
-        if self._closing:
+        if self._is_last_request():
             self._start_cycle(body, None)
             return
         assert self.lane is not None
@@ -232,11 +250,43 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         # app as a plain request, which answers it after the guard and logs it.
         pass
 
+    # --- shutting down ------------------------------------------------------------------------
+
     def shutdown(self) -> None:
-        if self._held is not None:  # finish the held request on the ASGI path, then close
-            self._closing = True
-            return
-        super().shutdown()
+        """The server stops: answer what this connection has received, then close."""
+        self._closing = True
+        if self._held is not None or self._deadline.phase == HEADERS:
+            return  # answered with Connection: close once it has arrived
+        if self.cycle is None:
+            return  # nothing sent yet: its first request may be on its way (header timeout)
+        super().shutdown()  # idle: close now; answering: close after the answer
+
+    def cut_off(self) -> bool:
+        """At the drain deadline: answer the request still unanswered here 503
+        ``shutting_down`` and close; whether there was one (an answer already begun is
+        left to finish)."""
+        cycle = self.cycle
+        waiting = cycle is not None and not cycle.response_complete
+        if self.transport.is_closing() or (waiting and cycle.response_started):
+            return False
+        if not (waiting or self._deadline.phase == HEADERS or self._held is not None):
+            return False
+        if cycle is not None and waiting:
+            cycle.disconnected = True  # the app's answer, should it come, goes nowhere
+            cycle.message_event.set()
+        status, message = refusal(
+            ShuttingDown(self._limits.retry_after_s), v2=self.url.startswith(b"/v2")
+        )
+        self._write(status, (message,))
+        self._deadline.stop()
+        self.transport.close()
+        return True
+
+    def _is_last_request(self) -> bool:
+        """Whether the request being read is to be this connection's last: the server
+        is stopping, or its app draining."""
+        app = self.servewell_app
+        return self._closing or (app is not None and app.draining)
 
     def _header_bytes(self) -> int:
         """The request's URL and header lines, as sent (the method and version aside)."""
@@ -303,7 +353,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         cycle.body.extend(body)
         cycle.more_body = False
-        if self._closing:
+        if self._is_last_request():
             cycle.keep_alive = False
         cycle.message_event.set()
 

@@ -29,27 +29,31 @@ from servewell.serving.reply import Reply
 
 Running = Callable[[], RunningServer]
 """The started server (raises NotReady before start-up)."""
+Draining = Callable[[], bool]
+"""Whether the server is shutting down (readiness false)."""
 
 
-def build_api(running: Running, metrics: ServingMetrics) -> FastAPI:
+def build_api(running: Running, metrics: ServingMetrics, draining: Draining) -> FastAPI:
     api = FastAPI(
         title="servewell",
         version=_package_version(),
         description="Model inference: Open Inference Protocol (V2) and REST.",
     )
     _add_error_handlers(api)
-    _add_health_routes(api, running, metrics)
-    _add_v2_routes(api, running)
+    _add_health_routes(api, running, metrics, draining)
+    _add_v2_routes(api, running, draining)
     _add_rest_routes(api, running)
     _document_inference_routes(api)
     return api
 
 
-def _add_health_routes(api: FastAPI, running: Running, metrics: ServingMetrics) -> None:
+def _add_health_routes(
+    api: FastAPI, running: Running, metrics: ServingMetrics, draining: Draining
+) -> None:
     @api.get("/health", response_class=PlainTextResponse, tags=["health"])
     async def health() -> PlainTextResponse:
         """One line: ready or not, and what is served."""
-        text, ready = _health_line(running().pool)
+        text, ready = _health_line(running().pool, draining())
         return PlainTextResponse(text + "\n", status_code=200 if ready else 503)
 
     @api.get("/metrics", tags=["health"])
@@ -59,14 +63,14 @@ def _add_health_routes(api: FastAPI, running: Running, metrics: ServingMetrics) 
         return Response(body, media_type=content_type)
 
 
-def _add_v2_routes(api: FastAPI, running: Running) -> None:
+def _add_v2_routes(api: FastAPI, running: Running, draining: Draining) -> None:
     @api.get("/v2/health/live", tags=["v2"])
     async def live() -> dict[str, bool]:
         return {"live": True}
 
     @api.get("/v2/health/ready", tags=["v2"])
     async def ready() -> JSONResponse:
-        is_ready = running().is_ready
+        is_ready = running().is_ready and not draining()
         return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
     @api.get("/v2", tags=["v2"])
@@ -216,7 +220,9 @@ def _error_body(request: Request, message: str, code: str) -> dict[str, str]:
     return {"error": message, "code": code}
 
 
-def _health_line(pool: ModelPool) -> tuple[str, bool]:
+def _health_line(pool: ModelPool, draining: bool) -> tuple[str, bool]:
+    if draining:
+        return "not ready: shutting down", False
     if pool.is_loading:
         return "not ready: loading models", False
     if pool.failures:

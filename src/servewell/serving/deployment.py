@@ -114,6 +114,11 @@ class Deployment:
             self._queue = None
         self.runtime.close()
 
+    def refuse(self, error: Callable[[], Exception]) -> int:
+        """Fail every request waiting for the model, and every later one, with
+        ``error()``; how many were waiting (see :meth:`BatchQueue.refuse`)."""
+        return self._queue.refuse(error) if self._queue is not None else 0
+
     async def predict(self, inputs: Inputs) -> Result:
         """Outputs for validated inputs, computed in a batch with concurrent requests."""
         if self._queue is None:

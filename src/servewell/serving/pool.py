@@ -110,6 +110,11 @@ class ModelPool:
                 "ready: serving %s", ", ".join(f"{d.name}@{d.number}" for d in self.deployments())
             )
 
+    def refuse(self, error: Callable[[], Exception]) -> int:
+        """Fail every request waiting for a model, and every later one, with ``error()``;
+        how many were waiting."""
+        return sum(deployment.refuse(error) for deployment in self.deployments())
+
     async def close(self) -> None:
         for deployment in self.deployments():
             await deployment.stop()

@@ -132,8 +132,13 @@ class ServerSettings(Section):
     file for a moment), so that the limit is a clear 503 and never a failing accept."""
     access_log: bool = True
     """Write one JSON line per request to stdout."""
+    shutdown_delay_s: float = Field(default=0.0, ge=0)
+    """On SIGTERM, how long to go on accepting and serving (readiness already false)
+    before the port closes, so load balancers stop sending first (Kubernetes: a few
+    seconds)."""
     drain_timeout_s: float = Field(default=30.0, gt=0)
-    """On SIGTERM, how long in-flight requests may take to finish."""
+    """After the port closes, how long the requests already received may take to be
+    answered; those still waiting then get 503 (``shutting_down``)."""
     retry_after_s: int = Field(default=1, ge=0)
     """``Retry-After`` sent with a 503 when a queue is full."""
     fast_lane: bool = True
