@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -11,10 +11,10 @@ from rich.table import Table
 from servewell.cli.output import console, open_services, print_json, reporting_errors
 from servewell.core.ref import ModelRef
 from servewell.errors import GateFailed
-from servewell.optimize.benchmark import BenchmarkPlan
 from servewell.optimize.quantize import QUANTIZATIONS
-from servewell.optimize.result import OptimizeOptions, OptimizeResult
-from servewell.optimize.run import optimize_version, register_optimized
+
+if TYPE_CHECKING:
+    from servewell.optimize.result import OptimizeResult
 
 
 def optimize(
@@ -40,6 +40,10 @@ def optimize(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Convert to ONNX, optimize and quantize, verify against the source, gate, register."""
+    from servewell.optimize.benchmark import BenchmarkPlan
+    from servewell.optimize.result import OptimizeOptions
+    from servewell.optimize.run import optimize_version, register_optimized
+
     with reporting_errors():
         ref = ModelRef.parse(reference)
         options = OptimizeOptions(

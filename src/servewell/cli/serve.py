@@ -9,13 +9,16 @@ import signal
 import tempfile
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 
 from servewell.cli.output import reporting_errors
 from servewell.cli.preflight import check_auth_off, check_models, check_port_free
 from servewell.core.ref import ModelRef
-from servewell.settings import ServerSettings, load_settings
+
+if TYPE_CHECKING:
+    from servewell.settings import ServerSettings
 
 APP_FACTORY = "servewell.http.app:create_app_from_environment"
 #: uvicorn's httptools protocol with response-cache hits answered before the ASGI app.
@@ -47,6 +50,7 @@ def serve(
 ) -> None:
     """Serve models over HTTP: Open Inference Protocol (V2), REST, health and metrics."""
     from servewell.observability import configure_logging
+    from servewell.settings import load_settings
 
     with reporting_errors():
         all_settings = load_settings()
