@@ -16,6 +16,7 @@ import typer
 from servewell.cli.output import reporting_errors
 from servewell.cli.preflight import check_auth_off, check_models, check_port_free
 from servewell.core.ref import ModelRef
+from servewell.serving.startup import reporting_startup_failure
 
 if TYPE_CHECKING:
     from servewell.settings import ServerSettings
@@ -70,7 +71,8 @@ def serve(
         configure_logging()
         if auth_off:
             _warn_auth_off(host, auth_off)
-        _run_uvicorn(host, port, workers, settings)
+        with reporting_startup_failure():
+            _run_uvicorn(host, port, workers, settings)
 
 
 def _run_uvicorn(host: str, port: int, workers: int, settings: ServerSettings) -> None:
