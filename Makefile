@@ -19,8 +19,10 @@ $(BIN)/python:
 
 # The demo installs with uv, which pip brings into the venv (a fresh machine has python3
 # and pip only): pip took 80-100 s of the demo's first run resolving ~60 projects one index
-# page at a time; uv fetches in parallel. Its default of no bytecode at install time is
-# kept: Python compiles what the demo imports as it imports it, not all of SciPy.
+# page at a time; uv fetches in parallel. uv writes no bytecode at install (pip compiled
+# every file, SciPy's tests included): the demo writes it for what it imports, as it
+# imports it, even where PYTHONDONTWRITEBYTECODE is set (else every later command would
+# compile scikit-learn again).
 $(UV): | $(BIN)/python
 	$(PIP) install --quiet 'uv>=0.9'
 
@@ -38,7 +40,7 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 install: $(TEST_STAMP)
 
 demo: $(DEMO_STAMP)
-	$(BIN)/servewell demo --serve
+	PYTHONDONTWRITEBYTECODE= $(BIN)/servewell demo --serve
 
 test: lint
 	$(BIN)/pytest
