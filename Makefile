@@ -18,11 +18,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The demo installs with uv, which pip brings into the venv (a fresh machine has python3
-# and pip only): pip took 80-100 s of the demo's first run resolving ~60 projects one index
-# page at a time; uv fetches in parallel. uv writes no bytecode at install (pip compiled
-# every file, SciPy's tests included): the demo writes it for what it imports, as it
-# imports it, even where PYTHONDONTWRITEBYTECODE is set (else every later command would
-# compile scikit-learn again).
+# and pip only): pip took 80-100 s of the demo's first run resolving and fetching ~60
+# projects one at a time; uv does it in parallel. uv writes no bytecode at install (pip
+# compiled every file, SciPy's tests included): the demo writes it for what it imports,
+# as it imports it, even where PYTHONDONTWRITEBYTECODE is set (else every later command
+# would compile scikit-learn again).
 $(UV): | $(BIN)/python
 	$(PIP) install --quiet 'uv>=0.9'
 

@@ -1,14 +1,17 @@
 """What starting a command or a server worker costs before it does anything (issue #11).
 
 Run: ``python bench/startup.py [--runs 7] SRC [SRC ...]``, each SRC a ``src/`` folder
-(this tree's, and another checkout's to compare). For each it runs, interleaved, in
-fresh interpreters of this Python: ``import servewell.cli.app``, the server worker's
-imports (``servewell.http.app`` and ``servewell.http.protocol``) and both (what a
-``--workers N`` worker imports), the sum of what
-``-X importtime`` reports (Python's own start-up modules included, ~15 ms), and the wall
-time of ``servewell --help`` and ``servewell serve --help`` (the console script of this
-Python's environment, importing from SRC). Prints the median of each, in ms, as a
-Markdown table.
+(this tree's, and another checkout's to compare). Each measure runs in fresh
+interpreters of this Python, interleaved across the SRCs:
+
+- imports, as the sum of what ``-X importtime`` reports (Python's own start-up modules
+  included, ~15 ms): ``servewell.cli.app``; the server worker's app factory
+  (``servewell.http.app``, ``servewell.http.protocol``); both, which is what a
+  ``--workers N`` worker imports;
+- wall time of ``servewell --help``, ``servewell serve --help`` and ``servewell keys
+  list`` on an empty registry (this Python's console script, importing from SRC).
+
+Prints the median of each, in ms, as a Markdown table.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +38,7 @@ IMPORTS = {
 COMMANDS = {
     "servewell --help": [str(SCRIPT), "--help"],
     "servewell serve --help": [str(SCRIPT), "serve", "--help"],
+    "servewell keys list (an empty registry)": [str(SCRIPT), "keys", "list"],
 }
 
 
@@ -67,6 +72,8 @@ def main() -> None:
     parser.add_argument("sources", nargs="+", type=Path, help="src/ folders to compare")
     parser.add_argument("--runs", type=int, default=7)
     arguments = parser.parse_args()
+    # The registry `keys list` reads, made by its first run (each tree migrates it alike).
+    os.environ["SERVEWELL_HOME"] = tempfile.mkdtemp(prefix="servewell-bench-startup-")
     measures: dict[str, Callable[[Path], float]] = {
         **{name: (lambda src, code=code: import_ms(src, code)) for name, code in IMPORTS.items()},
         **{name: (lambda src, cmd=cmd: wall_ms(src, cmd)) for name, cmd in COMMANDS.items()},
