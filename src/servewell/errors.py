@@ -51,6 +51,7 @@ the same way::
     ├── NotReady                                 503   a model is still loading (or failed to)
     ├── ShuttingDown                             503   the server stopped before answering
     ├── AddressInUse                                   a server's host:port is taken (exit 8)
+    ├── StartupFailed                                  a server process failed at start-up (exit 9)
     └── MissingDependency (ImportError)          500   an optional extra is not installed
 
 Only this module and the standard library are imported here.
@@ -540,6 +541,20 @@ class AddressInUse(ServewellError):
 
     def __init__(self, host: str, port: int, reason: str) -> None:
         super().__init__(f"port {port} on {host} is in use: {reason}", host=host, port=port)
+
+
+class StartupFailed(ServewellError):
+    """A server process could not start: its app could not be built, its registry not
+    opened, or (loading before serving) a model it must serve not loaded. Starting it
+    again would fail the same way, so ``servewell serve`` stops with exit code 9."""
+
+    code = "startup_failed"
+    title = "Start-up failed"
+    exit_code = 9
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the server failed to start: {reason}")
+        self.reason = reason
 
 
 class MissingDependency(ServewellError, ImportError):

@@ -17,7 +17,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving_models import serve_process
+from servewell.bootstrap import build_services
+from servewell.settings import Settings
+from serving_models import register_adder, serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -176,3 +178,60 @@ def test_a_port_in_use_fails_fast_with_one_line_and_exit_8(tmp_path: Path) -> No
     assert result.stderr.strip() == (
         f"error: port {port} on 127.0.0.1 is in use: Address already in use"
     )
+
+
+@pytest.fixture
+def tampered_home(tmp_path: Path) -> Path:
+    """A home whose one model, ``adder``, no longer matches its sha256: it resolves (the
+    checks before uvicorn pass) but cannot load."""
+    home = tmp_path / "home"
+    services = build_services(Settings(home=home))
+    try:
+        register_adder(services, tmp_path)
+    finally:
+        services.close()
+    (artifact,) = (home / "artifacts").rglob("*/*/*")
+    artifact.chmod(0o644)
+    artifact.write_bytes(artifact.read_bytes() + b"changed")
+    return home
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--workers", "2"], {}),  # workers load before serving
+        ([], {"SERVEWELL_SERVER__LOAD_BEFORE_SERVING": "true"}),
+    ],
+    ids=["two-workers", "one-process"],
+)
+def test_a_server_that_cannot_start_stops_with_its_reason_and_exit_9(
+    tampered_home: Path, args: list[str], env: dict[str, str]
+) -> None:
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "servewell"), "serve", "--port", "0", *args],
+        cwd=tampered_home.parent,
+        env={**os.environ, "SERVEWELL_HOME": str(tampered_home), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: killed whole if it hangs
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=30)
+        pytest.fail(f"the server neither served nor stopped (it restarted workers):\n{stdout}")
+    reason = "cannot load adder: artifact store://sha256/"
+    assert process.returncode == 9, stderr + stdout
+    assert stderr.startswith(f"error: the server failed to start: {reason}")
+    assert len(stderr.strip().splitlines()) == 1
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    failures = [line for line in lines if line["logger"] == "servewell.serving.startup"]
+    assert failures, stdout
+    for failure in failures:
+        assert failure["level"] == "error"
+        assert failure["message"].startswith(f"the server failed to start: {reason}")
+        assert "was modified after registration" in failure["message"]
+    started = [line for line in lines if line["message"].startswith("Started server process")]
+    assert len(started) <= 2  # no worker started again

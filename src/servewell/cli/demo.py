@@ -15,22 +15,23 @@ import json
 import os
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from servewell.bootstrap import Services
 from servewell.cli.output import console, open_services
 from servewell.cli.train import RichProgress, key_table
 from servewell.core.apikey import parse_key, secret_matches
 from servewell.core.ref import ModelRef
 from servewell.errors import GateFailed, NotFound
-from servewell.registry import ModelVersion
-from servewell.registry.keys import ApiKeyStore
-from servewell.training.config import PipelineConfig
-from servewell.training.data import Dataset
 from servewell.training.demo import DEMO_MODEL, MIN_ACCURACY, demo_config, demo_dataset
-from servewell.training.register import register_result
-from servewell.training.run import train_pipeline
+
+if TYPE_CHECKING:
+    from servewell.bootstrap import Services
+    from servewell.registry import ModelVersion
+    from servewell.registry.keys import ApiKeyStore
+    from servewell.training.config import PipelineConfig
+    from servewell.training.data import Dataset
 
 #: The demo key's token, under SERVEWELL_HOME.
 DEMO_KEY_FILE = "demo-key"
@@ -81,6 +82,9 @@ def demo(
 def _train_and_register(
     services: Services, dataset: Dataset, config: PipelineConfig
 ) -> ModelVersion:
+    from servewell.training.register import register_result
+    from servewell.training.run import train_pipeline
+
     progress = RichProgress(console)
     result = train_pipeline(dataset, config, progress)
     accuracy = result.metrics.headline()["accuracy"]
@@ -110,6 +114,8 @@ def _previous_demo(
 
 def _demo_token(services: Services, version: ModelVersion) -> str:
     """The saved demo key while it still works for this model; else a new one, saved."""
+    from servewell.registry.keys import ApiKeyStore
+
     path = services.settings.home / DEMO_KEY_FILE
     store = ApiKeyStore(services.registry)
     saved = path.read_text().strip() if path.is_file() else ""

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from servewell.cli.output import console, open_services, print_json
 from servewell.core.ref import ModelRef
-from servewell.serving.loading import open_runtime
-from servewell.training.data import load_dataset
-from servewell.training.evaluate import Evaluation, evaluate_runtime
+
+if TYPE_CHECKING:
+    from servewell.training.evaluate import Evaluation
 
 
 def evaluate(
@@ -25,6 +25,10 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Score a registered version with the training pipeline's metrics."""
+    from servewell.serving.loading import open_runtime
+    from servewell.training.data import load_dataset
+    from servewell.training.evaluate import evaluate_runtime
+
     with open_services() as services:
         refs = [ModelRef.parse(reference)] + ([ModelRef.parse(compare)] if compare else [])
         dataset = load_dataset(data)

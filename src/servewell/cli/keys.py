@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
 from servewell.cli.output import console, open_services, print_json
-from servewell.registry.keys import ApiKey, ApiKeyStore, check_models_exist
+
+if TYPE_CHECKING:
+    from servewell.registry.keys import ApiKey
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -23,6 +27,8 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (includes the key)."),
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
+    from servewell.registry.keys import ApiKeyStore, check_models_exist
+
     with open_services() as services:
         model_names = _split(models)
         if model_names and not allow_unknown_models:
@@ -41,6 +47,8 @@ def create(
 @app.command("list")
 def list_keys(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List keys (never their secrets)."""
+    from servewell.registry.keys import ApiKeyStore
+
     with open_services() as services:
         keys = ApiKeyStore(services.registry).list()
     if as_json:
@@ -68,6 +76,8 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
 @app.command("revoke")
 def revoke(name: str = typer.Argument(..., help="Name of the key to revoke.")) -> None:
     """Revoke a key: every server refuses it within a second."""
+    from servewell.registry.keys import ApiKeyStore
+
     with open_services() as services:
         ApiKeyStore(services.registry).revoke(name)
     console.print(f"revoked API key [bold]{name}[/]")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from servewell.cli.output import console, open_services, print_json
@@ -13,7 +15,9 @@ from servewell.cli.versions import (
     versions_table,
 )
 from servewell.core.ref import ModelRef
-from servewell.registry import ModelVersion, SqlRegistry
+
+if TYPE_CHECKING:
+    from servewell.registry import ModelVersion, SqlRegistry
 
 app = typer.Typer(help="List registered models and show their versions.", no_args_is_help=False)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -11,10 +11,10 @@ from rich.table import Table
 from servewell.cli.output import console, open_services, print_json, reporting_errors
 from servewell.core.ref import ModelRef
 from servewell.errors import GateFailed
-from servewell.optimize.benchmark import BenchmarkPlan
 from servewell.optimize.plan import CALIBRATION_METHODS, QUANTIZATIONS
-from servewell.optimize.result import OptimizeOptions, OptimizeResult
-from servewell.optimize.run import optimize_version, register_optimized
+
+if TYPE_CHECKING:
+    from servewell.optimize.result import OptimizeOptions, OptimizeResult
 
 # How int8 is done (servewell.optimize.quantize.Int8Plan); None: the default.
 Operators = Annotated[
@@ -67,6 +67,9 @@ def optimize(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Convert to ONNX, optimize and quantize, verify against the source, gate, register."""
+    from servewell.optimize.benchmark import BenchmarkPlan
+    from servewell.optimize.result import OptimizeOptions
+
     with reporting_errors():
         ref = ModelRef.parse(reference)
         options = OptimizeOptions(
@@ -87,6 +90,8 @@ def optimize(
 
 
 def _optimize_and_report(ref: ModelRef, options: OptimizeOptions, as_json: bool) -> None:
+    from servewell.optimize.run import optimize_version, register_optimized
+
     alias = options.alias
     with open_services() as services:
         with console.status(f"optimizing {ref}…") as status:

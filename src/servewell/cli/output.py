@@ -7,15 +7,16 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from servewell.bootstrap import Services, build_services
 from servewell.errors import ServewellError
-from servewell.settings import load_settings
+
+if TYPE_CHECKING:
+    from servewell.bootstrap import Services
 
 console = Console()
 errors = Console(stderr=True)
@@ -37,6 +38,9 @@ def reporting_errors() -> Iterator[None]:
 @contextmanager
 def open_services() -> Iterator[Services]:
     """Settings from the environment and servewell.yaml, then the registry, for one command."""
+    from servewell.bootstrap import build_services
+    from servewell.settings import load_settings
+
     with reporting_errors():
         services = build_services(load_settings())
         try:

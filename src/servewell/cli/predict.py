@@ -6,26 +6,23 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import numpy as np
 import typer
-from prometheus_client import CollectorRegistry
 from rich.table import Table
 
-from servewell.bootstrap import Services
 from servewell.cli.output import console, errors, open_services, print_json
-from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
-from servewell.core.rows import inputs_from_columns, inputs_from_instances
-from servewell.core.signature import Signature
-from servewell.core.validation import InputLimits
 from servewell.errors import InvalidInput
-from servewell.observability import ServingMetrics
-from servewell.registry import ModelVersion
-from servewell.serving.pool import ModelPool
-from servewell.serving.predictor import Predictor
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from servewell.bootstrap import Services
+    from servewell.core.inference import InferResponse
+    from servewell.core.signature import Signature
+    from servewell.registry import ModelVersion
 
 
 def predict(
@@ -55,6 +52,14 @@ async def predict_locally(
 ) -> InferResponse:
     """``inputs`` through a pool of one model, loaded in this process, and the server's
     model steps: validation, the model, the output filters."""
+    from prometheus_client import CollectorRegistry
+
+    from servewell.core.inference import InferRequest
+    from servewell.core.validation import InputLimits
+    from servewell.observability import ServingMetrics
+    from servewell.serving.pool import ModelPool
+    from servewell.serving.predictor import Predictor
+
     ref = ModelRef(version.name, version=version.version)
     settings = services.settings
     pool = ModelPool(services, [ref], ServingMetrics(CollectorRegistry()))
@@ -74,6 +79,8 @@ async def predict_locally(
 def read_inputs(path: Path, signature: Signature) -> tuple[dict[str, Any], list[str]]:
     """Named inputs from a JSON or CSV file, and the columns left out because the model
     does not take them (the target, an identifier: what ``evaluate`` reads past)."""
+    from servewell.core.rows import inputs_from_columns, inputs_from_instances
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -178,6 +185,8 @@ def outputs_to_rows(
 
 
 def _plain(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         return [_plain(item) for item in value]
     if isinstance(value, bytes):

@@ -6,17 +6,21 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from typing import TYPE_CHECKING
 
-from servewell.bootstrap import build_services
 from servewell.core.ref import ModelRef
 from servewell.errors import AddressInUse, InvalidInput, NotFound
-from servewell.registry import SqlRegistry
-from servewell.settings import Settings
+
+if TYPE_CHECKING:
+    from servewell.registry import SqlRegistry
+    from servewell.settings import Settings
 
 
 def check_models(settings: Settings, refs: list[str], allow_empty: bool) -> None:
     """Every reference resolves in the registry; with none given, something is registered
     (unless ``allow_empty``): a typo would leave the server unready for ever."""
+    from servewell.bootstrap import build_services
+
     services = build_services(settings)
     try:
         registered = sorted(summary.name for summary in services.registry.list_models())

@@ -11,9 +11,7 @@ import typer
 from servewell.cli.output import console, open_services, print_json, reporting_errors
 from servewell.cli.versions import version_to_dict
 from servewell.core.ref import ModelRef
-from servewell.core.signature import Signature
 from servewell.errors import InvalidInput
-from servewell.registration.register import RegisterOptions, register_file
 
 
 def register(
@@ -52,6 +50,9 @@ def register(
     as_json: bool = typer.Option(False, "--json", help="Print the version as JSON."),
 ) -> None:
     """Register a model file as a new, immutable version."""
+    from servewell.core.signature import Signature
+    from servewell.registration.register import RegisterOptions, register_file
+
     with reporting_errors():
         options = RegisterOptions(
             signature=Signature.from_json_file(signature_file) if signature_file else None,

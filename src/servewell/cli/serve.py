@@ -9,14 +9,17 @@ import signal
 import tempfile
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from servewell.cli.output import reporting_errors
 from servewell.cli.preflight import check_auth_off, check_models, check_port_free
 from servewell.core.ref import ModelRef
-from servewell.settings import ServerSettings, load_settings
+from servewell.serving.startup import reporting_startup_failure
+
+if TYPE_CHECKING:
+    from servewell.settings import ServerSettings
 
 APP_FACTORY = "servewell.http.app:create_app_from_environment"
 #: uvicorn's httptools protocol with response-cache hits answered before the ASGI app.
@@ -51,6 +54,7 @@ def serve(
 ) -> None:
     """Serve models over HTTP: Open Inference Protocol (V2), REST, health and metrics."""
     from servewell.observability import configure_logging
+    from servewell.settings import load_settings
 
     with reporting_errors():
         all_settings = load_settings()
@@ -70,7 +74,8 @@ def serve(
         configure_logging()
         if auth_off:
             _warn_auth_off(host, auth_off)
-        _run_uvicorn(host, port, workers, settings)
+        with reporting_startup_failure():
+            _run_uvicorn(host, port, workers, settings)
 
 
 def _run_uvicorn(host: str, port: int, workers: int, settings: ServerSettings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -19,14 +20,11 @@ from rich.table import Table
 
 from servewell.cli.output import console, open_services, print_json, reporting_errors
 from servewell.errors import GateFailed
-from servewell.reports.report import report_data, write_report
-from servewell.training.config import PipelineConfig, load_config
-from servewell.training.data import load_dataset
-from servewell.training.fit import EpochRecord
-from servewell.training.progress import StageSummary
-from servewell.training.register import register_result
-from servewell.training.result import PipelineResult
-from servewell.training.run import train_pipeline
+
+if TYPE_CHECKING:
+    from servewell.training.fit import EpochRecord
+    from servewell.training.progress import StageSummary
+    from servewell.training.result import PipelineResult
 
 
 class RichProgress:
@@ -98,6 +96,11 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print every figure as JSON."),
 ) -> None:
     """Train, validate, check and gate a model; register it only if it passes."""
+    from servewell.training.config import PipelineConfig, load_config
+    from servewell.training.data import load_dataset
+    from servewell.training.register import register_result
+    from servewell.training.run import train_pipeline
+
     with reporting_errors():
         written = load_config(config_file) if config_file else PipelineConfig()
         config = written.with_overrides(target=target, name=name, estimator=estimator)
@@ -119,6 +122,8 @@ def train(
 
 
 def _finish(result: PipelineResult, report: Path | None, as_json: bool) -> None:
+    from servewell.reports.report import report_data, write_report
+
     if report is not None:
         _, html = write_report(result.report(), report)
         (Console(stderr=True) if as_json else console).print(f"report: {html}")

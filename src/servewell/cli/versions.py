@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
 
-from servewell.registry import ModelSummary, ModelVersion
+if TYPE_CHECKING:
+    from servewell.registry import ModelSummary, ModelVersion
 
 
 def version_to_dict(version: ModelVersion) -> dict[str, Any]:

@@ -1,14 +1,6 @@
-"""Pure domain: signatures and their validation, V2 datatypes, model references. No I/O."""
+"""Pure domain: signatures and their validation, V2 datatypes, model references. No I/O.
 
-from servewell.core.ref import ModelRef
-from servewell.core.signature import FeatureRange, Signature, TensorSpec
-from servewell.core.validation import InputLimits, validate_inputs
-
-__all__ = [
-    "FeatureRange",
-    "InputLimits",
-    "ModelRef",
-    "Signature",
-    "TensorSpec",
-    "validate_inputs",
-]
+Import each module itself (``servewell.core.ref``, ``servewell.core.signature``, ...):
+this file imports none of them, so that a command needing only a model reference does
+not load NumPy and pydantic with the validation code.
+"""

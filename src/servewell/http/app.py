@@ -19,7 +19,7 @@ import sys
 from prometheus_client import CollectorRegistry
 
 from servewell.bootstrap import Services
-from servewell.errors import NotReady, ShuttingDown
+from servewell.errors import NotReady, ShuttingDown, StartupFailed
 from servewell.http.guard import GuardMiddleware
 from servewell.http.middleware import EdgeMiddleware
 from servewell.http.refusal import RefusalMiddleware
@@ -37,9 +37,8 @@ from servewell.observability import (
 from servewell.serving.admission import Admission
 from servewell.serving.gateway import Call
 from servewell.serving.recorder import Recorder
+from servewell.serving.startup import exiting_on_startup_failure, record_startup_failure
 from servewell.settings import Settings, load_settings
-
-logger = logging.getLogger(__name__)
 
 
 class ServewellApp:
@@ -81,13 +80,19 @@ class ServewellApp:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Open the registry and start loading the models (in the background)."""
+        """Open the registry and start loading the models (in the background; with
+        ``load_before_serving``, wait for them: one that fails fails the start-up)."""
         self.metrics.tally.flush_every()
         self._running = await start_server(
             self.settings, self.services, self.metrics, self.recorder
         )
         if self.settings.server.load_before_serving:
             await self.wait_loaded()
+            failures = self._running.pool.failures
+            if failures:
+                raise StartupFailed(
+                    "cannot load " + "; ".join(f"{ref}: {why}" for ref, why in failures.items())
+                )
 
     async def wait_loaded(self) -> None:
         """Return once every model has loaded (or failed to)."""
@@ -166,8 +171,9 @@ class ServewellApp:
                 try:
                     await self.startup()
                 except Exception as exc:
-                    logger.exception("start-up failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    record_startup_failure(exc)
+                    # No message: uvicorn would log the reason a second time.
+                    await send({"type": "lifespan.startup.failed", "message": ""})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -202,4 +208,5 @@ def create_app_from_environment() -> ServewellApp:
     from servewell.observability import configure_logging
 
     configure_logging()
-    return create_app(load_settings(), access_log=StreamAccessLog(sys.stdout.buffer))
+    with exiting_on_startup_failure():
+        return create_app(load_settings(), access_log=StreamAccessLog(sys.stdout.buffer))

@@ -21,9 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from servewell.registry.artifacts import LocalArtifactStore
-from servewell.registry.sql import SqlRegistry
+if TYPE_CHECKING:
+    from servewell.registry.artifacts import LocalArtifactStore
+    from servewell.registry.sql import SqlRegistry
 
 #: Files younger than this are kept: a registration may be about to reference them.
 DEFAULT_GRACE_S = 3600.0

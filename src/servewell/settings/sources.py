@@ -25,13 +25,15 @@ PREFIX = "SERVEWELL_"
 NOT_SETTINGS = frozenset(
     {
         "SERVEWELL_CONFIG",
+        "SERVEWELL_STARTUP_REPORT",
         "SERVEWELL_TEST_POSTGRES",
         "SERVEWELL_TEST_REDIS",
         "SERVEWELL_TEST_DEADLINE_S",
     }
 )
-"""``SERVEWELL_`` variables that are not settings: the settings file's path, and the
-test suite's PostgreSQL, Redis and per-test deadline."""
+"""``SERVEWELL_`` variables that are not settings: the settings file's path, where
+server processes report a failed start-up (``serving/startup.py``), and the test
+suite's PostgreSQL, Redis and per-test deadline."""
 
 
 class CheckedEnvironment(EnvSettingsSource):
