@@ -75,6 +75,20 @@ def test_server_models_in_the_settings_are_checked_too(
     assert started == []
 
 
+def test_model_settings_naming_no_registered_model_are_warned_about(
+    iris_home: Path, started: list[dict[str, Any]]
+) -> None:
+    (iris_home.parent / "servewell.yaml").write_text(
+        "models:\n  irsi:\n    cache: {enabled: false}\n  IRIS:\n    cache: {ttl_s: 5}\n"
+    )
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output  # served: a warning, not a refusal
+    (line,) = result.stderr.strip().splitlines()  # IRIS matches iris: no line for it
+    assert line.startswith("warning: the settings' models.irsi names no registered model")
+    assert "(did you mean 'iris'?)" in line
+    assert len(started) == 1
+
+
 def test_known_references_are_served(iris_home: Path, started: list[dict[str, Any]]) -> None:
     result = CliRunner().invoke(app, ["serve", "--models", "iris@1"])
     assert result.exit_code == 0, result.output

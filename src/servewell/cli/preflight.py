@@ -8,6 +8,7 @@ import ipaddress
 import socket
 from typing import TYPE_CHECKING
 
+from servewell.cli.output import errors
 from servewell.core.ref import ModelRef
 from servewell.errors import AddressInUse, InvalidInput, NotFound
 
@@ -31,8 +32,31 @@ def check_models(settings: Settings, refs: list[str], allow_empty: bool) -> None
             )
         for text in refs:
             _check_resolves(services.registry, text, registered)
+        for line in unmatched_model_settings(settings, registered):
+            errors.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     finally:
         services.close()
+
+
+def unmatched_model_settings(settings: Settings, registered: list[str]) -> list[str]:
+    """A line for each ``models.<name>`` section that names no registered model: a typo
+    there would leave its settings applying to nothing, silently."""
+    from difflib import get_close_matches
+
+    from servewell.settings.models import canonical_name
+
+    known = {canonical_name(name): name for name in registered}
+    lines = []
+    for name in settings.models:
+        if canonical_name(name) in known:
+            continue
+        nearest = get_close_matches(canonical_name(name), list(known), n=1)
+        hint = f" (did you mean '{known[nearest[0]]}'?)" if nearest else ""
+        lines.append(
+            f"the settings' models.{name} names no registered model{hint}; "
+            "its settings apply to nothing"
+        )
+    return lines
 
 
 def _check_resolves(registry: SqlRegistry, text: str, registered: list[str]) -> None:
