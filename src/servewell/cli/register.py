@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -12,6 +12,9 @@ from servewell.cli.output import console, open_services, print_json, reporting_e
 from servewell.cli.versions import version_to_dict
 from servewell.core.ref import ModelRef
 from servewell.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from servewell.registry import ModelVersion
 
 
 def register(
@@ -68,7 +71,11 @@ def register(
         version = register_file(services, path, name, format=format, trust=trust, options=options)
     if as_json:
         print_json(version_to_dict(version))
-        return
+    else:
+        _print_registered(version, alias)
+
+
+def _print_registered(version: ModelVersion, alias: str | None) -> None:
     served = "ONNX conversion" if version.has_artifact("onnx") else version.format
     console.print(
         f"registered [bold]{version.name}@{version.version}[/] ({version.format}, "

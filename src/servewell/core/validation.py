@@ -15,7 +15,6 @@ import numpy as np
 
 from servewell.core.coercion import coerce_array, describe_value, position, shape_text
 from servewell.core.datatypes import is_float, to_numpy_dtype
-from servewell.core.datetimes import canonical_datetimes
 from servewell.core.signature import FeatureRange, Signature, TensorSpec
 from servewell.errors import InvalidInput
 
@@ -244,6 +243,9 @@ def _names(signature: Signature) -> str:
 
 
 def _canonical_datetimes(spec: TensorSpec, array: Array) -> Array:
+    # pandas parses ISO 8601: imported only for a model that takes datetimes.
+    from servewell.core.datetimes import canonical_datetimes
+
     canonical, bad = canonical_datetimes(array)
     if bad is not None:
         item = array.reshape(-1)[bad]
