@@ -379,9 +379,11 @@ class RequestTimeout(ServewellError):
     title = "Request timeout"
     expose = True
 
-    def __init__(self, part: str, timeout_s: float) -> None:
+    def __init__(self, part: str, timeout_s: float, min_rate: int = 0) -> None:
         if part == "headers":
             message = f"the request headers did not arrive within {timeout_s:g} s"
+        elif min_rate:
+            message = f"the request body arrives slower than {min_rate:,} bytes a second"
         else:
             message = f"the request body stopped arriving (nothing for {timeout_s:g} s)"
         super().__init__(message, timeout_s=timeout_s)

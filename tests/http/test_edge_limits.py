@@ -267,9 +267,11 @@ def test_a_body_short_of_its_length_gets_408_and_the_request_ends(
 
 
 def test_a_body_that_keeps_coming_is_read_however_long_it_takes(model_home: Path) -> None:
-    """The body timeout is the longest pause between pieces, not a time for the whole."""
+    """The body timeout is the longest pause between pieces, not a time for the whole
+    (12 bytes a second is above this server's minimum rate)."""
     pieces = [BODY[start : start + 3] for start in range(0, len(BODY), 3)]
-    with serving(model_home, body_timeout_s=2.0) as url, connect(url) as connection:
+    serve = serving(model_home, body_timeout_s=2.0, min_body_rate_bytes_s=4)
+    with serve as url, connect(url) as connection:
         connection.sendall(post_head(len(BODY)))
         started = time.monotonic()
         for piece in pieces:
@@ -279,6 +281,25 @@ def test_a_body_that_keeps_coming_is_read_however_long_it_takes(model_home: Path
         took = time.monotonic() - started
     assert took > 2.0  # longer than the timeout as a whole, else this proves nothing
     assert status == 200, body
+
+
+@pytest.mark.parametrize(
+    "length", [100, 200_000], ids=["small (held by the fast lane)", "large (read by the app)"]
+)
+def test_a_body_trickled_below_the_minimum_rate_gets_408(model_home: Path, length: int) -> None:
+    """A byte every 0.1 s never pauses for the body timeout, but averages 10 bytes a
+    second: once the body has arrived for the timeout, that is below the minimum."""
+    serve = serving(model_home, body_timeout_s=1.0, min_body_rate_bytes_s=1000)
+    with serve as url, connect(url) as connection:
+        connection.sendall(post_head(length))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not is_readable(connection):
+            connection.sendall(b" ")  # JSON whitespace: a valid body, however long
+            time.sleep(0.1)
+        assert time.monotonic() < deadline, "the trickle was never cut off"
+        message = refused(until_closed(connection), 408, "request_timeout")
+        assert message == "the request body arrives slower than 1,000 bytes a second"
+        wait_for_metrics(url, {"servewell_requests_total{status=500}": 0.0})
 
 
 # --- connections ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@ every connection, before a request reaches the app.
 * They must arrive within ``server.header_timeout_s`` of the connection's opening (its
   first request) or of the request's first byte (408 Request Timeout; a connection that
   sends nothing at all is just closed).
-* A body may pause at most ``server.body_timeout_s`` between two pieces (408).
+* A body may pause at most ``server.body_timeout_s`` between two pieces, and once it
+  has been arriving that long it must average ``server.min_body_rate_bytes_s`` (408).
 * An idle keep-alive connection closes after uvicorn's ``timeout_keep_alive``.
 * Past ``server.max_connections`` open connections, a new one is answered 503 with
   ``Retry-After`` (:func:`connection_limit`: lower when the open-file limit says so).
@@ -66,6 +67,8 @@ class EdgeLimits:
     max_header_bytes: int
     header_timeout_s: float
     body_timeout_s: float
+    min_body_rate: int
+    """Bytes a second a body must average once it has arrived for ``body_timeout_s``."""
     keep_alive_s: float
     max_connections: int
     """The effective limit: the setting, or less when the open-file limit says so."""
@@ -77,6 +80,7 @@ class EdgeLimits:
             server.max_header_bytes,
             server.header_timeout_s,
             server.body_timeout_s,
+            server.min_body_rate_bytes_s,
             keep_alive_s,
             connection_limit(server.max_connections),
             server.retry_after_s,

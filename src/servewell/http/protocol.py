@@ -110,6 +110,11 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         self._now = 0.0
         """The loop's time when the data being parsed arrived."""
         self._max_header_bytes = self._limits.max_header_bytes
+        self._min_rate = self._limits.min_body_rate
+        self._body_began = 0.0
+        """When the request's headers were complete (its body began)."""
+        self._body_bytes = 0
+        """Bytes of the request's body received so far."""
         self._streamed = 0
         """Bytes received since the parser last made progress it reports (the end of a
         request's headers, a piece of body, the end of a request)."""
@@ -192,6 +197,7 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             return
         self._streamed = 0
         self._deadline.phase, self._deadline.since = BODY, self._now
+        self._body_began, self._body_bytes = self._now, 0
         if self.lane is not None and self._may_hold():
             self._held = []
             return
@@ -204,6 +210,10 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             return
         self._deadline.since = self._now
         self._streamed = 0
+        self._body_bytes += len(body)
+        if self._body_too_slow():
+            self._end_body(RequestTimeout("body", self._limits.body_timeout_s, self._min_rate))
+            return
         if self._held is not None:
             self._held.append(body)
             return
@@ -370,6 +380,14 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             self._deadline.stop()
             self.timeout_keep_alive_handler()
 
+    def _body_too_slow(self) -> bool:
+        """Whether the body, arriving for longer than the body timeout, averages less
+        than the minimum rate (a trickle that never pauses long enough to time out)."""
+        elapsed = self._now - self._body_began
+        if not self._min_rate or elapsed <= self._limits.body_timeout_s:
+            return False
+        return self._body_bytes < self._min_rate * elapsed and not self.flow.read_paused
+
     def _body_stalled(self) -> None:
         """No piece of the body for the body timeout: 408, unless it is the server that
         is not reading (the body so far not consumed yet, a 100 Continue not sent)."""
@@ -377,14 +395,18 @@ class ServewellHttpProtocol(HttpToolsProtocol):
         if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
             self._deadline.since = self.loop.time()
             return
-        timeout_s = self._limits.body_timeout_s
+        self._end_body(RequestTimeout("body", self._limits.body_timeout_s))
+
+    def _end_body(self, timed_out: RequestTimeout) -> None:
+        """Give up on a body that stopped or trickles: 408 and stop reading here."""
+        cycle = self.cycle if self._held is None else None
         if cycle is None:  # held for the fast lane: the app never saw it
-            self._refuse(RequestTimeout("body", timeout_s))
+            self._refuse(timed_out)
         elif cycle.response_started:  # answered already (a 401, a 413), the rest never came
             self._stop(None)
         else:  # the app waits for it, and ends the request as a 408 (wire.read_body)
-            cycle.scope[BODY_TIMED_OUT] = timeout_s  # type: ignore[literal-required]
-            self._stop(RequestTimeout("body", timeout_s))
+            cycle.scope[BODY_TIMED_OUT] = timed_out  # type: ignore[literal-required]
+            self._stop(timed_out)
 
     def _refuse(self, exc: ServewellError) -> None:
         """Answer ``exc`` for a request (or a connection) the app never sees, and stop;

@@ -23,9 +23,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: built for a request ``try_now`` did not answer: headers, body, cache key and request
 #: id already there, nothing is read or hashed twice.
 CALL = "servewell.call"
-#: The ASGI scope key the HTTP protocol sets (to the timeout, in seconds) when a body
-#: stopped arriving and it answered 408: the app, released with ``http.disconnect``,
-#: ends the request as that 408 rather than as a client that went away.
+#: The ASGI scope key the HTTP protocol sets (to its RequestTimeout) when a body stopped
+#: arriving, or arrived too slowly, and it answered 408: the app, released with
+#: ``http.disconnect``, ends the request as that 408 rather than as a client that left.
 BODY_TIMED_OUT = "servewell.body_timed_out"
 
 
@@ -81,8 +81,8 @@ async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
         message = await receive()
         if message["type"] == "http.disconnect":
             timed_out = scope.get(BODY_TIMED_OUT)
-            if timed_out is not None:
-                raise RequestTimeout("body", timed_out)
+            if isinstance(timed_out, RequestTimeout):
+                raise timed_out
             raise ClientDisconnected
         chunk = message.get("body", b"")
         if not message.get("more_body", False) and not chunks:

@@ -124,6 +124,11 @@ class ServerSettings(Section):
     connection is closed, and an inference waiting for that body ends as a 408 too.
     Not counted while the server itself is not reading (it is busy with the body so far,
     or owes the client a 100 Continue)."""
+    min_body_rate_bytes_s: int = Field(default=500, ge=0)
+    """Once a body has been arriving for ``body_timeout_s``, it must average at least
+    this many bytes a second, or the client gets 408: a body trickled just under the
+    pause limit would otherwise hold its connection (and its buffer) for as long as the
+    client likes. 0: no minimum rate. (Apache's mod_reqtimeout has the same default.)"""
     max_connections: int = Field(default=4096, ge=1)
     """Open connections per server process (``--workers N``: each worker has this many).
     One past it is answered 503 with ``Retry-After`` and closed. 4096 is what one worker
