@@ -508,6 +508,24 @@ class TooManyConnections(ServewellError):
         self.retry_after_s = retry_after_s
 
 
+class BodiesOverBudget(ServewellError):
+    """The request bodies a server process is receiving already fill its budget
+    (``server.max_receiving_body_bytes``): many slow uploads at once."""
+
+    code = "bodies_over_budget"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Too many request bodies"
+    expose = True
+
+    def __init__(self, budget: int, retry_after_s: int = 1) -> None:
+        super().__init__(
+            f"the server is receiving as many request bodies as it may hold ({budget:,} "
+            f"bytes); retry in {retry_after_s} s",
+            budget=budget,
+        )
+        self.retry_after_s = retry_after_s
+
+
 class NotReady(ServewellError):
     """A model being served has not finished loading (or failed to load)."""
 

@@ -302,6 +302,32 @@ def test_a_body_trickled_below_the_minimum_rate_gets_408(model_home: Path, lengt
         wait_for_metrics(url, {"servewell_requests_total{status=500}": 0.0})
 
 
+def test_bodies_arriving_at_once_share_one_budget(model_home: Path) -> None:
+    """Two uploads of 600 KB at once do not fit a 1 MiB budget: the one that would pass
+    it is refused 503, and the budget comes back when the other ends."""
+    budget = 1024 * 1024
+    serve = serving(model_home, max_body_bytes=budget, max_receiving_body_bytes=budget)
+    with serve as url, connect(url) as first, connect(url) as second:
+        for connection in (first, second):
+            connection.sendall(post_head(budget) + b" " * 600_000)  # and then nothing
+        deadline = time.monotonic() + WAIT_S
+        answered: list[socket.socket] = []
+        while not answered and time.monotonic() < deadline:
+            answered = select.select([first, second], [], [], 0.1)[0]
+        assert len(answered) == 1, "neither upload was refused"
+        status, headers, body = parse(one_response(answered[0]))
+        assert status == 503, body
+        assert headers["retry-after"] == "1"
+        assert json.loads(body)["code"] == "bodies_over_budget"
+        waiting = second if answered[0] is first else first
+        assert not is_readable(waiting)  # still arriving: not refused
+        waiting.sendall(b" " * (budget - 600_000 - len(BODY)) + BODY)
+        assert parse(one_response(waiting))[0] == 200  # the budget is given back then
+        with connect(url) as third:
+            third.sendall(post_head(700_000) + b" " * (700_000 - len(BODY)) + BODY)
+            assert parse(one_response(third))[0] == 200
+
+
 # --- connections ---------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from servewell.http.refusal import RefusalMiddleware
 from servewell.http.routes import build_api
 from servewell.http.running import RunningServer, start_server
 from servewell.http.targets import InferTarget, match_infer
-from servewell.http.wire import CALL, Receive, Scope, Send, read_body, send_reply
+from servewell.http.wire import CALL, BodyBudget, Receive, Scope, Send, read_body, send_reply
 from servewell.observability import (
     ACCESS_LOGGER,
     AccessLog,
@@ -60,6 +60,11 @@ class ServewellApp:
             GuardMiddleware(RefusalMiddleware(api), self._admission), recorder
         )
         self._running: RunningServer | None = None
+        server = settings.server
+        self.body_budget = BodyBudget(
+            max(server.max_receiving_body_bytes, server.max_body_bytes), server.retry_after_s
+        )
+        """The request bodies this process holds while they arrive (``wire.read_body``)."""
 
     @property
     def running(self) -> RunningServer:
@@ -150,7 +155,7 @@ class ServewellApp:
         call: Call | None = scope.get(CALL)
         if call is None:
             client = scope.get("client")
-            limit = self.settings.server.max_body_bytes
+            limit, budget = self.settings.server.max_body_bytes, self.body_budget
             call = Call(
                 running.codecs[target.protocol],
                 scope["path"],
@@ -158,7 +163,7 @@ class ServewellApp:
                 target.version,
                 dict(reversed(scope["headers"])),  # the first of a repeated header
                 client[0] if client else None,
-                read_body=lambda: read_body(scope, receive, limit),
+                read_body=lambda: read_body(scope, receive, limit, budget),
             )
         reply = await running.gateway.handle(call)
         if reply is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from servewell.errors import (
+    BodiesOverBudget,
     MethodNotAllowed,
     ModelFailed,
     Overloaded,
@@ -27,6 +28,16 @@ from servewell.serving.reply import Reply
 
 logger = logging.getLogger(__name__)
 
+#: Refusals whose answer says when to come back (``Retry-After``).
+_RETRY_LATER = (
+    Overloaded,
+    RateLimited,
+    Unavailable,
+    TooManyConnections,
+    ShuttingDown,
+    BodiesOverBudget,
+)
+
 
 def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
     """The answer to a failed request; unexpected errors are logged here."""
@@ -36,9 +47,7 @@ def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
             record.error = exc.code
         body = {"error": exc.message} if v2 else exc.to_dict()
         reply = Reply.json(int(exc.status), body)
-        if isinstance(
-            exc, Overloaded | RateLimited | Unavailable | TooManyConnections | ShuttingDown
-        ):
+        if isinstance(exc, _RETRY_LATER):
             reply.headers.append((b"retry-after", str(exc.retry_after_s).encode()))
         if isinstance(exc, RateLimited):
             reply.headers.extend(

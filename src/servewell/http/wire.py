@@ -9,7 +9,13 @@ from typing import Any
 import orjson
 
 from servewell.core.jsondepth import check_json_depth, may_exceed_depth
-from servewell.errors import InvalidInput, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from servewell.errors import (
+    BodiesOverBudget,
+    InvalidInput,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from servewell.serving.gateway import ClientDisconnected
 from servewell.serving.reply import JSON, Reply
 
@@ -69,12 +75,44 @@ def load_json(raw: bytes | memoryview, max_depth: int) -> Any:
     return document
 
 
-async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
-    """The whole request body, refusing one over ``limit_bytes`` with 413 (and one
-    that stopped arriving, as the HTTP protocol says, with 408)."""
+class BodyBudget:
+    """The bytes of request bodies a server process holds while they arrive, at most
+    ``limit`` (``server.max_receiving_body_bytes``) together."""
+
+    def __init__(self, limit: int, retry_after_s: int = 1) -> None:
+        self.limit = limit
+        self.held = 0
+        self.retry_after_s = retry_after_s
+
+    def take(self, size: int) -> None:
+        if self.held + size > self.limit:
+            raise BodiesOverBudget(self.limit, self.retry_after_s)
+        self.held += size
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+
+
+async def read_body(
+    scope: Scope, receive: Receive, limit_bytes: int, budget: BodyBudget | None = None
+) -> bytes:
+    """The whole request body, refusing one over ``limit_bytes`` with 413 (one that
+    stopped arriving, as the HTTP protocol says, with 408; one that the process has no
+    room for while it arrives, in ``budget``, with 503)."""
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit_bytes:
         raise PayloadTooLarge(limit_bytes)
+    held: list[int] = [0]
+    try:
+        return await _read_chunks(scope, receive, limit_bytes, budget, held)
+    finally:
+        if budget is not None:
+            budget.give_back(held[0])
+
+
+async def _read_chunks(
+    scope: Scope, receive: Receive, limit_bytes: int, budget: BodyBudget | None, held: list[int]
+) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -92,6 +130,9 @@ async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
         size += len(chunk)
         if size > limit_bytes:
             raise PayloadTooLarge(limit_bytes)
+        if budget is not None:
+            budget.take(len(chunk))
+            held[0] += len(chunk)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -107,6 +107,11 @@ class ServerSettings(Section):
     every registered model's production alias, else its latest version."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     """Largest request body; larger ones get 413."""
+    max_receiving_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    """The request bodies one server process holds while they arrive, all together: a
+    piece that would pass it gets 503 with ``Retry-After`` (many slow uploads at once
+    would otherwise hold ``max_connections`` x ``max_body_bytes``). At least one body of
+    ``max_body_bytes`` always fits."""
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     """Largest request line plus headers, counted as they arrive; larger ones get 431
     and the connection is closed. 64 KiB is nginx's whole header budget twice over
