@@ -263,3 +263,36 @@ def test_requests_still_waiting_at_the_drain_deadline_get_503(
     assert 1 <= len(counts) <= workers, output
     assert sum(counts) == statuses.count(503), output
     assert process.returncode == 0, output
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The worker processes of a supervisor (its spawned children)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        int(child)
+        for child in children
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has exited; nobody reaped it yet
+
+
+def test_workers_whose_supervisor_is_killed_shut_down(model_home: Path) -> None:
+    """kill -9 of the supervisor left its workers serving the port for ever, with nobody
+    to replace them and the port taken for the next `servewell serve`."""
+    arguments = ("--no-auth", "--models", "iris", "--workers", "2")
+    with serve_process(model_home, *arguments) as (url, process):
+        workers = _workers_of(process.pid)
+        assert len(workers) == 2, workers
+        os.kill(process.pid, signal.SIGKILL)
+        wait_until_refused(_port(url), process)
+        deadline = time.monotonic() + 60
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(pid) for pid in workers)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import socket
 import sys
 import time
@@ -49,10 +51,14 @@ CUT_OFF_GRACE_S = 1.0
 class ServewellServer(uvicorn.Server):
     """See the module docstring. Started with the listening sockets it is to serve."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, watch_parent: bool = False) -> None:
         super().__init__(config)
         self._listeners: list[socket.socket] = []
         self._stop_listening_at: float | None = None
+        self._watch_parent = watch_parent
+        self._parent_pid: int | None = None
+        """A worker's supervisor: when it is gone (killed -9), the worker drains and
+        exits, rather than serve the port on for ever with nobody to replace it."""
 
     @property
     def app(self) -> ServewellApp | None:
@@ -66,6 +72,10 @@ class ServewellServer(uvicorn.Server):
 
     async def on_tick(self, counter: int) -> bool:
         """Whether to stop listening: once asked to exit, after the shutdown delay."""
+        if self._parent_pid is not None and os.getppid() != self._parent_pid:
+            logger.warning("the supervisor (pid %d) is gone: shutting down", self._parent_pid)
+            self._parent_pid = None
+            self.handle_exit(signal.SIGTERM, None)
         if not await super().on_tick(counter):
             return False
         now = time.monotonic()
@@ -81,6 +91,8 @@ class ServewellServer(uvicorn.Server):
         # The servers get copies of the listening sockets and close them when they
         # stop; the originals stay open until the connections waiting in them are taken.
         self._listeners = list(sockets or [])
+        if self._watch_parent:
+            self._parent_pid = os.getppid()  # in the worker: its supervisor
         copies = [listener.dup() for listener in self._listeners] if sockets else None
         await super().startup(sockets=copies)
 
@@ -169,7 +181,7 @@ class WorkerProcess(multiprocess.Process):
     @property
     def server(self) -> uvicorn.Server:
         if self._server is None:
-            self._server = ServewellServer(self.config)
+            self._server = ServewellServer(self.config, watch_parent=True)
         return self._server
 
 
