@@ -14,6 +14,12 @@ def test_v2_liveness_and_readiness(client: InProcessClient) -> None:
     assert client.get("/v2/health/ready").json() == {"ready": True}
 
 
+def test_health_probes_may_use_head(client: InProcessClient) -> None:
+    """Load balancers often probe with HEAD: it answered 405 (attack finding)."""
+    for path in ("/health", "/v2/health/live", "/v2/health/ready"):
+        assert client.request("HEAD", path).status_code == 200, path
+
+
 def test_every_response_carries_a_request_id(client: InProcessClient) -> None:
     generated = client.get("/v2/health/live").headers["x-request-id"]
     assert len(generated) == 24

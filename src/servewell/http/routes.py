@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from servewell.core.ref import version_in_path
@@ -43,8 +44,26 @@ def build_api(running: Running, metrics: ServingMetrics, draining: Draining) -> 
     _add_health_routes(api, running, metrics, draining)
     _add_v2_routes(api, running, draining)
     _add_rest_routes(api, running)
+    _answer_head_probes(api)
     _document_inference_routes(api)
     return api
+
+
+#: Health paths that answer HEAD too (status only): load balancers often probe with it.
+PROBE_PATHS = frozenset(("/health", "/v2/health/live", "/v2/health/ready"))
+
+
+def _answer_head_probes(api: FastAPI) -> None:
+    """The probe paths' GET endpoints, for HEAD as well (not documented twice)."""
+    for route in list(api.routes):
+        if isinstance(route, APIRoute) and route.path in PROBE_PATHS:
+            api.add_api_route(
+                route.path,
+                route.endpoint,
+                methods=["HEAD"],
+                response_class=route.response_class,
+                include_in_schema=False,
+            )
 
 
 def _add_health_routes(
