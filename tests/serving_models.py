@@ -274,6 +274,32 @@ def _has_loaded(app: ServewellApp) -> bool:
         return False
 
 
+def build_adder_home(home: Path) -> Path:
+    """A SERVEWELL_HOME holding the adder alone."""
+    from servewell.bootstrap import build_services
+    from servewell.settings import Settings
+
+    services = build_services(Settings(home=home))
+    try:
+        register_adder(services, home.parent)
+    finally:
+        services.close()
+    return home
+
+
+def create_key(home: Path, name: str, **options: Any) -> str:
+    """A new API key's secret in ``home``'s registry (``options``: its models, rate...)."""
+    from servewell.bootstrap import build_services
+    from servewell.registry.keys import ApiKeyStore
+    from servewell.settings import Settings
+
+    services = build_services(Settings(home=home))
+    try:
+        return ApiKeyStore(services.registry).create(name, **options)[1]
+    finally:
+        services.close()
+
+
 def build_model_home(home: Path, classifier: Any, iris_x: np.ndarray) -> Path:
     """A SERVEWELL_HOME holding iris (v1 production, v2), adder and echo."""
     from servewell.bootstrap import build_services

@@ -14,11 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servewell.bootstrap import build_services
 from servewell.http import create_app
 from servewell.http.app import ServewellApp
 from servewell.observability import RequestRecord
-from servewell.registry.keys import ApiKeyStore
 from servewell.settings import (
     AuthSettings,
     CacheSettings,
@@ -26,7 +24,7 @@ from servewell.settings import (
     ServerSettings,
     Settings,
 )
-from serving_models import register_adder, serve_in_thread
+from serving_models import build_adder_home, create_key, serve_in_thread
 
 URL = "/v1/models/adder:predict"
 BODY = b'{"inputs": {"x": [[1.0]], "y": [[2.0]]}}'
@@ -34,27 +32,16 @@ BODY = b'{"inputs": {"x": [[1.0]], "y": [[2.0]]}}'
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("fastlane")
-    services = build_services(Settings(home=folder / "home"))
-    try:
-        register_adder(services, folder)
-    finally:
-        services.close()
-    return folder / "home"
+    return build_adder_home(tmp_path_factory.mktemp("fastlane") / "home")
 
 
 @pytest.fixture(scope="module")
 def keys(home: Path) -> dict[str, str]:
-    services = build_services(Settings(home=home))
-    store = ApiKeyStore(services.registry)
-    try:
-        return {
-            "app": store.create("app", rate="1000/day")[1],  # refills too slowly to blur counts
-            "tight": store.create("tight", rate="3/minute")[1],
-            "other": store.create("other", models=("iris",))[1],
-        }
-    finally:
-        services.close()
+    return {
+        "app": create_key(home, "app", rate="1000/day"),  # refills too slowly to blur counts
+        "tight": create_key(home, "tight", rate="3/minute"),
+        "other": create_key(home, "other", models=("iris",)),
+    }
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from servewell.bootstrap import build_services
 from servewell.http import create_app
 from servewell.settings import AuthSettings, ServerSettings, Settings
-from serving_models import register_adder, serve_in_thread, serve_process
+from serving_models import build_adder_home, serve_in_thread, serve_process
 
 REST = "/v1/models/adder:predict"
 BAD_KEY = {"Authorization": "Bearer sw_aaaaaaaaaaaa_" + "x" * 43}
@@ -20,13 +19,7 @@ BAD_KEY = {"Authorization": "Bearer sw_aaaaaaaaaaaa_" + "x" * 43}
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("forwarded")
-    services = build_services(Settings(home=folder / "home"))
-    try:
-        register_adder(services, folder)
-    finally:
-        services.close()
-    return folder / "home"
+    return build_adder_home(tmp_path_factory.mktemp("forwarded") / "home")
 
 
 def _failures(url: str, forwarded_for: list[str]) -> list[httpx.Response]:

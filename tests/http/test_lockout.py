@@ -12,12 +12,10 @@ import httpx
 import pytest
 
 from redis_server import PrivateRedis
-from servewell.bootstrap import build_services
 from servewell.http import create_app
 from servewell.http.app import ServewellApp
-from servewell.registry.keys import ApiKeyStore
 from servewell.settings import AuthSettings, ServerSettings, Settings
-from serving_models import InProcessClient, register_adder, serve_in_process
+from serving_models import InProcessClient, build_adder_home, create_key, serve_in_process
 
 REST = "/v1/models/adder:predict"
 BODY = b'{"inputs": {"x": [[1.0]], "y": [[2.0]]}}'
@@ -28,22 +26,12 @@ FAILURES = "3/hour"
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("lockout")
-    services = build_services(Settings(home=folder / "home"))
-    try:
-        register_adder(services, folder)
-    finally:
-        services.close()
-    return folder / "home"
+    return build_adder_home(tmp_path_factory.mktemp("lockout") / "home")
 
 
 @pytest.fixture(scope="module")
 def key(home: Path) -> str:
-    services = build_services(Settings(home=home))
-    try:
-        return ApiKeyStore(services.registry).create("lockout-app")[1]
-    finally:
-        services.close()
+    return create_key(home, "lockout-app")
 
 
 def _settings(home: Path, **overrides: Any) -> Settings:

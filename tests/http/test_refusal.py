@@ -18,32 +18,20 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from servewell.bootstrap import build_services
 from servewell.http import create_app
 from servewell.observability import RequestRecord
-from servewell.registry.keys import ApiKeyStore
 from servewell.settings import ServerSettings, Settings
-from serving_models import register_adder, serve_in_thread, serve_process
+from serving_models import build_adder_home, create_key, serve_in_thread, serve_process
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("refusal")
-    services = build_services(Settings(home=folder / "home"))
-    try:
-        register_adder(services, folder)
-    finally:
-        services.close()
-    return folder / "home"
+    return build_adder_home(tmp_path_factory.mktemp("refusal") / "home")
 
 
 @pytest.fixture(scope="module")
 def key(home: Path) -> str:
-    services = build_services(Settings(home=home))
-    try:
-        return ApiKeyStore(services.registry).create("refusal-app")[1]
-    finally:
-        services.close()
+    return create_key(home, "refusal-app")
 
 
 def _handshake(url: str, path: str, **headers: str) -> Any:
