@@ -10,7 +10,7 @@ On SIGTERM (or SIGINT), :class:`ServewellServer`:
    kernel's accept queue (closing it with them there would reset them);
 4. lets every connection finish what it has received, a request whose headers or body
    are still arriving included; an idle keep-alive connection closes at once, one that
-   has sent nothing yet gets the keep-alive timeout to begin (``http.protocol``);
+   has sent nothing yet keeps what is left of its header timeout (``http.protocol``);
 5. at ``server.drain_timeout_s`` cuts off what is still unanswered: requests waiting for
    a model, and then any request not answered a moment later, get 503
    ``shutting_down`` with ``Retry-After`` and ``Connection: close``; one log line counts
