@@ -45,7 +45,10 @@ the same way::
     ├── ArtifactTampered                         500   stored bytes no longer match their sha256
     ├── ModelFailed                              500   a model raised, or broke its signature
     ├── StorageFailed                            503   the registry database is unreachable
-    ├── Overloaded                               503   a model's queue is full; retry later
+    ├── ModelCrashed                             502   a model's own process died mid-request
+    ├── DeadlineExceeded                         504   a model did not answer within the deadline
+    ├── Overloaded                               503   a model's queue is full or too slow
+    ├── ModelUnavailable                         503   a model's breaker is open, or it restarts
     ├── Unavailable                              503   a shared dependency is down (fail_closed)
     ├── TooManyConnections                       503   a server process at its connection limit
     ├── NotReady                                 503   a model is still loading (or failed to)
@@ -454,6 +457,63 @@ class ArtifactTampered(ServewellError):
 class ModelFailed(ServewellError):
     code = "model_failed"
     title = "Model failed"
+
+
+class ModelCrashed(ServewellError):
+    """The process a model runs in (``isolation: process``) died while it held this
+    request: a segfault, ``os._exit``, an out-of-memory kill. It is being restarted."""
+
+    code = "model_crashed"
+    status = HTTPStatus.BAD_GATEWAY
+    title = "Model crashed"
+    expose = True
+
+    def __init__(self, model: str, version: int, how: str) -> None:
+        super().__init__(
+            f"model '{model}' version {version} crashed while answering ({how}); "
+            "it is being restarted",
+            model=model,
+            version=version,
+        )
+
+
+class DeadlineExceeded(ServewellError):
+    """A model did not answer within the request's deadline (``models.<name>.timeout_ms``,
+    or a shorter ``Request-Timeout`` header); the work was abandoned where it could be."""
+
+    code = "deadline_exceeded"
+    status = HTTPStatus.GATEWAY_TIMEOUT
+    title = "Deadline exceeded"
+    expose = True
+
+    def __init__(self, model: str, timeout_ms: float) -> None:
+        super().__init__(
+            f"model '{model}' did not answer within the deadline of {timeout_ms:g} ms",
+            model=model,
+            timeout_ms=timeout_ms,
+        )
+        self.model = model
+        self.timeout_ms = timeout_ms
+
+
+class ModelUnavailable(ServewellError):
+    """A model version is not taking requests for a while: its circuit breaker is open
+    after repeated failures, or its process is being restarted."""
+
+    code = "model_unavailable"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    title = "Model unavailable"
+    expose = True
+
+    def __init__(self, model: str, version: int, why: str, retry_after_s: float = 1) -> None:
+        wait = max(1, math.ceil(retry_after_s))
+        super().__init__(
+            f"model '{model}' version {version} is unavailable ({why}); retry in {wait} s",
+            model=model,
+            version=version,
+        )
+        self.retry_after_s = wait
+        self.why = why
 
 
 class StorageFailed(ServewellError):

@@ -14,6 +14,7 @@ from servewell.errors import (
     BodiesOverBudget,
     MethodNotAllowed,
     ModelFailed,
+    ModelUnavailable,
     Overloaded,
     RateLimited,
     ServewellError,
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 #: Refusals whose answer says when to come back (``Retry-After``).
 _RETRY_LATER = (
     Overloaded,
+    ModelUnavailable,
     RateLimited,
     Unavailable,
     TooManyConnections,

@@ -20,6 +20,7 @@ from typing import Literal, TypeVar
 
 from pydantic import Field
 
+from servewell.settings.resilience import ResilienceSettings
 from servewell.settings.section import Section
 
 logger = logging.getLogger(__name__)
@@ -84,8 +85,10 @@ class OutputFilterSettings(Section):
     """``redact``: replace what was found; ``block``: withhold the whole item."""
 
 
-class ModelSettings(Section):
-    """One model's settings (``models.<name>``); whatever is left out keeps the default."""
+class ModelSettings(ResilienceSettings):
+    """One model's settings (``models.<name>``); whatever is left out keeps the default.
+    Its deadline, isolation, retries, breaker and fallbacks are
+    :class:`~servewell.settings.resilience.ResilienceSettings`' fields."""
 
     batching: BatchingOverrides = Field(default_factory=BatchingOverrides)
     """Batching changes over ``server.batching``."""
@@ -112,6 +115,8 @@ class ResolvedModelSettings:
     cache: ResolvedCacheSettings
     output_filters: OutputFilterSettings | None
     """The filter rule, or None: no filter runs on this model's outputs."""
+    resilience: ResilienceSettings
+    """Deadline, isolation, retries, breaker, fallbacks."""
 
 
 def canonical_name(name: str) -> str:
@@ -155,6 +160,9 @@ def resolve(
             ttl_s=entry.cache.ttl_s or cache_ttl_s,
         ),
         output_filters=entry.output_filters,
+        resilience=ResilienceSettings(
+            **{field: getattr(entry, field) for field in ResilienceSettings.model_fields}
+        ),
     )
 
 

@@ -72,6 +72,10 @@ class ServerSettings(Section):
     answered; those still waiting then get 503 (``shutting_down``)."""
     retry_after_s: int = Field(default=1, ge=0)
     """``Retry-After`` sent with a 503 when a queue is full."""
+    max_queue_wait_ms: float | None = Field(default=None, gt=0)
+    """When the oldest request waiting for a model has waited longer than this, new
+    requests for that model are shed at once (503, ``Retry-After``) rather than join a
+    queue that cannot serve them in time. Unset: only the queue's size bounds it."""
     fast_lane: bool = True
     """Answer response-cache hits inside the HTTP protocol, before the ASGI app (only
     with the in-process cache and rate limiter). Off, every request takes the ASGI path;
