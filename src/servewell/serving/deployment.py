@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from servewell.batching import BatchPolicy, BatchQueue, BatchStats
+from servewell.core.deadline import Deadline
 from servewell.core.signature import Signature
 from servewell.errors import ModelFailed
 from servewell.observability import DeploymentMetrics
@@ -119,8 +120,9 @@ class Deployment:
         ``error()``; how many were waiting (see :meth:`BatchQueue.refuse`)."""
         return self._queue.refuse(error) if self._queue is not None else 0
 
-    async def predict(self, inputs: Inputs) -> Result:
-        """Outputs for validated inputs, computed in a batch with concurrent requests."""
+    async def predict(self, inputs: Inputs, deadline: Deadline | None = None) -> Result:
+        """Outputs for validated inputs, computed in a batch with concurrent requests
+        (``deadline``: not built yet, see issue 13)."""
         if self._queue is None:
             raise RuntimeError(f"deployment {self.name}@{self.number} is not started")
         return await self._queue.submit(inputs)

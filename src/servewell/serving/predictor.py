@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from servewell.core.deadline import Deadline
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.core.validation import InputLimits, validate_inputs
@@ -55,9 +56,14 @@ class Predictor:
         return deployment
 
     async def infer(
-        self, request: InferRequest, deployment: Deployment | None = None
+        self,
+        request: InferRequest,
+        deployment: Deployment | None = None,
+        *,
+        deadline: Deadline | None = None,
     ) -> InferResponse:
-        """Predict; raises InvalidInput (and the model's errors) on the way."""
+        """Predict; raises InvalidInput (and the model's errors) on the way, and
+        DeadlineExceeded once ``deadline`` passes."""
         deployment = deployment or self.resolve(request.model)
         signature = deployment.signature
         wanted = request.outputs
@@ -70,7 +76,7 @@ class Predictor:
                     + ", ".join(f"'{name}'" for name in sorted(known))
                 )
         inputs = validate_inputs(signature, request.inputs, self.limits, request.datatypes)
-        outputs, batch_size = await deployment.predict(inputs)
+        outputs, batch_size = await deployment.predict(inputs, deadline)
         outputs = self._filtered(deployment.name, outputs)
         if wanted is not None:
             outputs = {name: outputs[name] for name in wanted}

@@ -1,0 +1,32 @@
+"""A request's deadline: when the answer must be ready, on the event loop's clock.
+
+Made once per request (the model's ``timeout_ms``, or less when the caller's
+``Request-Timeout`` header asks for less) and handed down the predict path, so that
+every step (the queue, a retry's backoff, a fallback) spends the same budget.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    at: float
+    """``time.monotonic()`` (the clock ``loop.time()`` and ``loop.call_at`` use) by which
+    the answer is due."""
+    timeout_ms: float
+    """The budget it was made with, for the 504's message."""
+
+    @classmethod
+    def after_ms(cls, timeout_ms: float) -> Deadline:
+        return cls(time.monotonic() + timeout_ms / 1000, timeout_ms)
+
+    def remaining_s(self) -> float:
+        """Seconds left (negative once passed)."""
+        return self.at - time.monotonic()
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.at
