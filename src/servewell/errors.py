@@ -16,11 +16,13 @@ the same way::
     ├── NotFound (LookupError)                  404
     │   ├── ModelNotFound
     │   ├── VersionNotFound
-    │   └── AliasNotFound
+    │   ├── AliasNotFound
+    │   └── NoPreviousVersion                        an alias with nothing to roll back to
     ├── InvalidInput (ValueError)                400   a request's data is wrong
     │   ├── PayloadTooLarge                      413   a request body over the size limit
     │   ├── HeadersTooLarge                      431   a request line and headers over the limit
-    │   └── UnsupportedMediaType                 415   a body in a content type not spoken
+    │   ├── UnsupportedMediaType                 415   a body in a content type not spoken
+    │   └── InvalidTrafficPolicy                       a split or shadow that cannot be served
     ├── InvalidReference (ValueError)            400   "name@version" does not parse
     ├── InvalidSignature (ValueError)            400   a signature file or spec is wrong
     │   └── SignatureRequired                          a format with no signature of its own
@@ -121,6 +123,21 @@ class AliasNotFound(NotFound):
         super().__init__(f"model '{name}' has no alias '{alias}'", model=name, alias=alias)
 
 
+class NoPreviousVersion(NotFound):
+    """An alias whose history holds no earlier version to roll back to."""
+
+    code = "no_previous_version"
+
+    def __init__(self, name: str, alias: str, version: int | None) -> None:
+        where = f"it was first set to version {version}" if version else "it has no history"
+        super().__init__(
+            f"alias '{alias}' of model '{name}' has no previous version to roll back to: "
+            f"{where}",
+            model=name,
+            alias=alias,
+        )
+
+
 # --- 4xx: the caller's input ----------------------------------------------------------------
 
 
@@ -174,6 +191,14 @@ class UnsupportedMediaType(InvalidInput):
             f"content type '{got}' is not supported here; send {expected}",
             content_type=got,
         )
+
+
+class InvalidTrafficPolicy(InvalidInput):
+    """A traffic split or shadow that cannot be served: weights that do not add up to
+    100, an arm named twice, a shadow percentage outside 0-100, ..."""
+
+    code = "invalid_traffic_policy"
+    title = "Invalid traffic policy"
 
 
 class InvalidReference(ServewellError, ValueError):

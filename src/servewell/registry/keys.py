@@ -14,7 +14,7 @@ from servewell.core.apikey import SCOPES, generate_key
 from servewell.core.rate import Rate
 from servewell.errors import InvalidInput, KeyAlreadyRevoked, KeyNameTaken, NotFound
 from servewell.registry import schema
-from servewell.registry.database import map_sql_errors
+from servewell.registry.database import as_utc, map_sql_errors
 from servewell.registry.sql import SqlRegistry
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
@@ -135,10 +135,6 @@ def _to_key(row: Any) -> ApiKey:
         scopes=tuple(row.scopes),
         models=tuple(row.models) if row.models else None,
         rate=row.rate,
-        created_at=_aware(row.created_at),
-        revoked_at=_aware(row.revoked_at) if row.revoked_at is not None else None,
+        created_at=as_utc(row.created_at),
+        revoked_at=as_utc(row.revoked_at) if row.revoked_at is not None else None,
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -111,3 +111,20 @@ class ModelSummary:
     aliases: dict[str, int]
     latest_format: str
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AliasMove:
+    """One entry of an alias's history: where it pointed before and after, when, by whom."""
+
+    name: str
+    alias: str
+    from_version: int | None
+    """None: the alias was created by this move."""
+    to_version: int | None
+    """None: the alias was removed by this move."""
+    revision: int
+    """Rises with every alias move of any model (``TrafficStore.revision``)."""
+    moved_at: datetime
+    moved_by: str | None
+    """``user:<name>`` from the CLI, ``key:<name>`` through the API; None when unknown."""

@@ -7,7 +7,9 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -93,4 +95,32 @@ api_keys = Table(
     Column("rate", String(64), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("revision", BigInteger, nullable=False, unique=True),
+    Column("moved_at", DateTime(timezone=True), nullable=False),
+    Column("moved_by", String(160), nullable=True),
+    Index("ix_alias_history_model_id_alias", "model_id", "alias"),
+)
+
+traffic_policies = Table(
+    "traffic_policies",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    Column("arms", JSON, nullable=False),
+    Column("sticky_header", String(64), nullable=False),
+    Column("shadow_target", String(64), nullable=True),
+    Column("shadow_percent", Float, nullable=True),
+    Column("experiment_id", String(64), nullable=False),
+    Column("revision", BigInteger, nullable=False, unique=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(160), nullable=True),
 )

@@ -5,28 +5,28 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, Row, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
-from servewell.core.ref import DEFAULT_ALIAS, MAX_VERSION, ModelRef, check_alias, check_name
-from servewell.core.signature import Signature
+from servewell.core.ref import DEFAULT_ALIAS, ModelRef, check_alias, check_name
 from servewell.errors import (
     AliasNotFound,
     Conflict,
     ModelNotFound,
-    VersionNotFound,
+    NoPreviousVersion,
 )
-from servewell.registry import schema
-from servewell.registry.database import create_registry_engine, map_sql_errors
+from servewell.registry import lookups, schema
+from servewell.registry.alias_moves import history, last_move, move_alias
+from servewell.registry.database import as_utc, create_registry_engine, map_sql_errors
 from servewell.registry.migrate import upgrade_to_head
 from servewell.registry.records import (
     ORIGINAL,
-    Artifact,
+    AliasMove,
     ModelSummary,
     ModelVersion,
     NewVersion,
@@ -75,33 +75,59 @@ class SqlRegistry:
             check_alias(new.alias)
         if not any(artifact.role == ORIGINAL for artifact in new.artifacts):
             raise ValueError("a new version needs an 'original' artifact")
-        number = self._write(lambda conn: self._insert_version(conn, new))
+        number = self.write(lambda conn: self._insert_version(conn, new))
         return self.get_version(new.name, number)
 
-    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
+    def set_alias(
+        self, name: str, alias: str, version: int, *, by: str | None = None
+    ) -> ModelVersion:
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere), recording
+        the move and who made it (``by``) in the alias's history."""
         check_alias(alias)
 
         def move(conn: Connection) -> None:
-            model_id = self._model_id(conn, name)
-            version_id = self._version_id(conn, model_id, name, version)
-            self._upsert_alias(conn, model_id, alias, version_id)
+            model = lookups.model_id(conn, name)
+            move_alias(conn, name, model, alias, version, by)
 
-        self._write(move)
+        self.write(move)
         return self.get_version(name, version)
 
-    def remove_alias(self, name: str, alias: str) -> None:
+    def remove_alias(self, name: str, alias: str, *, by: str | None = None) -> None:
         def remove(conn: Connection) -> None:
-            model_id = self._model_id(conn, name)
-            deleted = conn.execute(
-                schema.aliases.delete().where(
-                    schema.aliases.c.model_id == model_id, schema.aliases.c.name == alias
-                )
-            )
-            if deleted.rowcount == 0:
+            if move_alias(conn, name, lookups.model_id(conn, name), alias, None, by) is None:
                 raise AliasNotFound(name, alias)
 
-        self._write(remove)
+        self.write(remove)
+
+    def rollback(
+        self, name: str, alias: str = DEFAULT_ALIAS, *, by: str | None = None
+    ) -> AliasMove:
+        """Move ``alias`` back to the version it pointed at before its last move (again:
+        back and forth, like ``cd -``); NoPreviousVersion when there is none."""
+
+        def back(conn: Connection) -> AliasMove:
+            model = lookups.model_id(conn, name)
+            last = last_move(conn, name, model, alias)
+            if last is None:
+                raise AliasNotFound(name, alias)
+            if last.from_version is None:
+                raise NoPreviousVersion(name, alias, last.to_version)
+            moved = move_alias(conn, name, model, alias, last.from_version, by)
+            assert moved is not None  # the history ends where the alias points
+            return moved
+
+        return self.write(back)
+
+    def previous_version(self, name: str, alias: str = DEFAULT_ALIAS) -> int | None:
+        """The version ``rollback`` would move ``alias`` to, or None."""
+        with self.read() as conn:
+            last = last_move(conn, name, lookups.model_id(conn, name), alias)
+        return None if last is None else last.from_version
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        """Every move of ``alias`` (or of all the model's aliases), oldest first."""
+        with self.read() as conn:
+            return history(conn, name, lookups.model_id(conn, name), alias)
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -109,8 +135,8 @@ class SqlRegistry:
         """The version ``ref`` names; a bare name is its production alias, else its latest."""
         if ref.version is not None:
             return self.get_version(ref.name, ref.version)
-        with self._read() as conn:
-            model_id = self._model_id(conn, ref.name)
+        with self.read() as conn:
+            model_id = lookups.model_id(conn, ref.name)
             alias = ref.alias or DEFAULT_ALIAS
             version_id = conn.scalar(
                 select(schema.aliases.c.version_id).where(
@@ -128,27 +154,27 @@ class SqlRegistry:
                 )
                 if version_id is None:
                     raise ModelNotFound(ref.name)
-            return self._load_versions(conn, [version_id])[0]
+            return lookups.load_versions(conn, [version_id])[0]
 
     def get_version(self, name: str, version: int) -> ModelVersion:
-        with self._read() as conn:
-            model_id = self._model_id(conn, name)
-            version_id = self._version_id(conn, model_id, name, version)
-            return self._load_versions(conn, [version_id])[0]
+        with self.read() as conn:
+            model_id = lookups.model_id(conn, name)
+            version_id = lookups.version_id(conn, model_id, name, version)
+            return lookups.load_versions(conn, [version_id])[0]
 
     def list_versions(self, name: str) -> list[ModelVersion]:
-        with self._read() as conn:
-            model_id = self._model_id(conn, name)
+        with self.read() as conn:
+            model_id = lookups.model_id(conn, name)
             ids = conn.scalars(
                 select(schema.model_versions.c.id)
                 .where(schema.model_versions.c.model_id == model_id)
                 .order_by(schema.model_versions.c.version)
             ).all()
-            return self._load_versions(conn, list(ids))
+            return lookups.load_versions(conn, list(ids))
 
     def list_models(self) -> list[ModelSummary]:
         m, v, a = schema.models, schema.model_versions, schema.aliases
-        with self._read() as conn:
+        with self.read() as conn:
             latest = (
                 select(
                     v.c.model_id,
@@ -184,14 +210,14 @@ class SqlRegistry:
                 version_count=row.version_count,
                 aliases=dict(sorted(aliases.get(row.id, {}).items())),
                 latest_format=formats.get(row.id, ""),
-                updated_at=_aware(row.updated),
+                updated_at=as_utc(row.updated),
             )
             for row in rows
         ]
 
     def is_artifact_referenced(self, sha256: str) -> bool:
         """Whether any version still uses these bytes (so the file must stay)."""
-        with self._read() as conn:
+        with self.read() as conn:
             return (
                 conn.scalar(
                     select(func.count())
@@ -203,17 +229,17 @@ class SqlRegistry:
 
     def referenced_digests(self) -> set[str]:
         """The sha256 of every artifact any version uses."""
-        with self._read() as conn:
+        with self.read() as conn:
             return set(conn.scalars(select(schema.artifacts.c.sha256).distinct()))
 
     # --- internals --------------------------------------------------------------------------
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Connection]:
         with map_sql_errors(self.url), self.engine.begin() as conn:
             yield conn
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
+    def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a transaction, retrying when a concurrent writer won a race."""
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
@@ -277,120 +303,12 @@ class SqlRegistry:
             ],
         )
         if new.alias is not None:
-            self._upsert_alias(conn, model_id, new.alias, version_id)
+            move_alias(conn, new.name, model_id, new.alias, number, None)
         return number
 
     def _parent_id(self, conn: Connection, parent: ModelRef) -> int:
         if parent.version is None:
             raise ValueError("a parent must name a version number")
-        return self._version_id(
-            conn, self._model_id(conn, parent.name), parent.name, parent.version
+        return lookups.version_id(
+            conn, lookups.model_id(conn, parent.name), parent.name, parent.version
         )
-
-    def _upsert_alias(self, conn: Connection, model_id: int, alias: str, version_id: int) -> None:
-        now = datetime.now(UTC)
-        table = schema.aliases
-        updated = conn.execute(
-            table.update()
-            .where(table.c.model_id == model_id, table.c.name == alias)
-            .values(version_id=version_id, updated_at=now)
-        )
-        if updated.rowcount == 0:
-            conn.execute(
-                table.insert().values(
-                    model_id=model_id, name=alias, version_id=version_id, updated_at=now
-                )
-            )
-
-    @staticmethod
-    def _model_id(conn: Connection, name: str) -> int:
-        model_id = conn.scalar(select(schema.models.c.id).where(schema.models.c.name == name))
-        if model_id is None:
-            raise ModelNotFound(name)
-        return int(model_id)
-
-    @staticmethod
-    def _version_id(conn: Connection, model_id: int, name: str, version: int) -> int:
-        if not 1 <= version <= MAX_VERSION:  # the column could not hold it: no such version
-            raise VersionNotFound(name, version)
-        version_id = conn.scalar(
-            select(schema.model_versions.c.id).where(
-                schema.model_versions.c.model_id == model_id,
-                schema.model_versions.c.version == version,
-            )
-        )
-        if version_id is None:
-            raise VersionNotFound(name, version)
-        return int(version_id)
-
-    @staticmethod
-    def _load_versions(conn: Connection, version_ids: list[int]) -> list[ModelVersion]:
-        if not version_ids:
-            return []
-        m, v, a, al = schema.models, schema.model_versions, schema.artifacts, schema.aliases
-        parent = v.alias("parent")
-        parent_model = m.alias("parent_model")
-        rows = conn.execute(
-            select(
-                v,
-                m.c.name.label("model_name"),
-                parent.c.version.label("parent_version"),
-                parent_model.c.name.label("parent_name"),
-            )
-            .join(m, m.c.id == v.c.model_id)
-            .outerjoin(parent, parent.c.id == v.c.parent_id)
-            .outerjoin(parent_model, parent_model.c.id == parent.c.model_id)
-            .where(v.c.id.in_(version_ids))
-        ).all()
-        artifacts = _group(
-            conn.execute(select(a).where(a.c.version_id.in_(version_ids)).order_by(a.c.id)).all(),
-            lambda row: row.version_id,
-        )
-        aliases = _group(
-            conn.execute(
-                select(al.c.version_id, al.c.name)
-                .where(al.c.version_id.in_(version_ids))
-                .order_by(al.c.name)
-            ).all(),
-            lambda row: row.version_id,
-        )
-        by_id = {row.id: row for row in rows}
-        return [
-            _to_version(by_id[vid], artifacts.get(vid, []), aliases.get(vid, []))
-            for vid in version_ids
-        ]
-
-
-def _group(rows: Iterable[Any], key: Callable[[Any], int]) -> dict[int, list[Any]]:
-    groups: dict[int, list[Any]] = {}
-    for row in rows:
-        groups.setdefault(key(row), []).append(row)
-    return groups
-
-
-def _to_version(row: Row[Any], artifacts: list[Row[Any]], aliases: list[Row[Any]]) -> ModelVersion:
-    parent = (
-        ModelRef(row.parent_name, version=row.parent_version)
-        if row.parent_version is not None
-        else None
-    )
-    return ModelVersion(
-        name=row.model_name,
-        version=row.version,
-        format=row.format,
-        signature=Signature.from_dict(row.signature),
-        artifacts=tuple(
-            Artifact(a.role, a.format, a.uri, a.sha256, a.size_bytes) for a in artifacts
-        ),
-        metrics=dict(row.metrics),
-        params=dict(row.params),
-        tags=dict(row.tags),
-        parent=parent,
-        created_at=_aware(row.created_at),
-        aliases=tuple(a.name for a in aliases),
-    )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time servewell stores is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
