@@ -131,8 +131,7 @@ class NoPreviousVersion(NotFound):
     def __init__(self, name: str, alias: str, version: int | None) -> None:
         where = f"it was first set to version {version}" if version else "it has no history"
         super().__init__(
-            f"alias '{alias}' of model '{name}' has no previous version to roll back to: "
-            f"{where}",
+            f"alias '{alias}' of model '{name}' has no previous version to roll back to: {where}",
             model=name,
             alias=alias,
         )

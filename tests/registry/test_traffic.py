@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from serving_models import register_python
 
 from servewell.bootstrap import Services
 from servewell.core.traffic import DEFAULT_STICKY_HEADER, Arm, Shadow
@@ -16,6 +15,7 @@ from servewell.errors import (
     VersionNotFound,
 )
 from servewell.registry.traffic import TrafficStore
+from serving_models import register_python
 
 
 @pytest.fixture
@@ -155,9 +155,7 @@ def test_the_revision_rises_with_every_change(services: Services, store: Traffic
     assert store.revision() == seen[-1]  # nothing changed, nothing to re-read
 
 
-def test_concurrent_writers_never_share_a_revision(
-    services: Services, store: TrafficStore
-) -> None:
+def test_concurrent_writers_never_share_a_revision(services: Services, store: TrafficStore) -> None:
     """Two writers may pick the same next revision (PostgreSQL): one is retried."""
     register_python(services, "other", "sum", signature="sum.json")
     register_python(services, "other", "sum", signature="sum.json")
@@ -167,7 +165,7 @@ def test_concurrent_writers_never_share_a_revision(
         try:
             for weight in range(10, 20):
                 store.set_split(model, _arms(f"1={weight} 2={100 - weight}"))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             failures.append(exc)
 
     threads = [threading.Thread(target=write, args=(model,)) for model in ("fraud", "other")]

@@ -15,6 +15,7 @@ from servewell.cli import (
     predict,
     register,
     serve,
+    traffic,
     train,
 )
 from servewell.cli.output import configure_logging
@@ -38,6 +39,8 @@ def _root(
 app.command("register")(register.register)
 app.add_typer(models.app, name="models")
 app.add_typer(alias.app, name="alias")
+app.command("rollback")(alias.rollback)
+app.add_typer(traffic.app, name="traffic")
 app.add_typer(keys.app, name="keys")
 app.command("predict")(predict.predict)
 app.command("demo")(demo.demo)

@@ -49,6 +49,17 @@ def open_services() -> Iterator[Services]:
             services.close()
 
 
+def who_am_i() -> str:
+    """Who a change made from this command line is recorded as: ``user:<login name>``."""
+    import getpass
+    import os
+
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return f"user:uid-{os.getuid()}"
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
