@@ -33,7 +33,7 @@ from servewell.errors import (
     ModelUnavailable,
     ServewellError,
 )
-from servewell.observability import DeploymentMetrics
+from servewell.observability import DeploymentMetrics, current_request
 from servewell.observability.metrics import BREAKER_STATES
 from servewell.settings.resilience import BreakerSettings
 
@@ -244,14 +244,17 @@ def breaker_for(
     def report(before: int, after: int, why: str) -> None:
         metrics.breaker_state.set(after)
         metrics.breaker_transitions[after].inc()
-        fields = {
-            "message": f"circuit breaker {STATE_NAMES[after]}",
+        fields: dict[str, object] = {
+            "message": f"circuit breaker {STATE_NAMES[after].replace('_', '-')}",
             "model": model,
             "version": version,
             "from": STATE_NAMES[before],
             "to": STATE_NAMES[after],
             "why": why,
         }
+        request = current_request()
+        if request is not None:  # the call that moved it
+            fields["request_id"] = request.request_id
         level = logging.WARNING if after == OPEN else logging.INFO
         logger.log(
             level,
