@@ -12,6 +12,7 @@ from servewell.core.signature import Signature
 from servewell.errors import InvalidInput
 from servewell.http.problems import to_reply
 from servewell.http.wire import check_json, load_json
+from servewell.serving.breaker import CLOSED
 from servewell.serving.deployment import Deployment
 from servewell.serving.gateway import Decoded
 from servewell.serving.reply import Reply
@@ -79,8 +80,17 @@ def model_status(deployments: list[Deployment], ready: bool) -> dict[str, Any]:
             {
                 "version": str(deployment.number),
                 "state": "AVAILABLE" if ready else "LOADING",
-                "status": {"error_code": "OK", "error_message": ""},
+                "status": _breaker_status(deployment),
             }
             for deployment in deployments
         ]
     }
+
+
+def _breaker_status(deployment: Deployment) -> dict[str, str]:
+    """A version whose circuit breaker is open or half-open is loaded (``AVAILABLE``)
+    but refuses calls: TF-Serving's ``UNAVAILABLE`` code, the breaker in the message."""
+    breaker = deployment.breaker
+    if breaker is None or breaker.state == CLOSED:
+        return {"error_code": "OK", "error_message": ""}
+    return {"error_code": "UNAVAILABLE", "error_message": breaker.describe()}

@@ -34,6 +34,8 @@ LATENCY_BUCKETS_S = (
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: A circuit breaker's states, in the order of ``servewell_breaker_state``'s values.
+BREAKER_STATES = ("closed", "half_open", "open")
 
 
 def is_multiprocess() -> bool:
@@ -51,6 +53,12 @@ class DeploymentMetrics:
         self.queue_wait_s = metrics.queue_wait_s.labels(*labels)
         self.queue_depth = metrics.queue_depth.labels(*labels)
         self.load_s = metrics.load_s.labels(*labels)
+        self.breaker_state = metrics.breaker_state.labels(*labels)
+        self.breaker_transitions = tuple(
+            metrics.breaker_transitions.labels(*labels, to) for to in BREAKER_STATES
+        )
+        """By the state moved to (0 closed, 1 half-open, 2 open)."""
+        self.retries = metrics.retries.labels(*labels)
 
 
 #: The request path's families: tallied (``tally.py``) outside multiprocess mode.
@@ -136,6 +144,26 @@ class ServingMetrics:
             "Time loading and warming up a model version took.",
             model_version,
             multiprocess_mode="max",
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "servewell_breaker_state",
+            "A model version's circuit breaker: 0 closed, 1 half-open, 2 open (with "
+            "--workers N, the worst worker's: each has its own breaker).",
+            model_version,
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.breaker_transitions = Counter(
+            "servewell_breaker_transitions",
+            "Changes of state of a model version's circuit breaker, by the state moved to.",
+            (*model_version, "to"),
+            registry=registry,
+        )
+        self.retries = Counter(
+            "servewell_retries",
+            "Calls to a model made again after it failed (models.<name>.retries).",
+            model_version,
             registry=registry,
         )
         self.errors = Counter(

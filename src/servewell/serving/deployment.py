@@ -1,10 +1,12 @@
-"""One model version being served: its runtime behind an adaptive batch queue."""
+"""One model version being served: its runtime behind an adaptive batch queue, its
+circuit breaker and its retries."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,10 @@ from servewell.errors import ModelFailed
 from servewell.observability import DeploymentMetrics
 from servewell.registry import ModelVersion
 from servewell.runtime import Runtime, sample_inputs
+from servewell.serving.breaker import breaker_for
+from servewell.serving.retry import call_with_retries
 from servewell.settings import BatchingSettings
+from servewell.settings.resilience import ResilienceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ class Deployment:
         metrics: DeploymentMetrics,
         retry_after_s: int = 1,
         is_alone: Callable[[], bool] = lambda: False,
+        resilience: ResilienceSettings | None = None,
     ) -> None:
         self.version = version
         self.runtime = runtime
@@ -47,6 +53,9 @@ class Deployment:
         """Whether the request being served is the only one in flight: then, with the
         queue idle, it runs at once instead of hopping through the batch worker."""
         self.inline = False
+        resilience = resilience or ResilienceSettings()
+        self.breaker = breaker_for(resilience.breaker, self.name, self.number, metrics)
+        self.retries = resilience.retries
         self._queue: BatchQueue[Inputs, Result] | None = None
 
     @property
@@ -121,8 +130,30 @@ class Deployment:
         return self._queue.refuse(error) if self._queue is not None else 0
 
     async def predict(self, inputs: Inputs, deadline: Deadline | None = None) -> Result:
-        """Outputs for validated inputs, computed in a batch with concurrent requests
-        (``deadline``: not built yet, see issue 13)."""
+        """Outputs for validated inputs, computed in a batch with concurrent requests;
+        a failed attempt is made again up to ``retries`` times within ``deadline``."""
+        if self.retries:
+            attempt = partial(self._attempt, inputs, deadline)
+            on_retry = self.metrics.retries.inc
+            return await call_with_retries(attempt, self.retries, deadline, on_retry=on_retry)
+        return await self._attempt(inputs, deadline)
+
+    async def _attempt(self, inputs: Inputs, deadline: Deadline | None) -> Result:
+        """One call to the model, admitted and counted by its breaker (if it has one)."""
+        breaker = self.breaker
+        if breaker is None:
+            return await self._submit(inputs, deadline)
+        ticket = breaker.admit()
+        try:
+            result = await self._submit(inputs, deadline)
+        except BaseException as exc:
+            breaker.settle(ticket, exc)
+            raise
+        breaker.succeeded(ticket)
+        return result
+
+    async def _submit(self, inputs: Inputs, deadline: Deadline | None) -> Result:
+        """The model's answer through the batch queue (``deadline``: not built yet)."""
         if self._queue is None:
             raise RuntimeError(f"deployment {self.name}@{self.number} is not started")
         return await self._queue.submit(inputs)

@@ -139,15 +139,15 @@ class ModelPool:
 
     def _open(self, version: ModelVersion) -> Deployment:
         server = self.access.settings.server
+        model = self.access.settings.model(version.name)
         deployment = Deployment(
             version,
             open_runtime(self.access, version),
-            self.access.settings.model(version.name).batching.capped(
-                version.signature.max_batch_size
-            ),
+            model.batching.capped(version.signature.max_batch_size),
             self.metrics.for_deployment(version.name, version.version),
             retry_after_s=server.retry_after_s,
             is_alone=self.is_alone,
+            resilience=model.resilience,
         )
         deployment.warm_up()
         return deployment

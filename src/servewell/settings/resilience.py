@@ -25,7 +25,9 @@ class BreakerSettings(Section):
     open, calls go straight to the fallback chain (or get 503 with ``Retry-After``); after
     ``cooldown_s`` it is half-open: it lets ``half_open_probes`` calls through at a time
     and closes once that many have succeeded (one failure opens it again). A caller's
-    own mistakes (a 4xx) and requests shed before reaching the model never count."""
+    own mistakes (a 4xx) and requests shed before reaching the model never count. Each
+    server worker process (``--workers N``) has its own breaker; the defaults and why
+    are in ``docs/architecture.md``, "Circuit breaker and retries"."""
 
     enabled: bool = True
     failures_to_open: int = Field(default=5, ge=1)

@@ -1,0 +1,70 @@
+"""Call again after a failure: exponential backoff with full jitter (tenacity), never
+sleeping past the request's deadline.
+
+One mechanism for every caller that retries: a deployment's ``models.<name>.retries``
+today, a remote backend's calls later. Callers with no retries configured do not come
+here (no tenacity object is made, nor tenacity imported, for them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from servewell.core.deadline import Deadline
+from servewell.serving.breaker import is_model_failure
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Wait up to ``first_s`` before the first retry, up to twice that before the
+    second, and so on, never more than ``max_s`` (each wait drawn uniformly from zero to
+    that bound: "full jitter", so callers that failed together do not retry together)."""
+
+    first_s: float = 0.025
+    max_s: float = 1.0
+
+
+LOCAL_BACKOFF = Backoff()
+"""For a model in this process: a fault that passes, passes fast (25 ms, 50 ms, ...)."""
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[T]],
+    retries: int,
+    deadline: Deadline | None,
+    *,
+    on_retry: Callable[[], None] = lambda: None,
+    backoff: Backoff = LOCAL_BACKOFF,
+    is_retryable: Callable[[BaseException], bool] = is_model_failure,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """``call()``, and up to ``retries`` more times while it raises what
+    ``is_retryable`` accepts; ``on_retry`` before each wait. A wait that would end at or
+    past ``deadline`` (``clock``: the deadline's) is not taken: the last error is raised
+    instead. Anything else is raised at once."""
+    from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
+
+    def should_stop(state: RetryCallState) -> bool:
+        if state.attempt_number > retries:
+            return True
+        return deadline is not None and clock() + state.upcoming_sleep >= deadline.at
+
+    retrying = AsyncRetrying(
+        sleep=sleep,
+        stop=should_stop,
+        wait=wait_random_exponential(multiplier=backoff.first_s, max=backoff.max_s),
+        retry=retry_if_exception(is_retryable),
+        before_sleep=lambda state: on_retry(),
+        reraise=True,
+    )
+    return await retrying(call)
