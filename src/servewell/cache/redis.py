@@ -90,7 +90,9 @@ class RedisResponseCache:
 
     async def get_stale(self, key: str) -> bytes | None:
         batcher = self._available()
-        return None if batcher is None else await batcher.submit((self.prefix + STALE + key, None, 0))
+        return (
+            None if batcher is None else await batcher.submit((self.prefix + STALE + key, None, 0))
+        )
 
     async def close(self) -> None:
         if self._batcher is not None:

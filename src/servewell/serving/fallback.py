@@ -34,7 +34,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import NoReturn
 
 import numpy as np
 
@@ -103,7 +102,7 @@ def as_model_failure(exc: Exception, deployment: Deployment) -> Exception:
     failure = ModelFailed(
         f"{deployment.name}@{deployment.number} raised {type(exc).__name__}: {exc}"
     )
-    failure.__cause__ = exc
+    failure.__cause__ = exc  # the log's traceback shows the model's own
     return failure
 
 
@@ -134,7 +133,7 @@ class Fallbacks:
         reason = reason_for(failure)
         chain = self.chains.get((deployment.name, deployment.number)) if reason else None
         if reason is None or not chain:
-            _raise(failure, exc)
+            raise failure
         model = f"{deployment.name}@{deployment.number}"
         for target in chain:
             reply = await self._answer(target, failed)
@@ -152,7 +151,7 @@ class Fallbacks:
                 return reply
         self.metrics.count_fallback(deployment.name, reason, "none")
         logger.warning("%s did not answer (%s); no fallback did either", model, reason)
-        _raise(failure, exc)
+        raise failure
 
     async def _answer(self, target: Target, failed: Failed) -> Reply | None:
         try:
@@ -230,10 +229,3 @@ def caller_timeout_ms(headers: Mapping[bytes, bytes]) -> float | None:
     except ValueError:
         return None
     return value if 0 < value < float("inf") else None
-
-
-def _raise(failure: Exception, exc: Exception) -> NoReturn:
-    """Raise the request's error, keeping the model's own traceback and cause."""
-    if failure is exc:
-        raise exc
-    raise failure from exc

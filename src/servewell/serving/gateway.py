@@ -294,7 +294,9 @@ class Gateway:
             response = await self.predictor.infer(decoded.request, deployment)
         except Exception as exc:
             encode = lambda answer: codec.encode(decoded, answer, deployment)  # noqa: E731
-            failed = Failed(deployment, decoded.request, encode, call.headers, call.cache_key, began)
+            failed = Failed(
+                deployment, decoded.request, encode, call.headers, call.cache_key, began
+            )
             return await self.fallbacks.recover(exc, failed)
         return codec.encode(decoded, response, deployment)
 
