@@ -5,6 +5,7 @@ up; chains that could never answer refused at start-up, by ``servewell serve`` t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from servewell.bootstrap import build_services
 from servewell.errors import InvalidConfig
 from servewell.http import create_app
 from servewell.settings import Settings
-from serving_models import InProcessClient, register_python, serve_in_process
+from serving_models import PYTHON_MODELS, InProcessClient, register_python, serve_in_process
 
 UNABLE = "I'm unable to process your request at the moment."
 SERVED_BY = "x-servewell-served-by"
@@ -44,7 +45,8 @@ def switch_file(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def home(folder: Path, switch_file: Path) -> Path:
     """fraud v1 always fails, v2 answers y = x, v3 always fails; switch answers until
-    told to fail; shout is a text model; labels takes x like fraud but gives 'label'."""
+    told to fail; shout is a text model; labels takes x like fraud but gives 'label';
+    slow sleeps 100 ms a call."""
     artifacts = folder / "switch-artifacts"
     artifacts.mkdir()
     (artifacts / "config.json").write_text(json.dumps({"fail_while": str(switch_file)}))
@@ -56,6 +58,7 @@ def home(folder: Path, switch_file: Path) -> Path:
         register_python(services, "switch", "switch", artifacts=artifacts)
         register_python(services, "shout", "shout", signature="text.json")
         register_python(services, "labels", "labels", signature="label.json")
+        register_python(services, "slow", "slow", artifacts=PYTHON_MODELS / "slow_artifacts")
     finally:
         services.close()
     return home
@@ -180,6 +183,30 @@ def test_a_text_model_answers_its_configured_sentence(home: Path) -> None:
     assert failed.status_code == 200, failed.text
     assert failed.headers[SERVED_BY] == "default; fallback=error"
     assert failed.json()["predictions"] == [UNABLE, UNABLE]
+
+
+def test_a_shed_request_gets_the_default(home: Path) -> None:
+    """One call at a time and room for one more in the queue: of six requests sent at
+    once, some are shed (Overloaded), and the default answers them."""
+    chain = {
+        "fallbacks": [{"default": {"y": -1}}],
+        "batching": {"enabled": False, "max_queue_size": 1},
+        "cache": {"enabled": False},
+    }
+    with _serving(home, ["slow"], {"slow": chain}) as client:
+
+        async def six_at_once() -> list[httpx.Response]:
+            rows = [{"instances": [{"x": x}]} for x in _fresh(6)]
+            sent = (client.client.post("/v1/models/slow:predict", json=row) for row in rows)
+            return list(await asyncio.gather(*sent))
+
+        answers: list[httpx.Response] = client.run(six_at_once)
+        counts = _fallbacks(client)
+    assert [answer.status_code for answer in answers] == [200] * 6
+    shed = [a for a in answers if a.headers.get(SERVED_BY) == "default; fallback=overloaded"]
+    assert shed, [a.headers.get(SERVED_BY) for a in answers]
+    assert all(a.json()["predictions"] == [-1.0] for a in shed)
+    assert counts == {("slow", "overloaded", "default"): len(shed)}
 
 
 def test_when_every_target_fails_the_caller_gets_the_model_s_own_error(home: Path) -> None:

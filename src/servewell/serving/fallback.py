@@ -107,8 +107,10 @@ def as_model_failure(exc: Exception, deployment: Deployment) -> Exception:
 
 
 def is_fallback(reply: Reply) -> bool:
-    """Whether a fallback gave ``reply`` (it must not be cached as the model's answer)."""
-    return any(name == SERVED_BY for name, _ in reply.headers)
+    """Whether a fallback gave ``reply`` (it must not be cached as the model's answer).
+    Every answer the model gives is asked, and usually has no headers at all."""
+    headers = reply.headers
+    return bool(headers) and any(name == SERVED_BY for name, _ in headers)
 
 
 class Fallbacks:
