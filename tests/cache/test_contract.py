@@ -54,6 +54,27 @@ async def test_hit_miss_and_expiry(cache: ResponseCache) -> None:
 
 
 @pytest.mark.anyio
+async def test_an_entry_kept_stale_is_read_by_get_stale_after_it_expires(
+    cache: ResponseCache,
+) -> None:
+    """Stale-if-error: ``get`` misses once the TTL is over, ``get_stale`` still has the
+    entry (without counting it); an entry not kept stale is gone from both."""
+    await cache.set("kept", _out(1.0), ttl_s=0.2, stale_ttl_s=60)
+    await cache.set("plain", _out(2.0), ttl_s=0.2)
+    assert _value(await cache.get("kept")) == 1.0
+    assert _value(await cache.get_stale("kept")) == 1.0  # fresh is stale-readable too
+    await asyncio.sleep(0.3)
+    assert await cache.get("kept") is None
+    assert _value(await cache.get_stale("kept")) == 1.0
+    assert await cache.get_stale("plain") is None
+    assert await cache.get_stale("missing") is None
+    assert (cache.stats.hits, cache.stats.misses) == (1, 1)
+    await cache.set("kept", _out(3.0), ttl_s=60, stale_ttl_s=120)  # a new answer replaces it
+    assert _value(await cache.get("kept")) == 3.0
+    assert _value(await cache.get_stale("kept")) == 3.0
+
+
+@pytest.mark.anyio
 async def test_a_new_value_replaces_the_old(cache: ResponseCache) -> None:
     await cache.set("a", _out(1.0), ttl_s=60)
     await cache.set("a", _out(2.0), ttl_s=60)
@@ -274,6 +295,40 @@ async def test_entries_expire_through_every_call(
     cache.set_now("k3", _entry(3), ttl_s=10)
     assert (cache.peek("k2"), cache.peek("k3")) == (_entry(2), _entry(3))
     assert cache.stats.evictions == 0
+
+
+@pytest.mark.anyio
+async def test_a_stale_entry_lasts_its_stale_time_and_counts_in_the_budget(
+    make_sync_cache: Callable[[int], SyncResponseCache], clock: FakeClock
+) -> None:
+    cache = make_sync_cache(3)
+    cache.set_now("k1", _entry(1), ttl_s=10, stale_ttl_s=100)
+    clock.advance(50)
+    assert cache.peek("k1") is None  # expired: no hit, not even in the fast lane
+    assert cache.get_now("k1") is None
+    assert await cache.get_stale("k1") == _entry(1)  # ... and still kept
+    clock.advance(51)
+    assert await cache.get_stale("k1") is None  # past its stale time: gone
+    # Stale entries take their share of the budget, oldest first out.
+    cache.set_now("k2", _entry(2), ttl_s=1, stale_ttl_s=100)
+    cache.set_now("k3", _entry(3), ttl_s=60)
+    clock.advance(2)
+    cache.set_now("k4", _entry(4), ttl_s=60)
+    cache.set_now("k5", _entry(5), ttl_s=60)
+    assert await cache.get_stale("k2") is None  # evicted to make room
+    assert cache.stats.evictions == 1
+
+
+def test_a_stale_entry_costs_one_float_more() -> None:
+    cache = MemoryResponseCache()
+    cache.set_now("k1", _entry(1), ttl_s=10, stale_ttl_s=100)
+    cache.set_now("k2", _entry(2), ttl_s=10)
+    assert entry_cost("k1", _entry(1), kept_stale=True) == entry_cost("k1", _entry(1)) + 24
+    assert cache.size_bytes == entry_cost("k1", _entry(1), kept_stale=True) + entry_cost(
+        "k2", _entry(2)
+    )
+    asyncio.run(cache.close())
+    assert cache.size_bytes == 0
 
 
 @pytest.mark.anyio

@@ -14,10 +14,12 @@ from servewell.cache import MemoryResponseCache, cache_key
 BUDGET_BYTES = 1024 * 1024
 
 
+@pytest.mark.parametrize("stale_ttl_s", [0.0, 3600.0], ids=["fresh", "kept-stale"])
 @pytest.mark.parametrize("value_bytes", [60, 400, 5000], ids=lambda n: f"{n}B answers")
-def test_memory_held_stays_near_the_byte_budget(value_bytes: int) -> None:
+def test_memory_held_stays_near_the_byte_budget(value_bytes: int, stale_ttl_s: float) -> None:
     """Fill the cache to three times its budget with answers of one size (small ones
-    are the hard case: their overhead outweighs their bytes) and measure what it holds."""
+    are the hard case: their overhead outweighs their bytes) and measure what it holds,
+    with entries kept stale for the ``cache`` fallback or not."""
     gc.collect()
     tracemalloc.start()
     try:
@@ -25,7 +27,8 @@ def test_memory_held_stays_near_the_byte_budget(value_bytes: int) -> None:
         cache = MemoryResponseCache(max_bytes=BUDGET_BYTES)
         for index in range(3 * BUDGET_BYTES // value_bytes):
             body = os.urandom(16) + index.to_bytes(8, "little")
-            cache.set_now(cache_key("iris", 3, body), os.urandom(value_bytes), ttl_s=60)
+            key = cache_key("iris", 3, body)
+            cache.set_now(key, os.urandom(value_bytes), ttl_s=60, stale_ttl_s=stale_ttl_s)
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
     finally:

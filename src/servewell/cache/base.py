@@ -1,7 +1,10 @@
 """The ResponseCache protocol. A cache failure is a miss, never an error.
 
 Entries are opaque bytes (the serving layer stores whole encoded answers); keys say
-which model version and which request they answer (``cache.entry.cache_key``).
+which model version and which request they answer (``cache.entry.cache_key``). An entry
+written with a ``stale_ttl_s`` longer than its ``ttl_s`` stays readable through
+``get_stale`` after it expires, until ``stale_ttl_s`` has passed (or it is evicted): the
+``cache`` fallback's last good answer (stale-if-error).
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ class ResponseCache(Protocol):
         """The entry stored under ``key``, or None on a miss (or when the backend is
         unreachable)."""
 
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        """Store an entry; failures are counted and swallowed."""
+    async def set(self, key: str, value: bytes, ttl_s: float, stale_ttl_s: float = 0.0) -> None:
+        """Store an entry, fresh for ``ttl_s`` and kept for ``get_stale`` for
+        ``stale_ttl_s`` (when longer); failures are counted and swallowed."""
+
+    async def get_stale(self, key: str) -> bytes | None:
+        """The entry under ``key`` even if expired, while its stale time lasts; None
+        otherwise. Not counted as a hit or a miss, and it refreshes nothing."""
 
     async def close(self) -> None: ...
 
@@ -49,5 +57,5 @@ class SyncResponseCache(ResponseCache, Protocol):
     def get_now(self, key: str) -> bytes | None:
         """:meth:`get` without a coroutine: counts a hit or a miss."""
 
-    def set_now(self, key: str, value: bytes, ttl_s: float) -> None:
+    def set_now(self, key: str, value: bytes, ttl_s: float, stale_ttl_s: float = 0.0) -> None:
         """:meth:`set` without a coroutine."""

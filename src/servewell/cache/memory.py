@@ -6,6 +6,9 @@ in memory: its key and value objects (``sys.getsizeof``, headers included) plus 
 entry's own structure (a tuple, its expiry float and the ordered dict's slot and node),
 so the memory the cache holds stays near ``max_bytes`` even for small answers, whose
 overhead is larger than their bytes (tests/cache/test_memory.py measures it).
+An entry kept stale (``stale_ttl_s``) stays in the LRU order and the budget after it
+expires, as any other: it costs one more float, and the oldest entries, stale or not,
+make room first.
 Besides the async ``ResponseCache`` calls it answers synchronously (``peek``,
 ``count_hit``, ``get_now``, ``set_now``), so the HTTP layer can serve a hit without
 leaving the protocol, and a miss costs no coroutines.
@@ -22,15 +25,22 @@ from typing import TYPE_CHECKING
 
 from servewell.cache.base import CacheStats, SyncResponseCache
 
-#: What one entry costs besides its key and value: the ``(value, expires)`` tuple, the
-#: expiry float, and the OrderedDict's share (hash slot and index, kept at most 2/3
-#: full, plus its linked-list node), measured with tracemalloc on CPython 3.11-3.13.
-ENTRY_OVERHEAD_BYTES = sys.getsizeof((b"", 0.0)) + sys.getsizeof(0.0) + 104
+#: What one entry costs besides its key and value: the ``(value, expires, stale_until)``
+#: tuple, the expiry float (the same object twice unless kept stale), and the
+#: OrderedDict's share (hash slot and index, kept at most 2/3 full, plus its linked-list
+#: node), measured with tracemalloc on CPython 3.11-3.13.
+ENTRY_OVERHEAD_BYTES = sys.getsizeof((b"", 0.0, 0.0)) + sys.getsizeof(0.0) + 104
+#: What keeping an entry stale adds: its own ``stale_until`` float.
+STALE_OVERHEAD_BYTES = sys.getsizeof(0.0)
+
+#: value, expires, stale_until (``is`` expires when not kept stale)
+_Entry = tuple[bytes, float, float]
 
 
-def entry_cost(key: str, value: bytes) -> int:
+def entry_cost(key: str, value: bytes, kept_stale: bool = False) -> int:
     """The bytes an entry holds in memory."""
-    return sys.getsizeof(key) + sys.getsizeof(value) + ENTRY_OVERHEAD_BYTES
+    stale = STALE_OVERHEAD_BYTES if kept_stale else 0
+    return sys.getsizeof(key) + sys.getsizeof(value) + ENTRY_OVERHEAD_BYTES + stale
 
 
 class MemoryResponseCache:
@@ -40,7 +50,7 @@ class MemoryResponseCache:
         self.max_bytes = max_bytes
         self.clock = clock
         self.stats = CacheStats()
-        self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._size_bytes = 0
         self._lock = threading.Lock()
 
@@ -66,11 +76,28 @@ class MemoryResponseCache:
         if entry is None:
             return None
         if entry[1] <= self.clock():
-            with self._lock:
-                if self._entries.get(key) is entry:
-                    self._remove(key)
+            if entry[2] is entry[1] or entry[2] <= self.clock():  # not kept stale
+                self._drop(key, entry)
             return None
         return entry[0]
+
+    async def get_stale(self, key: str) -> bytes | None:
+        return self.peek_stale(key)
+
+    def peek_stale(self, key: str) -> bytes | None:
+        """The entry under ``key``, expired or not, while its stale time lasts."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[2] <= self.clock():
+            self._drop(key, entry)
+            return None
+        return entry[0]
+
+    def _drop(self, key: str, entry: _Entry) -> None:
+        with self._lock:
+            if self._entries.get(key) is entry:
+                self._remove(key)
 
     def count_hit(self, key: str) -> None:
         """Count a hit on ``key`` and make it the most recently used."""
@@ -79,18 +106,21 @@ class MemoryResponseCache:
                 self._entries.move_to_end(key)
             self.stats.hits += 1
 
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        self.set_now(key, value, ttl_s)
+    async def set(self, key: str, value: bytes, ttl_s: float, stale_ttl_s: float = 0.0) -> None:
+        self.set_now(key, value, ttl_s, stale_ttl_s)
 
-    def set_now(self, key: str, value: bytes, ttl_s: float) -> None:
+    def set_now(self, key: str, value: bytes, ttl_s: float, stale_ttl_s: float = 0.0) -> None:
         """``set`` without a coroutine."""
-        cost = entry_cost(key, value)
+        kept_stale = stale_ttl_s > ttl_s
+        cost = entry_cost(key, value, kept_stale)
         if cost > self.max_bytes:
             return  # larger than the whole budget: never worth evicting everything for
+        now = self.clock()
+        expires = now + ttl_s
         with self._lock:
             if key in self._entries:
                 self._remove(key)
-            self._entries[key] = (value, self.clock() + ttl_s)
+            self._entries[key] = (value, expires, now + stale_ttl_s if kept_stale else expires)
             self._size_bytes += cost
             while self._size_bytes > self.max_bytes:
                 oldest = next(iter(self._entries))
@@ -103,8 +133,8 @@ class MemoryResponseCache:
             self._size_bytes = 0
 
     def _remove(self, key: str) -> None:
-        value, _ = self._entries.pop(key)
-        self._size_bytes -= entry_cost(key, value)
+        value, expires, stale_until = self._entries.pop(key)
+        self._size_bytes -= entry_cost(key, value, stale_until is not expires)
 
 
 if TYPE_CHECKING:  # mypy holds the class to the protocol it is served as

@@ -1,4 +1,10 @@
-"""A response cache in Redis, shared by every worker and replica; Redis expires entries."""
+"""A response cache in Redis, shared by every worker and replica; Redis expires entries.
+
+An entry kept stale (``stale_ttl_s``, for the ``cache`` fallback) is a second copy under
+``prefix + "stale:" + key`` with the longer TTL, written in the same script call: the
+fresh key's reads stay one ``MGET`` of what they always were, and Redis (its
+``maxmemory`` policy) bounds both copies.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,9 @@ from servewell.cache.base import CacheStats, ResponseCache
 from servewell.redis_client import connect_redis
 
 logger = logging.getLogger(__name__)
+
+#: What a stale copy's key adds after the prefix (model names never hold ':').
+STALE = "stale:"
 
 #: (Redis key, value to write or None to read, TTL in ms)
 _Op = tuple[str, bytes | None, int]
@@ -66,7 +75,7 @@ class RedisResponseCache:
         self.stats.hits += 1
         return value
 
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+    async def set(self, key: str, value: bytes, ttl_s: float, stale_ttl_s: float = 0.0) -> None:
         batcher = self._available()
         if batcher is None:
             return
@@ -74,7 +83,16 @@ class RedisResponseCache:
             self.stats.skipped += 1
             return
         self._pending_writes += 1
-        batcher.push((self.prefix + key, value, max(1, int(ttl_s * 1000))))
+        batcher.push((self.prefix + key, value, _ms(ttl_s)))
+        if stale_ttl_s > ttl_s:
+            self._pending_writes += 1
+            batcher.push((self.prefix + STALE + key, value, _ms(stale_ttl_s)))
+
+    async def get_stale(self, key: str) -> bytes | None:
+        batcher = self._available()
+        return (
+            None if batcher is None else await batcher.submit((self.prefix + STALE + key, None, 0))
+        )
 
     async def close(self) -> None:
         if self._batcher is not None:
@@ -142,6 +160,10 @@ class RedisResponseCache:
                 "response cache: Redis unreachable (%s); serving misses", type(exc).__name__
             )
         self._down_until = time.monotonic() + self.retry_interval_s
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 
 
 if TYPE_CHECKING:  # mypy holds the class to the protocol it is served as

@@ -15,6 +15,8 @@ from servewell.http.rest import RestCodec
 from servewell.http.v2 import V2Codec
 from servewell.observability import ServingMetrics
 from servewell.serving.admission import Admission
+from servewell.serving.fallback import Fallbacks
+from servewell.serving.fallback_plan import plan_fallbacks
 from servewell.serving.gateway import Codec, Gateway
 from servewell.serving.pool import ModelPool
 from servewell.serving.predictor import Predictor
@@ -59,12 +61,19 @@ class RunningServer:
 async def start_server(
     settings: Settings, services: Services | None, metrics: ServingMetrics, recorder: Recorder
 ) -> RunningServer:
-    """Open the registry (unless ``services`` are given), start the protection and start
-    loading the models in the background."""
+    """Open the registry (unless ``services`` are given), check the models' fallback
+    chains (InvalidConfig naming one that could never answer), start the protection and
+    start loading the models in the background."""
     owns_services = services is None
     if services is None:
         services = await asyncio.to_thread(build_services, settings)
     refs = [ModelRef.parse(text) for text in settings.server.models]
+    try:
+        chains = await asyncio.to_thread(plan_fallbacks, services, refs)
+    except Exception:
+        if owns_services:
+            services.close()
+        raise
     pool = ModelPool(services, refs, metrics, recorder.is_alone)
     protection = build_protection(settings, services)
     await protection.start()
@@ -78,7 +87,8 @@ async def start_server(
     admission = Admission(
         protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
     )
-    gateway = Gateway(predictor, admission, protection.cache, recorder)
+    fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
+    gateway = Gateway(predictor, admission, protection.cache, recorder, fallbacks)
     depth = limits.max_json_depth
     return RunningServer(
         services=services,

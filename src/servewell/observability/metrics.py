@@ -185,6 +185,14 @@ class ServingMetrics:
             ("model", "kind", "policy"),
             registry=registry,
         )
+        self.fallbacks = Counter(
+            "servewell_fallback",
+            "Requests a model's fallback chain answered, by model, why the model did not "
+            "(error, timeout, overloaded, unavailable, crashed) and who answered instead "
+            "(name@version, cache, default; none: every target failed).",
+            ("model", "reason", "target"),
+            registry=registry,
+        )
         self._errors: dict[str, Counter] = {}
         self.tally: RequestTally = ClientTally(self._client_metrics) if self.direct else Tally()
 
@@ -225,6 +233,10 @@ class ServingMetrics:
     def count_cache(self, model: str, outcome: str) -> None:
         """One response cache lookup (hit, miss or bypass)."""
         self.tally.count((CACHE, model, outcome))
+
+    def count_fallback(self, model: str, reason: str, target: str) -> None:
+        """One request the fallback chain took over (rare: straight to the counter)."""
+        self.fallbacks.labels(model, reason, target).inc()
 
     def count_error(self, code: str) -> None:
         child = self._errors.get(code)

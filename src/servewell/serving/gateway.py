@@ -32,6 +32,7 @@ from servewell.errors import ServewellError
 from servewell.observability import RequestRecord, ServingMetrics, bind_request, unbind_request
 from servewell.serving.admission import API_KEY, AUTHORIZATION, Admission, Headers
 from servewell.serving.deployment import Deployment
+from servewell.serving.fallback import Failed, Fallbacks, is_fallback
 from servewell.serving.predictor import Predictor
 from servewell.serving.recorder import CLIENT_CLOSED, Recorder, request_id_from
 from servewell.serving.reply import Reply, entry_message, header_lines, pack_reply, unpack_reply
@@ -107,12 +108,15 @@ class Gateway:
         admission: Admission,
         cache: ResponseCacheLayer | None,
         recorder: Recorder,
+        fallbacks: Fallbacks | None = None,
     ) -> None:
         self.predictor = predictor
         self.admission = admission
         self.cache = cache
         self.recorder = recorder
         self.metrics: ServingMetrics = recorder.metrics
+        self.fallbacks = fallbacks or Fallbacks({}, predictor, cache, self.metrics)
+        """Who answers when a model does not (``serving.fallback``)."""
         self.answers_now = cache is not None and cache.sync is not None and admission.decides_now
         """Whether :meth:`try_now` can ever answer (an in-process cache and limiter)."""
         self.answered_now = 0
@@ -253,7 +257,8 @@ class Gateway:
                 cached.headers.append(HIT)
                 return cached
         reply = await self._predict(call, deployment, body)
-        await layer.store(deployment.name, key, pack_reply(reply))
+        if not is_fallback(reply):  # never the model's answer for later requests
+            await layer.store(deployment.name, key, pack_reply(reply))
         self._count_cache(layer, record, "miss" if use_cache else "bypass")
         reply.headers.append(MISS)
         return reply
@@ -279,11 +284,21 @@ class Gateway:
         return key
 
     async def _predict(self, call: Call, deployment: Deployment, body: bytes) -> Reply:
-        """Decode, validate, predict, filter, encode: the answer the cache stores."""
+        """Decode, validate, predict, filter, encode: the answer the cache stores (or,
+        when the model does not answer, its fallback chain's, which it does not)."""
+        began = time.monotonic()
         ref = ModelRef(deployment.name, version=deployment.number)
-        decoded = call.codec.decode(ref, deployment, body, call.headers)
-        response = await self.predictor.infer(decoded.request, deployment)
-        return call.codec.encode(decoded, response, deployment)
+        codec = call.codec
+        decoded = codec.decode(ref, deployment, body, call.headers)
+        try:
+            response = await self.predictor.infer(decoded.request, deployment)
+        except Exception as exc:
+            encode = lambda answer: codec.encode(decoded, answer, deployment)  # noqa: E731
+            failed = Failed(
+                deployment, decoded.request, encode, call.headers, call.cache_key, began
+            )
+            return await self.fallbacks.recover(exc, failed)
+        return codec.encode(decoded, response, deployment)
 
     def _count_cache(self, layer: ResponseCacheLayer, record: RequestRecord, outcome: str) -> None:
         """A response cache outcome in the metrics and the access line."""

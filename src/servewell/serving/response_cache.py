@@ -7,6 +7,10 @@ new version can never serve the old version's answer. An entry is the whole enco
 answer: a hit skips decoding, validation, the model, the output filters and encoding,
 and with the in-process backend it can be answered without leaving the HTTP protocol
 (``SyncResponseCache.peek``).
+
+For a model with ``cache`` in its ``fallbacks``, each answer is also kept stale for
+``cache.stale_ttl_s`` (:meth:`ResponseCacheLayer.get_stale` reads it, for
+``serving.fallback``); other models' entries expire as before.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from servewell.cache import ResponseCache, SyncResponseCache, cache_key
 from servewell.registry.records import ModelVersion
 from servewell.settings import Settings
+from servewell.settings.resilience import CacheFallback
 
 
 class ResponseCacheLayer:
@@ -31,7 +36,7 @@ class ResponseCacheLayer:
         self._limits_tag = settings.validation.model_dump_json().encode()
         self.sync = sync
         """``cache`` when it answers without awaiting (``bootstrap`` knows), else None."""
-        self._ttls: dict[str, float] = {}
+        self._ttls: dict[str, tuple[float, float]] = {}
         self._evictions_seen = 0
         # Per served version (by identity; a few): whether the cache is on, the policy tag.
         self._versions: dict[int, tuple[ModelVersion, bool, bytes]] = {}
@@ -40,10 +45,19 @@ class ResponseCacheLayer:
         return deterministic and self.settings.model(model).cache.enabled
 
     def ttl_for(self, model: str) -> float:
-        ttl_s = self._ttls.get(model)
-        if ttl_s is None:  # asked once per model: every stored answer needs it
-            ttl_s = self._ttls[model] = self.settings.model(model).cache.ttl_s
-        return ttl_s
+        return self._ttls_for(model)[0]
+
+    def _ttls_for(self, model: str) -> tuple[float, float]:
+        """How long a model's answers are fresh, and kept stale (0: not at all)."""
+        ttls = self._ttls.get(model)
+        if ttls is None:  # asked once per model: every stored answer needs it
+            resolved = self.settings.model(model)
+            keeps_stale = any(
+                isinstance(target, CacheFallback) for target in resolved.resilience.fallbacks
+            )
+            stale_ttl_s = self.settings.cache.stale_ttl_s if keeps_stale else 0.0
+            ttls = self._ttls[model] = (resolved.cache.ttl_s, stale_ttl_s)
+        return ttls
 
     def key_for(
         self,
@@ -88,10 +102,15 @@ class ResponseCacheLayer:
         return await self.cache.get(key)
 
     async def store(self, model: str, key: str, entry: bytes) -> None:
+        ttl_s, stale_ttl_s = self._ttls_for(model)
         if self.sync is not None:
-            self.sync.set_now(key, entry, self.ttl_for(model))
+            self.sync.set_now(key, entry, ttl_s, stale_ttl_s)
         else:
-            await self.cache.set(key, entry, self.ttl_for(model))
+            await self.cache.set(key, entry, ttl_s, stale_ttl_s)
+
+    async def get_stale(self, key: str) -> bytes | None:
+        """The last answer stored under ``key``, even expired, while kept stale."""
+        return await self.cache.get_stale(key)
 
     @staticmethod
     def names(key: str, version: ModelVersion) -> bool:

@@ -149,6 +149,11 @@ class CacheSettings(Section):
     """How long an answer is kept, unless ``models.<name>.cache.ttl_s`` says otherwise."""
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     """In-process budget (the memory backend)."""
+    stale_ttl_s: float = Field(default=86_400.0, gt=0)
+    """How long an expired answer is kept for the ``cache`` fallback (stale-if-error),
+    from when it was stored; only for models with ``cache`` in their ``fallbacks``.
+    In process, stale answers share ``max_bytes`` with fresh ones; in Redis, each is a
+    second copy under its own key."""
     models: dict[str, ModelCacheSettings] = Field(default_factory=dict)
     """Deprecated: ``models.<name>.cache``. Read through ``Settings.model``."""
 
