@@ -275,13 +275,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_servewell(port: int, folder: Path, settings: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_servewell(
+    port: int, folder: Path, settings: dict[str, str], serve_args: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     servewell = Path(sys.executable).parent / "servewell"
     folder.mkdir(parents=True, exist_ok=True)
     log = (folder / "servewell.log").open("wb")
     env = {**os.environ, **settings}
     return subprocess.Popen(
-        ["taskset", "-c", SERVER_CORE, str(servewell), "serve", "--port", str(port)],
+        ["taskset", "-c", SERVER_CORE, str(servewell), "serve", "--port", str(port), *serve_args],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=folder,
@@ -362,10 +364,14 @@ def systems_at(connections: int) -> tuple[str, ...]:
     return systems + tuple(system + BASE for system in systems if system in BASELINED)
 
 
-def run_wrk(url: str, body: dict[str, str], connections: int, seconds: int) -> dict[str, Any]:
+def run_wrk(
+    url: str, body: dict[str, str], connections: int, seconds: int, *, post: bool = True
+) -> dict[str, Any]:
+    """One wrk run against ``url``: POSTs of ``body`` (``post.lua``), or plain GETs."""
+    script = ["-s", str(BENCH / "post.lua")] if post else []
     command = [
         "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-        "--latency", "-s", str(BENCH / "post.lua"), url,
+        "--latency", *script, url,
     ]  # fmt: skip
     if body.get("BENCH_VARY"):
         # A fresh start for the varied feature (n + 0.5 stays exact in FP32 below 2^23,

@@ -366,34 +366,47 @@ async def _bounded(call: Callable[[], Awaitable[Any]], timeout_s: float) -> Any:
 
 @contextmanager
 def serve_process(
-    home: Path, *args: str, env: dict[str, str] | None = None, log: list[str] | None = None
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    log: list[str] | None = None,
+    log_file: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``servewell serve`` as a real process on a free loopback port, ready when this
     yields its URL; the whole process group is killed after (workers included), and what
-    it wrote is appended to ``log`` when one is given."""
+    it wrote is appended to ``log`` when one is given.
+
+    Its output goes to a pipe read after it ends, or to ``log_file``: a test that makes
+    the server log more than a pipe holds (64 KiB: a few dozen tracebacks) needs the
+    file, since a full pipe blocks the server's next log line, event loop and all."""
     port = free_port()
     environment = {**os.environ, "SERVEWELL_HOME": str(home), **(env or {})}
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    output = subprocess.PIPE if log_file is None else log_file.open("w")
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "servewell"), "serve", "--port", str(port), *args],
         cwd=home.parent,
         env=environment,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group: workers die with it
     )
+    if log_file is not None:
+        output.close()  # type: ignore[union-attr]  # the server holds its own copy
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url, process, timeout_s=60)
+        wait_until_ready(url, process, timeout_s=60, log_file=log_file)
         yield url, process
     finally:
-        output = _kill_group(process)
+        written = _kill_group(process, log_file)
         if log is not None:
-            log.append(output)
+            log.append(written)
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[str], timeout_s: float) -> None:
+def wait_until_ready(
+    url: str, process: subprocess.Popen[str], timeout_s: float, log_file: Path | None = None
+) -> None:
     """Until the server answers ready; if it exits or stays unready past the deadline,
     fail with what it logged (a server that never became ready is killed first: reading
     its output while it runs would wait forever)."""
@@ -406,14 +419,16 @@ def wait_until_ready(url: str, process: subprocess.Popen[str], timeout_s: float)
             pass
         time.sleep(0.1)
     state = f"exited with {process.returncode}" if process.poll() is not None else "never ready"
-    log = _kill_group(process)
+    log = _kill_group(process, log_file)
     raise RuntimeError(f"the server did not start ({state} after {timeout_s} s):\n{log}")
 
 
-def _kill_group(process: subprocess.Popen[str]) -> str:
+def _kill_group(process: subprocess.Popen[str], log_file: Path | None = None) -> str:
     """Kill the whole group (a worker outliving its master would hold stdout open
-    forever) and return what the server wrote."""
+    forever) and return what the server wrote (to its pipe, or to ``log_file``)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     output, _ = process.communicate(timeout=30)
+    if log_file is not None:
+        return log_file.read_text(encoding="utf-8", errors="replace")
     return output or ""
