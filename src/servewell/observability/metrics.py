@@ -51,6 +51,13 @@ class DeploymentMetrics:
         self.queue_wait_s = metrics.queue_wait_s.labels(*labels)
         self.queue_depth = metrics.queue_depth.labels(*labels)
         self.load_s = metrics.load_s.labels(*labels)
+        self._restarts = metrics.restarts
+        self._labels = labels
+
+    def count_restart(self, reason: str) -> None:
+        """The model's process ended and is being restarted (``reason``: crash, hang,
+        start_failed); rare, and called off the event loop: straight to the counter."""
+        self._restarts.labels(*self._labels, reason).inc()
 
 
 #: The request path's families: tallied (``tally.py``) outside multiprocess mode.
@@ -136,6 +143,14 @@ class ServingMetrics:
             "Time loading and warming up a model version took.",
             model_version,
             multiprocess_mode="max",
+            registry=registry,
+        )
+        self.restarts = Counter(
+            "servewell_model_restarts",
+            "Times a model's own process (isolation: process) ended and was restarted, by "
+            "reason: crash (it ended, or was killed from outside), hang (killed after "
+            "restart_after_timeouts deadlines in a row), start_failed (a restart failed).",
+            ("model", "version", "reason"),
             registry=registry,
         )
         self.errors = Counter(
