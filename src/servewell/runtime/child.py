@@ -72,7 +72,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     spec: ChildSpec = conn.recv()
     threading.Thread(target=_watch, args=(lifeline, spec.scratch), daemon=True).start()
-    serve(conn, spec)
+    try:
+        serve(conn, spec)
+    finally:  # told to close, or the server is gone (the pipe read EOF)
+        _remove(spec.scratch)
 
 
 def serve(conn: Connection, spec: ChildSpec) -> None:
@@ -95,8 +98,14 @@ def _watch(lifeline: int, scratch: Path) -> None:
     """Exit as soon as the server process is gone (its end of the lifeline closes)."""
     with contextlib.suppress(OSError):
         os.read(lifeline, 1)
-    remove_unpacked(scratch)
+    _remove(scratch)
     os._exit(0)
+
+
+def _remove(scratch: Path) -> None:
+    """Remove the scratch folder (the main thread and the watcher may race to it)."""
+    with contextlib.suppress(OSError):
+        remove_unpacked(scratch)
 
 
 def _build(conn: Connection, spec: ChildSpec) -> Runtime | None:

@@ -207,7 +207,8 @@ class ProcessRuntime:
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
             process = subprocess.Popen(
-                [sys.executable, "-c", CHILD_MAIN, str(theirs.fileno()), str(lifeline_reader)],
+                [sys.executable, "-c", CHILD_MAIN, str(theirs.fileno()), str(lifeline_reader)]
+                + [f"{self.model}@{self.version}"],  # for ps and /proc: which model it is
                 stdin=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(), lifeline_reader),
                 env=environment,
