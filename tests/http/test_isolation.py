@@ -33,8 +33,10 @@ def _isolation_env(home: Path, *models: str, scratch: str = "scratch") -> dict[s
     env = {f"SERVEWELL_MODELS__{m.upper().replace('-', '_')}__ISOLATION": "process" for m in models}
     folder = home.parent / scratch
     folder.mkdir(exist_ok=True)
-    # No response cache: every request must reach the model.
-    return env | {"TMPDIR": str(folder), "SERVEWELL_CACHE__ENABLED": "false"}
+    # No response cache: every request must reach the model. No access log: nothing
+    # reads the server's output pipe until it stops, and a full pipe stops the server.
+    quiet = {"SERVEWELL_CACHE__ENABLED": "false", "SERVEWELL_SERVER__ACCESS_LOG": "false"}
+    return env | quiet | {"TMPDIR": str(folder)}
 
 
 @pytest.fixture(scope="module")

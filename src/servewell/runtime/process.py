@@ -205,12 +205,14 @@ class ProcessRuntime:
         ours, theirs = socket.socketpair()
         lifeline_reader, lifeline = os.pipe()
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        fds = (theirs.fileno(), lifeline_reader)
+        # The last argument is for ps and /proc: which model the process runs.
+        command = [sys.executable, "-c", CHILD_MAIN, *map(str, fds), f"{self.model}@{self.version}"]
         try:
             process = subprocess.Popen(
-                [sys.executable, "-c", CHILD_MAIN, str(theirs.fileno()), str(lifeline_reader)]
-                + [f"{self.model}@{self.version}"],  # for ps and /proc: which model it is
+                command,
                 stdin=subprocess.DEVNULL,
-                pass_fds=(theirs.fileno(), lifeline_reader),
+                pass_fds=fds,
                 env=environment,
             )
         except BaseException:
