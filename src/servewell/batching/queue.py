@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from servewell.errors import Overloaded
+from servewell.errors import ModelCrashed, ModelUnavailable, Overloaded
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class BatchQueue(Generic[In, Out]):
                 results = await loop.run_in_executor(self._executor, self.handler, items)
             self._checked(results, len(items))
         except Exception as exc:
-            if len(batch) > 1:
+            if len(batch) > 1 and not isinstance(exc, _WHOLE_BATCH):
                 # Run each alone, so one bad item fails only its own caller.
                 for entry in batch:
                     await self._call([entry])
@@ -254,6 +254,11 @@ class BatchQueue(Generic[In, Out]):
                     depth=len(self._pending),
                 )
             )
+
+
+#: Failures of the model itself, not of an item: every caller of the batch gets them
+#: (re-running each alone would only meet the model restarting).
+_WHOLE_BATCH = (ModelCrashed, ModelUnavailable)
 
 
 def _resolve(future: asyncio.Future[Out], result: Out) -> None:

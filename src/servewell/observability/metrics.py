@@ -59,6 +59,13 @@ class DeploymentMetrics:
         )
         """By the state moved to (0 closed, 1 half-open, 2 open)."""
         self.retries = metrics.retries.labels(*labels)
+        self._restarts = metrics.restarts
+        self._labels = labels
+
+    def count_restart(self, reason: str) -> None:
+        """The model's process ended and is being restarted (``reason``: crash, hang,
+        start_failed); rare, and called off the event loop: straight to the counter."""
+        self._restarts.labels(*self._labels, reason).inc()
 
 
 #: The request path's families: tallied (``tally.py``) outside multiprocess mode.
@@ -164,6 +171,14 @@ class ServingMetrics:
             "servewell_retries",
             "Calls to a model made again after it failed (models.<name>.retries).",
             model_version,
+            registry=registry,
+        )
+        self.restarts = Counter(
+            "servewell_model_restarts",
+            "Times a model's own process (isolation: process) ended and was restarted, by "
+            "reason: crash (it ended, or was killed from outside), hang (killed after "
+            "restart_after_timeouts deadlines in a row), start_failed (a restart failed).",
+            ("model", "version", "reason"),
             registry=registry,
         )
         self.errors = Counter(

@@ -3,6 +3,7 @@ circuit breaker and its retries."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -14,10 +15,12 @@ import numpy as np
 from servewell.batching import BatchPolicy, BatchQueue, BatchStats
 from servewell.core.deadline import Deadline
 from servewell.core.signature import Signature
-from servewell.errors import ModelFailed
+from servewell.errors import DeadlineExceeded, ModelFailed
 from servewell.observability import DeploymentMetrics
 from servewell.registry import ModelVersion
 from servewell.runtime import Runtime, sample_inputs
+from servewell.runtime.process import ProcessRuntime
+from servewell.runtime.restart import ChildExit
 from servewell.serving.breaker import breaker_for
 from servewell.serving.retry import call_with_retries
 from servewell.settings import BatchingSettings
@@ -57,6 +60,10 @@ class Deployment:
         self.breaker = breaker_for(resilience.breaker, self.name, self.number, metrics)
         self.retries = resilience.retries
         self._queue: BatchQueue[Inputs, Result] | None = None
+        self.isolated = runtime if isinstance(runtime, ProcessRuntime) else None
+        """The runtime when it runs in a child process (``isolation: process``)."""
+        if self.isolated is not None:
+            self.isolated.on_exit = self._count_restart
 
     @property
     def name(self) -> str:
@@ -73,6 +80,11 @@ class Deployment:
     @property
     def platform(self) -> str:
         return self.runtime.platform
+
+    @property
+    def is_up(self) -> bool:
+        """False while the model's process restarts (``isolation: process``)."""
+        return self.isolated is None or self.isolated.is_up
 
     def warm_up(self) -> None:
         """Warm the runtime up, and time a full batch to choose where it runs: on the
@@ -119,10 +131,14 @@ class Deployment:
         await self._queue.start()
 
     async def stop(self) -> None:
+        if self.isolated is not None:
+            # First, in bounded time: a batch a hung child holds then fails at once.
+            await asyncio.to_thread(self.isolated.close)
         if self._queue is not None:
             await self._queue.stop()
             self._queue = None
-        self.runtime.close()
+        if self.isolated is None:
+            self.runtime.close()
 
     def refuse(self, error: Callable[[], Exception]) -> int:
         """Fail every request waiting for the model, and every later one, with
@@ -156,7 +172,12 @@ class Deployment:
         """The model's answer through the batch queue (``deadline``: not built yet)."""
         if self._queue is None:
             raise RuntimeError(f"deployment {self.name}@{self.number} is not started")
-        return await self._queue.submit(inputs)
+        try:
+            return await self._queue.submit(inputs)
+        except DeadlineExceeded:
+            if self.isolated is not None:  # N in a row: its process is killed as hung
+                self.isolated.note_timeout()
+            raise
 
     def predict_batch(self, items: Sequence[Inputs]) -> list[Result]:
         """Run the model once on several requests' rows and split its outputs back."""
@@ -184,6 +205,9 @@ class Deployment:
                     f"of '{name}' for {rows} input rows"
                 )
         return outputs
+
+    def _count_restart(self, event: ChildExit) -> None:
+        self.metrics.count_restart(event.reason)
 
     def _observe(self, stats: BatchStats) -> None:
         metrics = self.metrics

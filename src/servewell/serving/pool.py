@@ -43,8 +43,16 @@ class ModelPool:
 
     @property
     def is_ready(self) -> bool:
-        """Every model loaded, warmed up and started."""
-        return self._loaded and not self.failures
+        """Every model loaded, warmed up, started and up (not restarting its process)."""
+        return (
+            self._loaded
+            and not self.failures
+            and all(deployment.is_up for deployment in self._deployments.values())
+        )
+
+    def restarting(self) -> list[Deployment]:
+        """The deployments whose process is down, being restarted."""
+        return [deployment for deployment in self._deployments.values() if not deployment.is_up]
 
     @property
     def is_loading(self) -> bool:
@@ -140,14 +148,19 @@ class ModelPool:
     def _open(self, version: ModelVersion) -> Deployment:
         server = self.access.settings.server
         model = self.access.settings.model(version.name)
+        runtime = open_runtime(self.access, version)
         deployment = Deployment(
             version,
-            open_runtime(self.access, version),
+            runtime,
             model.batching.capped(version.signature.max_batch_size),
             self.metrics.for_deployment(version.name, version.version),
             retry_after_s=server.retry_after_s,
             is_alone=self.is_alone,
             resilience=model.resilience,
         )
-        deployment.warm_up()
+        try:
+            deployment.warm_up()
+        except BaseException:
+            runtime.close()  # a model in a child process: the child goes too
+            raise
         return deployment
