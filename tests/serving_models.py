@@ -366,11 +366,19 @@ async def _bounded(call: Callable[[], Awaitable[Any]], timeout_s: float) -> Any:
 
 @contextmanager
 def serve_process(
-    home: Path, *args: str, env: dict[str, str] | None = None, log: list[str] | None = None
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    log: list[str] | None = None,
+    drain: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``servewell serve`` as a real process on a free loopback port, ready when this
     yields its URL; the whole process group is killed after (workers included), and what
-    it wrote is appended to ``log`` when one is given."""
+    it wrote is appended to ``log`` when one is given.
+
+    ``drain``: read what it writes as it comes, on a thread (for a test sending many
+    requests: past the pipe's 64 KiB of unread access lines the server would block
+    writing them); the test then must not read ``process.stdout`` itself."""
     port = free_port()
     environment = {**os.environ, "SERVEWELL_HOME": str(home), **(env or {})}
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -384,13 +392,19 @@ def serve_process(
         start_new_session=True,  # its own process group: workers die with it
     )
     url = f"http://127.0.0.1:{port}"
+    drained: list[str] = []
+    reader = None
+    if drain:
+        assert process.stdout is not None
+        reader = threading.Thread(target=drained.extend, args=(process.stdout,), daemon=True)
+        reader.start()
     try:
         wait_until_ready(url, process, timeout_s=60)
         yield url, process
     finally:
-        output = _kill_group(process)
+        output = _kill_group(process, reader)
         if log is not None:
-            log.append(output)
+            log.append("".join(drained) + output)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[str], timeout_s: float) -> None:
@@ -410,10 +424,14 @@ def wait_until_ready(url: str, process: subprocess.Popen[str], timeout_s: float)
     raise RuntimeError(f"the server did not start ({state} after {timeout_s} s):\n{log}")
 
 
-def _kill_group(process: subprocess.Popen[str]) -> str:
+def _kill_group(process: subprocess.Popen[str], reader: threading.Thread | None = None) -> str:
     """Kill the whole group (a worker outliving its master would hold stdout open
-    forever) and return what the server wrote."""
+    forever) and return what the server wrote (what ``reader`` has not taken)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+    if reader is not None:
+        reader.join(timeout=30)
+        process.wait(timeout=30)
+        return ""
     output, _ = process.communicate(timeout=30)
     return output or ""
