@@ -51,6 +51,8 @@ class DeploymentMetrics:
         self.queue_wait_s = metrics.queue_wait_s.labels(*labels)
         self.queue_depth = metrics.queue_depth.labels(*labels)
         self.load_s = metrics.load_s.labels(*labels)
+        self.expired_deadline = metrics.requests_expired.labels(*labels, "deadline")
+        self.expired_disconnected = metrics.requests_expired.labels(*labels, "disconnected")
 
 
 #: The request path's families: tallied (``tally.py``) outside multiprocess mode.
@@ -123,6 +125,13 @@ class ServingMetrics:
             "Requests waiting in a model's queue.",
             model_version,
             multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.requests_expired = Counter(
+            "servewell_requests_expired",
+            "Requests dropped from a model's queue before reaching the model, by reason: "
+            "deadline (passed while waiting) or disconnected (the client went away).",
+            (*model_version, "reason"),
             registry=registry,
         )
         self.in_flight = Gauge(

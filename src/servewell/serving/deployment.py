@@ -1,4 +1,5 @@
-"""One model version being served: its runtime behind an adaptive batch queue."""
+"""One model version being served: its runtime behind an adaptive batch queue, within
+its ``timeout_ms``."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from servewell.batching import BatchPolicy, BatchQueue, BatchStats
+from servewell.batching import CANCELLED, DEADLINE, BatchPolicy, BatchQueue, BatchStats
 from servewell.core.deadline import Deadline
 from servewell.core.signature import Signature
-from servewell.errors import ModelFailed
+from servewell.errors import DeadlineExceeded, ModelFailed
 from servewell.observability import DeploymentMetrics
 from servewell.registry import ModelVersion
 from servewell.runtime import Runtime, sample_inputs
 from servewell.settings import BatchingSettings
+from servewell.settings.resilience import DEFAULT_TIMEOUT_MS
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +39,18 @@ class Deployment:
         metrics: DeploymentMetrics,
         retry_after_s: int = 1,
         is_alone: Callable[[], bool] = lambda: False,
+        timeout_ms: float = DEFAULT_TIMEOUT_MS,
+        max_queue_wait_ms: float | None = None,
     ) -> None:
         self.version = version
         self.runtime = runtime
         self.batching = batching
         self.metrics = metrics
         self.retry_after_s = retry_after_s
+        self.timeout_ms = timeout_ms
+        """The longest a request may wait for this model (``models.<name>.timeout_ms``):
+        the gateway's deadline for it, or less when the caller asks for less."""
+        self.max_queue_wait_ms = max_queue_wait_ms
         self.is_alone = is_alone
         """Whether the request being served is the only one in flight: then, with the
         queue idle, it runs at once instead of hopping through the batch worker."""
@@ -98,6 +106,7 @@ class Deployment:
             max_queue_size=self.batching.max_queue_size,
             inline=self.inline,
             retry_after_s=self.retry_after_s,
+            max_queue_wait_ms=self.max_queue_wait_ms,
         )
         self._queue = BatchQueue(
             f"{self.name}@{self.number}",
@@ -106,13 +115,28 @@ class Deployment:
             rows_of=_rows,
             on_batch=self._observe,
             is_alone=self.is_alone,
+            timed_out=lambda deadline: DeadlineExceeded(self.name, deadline.timeout_ms),
+            on_drop=self._dropped,
         )
         await self._queue.start()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish what is queued and stop, waiting at most ``timeout_s`` for the model: a
+        call that hangs is left on its daemon thread (it cannot be stopped), and the
+        runtime is not closed under it."""
+        finished = True
         if self._queue is not None:
-            await self._queue.stop()
+            finished = await self._queue.stop(timeout_s)
             self._queue = None
+        if not finished:
+            logger.warning(
+                "%s@%d still computing after %g s: left on its thread, which does not "
+                "keep the process from exiting",
+                self.name,
+                self.number,
+                timeout_s,
+            )
+            return
         self.runtime.close()
 
     def refuse(self, error: Callable[[], Exception]) -> int:
@@ -121,11 +145,30 @@ class Deployment:
         return self._queue.refuse(error) if self._queue is not None else 0
 
     async def predict(self, inputs: Inputs, deadline: Deadline | None = None) -> Result:
-        """Outputs for validated inputs, computed in a batch with concurrent requests
-        (``deadline``: not built yet, see issue 13)."""
+        """Outputs for validated inputs, computed in a batch with concurrent requests;
+        DeadlineExceeded once ``deadline`` passes (None: no deadline), dropped from the
+        queue if it still waits there (a call already running goes on: a thread cannot
+        be stopped, its result is dropped)."""
         if self._queue is None:
             raise RuntimeError(f"deployment {self.name}@{self.number} is not started")
-        return await self._queue.submit(inputs)
+        try:
+            return await self._queue.submit(inputs, deadline)
+        except DeadlineExceeded:
+            self._timed_out()
+            raise
+
+    def _timed_out(self) -> None:
+        """Called once for each call of :meth:`predict` that ended past its deadline
+        (waiting in the queue or computing): the place to watch for a model that hangs
+        (the circuit breaker, a child process to restart)."""
+
+    def _dropped(self, reason: str) -> None:
+        """A request left the queue without reaching the model: its deadline passed, or
+        it was cancelled (the only thing that cancels one is its client going away)."""
+        if reason == DEADLINE:
+            self.metrics.expired_deadline.inc()
+        elif reason == CANCELLED:
+            self.metrics.expired_disconnected.inc()
 
     def predict_batch(self, items: Sequence[Inputs]) -> list[Result]:
         """Run the model once on several requests' rows and split its outputs back."""

@@ -115,9 +115,10 @@ class ModelPool:
         how many were waiting."""
         return sum(deployment.refuse(error) for deployment in self.deployments())
 
-    async def close(self) -> None:
-        for deployment in self.deployments():
-            await deployment.stop()
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Stop every model, together, each waiting at most ``timeout_s`` for what it
+        computes (a model that hangs is left behind: see :meth:`Deployment.stop`)."""
+        await asyncio.gather(*(d.stop(timeout_s) for d in self.deployments()))
         self._deployments.clear()
         self._defaults.clear()
 
@@ -139,15 +140,16 @@ class ModelPool:
 
     def _open(self, version: ModelVersion) -> Deployment:
         server = self.access.settings.server
+        model = self.access.settings.model(version.name)
         deployment = Deployment(
             version,
             open_runtime(self.access, version),
-            self.access.settings.model(version.name).batching.capped(
-                version.signature.max_batch_size
-            ),
+            model.batching.capped(version.signature.max_batch_size),
             self.metrics.for_deployment(version.name, version.version),
             retry_after_s=server.retry_after_s,
             is_alone=self.is_alone,
+            timeout_ms=model.resilience.timeout_ms,
+            max_queue_wait_ms=server.max_queue_wait_ms,
         )
         deployment.warm_up()
         return deployment
