@@ -304,13 +304,14 @@ class BatchQueue(Generic[In, Out]):
         while pending and (not batch or rows + pending[0].rows <= limit):
             entry = pending.popleft()
             entry.queued = False
-            if entry.future.done():  # refused meanwhile
+            if entry.future.done():  # failed meanwhile: nobody waits for it
                 continue
             batch.append(entry)
             rows += entry.rows
         return rows
 
     async def _call(self, batch: list[_Pending[In, Out]]) -> None:
+        batch = self._still_awaited(batch)
         if not batch:
             return
         started = time.perf_counter()
@@ -347,6 +348,16 @@ class BatchQueue(Generic[In, Out]):
                     depth=len(self._pending),
                 )
             )
+
+    def _still_awaited(self, batch: list[_Pending[In, Out]]) -> list[_Pending[In, Out]]:
+        """The batch without the items whose deadline passed, or whose caller was
+        cancelled, while it lingered for more work: they are dropped here."""
+        if not any(entry.future.done() for entry in batch):
+            return batch
+        for entry in batch:
+            if entry.future.done():
+                self._dropped(CANCELLED if entry.future.cancelled() else DEADLINE)
+        return [entry for entry in batch if not entry.future.done()]
 
 
 def _resolve(future: asyncio.Future[Out], result: Out) -> None:

@@ -230,9 +230,8 @@ class Gateway:
             record.status = CLIENT_CLOSED
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if not call.gone or task is None:
-                raise
-            task.uncancel()  # cancelled by client_left: it only stopped the waiting
+            if not call.gone or task is None or task.uncancel() > 0:
+                raise  # not (only) client_left's: it only stops the waiting
             reply = None
             record.status = CLIENT_CLOSED
         except Exception as exc:
