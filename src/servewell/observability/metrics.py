@@ -59,6 +59,8 @@ class DeploymentMetrics:
         )
         """By the state moved to (0 closed, 1 half-open, 2 open)."""
         self.retries = metrics.retries.labels(*labels)
+        self.expired_deadline = metrics.requests_expired.labels(*labels, "deadline")
+        self.expired_disconnected = metrics.requests_expired.labels(*labels, "disconnected")
         self._restarts = metrics.restarts
         self._labels = labels
 
@@ -138,6 +140,13 @@ class ServingMetrics:
             "Requests waiting in a model's queue.",
             model_version,
             multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.requests_expired = Counter(
+            "servewell_requests_expired",
+            "Requests dropped from a model's queue before reaching the model, by reason: "
+            "deadline (passed while waiting) or disconnected (the client went away).",
+            (*model_version, "reason"),
             registry=registry,
         )
         self.in_flight = Gauge(

@@ -123,9 +123,10 @@ class ModelPool:
         how many were waiting."""
         return sum(deployment.refuse(error) for deployment in self.deployments())
 
-    async def close(self) -> None:
-        for deployment in self.deployments():
-            await deployment.stop()
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Stop every model, together, each waiting at most ``timeout_s`` for what it
+        computes (a model that hangs is left behind: see :meth:`Deployment.stop`)."""
+        await asyncio.gather(*(d.stop(timeout_s) for d in self.deployments()))
         self._deployments.clear()
         self._defaults.clear()
 
@@ -157,6 +158,7 @@ class ModelPool:
             retry_after_s=server.retry_after_s,
             is_alone=self.is_alone,
             resilience=model.resilience,
+            max_queue_wait_ms=server.max_queue_wait_ms,
         )
         try:
             deployment.warm_up()
