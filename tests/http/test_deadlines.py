@@ -82,7 +82,15 @@ def gates(home: Path) -> Gates:
 
 @pytest.fixture(scope="module")
 def url(home: Path, gates: Gates) -> Iterator[str]:
-    env = _environment(home, gates, models__hang__timeout_ms=str(HANG_TIMEOUT_MS))
+    # Every test here times the hung model out again: its breaker (which opens on
+    # repeated timeouts, tests/http/test_breaker_serving.py) would answer 503 instead.
+    env = _environment(
+        home,
+        gates,
+        models__hang__timeout_ms=str(HANG_TIMEOUT_MS),
+        models__hang__breaker__enabled="false",
+        models__gated__breaker__enabled="false",
+    )
     with serve_process(home, "--no-auth", "--models", "sum,hang,gated", env=env) as (served, _):
         yield served
     for k in range(10):
