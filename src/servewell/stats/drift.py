@@ -16,8 +16,9 @@ verdict, defined as Evidently's stattests define them (``evidently.legacy.calcul
 - **KS** (``ks``, numbers; default alpha 0.05, drift when ``p <= alpha``): the largest gap
   between the two CDFs, read at every fine edge of the reference's sketch, so it is
   never above ``scipy.stats.ks_2samp``'s and at most the reference's share of one fine
-  bin below it (≤ 1/:data:`~servewell.stats.reference.FINE_BINS` for a continuous
-  feature, exact for one with few distinct values). p-value:
+  bin below it (for a reference of ``n`` rows, ``(ceil(n / FINE_BINS) + 1) / n``,
+  about 1/:data:`~servewell.stats.reference.FINE_BINS`; exact for a feature with few
+  distinct values, each in a bin of its own). p-value:
   :func:`~servewell.stats.distributions.kolmogorov_sf`.
 - **chi-square** (``chisquare``, categories; default alpha 0.05, drift when ``p < alpha``):
   ``scipy.stats.chisquare(observed, expected)`` with the expected counts the
