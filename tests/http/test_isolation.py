@@ -254,3 +254,32 @@ def test_onnx_and_sklearn_answer_as_in_process(
                 answers[-1].append(json.loads(answer.content))
     assert answers[0][0] == "scikit-learn"
     assert answers[0] == answers[1]
+
+
+def test_a_hung_child_is_killed_after_its_timeouts_in_a_row_and_serves_again(
+    tmp_path: Path,
+) -> None:
+    """Three 504s in a row from a hung child (``restart_after_timeouts: 3``): its process
+    is killed as hung (counted with reason ``hang``) and the next child answers."""
+    home = tmp_path / "home"
+    services = build_services(Settings(home=home))
+    try:
+        register_python(services, "hang", "hang")
+    finally:
+        services.close()
+    env = _isolation_env(home, "hang", scratch="hung") | {
+        "SERVEWELL_MODELS__HANG__TIMEOUT_MS": "300",
+        "SERVEWELL_MODELS__HANG__RESTART_AFTER_TIMEOUTS": "3",
+        "SERVEWELL_MODELS__HANG__BREAKER__ENABLED": "false",  # this is about the child
+    }
+    with serve_process(home, "--no-auth", "--models", "hang", env=env) as (url, proc):
+        first = _children(proc.pid)["hang@1"]
+        for _ in range(3):
+            answer = _x(url, "hang", -1.0)  # holds the child forever
+            assert answer.status_code == 504, answer.text
+            assert answer.json()["code"] == "deadline_exceeded"
+        _until(lambda: _restarts(url, "hang", reason="hang") == 1, "killed as hung")
+        _until(lambda: not _alive(first), "the hung child gone")
+        _until(lambda: _x(url, "hang", 1.0).status_code == 200, "answering again")
+        assert _children(proc.pid)["hang@1"] != first
+        assert _ready(url, "hang") == (True, True)
