@@ -370,43 +370,44 @@ def serve_process(
     *args: str,
     env: dict[str, str] | None = None,
     log: list[str] | None = None,
-    log_file: Path | None = None,
+    drain: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``servewell serve`` as a real process on a free loopback port, ready when this
     yields its URL; the whole process group is killed after (workers included), and what
     it wrote is appended to ``log`` when one is given.
 
-    Its output goes to a pipe read after it ends, or to ``log_file``: a test that makes
-    the server log more than a pipe holds (64 KiB: a few dozen tracebacks) needs the
-    file, since a full pipe blocks the server's next log line, event loop and all."""
+    ``drain``: read what it writes as it comes, on a thread (for a test sending many
+    requests: past the pipe's 64 KiB of unread access lines the server would block
+    writing them); the test then must not read ``process.stdout`` itself."""
     port = free_port()
     environment = {**os.environ, "SERVEWELL_HOME": str(home), **(env or {})}
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    output = subprocess.PIPE if log_file is None else log_file.open("w")
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "servewell"), "serve", "--port", str(port), *args],
         cwd=home.parent,
         env=environment,
-        stdout=output,
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group: workers die with it
     )
-    if log_file is not None:
-        output.close()  # type: ignore[union-attr]  # the server holds its own copy
     url = f"http://127.0.0.1:{port}"
+    drained: list[str] = []
+    reader = None
+    if drain:
+        assert process.stdout is not None
+        reader = threading.Thread(target=drained.extend, args=(process.stdout,), daemon=True)
+        reader.start()
     try:
-        wait_until_ready(url, process, timeout_s=60, log_file=log_file)
+        wait_until_ready(url, process, timeout_s=60)
         yield url, process
     finally:
-        written = _kill_group(process, log_file)
+        output = _kill_group(process, reader)
         if log is not None:
-            log.append(written)
+            log.append("".join(drained) + output)
 
 
-def wait_until_ready(
-    url: str, process: subprocess.Popen[str], timeout_s: float, log_file: Path | None = None
-) -> None:
+def wait_until_ready(url: str, process: subprocess.Popen[str], timeout_s: float) -> None:
     """Until the server answers ready; if it exits or stays unready past the deadline,
     fail with what it logged (a server that never became ready is killed first: reading
     its output while it runs would wait forever)."""
@@ -419,16 +420,18 @@ def wait_until_ready(
             pass
         time.sleep(0.1)
     state = f"exited with {process.returncode}" if process.poll() is not None else "never ready"
-    log = _kill_group(process, log_file)
+    log = _kill_group(process)
     raise RuntimeError(f"the server did not start ({state} after {timeout_s} s):\n{log}")
 
 
-def _kill_group(process: subprocess.Popen[str], log_file: Path | None = None) -> str:
+def _kill_group(process: subprocess.Popen[str], reader: threading.Thread | None = None) -> str:
     """Kill the whole group (a worker outliving its master would hold stdout open
-    forever) and return what the server wrote (to its pipe, or to ``log_file``)."""
+    forever) and return what the server wrote (what ``reader`` has not taken)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+    if reader is not None:
+        reader.join(timeout=30)
+        process.wait(timeout=30)
+        return ""
     output, _ = process.communicate(timeout=30)
-    if log_file is not None:
-        return log_file.read_text(encoding="utf-8", errors="replace")
     return output or ""

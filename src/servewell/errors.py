@@ -547,18 +547,24 @@ class StorageFailed(ServewellError):
 
 
 class Overloaded(ServewellError):
-    """Too many requests are already waiting for a model; the caller should retry later."""
+    """Too many requests are already waiting for a model, or the oldest has waited past
+    ``server.max_queue_wait_ms`` (``oldest_wait_ms``); the caller should retry later."""
 
     code = "overloaded"
     status = HTTPStatus.SERVICE_UNAVAILABLE
     title = "Overloaded"
     expose = True
 
-    def __init__(self, model: str, retry_after_s: int = 1) -> None:
-        super().__init__(
-            f"model '{model}' has too many requests waiting; retry in {retry_after_s} s",
-            model=model,
+    def __init__(
+        self, model: str, retry_after_s: int = 1, *, oldest_wait_ms: float | None = None
+    ) -> None:
+        why = (
+            "has too many requests waiting"
+            if oldest_wait_ms is None
+            else f"is too slow to take more requests: the oldest waiting has waited "
+            f"{oldest_wait_ms:.0f} ms"
         )
+        super().__init__(f"model '{model}' {why}; retry in {retry_after_s} s", model=model)
         self.retry_after_s = retry_after_s
 
 

@@ -6,7 +6,7 @@ import pytest
 from sklearn import datasets
 
 from servewell.stats import association
-from servewell.stats.association import bin_edges
+from servewell.stats.binning import bin_edges
 
 #: The leakage check's defaults (training/config.py ChecksConfig).
 NEAR_PERFECT_BALANCED_ACCURACY = 0.965

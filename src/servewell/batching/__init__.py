@@ -1,6 +1,6 @@
 """Adaptive batching: a bounded queue that coalesces concurrent work. Knows nothing of
 HTTP or models."""
 
-from servewell.batching.queue import BatchPolicy, BatchQueue, BatchStats
+from servewell.batching.queue import CANCELLED, DEADLINE, BatchPolicy, BatchQueue, BatchStats
 
-__all__ = ["BatchPolicy", "BatchQueue", "BatchStats"]
+__all__ = ["CANCELLED", "DEADLINE", "BatchPolicy", "BatchQueue", "BatchStats"]

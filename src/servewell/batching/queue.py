@@ -8,11 +8,18 @@ most ``max_batch_delay_ms``, but only while more work keeps arriving between two
 of the event loop.
 
 The handler is a plain function on a whole batch. It runs on the event loop when it is
-cheap (``inline``) and on the queue's own worker thread otherwise, so a slow model never
-stalls the loop. When the queue is full a submission fails at once with
-:class:`~servewell.errors.Overloaded` instead of waiting without bound; once
-:meth:`BatchQueue.refuse` is called (a server's drain deadline), every submission fails,
-those still waiting included.
+cheap (``inline``) and on the queue's own daemon thread otherwise (``thread.py``), so a
+slow model never stalls the loop and a hung one never keeps the process from exiting.
+When the queue is full, or its oldest item has waited longer than ``max_queue_wait_ms``,
+a submission fails at once with :class:`~servewell.errors.Overloaded` instead of waiting
+without bound; once :meth:`BatchQueue.refuse` is called (a server's drain deadline),
+every submission fails, those still waiting included.
+
+A submission may carry a :class:`~servewell.core.deadline.Deadline`: one timer handle on
+the loop fails it at that time (with ``timed_out(deadline)``), and if it is still waiting
+it leaves the queue then, never reaching the handler. A caller cancelled while waiting
+(its client went away) leaves the queue at once too. Both are told to ``on_drop``. A
+call already running cannot be stopped: its caller gets the error, its result is dropped.
 """
 
 from __future__ import annotations
@@ -23,11 +30,18 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from servewell.errors import Overloaded
+from servewell.batching.thread import ModelThread
+from servewell.core.deadline import Deadline
+from servewell.errors import (
+    DeadlineExceeded,
+    ModelCrashed,
+    ModelUnavailable,
+    Overloaded,
+    ShuttingDown,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +59,9 @@ class BatchPolicy:
     """Longest a batch lingers for more work, and only while more keeps arriving."""
     max_queue_size: int = 512
     """Submissions waiting beyond this are refused with Overloaded."""
+    max_queue_wait_ms: float | None = None
+    """Once the oldest waiting submission has waited longer, new ones are refused with
+    Overloaded (None: only ``max_queue_size`` bounds the queue)."""
     inline: bool = False
     """Call the handler on the event loop instead of a worker thread."""
     retry_after_s: int = 1
@@ -64,14 +81,22 @@ class BatchStats:
     """Items still waiting when the call began."""
 
 
+#: Why a submission left the queue without reaching the handler (``on_drop``).
+DEADLINE = "deadline"
+CANCELLED = "cancelled"
+
+
 class _Pending(Generic[In, Out]):
-    __slots__ = ("future", "item", "rows", "submitted_at")
+    __slots__ = ("future", "item", "queued", "rows", "submitted_at", "timer")
 
     def __init__(self, item: In, rows: int, future: asyncio.Future[Out]) -> None:
         self.item = item
         self.rows = rows
         self.future = future
         self.submitted_at = time.perf_counter()
+        self.queued = True
+        """In the queue still (not taken into a batch, expired or refused)."""
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class BatchQueue(Generic[In, Out]):
@@ -80,6 +105,8 @@ class BatchQueue(Generic[In, Out]):
     ``handler`` must return one result per item, in order. ``rows_of`` says how many rows
     an item counts for against ``max_batch_size``. ``on_batch`` is told about each call.
     ``is_alone`` says whether the caller is the only request in flight anywhere.
+    ``timed_out(deadline)`` is the error of a submission past its deadline; ``on_drop``
+    hears :data:`DEADLINE` or :data:`CANCELLED` for each one that left without a call.
     """
 
     def __init__(
@@ -90,6 +117,8 @@ class BatchQueue(Generic[In, Out]):
         rows_of: Callable[[In], int] = lambda item: 1,
         on_batch: Callable[[BatchStats], None] | None = None,
         is_alone: Callable[[], bool] | None = None,
+        timed_out: Callable[[Deadline], Exception] | None = None,
+        on_drop: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
         self.handler = handler
@@ -97,11 +126,16 @@ class BatchQueue(Generic[In, Out]):
         self.rows_of = rows_of
         self.on_batch = on_batch
         self.is_alone = is_alone
+        self.timed_out = timed_out or (lambda deadline: DeadlineExceeded(name, deadline.timeout_ms))
+        self.on_drop = on_drop
+        wait_ms = policy.max_queue_wait_ms
+        self._max_wait_s = None if wait_ms is None else wait_ms / 1000
         self._pending: deque[_Pending[In, Out]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: ModelThread | None = None
         self._busy = False
+        self._computing: list[_Pending[In, Out]] = []
         self._refusal: Callable[[], Exception] | None = None
 
     @property
@@ -112,21 +146,33 @@ class BatchQueue(Generic[In, Out]):
     async def start(self) -> None:
         self._wakeup = asyncio.Event()
         if not self.policy.inline:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{self.name}")
+            self._thread = ModelThread(f"batch-{self.name}")
+            self._thread.start()
         self._worker = asyncio.create_task(self._run(), name=f"batch-{self.name}")
 
-    async def stop(self) -> None:
-        """Finish what is queued, then stop the worker."""
-        while self._pending or self._busy:
+    async def stop(self, timeout_s: float = 30.0) -> bool:
+        """Finish what is queued, for at most ``timeout_s``, then stop the worker; whether
+        all of it finished. If not (a model call that hangs), what waits and what runs
+        fail with ShuttingDown and the call is left on its daemon thread."""
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + timeout_s
+        while (self._pending or self._busy) and loop.time() < give_up_at:
             await asyncio.sleep(0.005)
+        finished = not (self._pending or self._busy)
+        if not finished:
+            refusal = self._refusal or (lambda: ShuttingDown(self.policy.retry_after_s))
+            self.refuse(refusal)
+            for entry in self._computing:
+                _fail(entry.future, refusal())
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        if self._thread is not None:
+            finished = self._thread.stop(1.0 if finished else 0.0) and finished
+            self._thread = None
+        return finished
 
     def refuse(self, error: Callable[[], Exception]) -> int:
         """From now on fail every submission with ``error()``, those still waiting
@@ -135,34 +181,82 @@ class BatchQueue(Generic[In, Out]):
         waiting = 0
         while self._pending:
             entry = self._pending.popleft()
+            entry.queued = False
             if not entry.future.done():
                 entry.future.set_exception(error())
                 waiting += 1
         return waiting
 
-    async def submit(self, item: In) -> Out:
-        """The handler's result for ``item``, computed in some batch.
+    async def submit(self, item: In, deadline: Deadline | None = None) -> Out:
+        """The handler's result for ``item``, computed in some batch; past ``deadline``,
+        ``timed_out(deadline)`` is raised instead.
 
         With an inline handler, an idle queue and a caller alone in the server (see
         ``is_alone``, checked again after one turn of the event loop so that requests
         arriving together see each other), the item runs right here, without the hops
-        through the worker task: a lone request at concurrency 1 pays nothing for batching.
+        through the worker task: a lone request at concurrency 1 pays nothing for batching
+        (nor for a timer: an inline call is shorter than any deadline worth setting).
         """
         if self._wakeup is None:
             raise RuntimeError("BatchQueue.start() was not called")
         if self._refusal is not None:
             raise self._refusal()
+        loop = asyncio.get_running_loop()
+        if deadline is not None and deadline.at <= loop.time():
+            self._dropped(DEADLINE)
+            raise self.timed_out(deadline)
         alone = self.is_alone
         if alone is not None and self.policy.inline and self._is_idle() and alone():
             await asyncio.sleep(0)
             if self._is_idle() and alone():
                 return self._run_now(item)
-        if len(self._pending) >= self.policy.max_queue_size:
-            raise Overloaded(self.name, self.policy.retry_after_s)
-        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(item, self.rows_of(item), future))
+        self._admit()
+        future: asyncio.Future[Out] = loop.create_future()
+        entry = _Pending(item, self.rows_of(item), future)
+        if deadline is not None:
+            entry.timer = loop.call_at(deadline.at, self._expire, entry, deadline)
+        self._pending.append(entry)
         self._wakeup.set()
-        return await future
+        try:
+            return await entry.future
+        except asyncio.CancelledError:
+            if entry.queued:  # the caller gave up waiting: no call for nobody
+                self._remove(entry)
+                self._dropped(CANCELLED)
+            raise
+        finally:
+            if entry.timer is not None:
+                entry.timer.cancel()
+
+    def _admit(self) -> None:
+        """Refuse a new submission when the queue is full, or too slow to serve it."""
+        pending = self._pending
+        if len(pending) >= self.policy.max_queue_size:
+            raise Overloaded(self.name, self.policy.retry_after_s)
+        max_wait_s = self._max_wait_s
+        if max_wait_s is not None and pending:
+            waited_s = time.perf_counter() - pending[0].submitted_at
+            if waited_s > max_wait_s:
+                raise Overloaded(
+                    self.name, self.policy.retry_after_s, oldest_wait_ms=waited_s * 1000
+                )
+
+    def _expire(self, entry: _Pending[In, Out], deadline: Deadline) -> None:
+        """The deadline's timer: fail the caller; out of the queue if it still waits."""
+        if entry.future.done():
+            return
+        if entry.queued:
+            self._remove(entry)
+            self._dropped(DEADLINE)
+        entry.future.set_exception(self.timed_out(deadline))
+
+    def _remove(self, entry: _Pending[In, Out]) -> None:
+        entry.queued = False
+        self._pending.remove(entry)  # near the front, mostly: the oldest expire first
+
+    def _dropped(self, reason: str) -> None:
+        if self.on_drop is not None:
+            self.on_drop(reason)
 
     def _is_idle(self) -> bool:
         return not self._busy and not self._pending
@@ -215,32 +309,38 @@ class BatchQueue(Generic[In, Out]):
         pending = self._pending
         while pending and (not batch or rows + pending[0].rows <= limit):
             entry = pending.popleft()
-            if entry.future.done():  # the caller went away
+            entry.queued = False
+            if entry.future.done():  # failed meanwhile: nobody waits for it
                 continue
             batch.append(entry)
             rows += entry.rows
         return rows
 
     async def _call(self, batch: list[_Pending[In, Out]]) -> None:
+        batch = self._still_awaited(batch)
         if not batch:
             return
         started = time.perf_counter()
         items = [entry.item for entry in batch]
+        self._computing = batch
         try:
-            if self._executor is None:
+            if self._thread is None:
                 results = self.handler(items)
             else:
-                loop = asyncio.get_running_loop()
-                results = await loop.run_in_executor(self._executor, self.handler, items)
+                results = await self._thread.run(self.handler, items)
             self._checked(results, len(items))
         except Exception as exc:
-            if len(batch) > 1:
-                # Run each alone, so one bad item fails only its own caller.
+            if len(batch) > 1 and not isinstance(exc, _WHOLE_BATCH):
+                # Run each alone, so one bad item fails only its own caller (and those
+                # whose deadline passed meanwhile not at all).
                 for entry in batch:
-                    await self._call([entry])
+                    if not entry.future.done():
+                        await self._call([entry])
                 return
             _fail(batch[0].future, exc)
             return
+        finally:
+            self._computing = []
         compute_s = time.perf_counter() - started
         for entry, result in zip(batch, results, strict=True):
             _resolve(entry.future, result)
@@ -254,6 +354,21 @@ class BatchQueue(Generic[In, Out]):
                     depth=len(self._pending),
                 )
             )
+
+    def _still_awaited(self, batch: list[_Pending[In, Out]]) -> list[_Pending[In, Out]]:
+        """The batch without the items whose deadline passed, or whose caller was
+        cancelled, while it lingered for more work: they are dropped here."""
+        if not any(entry.future.done() for entry in batch):
+            return batch
+        for entry in batch:
+            if entry.future.done():
+                self._dropped(CANCELLED if entry.future.cancelled() else DEADLINE)
+        return [entry for entry in batch if not entry.future.done()]
+
+
+#: Failures of the model itself, not of an item: every caller of the batch gets them
+#: (re-running each alone would only meet the model restarting).
+_WHOLE_BATCH = (ModelCrashed, ModelUnavailable)
 
 
 def _resolve(future: asyncio.Future[Out], result: Out) -> None:

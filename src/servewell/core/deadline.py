@@ -7,8 +7,11 @@ every step (the queue, a retry's backoff, a fallback) spends the same budget.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+
+from servewell.errors import InvalidInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +33,18 @@ class Deadline:
     @property
     def expired(self) -> bool:
         return time.monotonic() >= self.at
+
+
+def requested_timeout_ms(value: bytes) -> float:
+    """A ``Request-Timeout`` header's milliseconds: a positive, finite number, or
+    InvalidInput naming the header."""
+    try:
+        timeout_ms = float(value)
+    except ValueError:
+        timeout_ms = math.nan
+    if not (0 < timeout_ms < math.inf):
+        shown = value[:40].decode("latin-1")
+        raise InvalidInput(
+            f"the Request-Timeout header is a positive number of milliseconds, not {shown!r}"
+        )
+    return timeout_ms

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 
 from prometheus_client import CollectorRegistry
 
@@ -40,6 +41,9 @@ from servewell.serving.recorder import Recorder
 from servewell.serving.startup import exiting_on_startup_failure, record_startup_failure
 from servewell.settings import Settings, load_settings
 
+#: Past the drain deadline, how long the models still get to finish a call under way.
+MIN_MODEL_STOP_S = 1.0
+
 
 class ServewellApp:
     """The ASGI application; see the module docstring. Its constructor composes the
@@ -60,6 +64,10 @@ class ServewellApp:
             GuardMiddleware(RefusalMiddleware(api), self._admission), recorder
         )
         self._running: RunningServer | None = None
+        self.stop_models_by: float | None = None
+        """When (``time.monotonic()``) the models must have stopped: the drain deadline,
+        set by ``http.server`` as it begins to drain (unset: the drain timeout from the
+        start of the shutdown)."""
         server = settings.server
         self.body_budget = BodyBudget(
             max(server.max_receiving_body_bytes, server.max_body_bytes), server.retry_after_s
@@ -118,11 +126,19 @@ class ServewellApp:
 
     async def shutdown(self) -> None:
         if self._running is not None:
-            await self._running.stop()
+            await self._running.stop(self._time_to_stop_models())
             self._running = None
         self.metrics.tally.stop()
         self.metrics.close()
         self.recorder.close()
+
+    def _time_to_stop_models(self) -> float:
+        """How long the models may take to finish what they compute: what is left of the
+        drain timeout, and a moment at least (a model that hangs past it is left behind:
+        its thread does not keep the process from exiting)."""
+        if self.stop_models_by is None:
+            return self.settings.server.drain_timeout_s
+        return max(MIN_MODEL_STOP_S, self.stop_models_by - time.monotonic())
 
     @property
     def is_ready(self) -> bool:
@@ -165,6 +181,7 @@ class ServewellApp:
                 client[0] if client else None,
                 read_body=lambda: read_body(scope, receive, limit, budget),
             )
+            scope[CALL] = call  # the protocol tells it if the client leaves
         reply = await running.gateway.handle(call)
         if reply is not None:
             await send_reply(reply, send)

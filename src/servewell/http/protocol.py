@@ -12,6 +12,10 @@ requests behind an unfinished one, HTTP/1.0, bodies without a length or over
 ``MAX_HELD_BYTES``, proxy headers, a client that does not read, ``limit_concurrency``)
 never leaves uvicorn's own path; with ``server.fast_lane`` off, nothing is held at all.
 
+A client that closes its connection while its inference request waits for the model
+has the gateway's call told (``Call.client_left``): the request leaves the model's
+queue instead of being computed for nobody.
+
 The protocol also holds every connection to the edge's limits (``http.edge_limits``):
 request line and headers counted as they arrive (431 past ``server.max_header_bytes``),
 header and body timeouts (408), the keep-alive timeout, and ``server.max_connections``
@@ -142,8 +146,13 @@ class ServewellHttpProtocol(HttpToolsProtocol):
             transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
         super().connection_lost(exc)
         self._deadline.stop()
+        if cycle is not None and not cycle.response_complete:
+            call = cycle.scope.get(CALL)
+            if isinstance(call, Call):  # an inference request: stop waiting for its model
+                call.client_left()
 
     def _unset_keepalive_if_required(self) -> None:
         pass  # the deadline times idle connections too (it knows when one is busy)

@@ -25,6 +25,7 @@ from servewell.http.problems import to_reply
 from servewell.http.running import RunningServer
 from servewell.http.targets import INFER_ROUTES, InferRoute
 from servewell.observability import ServingMetrics
+from servewell.serving.deployment import Deployment
 from servewell.serving.pool import ModelPool
 from servewell.serving.reply import Reply
 
@@ -112,14 +113,12 @@ def _add_v2_routes(api: FastAPI, running: Running, draining: Draining) -> None:
         return v2.model_metadata(deployment, pool.versions_of(name))
 
     @api.get("/v2/models/{name}/ready", tags=["v2"])
-    async def model_ready(name: str) -> dict[str, Any]:
-        deployment = running().pool.get(name)
-        return {"name": deployment.name, "version": str(deployment.number), "ready": True}
+    async def model_ready(name: str) -> JSONResponse:
+        return _model_ready(running().pool.get(name))
 
     @api.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"])
-    async def version_ready(name: str, version: str) -> dict[str, Any]:
-        deployment = running().pool.get(name, version_in_path(name, version))
-        return {"name": deployment.name, "version": str(deployment.number), "ready": True}
+    async def version_ready(name: str, version: str) -> JSONResponse:
+        return _model_ready(running().pool.get(name, version_in_path(name, version)))
 
 
 def _add_rest_routes(api: FastAPI, running: Running) -> None:
@@ -239,6 +238,13 @@ def _error_body(request: Request, message: str, code: str) -> dict[str, str]:
     return {"error": message, "code": code}
 
 
+def _model_ready(deployment: Deployment) -> JSONResponse:
+    """200 when the version takes requests; 503 while its process restarts."""
+    ready = deployment.is_up
+    body = {"name": deployment.name, "version": str(deployment.number), "ready": ready}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
 def _health_line(pool: ModelPool, draining: bool) -> tuple[str, bool]:
     if draining:
         return "not ready: shutting down", False
@@ -247,6 +253,9 @@ def _health_line(pool: ModelPool, draining: bool) -> tuple[str, bool]:
     if pool.failures:
         failed = "; ".join(f"{ref}: {why}" for ref, why in pool.failures.items())
         return f"not ready: failed to load {failed}", False
+    if restarting := pool.restarting():
+        down = ", ".join(f"{d.name}@{d.number}" for d in restarting)
+        return f"not ready: restarting {down}", False
     served = ", ".join(f"{d.name}@{d.number}" for d in pool.deployments()) or "no models"
     return f"ready: serving {served}", True
 

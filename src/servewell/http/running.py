@@ -48,11 +48,13 @@ class RunningServer:
     def is_ready(self) -> bool:
         return self.pool.is_ready
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float) -> None:
+        """Stop loading, then the models (each waits at most ``timeout_s`` for what it
+        computes), the protection and the services."""
         if not self.loading.done():
             self.loading.cancel()
             await asyncio.gather(self.loading, return_exceptions=True)
-        await self.pool.close()
+        await self.pool.close(timeout_s)
         await self.protection.stop()
         if self.owns_services:
             self.services.close()

@@ -15,7 +15,9 @@ On SIGTERM (or SIGINT), :class:`ServewellServer`:
    a model, and then any request not answered a moment later, get 503
    ``shutting_down`` with ``Retry-After`` and ``Connection: close``; one log line counts
    them;
-6. runs the app's lifespan shutdown (the models stop); the process exits 0.
+6. runs the app's lifespan shutdown: the models stop, waiting for what they compute
+   until the drain deadline (at least a second more); a model call that hangs is left
+   on its daemon thread, which does not hold the process; the process exits 0.
 
 With ``--workers N``, uvicorn's supervisor (:class:`Supervisor`) passes SIGTERM on to
 every worker, each running this sequence, and closes its own copy of the listening
@@ -107,6 +109,8 @@ class ServewellServer(uvicorn.Server):
             if app is not None
             else self.config.timeout_graceful_shutdown
         )
+        if app is not None and timeout_s is not None:
+            app.stop_models_by = time.monotonic() + timeout_s  # the drain's deadline
         try:
             await asyncio.wait_for(self._wait_tasks_to_complete(), timeout=timeout_s)
         except TimeoutError:

@@ -59,6 +59,15 @@ class DeploymentMetrics:
         )
         """By the state moved to (0 closed, 1 half-open, 2 open)."""
         self.retries = metrics.retries.labels(*labels)
+        self.expired_deadline = metrics.requests_expired.labels(*labels, "deadline")
+        self.expired_disconnected = metrics.requests_expired.labels(*labels, "disconnected")
+        self._restarts = metrics.restarts
+        self._labels = labels
+
+    def count_restart(self, reason: str) -> None:
+        """The model's process ended and is being restarted (``reason``: crash, hang,
+        start_failed); rare, and called off the event loop: straight to the counter."""
+        self._restarts.labels(*self._labels, reason).inc()
 
 
 #: The request path's families: tallied (``tally.py``) outside multiprocess mode.
@@ -133,6 +142,13 @@ class ServingMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.requests_expired = Counter(
+            "servewell_requests_expired",
+            "Requests dropped from a model's queue before reaching the model, by reason: "
+            "deadline (passed while waiting) or disconnected (the client went away).",
+            (*model_version, "reason"),
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "servewell_requests_in_flight",
             "HTTP requests being handled now.",
@@ -164,6 +180,14 @@ class ServingMetrics:
             "servewell_retries",
             "Calls to a model made again after it failed (models.<name>.retries).",
             model_version,
+            registry=registry,
+        )
+        self.restarts = Counter(
+            "servewell_model_restarts",
+            "Times a model's own process (isolation: process) ended and was restarted, by "
+            "reason: crash (it ended, or was killed from outside), hang (killed after "
+            "restart_after_timeouts deadlines in a row), start_failed (a restart failed).",
+            ("model", "version", "reason"),
             registry=registry,
         )
         self.errors = Counter(

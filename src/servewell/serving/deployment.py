@@ -1,8 +1,9 @@
-"""One model version being served: its runtime behind an adaptive batch queue, its
-circuit breaker and its retries."""
+"""One model version being served: its runtime behind an adaptive batch queue, within
+its ``timeout_ms``, with its circuit breaker and its retries."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -11,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from servewell.batching import BatchPolicy, BatchQueue, BatchStats
+from servewell.batching import CANCELLED, DEADLINE, BatchPolicy, BatchQueue, BatchStats
 from servewell.core.deadline import Deadline
 from servewell.core.signature import Signature
-from servewell.errors import ModelFailed
+from servewell.errors import DeadlineExceeded, ModelFailed
 from servewell.observability import DeploymentMetrics
 from servewell.registry import ModelVersion
 from servewell.runtime import Runtime, sample_inputs
+from servewell.runtime.process import ProcessRuntime
+from servewell.runtime.restart import ChildExit
 from servewell.serving.breaker import breaker_for
 from servewell.serving.retry import call_with_retries
 from servewell.settings import BatchingSettings
@@ -43,20 +46,29 @@ class Deployment:
         retry_after_s: int = 1,
         is_alone: Callable[[], bool] = lambda: False,
         resilience: ResilienceSettings | None = None,
+        max_queue_wait_ms: float | None = None,
     ) -> None:
         self.version = version
         self.runtime = runtime
         self.batching = batching
         self.metrics = metrics
         self.retry_after_s = retry_after_s
+        resilience = resilience or ResilienceSettings()
+        self.timeout_ms = resilience.timeout_ms
+        """The longest a request may wait for this model (``models.<name>.timeout_ms``):
+        the gateway's deadline for it, or less when the caller asks for less."""
+        self.max_queue_wait_ms = max_queue_wait_ms
         self.is_alone = is_alone
         """Whether the request being served is the only one in flight: then, with the
         queue idle, it runs at once instead of hopping through the batch worker."""
         self.inline = False
-        resilience = resilience or ResilienceSettings()
         self.breaker = breaker_for(resilience.breaker, self.name, self.number, metrics)
         self.retries = resilience.retries
         self._queue: BatchQueue[Inputs, Result] | None = None
+        self.isolated = runtime if isinstance(runtime, ProcessRuntime) else None
+        """The runtime when it runs in a child process (``isolation: process``)."""
+        if self.isolated is not None:
+            self.isolated.on_exit = self._count_restart
 
     @property
     def name(self) -> str:
@@ -73,6 +85,11 @@ class Deployment:
     @property
     def platform(self) -> str:
         return self.runtime.platform
+
+    @property
+    def is_up(self) -> bool:
+        """False while the model's process restarts (``isolation: process``)."""
+        return self.isolated is None or self.isolated.is_up
 
     def warm_up(self) -> None:
         """Warm the runtime up, and time a full batch to choose where it runs: on the
@@ -107,6 +124,7 @@ class Deployment:
             max_queue_size=self.batching.max_queue_size,
             inline=self.inline,
             retry_after_s=self.retry_after_s,
+            max_queue_wait_ms=self.max_queue_wait_ms,
         )
         self._queue = BatchQueue(
             f"{self.name}@{self.number}",
@@ -115,14 +133,33 @@ class Deployment:
             rows_of=_rows,
             on_batch=self._observe,
             is_alone=self.is_alone,
+            timed_out=lambda deadline: DeadlineExceeded(self.name, deadline.timeout_ms),
+            on_drop=self._dropped,
         )
         await self._queue.start()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish what is queued and stop, waiting at most ``timeout_s`` for the model: a
+        call that hangs is left on its daemon thread (it cannot be stopped), and the
+        runtime is not closed under it (a child process is: it can be)."""
+        if self.isolated is not None:
+            # First, in bounded time: a batch a hung child holds then fails at once.
+            await asyncio.to_thread(self.isolated.close)
+        finished = True
         if self._queue is not None:
-            await self._queue.stop()
+            finished = await self._queue.stop(timeout_s)
             self._queue = None
-        self.runtime.close()
+        if not finished:
+            logger.warning(
+                "%s@%d still computing after %g s: left on its thread, which does not "
+                "keep the process from exiting",
+                self.name,
+                self.number,
+                timeout_s,
+            )
+            return
+        if self.isolated is None:
+            self.runtime.close()
 
     def refuse(self, error: Callable[[], Exception]) -> int:
         """Fail every request waiting for the model, and every later one, with
@@ -153,10 +190,32 @@ class Deployment:
         return result
 
     async def _submit(self, inputs: Inputs, deadline: Deadline | None) -> Result:
-        """The model's answer through the batch queue (``deadline``: not built yet)."""
+        """The model's answer through the batch queue: DeadlineExceeded once
+        ``deadline`` passes (None: no deadline), dropped from the queue if it still
+        waits there (a call already running goes on: a thread cannot be stopped, its
+        result is dropped)."""
         if self._queue is None:
             raise RuntimeError(f"deployment {self.name}@{self.number} is not started")
-        return await self._queue.submit(inputs)
+        try:
+            return await self._queue.submit(inputs, deadline)
+        except DeadlineExceeded:
+            self._timed_out()
+            raise
+
+    def _timed_out(self) -> None:
+        """Called once for each call to the model that ended past its deadline (waiting
+        in the queue or computing): a child process that does so N times in a row is
+        killed as hung (the breaker counts it as a failure on its own)."""
+        if self.isolated is not None:
+            self.isolated.note_timeout()
+
+    def _dropped(self, reason: str) -> None:
+        """A request left the queue without reaching the model: its deadline passed, or
+        it was cancelled (the only thing that cancels one is its client going away)."""
+        if reason == DEADLINE:
+            self.metrics.expired_deadline.inc()
+        elif reason == CANCELLED:
+            self.metrics.expired_disconnected.inc()
 
     def predict_batch(self, items: Sequence[Inputs]) -> list[Result]:
         """Run the model once on several requests' rows and split its outputs back."""
@@ -184,6 +243,9 @@ class Deployment:
                     f"of '{name}' for {rows} input rows"
                 )
         return outputs
+
+    def _count_restart(self, event: ChildExit) -> None:
+        self.metrics.count_restart(event.reason)
 
     def _observe(self, stats: BatchStats) -> None:
         metrics = self.metrics

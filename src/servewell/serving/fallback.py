@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from servewell.core.deadline import Deadline
+from servewell.core.deadline import Deadline, requested_timeout_ms
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.validation import validate_inputs
 from servewell.errors import (
@@ -222,12 +222,7 @@ def _deadline(timeout_ms: float, failed: Failed) -> Deadline | None:
 
 
 def caller_timeout_ms(headers: Mapping[bytes, bytes]) -> float | None:
-    """The ``Request-Timeout`` header in ms, when it is a positive number."""
+    """The ``Request-Timeout`` header in ms (the gateway refused a malformed one before
+    the model was called)."""
     text = headers.get(REQUEST_TIMEOUT)
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if 0 < value < float("inf") else None
+    return None if text is None else requested_timeout_ms(text)

@@ -16,16 +16,24 @@ Two entry points: :meth:`Gateway.try_now` answers at once when every step can wi
 awaiting (a response-cache hit with the in-process cache and rate limiter, or the guard's
 refusal of one), and returns None *before anything is counted or changed* otherwise;
 :meth:`Gateway.handle` answers everything.
+
+Once the model is resolved, a request gets its :class:`~servewell.core.deadline.Deadline`:
+the model's ``timeout_ms``, or the ``Request-Timeout`` header's milliseconds when fewer;
+past it the model step raises DeadlineExceeded (504). A client that goes away while its
+request waits for the model (the HTTP protocol calls :meth:`Call.client_left`) has it
+cancelled there, so it leaves the model's queue; it is recorded as 499.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from servewell.core.codec import HEADER_LENGTH
+from servewell.core.deadline import Deadline, requested_timeout_ms
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef, version_in_path
 from servewell.errors import ServewellError
@@ -41,6 +49,7 @@ from servewell.serving.response_cache import ResponseCacheLayer
 REQUEST_ID = b"x-request-id"
 CONTENT_TYPE = b"content-type"
 CACHE_CONTROL = b"cache-control"
+REQUEST_TIMEOUT = b"request-timeout"
 HIT = (b"x-cache", b"hit")
 MISS = (b"x-cache", b"miss")
 HIT_LINE = header_lines([HIT])
@@ -51,7 +60,7 @@ NowAnswer = tuple[int, tuple[bytes | memoryview, ...]]
 
 
 class ClientDisconnected(Exception):
-    """The client went away before its request body arrived."""
+    """The client went away before its request body arrived, or before the model step."""
 
 
 @dataclass(slots=True)
@@ -99,6 +108,19 @@ class Call:
     """The response-cache key, once computed (kept when ``try_now`` declines)."""
     request_id: str | None = None
     """The request's id, once chosen (kept when ``try_now`` fails)."""
+    deadline: Deadline | None = None
+    """When the answer is due, once the model is resolved."""
+    waiting: asyncio.Task[Any] | None = None
+    """The task waiting for the model, while it waits (cancelled if the client leaves)."""
+    gone: bool = False
+    """Whether the client went away before its answer."""
+
+    def client_left(self) -> None:
+        """The client went away: stop waiting for the model (a request still queued
+        leaves the queue; one being computed finishes, for nobody)."""
+        self.gone = True
+        if self.waiting is not None:
+            self.waiting.cancel()
 
 
 class Gateway:
@@ -131,7 +153,10 @@ class Gateway:
         layer = self.cache
         if not self.answers_now or layer is None or layer.sync is None:
             return None
-        if CACHE_CONTROL in call.headers or call.path in self.admission.open_paths:
+        headers = call.headers
+        if CACHE_CONTROL in headers or REQUEST_TIMEOUT in headers:
+            return None  # handle() refuses a malformed Request-Timeout, hit or miss
+        if call.path in self.admission.open_paths:
             return None
         try:
             deployment = self._resolve(call)
@@ -207,6 +232,12 @@ class Gateway:
         except ClientDisconnected:
             reply = None
             record.status = CLIENT_CLOSED
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not call.gone or task is None or task.uncancel() > 0:
+                raise  # not (only) client_left's: it only stops the waiting
+            reply = None
+            record.status = CLIENT_CLOSED
         except Exception as exc:
             reply = call.codec.refusal(exc)
         try:
@@ -236,6 +267,7 @@ class Gateway:
         body = call.body if call.read_body is None else await call.read_body()
         deployment = self._resolve(call)
         record.model, record.version = deployment.name, str(deployment.number)
+        call.deadline = deadline_for(headers.get(REQUEST_TIMEOUT), deployment.timeout_ms)
         layer = self.cache
         key = None
         if layer is not None:
@@ -290,14 +322,21 @@ class Gateway:
         ref = ModelRef(deployment.name, version=deployment.number)
         codec = call.codec
         decoded = codec.decode(ref, deployment, body, call.headers)
+        if call.gone:
+            raise ClientDisconnected  # nobody to compute for
+        call.waiting = asyncio.current_task()
         try:
-            response = await self.predictor.infer(decoded.request, deployment)
+            response = await self.predictor.infer(
+                decoded.request, deployment, deadline=call.deadline
+            )
         except Exception as exc:
             encode = lambda answer: codec.encode(decoded, answer, deployment)  # noqa: E731
             failed = Failed(
                 deployment, decoded.request, encode, call.headers, call.cache_key, began
             )
             return await self.fallbacks.recover(exc, failed)
+        finally:
+            call.waiting = None
         return codec.encode(decoded, response, deployment)
 
     def _count_cache(self, layer: ResponseCacheLayer, record: RequestRecord, outcome: str) -> None:
@@ -307,3 +346,11 @@ class Gateway:
         evictions = layer.new_evictions()
         if evictions:
             self.metrics.cache_evictions.inc(evictions)
+
+
+def deadline_for(requested: bytes | None, timeout_ms: float) -> Deadline:
+    """A request's deadline from now: the model's ``timeout_ms``, or the caller's
+    ``Request-Timeout`` (a malformed one is InvalidInput) when it asks for less."""
+    if requested is not None:
+        timeout_ms = min(timeout_ms, requested_timeout_ms(requested))
+    return Deadline.after_ms(timeout_ms)

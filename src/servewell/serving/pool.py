@@ -43,8 +43,16 @@ class ModelPool:
 
     @property
     def is_ready(self) -> bool:
-        """Every model loaded, warmed up and started."""
-        return self._loaded and not self.failures
+        """Every model loaded, warmed up, started and up (not restarting its process)."""
+        return (
+            self._loaded
+            and not self.failures
+            and all(deployment.is_up for deployment in self._deployments.values())
+        )
+
+    def restarting(self) -> list[Deployment]:
+        """The deployments whose process is down, being restarted."""
+        return [deployment for deployment in self._deployments.values() if not deployment.is_up]
 
     @property
     def is_loading(self) -> bool:
@@ -115,9 +123,10 @@ class ModelPool:
         how many were waiting."""
         return sum(deployment.refuse(error) for deployment in self.deployments())
 
-    async def close(self) -> None:
-        for deployment in self.deployments():
-            await deployment.stop()
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Stop every model, together, each waiting at most ``timeout_s`` for what it
+        computes (a model that hangs is left behind: see :meth:`Deployment.stop`)."""
+        await asyncio.gather(*(d.stop(timeout_s) for d in self.deployments()))
         self._deployments.clear()
         self._defaults.clear()
 
@@ -140,14 +149,20 @@ class ModelPool:
     def _open(self, version: ModelVersion) -> Deployment:
         server = self.access.settings.server
         model = self.access.settings.model(version.name)
+        runtime = open_runtime(self.access, version)
         deployment = Deployment(
             version,
-            open_runtime(self.access, version),
+            runtime,
             model.batching.capped(version.signature.max_batch_size),
             self.metrics.for_deployment(version.name, version.version),
             retry_after_s=server.retry_after_s,
             is_alone=self.is_alone,
             resilience=model.resilience,
+            max_queue_wait_ms=server.max_queue_wait_ms,
         )
-        deployment.warm_up()
+        try:
+            deployment.warm_up()
+        except BaseException:
+            runtime.close()  # a model in a child process: the child goes too
+            raise
         return deployment

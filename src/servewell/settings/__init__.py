@@ -39,6 +39,7 @@ from servewell.settings.models import (
     resolve,
     with_deprecated,
 )
+from servewell.settings.monitoring import MonitoringSettings
 from servewell.settings.section import Section
 from servewell.settings.server import ServerSettings
 from servewell.settings.sources import CheckedEnvironment, CheckedYaml, describe_unknown
@@ -50,6 +51,7 @@ __all__ = [
     "CacheSettings",
     "ModelCacheSettings",
     "ModelSettings",
+    "MonitoringSettings",
     "OutputFilterSettings",
     "RateLimitSettings",
     "ResolvedCacheSettings",
@@ -181,6 +183,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    """The prediction log, drift and quality windows, alert rules and their webhooks."""
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     """Per model name, what differs from the defaults for that model (names match
     ignoring case, with ``-``, ``.`` and ``_`` alike). Not ``server.models``, which says

@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Literal, TypeVar
 
 from pydantic import Field
 
+from servewell.settings.monitoring import ModelMonitoringSettings
 from servewell.settings.resilience import ResilienceSettings
 from servewell.settings.section import Section
 
@@ -96,6 +98,8 @@ class ModelSettings(ResilienceSettings):
     """Response-cache changes over ``cache.enabled`` and ``cache.ttl_s``."""
     output_filters: OutputFilterSettings | None = None
     """Personal-data filters on the model's text outputs; unset, none run."""
+    monitoring: ModelMonitoringSettings = Field(default_factory=ModelMonitoringSettings)
+    """What the prediction log keeps of this model (sample rate, inputs)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ class ResolvedModelSettings:
     """The filter rule, or None: no filter runs on this model's outputs."""
     resilience: ResilienceSettings
     """Deadline, isolation, retries, breaker, fallbacks."""
+    monitoring: ModelMonitoringSettings = dataclass_field(default_factory=ModelMonitoringSettings)
+    """Sample rate and inputs of the prediction log."""
 
 
 def canonical_name(name: str) -> str:
@@ -163,6 +169,7 @@ def resolve(
         resilience=ResilienceSettings(
             **{field: getattr(entry, field) for field in ResilienceSettings.model_fields}
         ),
+        monitoring=entry.monitoring,
     )
 
 

@@ -103,6 +103,10 @@ class ResilienceSettings(Section):
     isolation: Literal["in-process", "process"] = "in-process"
     """``process``: the model runs in a child process of its own, restarted if it
     crashes or hangs; ``in-process`` (the default) is the fast path."""
+    restart_after_timeouts: int = Field(default=3, ge=1, le=1000)
+    """With ``isolation: process``: after this many requests in a row past their
+    deadline (no answer from the model in between), its process is taken for hung,
+    killed and restarted."""
     retries: int = Field(default=0, ge=0, le=10)
     """Further attempts after a failure (exponential backoff with jitter), within the
     deadline. Local models fail the same way twice, hence 0."""

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from servewell.core.task import Task
+from servewell.stats.binning import bin_edges
 from servewell.stats.ranking import (
     average_precision,
     one_vs_rest_auc,
@@ -167,17 +168,6 @@ def _keys(values: Array, kind: Kind) -> Array:
     bins = np.searchsorted(edges, numbers, side="right").astype(np.int64)
     bins[~finite] = len(edges) + 1
     return bins
-
-
-def bin_edges(values: Array, bins: int) -> Array:
-    """Quantile edges of ``values``, plus an edge either side of every value frequent
-    enough to fill a bin alone, so no two distinct frequent values share a bin."""
-    if len(values) == 0:
-        return np.zeros(0)
-    distinct, counts = np.unique(values, return_counts=True)
-    frequent = distinct[counts >= len(values) / bins] if len(distinct) > bins else distinct
-    quantiles = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
-    return np.unique(np.concatenate([quantiles, frequent, np.nextafter(frequent, np.inf)]))
 
 
 def bins_for(rows: int) -> int:

@@ -49,7 +49,7 @@ def register_result(
             conversion=served.conversion,
             convert=served.conversion is not None,
             attachments={
-                "profile.json": _json_bytes(result.profile),
+                "profile.json": _compact_json(result.profile),
                 "model_card.md": model_card(report).encode("utf-8"),
                 "report.json": report_json(report).encode("utf-8"),
                 "report.html": report_html(report).encode("utf-8"),
@@ -93,5 +93,7 @@ def _validation_attachment(result: PipelineResult) -> dict[str, bytes]:
     return {"validation.csv": rows.to_csv(index=False).encode("utf-8")}
 
 
-def _json_bytes(data: Any) -> bytes:
-    return json.dumps(data, indent=2, default=str).encode("utf-8")
+def _compact_json(data: Any) -> bytes:
+    """The profile holds thousands of numbers per column (its drift sketches and
+    sample): one line, no indentation."""
+    return json.dumps(data, separators=(",", ":"), default=str).encode("utf-8")

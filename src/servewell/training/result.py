@@ -12,6 +12,7 @@ from servewell.core.signature import Signature
 from servewell.core.task import Task
 from servewell.registry import ModelVersion
 from servewell.reports.record import TrainingReport
+from servewell.stats.profile import profile_summary
 from servewell.training.checks import Check
 from servewell.training.cleaning import CleaningReport
 from servewell.training.config import PipelineConfig
@@ -81,7 +82,7 @@ class PipelineResult(Gated):
             checks=[check.to_dict() for check in self.checks],
             gate=[gate.to_dict() for gate in self.gate],
             signature=self.signature.to_dict(),
-            profile=self.profile,
+            profile=profile_summary(self.profile),
             validation_truth=self.validation_truth,
             validation_values=self.validation_predictions.value,
             version=None if version is None else {"name": version.name, "version": version.version},
