@@ -336,8 +336,8 @@ def medians_of(points: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, fl
     """{"<system> <kind>": {c: {measure: median over the rounds}}}."""
     values: dict[str, dict[str, dict[str, list[float]]]] = {}
     for point in points:
-        cell = values.setdefault(f"{point['system']} {point['kind']}", {})
-        cell = cell.setdefault(str(point["concurrency"]), {})
+        by_c = values.setdefault(f"{point['system']} {point['kind']}", {})
+        cell = by_c.setdefault(str(point["concurrency"]), {})
         for key in (*MEASURES, "hang_in_flight"):
             if point.get(key) is not None:
                 cell.setdefault(key, []).append(point[key])

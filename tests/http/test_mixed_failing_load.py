@@ -188,7 +188,7 @@ def _check_timed_out(answers: Answers, model: str, timeout_ms: int) -> None:
 def _check_failing(answers: Answers) -> None:
     """Every request answered by the default, saying so (the breaker's refusals too)."""
     assert answers.statuses == {"200": REQUESTS_PER_MODEL}, answers.statuses
-    reasons = Counter()
+    reasons: Counter[str] = Counter()
     for _, response in answers.responses:
         served_by = response.headers["x-servewell-served-by"]
         assert served_by.startswith("default; fallback="), served_by
