@@ -1,6 +1,6 @@
 """What resilience costs when nothing fails, and what a hung model costs the rest (issue #13).
 
-    .venv/bin/python bench/resilience.py     # about 2.5 minutes on 2 cores
+    .venv/bin/python bench/resilience.py     # under 3 minutes on 2 cores
 
 It registers the demo model (``servewell demo``) and ``tests/python_models/hang.py`` (a
 Python model whose calls with a negative ``x`` never return) in a temporary
@@ -25,7 +25,8 @@ measuring ``GET /v2/health/ready`` at concurrency 1 and the demo model at 1 and 
 Each group runs in rounds that rotate the order of its systems; the tables show medians.
 Response cache, API keys and rate limits are off everywhere (``run.PLAIN``).
 Results: bench/results/resilience-<time>.json, with the targets of issue #13 checked
-(resilient >= 97% of plain at c=64; health and demo p99 < 100 ms while a model hangs).
+(resilient >= 97% of plain at c=64; health and demo p99 < 100 ms at c=1 while a model
+hangs).
 """
 
 from __future__ import annotations
