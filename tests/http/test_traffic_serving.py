@@ -8,6 +8,7 @@ metrics. No timing assertions: waits are polls with generous bounds."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -223,6 +224,8 @@ def test_requests_are_counted_per_arm(home: Path, serve: Callable[[], Served]) -
         )
         assert refused.status_code == 400
         text = client.get(f"{url}/metrics", timeout=CLIENT_TIMEOUT_S).text
+        shown = json.loads(_cli(home, "traffic", "show", "fraud", "--server", url, "--json"))
+        table = _cli(home, "traffic", "show", "fraud", "--server", url)
 
     def value(name: str, **labels: str) -> float:
         spelled = ",".join(f'{key}="{labels[key]}"' for key in sorted(labels))  # as rendered
@@ -237,3 +240,12 @@ def test_requests_are_counted_per_arm(home: Path, serve: Callable[[], Served]) -
         errors = value("servewell_arm_requests_total", **labels, status_class="4xx")
         assert errors == (1 if arm == first else 0)
         assert value("servewell_arm_request_duration_seconds_count", **labels) == count + errors
+    measured = {arm["target"]: arm["measured"] for arm in shown["arms"]}
+    for arm, count in arms.items():
+        requests = count + (1 if arm == first else 0)
+        assert measured[arm]["requests"] == requests
+        assert measured[arm]["errors"] == 0  # a 400 is the caller's, not the arm's
+        assert measured[arm]["versions"] == [version_of[arm]]
+        assert 0 < measured[arm]["p50_s"] <= measured[arm]["p99_s"]
+    assert "p99" in table
+    assert "requests" in table
