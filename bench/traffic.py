@@ -4,7 +4,8 @@ same server without a policy, side by side in one run.
     .venv/bin/python bench/traffic.py          # about 60 s on 2 cores
 
 It registers the demo model (``servewell demo``: breast-cancer, ONNX, one row of 30 FP32
-features a request) twice in each of two temporary SERVEWELL_HOMEs (versions 1 and 2),
+features a request) in each of two temporary SERVEWELL_HOMEs, its ONNX file again as
+version 2,
 sets ``servewell traffic split breast-cancer 1=90 2=10`` in one of them, and starts a
 ``servewell serve`` on each (one worker, the response cache, keys and rate limits off,
 as bench/run.py's plain server). Each server is pinned to core 0, wrk to core 1
@@ -57,7 +58,7 @@ def main() -> None:
                 home = Path(folder) / name / "home"
                 os.environ["SERVEWELL_HOME"] = str(home)
                 row = register_demo()
-                register_demo()  # version 2
+                register_second_version()
                 if name == "split":
                     command = [str(SERVEWELL), "traffic", "split", MODEL, "1=90", "2=10"]
                     subprocess.run(command, check=True, capture_output=True)
@@ -70,11 +71,43 @@ def main() -> None:
             for url in urls.values():  # warm up
                 run_wrk(url + REST_PATH, body, 16, 1)
             results = measure(urls, body, args)
+            arms = served_arms(urls["split"])
         finally:
             for process in processes:
                 process.terminate()
                 process.wait(timeout=60)
     print_table(results, args.concurrency)
+    total = sum(arms.values())
+    spelled = ", ".join(
+        f"arm {arm}: {count:,} ({count / total:.1%})" for arm, count in arms.items()
+    )
+    print(f"\nthe split server's arms, from its /metrics: {spelled}")
+
+
+def register_second_version() -> None:
+    """The demo's ONNX model again, as version 2 (``servewell demo`` reuses version 1)."""
+    from servewell.bootstrap import build_services
+    from servewell.registration.register import register_file
+    from servewell.registry import ONNX
+    from servewell.settings import load_settings
+
+    services = build_services(load_settings())
+    try:
+        artifact = services.registry.get_version(MODEL, 1).artifact(ONNX)
+        path = services.artifacts.fetch(artifact.uri, artifact.sha256)
+        register_file(services, Path(path), MODEL, format="onnx")
+    finally:
+        services.close()
+
+
+def served_arms(url: str) -> dict[str, int]:
+    """Requests per arm the split server counted (proof that it routed them)."""
+    import httpx
+
+    from servewell.observability.arm_stats import arm_stats
+
+    stats = arm_stats(httpx.get(f"{url}/metrics").text, MODEL)
+    return {arm: stats[arm].requests for arm in sorted(stats)}
 
 
 def measure(
