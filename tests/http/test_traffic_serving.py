@@ -249,3 +249,18 @@ def test_requests_are_counted_per_arm(home: Path, serve: Callable[[], Served]) -
         assert 0 < measured[arm]["p50_s"] <= measured[arm]["p99_s"]
     assert "p99" in table
     assert "requests" in table
+
+
+def test_arms_follow_their_alias_and_fall_back_to_the_default_when_it_goes(
+    home: Path, serve: Callable[[], Served]
+) -> None:
+    _split(home, Arm("canary", 100))
+    with serve() as (url, _), httpx.Client() as client:
+        assert _rest(client, url).headers["x-servewell-version"] == "2"
+        _cli(home, "alias", "set", "fraud", "canary", "3")  # version 3: loaded first
+        _poll(lambda: _rest(client, url).headers["x-servewell-version"] == "3", "canary at 3")
+        _cli(home, "alias", "remove", "fraud", "canary")
+        _poll(lambda: _rest(client, url).headers["x-servewell-version"] == "1", "the default")
+        answer = _rest(client, url)
+        assert answer.headers["x-servewell-arm"] == "canary"  # still named, still counted
+        assert answer.json()["version"] == 1
