@@ -432,6 +432,8 @@ def _kill_group(process: subprocess.Popen[str], reader: threading.Thread | None 
     if reader is not None:
         reader.join(timeout=30)
         process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
         return ""
     output, _ = process.communicate(timeout=30)
     return output or ""

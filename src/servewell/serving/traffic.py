@@ -1,12 +1,12 @@
-"""Traffic policies as every worker sees them, re-read in the background (not wired yet).
+"""Traffic policies as every worker sees them, re-read in the background.
 
 Like the key ring (``serving/keyring.py``): each worker keeps every model's policy in
 memory, so the request path's look-up is one dict get; a background task polls the
 registry's routing revision every ``refresh_interval_s`` (0.5 s by default) and
 re-reads the policies only when it changed, so a ``servewell traffic split`` (or an
 alias move, whose revision is part of it) reaches every worker and replica within a
-second. The resolve step will read :meth:`TrafficPolicies.policy` and hand the policy
-to ``core/assignment.assign``; docs/architecture.md says what remains.
+second. After each change it awaits :attr:`TrafficPolicies.on_change`: the router
+(``serving/routing.py``) compiles the policies into the routes the resolve step reads.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from servewell.core.traffic import TrafficPolicy
 from servewell.errors import ServewellError
@@ -30,9 +31,13 @@ class TrafficPolicies:
         """The routing revision the table reflects; None before the first read."""
         self._policies: dict[str, TrafficPolicy] = {}
         self._task: asyncio.Task[None] | None = None
+        self.on_change: Callable[[], Awaitable[None]] | None = None
+        """Awaited after every read that changed the table (and after the first), in the
+        refreshing task: one at a time, never beside another refresh."""
 
     async def start(self) -> None:
-        await self.refresh()
+        """Read the policies (and apply them: :attr:`on_change`), then poll."""
+        await self._poll_once()
         self._task = asyncio.create_task(self._refresh_forever(), name="servewell-traffic")
 
     async def stop(self) -> None:
@@ -61,7 +66,16 @@ class TrafficPolicies:
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(self.refresh_interval_s)
+            await self._poll_once()
+
+    async def _poll_once(self) -> None:
+        try:
+            changed = await self.refresh()
+        except ServewellError as exc:  # keep the last good table; say so
+            logger.warning("could not refresh traffic policies: %s", exc.message)
+            return
+        if changed and self.on_change is not None:
             try:
-                await self.refresh()
-            except ServewellError as exc:  # keep the last good table; say so
-                logger.warning("could not refresh traffic policies: %s", exc.message)
+                await self.on_change()
+            except Exception:  # the routes stay as they were; the next change retries
+                logger.exception("could not apply the traffic policies")
