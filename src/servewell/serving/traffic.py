@@ -12,13 +12,12 @@ second. After each change it awaits :attr:`TrafficPolicies.on_change`: the route
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from servewell.core.traffic import TrafficPolicy
-from servewell.errors import ServewellError
 from servewell.registry.traffic import RoutingRevision, TrafficStore
+from servewell.serving.polling import Poller, keep_last_good
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ class TrafficPolicies:
         self.revision: RoutingRevision | None = None
         """The routing revision the table reflects; None before the first read."""
         self._policies: dict[str, TrafficPolicy] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Poller("servewell-traffic", self._poll_once, refresh_interval_s)
         self.on_change: Callable[[], Awaitable[None]] | None = None
         """Awaited after every read that changed the table (and after the first), in the
         refreshing task: one at a time, never beside another refresh."""
@@ -38,14 +37,10 @@ class TrafficPolicies:
     async def start(self) -> None:
         """Read the policies (and apply them: :attr:`on_change`), then poll."""
         await self._poll_once()
-        self._task = asyncio.create_task(self._refresh_forever(), name="servewell-traffic")
+        self._poller.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._poller.stop()
 
     def policy(self, model: str) -> TrafficPolicy | None:
         """``model``'s policy as last read, or None (requests resolve as without one)."""
@@ -63,17 +58,8 @@ class TrafficPolicies:
         self.revision = revision
         return True
 
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_interval_s)
-            await self._poll_once()
-
     async def _poll_once(self) -> None:
-        try:
-            changed = await self.refresh()
-        except ServewellError as exc:  # keep the last good table; say so
-            logger.warning("could not refresh traffic policies: %s", exc.message)
-            return
+        changed = await keep_last_good("traffic policies", self.refresh)
         if changed and self.on_change is not None:
             try:
                 await self.on_change()
