@@ -28,3 +28,15 @@ if vary ~= nil and vary ~= "" then
     return wrk.format(nil, nil, nil, prefix .. string.format("%d.5", counter) .. suffix)
   end
 end
+-- BENCH_USERS=<n> sends "X-User-ID: user-<k>", k cycling through n users (sticky
+-- traffic splits: every request a user, the same users again and again).
+local users = os.getenv("BENCH_USERS")
+if users ~= nil and users ~= "" and (vary == nil or vary == "") then
+  local count, user, headers = tonumber(users), 0, {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  request = function()
+    user = (user + 1) % count
+    headers["X-User-ID"] = "user-" .. user
+    return wrk.format(nil, nil, headers, nil)
+  end
+end

@@ -433,7 +433,7 @@ def _kill_group(process: subprocess.Popen[str], reader: threading.Thread | None 
         reader.join(timeout=30)
         process.wait(timeout=30)
         if process.stdout is not None:
-            process.stdout.close()  # communicate() would have; unclosed, pytest warns
+            process.stdout.close()
         return ""
     output, _ = process.communicate(timeout=30)
     return output or ""

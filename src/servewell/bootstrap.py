@@ -20,11 +20,13 @@ from servewell.limits import (
 )
 from servewell.registry import LocalArtifactStore, SqlRegistry
 from servewell.registry.keys import ApiKeyStore
+from servewell.registry.traffic import TrafficStore
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
 from servewell.serving.lockout import Lockout
 from servewell.serving.protection import Protection
 from servewell.serving.response_cache import ResponseCacheLayer
+from servewell.serving.traffic import TrafficPolicies
 from servewell.settings import Settings
 
 
@@ -77,6 +79,12 @@ def build_protection(settings: Settings, services: Services) -> Protection:
         cache=cache,
         settings=settings,
     )
+
+
+def build_traffic_policies(services: Services) -> TrafficPolicies:
+    """Every model's traffic policy as the registry holds it, re-read when it changes.
+    Not started: the server's lifespan starts it (through ``serving.routing.Router``)."""
+    return TrafficPolicies(TrafficStore(services.registry))
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter:

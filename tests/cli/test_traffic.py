@@ -34,7 +34,7 @@ def test_split_then_show(invoke: Invoke, fraud: str) -> None:
     result = invoke("traffic", "split", fraud, "2=90", "canary=10", "--sticky-header", "X-Acct")
     assert result.exit_code == 0, result.output
     assert "version 3" in result.stdout  # the canary arm, resolved
-    assert "not measured yet" in result.stdout
+    assert "add --server URL" in result.stdout  # measured only by a running server
     policy = _policy(invoke)
     assert isinstance(policy, dict)
     assert policy["arms"] == [

@@ -1,8 +1,8 @@
 """``servewell traffic``: split a model's requests between versions, mirror some to a shadow.
 
-The policy lives in the registry, so every server on it reads the same one. What a
-policy does to requests is the serving step's (docs/architecture.md, "Not built yet");
-these commands store, check and show it.
+The policy lives in the registry, so every server on it follows the same one within a
+second (``serving/routing.py`` applies it); these commands store, check and show it, and
+``show --server URL`` adds what a running server measured per arm.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from servewell.cli.output import console, open_services, print_json, reporting_e
 
 if TYPE_CHECKING:
     from servewell.core.traffic import TrafficPolicy
+    from servewell.observability.arm_stats import ArmStats
     from servewell.registry import SqlRegistry
+
+    Measured = dict[str, ArmStats]
 
 app = typer.Typer(
     help="Split a model's requests between versions (sticky A/B), mirror some to a shadow.",
@@ -24,8 +27,10 @@ app = typer.Typer(
 )
 
 _NOT_MEASURED = (
-    "this is the stored policy; requests, error rate and p50/p99 per arm are not measured yet"
+    "this is the stored policy; add --server URL (a running server) for requests, error "
+    "rate and p50/p99 per arm"
 )
+_MEASURED = ("requests", "errors", "p50", "p99")
 
 
 @app.command("split")
@@ -96,9 +101,13 @@ def shadow(
 @app.command("show")
 def show(
     name: str | None = typer.Argument(None, help="Model name; default: every policy."),
+    server: str | None = typer.Option(
+        None, "--server", help="A running server's URL: add what it measured per arm."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a model's traffic policy (or every model's): arms, shares, shadow."""
+    """Show a model's traffic policy (or every model's): arms, shares, shadow; with
+    --server, each arm's requests, error rate (5xx) and p50/p99 since that server started."""
     from servewell.core.ref import check_name
     from servewell.registry.traffic import TrafficStore
 
@@ -109,14 +118,16 @@ def show(
         else:
             found = store.get(check_name(name))
             policies = [found] if found is not None else []
+        text = _scrape(server) if server is not None else None
+        measured = {p.model: _measured(text, p.model) for p in policies} if text else {}
         if as_json:
-            data = [_to_dict(services.registry, policy) for policy in policies]
+            data = [_to_dict(services.registry, p, measured.get(p.model)) for p in policies]
             print_json(data if name is None else (data[0] if data else None))
             return
         if not policies:
             console.print(_no_policy(name))
         for policy in policies:
-            _print(services.registry, policy, as_json=False)
+            _print(services.registry, policy, as_json=False, measured=measured.get(policy.model))
 
 
 @app.command("clear")
@@ -136,16 +147,54 @@ def _no_policy(name: str | None) -> str:
     return f"{name} has no traffic policy: requests go to {name}@production, else its latest"
 
 
-def _print(registry: SqlRegistry, policy: TrafficPolicy, as_json: bool) -> None:
+def _scrape(server: str) -> str:
+    """The running server's ``/metrics`` text (Unavailable when it does not answer)."""
+    import httpx
+
+    from servewell.errors import Unavailable
+
+    url = server.rstrip("/") + "/metrics"
+    with reporting_errors():
+        try:
+            answer = httpx.get(url, timeout=10.0)
+            answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"the server's metrics at {url} ({exc})") from exc
+    return answer.text
+
+
+def _measured(text: str, model: str) -> Measured:
+    from servewell.observability.arm_stats import arm_stats
+
+    return arm_stats(text, model)
+
+
+def _measured_cells(stats: ArmStats | None) -> list[str]:
+    if stats is None:
+        return ["0", "", "", ""]
+    rate = stats.error_rate
+    return [
+        str(stats.requests),
+        f"{100 * rate:.2f} %" if rate is not None else "",
+        f"{1000 * stats.p50_s:.1f} ms" if stats.p50_s is not None else "",
+        f"{1000 * stats.p99_s:.1f} ms" if stats.p99_s is not None else "",
+    ]
+
+
+def _print(
+    registry: SqlRegistry, policy: TrafficPolicy, as_json: bool, measured: Measured | None = None
+) -> None:
     if as_json:
-        print_json(_to_dict(registry, policy))
+        print_json(_to_dict(registry, policy, measured))
         return
     table = Table(title=f"traffic of {policy.model}", title_justify="left")
-    for column in ("arm", "serves", "weight", "share"):
+    columns = ("arm", "serves", "weight", "share", *(_MEASURED if measured is not None else ()))
+    for column in columns:
         table.add_column(column, justify="left" if column == "arm" else "right")
     for arm in policy.arms:
         serves = _serves(registry, policy.model, arm.target)
-        table.add_row(arm.target, serves, str(arm.weight), f"{100 * policy.share(arm):g} %")
+        cells = _measured_cells(measured.get(arm.target)) if measured is not None else []
+        table.add_row(arm.target, serves, str(arm.weight), f"{100 * policy.share(arm):g} %", *cells)
     if not policy.arms:
         table.add_row("(no split)", _serves(registry, policy.model, None), "", "100 %")
     if policy.shadow is not None:
@@ -169,7 +218,15 @@ def _print(registry: SqlRegistry, policy: TrafficPolicy, as_json: bool) -> None:
         f"revision {policy.revision}, changed {policy.updated_at:%Y-%m-%d %H:%M:%S} UTC{by}",
         highlight=False,
     )
-    console.print(_NOT_MEASURED, style="dim", highlight=False, soft_wrap=True)
+    if measured is None:
+        console.print(_NOT_MEASURED, style="dim", highlight=False, soft_wrap=True)
+    else:
+        console.print(
+            "measured by that server since it started; errors are 5xx answers",
+            style="dim",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _serves(registry: SqlRegistry, name: str, target: str | None) -> str:
@@ -188,19 +245,33 @@ def _resolved(registry: SqlRegistry, name: str, target: str | None) -> int | Non
         return None
 
 
-def _to_dict(registry: SqlRegistry, policy: TrafficPolicy) -> dict[str, Any]:
+def _to_dict(
+    registry: SqlRegistry, policy: TrafficPolicy, measured: Measured | None = None
+) -> dict[str, Any]:
     shadow = policy.shadow
+    arms: list[dict[str, Any]] = [
+        {
+            "target": arm.target,
+            "weight": arm.weight,
+            "share": policy.share(arm),
+            "serves": _resolved(registry, policy.model, arm.target),
+        }
+        for arm in policy.arms
+    ]
+    if measured is not None:
+        for arm in arms:
+            stats = measured.get(arm["target"])
+            arm["measured"] = {
+                "requests": stats.requests if stats else 0,
+                "errors": stats.errors if stats else 0,
+                "error_rate": stats.error_rate if stats else None,
+                "p50_s": stats.p50_s if stats else None,
+                "p99_s": stats.p99_s if stats else None,
+                "versions": list(stats.versions) if stats else [],
+            }
     return {
         "model": policy.model,
-        "arms": [
-            {
-                "target": arm.target,
-                "weight": arm.weight,
-                "share": policy.share(arm),
-                "serves": _resolved(registry, policy.model, arm.target),
-            }
-            for arm in policy.arms
-        ],
+        "arms": arms,
         "sticky_header": policy.sticky_header,
         "experiment_id": policy.experiment_id,
         "shadow": {"target": shadow.target, "percent": shadow.percent} if shadow else None,

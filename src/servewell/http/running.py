@@ -8,7 +8,12 @@ import gc
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from servewell.bootstrap import Services, build_protection, build_services
+from servewell.bootstrap import (
+    Services,
+    build_protection,
+    build_services,
+    build_traffic_policies,
+)
 from servewell.core.ref import ModelRef
 from servewell.core.validation import InputLimits
 from servewell.http.rest import RestCodec
@@ -22,6 +27,7 @@ from servewell.serving.pool import ModelPool
 from servewell.serving.predictor import Predictor
 from servewell.serving.protection import Protection
 from servewell.serving.recorder import Recorder
+from servewell.serving.routing import Router
 from servewell.settings import Settings
 
 
@@ -35,6 +41,8 @@ class RunningServer:
     protection: Protection
     admission: Admission
     gateway: Gateway
+    router: Router
+    """The traffic policies' routes: followed from the registry once the models load."""
     codecs: Mapping[str, Codec]
     """The gateway's codec of each inference protocol (``v2``, ``rest``)."""
     metrics: ServingMetrics
@@ -46,7 +54,7 @@ class RunningServer:
 
     @property
     def is_ready(self) -> bool:
-        return self.pool.is_ready
+        return self.pool.is_ready and self.router.started
 
     async def stop(self, timeout_s: float) -> None:
         """Stop loading, then the models (each waits at most ``timeout_s`` for what it
@@ -54,6 +62,7 @@ class RunningServer:
         if not self.loading.done():
             self.loading.cancel()
             await asyncio.gather(self.loading, return_exceptions=True)
+        await self.router.stop()
         await self.pool.close(timeout_s)
         await self.protection.stop()
         if self.owns_services:
@@ -65,7 +74,8 @@ async def start_server(
 ) -> RunningServer:
     """Open the registry (unless ``services`` are given), check the models' fallback
     chains (InvalidConfig naming one that could never answer), start the protection and
-    start loading the models in the background."""
+    start loading the models in the background, then the versions their traffic
+    policies' arms name (the server is ready once both are)."""
     owns_services = services is None
     if services is None:
         services = await asyncio.to_thread(build_services, settings)
@@ -90,7 +100,8 @@ async def start_server(
         protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
     )
     fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
-    gateway = Gateway(predictor, admission, protection.cache, recorder, fallbacks)
+    router = Router(build_traffic_policies(services), pool)
+    gateway = Gateway(predictor, admission, protection.cache, recorder, fallbacks, router)
     depth = limits.max_json_depth
     return RunningServer(
         services=services,
@@ -100,15 +111,17 @@ async def start_server(
         protection=protection,
         admission=admission,
         gateway=gateway,
+        router=router,
         codecs={"v2": V2Codec(depth), "rest": RestCodec(depth)},
         metrics=metrics,
-        loading=asyncio.create_task(_load(pool), name="servewell-load-models"),
+        loading=asyncio.create_task(_load(pool, router), name="servewell-load-models"),
         fast_lane=settings.server.fast_lane and gateway.answers_now,
     )
 
 
-async def _load(pool: ModelPool) -> None:
+async def _load(pool: ModelPool, router: Router) -> None:
     await pool.load()
+    await router.start()  # loads the versions the policies' arms name
     # Everything loaded so far (libraries, models) lives as long as the process: move
     # it out of the garbage collector's sight, so full collections stay short and do
     # not show up as latency spikes under load.

@@ -95,6 +95,21 @@ CACHE = Family(
     ("model", "outcome"),
 )
 
+ARM_REQUESTS = Family(
+    "servewell_arm_requests",
+    "Requests a traffic policy routed, by model, arm (its target as the policy names "
+    "it), the version that served it and status class (2xx, 4xx, 5xx).",
+    ("model", "arm", "version", "status_class"),
+)
+ARM_S = Family(
+    "servewell_arm_request_duration_seconds",
+    "Time from request to response of requests a traffic policy routed, by arm.",
+    ("model", "arm", "version"),
+    LATENCY_BUCKETS_S,
+)
+#: A status code's class label, by its first digit.
+STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+
 ANONYMOUS = "anonymous"
 """The ``caller`` label of every caller without a key, whatever its address."""
 
@@ -114,6 +129,8 @@ class ServingMetrics:
         model_version = ("model", "version")
         self._register(REQUESTS)
         self._register(REQUEST_S)
+        self._register(ARM_REQUESTS)
+        self._register(ARM_S)
         self.compute_s = Histogram(
             "servewell_model_compute_seconds",
             "Time the model took on one batch.",
@@ -245,6 +262,14 @@ class ServingMetrics:
         tally = self.tally
         tally.count((REQUESTS, model, version, protocol, status))
         tally.observe((REQUEST_S, model, version, protocol), duration_s)
+
+    def observe_arm(
+        self, model: str, arm: str, version: str, status: int, duration_s: float
+    ) -> None:
+        """Count one request a traffic policy routed, and its latency, by arm."""
+        tally = self.tally
+        tally.count((ARM_REQUESTS, model, arm, version, STATUS_CLASSES[min(status // 100, 5)]))
+        tally.observe((ARM_S, model, arm, version), duration_s)
 
     def count_rate_limit(self, caller: str, outcome: str) -> None:
         """One rate-limit decision. ``caller`` is a key's name or, without a key,

@@ -2,7 +2,8 @@
 inside the HTTP protocol) hands a :class:`Call` to the :class:`Gateway`, which takes the
 same steps in the same order for all of them:
 
-request id → guard (key, scope, model, rate) → resolve (name, pinned version) →
+request id → guard (key, scope, model, rate) → resolve (name, pinned version, else
+the model's traffic route) →
 response cache → decode → validate → predict → output filters → encode → record
 (metrics, access line).
 
@@ -45,6 +46,7 @@ from servewell.serving.predictor import Predictor
 from servewell.serving.recorder import CLIENT_CLOSED, Recorder, request_id_from
 from servewell.serving.reply import Reply, entry_message, header_lines, pack_reply, unpack_reply
 from servewell.serving.response_cache import ResponseCacheLayer
+from servewell.serving.routing import RoutedArm, Router
 
 REQUEST_ID = b"x-request-id"
 CONTENT_TYPE = b"content-type"
@@ -114,6 +116,9 @@ class Call:
     """The task waiting for the model, while it waits (cancelled if the client leaves)."""
     gone: bool = False
     """Whether the client went away before its answer."""
+    arm: RoutedArm | None = None
+    """The traffic policy's arm that answers, when the model has a split and the path
+    names no version."""
 
     def client_left(self) -> None:
         """The client went away: stop waiting for the model (a request still queued
@@ -131,6 +136,7 @@ class Gateway:
         cache: ResponseCacheLayer | None,
         recorder: Recorder,
         fallbacks: Fallbacks | None = None,
+        router: Router | None = None,
     ) -> None:
         self.predictor = predictor
         self.admission = admission
@@ -139,6 +145,8 @@ class Gateway:
         self.metrics: ServingMetrics = recorder.metrics
         self.fallbacks = fallbacks or Fallbacks({}, predictor, cache, self.metrics)
         """Who answers when a model does not (``serving.fallback``)."""
+        self.router = router
+        """The traffic routes (``serving.routing``); None: every model by its default."""
         self.answers_now = cache is not None and cache.sync is not None and admission.decides_now
         """Whether :meth:`try_now` can ever answer (an in-process cache and limiter)."""
         self.answered_now = 0
@@ -158,6 +166,9 @@ class Gateway:
             return None  # handle() refuses a malformed Request-Timeout, hit or miss
         if call.path in self.admission.open_paths:
             return None
+        router = self.router
+        if router is not None and call.version is None and call.model in router.routes:
+            return None  # routed: the answer depends on the arm (and counts per arm)
         try:
             deployment = self._resolve(call)
         except ServewellError:
@@ -244,10 +255,17 @@ class Gateway:
             if reply is not None:
                 reply.headers.extend(limits)
                 reply.headers.append((REQUEST_ID, request_id.encode()))
+                if call.arm is not None:
+                    reply.headers.extend(call.arm.headers)
                 record.status = reply.status
         finally:
             recorder.leave()
-            recorder.finish(record, time.perf_counter() - started, call.client)
+            elapsed_s = time.perf_counter() - started
+            recorder.finish(record, elapsed_s, call.client)
+            if call.arm is not None:
+                self.metrics.observe_arm(
+                    record.model, call.arm.name, record.version, record.status, elapsed_s
+                )
             unbind_request(token)
         return reply
 
@@ -296,9 +314,16 @@ class Gateway:
         return reply
 
     def _resolve(self, call: Call) -> Deployment:
-        """The deployment the call names (aliases are resolved when models load)."""
-        number = None if call.version is None else version_in_path(call.model, call.version)
-        return self.predictor.pool.get(call.model, number)
+        """The deployment the call names (aliases are resolved when models load): the
+        path's version, else the arm of the model's traffic route, else its default."""
+        if call.version is not None:
+            return self.predictor.pool.get(call.model, version_in_path(call.model, call.version))
+        router = self.router
+        route = None if router is None else router.routes.get(call.model)
+        if route is None:
+            return self.predictor.pool.get(call.model)
+        arm = call.arm = route.pick(call.headers)
+        return arm.deployment
 
     @staticmethod
     def _key(

@@ -14,12 +14,12 @@ an attacker nothing about a stored secret; unknown tokens are never remembered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from servewell.core.apikey import parse_key, secret_matches
-from servewell.errors import ServewellError, Unauthorized
+from servewell.errors import Unauthorized
 from servewell.registry.keys import ApiKey, ApiKeyStore
+from servewell.serving.polling import Poller, keep_last_good
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +33,14 @@ class KeyRing:
         self.refresh_interval_s = refresh_interval_s
         self._keys: dict[str, ApiKey] = {}
         self._verified: dict[str, ApiKey] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Poller("servewell-keyring", self._refresh_quietly, refresh_interval_s)
 
     async def start(self) -> None:
         await self.refresh()
-        self._task = asyncio.create_task(self._refresh_forever(), name="servewell-keyring")
+        self._poller.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._poller.stop()
 
     async def refresh(self) -> None:
         keys = await asyncio.to_thread(self.store.list, True)
@@ -73,10 +69,5 @@ class KeyRing:
             self._verified[token] = key
         return key
 
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_interval_s)
-            try:
-                await self.refresh()
-            except ServewellError as exc:  # keep the last good table; say so
-                logger.warning("could not refresh API keys: %s", exc.message)
+    async def _refresh_quietly(self) -> None:
+        await keep_last_good("API keys", self.refresh)

@@ -67,6 +67,10 @@ class ModelPool:
     def versions_of(self, name: str) -> list[int]:
         return sorted(number for (served, number) in self._deployments if served == name)
 
+    def find(self, name: str, version: int) -> Deployment | None:
+        """The deployment of ``name`` version ``version`` when it is served, else None."""
+        return self._deployments.get((name, version))
+
     def get(self, name: str, version: int | None = None) -> Deployment:
         """The deployment serving ``name`` (its default version unless one is given)."""
         deployment = (
@@ -136,15 +140,24 @@ class ModelPool:
         return [ModelRef(summary.name) for summary in self.access.registry.list_models()]
 
     async def _load_one(self, ref: ModelRef) -> None:
+        deployment = await self.add(ref)
+        self._defaults.setdefault(deployment.name, deployment)
+
+    async def add(self, ref: ModelRef) -> Deployment:
+        """The deployment ``ref`` resolves to, loaded, warmed up and started first when
+        it is not served yet (a traffic policy's arm: ``serving.routing``); the model's
+        default version stays as it was."""
         started = time.perf_counter()
         version = await asyncio.to_thread(self.access.registry.resolve, ref)
         key = (version.name, version.version)
-        if key not in self._deployments:
-            deployment = await asyncio.to_thread(self._open, version)
-            await deployment.start()
-            deployment.metrics.load_s.set(time.perf_counter() - started)
-            self._deployments[key] = deployment
-        self._defaults.setdefault(version.name, self._deployments[key])
+        known = self._deployments.get(key)
+        if known is not None:
+            return known
+        deployment = await asyncio.to_thread(self._open, version)
+        await deployment.start()
+        deployment.metrics.load_s.set(time.perf_counter() - started)
+        self._deployments[key] = deployment  # callers load one at a time
+        return deployment
 
     def _open(self, version: ModelVersion) -> Deployment:
         server = self.access.settings.server

@@ -1,0 +1,144 @@
+"""Serving by the traffic policies: which deployment answers a request whose path names
+no version.
+
+The :class:`Router` compiles each served model's policy (``serving/traffic.py`` keeps
+them current) into a :class:`Route`: its arms, each with the deployment it serves now.
+An arm's target is a version, or an alias resolved when the policy (or any alias) last
+changed; a version the pool does not serve yet is loaded, warmed up and started first,
+in the refreshing task, and only then is the new route used: until then requests keep
+the route they had. An arm that cannot be served (its alias was removed, its version
+fails to load) sends its share to the model's default version, with a warning in the
+log; its requests still carry its name. Per request the resolve step costs a dict get,
+a header get and ``core/assignment.assign`` (one BLAKE2b of a short string).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from servewell.core.assignment import assign
+from servewell.core.ref import ModelRef
+from servewell.core.traffic import Arm, TrafficPolicy
+from servewell.errors import ServewellError
+from servewell.serving.deployment import Deployment
+from servewell.serving.pool import ModelPool
+from servewell.serving.traffic import TrafficPolicies
+
+logger = logging.getLogger(__name__)
+
+VERSION_HEADER = b"x-servewell-version"
+ARM_HEADER = b"x-servewell-arm"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedArm:
+    """One arm of a compiled route, and what it puts on its answers."""
+
+    name: str
+    """The arm's target as the policy spells it ("2", "canary"): its metrics label."""
+    deployment: Deployment
+    headers: tuple[tuple[bytes, bytes], tuple[bytes, bytes]]
+    """``X-Servewell-Version`` and ``X-Servewell-Arm``, encoded once."""
+
+    @classmethod
+    def of(cls, arm: Arm, deployment: Deployment) -> RoutedArm:
+        version = str(deployment.number).encode()
+        return cls(
+            arm.target, deployment, ((VERSION_HEADER, version), (ARM_HEADER, arm.target.encode()))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A model's split as the request path applies it."""
+
+    experiment_id: str
+    header: bytes
+    """The sticky header's lower-case name (how ``Call.headers`` holds it)."""
+    arms: tuple[Arm, ...]
+    by_target: Mapping[str, RoutedArm]
+
+    def pick(self, headers: Mapping[bytes, bytes]) -> RoutedArm:
+        """The arm for a request: sticky on the user id in its header, else random."""
+        value = headers.get(self.header)
+        user_id = value.decode("latin-1") if value else None
+        return self.by_target[assign(self.experiment_id, user_id, self.arms).target]
+
+
+class Router:
+    def __init__(self, policies: TrafficPolicies, pool: ModelPool) -> None:
+        self.policies = policies
+        self.pool = pool
+        self.routes: dict[str, Route] = {}
+        """Served model name -> its route; replaced whole at each change (read per request)."""
+        self.started = False
+        """Whether the policies were read and applied once (or could not be)."""
+
+    async def start(self) -> None:
+        """Read and apply the policies (loading the versions their arms name), then
+        follow the registry."""
+        self.policies.on_change = self.apply
+        try:
+            await self.policies.start()
+        finally:
+            self.started = True
+
+    async def stop(self) -> None:
+        await self.policies.stop()
+
+    def route(self, model: str) -> Route | None:
+        return self.routes.get(model)
+
+    async def apply(self) -> None:
+        """Compile every served model's policy into its route (the table is replaced at
+        the end, so a request never sees half of a change)."""
+        routes: dict[str, Route] = {}
+        for model in self.pool.names():
+            policy = self.policies.policy(model)
+            if policy is None or not policy.arms:
+                continue
+            try:
+                default = self.pool.get(model)
+            except ServewellError:  # the model failed to load: it answers as before
+                continue
+            routes[model] = await self._compile(policy, default)
+        self.routes = routes
+        logger.info(
+            "traffic routes: %s",
+            "; ".join(_describe(model, route) for model, route in routes.items()) or "none",
+        )
+
+    async def _compile(self, policy: TrafficPolicy, default: Deployment) -> Route:
+        by_target = {
+            arm.target: RoutedArm.of(arm, await self._deployment(policy.model, arm, default))
+            for arm in policy.arms
+        }
+        return Route(
+            policy.experiment_id, policy.sticky_header.lower().encode(), policy.arms, by_target
+        )
+
+    async def _deployment(self, model: str, arm: Arm, default: Deployment) -> Deployment:
+        """What ``arm`` serves: its version, loaded if needed; the default if it cannot."""
+        ref = ModelRef(model, version=arm.version, alias=arm.alias)
+        try:
+            return await self.pool.add(ref)
+        except Exception as exc:
+            logger.warning(
+                "traffic arm %s of %s cannot be served (%s): its share goes to %s@%s",
+                arm.target,
+                model,
+                getattr(exc, "message", None) or exc,
+                default.name,
+                default.number,
+            )
+            return default
+
+
+def _describe(model: str, route: Route) -> str:
+    arms = ", ".join(
+        f"{arm.target}={arm.weight}->v{route.by_target[arm.target].deployment.number}"
+        for arm in route.arms
+    )
+    return f"{model} [{arms}]"
