@@ -90,3 +90,25 @@ def test_out_of_range_values_are_refused(entry: dict[str, object]) -> None:
 def test_max_queue_wait_is_off_unless_set() -> None:
     assert Settings().server.max_queue_wait_ms is None
     assert Settings(server={"max_queue_wait_ms": 500}).server.max_queue_wait_ms == 500
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity"])
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [
+        ("SERVEWELL_MODELS__M__TIMEOUT_MS", "models.m.timeout_ms"),
+        ("SERVEWELL_MODELS__M__BREAKER__WINDOW_S", "models.m.breaker.window_s"),
+        ("SERVEWELL_MODELS__M__BREAKER__COOLDOWN_S", "models.m.breaker.cooldown_s"),
+        ("SERVEWELL_SERVER__MAX_QUEUE_WAIT_MS", "server.max_queue_wait_ms"),
+        ("SERVEWELL_CACHE__STALE_TTL_S", "cache.stale_ttl_s"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, field: str, value: str
+) -> None:
+    """``cooldown_s: inf`` used to start a server whose open breaker answered every
+    request 500 (OverflowError making its Retry-After) and GET /v1/models/m a bare 500."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match="finite number") as refused:
+        Settings()
+    assert ".".join(map(str, refused.value.errors()[0]["loc"])) == field

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from servewell.batching import BatchPolicy, BatchQueue, BatchStats
-from servewell.errors import Overloaded
+from servewell.errors import ModelCrashed, ModelUnavailable, Overloaded
 
 pytestmark = pytest.mark.anyio
 
@@ -110,6 +110,34 @@ async def test_one_bad_item_fails_only_its_own_caller() -> None:
     assert results[2] == 6
     assert isinstance(results[1], ValueError)
     assert handler.batches == [[1, -1, 3], [1], [-1], [3]]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ModelCrashed("m", 1, "exit status 1"), ModelUnavailable("m", 1, "restarting", 1)],
+)
+async def test_a_failure_of_the_model_itself_reaches_every_caller_of_the_batch(
+    failure: Exception,
+) -> None:
+    """A crashed or restarting model fails the whole batch at once: no caller of it is
+    left waiting (without a deadline, for ever)."""
+    calls: list[list[int]] = []
+
+    def crashing(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        raise failure
+
+    queue: BatchQueue[int, int] = BatchQueue("m", crashing, BatchPolicy())
+    await queue.start()
+    try:
+        with anyio.fail_after(10):
+            results = await asyncio.gather(
+                *(queue.submit(i) for i in range(5)), return_exceptions=True
+            )
+    finally:
+        await queue.stop()
+    assert calls == [[0, 1, 2, 3, 4]]
+    assert results == [failure] * 5
 
 
 async def test_a_handler_that_loses_results_is_an_error() -> None:

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -177,6 +178,22 @@ def test_a_model_that_exits_every_third_call_only_ever_gets_200_502_503(
         assert _sum(url).status_code == 200
     assert set(seen) <= {200, 502, 503}, seen
     _until(lambda: _restarts(url, "exits-every") >= 2, "restarts counted")
+
+
+def test_every_caller_of_a_batch_that_crashed_the_process_is_answered_at_once(
+    server: tuple[str, int, list[str]],
+) -> None:
+    """Requests batched together when the process dies all get its 502 (or, while it
+    restarts, 503): none waits for its deadline (it was answered 504 after 30 s, and
+    the timeouts got the restarted, healthy process killed as hung)."""
+    url, _, _ = server
+    with ThreadPoolExecutor(16) as pool:
+        for _ in range(3):
+            answers = list(pool.map(lambda _: _x(url, "crash", -1.0), range(16)))
+            statuses = sorted(answer.status_code for answer in answers)
+            assert set(statuses) <= {502, 503}, statuses
+    _until(lambda: _x(url, "crash", 1.0).status_code == 200, "back")
+    assert _sum(url).status_code == 200
 
 
 def test_a_restart_is_logged_and_sigterm_leaves_no_child_behind(home: Path) -> None:

@@ -337,7 +337,8 @@ class BatchQueue(Generic[In, Out]):
                     if not entry.future.done():
                         await self._call([entry])
                 return
-            _fail(batch[0].future, exc)
+            for entry in batch:  # one item, or a failure of the model itself: all get it
+                _fail(entry.future, exc)
             return
         finally:
             self._computing = []
