@@ -36,6 +36,7 @@ from servewell.runtime.restart import ChildExit, RestartPolicy
 from serving_models import PYTHON_MODELS
 
 COLUMN = Signature.from_json_file(PYTHON_MODELS / "column.json")
+COLUMN_OF_SUM = Signature.from_json_file(PYTHON_MODELS / "sum.json")
 FAST_RESTART = RestartPolicy(first_delay_s=0.1, max_delay_s=1.0)
 ONE = {"x": np.array([1.0, 2.0], dtype=np.float32)}
 POISON = {"x": np.array([-1.0], dtype=np.float32)}
@@ -277,8 +278,9 @@ def test_invalid_input_from_the_model_stays_a_400(tmp_path: Path) -> None:
 
 
 def test_the_child_does_not_outlive_a_server_killed_outright(tmp_path: Path, scratch: Path) -> None:
-    """A server process SIGKILLed (no shutdown at all): its child sees the lifeline close,
-    removes its scratch folder and exits."""
+    """A server process SIGKILLed (no shutdown at all): its child goes with it (the
+    kernel's parent-death signal, or the lifeline closing), and the next server's first
+    child removes the scratch folder the dead one left."""
     bundle = _bundle(tmp_path, "sum")
     script = textwrap.dedent(
         f"""
@@ -305,7 +307,56 @@ def test_the_child_does_not_outlive_a_server_killed_outright(tmp_path: Path, scr
         server.kill()
         server.wait(timeout=BACK_WITHIN_S)
         _wait_until(lambda: not _alive(child), "ended with its server")
-        _wait_until(lambda: not list(scratch.iterdir()), "scratch removed")
+        tempfile.tempdir = str(scratch)
+        try:
+            next_one = ProcessRuntime("python", bundle, None, COLUMN_OF_SUM)
+            next_one.load()
+            next_one.close()
+        finally:
+            tempfile.tempdir = None
+        assert not list(scratch.iterdir())  # the dead server's, and the next one's
+    finally:
+        server.kill()
+        server.wait(timeout=BACK_WITHIN_S)
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+def test_a_child_busy_in_c_code_does_not_outlive_a_server_killed_outright(
+    tmp_path: Path, scratch: Path
+) -> None:
+    """The lifeline's watcher thread cannot run while the model holds the GIL in C: the
+    kernel kills the child with its server (PR_SET_PDEATHSIG)."""
+    bundle, marker = _bundle(tmp_path, "busy"), tmp_path / "busy-now"
+    script = textwrap.dedent(
+        f"""
+        import threading, time
+        from pathlib import Path
+        import numpy as np
+        from servewell.core.signature import Signature
+        from servewell.runtime.process import ProcessRuntime
+        signature = Signature.from_json_file(Path({str(PYTHON_MODELS / "column.json")!r}))
+        runtime = ProcessRuntime("python", Path({str(bundle)!r}), None, signature)
+        runtime.load()
+        poison = {{"x": np.array([[-1.0]], dtype=np.float32)}}
+        threading.Thread(target=runtime.predict, args=(poison,), daemon=True).start()
+        while not Path({str(marker)!r}).exists():
+            time.sleep(0.01)
+        print(runtime.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    environment = os.environ | {"BUSY_MODEL_MARKER": str(marker), "TMPDIR": str(scratch)}
+    server = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=environment
+    )
+    try:
+        assert server.stdout is not None
+        child = int(server.stdout.readline())
+        assert _alive(child)
+        server.kill()
+        server.wait(timeout=BACK_WITHIN_S)
+        _wait_until(lambda: not _alive(child), "killed with its server")
     finally:
         server.kill()
         server.wait(timeout=BACK_WITHIN_S)

@@ -16,6 +16,7 @@ reaches the whole process group; the server stops its children itself).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -61,6 +62,9 @@ class ChildSpec:
     """Called first in the child (a picklable function: the server's logging set-up)."""
 
 
+#: prctl's option: the signal this process gets when the thread that started it ends.
+PR_SET_PDEATHSIG = 1
+
 #: What the child interpreter runs: ``python -c CHILD_MAIN <conn fd> <lifeline fd>``.
 CHILD_MAIN = "from servewell.runtime.child import main; main()"
 
@@ -69,6 +73,7 @@ def main() -> None:
     """The child process's entry point: its pipes from the command line, its spec as
     the first message."""
     conn, lifeline = Connection(int(sys.argv[1])), int(sys.argv[2])
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     spec: ChildSpec = conn.recv()
     threading.Thread(target=_watch, args=(lifeline, spec.scratch), daemon=True).start()
@@ -92,6 +97,19 @@ def serve(conn: Connection, spec: ChildSpec) -> None:
     finally:
         segments.close(unlink=False)
         runtime.close()
+
+
+def _die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when the server dies: the lifeline's watcher
+    thread cannot notice while the model holds the GIL in C code, or while the child is
+    stopped. (The scratch folder is then left to ``servewell gc``.) Linux only; where
+    prctl is missing, the lifeline alone watches."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the server died before the signal was armed
+        os._exit(0)
 
 
 def _watch(lifeline: int, scratch: Path) -> None:

@@ -42,11 +42,13 @@ from servewell.runtime.child import CHILD_MAIN, ChildSpec
 from servewell.runtime.restart import (
     CRASH,
     HANG,
+    SCRATCH_PREFIX,
     START_FAILED,
     Child,
     ChildExit,
     RestartPolicy,
     describe_exit,
+    sweep_orphaned_scratch,
 )
 from servewell.runtime.transfer import (
     SHARED_ABOVE_BYTES,
@@ -201,7 +203,8 @@ class ProcessRuntime:
         """A fresh interpreter running :func:`servewell.runtime.child.main` (spawned,
         not forked, and without re-running this process's ``__main__``, as
         multiprocessing's spawn would), handed its spec through the pipe."""
-        scratch = Path(tempfile.mkdtemp(prefix="servewell-process-"))
+        sweep_orphaned_scratch()
+        scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
         ours, theirs = socket.socketpair()
         lifeline_reader, lifeline = os.pipe()
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -149,3 +150,29 @@ class Child:
         with contextlib.suppress(OSError):
             os.close(self.lifeline)
         remove_unpacked(self.scratch)
+
+
+#: A child's scratch folder is ``<tmp>/servewell-process-<server pid>-<random>``.
+SCRATCH_PREFIX = "servewell-process-"
+
+
+def sweep_orphaned_scratch() -> int:
+    """Remove the scratch folders of servers that are gone: a child killed with its
+    server (the kernel's parent-death signal) cannot remove its own. How many went."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        owner = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            remove_unpacked(folder)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
