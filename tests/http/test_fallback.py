@@ -334,7 +334,8 @@ def test_no_cache_asks_for_no_stale_answer(home: Path, switch_file: Path) -> Non
         (
             ["fraud@1"],
             ["fraud@2"],
-            "models.fraud.fallbacks: fraud@2 is not served here (serving fraud@1)",
+            "models.fraud.fallbacks: fraud@2 is not served here "
+            "(add it to --models: --models fraud@1,fraud@2)",
         ),
         (
             ["fraud@1"],
