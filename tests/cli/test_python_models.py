@@ -63,6 +63,11 @@ def test_class_names_one_of_several(invoke: Invoke, tmp_path: Path) -> None:
         ("no_class", ["--trust", "--signature", COLUMN], "defines no model class"),
         ("slow", ["--trust", "--signature", COLUMN], "SlowModel.load(artifacts_dir) raised"),
         ("slow", ["--trust", "--signature", COLUMN, "--artifacts", COLUMN], "is not a folder"),
+        (
+            "slow",
+            ["--trust", "--signature", COLUMN, "--artifacts", "no-such-folder"],
+            "the artifacts folder no-such-folder does not exist",
+        ),
     ],
 )
 def test_refusals_are_one_line_and_change_nothing(
