@@ -81,6 +81,27 @@ def test_refusals_are_one_line_and_change_nothing(
     assert registry_state() == before
 
 
+def test_the_name_defaults_to_the_file_s_stem(invoke: Invoke) -> None:
+    args = ["--format", "python", "--trust", "--signature", COLUMN]
+    result = invoke("register", str(PYTHON_MODELS / "two_classes.py"), "--class", "Doubler", *args)
+    assert result.exit_code == 0, result.output
+    assert "registered two_classes@1" in result.stdout
+
+
+def test_a_stem_that_is_not_a_model_name_asks_for_one(
+    invoke: Invoke, registry_state: State, tmp_path: Path
+) -> None:
+    source = tmp_path / "my model.py"
+    source.write_text((PYTHON_MODELS / "two_classes.py").read_text())
+    before = registry_state()
+    result = invoke("register", str(source), "--trust", "--signature", COLUMN, "--class", "Doubler")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: 'my model' (from my model.py) is not a model name; give one with --name"
+    )
+    assert registry_state() == before
+
+
 def test_python_options_are_refused_for_other_formats(
     invoke: Invoke, model_files: dict[str, Path]
 ) -> None:
