@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from servewell.cli.output import console, open_services, print_json, reporting_errors
+from servewell.cli.output import console, open_services, print_json, reporting_errors, who_am_i
 from servewell.cli.versions import version_to_dict
 from servewell.core.ref import ModelRef, check_name
 from servewell.errors import InvalidInput, InvalidReference
@@ -69,6 +69,7 @@ def register(
             convert=not no_convert,
             artifacts=artifacts,
             model_class=model_class,
+            by=who_am_i(),
         )
     with open_services() as services, console.status(f"registering {path.name}…"):
         version = register_file(services, path, name, format=format, trust=trust, options=options)
