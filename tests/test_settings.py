@@ -2,6 +2,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ValidationError, field_validator
 
 from servewell.bootstrap import build_protection, build_services
 from servewell.cache import MemoryResponseCache, RedisResponseCache
@@ -18,6 +19,7 @@ from servewell.settings import (
     Settings,
     load_settings,
 )
+from servewell.settings.section import error_message
 
 
 @pytest.fixture
@@ -304,6 +306,33 @@ def test_an_unknown_key_in_a_section_given_as_json_is_refused(
         "invalid settings (environment or servewell.yaml): unknown setting "
         "'server.max_body_byte'; did you mean 'server.max_body_bytes'?"
     )
+
+
+def test_a_validator_s_message_reads_without_pydantic_s_prefix(workdir: Path) -> None:
+    (workdir / "servewell.yaml").write_text(
+        "models:\n  fraud:\n    fallbacks: [{default: {y: 0}}, cache]\n"
+    )
+    with pytest.raises(InvalidConfig) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "invalid settings (environment or servewell.yaml): models.fraud: "
+        "fallbacks: 'default' always answers, so it comes last"
+    )
+
+
+def test_an_assertion_s_message_reads_without_pydantic_s_prefix() -> None:
+    class Checked(BaseModel):
+        size: int
+
+        @field_validator("size")
+        @classmethod
+        def positive(cls, size: int) -> int:
+            assert size > 0, "size must be positive"
+            return size
+
+    with pytest.raises(ValidationError) as caught:
+        Checked(size=0)
+    assert error_message(caught.value.errors()[0]) == "size must be positive"
 
 
 def test_servewell_variables_that_are_not_settings_are_fine(

@@ -63,6 +63,11 @@ def test_class_names_one_of_several(invoke: Invoke, tmp_path: Path) -> None:
         ("no_class", ["--trust", "--signature", COLUMN], "defines no model class"),
         ("slow", ["--trust", "--signature", COLUMN], "SlowModel.load(artifacts_dir) raised"),
         ("slow", ["--trust", "--signature", COLUMN, "--artifacts", COLUMN], "is not a folder"),
+        (
+            "slow",
+            ["--trust", "--signature", COLUMN, "--artifacts", "no-such-folder"],
+            "the artifacts folder no-such-folder does not exist",
+        ),
     ],
 )
 def test_refusals_are_one_line_and_change_nothing(
@@ -73,6 +78,27 @@ def test_refusals_are_one_line_and_change_nothing(
     assert result.exit_code == 2, result.output
     assert says in result.output
     assert len(result.output.strip().splitlines()) == 1
+    assert registry_state() == before
+
+
+def test_the_name_defaults_to_the_file_s_stem(invoke: Invoke) -> None:
+    args = ["--format", "python", "--trust", "--signature", COLUMN]
+    result = invoke("register", str(PYTHON_MODELS / "two_classes.py"), "--class", "Doubler", *args)
+    assert result.exit_code == 0, result.output
+    assert "registered two_classes@1" in result.stdout
+
+
+def test_a_stem_that_is_not_a_model_name_asks_for_one(
+    invoke: Invoke, registry_state: State, tmp_path: Path
+) -> None:
+    source = tmp_path / "my model.py"
+    source.write_text((PYTHON_MODELS / "two_classes.py").read_text())
+    before = registry_state()
+    result = invoke("register", str(source), "--trust", "--signature", COLUMN, "--class", "Doubler")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: 'my model' (from my model.py) is not a model name; give one with --name"
+    )
     assert registry_state() == before
 
 

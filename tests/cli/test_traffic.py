@@ -121,6 +121,17 @@ def test_alias_moves_are_recorded_and_rolled_back(invoke: Invoke, fraud: str) ->
     assert "canary" in table.stdout
 
 
+def test_an_alias_set_by_register_records_who_set_it(
+    invoke: Invoke, model_files: dict[str, Path]
+) -> None:
+    registered = invoke(
+        "register", str(model_files["onnx"]), "--name", "fraud", "--alias", "staging"
+    )
+    assert registered.exit_code == 0, registered.output
+    moves = json.loads(invoke("alias", "history", "fraud", "--alias", "staging", "--json").stdout)
+    assert [(m["to_version"], m["moved_by"]) for m in moves] == [(1, f"user:{getpass.getuser()}")]
+
+
 def test_rollback_with_nothing_to_go_back_to(invoke: Invoke, fraud: str) -> None:
     result = invoke("rollback", fraud, "--alias", "canary")
     assert result.exit_code == 4

@@ -348,3 +348,24 @@ def test_sigterm_ends_a_server_whose_model_hangs(home: Path) -> None:
         answer = hung.result(timeout=CLIENT_TIMEOUT_S)
         assert answer.status_code == 503
         assert answer.json()["code"] == "shutting_down"
+
+
+def test_sigterm_does_not_wait_for_a_hung_call_nobody_waits_for(home: Path) -> None:
+    """Its one caller got its 504: shutdown stops at once rather than at the drain
+    deadline (120 s here), and says which model it waited for and how long at most."""
+    gates = Gates(home.parent / "gates-abandoned")
+    env = _environment(
+        home,
+        gates,
+        server__drain_timeout_s="120",
+        models__hang__timeout_ms=str(HANG_TIMEOUT_MS),
+        models__hang__breaker__enabled="false",
+    )
+    log: list[str] = []
+    with serve_process(home, "--no-auth", "--models", "hang", env=env, log=log) as (url, process):
+        assert _rest(url, "hang", [-1.0]).status_code == 504  # its thread hangs for ever
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0  # generous, and far below the drain's 120 s
+    stopping = [line for line in log[0].splitlines() if "stopping hang@1" in line]
+    assert len(stopping) == 1, log[0]
+    assert "waiting at most 120 s for its calls" in stopping[0]

@@ -280,18 +280,34 @@ def test_an_expired_answer_stands_in_when_the_model_fails(
             switch_file.unlink()
         healed = _rest(client, "switch", [{"x": x} for x in xs])
         counts = _fallbacks(client)
+        outcomes = _cache_outcomes(client, "switch")
     assert good.status_code == 200
     assert SERVED_BY not in good.headers
     assert stale.headers[SERVED_BY] == "cache; fallback=error"
+    assert stale.headers["x-cache"] == "stale"  # not a miss: nothing was worked out
     assert stale.json() == good.json() == {"model": "switch", "version": 1, "predictions": xs}
     # Served stale, not stored fresh: the model is asked again (and fails again).
-    assert again.headers["x-cache"] == "miss"
+    assert again.headers.get_list("x-cache") == ["stale"]
     assert again.headers[SERVED_BY] == "cache; fallback=error"
+    assert outcomes["stale"] == counts[("switch", "error", "cache")]
     assert never_seen.status_code == 500  # no stale answer for it: the model's error
     assert healed.status_code == 200
     assert SERVED_BY not in healed.headers
     assert counts[("switch", "error", "cache")] >= 2
     assert counts[("switch", "error", "none")] == 1
+
+
+def _cache_outcomes(client: InProcessClient, model: str) -> dict[str, float]:
+    """``servewell_cache_requests_total`` of ``model`` by outcome."""
+    prefix = "servewell_cache_requests_total{"
+    counts = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(prefix):
+            labels, value = line[len(prefix) :].split("} ")
+            parts = dict(part.split("=") for part in labels.split(","))
+            if parts["model"].strip('"') == model:
+                counts[parts["outcome"].strip('"')] = float(value)
+    return counts
 
 
 def _until_served_by(send: Any) -> httpx.Response:
@@ -334,7 +350,8 @@ def test_no_cache_asks_for_no_stale_answer(home: Path, switch_file: Path) -> Non
         (
             ["fraud@1"],
             ["fraud@2"],
-            "models.fraud.fallbacks: fraud@2 is not served here (serving fraud@1)",
+            "models.fraud.fallbacks: fraud@2 is not served here "
+            "(add it to --models: --models fraud@1,fraud@2)",
         ),
         (
             ["fraud@1"],

@@ -72,6 +72,7 @@ def test_a_symbolic_link_in_the_folder_is_refused(tmp_path: Path) -> None:
         ("column.json", None, "is not a Python file"),
         ("missing.py", None, "is not a Python file"),
         ("slow.py", "slow.py", "is not a folder"),
+        ("slow.py", "no-such-folder", "no-such-folder does not exist"),
     ],
 )
 def test_bad_sources_are_refused(

@@ -151,12 +151,15 @@ class BatchQueue(Generic[In, Out]):
         self._worker = asyncio.create_task(self._run(), name=f"batch-{self.name}")
 
     async def stop(self, timeout_s: float = 30.0) -> bool:
-        """Finish what is queued, for at most ``timeout_s``, then stop the worker; whether
-        all of it finished. If not (a model call that hangs), what waits and what runs
-        fail with ShuttingDown and the call is left on its daemon thread."""
+        """Finish what is queued, for at most ``timeout_s`` and only while a caller still
+        waits for it, then stop the worker; whether all of it finished. If not (a model
+        call that hangs), what waits and what runs fail with ShuttingDown and the call is
+        left on its daemon thread."""
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + timeout_s
-        while (self._pending or self._busy) and loop.time() < give_up_at:
+        if self._pending or self._busy:
+            logger.info("stopping %s: waiting at most %.3g s for its calls", self.name, timeout_s)
+        while self._is_awaited() and loop.time() < give_up_at:
             await asyncio.sleep(0.005)
         finished = not (self._pending or self._busy)
         if not finished:
@@ -257,6 +260,17 @@ class BatchQueue(Generic[In, Out]):
     def _dropped(self, reason: str) -> None:
         if self.on_drop is not None:
             self.on_drop(reason)
+
+    def _is_awaited(self) -> bool:
+        """Whether a caller still waits for an answer: one queued, or one of the batch
+        being formed or computed. A hung call whose callers all got their error (their
+        deadline) is waited for no more."""
+        if any(not entry.future.done() for entry in self._pending):
+            return True
+        if not self._busy:
+            return False
+        computing = self._computing
+        return not computing or any(not entry.future.done() for entry in computing)
 
     def _is_idle(self) -> bool:
         return not self._busy and not self._pending

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from servewell.cli import (
     alias,
@@ -18,10 +23,43 @@ from servewell.cli import (
     traffic,
     train,
 )
-from servewell.cli.output import configure_logging
+from servewell.cli.output import configure_logging, print_error
+
+try:  # Typer vendors Click since 0.2x; before, it used Click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError  # type: ignore[assignment]
+
+
+class OneLineUsageErrors(TyperGroup):
+    """The root command: a usage error (an unknown command or option, a missing or bad
+    value) is one line on stderr and exit 2, like every other failure of the CLI, rather
+    than Typer's usage and boxed message."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors():  # a subcommand's own arguments are parsed here
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # no arguments: the help was asked
+            raise
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        print_error(exc.format_message().rstrip(".") + where)
+        raise typer.Exit(exc.exit_code) from None
+
 
 app = typer.Typer(
     name="servewell",
+    cls=OneLineUsageErrors,
     help="Take a trained model to production and keep it healthy there.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from servewell.cli.output import console, open_services
+from servewell.cli.output import console, open_services, who_am_i
 from servewell.cli.train import RichProgress, key_table
 from servewell.core.apikey import parse_key, secret_matches
 from servewell.core.ref import ModelRef
@@ -95,7 +95,7 @@ def _train_and_register(
     )
     if not result.passed:
         raise GateFailed(result.failures)
-    return register_result(services, result, progress)
+    return register_result(services, result, progress, by=who_am_i())
 
 
 def _previous_demo(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from servewell.cli.output import console, open_services, print_json, reporting_errors
+from servewell.cli.output import console, open_services, print_json, reporting_errors, who_am_i
 from servewell.core.ref import ModelRef
 from servewell.errors import GateFailed
 from servewell.optimize.plan import CALIBRATION_METHODS, QUANTIZATIONS
@@ -100,7 +100,7 @@ def _optimize_and_report(ref: ModelRef, options: OptimizeOptions, as_json: bool)
             )
             if result.passed:
                 status.update(f"{ref}: registering…")
-                register_optimized(services, result, alias=alias)
+                register_optimized(services, result, alias=alias, by=who_am_i())
         if as_json:
             print_json(_report(result))
         else:

@@ -28,11 +28,16 @@ def reporting_errors() -> Iterator[None]:
     try:
         yield
     except ServewellError as exc:
-        errors.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        print_error(exc.message)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         errors.print("interrupted")
         raise typer.Exit(130) from None
+
+
+def print_error(message: str) -> None:
+    """A failure's one line on stderr: ``error: <message>``."""
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @contextmanager

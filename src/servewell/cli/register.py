@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from servewell.cli.output import console, open_services, print_json, reporting_errors
+from servewell.cli.output import console, open_services, print_json, reporting_errors, who_am_i
 from servewell.cli.versions import version_to_dict
-from servewell.core.ref import ModelRef
-from servewell.errors import InvalidInput
+from servewell.core.ref import ModelRef, check_name
+from servewell.errors import InvalidInput, InvalidReference
 
 if TYPE_CHECKING:
     from servewell.registry import ModelVersion
@@ -23,7 +23,9 @@ def register(
         help="Model file: .onnx; .joblib/.pkl (needs --trust); .pt/.pth: TorchScript, or "
         "a torch.save'd module (needs --trust); .py: a Python model class (needs --trust).",
     ),
-    name: str = typer.Option(..., "--name", "-n", help="Model name."),
+    name: str | None = typer.Option(
+        None, "--name", "-n", help="Model name; default: the file's name without its suffix."
+    ),
     format: str | None = typer.Option(
         None, "--format", help="onnx, sklearn, text, torch or python; default: by suffix."
     ),
@@ -57,6 +59,7 @@ def register(
     from servewell.registration.register import RegisterOptions, register_file
 
     with reporting_errors():
+        name = name or _name_from(path)
         options = RegisterOptions(
             signature=Signature.from_json_file(signature_file) if signature_file else None,
             metrics=_read_json_object(metrics_file) if metrics_file else {},
@@ -66,6 +69,7 @@ def register(
             convert=not no_convert,
             artifacts=artifacts,
             model_class=model_class,
+            by=who_am_i(),
         )
     with open_services() as services, console.status(f"registering {path.name}…"):
         version = register_file(services, path, name, format=format, trust=trust, options=options)
@@ -82,6 +86,16 @@ def _print_registered(version: ModelVersion, alias: str | None) -> None:
         f"{version.size_bytes:,} bytes, sha256 {version.sha256[:12]}…; serves via {served})"
         + (f", alias [cyan]{alias}[/]" if alias else "")
     )
+
+
+def _name_from(path: Path) -> str:
+    """The model name a file gives without ``--name``: its stem, when that is one."""
+    try:
+        return check_name(path.stem)
+    except InvalidReference:
+        raise InvalidInput(
+            f"'{path.stem}' (from {path.name}) is not a model name; give one with --name"
+        ) from None
 
 
 def _read_json_object(path: Path) -> dict[str, Any]:

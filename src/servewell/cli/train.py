@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from servewell.cli.output import console, open_services, print_json, reporting_errors
+from servewell.cli.output import console, open_services, print_json, reporting_errors, who_am_i
 from servewell.errors import GateFailed
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def train(
             _finish(result, report, as_json)
             raise GateFailed(result.failures)
     with open_services() as services:
-        register_result(services, result, RichProgress(display))
+        register_result(services, result, RichProgress(display), by=who_am_i())
     _finish(result, report, as_json)
 
 

@@ -73,18 +73,24 @@ def encode_response(signature: Signature, response: InferResponse) -> Reply:
     return Reply.json(200, answer)
 
 
-def model_status(deployments: list[Deployment], ready: bool) -> dict[str, Any]:
-    """TF-Serving's ``GET /v1/models/{name}`` answer."""
-    return {
-        "model_version_status": [
-            {
-                "version": str(deployment.number),
-                "state": "AVAILABLE" if ready else "LOADING",
-                "status": _breaker_status(deployment),
-            }
-            for deployment in deployments
-        ]
+def model_status(
+    deployments: list[Deployment], ready: bool, failed: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """TF-Serving's ``GET /v1/models/{name}`` answer; ``failed``: the versions that could
+    not be loaded (version -> why), shown as TF-Serving shows a failed load: state
+    ``END``, the error in its status."""
+    loaded = {
+        deployment.number: {
+            "version": str(deployment.number),
+            "state": "AVAILABLE" if ready else "LOADING",
+            "status": _breaker_status(deployment),
+        }
+        for deployment in deployments
     }
+    for number, why in (failed or {}).items():
+        status = {"error_code": "UNKNOWN", "error_message": why}
+        loaded[number] = {"version": str(number), "state": "END", "status": status}
+    return {"model_version_status": [loaded[number] for number in sorted(loaded)]}
 
 
 def _breaker_status(deployment: Deployment) -> dict[str, str]:

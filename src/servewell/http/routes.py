@@ -147,8 +147,11 @@ def _add_rest_routes(api: FastAPI, running: Running) -> None:
     @api.get("/v1/models/{name}", tags=["rest"])
     async def model_status(name: str) -> dict[str, Any]:
         pool = running().pool
-        pool.get(name)
-        return rest.model_status([pool.get(name, v) for v in pool.versions_of(name)], True)
+        failed = {v: why for (n, v), why in pool.failed_versions.items() if n == name}
+        if not failed:
+            pool.get(name)  # 404 for a model not served, 503 while loading
+        deployments = [pool.get(name, v) for v in pool.versions_of(name)]
+        return rest.model_status(deployments, True, failed)
 
     @api.get("/v1/models/{name}/versions/{version}", tags=["rest"])
     async def version_status(name: str, version: str) -> dict[str, Any]:

@@ -16,8 +16,9 @@ On SIGTERM (or SIGINT), :class:`ServewellServer`:
    ``shutting_down`` with ``Retry-After`` and ``Connection: close``; one log line counts
    them;
 6. runs the app's lifespan shutdown: the models stop, waiting for what they compute
-   until the drain deadline (at least a second more); a model call that hangs is left
-   on its daemon thread, which does not hold the process; the process exits 0.
+   until the drain deadline (at least a second more), and only while a caller still
+   waits for it; a model call that hangs is left on its daemon thread, which does not
+   hold the process; the process exits 0.
 
 With ``--workers N``, uvicorn's supervisor (:class:`Supervisor`) passes SIGTERM on to
 every worker, each running this sequence, and closes its own copy of the listening

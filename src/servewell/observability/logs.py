@@ -37,7 +37,8 @@ class RequestRecord:
     caller: str = ""
     """Who called: an API key's name (never the key), or ip:<address> without one."""
     cache: str = ""
-    """``hit``, ``miss`` or ``bypass`` when the response cache was consulted."""
+    """``hit``, ``miss``, ``bypass`` or ``stale`` (the cache fallback answered) when the
+    response cache was consulted."""
     response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     """Headers layers before the route add to the response (``RateLimit-*``); the edge
     sends them with its own, so no layer wraps ``send`` for them."""

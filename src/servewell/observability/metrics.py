@@ -91,7 +91,8 @@ RATE_LIMIT = Family(
 )
 CACHE = Family(
     "servewell_cache_requests",
-    "Response cache lookups by model and outcome (hit, miss, bypass).",
+    "Response cache lookups by model and outcome (hit, miss, bypass, stale: a miss the "
+    "cache fallback answered with a stale answer).",
     ("model", "outcome"),
 )
 
@@ -280,7 +281,7 @@ class ServingMetrics:
         self.tally.count((RATE_LIMIT, label, outcome))
 
     def count_cache(self, model: str, outcome: str) -> None:
-        """One response cache lookup (hit, miss or bypass)."""
+        """One response cache lookup (hit, miss, bypass or stale)."""
         self.tally.count((CACHE, model, outcome))
 
     def count_fallback(self, model: str, reason: str, target: str) -> None:

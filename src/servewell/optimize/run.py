@@ -89,9 +89,14 @@ def optimize_version(
 
 
 def register_optimized(
-    access: RegistryAccess, result: OptimizeResult, alias: str | None = None
+    access: RegistryAccess,
+    result: OptimizeResult,
+    alias: str | None = None,
+    *,
+    by: str | None = None,
 ) -> ModelVersion:
-    """Register a result that passed its gate as the next version, parent = its source."""
+    """Register a result that passed its gate as the next version, parent = its source
+    (``by``: who, the author of the ``alias`` move)."""
     if not result.passed:
         raise GateFailed(result.failures)
     source = result.source
@@ -113,6 +118,7 @@ def register_optimized(
                 },
                 tags={**source.tags, "optimized": result.quantization},
                 alias=alias,
+                by=by,
                 parent=source.ref,
                 description=f"{source.name}@{source.version} optimized ({result.quantization})",
                 convert=False,

@@ -73,6 +73,8 @@ class RegisterOptions:
     handed to its ``load``."""
     model_class: str | None = None
     """Which class of a Python model's file to serve, when it defines several."""
+    by: str | None = None
+    """Who registers it (``user:<login>`` from the CLI): the ``alias`` move's author."""
 
 
 def register_file(
@@ -189,6 +191,7 @@ def _store_and_record(
             parent=options.parent,
             alias=options.alias,
             description=options.description,
+            by=options.by,
         )
     )
 

@@ -53,6 +53,8 @@ class NewVersion:
     parent: ModelRef | None = None
     alias: str | None = None
     description: str = ""
+    by: str | None = None
+    """Who registers it: the author of the ``alias`` move in the alias's history."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,7 +303,7 @@ class SqlRegistry:
             ],
         )
         if new.alias is not None:
-            move_alias(conn, new.name, model_id, new.alias, number, None)
+            move_alias(conn, new.name, model_id, new.alias, number, new.by)
         return number
 
     def _parent_id(self, conn: Connection, parent: ModelRef) -> int:

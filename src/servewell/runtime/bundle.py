@@ -67,6 +67,8 @@ def write_bundle(
     """Pack ``source`` (a .py file) and the ``artifacts`` folder into ``target``."""
     if source.suffix != ".py" or not source.is_file():
         raise InvalidArtifact(f"{source} is not a Python file (.py)")
+    if artifacts is not None and not artifacts.exists():
+        raise InvalidArtifact(f"the artifacts folder {artifacts} does not exist")
     if artifacts is not None and not artifacts.is_dir():
         raise InvalidArtifact(f"the artifacts folder {artifacts} is not a folder")
     entries = [(source.name, source)]

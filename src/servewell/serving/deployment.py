@@ -151,11 +151,10 @@ class Deployment:
             self._queue = None
         if not finished:
             logger.warning(
-                "%s@%d still computing after %g s: left on its thread, which does not "
+                "%s@%d still computing at shutdown: left on its thread, which does not "
                 "keep the process from exiting",
                 self.name,
                 self.number,
-                timeout_s,
             )
             return
         if self.isolated is None:

@@ -21,8 +21,9 @@ Targets (``serving.fallback_plan`` resolved and checked them at start-up):
 - ``default``: the configured value of each output, for every row of the request.
 
 An answer says who gave it: ``X-Servewell-Served-By: fraud@2; fallback=timeout`` (or
-``cache; ...``, ``default; ...``), its body names the version that answered (a stale
-answer, the version that answered then; a default, the primary), and
+``cache; ...``, ``default; ...``; a stale answer also ``X-Cache: stale``), its body
+names the version that answered (a stale answer, the version that answered then; a
+default, the primary), and
 ``servewell_fallback_total{model,reason,target}`` counts it (``target="none"`` when
 every target failed: the caller then gets the model's own error). The gateway never
 stores a fallback answer in the response cache (:func:`is_fallback`).
@@ -59,6 +60,8 @@ from servewell.serving.response_cache import ResponseCacheLayer
 logger = logging.getLogger(__name__)
 
 SERVED_BY = b"x-servewell-served-by"
+STALE = (b"x-cache", b"stale")
+"""The header of an answer the ``cache`` target gave: a stale one, not a miss."""
 REQUEST_TIMEOUT = b"request-timeout"
 CACHE_CONTROL = b"cache-control"
 
@@ -191,7 +194,10 @@ class Fallbacks:
         if layer is None or key is None or b"no-cache" in cache_control.lower():
             return None
         entry = await layer.get_stale(key)
-        return None if entry is None else unpack_reply(entry)
+        reply = None if entry is None else unpack_reply(entry)
+        if reply is not None:
+            reply.headers.append(STALE)
+        return reply
 
     def _from_default(self, target: DefaultTarget, failed: Failed) -> Reply | None:
         request, deployment = failed.request, failed.deployment

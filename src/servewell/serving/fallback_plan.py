@@ -76,9 +76,10 @@ def plan_fallbacks(access: RegistryAccess, refs: Sequence[ModelRef]) -> Chains:
     settings = access.settings
     if not any(entry.fallbacks for entry in settings.models.values()):
         return {}
-    served = _served_versions(access, refs)
+    wanted = list(refs) or [ModelRef(summary.name) for summary in access.registry.list_models()]
+    served = _Served(_served_versions(access, wanted), tuple(map(str, wanted)))
     chains: Chains = {}
-    for version in served.values():
+    for version in served.versions.values():
         configured = settings.model(version.name).resilience.fallbacks
         if configured:
             targets = (_target(access, version, given, served) for given in configured)
@@ -86,13 +87,21 @@ def plan_fallbacks(access: RegistryAccess, refs: Sequence[ModelRef]) -> Chains:
     return chains
 
 
+@dataclass(frozen=True)
+class _Served:
+    """What the pool will load: its versions, and the references naming them (``refs``
+    or, without any, every registered model)."""
+
+    versions: Mapping[tuple[str, int], ModelVersion]
+    refs: tuple[str, ...]
+
+
 def _served_versions(
-    access: RegistryAccess, refs: Sequence[ModelRef]
+    access: RegistryAccess, wanted: Sequence[ModelRef]
 ) -> dict[tuple[str, int], ModelVersion]:
-    """What the pool will load: ``refs`` or, without any, every registered model (one
-    that does not resolve is the pool's to report)."""
+    """The versions ``wanted`` resolves to (one that does not resolve is the pool's to
+    report)."""
     registry = access.registry
-    wanted = list(refs) or [ModelRef(summary.name) for summary in registry.list_models()]
     served: dict[tuple[str, int], ModelVersion] = {}
     for ref in wanted:
         try:
@@ -107,7 +116,7 @@ def _target(
     access: RegistryAccess,
     primary: ModelVersion,
     given: FallbackTarget,
-    served: Mapping[tuple[str, int], ModelVersion],
+    served: _Served,
 ) -> Target | None:
     where = f"models.{primary.name}.fallbacks"
     if isinstance(given, ModelFallback):
@@ -123,11 +132,12 @@ def _model_target(
     access: RegistryAccess,
     primary: ModelVersion,
     text: str,
-    served: Mapping[tuple[str, int], ModelVersion],
+    served: _Served,
     where: str,
 ) -> ModelTarget | None:
     try:
-        version = access.registry.resolve(ModelRef.parse(text))
+        ref = ModelRef.parse(text)
+        version = access.registry.resolve(ref)
     except ServewellError as exc:  # InvalidReference, NotFound
         raise InvalidConfig(f"{where}: {text}: {exc.message}") from None
     key = (version.name, version.version)
@@ -135,10 +145,12 @@ def _model_target(
     who = text if text == named else f"{text} ({named})"
     if key == (primary.name, primary.version):
         return None  # a version is not its own fallback (fraud@2's chain naming fraud@2)
-    if key not in served:
-        serving = ", ".join(f"{name}@{number}" for name, number in sorted(served))
-        raise InvalidConfig(f"{where}: {who} is not served here (serving {serving})")
-    mismatch = incompatibility(primary.signature, served[key].signature, who)
+    if key not in served.versions:
+        models = ",".join([*served.refs, str(ref)])
+        raise InvalidConfig(
+            f"{where}: {who} is not served here (add it to --models: --models {models})"
+        )
+    mismatch = incompatibility(primary.signature, served.versions[key].signature, who)
     if mismatch:
         raise InvalidConfig(f"{where}: {mismatch}")
     timeout_ms = access.settings.model(version.name).resilience.timeout_ms

@@ -41,7 +41,7 @@ from servewell.errors import ServewellError
 from servewell.observability import RequestRecord, ServingMetrics, bind_request, unbind_request
 from servewell.serving.admission import API_KEY, AUTHORIZATION, Admission, Headers
 from servewell.serving.deployment import Deployment
-from servewell.serving.fallback import Failed, Fallbacks, is_fallback
+from servewell.serving.fallback import STALE, Failed, Fallbacks, is_fallback
 from servewell.serving.predictor import Predictor
 from servewell.serving.recorder import CLIENT_CLOSED, Recorder, request_id_from
 from servewell.serving.reply import Reply, entry_message, header_lines, pack_reply, unpack_reply
@@ -309,6 +309,9 @@ class Gateway:
         reply = await self._predict(call, deployment, body)
         if not is_fallback(reply):  # never the model's answer for later requests
             await layer.store(deployment.name, key, pack_reply(reply))
+        elif STALE in reply.headers:  # the cache fallback's: X-Cache says so already
+            self._count_cache(layer, record, "stale")
+            return reply
         self._count_cache(layer, record, "miss" if use_cache else "bypass")
         reply.headers.append(MISS)
         return reply

@@ -18,8 +18,9 @@ logger = logging.getLogger(__name__)
 
 
 class ModelPool:
-    """Deployments by model name and version; each name has a default version (the
-    first reference that named it)."""
+    """Deployments by model name and version; each name has a default version: the one
+    the first reference naming it resolves to. When that one fails to load, requests for
+    the bare name are not ready (503), never answered by another version."""
 
     def __init__(
         self,
@@ -35,6 +36,8 @@ class ModelPool:
         """Whether one request only is in flight (see :class:`Deployment`)."""
         self.failures: dict[str, str] = {}
         """Model reference -> why it could not be loaded."""
+        self.failed_versions: dict[tuple[str, int], str] = {}
+        """(name, version) -> why it could not be loaded, for the versions that resolved."""
         self._deployments: dict[tuple[str, int], Deployment] = {}
         self._defaults: dict[str, Deployment] = {}
         self._expected: set[str] = {ref.name for ref in refs}
@@ -98,7 +101,7 @@ class ModelPool:
         error is raised instead, for a command that serves one model and stops)."""
         if strict:
             for ref in self.refs:
-                await self._load_one(ref)
+                await self._load_one(ref, is_default=ref.name not in self._defaults)
             self._loaded = True
             return
         try:
@@ -109,12 +112,15 @@ class ModelPool:
             self._loaded = True
             return
         self._expected |= {ref.name for ref in refs}
+        named: set[str] = set()
         for ref in refs:
+            is_default = ref.name not in named
+            named.add(ref.name)
             try:
-                await self._load_one(ref)
+                await self._load_one(ref, is_default=is_default)
             except Exception as exc:
                 logger.exception("cannot serve %s", ref)
-                self.failures[str(ref)] = getattr(exc, "message", None) or str(exc)
+                self.failures[str(ref)] = _why(exc)
                 self._failed.add(ref.name)
         self._loaded = True
         if self.is_ready:
@@ -139,22 +145,30 @@ class ModelPool:
             return list(self.refs)
         return [ModelRef(summary.name) for summary in self.access.registry.list_models()]
 
-    async def _load_one(self, ref: ModelRef) -> None:
+    async def _load_one(self, ref: ModelRef, *, is_default: bool) -> None:
+        """Load what ``ref`` names; ``is_default``: it is the first reference naming its
+        model, so its version answers the bare name."""
         deployment = await self.add(ref)
-        self._defaults.setdefault(deployment.name, deployment)
+        if is_default:
+            self._defaults[deployment.name] = deployment
 
     async def add(self, ref: ModelRef) -> Deployment:
         """The deployment ``ref`` resolves to, loaded, warmed up and started first when
         it is not served yet (a traffic policy's arm: ``serving.routing``); the model's
-        default version stays as it was."""
+        default version stays as it was. A version that fails is remembered in
+        :attr:`failed_versions`."""
         started = time.perf_counter()
         version = await asyncio.to_thread(self.access.registry.resolve, ref)
         key = (version.name, version.version)
         known = self._deployments.get(key)
         if known is not None:
             return known
-        deployment = await asyncio.to_thread(self._open, version)
-        await deployment.start()
+        try:
+            deployment = await asyncio.to_thread(self._open, version)
+            await deployment.start()
+        except Exception as exc:
+            self.failed_versions[key] = _why(exc)
+            raise
         deployment.metrics.load_s.set(time.perf_counter() - started)
         self._deployments[key] = deployment  # callers load one at a time
         return deployment
@@ -179,3 +193,8 @@ class ModelPool:
             runtime.close()  # a model in a child process: the child goes too
             raise
         return deployment
+
+
+def _why(exc: Exception) -> str:
+    """What a load failure says: a servewell error's message, else the exception's text."""
+    return getattr(exc, "message", None) or str(exc)

@@ -40,7 +40,7 @@ from servewell.settings.models import (
     with_deprecated,
 )
 from servewell.settings.monitoring import MonitoringSettings
-from servewell.settings.section import Section
+from servewell.settings.section import Section, error_message
 from servewell.settings.server import ServerSettings
 from servewell.settings.sources import CheckedEnvironment, CheckedYaml, describe_unknown
 
@@ -273,7 +273,7 @@ def load_settings(**overrides: Any) -> Settings:
         if error["type"] == "extra_forbidden":
             problem = describe_unknown(Settings, loc)
         else:
-            problem = f"{'.'.join(loc) or 'settings'}: {error['msg']}"
+            problem = f"{'.'.join(loc) or 'settings'}: {error_message(error)}"
         raise InvalidConfig(
             f"invalid settings (environment or {_config_path()}): {problem}"
         ) from None

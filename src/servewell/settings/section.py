@@ -1,8 +1,9 @@
-"""The base of every settings section."""
+"""The base of every settings section, and how a validation error of one reads."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import ErrorDetails
 
 
 class Section(BaseModel):
@@ -12,3 +13,13 @@ class Section(BaseModel):
     meets the open breaker)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def error_message(error: ErrorDetails) -> str:
+    """One pydantic error's message as its validator wrote it, without the prefix
+    pydantic adds to a ``ValueError``'s or an ``assert``'s (nor the lines an assert's
+    rewriting adds after it); the caller adds where it was."""
+    message = str(error["msg"])
+    if message.startswith("Assertion failed, "):
+        return message.removeprefix("Assertion failed, ").partition("\n")[0]
+    return message.removeprefix("Value error, ")

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from servewell.core.task import Task
 from servewell.errors import InvalidConfig
+from servewell.settings.section import error_message
 
 EstimatorKind = Literal["mlp", "logistic", "random_forest", "gradient_boosting"]
 ColumnKind = Literal["numeric", "categorical", "datetime", "ignore"]
@@ -270,5 +271,5 @@ def describe_error(exc: ValidationError) -> str:
     where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"unknown key '{where}'"
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = error_message(error)
     return f"{where}: {message}" if where else message

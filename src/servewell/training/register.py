@@ -21,10 +21,15 @@ VALIDATION_ROWS = 100_000
 
 
 def register_result(
-    access: RegistryAccess, result: PipelineResult, progress: Progress | None = None
+    access: RegistryAccess,
+    result: PipelineResult,
+    progress: Progress | None = None,
+    *,
+    by: str | None = None,
 ) -> ModelVersion:
     """Register a result that passed its gate, with its profile, card, report and
-    validation split (``validation.csv``, read by ``servewell optimize``) attached."""
+    validation split (``validation.csv``, read by ``servewell optimize``) attached
+    (``by``: who, the author of its alias move)."""
     if not result.passed:
         raise GateFailed(result.failures)
     log = StageLog(progress)
@@ -44,6 +49,7 @@ def register_result(
                 **result.config.registration.tags,
             },
             alias=result.config.registration.alias,
+            by=by,
             description=result.config.registration.description,
             sample=result.sample,
             conversion=served.conversion,
