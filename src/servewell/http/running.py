@@ -8,7 +8,7 @@ import gc
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from servewell.bootstrap import Services, build_protection, build_services
+from servewell.bootstrap import Services, build_prediction_log, build_protection, build_services
 from servewell.core.ref import ModelRef
 from servewell.core.validation import InputLimits
 from servewell.http.rest import RestCodec
@@ -19,6 +19,7 @@ from servewell.serving.fallback import Fallbacks
 from servewell.serving.fallback_plan import plan_fallbacks
 from servewell.serving.gateway import Codec, Gateway
 from servewell.serving.pool import ModelPool
+from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.predictor import Predictor
 from servewell.serving.protection import Protection
 from servewell.serving.recorder import Recorder
@@ -27,6 +28,8 @@ from servewell.settings import Settings
 
 @dataclass(frozen=True)
 class RunningServer:
+    settings: Settings
+    """The server's settings (``services`` may have been opened with others)."""
     services: Services
     owns_services: bool
     """Whether the server opened ``services`` itself (and closes them)."""
@@ -38,6 +41,8 @@ class RunningServer:
     codecs: Mapping[str, Codec]
     """The gateway's codec of each inference protocol (``v2``, ``rest``)."""
     metrics: ServingMetrics
+    predictions: PredictionLog
+    """The prediction log's buffer and flusher (started; closed last)."""
     loading: asyncio.Task[None]
     """Loads the models, in the background."""
     fast_lane: bool
@@ -50,12 +55,14 @@ class RunningServer:
 
     async def stop(self, timeout_s: float) -> None:
         """Stop loading, then the models (each waits at most ``timeout_s`` for what it
-        computes), the protection and the services."""
+        computes), the protection, the prediction log (writing what it holds) and the
+        services."""
         if not self.loading.done():
             self.loading.cancel()
             await asyncio.gather(self.loading, return_exceptions=True)
         await self.pool.close(timeout_s)
         await self.protection.stop()
+        await self.predictions.close()
         if self.owns_services:
             self.services.close()
 
@@ -90,9 +97,12 @@ async def start_server(
         protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
     )
     fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
-    gateway = Gateway(predictor, admission, protection.cache, recorder, fallbacks)
+    predictions = build_prediction_log(settings, services, metrics)
+    predictions.start()
+    gateway = Gateway(predictor, admission, protection.cache, recorder, fallbacks, predictions)
     depth = limits.max_json_depth
     return RunningServer(
+        settings=settings,
         services=services,
         owns_services=owns_services,
         pool=pool,
@@ -102,6 +112,7 @@ async def start_server(
         gateway=gateway,
         codecs={"v2": V2Codec(depth), "rest": RestCodec(depth)},
         metrics=metrics,
+        predictions=predictions,
         loading=asyncio.create_task(_load(pool), name="servewell-load-models"),
         fast_lane=settings.server.fast_lane and gateway.answers_now,
     )

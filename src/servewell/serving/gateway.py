@@ -4,7 +4,7 @@ same steps in the same order for all of them:
 
 request id → guard (key, scope, model, rate) → resolve (name, pinned version) →
 response cache → decode → validate → predict → output filters → encode → record
-(metrics, access line).
+(metrics, access line, prediction log).
 
 What differs between protocols is injected as a :class:`Codec` (``http.v2``, ``http.rest``
 implement it): decoding a body, encoding an answer and answering an error (V2 keeps the
@@ -41,6 +41,8 @@ from servewell.observability import RequestRecord, ServingMetrics, bind_request,
 from servewell.serving.admission import API_KEY, AUTHORIZATION, Admission, Headers
 from servewell.serving.deployment import Deployment
 from servewell.serving.fallback import Failed, Fallbacks, is_fallback
+from servewell.serving.prediction_log import PredictionLog
+from servewell.serving.prediction_rows import Answer
 from servewell.serving.predictor import Predictor
 from servewell.serving.recorder import CLIENT_CLOSED, Recorder, request_id_from
 from servewell.serving.reply import Reply, entry_message, header_lines, pack_reply, unpack_reply
@@ -114,6 +116,8 @@ class Call:
     """The task waiting for the model, while it waits (cancelled if the client leaves)."""
     gone: bool = False
     """Whether the client went away before its answer."""
+    answer: Answer | None = None
+    """What the model was asked and answered, once it answered (the prediction log's)."""
 
     def client_left(self) -> None:
         """The client went away: stop waiting for the model (a request still queued
@@ -131,6 +135,7 @@ class Gateway:
         cache: ResponseCacheLayer | None,
         recorder: Recorder,
         fallbacks: Fallbacks | None = None,
+        predictions: PredictionLog | None = None,
     ) -> None:
         self.predictor = predictor
         self.admission = admission
@@ -139,6 +144,8 @@ class Gateway:
         self.metrics: ServingMetrics = recorder.metrics
         self.fallbacks = fallbacks or Fallbacks({}, predictor, cache, self.metrics)
         """Who answers when a model does not (``serving.fallback``)."""
+        self.predictions = predictions
+        """Where served predictions are logged (None: nowhere)."""
         self.answers_now = cache is not None and cache.sync is not None and admission.decides_now
         """Whether :meth:`try_now` can ever answer (an in-process cache and limiter)."""
         self.answered_now = 0
@@ -174,7 +181,10 @@ class Gateway:
             parts = self._hit_or_refusal(call, layer, deployment, record, key, message)
         finally:
             unbind_request(token)
-        self.recorder.finish(record, time.perf_counter() - started, call.client)
+        elapsed_s = time.perf_counter() - started
+        self.recorder.finish(record, elapsed_s, call.client)
+        if record.status == 200 and self.predictions is not None:
+            self.predictions.add(record, elapsed_s, None)  # a hit: logged as cached
         self.answered_now += 1
         return record.status, (b"x-request-id: " + request_id.encode() + b"\r\n", *parts)
 
@@ -247,9 +257,19 @@ class Gateway:
                 record.status = reply.status
         finally:
             recorder.leave()
-            recorder.finish(record, time.perf_counter() - started, call.client)
+            elapsed_s = time.perf_counter() - started
+            recorder.finish(record, elapsed_s, call.client)
+            self._log_prediction(call, record, elapsed_s)
             unbind_request(token)
         return reply
+
+    def _log_prediction(self, call: Call, record: RequestRecord, elapsed_s: float) -> None:
+        """The model's answers and response-cache hits go to the prediction log; errors,
+        refusals and fallback answers do not (the metrics and access line have them)."""
+        log = self.predictions
+        answered = call.answer is not None or record.cache == "hit"
+        if log is not None and record.status == 200 and answered:
+            log.add(record, elapsed_s, call.answer)
 
     async def _answer(self, call: Call, record: RequestRecord, limits: Headers) -> Reply:
         """Guard, read the body, resolve, then the response cache around the model."""
@@ -337,6 +357,7 @@ class Gateway:
             return await self.fallbacks.recover(exc, failed)
         finally:
             call.waiting = None
+        call.answer = Answer(deployment.signature, decoded.request, response)
         return codec.encode(decoded, response, deployment)
 
     def _count_cache(self, layer: ResponseCacheLayer, record: RequestRecord, outcome: str) -> None:
