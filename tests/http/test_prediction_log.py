@@ -3,6 +3,7 @@ written at shutdown; ground truth sent back by request id (SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,14 @@ from servewell.http import create_app
 from servewell.registry.keys import ApiKeyStore
 from servewell.registry.predictions import LoggedPrediction, PredictionStore
 from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
-from serving_models import ECHO_VALUES, register_adder, register_echo, serve_in_thread
+from serving_models import (
+    ECHO_VALUES,
+    build_adder_home,
+    register_adder,
+    register_echo,
+    serve_in_thread,
+    serve_process,
+)
 
 #: How long a test waits for rows to be written (the flusher runs every 0.05 s here).
 WAIT_S = 30.0
@@ -95,8 +103,10 @@ def test_served_predictions_are_logged_with_outputs_inputs_and_ids(services: Ser
     assert logged.request_id == "v2-id"  # the V2 body's id
     assert logged.outputs == {"out_FP32": [ECHO_VALUES["FP32"]]}
     texts = logged.inputs["in_BYTES"]  # text: hashed by default
-    assert len(texts[0]) == 2 and all(len(h) == 32 for h in texts[0])
-    assert texts[0][0] != texts[0][1] and "héllo" not in str(logged.inputs)
+    assert len(texts[0]) == 2
+    assert all(len(h) == 32 for h in texts[0])
+    assert texts[0][0] != texts[0][1]
+    assert "héllo" not in str(logged.inputs)
     assert logged.inputs["in_INT32"] == [ECHO_VALUES["INT32"]]
 
 
@@ -114,9 +124,11 @@ def test_log_inputs_hash_and_none(services: Services) -> None:
         [echo] = wait_for_rows(services, "echo", 1)
     first, second = adder
     assert first.inputs == second.inputs  # equal values, equal hashes
-    assert first.inputs["x"] != first.inputs["y"] and len(first.inputs["x"][0][0]) == 32
+    assert first.inputs["x"] != first.inputs["y"]
+    assert len(first.inputs["x"][0][0]) == 32
     assert first.outputs == {"sum": [[3.0]]}  # outputs are kept whatever log_inputs says
-    assert echo.inputs is None and echo.outputs is not None
+    assert echo.inputs is None
+    assert echo.outputs is not None
 
 
 def test_sample_rate_zero_logs_nothing(services: Services) -> None:
@@ -139,7 +151,8 @@ def test_cache_hits_are_logged_as_cached_and_errors_are_not(services: Services) 
         assert bad.status_code == 400
         rows = wait_for_rows(services, "adder", 2)
     assert [(row.request_id, row.cached) for row in rows] == [("miss", False), ("hit", True)]
-    assert rows[1].outputs is None and rows[1].inputs is None
+    assert rows[1].outputs is None
+    assert rows[1].inputs is None
 
 
 def test_a_full_buffer_drops_and_counts_without_failing_requests(services: Services) -> None:
@@ -169,7 +182,8 @@ def test_feedback_is_joined_by_request_id_idempotent_and_reports_unknown_ids(
         unknown = [{"request_id": f"nobody-{n}", "label": 1} for n in range(150)]
         first = httpx.post(url, json=labels + unknown).json()
         again = httpx.post(url, json=[{"request_id": "id-1", "label": 1}]).json()
-    assert first["accepted"] == 2 and first["unknown_count"] == 150
+    assert first["accepted"] == 2
+    assert first["unknown_count"] == 150
     assert first["unknown"] == [f"nobody-{n}" for n in range(100)]
     assert again == {"accepted": 1, "unknown": [], "unknown_count": 0}
     rows = PredictionStore(services.registry).rows("adder")
@@ -178,7 +192,8 @@ def test_feedback_is_joined_by_request_id_idempotent_and_reports_unknown_ids(
         ("id-1", 1),  # the second label replaced the first
         ("id-2", None),
     ]
-    assert rows[0].labeled_at is not None and rows[2].labeled_at is None
+    assert rows[0].labeled_at is not None
+    assert rows[2].labeled_at is None
 
 
 BAD_BODIES = [
@@ -239,9 +254,30 @@ def test_feedback_needs_the_feedback_scope(services: Services) -> None:
         anonymous = httpx.post(url, json=labels)
         accepted = httpx.post(url, json=labels, headers={"authorization": f"Bearer {labeller}"})
         cannot_predict = add(server.url, 1.0, headers={"authorization": f"Bearer {labeller}"})
-    assert refused.status_code == 403 and "feedback" in refused.json()["error"]
+    assert refused.status_code == 403
+    assert "feedback" in refused.json()["error"]
     assert anonymous.status_code == 401
-    assert accepted.status_code == 200 and accepted.json()["accepted"] == 1
+    assert accepted.status_code == 200
+    assert accepted.json()["accepted"] == 1
     assert cannot_predict.status_code == 403
     [row] = PredictionStore(services.registry).rows("adder")
-    assert row.key_name == "predictor" and row.label == 1
+    assert row.key_name == "predictor"
+    assert row.label == 1
+
+
+def test_sigterm_writes_what_the_buffer_holds(tmp_path: Path) -> None:
+    """A real ``servewell serve`` process that would not flush for an hour: SIGTERM
+    writes every answered prediction before it exits."""
+    home = build_adder_home(tmp_path / "home")
+    env = {"SERVEWELL_MONITORING__FLUSH_INTERVAL_S": "3600"}
+    with serve_process(home, "--no-auth", "--models", "adder", env=env) as (url, process):
+        for n in range(25):
+            assert add(url, float(n), f"term-{n}").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    services = build_services(Settings(home=home))
+    try:
+        rows = PredictionStore(services.registry).rows("adder")
+    finally:
+        services.close()
+    assert [row.request_id for row in rows] == [f"term-{n}" for n in range(25)]

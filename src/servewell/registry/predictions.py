@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from servewell.registry import schema
@@ -26,6 +26,29 @@ from servewell.registry.sql import SqlRegistry
 _CHUNK = 500
 #: At most this many unknown ids are named in an answer (all are counted).
 UNKNOWN_SHOWN = 100
+
+
+class PredictionRow(NamedTuple):
+    """One row to write, in the table's column order."""
+
+    at: float
+    """When it was answered, in seconds since the epoch (``time.time()``)."""
+    request_id: str
+    model: str
+    version: int
+    arm: str | None
+    key_name: str | None
+    latency_ms: float
+    cached: bool
+    outputs: str | None
+    """JSON text."""
+    inputs: str | None
+    """JSON text."""
+
+
+_COLUMNS = (
+    "logged_at, request_id, model, version, arm, key_name, latency_ms, cached, outputs, inputs"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,21 +108,29 @@ class PredictionStore:
     def __init__(self, registry: SqlRegistry) -> None:
         self.registry = registry
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows (columns of ``schema.predictions``), one transaction per chunk."""
-        for chunk in _chunks(rows, _CHUNK):
-            with self.registry.read() as conn:
-                conn.execute(insert(schema.predictions), list(chunk))
+    def write(self, rows: Sequence[PredictionRow]) -> None:
+        """Insert rows in one transaction, as one ``executemany`` of the tuples as they
+        are: the driver's own loop, none of SQLAlchemy's per-row processing (this is the
+        prediction log's hot loop, on a thread of a serving process)."""
+        if not rows:
+            return
+        with self.registry.read() as conn:
+            mark = "%s" if is_postgres(conn.engine) else "?"
+            statement = f"INSERT INTO predictions ({_COLUMNS}) VALUES ({', '.join([mark] * 10)})"
+            conn.exec_driver_sql(statement, list(rows))
 
     def prune(self, before: datetime) -> int:
         """Delete predictions logged, and labels received, before ``before``; how many
         predictions went."""
+        p = schema.predictions
+        gone = 0
         with self.registry.read() as conn:
-            gone = conn.execute(
-                delete(schema.predictions).where(schema.predictions.c.logged_at < before)
-            ).rowcount
+            models = conn.execute(select(p.c.model).distinct()).scalars().all()
+            for model in models:  # by model: on the (model, logged_at) index
+                old = (p.c.model == model) & (p.c.logged_at < before.timestamp())
+                gone += conn.execute(delete(p).where(old)).rowcount
             conn.execute(delete(schema.feedback).where(schema.feedback.c.received_at < before))
-        return int(gone)
+        return gone
 
     def rows(
         self, model: str, since: datetime | None = None, limit: int | None = None
@@ -114,7 +145,7 @@ class PredictionStore:
             .order_by(p.c.logged_at.desc(), p.c.id.desc())
         )
         if since is not None:
-            query = query.where(p.c.logged_at >= since)
+            query = query.where(p.c.logged_at >= since.timestamp())
         if limit is not None:
             query = query.limit(limit)
         with self.registry.read() as conn:
@@ -165,7 +196,7 @@ def _upsert(conn: Connection, rows: Sequence[dict[str, Any]]) -> Any:
 
 def _to_prediction(row: Any) -> LoggedPrediction:
     return LoggedPrediction(
-        logged_at=as_utc(row.logged_at),
+        logged_at=datetime.fromtimestamp(row.logged_at, UTC),
         request_id=row.request_id,
         model=row.model,
         version=row.version,

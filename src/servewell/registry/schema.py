@@ -130,7 +130,7 @@ predictions = Table(
     "predictions",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("logged_at", DateTime(timezone=True), nullable=False),
+    Column("logged_at", Float, nullable=False),
     Column("request_id", String(128), nullable=False),
     Column("model", String(128), nullable=False),
     Column("version", Integer, nullable=False),
@@ -142,11 +142,13 @@ predictions = Table(
     Column("inputs", Text, nullable=True),
     Index("ix_predictions_model_logged_at", "model", "logged_at"),
     Index("ix_predictions_model_request_id", "model", "request_id"),
-    Index("ix_predictions_logged_at", "logged_at"),
 )
 """The prediction log (``registry/predictions.py``): one row per logged prediction;
-``outputs`` and ``inputs`` are JSON text. By model name, not id: rows are written in
-batches without lookups, and outlive nothing they point at."""
+``logged_at`` is seconds since the epoch (a float: the cheapest to write, index and
+compare, on both backends); ``outputs`` and ``inputs`` are JSON text. By model name,
+not id: rows are written in batches without lookups, and outlive nothing they point at.
+Two indexes only (each one costs every insert): by model and time (exports, windows,
+pruning), by model and request id (labels)."""
 
 feedback = Table(
     "feedback",

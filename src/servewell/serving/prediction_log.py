@@ -8,9 +8,10 @@ and counted (``servewell_predlog_dropped_total{reason="full"}``): serving never 
 A background task takes the whole buffer every ``monitoring.flush_interval_s`` and hands
 it to a thread, which builds the rows (JSON, hashes) and writes them to the registry
 database; a write that fails is logged and its records counted as dropped
-(``reason="write_failed"``). Once an hour (and at start) rows older than
-``monitoring.retention_days`` are pruned. :meth:`close` (the lifespan's shutdown,
-after the models have answered what they hold) writes what is left.
+(``reason="write_failed"``, as is a record whose row cannot be built). Once an hour
+(and at start) rows older than ``monitoring.retention_days`` are pruned. :meth:`close`
+(the lifespan's shutdown, after the models have answered what they hold) lets a write
+under way end and writes what is left.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from servewell.observability import RequestRecord, ServingMetrics
-from servewell.registry.predictions import PredictionStore
+from servewell.registry.predictions import PredictionRow, PredictionStore
 from servewell.serving.prediction_rows import Answer, Logged, RowBuilder
 from servewell.settings.monitoring import MonitoringSettings
 
@@ -61,6 +62,8 @@ class PredictionLog:
         self._written = metrics.predlog_written
         self._rates: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
+        """The batch being written (one at a time: the row builder is not shared)."""
         self._next_prune = 0.0
 
     # --- the request path -------------------------------------------------------------------
@@ -97,12 +100,14 @@ class PredictionLog:
         self._task = asyncio.create_task(self._run(), name="servewell-prediction-log")
 
     async def close(self) -> None:
-        """Stop the flusher, then write what the buffer holds."""
+        """Stop the flusher, let a write under way end, then write what is left."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._writing is not None:
+            await self._writing  # _write never raises
         await self.flush()
 
     async def flush(self) -> int:
@@ -110,7 +115,12 @@ class PredictionLog:
         self._publish_dropped()
         batch = self._take()
         if batch:
-            await asyncio.to_thread(self._write, batch)
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+            try:
+                await asyncio.shield(self._writing)  # a cancelled flusher leaves it running
+            finally:
+                if self._writing.done():
+                    self._writing = None
         return len(batch)
 
     async def _run(self) -> None:
@@ -128,13 +138,29 @@ class PredictionLog:
         return batch
 
     def _write(self, batch: deque[Logged]) -> None:
+        rows = self._rows(batch)
         try:
-            self.store.write([self.rows.to_row(logged) for logged in batch])
+            self.store.write(rows)
         except Exception:
-            logger.warning("could not write %d logged predictions", len(batch), exc_info=True)
-            self._dropped_failed.inc(len(batch))
+            logger.warning("could not write %d logged predictions", len(rows), exc_info=True)
+            self._dropped_failed.inc(len(rows))
             return
-        self._written.inc(len(batch))
+        self._written.inc(len(rows))
+
+    def _rows(self, batch: deque[Logged]) -> list[PredictionRow]:
+        """The batch's rows; one that cannot be built is left out, counted and logged."""
+        to_row = self.rows.to_row
+        try:
+            return [to_row(logged) for logged in batch]
+        except Exception:
+            rows = []
+            for logged in batch:
+                try:
+                    rows.append(to_row(logged))
+                except Exception:
+                    logger.warning("cannot log %s's prediction", logged.model, exc_info=True)
+                    self._dropped_failed.inc()
+            return rows
 
     def _prune(self) -> None:
         before = datetime.now(UTC) - timedelta(days=self.settings.retention_days)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -21,6 +20,7 @@ import orjson
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.rows import to_plain
 from servewell.core.signature import Signature
+from servewell.registry.predictions import PredictionRow
 
 #: The hash key when ``monitoring.hash_key`` is not set: equal values still hash alike
 #: everywhere, but anyone can recompute the hash of a guessed value.
@@ -53,6 +53,9 @@ class Logged(NamedTuple):
     """None for a response-cache hit: the answer is an earlier one's bytes."""
 
 
+#: The policies of a model whose every input is logged in full.
+ALL_FULL: dict[str, str] = {}
+
 InputPolicy = Callable[[str], str | None]
 """``log_inputs`` as set for a model (None: by datatype)."""
 
@@ -66,30 +69,32 @@ class RowBuilder:
         self.hash_key = hash_key
         self._policies: dict[tuple[str, int], dict[str, str]] = {}
 
-    def to_row(self, logged: Logged) -> dict[str, Any]:
+    def to_row(self, logged: Logged) -> PredictionRow:
         answer = logged.answer
         outputs = inputs = None
         request_id = logged.request_id
         if answer is not None:
-            outputs = _json({name: to_plain(v) for name, v in answer.response.outputs.items()})
+            outputs = _json(answer.response.outputs)
             inputs = self._inputs(logged.model, answer)
             request_id = answer.request.id or request_id  # V2's ``id`` when it gives one
         caller = logged.caller
-        return {
-            "logged_at": datetime.fromtimestamp(logged.at, UTC),
-            "request_id": request_id[:128],
-            "model": logged.model,
-            "version": int(logged.version),
-            "arm": logged.arm,
-            "key_name": None if not caller or ":" in caller else caller,
-            "latency_ms": logged.latency_s * 1000,
-            "cached": answer is None,
-            "outputs": outputs,
-            "inputs": inputs,
-        }
+        return PredictionRow(
+            logged.at,
+            request_id[:128],
+            logged.model,
+            int(logged.version),
+            logged.arm,
+            None if not caller or ":" in caller else caller,  # a key's name, never an address
+            logged.latency_s * 1000,
+            answer is None,
+            outputs,
+            inputs,
+        )
 
     def _inputs(self, model: str, answer: Answer) -> str | None:
         policies = self._policy(model, answer)
+        if policies is ALL_FULL:  # the usual numeric model: the inputs as they came
+            return _json(answer.request.inputs)
         kept: dict[str, Any] = {}
         for name, values in answer.request.inputs.items():
             policy = policies.get(name, "full")
@@ -100,15 +105,19 @@ class RowBuilder:
         return _json(kept) if kept else None
 
     def _policy(self, model: str, answer: Answer) -> dict[str, str]:
-        """Each input's ``full``/``hash``/``none``, once per model version."""
+        """Each input's ``full``/``hash``/``none`` (:data:`ALL_FULL` when every one is
+        ``full``), once per model version."""
         key = (model, answer.response.version)
         found = self._policies.get(key)
         if found is None:
             chosen = self.log_inputs(model)
-            found = self._policies[key] = {
+            found = {
                 spec.name: chosen or ("hash" if spec.datatype == "BYTES" else "full")
                 for spec in answer.signature.inputs
             }
+            if all(policy == "full" for policy in found.values()):
+                found = ALL_FULL
+            self._policies[key] = found
         return found
 
     def _hashed(self, values: Any) -> Any:

@@ -18,7 +18,7 @@ def upgrade() -> None:
     op.create_table(
         "predictions",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-        sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("logged_at", sa.Float, nullable=False),  # seconds since the epoch
         sa.Column("request_id", sa.String(128), nullable=False),
         sa.Column("model", sa.String(128), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
@@ -31,7 +31,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_predictions_model_logged_at", "predictions", ["model", "logged_at"])
     op.create_index("ix_predictions_model_request_id", "predictions", ["model", "request_id"])
-    op.create_index("ix_predictions_logged_at", "predictions", ["logged_at"])
     op.create_table(
         "feedback",
         sa.Column("model", sa.String(128), primary_key=True),
