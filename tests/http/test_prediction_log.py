@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from servewell.bootstrap import Services, build_services
 from servewell.http import create_app
 from servewell.registry.keys import ApiKeyStore
-from servewell.registry.predictions import LoggedPrediction, PredictionStore
+from servewell.registry.predictions import LoggedPrediction, PredictionRow, PredictionStore
 from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
 from serving_models import (
     ECHO_VALUES,
@@ -281,3 +281,22 @@ def test_sigterm_writes_what_the_buffer_holds(tmp_path: Path) -> None:
     finally:
         services.close()
     assert [row.request_id for row in rows] == [f"term-{n}" for n in range(25)]
+
+
+def test_rows_past_retention_are_pruned_while_serving(services: Services) -> None:
+    store = PredictionStore(services.registry)
+    now = time.time()
+    old, recent = now - 40 * 86400, now - 86400
+    store.write(
+        [
+            PredictionRow(old, "old", "adder", 1, None, None, 1.0, False, None, None),
+            PredictionRow(recent, "recent", "adder", 1, None, None, 1.0, False, None, None),
+        ]
+    )
+    monitoring = {"flush_interval_s": 0.05, "retention_days": 30}
+    settings = serving_settings(services, monitoring=monitoring)
+    with serve_in_thread(create_app(settings, services)):
+        deadline = time.monotonic() + WAIT_S
+        while len(store.rows("adder")) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [row.request_id for row in store.rows("adder")] == ["recent"]
