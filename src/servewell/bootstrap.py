@@ -18,12 +18,16 @@ from servewell.limits import (
     RedisRateLimiter,
     SyncRateLimiter,
 )
+from servewell.observability import ServingMetrics
 from servewell.registry import LocalArtifactStore, SqlRegistry
 from servewell.registry.keys import ApiKeyStore
+from servewell.registry.predictions import PredictionStore
 from servewell.registry.traffic import TrafficStore
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
 from servewell.serving.lockout import Lockout
+from servewell.serving.prediction_log import PredictionLog
+from servewell.serving.prediction_rows import DEFAULT_HASH_KEY, RowBuilder
 from servewell.serving.protection import Protection
 from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.serving.traffic import TrafficPolicies
@@ -85,6 +89,24 @@ def build_traffic_policies(services: Services) -> TrafficPolicies:
     """Every model's traffic policy as the registry holds it, re-read when it changes.
     Not started: the server's lifespan starts it (through ``serving.routing.Router``)."""
     return TrafficPolicies(TrafficStore(services.registry))
+
+
+def build_prediction_log(
+    settings: Settings, services: Services, metrics: ServingMetrics
+) -> PredictionLog:
+    """The prediction log, writing to the registry database. Not started: the server's
+    start-up starts it."""
+    monitoring = settings.monitoring
+    key = monitoring.hash_key.encode() if monitoring.hash_key else DEFAULT_HASH_KEY
+    log_inputs = lambda name: settings.model(name).monitoring.log_inputs  # noqa: E731
+    rows = RowBuilder(log_inputs, key[:64])  # a BLAKE2b key is at most 64 bytes
+    return PredictionLog(
+        PredictionStore(services.registry),
+        monitoring,
+        lambda name: settings.model(name).monitoring.sample_rate,
+        rows,
+        metrics,
+    )
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter:

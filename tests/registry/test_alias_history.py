@@ -111,7 +111,9 @@ def test_the_migration_records_aliases_that_exist_already(services: Services) ->
     registry = services.registry
     _versions(services, "fraud", 2)
     registry.set_alias("fraud", "production", 2)
-    with registry.engine.begin() as conn:  # back to the schema before 0003
+    with registry.engine.begin() as conn:  # back to the schema before 0003 (and 0004)
+        conn.execute(text("DROP TABLE predictions"))
+        conn.execute(text("DROP TABLE feedback"))
         conn.execute(text("DROP TABLE alias_history"))
         conn.execute(text("DROP TABLE traffic_policies"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))

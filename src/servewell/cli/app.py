@@ -18,6 +18,7 @@ from servewell.cli import (
     models,
     optimize,
     predict,
+    predictions,
     register,
     serve,
     traffic,
@@ -81,6 +82,8 @@ app.command("rollback")(alias.rollback)
 app.add_typer(traffic.app, name="traffic")
 app.add_typer(keys.app, name="keys")
 app.command("predict")(predict.predict)
+app.command("predictions")(predictions.predictions)
+app.command("feedback")(predictions.feedback)
 app.command("demo")(demo.demo)
 app.command("optimize")(optimize.optimize)
 app.command("serve")(serve.serve)

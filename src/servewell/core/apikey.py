@@ -18,8 +18,9 @@ PREFIX = "sw"
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _KEY = re.compile(r"^sw_([a-z2-7]{12})_([A-Za-z0-9_-]{43})$")
 
-#: What a key may be allowed to do. ``admin`` (changing state) includes ``predict``.
-SCOPES = ("predict", "admin")
+#: What a key may be allowed to do: ``predict``, ``feedback`` (send ground-truth labels
+#: for logged predictions); ``admin`` (changing state) includes both.
+SCOPES = ("predict", "feedback", "admin")
 
 
 @dataclass(frozen=True, slots=True)

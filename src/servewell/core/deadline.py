@@ -48,3 +48,11 @@ def requested_timeout_ms(value: bytes) -> float:
             f"the Request-Timeout header is a positive number of milliseconds, not {shown!r}"
         )
     return timeout_ms
+
+
+def deadline_for(requested: bytes | None, timeout_ms: float) -> Deadline:
+    """A request's deadline from now: the model's ``timeout_ms``, or the caller's
+    ``Request-Timeout`` (a malformed one is InvalidInput) when it asks for less."""
+    if requested is not None:
+        timeout_ms = min(timeout_ms, requested_timeout_ms(requested))
+    return Deadline.after_ms(timeout_ms)

@@ -3,7 +3,8 @@ that is not an inference one (the gateway guards those itself, the same way).
 
 Open paths (probes, ``/metrics``, the API docs) need no key but are limited per client
 address; state-changing calls under an admin prefix (``/admin/``, ``/v2/repository/``)
-need the ``admin`` scope; everything else needs ``predict`` (on the model a path names).
+need the ``admin`` scope; labels sent to ``/v1/models/{name}/feedback`` need ``feedback``;
+everything else needs ``predict`` (on the model a path names).
 Allowed answers carry the ``RateLimit-*`` headers; refusals are 401, 403, 429 (with
 ``Retry-After``) or 503.
 """
@@ -55,15 +56,21 @@ class GuardMiddleware:
 #: Where routes that change state live (the V2 model-repository extension, servewell's
 #: own admin API): changing them needs the ``admin`` scope.
 ADMIN_PREFIXES = ("/admin/", "/v2/repository/")
+#: Ground-truth labels (``POST /v1/models/{name}/feedback``) need the ``feedback`` scope.
+FEEDBACK_SUFFIX = "/feedback"
 
 
 def needed_scope(scope: Scope) -> str:
-    """``admin`` for a state-changing call under an admin prefix, else ``predict``: an
-    unknown route then answers 404 to a valid key, not a misleading 403."""
+    """``admin`` for a state-changing call under an admin prefix, ``feedback`` for
+    labels, else ``predict``: an unknown route then answers 404 to a valid key, not a
+    misleading 403."""
     method: str = scope["method"]
     path: str = scope["path"]
-    if method not in ("GET", "HEAD", "OPTIONS") and path.startswith(ADMIN_PREFIXES):
-        return "admin"
+    if method not in ("GET", "HEAD", "OPTIONS"):
+        if path.startswith(ADMIN_PREFIXES):
+            return "admin"
+        if path.startswith("/v1/models/") and path.endswith(FEEDBACK_SUFFIX):
+            return "feedback"
     return "predict"
 
 

@@ -7,6 +7,7 @@ them too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -18,12 +19,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from servewell.core.ref import version_in_path
+from servewell.core.feedback import labels_from_json
+from servewell.core.ref import check_name, version_in_path
 from servewell.errors import ServewellError
 from servewell.http import rest, v2
 from servewell.http.problems import to_reply
 from servewell.http.running import RunningServer
 from servewell.http.targets import INFER_ROUTES, InferRoute
+from servewell.http.wire import check_json, load_json, read_body
 from servewell.observability import ServingMetrics
 from servewell.serving.deployment import Deployment
 from servewell.serving.pool import ModelPool
@@ -45,6 +48,7 @@ def build_api(running: Running, metrics: ServingMetrics, draining: Draining) -> 
     _add_health_routes(api, running, metrics, draining)
     _add_v2_routes(api, running, draining)
     _add_rest_routes(api, running)
+    _add_feedback_route(api, running)
     _answer_head_probes(api)
     _document_inference_routes(api)
     return api
@@ -165,6 +169,23 @@ def _add_rest_routes(api: FastAPI, running: Running) -> None:
     @api.post("/v1/models/{name}/versions/{segment}", include_in_schema=False)
     async def unknown_verb() -> None:
         raise HTTPException(404, "Not Found")
+
+
+def _add_feedback_route(api: FastAPI, running: Running) -> None:
+    @api.post("/v1/models/{name}/feedback", tags=["monitoring"])
+    async def feedback(name: str, request: Request) -> dict[str, Any]:
+        """Ground-truth labels for logged predictions, joined by request id:
+        ``[{"request_id": "...", "label": ...}, ...]`` (the ``feedback`` scope). A second
+        label for an id replaces the first; ids never logged are counted and the first
+        100 named in the answer: ``{"accepted", "unknown", "unknown_count"}``."""
+        server = running()
+        settings = server.settings
+        check_name(name)
+        check_json(request.headers.get("content-type", "").encode("latin-1") or None)
+        body = await read_body(request.scope, request.receive, settings.server.max_body_bytes)
+        labels = labels_from_json(load_json(body, settings.validation.max_json_depth))
+        result = await asyncio.to_thread(server.predictions.store.label, name, labels)
+        return result.to_dict()
 
 
 def _document_inference_routes(api: FastAPI) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from servewell.bootstrap import (
     Services,
+    build_prediction_log,
     build_protection,
     build_services,
     build_traffic_policies,
@@ -24,6 +25,7 @@ from servewell.serving.fallback import Fallbacks
 from servewell.serving.fallback_plan import plan_fallbacks
 from servewell.serving.gateway import Codec, Gateway
 from servewell.serving.pool import ModelPool
+from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.predictor import Predictor
 from servewell.serving.protection import Protection
 from servewell.serving.recorder import Recorder
@@ -33,6 +35,8 @@ from servewell.settings import Settings
 
 @dataclass(frozen=True)
 class RunningServer:
+    settings: Settings
+    """The server's settings (``services`` may have been opened with others)."""
     services: Services
     owns_services: bool
     """Whether the server opened ``services`` itself (and closes them)."""
@@ -46,6 +50,8 @@ class RunningServer:
     codecs: Mapping[str, Codec]
     """The gateway's codec of each inference protocol (``v2``, ``rest``)."""
     metrics: ServingMetrics
+    predictions: PredictionLog
+    """The prediction log's buffer and flusher (started; closed last)."""
     loading: asyncio.Task[None]
     """Loads the models, in the background."""
     fast_lane: bool
@@ -58,13 +64,15 @@ class RunningServer:
 
     async def stop(self, timeout_s: float) -> None:
         """Stop loading, then the models (each waits at most ``timeout_s`` for what it
-        computes), the protection and the services."""
+        computes), the protection, the prediction log (writing what it holds) and the
+        services."""
         if not self.loading.done():
             self.loading.cancel()
             await asyncio.gather(self.loading, return_exceptions=True)
         await self.router.stop()
         await self.pool.close(timeout_s)
         await self.protection.stop()
+        await self.predictions.close()
         if self.owns_services:
             self.services.close()
 
@@ -101,9 +109,14 @@ async def start_server(
     )
     fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
     router = Router(build_traffic_policies(services), pool)
-    gateway = Gateway(predictor, admission, protection.cache, recorder, fallbacks, router)
+    predictions = build_prediction_log(settings, services, metrics)
+    predictions.start()
+    gateway = Gateway(
+        predictor, admission, protection.cache, recorder, fallbacks, router, predictions
+    )
     depth = limits.max_json_depth
     return RunningServer(
+        settings=settings,
         services=services,
         owns_services=owns_services,
         pool=pool,
@@ -114,6 +127,7 @@ async def start_server(
         router=router,
         codecs={"v2": V2Codec(depth), "rest": RestCodec(depth)},
         metrics=metrics,
+        predictions=predictions,
         loading=asyncio.create_task(_load(pool, router), name="servewell-load-models"),
         fast_lane=settings.server.fast_lane and gateway.answers_now,
     )

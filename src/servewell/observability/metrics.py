@@ -235,6 +235,18 @@ class ServingMetrics:
             ("model", "reason", "target"),
             registry=registry,
         )
+        self.predlog_dropped = Counter(
+            "servewell_predlog_dropped",
+            "Predictions the prediction log did not keep, by reason: full (its buffer was "
+            "full: serving never waits) or write_failed (the database refused a batch).",
+            ("reason",),
+            registry=registry,
+        )
+        self.predlog_written = Counter(
+            "servewell_predlog_written",
+            "Predictions the prediction log wrote to the database.",
+            registry=registry,
+        )
         self._errors: dict[str, Counter] = {}
         self.tally: RequestTally = ClientTally(self._client_metrics) if self.direct else Tally()
 

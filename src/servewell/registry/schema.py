@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -124,3 +125,38 @@ traffic_policies = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(160), nullable=True),
 )
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("logged_at", Float, nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("arm", String(64), nullable=True),
+    Column("key_name", String(128), nullable=True),
+    Column("latency_ms", Float, nullable=False),
+    Column("cached", Boolean, nullable=False),
+    Column("outputs", Text, nullable=True),
+    Column("inputs", Text, nullable=True),
+    Index("ix_predictions_model_logged_at", "model", "logged_at"),
+    Index("ix_predictions_model_request_id", "model", "request_id"),
+)
+"""The prediction log (``registry/predictions.py``): one row per logged prediction;
+``logged_at`` is seconds since the epoch (a float: the cheapest to write, index and
+compare, on both backends); ``outputs`` and ``inputs`` are JSON text. By model name,
+not id: rows are written in batches without lookups, and outlive nothing they point at.
+Two indexes only (each one costs every insert): by model and time (exports, windows,
+pruning), by model and request id (labels)."""
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("label", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_feedback_received_at", "received_at"),
+)
+"""Ground truth for logged predictions, one label (JSON text) per model and request id."""

@@ -5,7 +5,7 @@ same steps in the same order for all of them:
 request id → guard (key, scope, model, rate) → resolve (name, pinned version, else
 the model's traffic route) →
 response cache → decode → validate → predict → output filters → encode → record
-(metrics, access line).
+(metrics, access line, prediction log).
 
 What differs between protocols is injected as a :class:`Codec` (``http.v2``, ``http.rest``
 implement it): decoding a body, encoding an answer and answering an error (V2 keeps the
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from servewell.core.codec import HEADER_LENGTH
-from servewell.core.deadline import Deadline, requested_timeout_ms
+from servewell.core.deadline import Deadline, deadline_for
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef, version_in_path
 from servewell.errors import ServewellError
@@ -42,6 +42,8 @@ from servewell.observability import RequestRecord, ServingMetrics, bind_request,
 from servewell.serving.admission import API_KEY, AUTHORIZATION, Admission, Headers
 from servewell.serving.deployment import Deployment
 from servewell.serving.fallback import STALE, Failed, Fallbacks, is_fallback
+from servewell.serving.prediction_log import PredictionLog
+from servewell.serving.prediction_rows import Answer
 from servewell.serving.predictor import Predictor
 from servewell.serving.recorder import CLIENT_CLOSED, Recorder, request_id_from
 from servewell.serving.reply import Reply, entry_message, header_lines, pack_reply, unpack_reply
@@ -119,6 +121,8 @@ class Call:
     arm: RoutedArm | None = None
     """The traffic policy's arm that answers, when the model has a split and the path
     names no version."""
+    answer: Answer | None = None
+    """What the model was asked and answered, once it answered (the prediction log's)."""
 
     def client_left(self) -> None:
         """The client went away: stop waiting for the model (a request still queued
@@ -137,6 +141,7 @@ class Gateway:
         recorder: Recorder,
         fallbacks: Fallbacks | None = None,
         router: Router | None = None,
+        predictions: PredictionLog | None = None,
     ) -> None:
         self.predictor = predictor
         self.admission = admission
@@ -147,6 +152,8 @@ class Gateway:
         """Who answers when a model does not (``serving.fallback``)."""
         self.router = router
         """The traffic routes (``serving.routing``); None: every model by its default."""
+        self.predictions = predictions
+        """Where served predictions are logged (None: nowhere)."""
         self.answers_now = cache is not None and cache.sync is not None and admission.decides_now
         """Whether :meth:`try_now` can ever answer (an in-process cache and limiter)."""
         self.answered_now = 0
@@ -185,7 +192,10 @@ class Gateway:
             parts = self._hit_or_refusal(call, layer, deployment, record, key, message)
         finally:
             unbind_request(token)
-        self.recorder.finish(record, time.perf_counter() - started, call.client)
+        elapsed_s = time.perf_counter() - started
+        self.recorder.finish(record, elapsed_s, call.client)
+        if record.status == 200 and self.predictions is not None:
+            self.predictions.add(record, elapsed_s, None)  # a hit: logged as cached
         self.answered_now += 1
         return record.status, (b"x-request-id: " + request_id.encode() + b"\r\n", *parts)
 
@@ -266,8 +276,17 @@ class Gateway:
                 self.metrics.observe_arm(
                     record.model, call.arm.name, record.version, record.status, elapsed_s
                 )
+            self._log_prediction(call, record, elapsed_s)
             unbind_request(token)
         return reply
+
+    def _log_prediction(self, call: Call, record: RequestRecord, elapsed_s: float) -> None:
+        """The model's answers and response-cache hits go to the prediction log; errors,
+        refusals and fallback answers do not (the metrics and access line have them)."""
+        log = self.predictions
+        answered = call.answer is not None or record.cache == "hit"
+        if log is not None and record.status == 200 and answered:
+            log.add(record, elapsed_s, call.answer)
 
     async def _answer(self, call: Call, record: RequestRecord, limits: Headers) -> Reply:
         """Guard, read the body, resolve, then the response cache around the model."""
@@ -365,6 +384,7 @@ class Gateway:
             return await self.fallbacks.recover(exc, failed)
         finally:
             call.waiting = None
+        call.answer = Answer(deployment.signature, decoded.request, response)
         return codec.encode(decoded, response, deployment)
 
     def _count_cache(self, layer: ResponseCacheLayer, record: RequestRecord, outcome: str) -> None:
@@ -374,11 +394,3 @@ class Gateway:
         evictions = layer.new_evictions()
         if evictions:
             self.metrics.cache_evictions.inc(evictions)
-
-
-def deadline_for(requested: bytes | None, timeout_ms: float) -> Deadline:
-    """A request's deadline from now: the model's ``timeout_ms``, or the caller's
-    ``Request-Timeout`` (a malformed one is InvalidInput) when it asks for less."""
-    if requested is not None:
-        timeout_ms = min(timeout_ms, requested_timeout_ms(requested))
-    return Deadline.after_ms(timeout_ms)

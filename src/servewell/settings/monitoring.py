@@ -208,6 +208,10 @@ class MonitoringSettings(Section):
     """How often alert rules are evaluated (also when new labels arrive)."""
     retention_days: float = Field(default=30.0, gt=0)
     """Logged predictions and window sketches older than this are pruned."""
+    hash_key: str | None = None
+    """The key of the hashes ``log_inputs: hash`` keeps (set it, as a secret, so nobody
+    can recompute the hash of a guessed value; unset: a fixed key, equal values still
+    hash alike)."""
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     alerts: list[AlertRule] = Field(default_factory=list)
 

@@ -1,0 +1,128 @@
+"""What the prediction log costs (issue #20): REST at c=64 with every prediction logged
+(sample rate 1.0, the default) and with logging off (sample rate 0), side by side.
+
+    .venv/bin/python bench/predlog.py          # about 60 s on 2 cores
+
+It registers the demo model (``servewell demo``: breast-cancer, ONNX, one row of 30 FP32
+features a request, logged in full) in a temporary SERVEWELL_HOME (SQLite) and starts
+two ``servewell serve`` processes as bench/run.py's plain server (one worker, keys, rate
+limits and the response cache off), pinned to core 0 with wrk on core 1; they differ
+only in ``models.breast-cancer.monitoring.sample_rate``. Points alternate between them
+in rounds; it prints medians, the logged server's share of the other, the server
+process's CPU time per answered request (all its threads, from ``/proc``: less swayed
+by other load on the machine than requests/s), and the rows the log wrote and dropped
+(from the server's own metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+from run import PLAIN, REST_PATH, free_port, register_demo, run_wrk, start_servewell, wait_ready
+from run import write_bodies as run_bodies
+
+RATE = "SERVEWELL_MODELS__BREAST_CANCER__MONITORING__SAMPLE_RATE"
+SERVERS = {"logged": {**PLAIN, RATE: "1.0"}, "off": {**PLAIN, RATE: "0"}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=5, help="length of one point")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    with tempfile.TemporaryDirectory(prefix="servewell-bench-predlog-") as folder:
+        os.environ["SERVEWELL_HOME"] = str(Path(folder) / "home")
+        body = run_bodies(Path(folder), register_demo(), "")["rest"]
+        urls, processes = {}, []
+        try:
+            for name, settings in SERVERS.items():
+                port = free_port()
+                processes.append(start_servewell(port, Path(folder) / name, settings))
+                urls[name] = f"http://127.0.0.1:{port}"
+                wait_ready(f"{urls[name]}/v2/health/ready")
+            pids = dict(zip(SERVERS, (process.pid for process in processes), strict=True))
+            points = measure(urls, pids, body, args)
+            logged = log_totals(urls["logged"])
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=60)
+    print_table(points, logged, args.concurrency)
+
+
+def cpu_s(pid: int) -> float:
+    """User and system CPU time of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    urls: dict[str, str], pids: dict[str, int], body: dict[str, str], args: Any
+) -> dict[str, list[Any]]:
+    names = list(urls)
+    for name in names:  # warm up
+        run_wrk(urls[name] + REST_PATH, body, 16, 1)
+    points: dict[str, list[Any]] = {name: [] for name in names}
+    for round_number in range(args.rounds):
+        order = names if round_number % 2 == 0 else names[::-1]
+        for name in order:
+            before = cpu_s(pids[name])
+            point = run_wrk(urls[name] + REST_PATH, body, args.concurrency, args.seconds)
+            point["cpu_us"] = (
+                (cpu_s(pids[name]) - before) * 1e6 / (point["requests_per_s"] * args.seconds)
+            )
+            points[name].append(point)
+    return points
+
+
+def log_totals(url: str) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics").text
+    totals = {}
+    for name, pattern in (
+        ("written", r"^servewell_predlog_written_total (\S+)$"),
+        ("dropped", r'^servewell_predlog_dropped_total\{reason="full"\} (\S+)$'),
+    ):
+        match = re.search(pattern, text, re.MULTILINE)
+        totals[name] = float(match.group(1)) if match else 0.0
+    return totals
+
+
+def print_table(points: dict[str, list[Any]], logged: dict[str, float], c: int) -> None:
+    median = {
+        name: {
+            key: statistics.median(p[key] for p in runs)
+            for key in ("requests_per_s", "p50_ms", "p99_ms", "cpu_us")
+        }
+        for name, runs in points.items()
+    }
+    print(f"| server (REST, c={c}) | req/s | p50 ms | p99 ms | CPU µs/request | rounds (req/s) |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, cell in median.items():
+        rounds = ", ".join(f"{p['requests_per_s']:,.0f}" for p in points[name])
+        print(
+            f"| {name} | {cell['requests_per_s']:,.0f} | {cell['p50_ms']:.2f} | "
+            f"{cell['p99_ms']:.2f} | {cell['cpu_us']:.0f} | {rounds} |"
+        )
+    share = median["logged"]["requests_per_s"] / median["off"]["requests_per_s"]
+    cpu = median["off"]["cpu_us"] / median["logged"]["cpu_us"]
+    print(f"\nlogged / off: {share:.1%} of the requests/s (target >= 90%)")
+    print(f"off's CPU per request / logged's: {cpu:.1%} (the requests/s a busy core keeps)")
+    print(
+        f"rows written: {logged['written']:,.0f}, dropped (buffer full): {logged['dropped']:,.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

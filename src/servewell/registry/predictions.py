@@ -1,0 +1,220 @@
+"""The prediction log and its ground truth in the registry database.
+
+Rows arrive in batches from each server process's buffer (``serving/prediction_log.py``)
+and are read back joined with their labels by model and request id. A label for an id
+logged before replaces the one it had (the same batch sent twice changes nothing); a
+label for an id never logged is not stored, and is reported back instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from servewell.registry import schema
+from servewell.registry.database import as_utc, is_postgres
+from servewell.registry.sql import SqlRegistry
+
+#: Rows per INSERT statement, and request ids per ``IN (...)`` (SQLite allows 32766
+#: parameters; PostgreSQL 65535).
+_CHUNK = 500
+#: At most this many unknown ids are named in an answer (all are counted).
+UNKNOWN_SHOWN = 100
+
+
+class PredictionRow(NamedTuple):
+    """One row to write, in the table's column order."""
+
+    at: float
+    """When it was answered, in seconds since the epoch (``time.time()``)."""
+    request_id: str
+    model: str
+    version: int
+    arm: str | None
+    key_name: str | None
+    latency_ms: float
+    cached: bool
+    outputs: str | None
+    """JSON text."""
+    inputs: str | None
+    """JSON text."""
+
+
+_COLUMNS = (
+    "logged_at, request_id, model, version, arm, key_name, latency_ms, cached, outputs, inputs"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedPrediction:
+    """One logged prediction, with its label when one arrived."""
+
+    logged_at: datetime
+    request_id: str
+    model: str
+    version: int
+    arm: str | None
+    key_name: str | None
+    latency_ms: float
+    cached: bool
+    outputs: Any
+    inputs: Any
+    label: Any = None
+    labeled_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "logged_at": self.logged_at.isoformat(),
+            "request_id": self.request_id,
+            "model": self.model,
+            "version": self.version,
+            "arm": self.arm,
+            "key_name": self.key_name,
+            "latency_ms": self.latency_ms,
+            "cached": self.cached,
+            "outputs": self.outputs,
+            "inputs": self.inputs,
+            "label": self.label,
+            "labeled_at": None if self.labeled_at is None else self.labeled_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackResult:
+    """What a batch of labels did: how many were stored, which ids nobody logged."""
+
+    accepted: int
+    unknown: list[str] = field(default_factory=list)
+    """The first :data:`UNKNOWN_SHOWN` unknown ids, in the order given."""
+    unknown_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "unknown": self.unknown,
+            "unknown_count": self.unknown_count,
+        }
+
+
+class PredictionStore:
+    """Write, read, label and prune the prediction log."""
+
+    def __init__(self, registry: SqlRegistry) -> None:
+        self.registry = registry
+
+    def write(self, rows: Sequence[PredictionRow]) -> None:
+        """Insert rows in one transaction, as one ``executemany`` of the tuples as they
+        are: the driver's own loop, none of SQLAlchemy's per-row processing (this is the
+        prediction log's hot loop, on a thread of a serving process)."""
+        if not rows:
+            return
+        with self.registry.read() as conn:
+            mark = "%s" if is_postgres(conn.engine) else "?"
+            statement = f"INSERT INTO predictions ({_COLUMNS}) VALUES ({', '.join([mark] * 10)})"
+            conn.exec_driver_sql(statement, list(rows))
+
+    def prune(self, before: datetime) -> int:
+        """Delete predictions logged, and labels received, before ``before``; how many
+        predictions went."""
+        p = schema.predictions
+        gone = 0
+        with self.registry.read() as conn:
+            models = conn.execute(select(p.c.model).distinct()).scalars().all()
+            for model in models:  # by model: on the (model, logged_at) index
+                old = (p.c.model == model) & (p.c.logged_at < before.timestamp())
+                gone += conn.execute(delete(p).where(old)).rowcount
+            conn.execute(delete(schema.feedback).where(schema.feedback.c.received_at < before))
+        return gone
+
+    def rows(
+        self, model: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[LoggedPrediction]:
+        """``model``'s logged predictions since ``since``, oldest first (the newest
+        ``limit`` when given), each with its label."""
+        p, f = schema.predictions, schema.feedback
+        query = (
+            select(p, f.c.label, f.c.received_at)
+            .outerjoin(f, (f.c.model == p.c.model) & (f.c.request_id == p.c.request_id))
+            .where(p.c.model == model)
+            .order_by(p.c.logged_at.desc(), p.c.id.desc())
+        )
+        if since is not None:
+            query = query.where(p.c.logged_at >= since.timestamp())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.registry.read() as conn:
+            found = conn.execute(query).all()
+        return [_to_prediction(row) for row in reversed(found)]
+
+    def label(self, model: str, labels: Sequence[tuple[str, Any]]) -> FeedbackResult:
+        """Store each ``(request_id, label)`` whose id ``model`` logged, replacing an
+        earlier label (the last one given wins within a batch); count the others."""
+        latest = dict(labels)  # the last label for an id wins
+        with self.registry.read() as conn:
+            known = _logged_ids(conn, model, list(latest))
+            now = datetime.now(UTC)
+            rows = [
+                {
+                    "model": model,
+                    "request_id": request_id,
+                    "label": orjson.dumps(label).decode(),
+                    "received_at": now,
+                }
+                for request_id, label in latest.items()
+                if request_id in known
+            ]
+            for chunk in _chunks(rows, _CHUNK):
+                conn.execute(_upsert(conn, chunk))
+        unknown = [request_id for request_id in latest if request_id not in known]
+        return FeedbackResult(len(rows), unknown[:UNKNOWN_SHOWN], len(unknown))
+
+
+def _logged_ids(conn: Connection, model: str, request_ids: list[str]) -> set[str]:
+    p = schema.predictions
+    known: set[str] = set()
+    for chunk in _chunks(request_ids, _CHUNK):
+        query = select(p.c.request_id).where(p.c.model == model, p.c.request_id.in_(chunk))
+        known.update(conn.execute(query.distinct()).scalars())
+    return known
+
+
+def _upsert(conn: Connection, rows: Sequence[dict[str, Any]]) -> Any:
+    """INSERT ... ON CONFLICT (model, request_id) DO UPDATE, in either dialect."""
+    dialect: Any = postgresql if is_postgres(conn.engine) else sqlite
+    statement = dialect.insert(schema.feedback).values(list(rows))
+    return statement.on_conflict_do_update(
+        index_elements=["model", "request_id"],
+        set_={"label": statement.excluded.label, "received_at": statement.excluded.received_at},
+    )
+
+
+def _to_prediction(row: Any) -> LoggedPrediction:
+    return LoggedPrediction(
+        logged_at=datetime.fromtimestamp(row.logged_at, UTC),
+        request_id=row.request_id,
+        model=row.model,
+        version=row.version,
+        arm=row.arm,
+        key_name=row.key_name,
+        latency_ms=row.latency_ms,
+        cached=bool(row.cached),
+        outputs=_json(row.outputs),
+        inputs=_json(row.inputs),
+        label=_json(row.label),
+        labeled_at=None if row.received_at is None else as_utc(row.received_at),
+    )
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,180 @@
+"""The prediction log, off the request path: a bounded buffer and a flusher.
+
+The gateway's record step calls :meth:`PredictionLog.add` for each served prediction:
+one sample-rate check and one append of a :class:`~servewell.serving.prediction_rows.Logged`
+of references. Past ``monitoring.buffer_size`` records waiting, new ones are dropped
+and counted (``servewell_predlog_dropped_total{reason="full"}``): serving never waits.
+
+A background task takes the whole buffer every ``monitoring.flush_interval_s`` and hands
+it to a thread, which builds the rows (JSON, hashes) and writes them to the registry
+database; a write that fails is logged and its records counted as dropped
+(``reason="write_failed"``, as is a record whose row cannot be built). Once an hour
+(and at start) rows older than ``monitoring.retention_days`` are pruned. :meth:`close`
+(the lifespan's shutdown, after the models have answered what they hold) lets a write
+under way end and writes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from servewell.observability import RequestRecord, ServingMetrics
+from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.serving.prediction_rows import Answer, Logged, RowBuilder
+from servewell.settings.monitoring import MonitoringSettings
+
+logger = logging.getLogger(__name__)
+
+#: How often old rows are pruned.
+PRUNE_INTERVAL_S = 3600.0
+
+SampleRate = Callable[[str], float]
+"""A model's ``monitoring.sample_rate``."""
+
+
+class PredictionLog:
+    def __init__(
+        self,
+        store: PredictionStore,
+        settings: MonitoringSettings,
+        sample_rate: SampleRate,
+        rows: RowBuilder,
+        metrics: ServingMetrics,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.sample_rate = sample_rate
+        self.rows = rows
+        self.buffer: deque[Logged] = deque()
+        self.capacity = settings.buffer_size
+        self.dropped = 0
+        """Records dropped because the buffer was full (published at each flush)."""
+        self._published_dropped = 0
+        self._dropped_full = metrics.predlog_dropped.labels("full")
+        self._dropped_failed = metrics.predlog_dropped.labels("write_failed")
+        self._written = metrics.predlog_written
+        self._rates: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
+        """The batch being written (one at a time: the row builder is not shared)."""
+        self._next_prune = 0.0
+
+    # --- the request path -------------------------------------------------------------------
+
+    def add(self, record: RequestRecord, latency_s: float, answer: Answer | None) -> None:
+        """Log one served prediction (``answer`` None: a response-cache hit), unless
+        the model's sample rate leaves it out or the buffer is full."""
+        model = record.model
+        rate = self._rates.get(model)
+        if rate is None:
+            rate = self._rates[model] = self.sample_rate(model)
+        if rate < 1.0 and (rate <= 0.0 or random.random() >= rate):
+            return
+        buffer = self.buffer
+        if len(buffer) >= self.capacity:
+            self.dropped += 1
+            return
+        buffer.append(
+            Logged(
+                time.time(),
+                record.request_id,
+                model,
+                record.version,
+                None,
+                record.caller,
+                latency_s,
+                answer,
+            )
+        )
+
+    # --- the flusher ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="servewell-prediction-log")
+
+    async def close(self) -> None:
+        """Stop the flusher, let a write under way end, then write what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._writing is not None:
+            await self._writing  # _write never raises
+        await self.flush()
+
+    async def flush(self) -> int:
+        """Write what the buffer holds now, in a thread; how many records were taken."""
+        self._publish_dropped()
+        batch = self._take()
+        if batch:
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+            try:
+                await asyncio.shield(self._writing)  # a cancelled flusher leaves it running
+            finally:
+                if self._writing.done():
+                    self._writing = None
+        return len(batch)
+
+    async def _run(self) -> None:
+        interval_s = self.settings.flush_interval_s
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.flush()
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
+                await asyncio.to_thread(self._prune)
+
+    def _take(self) -> deque[Logged]:
+        """Everything in the buffer, leaving a new one (on the event loop: no lock)."""
+        batch, self.buffer = self.buffer, deque()
+        return batch
+
+    def _write(self, batch: deque[Logged]) -> None:
+        rows = self._rows(batch)
+        try:
+            self.store.write(rows)
+        except Exception:
+            logger.warning("could not write %d logged predictions", len(rows), exc_info=True)
+            self._dropped_failed.inc(len(rows))
+            return
+        self._written.inc(len(rows))
+
+    def _rows(self, batch: deque[Logged]) -> list[PredictionRow]:
+        """The batch's rows; one that cannot be built is left out, counted and logged."""
+        to_row = self.rows.to_row
+        try:
+            return [to_row(logged) for logged in batch]
+        except Exception:
+            rows = []
+            for logged in batch:
+                try:
+                    rows.append(to_row(logged))
+                except Exception:
+                    logger.warning("cannot log %s's prediction", logged.model, exc_info=True)
+                    self._dropped_failed.inc()
+            return rows
+
+    def _prune(self) -> None:
+        before = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
+        try:
+            gone = self.store.prune(before)
+        except Exception:
+            logger.warning("could not prune the prediction log", exc_info=True)
+            return
+        if gone:
+            logger.info("pruned %d logged predictions older than %s", gone, before.isoformat())
+
+    def _publish_dropped(self) -> None:
+        new = self.dropped - self._published_dropped
+        if new:
+            self._published_dropped += new
+            self._dropped_full.inc(new)
+            logger.warning("the prediction log's buffer was full: dropped %d records", new)

@@ -1,0 +1,87 @@
+"""``servewell predictions`` and ``servewell feedback`` on a registry holding logged
+predictions (written by the prediction log's own store, as a server's flusher does)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+from servewell.bootstrap import build_services
+from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.settings import Settings
+
+Invoke = Callable[..., Result]
+
+
+def _row(request_id: str, minutes_ago: float, value: float) -> PredictionRow:
+    at = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).timestamp()
+    outputs, inputs = json.dumps({"label": [value]}), json.dumps({"x": [[value, 2.0]]})
+    return PredictionRow(at, request_id, "clicks", 2, None, "web", 1.5, False, outputs, inputs)
+
+
+@pytest.fixture
+def logged(home: Path) -> Iterator[PredictionStore]:
+    services = build_services(Settings(home=home))
+    store = PredictionStore(services.registry)
+    store.write([_row("old", 180, 0), _row("a", 30, 1), _row("b", 5, 0), _row("c", 1, 1)])
+    yield store
+    services.close()
+
+
+def test_predictions_exports_json_and_csv_since(invoke: Invoke, logged: PredictionStore) -> None:
+    rows = json.loads(invoke("predictions", "clicks", "--since", "1h", "--json").stdout)
+    assert [row["request_id"] for row in rows] == ["a", "b", "c"]
+    assert rows[0]["outputs"] == {"label": [1]}
+    assert rows[0]["inputs"] == {"x": [[1, 2.0]]}
+    assert rows[0]["key_name"] == "web"
+    assert rows[0]["label"] is None
+    exported = list(csv.DictReader(io.StringIO(invoke("predictions", "clicks", "--csv").stdout)))
+    assert [row["request_id"] for row in exported] == ["a", "b", "c"]
+    assert json.loads(exported[1]["outputs"]) == {"label": [0]}
+    assert exported[1]["label"] == ""
+    assert exported[1]["cached"] == "False"
+    every = json.loads(invoke("predictions", "clicks", "--since", "1d", "--json").stdout)
+    assert len(every) == 4
+    table = invoke("predictions", "clicks")
+    assert table.exit_code == 0
+    assert "3 prediction(s)" in table.stdout
+
+
+def test_feedback_from_csv_joins_relabels_and_reports_unknown_ids(
+    invoke: Invoke, logged: PredictionStore, tmp_path: Path
+) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("rid,clicked,other\na,0,x\nb,1,y\nnobody,1,z\n")
+    args = ("--id-column", "rid", "--label-column", "clicked")
+    first = invoke("feedback", "clicks", str(labels), *args, "--json")
+    assert json.loads(first.stdout) == {"accepted": 2, "unknown": ["nobody"], "unknown_count": 1}
+    labels.write_text("rid,clicked\na,1\n")
+    again = invoke("feedback", "clicks", str(labels), *args)
+    assert again.exit_code == 0
+    assert "accepted 1" in again.stdout
+    rows = json.loads(invoke("predictions", "clicks", "--json").stdout)
+    assert [(row["request_id"], row["label"]) for row in rows] == [("a", 1), ("b", 1), ("c", None)]
+
+
+def test_feedback_names_a_missing_column(
+    invoke: Invoke, logged: PredictionStore, tmp_path: Path
+) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,label\na,1\n")
+    result = invoke("feedback", "clicks", str(labels), "--label-column", "clicked")
+    assert result.exit_code != 0
+    assert "no column 'clicked'" in result.stderr
+    assert "request_id, label" in result.stderr
+
+
+def test_predictions_refuses_a_since_without_a_unit(invoke: Invoke, home: Path) -> None:
+    result = invoke("predictions", "clicks", "--since", "10")
+    assert result.exit_code == 2
+    assert "--since" in result.stderr

@@ -1,0 +1,65 @@
+"""The prediction log's store on both backends: rows, labels joined by request id,
+relabelling, unknown ids, pruning."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from servewell.bootstrap import Services, build_services
+from servewell.registry.predictions import UNKNOWN_SHOWN, PredictionRow, PredictionStore
+from servewell.settings import Settings
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[PredictionStore]:
+    services: Services = build_services(settings)
+    yield PredictionStore(services.registry)
+    services.close()
+
+
+def _row(request_id: str, days_ago: float = 0, model: str = "fraud") -> PredictionRow:
+    at = (datetime.now(UTC) - timedelta(days=days_ago)).timestamp()
+    return PredictionRow(at, request_id, model, 1, None, None, 2.0, False, '{"label": [1]}', None)
+
+
+def test_rows_since_oldest_first_per_model(store: PredictionStore) -> None:
+    store.write([_row("a", 3), _row("b", 1), _row("c"), _row("x", model="other")])
+    since = datetime.now(UTC) - timedelta(days=2)
+    assert [row.request_id for row in store.rows("fraud", since)] == ["b", "c"]
+    assert [row.request_id for row in store.rows("fraud")] == ["a", "b", "c"]
+    assert [row.request_id for row in store.rows("fraud", limit=2)] == ["b", "c"]
+    assert store.rows("fraud")[0].outputs == {"label": [1]}
+
+
+def test_labels_join_replace_and_report_unknown_ids(store: PredictionStore) -> None:
+    store.write([_row("a"), _row("b"), _row("a-other", model="other")])
+    result = store.label("fraud", [("a", 0), ("b", "spam"), ("a", 1), ("a-other", 1)])
+    assert result.accepted == 2  # "a" once: the last label given wins
+    assert (result.unknown, result.unknown_count) == (["a-other"], 1)  # another model's
+    assert store.label("fraud", [("b", "ham")]).accepted == 1
+    assert store.label("fraud", [("b", "ham")]).accepted == 1  # the same again: no change
+    assert [(row.request_id, row.label) for row in store.rows("fraud")] == [
+        ("a", 1),
+        ("b", "ham"),
+    ]
+    assert store.rows("other")[0].label is None
+
+
+def test_many_unknown_ids_are_counted_and_the_first_named(store: PredictionStore) -> None:
+    store.write([_row("known")])
+    labels = [(f"u{n}", 1) for n in range(1200)] + [("known", 1)]
+    result = store.label("fraud", labels)
+    assert result.accepted == 1
+    assert result.unknown_count == 1200
+    assert result.unknown == [f"u{n}" for n in range(UNKNOWN_SHOWN)]
+
+
+def test_prune_deletes_old_predictions_and_labels(store: PredictionStore) -> None:
+    store.write([_row("old", 40), _row("new", 1)])
+    store.label("fraud", [("old", 1), ("new", 0)])
+    assert store.prune(datetime.now(UTC) - timedelta(days=30)) == 1
+    assert [row.request_id for row in store.rows("fraud")] == ["new"]
+    assert store.rows("fraud")[0].label == 0
