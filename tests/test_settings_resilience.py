@@ -112,3 +112,10 @@ def test_a_number_that_is_not_finite_is_refused(
     with pytest.raises(ValidationError, match="finite number") as refused:
         Settings()
     assert ".".join(map(str, refused.value.errors()[0]["loc"])) == field
+
+
+@pytest.mark.parametrize("field", ["cooldown_s", "window_s"])
+def test_a_breaker_period_is_at_most_a_day(field: str) -> None:
+    """A cooldown of 1e308 s would be sent as a Retry-After of 309 digits."""
+    with pytest.raises(ValidationError, match="less than or equal to 86400"):
+        Settings(models={"m": {"breaker": {field: 1e308}}})

@@ -194,7 +194,9 @@ def test_request_timeout_asks_for_less_never_for_more(url: str, protocol: str) -
 
 
 @pytest.mark.parametrize("protocol", ["rest", "v2"])
-@pytest.mark.parametrize("value", ["abc", "-5", "0", "", "nan", "inf", "1ms"])
+@pytest.mark.parametrize(
+    "value", ["abc", "-5", "0", "", "nan", "inf", "1ms", "1_000", "+100", "1e3", "0x10"]
+)
 def test_a_malformed_request_timeout_is_a_400_naming_the_header(
     url: str, protocol: str, value: str
 ) -> None:

@@ -8,6 +8,7 @@ every step (the queue, a retry's backoff, a fallback) spends the same budget.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -35,15 +36,17 @@ class Deadline:
         return time.monotonic() >= self.at
 
 
+#: A header's milliseconds as HTTP spells numbers: digits, maybe a fraction; not what
+#: else Python's ``float()`` takes (``1_000``, ``+5``, `` 5 ``, ``1e3``, ``inf``).
+_MILLISECONDS = re.compile(rb"[0-9]{1,15}(\.[0-9]{1,9})?")
+
+
 def requested_timeout_ms(value: bytes) -> float:
-    """A ``Request-Timeout`` header's milliseconds: a positive, finite number, or
-    InvalidInput naming the header."""
-    try:
-        timeout_ms = float(value)
-    except ValueError:
-        timeout_ms = math.nan
+    """A ``Request-Timeout`` header's milliseconds: a positive number, or InvalidInput
+    naming the header."""
+    timeout_ms = float(value) if _MILLISECONDS.fullmatch(value) else math.nan
     if not (0 < timeout_ms < math.inf):
-        shown = value[:40].decode("latin-1")
+        shown = value[:40].decode("ascii", "backslashreplace")
         raise InvalidInput(
             f"the Request-Timeout header is a positive number of milliseconds, not {shown!r}"
         )

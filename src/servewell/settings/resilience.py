@@ -32,9 +32,9 @@ class BreakerSettings(Section):
     enabled: bool = True
     failures_to_open: int = Field(default=5, ge=1)
     error_rate_to_open: float = Field(default=0.5, gt=0, le=1)
-    window_s: float = Field(default=30.0, gt=0)
+    window_s: float = Field(default=30.0, gt=0, le=86_400)
     min_requests: int = Field(default=20, ge=1)
-    cooldown_s: float = Field(default=10.0, gt=0)
+    cooldown_s: float = Field(default=10.0, gt=0, le=86_400)
     half_open_probes: int = Field(default=3, ge=1)
 
 
