@@ -24,6 +24,7 @@ from servewell.core.ref import check_name, version_in_path
 from servewell.errors import ServewellError
 from servewell.http import rest, v2
 from servewell.http.problems import to_reply
+from servewell.http.repository import add_repository_routes
 from servewell.http.running import RunningServer
 from servewell.http.targets import INFER_ROUTES, InferRoute
 from servewell.http.wire import check_json, load_json, read_body
@@ -49,6 +50,7 @@ def build_api(running: Running, metrics: ServingMetrics, draining: Draining) -> 
     _add_v2_routes(api, running, draining)
     _add_rest_routes(api, running)
     _add_feedback_route(api, running)
+    add_repository_routes(api, running)
     _answer_head_probes(api)
     _document_inference_routes(api)
     return api

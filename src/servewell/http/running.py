@@ -27,6 +27,7 @@ from servewell.serving.gateway import Codec, Gateway
 from servewell.serving.pool import ModelPool
 from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.predictor import Predictor
+from servewell.serving.promotion import Promoter
 from servewell.serving.protection import Protection
 from servewell.serving.recorder import Recorder
 from servewell.serving.routing import Router
@@ -47,6 +48,8 @@ class RunningServer:
     gateway: Gateway
     router: Router
     """The traffic policies' routes: followed from the registry once the models load."""
+    promoter: Promoter
+    """Follows alias moves, loads and unloads versions while running."""
     codecs: Mapping[str, Codec]
     """The gateway's codec of each inference protocol (``v2``, ``rest``)."""
     metrics: ServingMetrics
@@ -69,7 +72,7 @@ class RunningServer:
         if not self.loading.done():
             self.loading.cancel()
             await asyncio.gather(self.loading, return_exceptions=True)
-        await self.router.stop()
+        await self.promoter.stop()
         await self.pool.close(timeout_s)
         await self.protection.stop()
         await self.predictions.close()
@@ -109,6 +112,7 @@ async def start_server(
     )
     fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
     router = Router(build_traffic_policies(services), pool)
+    promoter = Promoter(services, pool, router, fallbacks, settings.server.drain_timeout_s)
     predictions = build_prediction_log(settings, services, metrics)
     predictions.start()
     gateway = Gateway(
@@ -125,17 +129,18 @@ async def start_server(
         admission=admission,
         gateway=gateway,
         router=router,
+        promoter=promoter,
         codecs={"v2": V2Codec(depth), "rest": RestCodec(depth)},
         metrics=metrics,
         predictions=predictions,
-        loading=asyncio.create_task(_load(pool, router), name="servewell-load-models"),
+        loading=asyncio.create_task(_load(pool, promoter), name="servewell-load-models"),
         fast_lane=settings.server.fast_lane and gateway.answers_now,
     )
 
 
-async def _load(pool: ModelPool, router: Router) -> None:
+async def _load(pool: ModelPool, promoter: Promoter) -> None:
     await pool.load()
-    await router.start()  # loads the versions the policies' arms name
+    await promoter.start()  # loads the versions the policies' arms name, then follows
     # Everything loaded so far (libraries, models) lives as long as the process: move
     # it out of the garbage collector's sight, so full collections stay short and do
     # not show up as latency spikes under load.

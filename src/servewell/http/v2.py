@@ -27,7 +27,7 @@ from servewell.serving.reply import JSON, NUMPY_JSON, OCTET_STREAM, Reply
 ALL_OUTPUTS = "*"
 
 #: Extensions listed in the server metadata.
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", "model_repository"]
 
 
 class V2Codec:

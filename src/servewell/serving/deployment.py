@@ -15,7 +15,7 @@ import numpy as np
 from servewell.batching import CANCELLED, DEADLINE, BatchPolicy, BatchQueue, BatchStats
 from servewell.core.deadline import Deadline
 from servewell.core.signature import Signature
-from servewell.errors import DeadlineExceeded, ModelFailed
+from servewell.errors import DeadlineExceeded, ModelFailed, ModelUnavailable
 from servewell.observability import DeploymentMetrics
 from servewell.registry import ModelVersion
 from servewell.runtime import Runtime, sample_inputs
@@ -62,6 +62,9 @@ class Deployment:
         """Whether the request being served is the only one in flight: then, with the
         queue idle, it runs at once instead of hopping through the batch worker."""
         self.inline = False
+        self.in_flight = 0
+        """Requests resolved to this version and not answered yet (the gateway counts
+        them): a version that is unloaded first waits for them."""
         self.breaker = breaker_for(resilience.breaker, self.name, self.number, metrics)
         self.retries = resilience.retries
         self._queue: BatchQueue[Inputs, Result] | None = None
@@ -193,8 +196,8 @@ class Deployment:
         ``deadline`` passes (None: no deadline), dropped from the queue if it still
         waits there (a call already running goes on: a thread cannot be stopped, its
         result is dropped)."""
-        if self._queue is None:
-            raise RuntimeError(f"deployment {self.name}@{self.number} is not started")
+        if self._queue is None:  # stopped: unloaded, or shutting down
+            raise ModelUnavailable(self.name, self.number, "not loaded", self.retry_after_s)
         try:
             return await self._queue.submit(inputs, deadline)
         except DeadlineExceeded:

@@ -118,6 +118,7 @@ class Call:
     """The task waiting for the model, while it waits (cancelled if the client leaves)."""
     gone: bool = False
     """Whether the client went away before its answer."""
+    served: Deployment | None = None  # resolved: counted in its in_flight until answered
     arm: RoutedArm | None = None
     """The traffic policy's arm that answers, when the model has a split and the path
     names no version."""
@@ -269,6 +270,8 @@ class Gateway:
                     reply.headers.extend(call.arm.headers)
                 record.status = reply.status
         finally:
+            if call.served is not None:
+                call.served.in_flight -= 1
             recorder.leave()
             elapsed_s = time.perf_counter() - started
             recorder.finish(record, elapsed_s, call.client)
@@ -281,8 +284,8 @@ class Gateway:
         return reply
 
     def _log_prediction(self, call: Call, record: RequestRecord, elapsed_s: float) -> None:
-        """The model's answers and response-cache hits go to the prediction log; errors,
-        refusals and fallback answers do not (the metrics and access line have them)."""
+        """The model's answers and cache hits go to the prediction log (not errors,
+        refusals or fallback answers: the metrics and access line have them)."""
         log = self.predictions
         answered = call.answer is not None or record.cache == "hit"
         if log is not None and record.status == 200 and answered:
@@ -302,7 +305,8 @@ class Gateway:
             )
         )
         body = call.body if call.read_body is None else await call.read_body()
-        deployment = self._resolve(call)
+        deployment = call.served = self._resolve(call)
+        deployment.in_flight += 1
         record.model, record.version = deployment.name, str(deployment.number)
         call.deadline = deadline_for(headers.get(REQUEST_TIMEOUT), deployment.timeout_ms)
         layer = self.cache

@@ -40,6 +40,11 @@ class ModelPool:
         """(name, version) -> why it could not be loaded, for the versions that resolved."""
         self._deployments: dict[tuple[str, int], Deployment] = {}
         self._defaults: dict[str, Deployment] = {}
+        self.held: dict[ModelRef, Deployment] = {}
+        """Each loaded reference -> the version it serves now (``serving.promotion``
+        moves those naming an alias when it moves)."""
+        self.default_refs: dict[str, ModelRef] = {}
+        """Model name -> the reference whose version answers the bare name."""
         self._expected: set[str] = {ref.name for ref in refs}
         self._failed: set[str] = set()
         self._loaded = False
@@ -139,6 +144,7 @@ class ModelPool:
         await asyncio.gather(*(d.stop(timeout_s) for d in self.deployments()))
         self._deployments.clear()
         self._defaults.clear()
+        self.held.clear()
 
     def _references(self) -> list[ModelRef]:
         if self.refs:
@@ -150,7 +156,33 @@ class ModelPool:
         model, so its version answers the bare name."""
         deployment = await self.add(ref)
         if is_default:
-            self._defaults[deployment.name] = deployment
+            self.default_refs[deployment.name] = ref
+        self.hold(ref, deployment)
+
+    def hold(self, ref: ModelRef, deployment: Deployment) -> None:
+        """``ref`` serves ``deployment`` from now on (loaded and started): when ``ref``
+        answers its model's bare name, requests switch to it here, at once."""
+        self.held[ref] = deployment
+        if self.default_refs.get(ref.name) == ref:
+            self._defaults[ref.name] = deployment
+            self._expected.add(ref.name)
+            self._failed.discard(ref.name)
+            self.failures.pop(str(ref), None)
+
+    def release(self, name: str) -> None:
+        """Stop answering ``name`` (an operator's unload): its bare name and references
+        go; its versions stay until :meth:`remove` (what is in flight finishes)."""
+        self._defaults.pop(name, None)
+        self._expected.discard(name)
+        self._failed.discard(name)
+        for ref in [ref for ref in self.held if ref.name == name]:
+            del self.held[ref]
+
+    def remove(self, deployment: Deployment) -> None:
+        """Serve ``deployment`` no more (nothing routes to it; the caller stops it)."""
+        key = (deployment.name, deployment.number)
+        if self._deployments.get(key) is deployment:
+            del self._deployments[key]
 
     async def add(self, ref: ModelRef) -> Deployment:
         """The deployment ``ref`` resolves to, loaded, warmed up and started first when

@@ -15,7 +15,7 @@ a header get and ``core/assignment.assign`` (one BLAKE2b of a short string).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from servewell.core.assignment import assign
@@ -76,10 +76,10 @@ class Router:
         self.started = False
         """Whether the policies were read and applied once (or could not be)."""
 
-    async def start(self) -> None:
+    async def start(self, on_change: Callable[[], Awaitable[None]] | None = None) -> None:
         """Read and apply the policies (loading the versions their arms name), then
-        follow the registry."""
-        self.policies.on_change = self.apply
+        follow the registry; ``on_change`` (default :meth:`apply`) runs at each change."""
+        self.policies.on_change = on_change or self.apply
         try:
             await self.policies.start()
         finally:
@@ -90,6 +90,11 @@ class Router:
 
     def route(self, model: str) -> Route | None:
         return self.routes.get(model)
+
+    def in_use(self) -> set[Deployment]:
+        """The deployments the routes send requests to (they must stay loaded)."""
+        routes = self.routes.values()
+        return {arm.deployment for route in routes for arm in route.by_target.values()}
 
     async def apply(self) -> None:
         """Compile every served model's policy into its route (the table is replaced at

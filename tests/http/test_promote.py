@@ -1,0 +1,198 @@
+"""Zero-downtime promote and rollback, on real ``servewell serve`` processes sharing one
+registry: an alias moved with the CLI reaches both servers (the new version loaded
+before it answers, the old one unloaded after), ten promotes and rollbacks under load
+at c=32 answer every request with 200 from the old or the new version and leave only
+the current version loaded, and the V2 model-repository extension through tritonclient.
+No timing assertions: waits are polls with generous bounds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from servewell.bootstrap import Services, build_services
+from servewell.settings import Settings
+from serving_models import create_key, register_python, serve_process
+
+CLIENT_TIMEOUT_S = 60.0
+WAIT_S = 60.0  # generous: the machine is shared; the servers poll every 0.5 s
+ENV = {"SERVEWELL_RATE_LIMITS__ENABLED": "false"}
+CONCURRENCY = 32
+PROMOTES = 10
+BODY = {"instances": [{"x": 1, "y": 2}]}
+
+Served = AbstractContextManager[tuple[str, "subprocess.Popen[str]"]]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """Model 'fraud' with versions 1-3 (the sum model), production -> 1."""
+    home = tmp_path / "home"
+    services = build_services(Settings(home=home))
+    try:
+        for _ in range(3):
+            register_python(services, "fraud", "sum", signature="sum.json")
+        services.registry.set_alias("fraud", "production", 1)
+    finally:
+        services.close()
+    return home
+
+
+@pytest.fixture
+def registry(home: Path) -> Iterator[Services]:
+    services = build_services(Settings(home=home))
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def serve(home: Path) -> Callable[..., Served]:
+    """Starts one more server on ``home`` serving 'fraud' each time it is called."""
+    return lambda *args: serve_process(
+        home, "--models", "fraud", *(args or ("--no-auth",)), env=ENV, drain=True
+    )
+
+
+def _cli(home: Path, *args: str) -> str:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "servewell"), *args],
+        env={**os.environ, "SERVEWELL_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _version(url: str, path: str = "fraud") -> int:
+    answer = httpx.post(f"{url}/v1/models/{path}:predict", json=BODY, timeout=CLIENT_TIMEOUT_S)
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["version"])
+
+
+def _loaded(url: str) -> list[int]:
+    answer = httpx.get(f"{url}/v1/models/fraud", timeout=CLIENT_TIMEOUT_S)
+    assert answer.status_code == 200, answer.text
+    return sorted(int(v["version"]) for v in answer.json()["model_version_status"])
+
+
+def _poll(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not done():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.1)
+
+
+def test_an_alias_set_with_the_cli_reaches_both_servers_and_the_old_version_goes(
+    home: Path, serve: Callable[..., Served]
+) -> None:
+    with serve() as (first, _), serve() as (second, _):
+        assert _version(first) == _version(second) == 1
+        _cli(home, "alias", "set", "fraud", "production", "3")
+        for url in (first, second):
+            _poll(lambda url=url: _version(url) == 3, f"{url} answers with version 3")
+            _poll(lambda url=url: _loaded(url) == [3], f"{url} unloads version 1")
+            pinned = httpx.post(f"{url}/v1/models/fraud/versions/1:predict", json=BODY)
+            assert pinned.status_code == 404, pinned.text
+            assert "served versions: 3" in pinned.json()["error"]
+            assert _version(url, "fraud/versions/3") == 3
+        _cli(home, "rollback", "fraud")
+        for url in (first, second):
+            _poll(lambda url=url: _version(url) == 1, f"{url} rolls back to version 1")
+            _poll(lambda url=url: _loaded(url) == [1], f"{url} unloads version 3")
+
+
+class Load:
+    """``CONCURRENCY`` threads sending requests for the bare name until stopped;
+    every answer's status and version, counted."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.answers: Counter[tuple[int, int | None]] = Counter()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._send) for _ in range(CONCURRENCY)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=CLIENT_TIMEOUT_S * 2)
+
+    def _send(self) -> None:
+        with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:
+            while not self._stop.is_set():
+                answer = client.post(f"{self.url}/v1/models/fraud:predict", json=BODY)
+                version = answer.json().get("version") if answer.status_code == 200 else None
+                with self._lock:
+                    self.answers[(answer.status_code, version)] += 1
+
+
+def test_ten_promotes_and_rollbacks_under_load_answer_every_request(
+    registry: Services, serve: Callable[..., Served]
+) -> None:
+    with serve() as (url, _), Load(url) as load:
+        _poll(lambda: sum(load.answers.values()) > CONCURRENCY, "the load runs")
+        for _ in range(PROMOTES):
+            registry.registry.set_alias("fraud", "production", 2, by="user:test")
+            _poll(lambda: _version(url) == 2, "the promote to version 2 is served")
+            registry.registry.rollback("fraud")
+            _poll(lambda: _version(url) == 1, "the rollback to version 1 is served")
+        _poll(lambda: _loaded(url) == [1], "only version 1 stays loaded")
+    statuses = Counter(status for status, _ in load.answers.elements())
+    assert statuses == {200: statuses[200]}, load.answers
+    assert {version for _, version in load.answers} == {1, 2}, load.answers
+
+
+def test_the_repository_extension_through_tritonclient(
+    home: Path, serve: Callable[..., Served]
+) -> None:
+    tritonclient_http = pytest.importorskip("tritonclient.http")
+    from tritonclient.utils import InferenceServerException
+
+    admin = {"Authorization": f"Bearer {create_key(home, 'ops', scopes=('admin',))}"}
+    user = {"Authorization": f"Bearer {create_key(home, 'app')}"}
+    with serve("--workers", "1") as (url, _):  # keys on
+        client = tritonclient_http.InferenceServerClient(url.removeprefix("http://"))
+        try:
+            index = client.get_model_repository_index(headers=admin)
+            assert index == [{"name": "fraud", "version": "1", "state": "READY", "reason": ""}]
+            with pytest.raises(InferenceServerException, match="admin"):
+                client.unload_model("fraud", headers=user)
+            client.unload_model("fraud", headers=admin)
+            assert not client.is_model_ready("fraud", headers=user)
+            assert client.is_server_ready()  # an operator's unload is not a failure
+            _poll(
+                lambda: (
+                    client.get_model_repository_index(headers=admin)
+                    == [{"name": "fraud", "state": "UNAVAILABLE", "reason": "not loaded"}]
+                ),
+                "fraud unloaded",
+            )
+            gone = httpx.post(f"{url}/v1/models/fraud:predict", json=BODY, headers=user)
+            assert gone.status_code == 404, gone.text
+            client.load_model("fraud", headers=admin)
+            assert client.is_model_ready("fraud", headers=user)
+            answer = httpx.post(f"{url}/v1/models/fraud:predict", json=BODY, headers=user)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["version"] == 1
+            with pytest.raises(InferenceServerException, match="not registered"):
+                client.load_model("nothing", headers=admin)
+        finally:
+            client.close()
