@@ -144,8 +144,9 @@ def report(steady, during, before_mb, samples, after_mb, concurrency):  # type: 
         )
     print(f"\np99 during / steady: {ratio:.2f}x (target <= 2x)")
     print(
-        f"RSS MB: before {before_mb:.1f}; during min {min(samples):.1f}, "
-        f"max {max(samples):.1f}; after {after_mb:.1f} "
+        f"RSS MB: before {before_mb:.1f}; after the first move {samples[0]:.1f}, the "
+        f"last {samples[-1]:.1f} (min {min(samples):.1f}, max {max(samples):.1f}); "
+        f"after {after_mb:.1f} "
         f"({100 * (after_mb / before_mb - 1):+.1f}%, target within 10%)"
     )
 

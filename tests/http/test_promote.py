@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -21,8 +22,10 @@ import httpx
 import pytest
 
 from servewell.bootstrap import Services, build_services
-from servewell.settings import Settings
-from serving_models import create_key, register_python, serve_process
+from servewell.core.ref import ModelRef
+from servewell.http import create_app
+from servewell.settings import AuthSettings, ServerSettings, Settings
+from serving_models import create_key, register_python, serve_in_thread, serve_process
 
 CLIENT_TIMEOUT_S = 60.0
 WAIT_S = 60.0  # generous: the machine is shared; the servers poll every 0.5 s
@@ -196,3 +199,73 @@ def test_the_repository_extension_through_tritonclient(
                 client.load_model("nothing", headers=admin)
         finally:
             client.close()
+
+
+def test_an_unloaded_version_is_freed(registry: Services, home: Path) -> None:
+    """After a promote, nothing holds the old version's deployment or its runtime any
+    more: both are garbage (the server froze the collector after loading them)."""
+    settings = Settings(
+        home=home, auth=AuthSettings(enabled=False), server=ServerSettings(models=["fraud"])
+    )
+    app = create_app(settings)
+    with serve_in_thread(app) as server:
+        old = app.running.pool.get("fraud")
+        deployment, runtime = weakref.ref(old), weakref.ref(old.runtime)
+        del old
+        registry.registry.set_alias("fraud", "production", 2)
+        _poll(lambda: _loaded(server.url) == [2], "version 1 unloaded")
+        _poll(lambda: deployment() is None and runtime() is None, "version 1 freed")
+
+
+def test_a_promoted_version_gets_its_fallback_chain_and_chain_targets_stay_loaded(
+    tmp_path: Path,
+) -> None:
+    """risk: v1 answers y = x, v2 and v3 always fail; fallbacks ["risk@stable"]."""
+    artifacts = tmp_path / "switch-artifacts"
+    artifacts.mkdir()
+    (artifacts / "config.json").write_text('{"fail_while": "/nonexistent/file"}')
+    home = tmp_path / "risk-home"
+    services = build_services(Settings(home=home))
+    try:
+        register_python(services, "risk", "switch", artifacts=artifacts)
+        register_python(services, "risk", "always_fails")
+        register_python(services, "risk", "always_fails")
+        services.registry.set_alias("risk", "stable", 1)
+        services.registry.set_alias("risk", "production", 2)
+        settings = Settings.model_validate(
+            {
+                "home": home,
+                "server": {"models": ["risk", "risk@stable"]},
+                "auth": {"enabled": False},
+                "rate_limits": {"enabled": False},
+                "models": {"risk": {"fallbacks": ["risk@stable"]}},
+            }
+        )
+        app = create_app(settings)
+        with serve_in_thread(app) as server:
+            url = server.url
+
+            def answered_by() -> tuple[int, str | None]:
+                body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [7]}]}
+                answer = httpx.post(f"{url}/v2/models/risk/infer", json=body, timeout=60)
+                assert answer.status_code == 200, answer.text
+                return answer.json()["model_version"], answer.headers.get("x-servewell-served-by")
+
+            def loaded() -> list[int]:
+                answer = httpx.get(f"{url}/v1/models/risk", timeout=60).json()
+                return sorted(int(v["version"]) for v in answer["model_version_status"])
+
+            assert answered_by() == ("1", "risk@1; fallback=error")
+            services.registry.set_alias("risk", "production", 3)
+            _poll(lambda: loaded() == [1, 3], "v3 served, v2 unloaded")
+            assert answered_by() == ("1", "risk@1; fallback=error")  # v3's own chain
+            services.registry.set_alias("risk", "stable", 3)
+            running = app.running
+            stable = ModelRef("risk", alias="stable")
+            _poll(lambda: running.pool.held[stable].number == 3, "risk@stable follows")
+            loaded()  # the loop has finished the step that moved it
+            _poll(lambda: not running.promoter.retiring(), "nothing left retiring")
+            assert loaded() == [1, 3]  # v3's chain names risk@1, which stays
+            assert answered_by() == ("1", "risk@1; fallback=error")
+    finally:
+        services.close()
