@@ -269,3 +269,22 @@ def test_a_promoted_version_gets_its_fallback_chain_and_chain_targets_stay_loade
             assert answered_by() == ("1", "risk@1; fallback=error")
     finally:
         services.close()
+
+
+def test_the_repository_routes_refuse_bad_requests_with_a_4xx(home: Path) -> None:
+    settings = Settings(
+        home=home, auth=AuthSettings(enabled=False), server=ServerSettings(models=["fraud"])
+    )
+    with serve_in_thread(create_app(settings)) as server:
+        repository = f"{server.url}/v2/repository"
+        bad_name = httpx.post(f"{repository}/models/bad%20name/load")
+        assert bad_name.status_code == 400, bad_name.text
+        assert "model name" in bad_name.json()["error"]
+        not_served = httpx.post(f"{repository}/models/other/unload")
+        assert not_served.status_code == 404, not_served.text
+        not_json = httpx.post(f"{repository}/index", content=b"{nope")
+        assert not_json.status_code == 400, not_json.text
+        ready_only = httpx.post(f"{repository}/index", json={"ready": True})
+        assert [entry["state"] for entry in ready_only.json()] == ["READY"]
+        assert httpx.post(f"{repository}/models/fraud/unload").status_code == 200
+        assert httpx.post(f"{repository}/index", json={"ready": True}).json() == []

@@ -67,11 +67,14 @@ class Promoter:
         await self.router.start(on_change=self.apply)
 
     async def stop(self) -> None:
-        """Stop following; retirements under way are cut short (the pool stops every
-        version still in it)."""
+        """Stop following; a retirement still waiting for requests is cut short (the
+        pool stops every version still in it), one already stopping its version is
+        waited for (bounded by ``stop_timeout_s``)."""
         await self.router.stop()
-        for task in list(self._retiring.values()):
-            task.cancel()
+        loaded = set(self.pool.deployments())
+        for deployment, task in list(self._retiring.items()):
+            if deployment in loaded:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -201,14 +204,12 @@ class Promoter:
                     return
                 self.pool.remove(deployment)  # from now on a path naming it is a 404
                 self._retire_unused()  # its fallback targets may be unused now
-        finally:
-            self._retiring.pop(deployment, None)
-        try:
             await deployment.stop(self.stop_timeout_s)
+            logger.info("unloaded %s@%d", deployment.name, deployment.number)
         except Exception:  # it serves nothing any more either way
             logger.exception("stopping %s@%d failed", deployment.name, deployment.number)
-            return
-        logger.info("unloaded %s@%d", deployment.name, deployment.number)
+        finally:
+            self._retiring.pop(deployment, None)
 
     @staticmethod
     async def _drained(deployment: Deployment) -> None:
