@@ -288,3 +288,28 @@ def test_the_repository_routes_refuse_bad_requests_with_a_4xx(home: Path) -> Non
         assert [entry["state"] for entry in ready_only.json()] == ["READY"]
         assert httpx.post(f"{repository}/models/fraud/unload").status_code == 200
         assert httpx.post(f"{repository}/index", json={"ready": True}).json() == []
+
+
+def test_a_load_that_fails_says_why_and_the_index_keeps_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEEDS_ENV_TOKEN", "for the registration's proof")
+    services = build_services(Settings(home=home))
+    try:
+        register_python(services, "needy", "needs_env")
+    finally:
+        services.close()
+    monkeypatch.delenv("NEEDS_ENV_TOKEN")
+    settings = Settings(
+        home=home, auth=AuthSettings(enabled=False), server=ServerSettings(models=["fraud"])
+    )
+    with serve_in_thread(create_app(settings)) as server:
+        repository = f"{server.url}/v2/repository"
+        failed = httpx.post(f"{repository}/models/needy/load")
+        assert failed.status_code == 422, failed.text  # the model's own load error
+        assert "NEEDS_ENV_TOKEN" in failed.json()["error"]
+        index = {entry["name"]: entry for entry in httpx.post(f"{repository}/index").json()}
+        assert index["needy"]["state"] == "UNAVAILABLE"
+        assert "NEEDS_ENV_TOKEN" in index["needy"]["reason"]
+        assert index["fraud"]["state"] == "READY"
+        assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200

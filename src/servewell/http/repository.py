@@ -71,7 +71,8 @@ def index_of(pool: ModelPool, registered: list[ModelSummary]) -> list[dict[str, 
         entry = {"name": deployment.name, "version": str(deployment.number), "state": state}
         entry["reason"] = "" if deployment.is_up else "its process is restarting"
         entries.append(entry)
-    failed = {ref.split("@", 1)[0]: why for ref, why in pool.failures.items()}
+    failed = {name: why for (name, _), why in pool.failed_versions.items()}
+    failed |= {ref.split("@", 1)[0]: why for ref, why in pool.failures.items()}
     for name in sorted({summary.name for summary in registered} - served):
         loading = pool.is_loading and name in pool.names()
         reason = "" if loading else failed.get(name, "not loaded")
