@@ -19,8 +19,9 @@ logger = logging.getLogger(__name__)
 
 class ModelPool:
     """Deployments by model name and version; each name has a default version: the one
-    the first reference naming it resolves to. When that one fails to load, requests for
-    the bare name are not ready (503), never answered by another version."""
+    the first reference naming it resolves to (now: ``serving.promotion`` follows its
+    alias). When that one fails to load, requests for the bare name are not ready (503),
+    never answered by another version."""
 
     def __init__(
         self,
