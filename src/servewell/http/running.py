@@ -19,6 +19,7 @@ from servewell.core.validation import InputLimits
 from servewell.http.rest import RestCodec
 from servewell.http.v2 import V2Codec
 from servewell.observability import ServingMetrics
+from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission
 from servewell.serving.fallback import Fallbacks
 from servewell.serving.fallback_plan import plan_fallbacks
@@ -28,6 +29,7 @@ from servewell.serving.predictor import Predictor
 from servewell.serving.protection import Protection
 from servewell.serving.recorder import Recorder
 from servewell.serving.routing import Router
+from servewell.serving.shadow import ShadowTraffic
 from servewell.settings import Settings
 
 
@@ -100,7 +102,10 @@ async def start_server(
         protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
     )
     fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
-    router = Router(build_traffic_policies(services), pool)
+    shadows = ShadowTraffic(
+        predictor, ShadowMetrics(metrics.registry), settings.server.shadow_queue_size
+    )
+    router = Router(build_traffic_policies(services), pool, shadows)
     gateway = Gateway(predictor, admission, protection.cache, recorder, fallbacks, router)
     depth = limits.max_json_depth
     return RunningServer(

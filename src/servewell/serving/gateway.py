@@ -11,7 +11,8 @@ What differs between protocols is injected as a :class:`Codec` (``http.v2``, ``h
 implement it): decoding a body, encoding an answer and answering an error (V2 keeps the
 protocol's ``{"error": ...}``; REST adds ``code`` and ``detail``). The model steps
 (resolve, validate, predict, filters) are :class:`~servewell.serving.predictor.Predictor`'s,
-callable without any protocol (the CLI's ``predict``, batch jobs).
+callable without any protocol (the CLI's ``predict``, batch jobs). A model's answer to
+a path naming no version may then be copied to its shadow (``serving.shadow``).
 
 Two entry points: :meth:`Gateway.try_now` answers at once when every step can without
 awaiting (a response-cache hit with the in-process cache and rate limiter, or the guard's
@@ -147,6 +148,8 @@ class Gateway:
         """Who answers when a model does not (``serving.fallback``)."""
         self.router = router
         """The traffic routes (``serving.routing``); None: every model by its default."""
+        self.shadows = router.shadows if router is not None else None
+        """Where the model's answers are copied to a shadow (``serving.shadow``)."""
         self.answers_now = cache is not None and cache.sync is not None and admission.decides_now
         """Whether :meth:`try_now` can ever answer (an in-process cache and limiter)."""
         self.answered_now = 0
@@ -362,7 +365,10 @@ class Gateway:
             return await self.fallbacks.recover(exc, failed)
         finally:
             call.waiting = None
-        return codec.encode(decoded, response, deployment)
+        reply = codec.encode(decoded, response, deployment)
+        if self.shadows is not None and call.version is None:  # a pinned version: never
+            self.shadows.offer(deployment.name, decoded.request, response)
+        return reply
 
     def _count_cache(self, layer: ResponseCacheLayer, record: RequestRecord, outcome: str) -> None:
         """A response cache outcome in the metrics and the access line."""
