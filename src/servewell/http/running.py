@@ -102,9 +102,7 @@ async def start_server(
         protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
     )
     fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
-    shadows = ShadowTraffic(
-        predictor, ShadowMetrics(metrics.registry), settings.server.shadow_queue_size
-    )
+    shadows = ShadowTraffic(predictor, ShadowMetrics(metrics), settings.server.shadow_queue_size)
     router = Router(build_traffic_policies(services), pool, shadows)
     gateway = Gateway(predictor, admission, protection.cache, recorder, fallbacks, router)
     depth = limits.max_json_depth

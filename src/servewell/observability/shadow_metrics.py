@@ -1,6 +1,8 @@
-"""The shadow traffic's metrics (``serving/shadow.py``): all counted off the request
-path, by the shadow's own task, so they go straight to prometheus_client's objects
-(per-process files in multiprocess mode), each label set looked up once.
+"""The shadow traffic's metrics (``serving/shadow.py``): counted off the request path,
+by the shadow's own task, so they go straight to prometheus_client's objects
+(per-process files in multiprocess mode), each label set looked up once. The one count
+made on the request path, a copy dropped because the queue was full, is tallied with
+the request metrics (``ServingMetrics.count_shadow_dropped``).
 
 Agreement is two counters rather than a ratio gauge (ratios of counters add up across
 workers and replicas; gauges do not): the share of rows that agree is
@@ -11,16 +13,18 @@ sum(rate(servewell_shadow_comparisons_total[5m]))``, and ``servewell traffic sho
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Counter, Histogram
 
-from servewell.observability.metrics import LATENCY_BUCKETS_S
+from servewell.observability.metrics import LATENCY_BUCKETS_S, ServingMetrics
 
 #: Largest difference between the two ``probabilities`` of one row.
 PROBABILITY_DIFF_BUCKETS = (1e-6, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 class ShadowMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, serving: ServingMetrics) -> None:
+        registry = serving.registry
+        self.count_dropped = serving.count_shadow_dropped
         self.comparisons = Counter(
             "servewell_shadow_comparisons",
             "Rows answered by both a model's primary version and its shadow, by whether "
@@ -50,11 +54,5 @@ class ShadowMetrics:
             "Copies of requests a shadow version failed on (the callers got the primary's "
             "answers), or answered with outputs that cannot be compared with the primary's.",
             ("model", "shadow"),
-            registry=registry,
-        )
-        self.dropped = Counter(
-            "servewell_shadow_dropped",
-            "Copies of requests not sent to the shadow because its queue was full.",
-            ("model",),
             registry=registry,
         )

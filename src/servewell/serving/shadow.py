@@ -59,7 +59,7 @@ class ShadowLane:
         self.queue_size = queue_size
         self.queue: deque[Copy] = deque()
         model, shadow = deployment.name, str(deployment.number)
-        self._dropped = metrics.dropped.labels(model)
+        self._count_dropped = metrics.count_dropped
         self._errors = metrics.errors.labels(model, shadow)
         self._duration_s = metrics.duration_s.labels(model, shadow)
         self._by_primary: dict[int, tuple[Any, Any, Any]] = {}
@@ -86,7 +86,7 @@ class ShadowLane:
         if random.random() >= self.fraction or primary.version == self.deployment.number:
             return
         if len(self.queue) >= self.queue_size:
-            self._dropped.inc()
+            self._count_dropped(self.deployment.name)
             return
         self.queue.append((request, primary))
         self._wake.set()
