@@ -20,16 +20,19 @@ from servewell.core.validation import InputLimits
 from servewell.http.rest import RestCodec
 from servewell.http.v2 import V2Codec
 from servewell.observability import ServingMetrics
+from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission
+from servewell.serving.call import Codec
 from servewell.serving.fallback import Fallbacks
 from servewell.serving.fallback_plan import plan_fallbacks
-from servewell.serving.gateway import Codec, Gateway
+from servewell.serving.gateway import Gateway
 from servewell.serving.pool import ModelPool
 from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.predictor import Predictor
 from servewell.serving.protection import Protection
 from servewell.serving.recorder import Recorder
 from servewell.serving.routing import Router
+from servewell.serving.shadow import ShadowTraffic
 from servewell.settings import Settings
 
 
@@ -108,7 +111,8 @@ async def start_server(
         protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
     )
     fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
-    router = Router(build_traffic_policies(services), pool)
+    shadows = ShadowTraffic(predictor, ShadowMetrics(metrics), settings.server.shadow_queue_size)
+    router = Router(build_traffic_policies(services), pool, shadows)
     predictions = build_prediction_log(settings, services, metrics)
     predictions.start()
     gateway = Gateway(
