@@ -50,6 +50,7 @@ def test_a_shifted_feature_is_flagged_and_the_others_are_not(trained: Services) 
     assert drift["plan"].drift is False
     assert {t.test for t in drift["amount"].tests} == {"psi", "ks", "wasserstein"}
     assert {t.test for t in drift["plan"].tests} == {"psi", "chisquare"}
+    assert set(drift["plan"].tests[0].bins) == {"basic", "plus", "pro"}  # the categories seen
     assert group.quality is None
     assert "no labels" in (group.quality_note or "")
 

@@ -46,10 +46,15 @@ def monitor(
 
 
 def _run(services: Any, name: str, span: Any, version: int | None, quiet: bool) -> MonitorReport:
+    from servewell.monitoring.run import check_model
     from servewell.monitoring.run import monitor as run_monitor
 
+    with reporting_errors():
+        check_model(services, name, version)  # before the progress display starts
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=errors, transient=True, disable=quiet) as display:
+    with Progress(
+        *columns, console=errors, transient=True, disable=quiet or not errors.is_terminal
+    ) as display:
         task = display.add_task(f"reading {name}'s log: 0 rows", total=None)
         read = 0
 

@@ -57,10 +57,7 @@ def monitor(
     """``name``'s window (``version``'s alone when given); ``progress`` hears how many
     rows each page held."""
     readings = _Readings(access, name)
-    if version is not None:
-        readings.of(version)  # an unknown model or version is an error, not an empty report
-    else:
-        access.registry.list_versions(name)
+    check_model(access, name, version)
     slices: dict[tuple[int, str | None], list[Tally]] = {}
     position = 0
     for page in PredictionStore(access.registry).scan(
@@ -82,6 +79,15 @@ def monitor(
         summarise(number, arm, parts) for (number, arm), parts in sorted(slices.items(), key=_order)
     ]
     return MonitorReport(name, span, version, groups)
+
+
+def check_model(access: RegistryAccess, name: str, version: int | None = None) -> None:
+    """Refuse an unknown model or version (:class:`~servewell.errors.NotFound`) rather
+    than report an empty window."""
+    if version is not None:
+        access.registry.get_version(name, version)
+    else:
+        access.registry.list_versions(name)
 
 
 def _order(item: tuple[tuple[int, str | None], list[Tally]]) -> tuple[int, str]:

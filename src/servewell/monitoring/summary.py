@@ -24,6 +24,10 @@ ERRORS_NOT_LOGGED = (
     "and servewell_errors_total by code on /metrics"
 )
 
+#: Fewest present values a slice's PSI is given for: on deciles, fewer leave bins
+#: nearly empty and PSI reads noise as drift (the whole window's PSI always is).
+SLICE_PSI_ROWS = 100
+
 
 @dataclass
 class GroupReport:
@@ -130,10 +134,14 @@ def _slice_figures(tally: Tally) -> dict[str, Any]:
         "labelled": tally.labelled,
         "metric": metric,
         "value": value,
-        "psi": {found.name: found.psi for found in feature_drift(tally)},
-        "prediction_psi": None if prediction is None else prediction.psi,
+        "psi": {found.name: _slice_psi(found) for found in feature_drift(tally)},
+        "prediction_psi": None if prediction is None else _slice_psi(prediction),
         "latency_ms": tally.latency_percentiles(),
     }
+
+
+def _slice_psi(found: FeatureDrift) -> float | None:
+    return found.psi if found.rows >= SLICE_PSI_ROWS else None
 
 
 def prediction_distribution(tally: Tally) -> dict[str, Any] | None:

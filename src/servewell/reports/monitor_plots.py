@@ -24,7 +24,7 @@ def quality_plot(group: dict[str, Any]) -> Figure | None:
     points = [(i, s["value"]) for i, s in enumerate(slices) if s["value"] is not None]
     if not points:
         return None
-    figure, axes = _over_time(slices, f"{slices[0]['metric']} per slice")
+    figure, axes = _over_time(slices, f"{slices[0]['metric'].capitalize()} per slice")
     axes.plot([i for i, _ in points], [v for _, v in points], color=BLUE, marker="o")
     axes.set_ylabel(slices[0]["metric"])
     if slices[0]["metric"] == "accuracy":
@@ -102,8 +102,10 @@ def prediction_plot(group: dict[str, Any]) -> Figure | None:
 def _over_time(slices: Sequence[dict[str, Any]], title: str) -> tuple[Figure, Any]:
     figure = Figure(figsize=(6.4, 3.2))
     axes = figure.add_subplot()
-    labels = [(s["first_at"] or "")[5:16].replace("T", " ") for s in slices]
-    step = max(1, len(labels) // 6)
+    times = [s["first_at"] or "" for s in slices]
+    one_day = len({at[:10] for at in times}) == 1
+    labels = [at[11:16] if one_day else at[5:16].replace("T", " ") for at in times]
+    step = max(1, -(-len(labels) // 5))
     axes.set_xticks(range(0, len(labels), step), labels[::step], fontsize=7)
     axes.set_xlim(-0.3, max(len(labels) - 0.7, 0.3))
     axes.set_title(title)
