@@ -267,9 +267,10 @@ def _lane_switched_off() -> bool:
 
 
 def _has_loaded(app: ServewellApp) -> bool:
-    """Whether the app has started and finished loading its models (or failed to)."""
+    """Whether the app has started and finished loading its models (or failed to), and
+    the versions its traffic policies name (the loading task is done)."""
     try:
-        return not app.running.pool.is_loading
+        return app.running.loading.done()
     except NotReady:
         return False
 

@@ -63,3 +63,26 @@ def test_prune_deletes_old_predictions_and_labels(store: PredictionStore) -> Non
     assert store.prune(datetime.now(UTC) - timedelta(days=30)) == 1
     assert [row.request_id for row in store.rows("fraud")] == ["new"]
     assert store.rows("fraud")[0].label == 0
+
+
+def test_scan_pages_through_a_window_oldest_first(store: PredictionStore) -> None:
+    at = datetime.now(UTC).timestamp()
+    same = [
+        PredictionRow(at, f"t{n}", "fraud", 1 + n % 2, None, None, 1.0, False, None, None)
+        for n in range(5)
+    ]
+    store.write([_row("old", 3), *same, _row("other", model="other")])
+    store.label("fraud", [("t3", 1)])
+
+    def ids(**options: object) -> list[list[str]]:
+        return [
+            [row.request_id for row in page] for page in store.scan("fraud", page_rows=2, **options)
+        ]
+
+    assert ids() == [["old", "t0"], ["t1", "t2"], ["t3", "t4"]]  # ties on time: by id
+    assert ids(since=datetime.now(UTC) - timedelta(days=1)) == [["t0", "t1"], ["t2", "t3"], ["t4"]]
+    assert ids(newest=3) == [["t2", "t3"], ["t4"]]
+    assert ids(newest=3, version=2) == [["t1", "t3"]]  # version 2 has only two
+    assert ids(newest=100) == [["old", "t0"], ["t1", "t2"], ["t3", "t4"]]
+    [labelled] = [row for page in store.scan("fraud") for row in page if row.label is not None]
+    assert labelled.request_id == "t3"

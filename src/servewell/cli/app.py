@@ -16,6 +16,7 @@ from servewell.cli import (
     gc,
     keys,
     models,
+    monitor,
     optimize,
     predict,
     predictions,
@@ -84,6 +85,7 @@ app.add_typer(keys.app, name="keys")
 app.command("predict")(predict.predict)
 app.command("predictions")(predictions.predictions)
 app.command("feedback")(predictions.feedback)
+app.command("monitor")(monitor.monitor)
 app.command("demo")(demo.demo)
 app.command("optimize")(optimize.optimize)
 app.command("serve")(serve.serve)

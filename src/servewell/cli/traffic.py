@@ -17,6 +17,7 @@ from servewell.cli.output import console, open_services, print_json, reporting_e
 if TYPE_CHECKING:
     from servewell.core.traffic import TrafficPolicy
     from servewell.observability.arm_stats import ArmStats
+    from servewell.observability.shadow_stats import ShadowStats
     from servewell.registry import SqlRegistry
 
     Measured = dict[str, ArmStats]
@@ -120,14 +121,24 @@ def show(
             policies = [found] if found is not None else []
         text = _scrape(server) if server is not None else None
         measured = {p.model: _measured(text, p.model) for p in policies} if text else {}
+        shadowed = {p.model: _shadow_measured(text, p.model) for p in policies} if text else {}
         if as_json:
-            data = [_to_dict(services.registry, p, measured.get(p.model)) for p in policies]
+            data = [
+                _to_dict(services.registry, p, measured.get(p.model), shadowed.get(p.model))
+                for p in policies
+            ]
             print_json(data if name is None else (data[0] if data else None))
             return
         if not policies:
             console.print(_no_policy(name))
         for policy in policies:
-            _print(services.registry, policy, as_json=False, measured=measured.get(policy.model))
+            _print(
+                services.registry,
+                policy,
+                as_json=False,
+                measured=measured.get(policy.model),
+                shadowed=shadowed.get(policy.model),
+            )
 
 
 @app.command("clear")
@@ -169,6 +180,12 @@ def _measured(text: str, model: str) -> Measured:
     return arm_stats(text, model)
 
 
+def _shadow_measured(text: str, model: str) -> ShadowStats:
+    from servewell.observability.shadow_stats import shadow_stats
+
+    return shadow_stats(text, model)
+
+
 def _measured_cells(stats: ArmStats | None) -> list[str]:
     if stats is None:
         return ["0", "", "", ""]
@@ -182,10 +199,14 @@ def _measured_cells(stats: ArmStats | None) -> list[str]:
 
 
 def _print(
-    registry: SqlRegistry, policy: TrafficPolicy, as_json: bool, measured: Measured | None = None
+    registry: SqlRegistry,
+    policy: TrafficPolicy,
+    as_json: bool,
+    measured: Measured | None = None,
+    shadowed: ShadowStats | None = None,
 ) -> None:
     if as_json:
-        print_json(_to_dict(registry, policy, measured))
+        print_json(_to_dict(registry, policy, measured, shadowed))
         return
     table = Table(title=f"traffic of {policy.model}", title_justify="left")
     columns = ("arm", "serves", "weight", "share", *(_MEASURED if measured is not None else ()))
@@ -204,8 +225,11 @@ def _print(
             _serves(registry, policy.model, target),
             "",
             f"copies of {policy.shadow.percent:g} %",
+            *(_shadow_cells(shadowed) if measured is not None else []),
         )
     console.print(table)
+    if policy.shadow is not None and shadowed is not None:
+        console.print(_describe_shadow(shadowed), highlight=False, soft_wrap=True)
     if policy.arms:
         console.print(
             f"experiment {policy.experiment_id}, sticky on {policy.sticky_header} "
@@ -229,6 +253,30 @@ def _print(
         )
 
 
+def _shadow_cells(stats: ShadowStats | None) -> list[str]:
+    if stats is None:
+        return ["0", "", "", ""]
+    rate, p50, p99 = stats.error_rate, stats.p50_s, stats.p99_s
+    return [
+        str(stats.copies),
+        f"{100 * rate:.2f} %" if rate is not None else "",
+        f"{1000 * p50:.1f} ms" if p50 is not None else "",
+        f"{1000 * p99:.1f} ms" if p99 is not None else "",
+    ]
+
+
+def _describe_shadow(stats: ShadowStats) -> str:
+    """The shadow's comparisons in a line: rows, agreement, probabilities, drops."""
+    agreement = stats.agreement
+    text = f"shadow: {stats.rows_compared:,} rows compared"
+    if agreement is not None:
+        text += f", {100 * agreement:.2f} % agree"
+    if stats.probability_diff_p99 is not None:
+        text += f"; largest probability difference p99 {stats.probability_diff_p99:.3g}"
+    text += f"; {stats.errors:,} copies failed, {stats.dropped:,} dropped (queue full)"
+    return text
+
+
 def _serves(registry: SqlRegistry, name: str, target: str | None) -> str:
     version = _resolved(registry, name, target)
     return f"version {version}" if version is not None else "[red]nothing (alias removed)[/]"
@@ -246,9 +294,19 @@ def _resolved(registry: SqlRegistry, name: str, target: str | None) -> int | Non
 
 
 def _to_dict(
-    registry: SqlRegistry, policy: TrafficPolicy, measured: Measured | None = None
+    registry: SqlRegistry,
+    policy: TrafficPolicy,
+    measured: Measured | None = None,
+    shadowed: ShadowStats | None = None,
 ) -> dict[str, Any]:
     shadow = policy.shadow
+    shadow_dict: dict[str, Any] | None = None
+    if shadow is not None:
+        shadow_dict = {"target": shadow.target, "percent": shadow.percent}
+        if shadowed is not None:
+            from dataclasses import asdict
+
+            shadow_dict["measured"] = {**asdict(shadowed), "agreement": shadowed.agreement}
     arms: list[dict[str, Any]] = [
         {
             "target": arm.target,
@@ -274,7 +332,7 @@ def _to_dict(
         "arms": arms,
         "sticky_header": policy.sticky_header,
         "experiment_id": policy.experiment_id,
-        "shadow": {"target": shadow.target, "percent": shadow.percent} if shadow else None,
+        "shadow": shadow_dict,
         "revision": policy.revision,
         "updated_at": policy.updated_at.isoformat(),
         "updated_by": policy.updated_by,

@@ -61,6 +61,14 @@ class Shadow:
     target: str
     percent: float
 
+    @property
+    def version(self) -> int | None:
+        return parse_version(self.target)
+
+    @property
+    def alias(self) -> str | None:
+        return None if self.version is not None else self.target
+
 
 @dataclass(frozen=True, slots=True)
 class TrafficPolicy:

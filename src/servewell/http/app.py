@@ -36,7 +36,7 @@ from servewell.observability import (
     StreamAccessLog,
 )
 from servewell.serving.admission import Admission
-from servewell.serving.gateway import Call
+from servewell.serving.call import Call
 from servewell.serving.recorder import Recorder
 from servewell.serving.startup import exiting_on_startup_failure, record_startup_failure
 from servewell.settings import Settings, load_settings

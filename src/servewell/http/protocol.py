@@ -67,7 +67,7 @@ from servewell.http.edge_limits import (
 from servewell.http.running import RunningServer
 from servewell.http.targets import match_infer
 from servewell.http.wire import BODY_TIMED_OUT, CALL
-from servewell.serving.gateway import Call
+from servewell.serving.call import Call
 from servewell.serving.reply import header_lines
 from servewell.settings import ServerSettings
 

@@ -13,8 +13,8 @@ from servewell.errors import InvalidInput
 from servewell.http.problems import to_reply
 from servewell.http.wire import check_json, load_json
 from servewell.serving.breaker import CLOSED
+from servewell.serving.call import Decoded
 from servewell.serving.deployment import Deployment
-from servewell.serving.gateway import Decoded
 from servewell.serving.reply import Reply
 
 

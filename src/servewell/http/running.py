@@ -20,10 +20,12 @@ from servewell.core.validation import InputLimits
 from servewell.http.rest import RestCodec
 from servewell.http.v2 import V2Codec
 from servewell.observability import ServingMetrics
+from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission
+from servewell.serving.call import Codec
 from servewell.serving.fallback import Fallbacks
 from servewell.serving.fallback_plan import plan_fallbacks
-from servewell.serving.gateway import Codec, Gateway
+from servewell.serving.gateway import Gateway
 from servewell.serving.pool import ModelPool
 from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.predictor import Predictor
@@ -31,6 +33,7 @@ from servewell.serving.promotion import Promoter
 from servewell.serving.protection import Protection
 from servewell.serving.recorder import Recorder
 from servewell.serving.routing import Router
+from servewell.serving.shadow import ShadowTraffic
 from servewell.settings import Settings
 
 
@@ -111,7 +114,8 @@ async def start_server(
         protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
     )
     fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
-    router = Router(build_traffic_policies(services), pool)
+    shadows = ShadowTraffic(predictor, ShadowMetrics(metrics), settings.server.shadow_queue_size)
+    router = Router(build_traffic_policies(services), pool, shadows)
     promoter = Promoter(services, pool, router, fallbacks, settings.server.drain_timeout_s)
     predictions = build_prediction_log(settings, services, metrics)
     predictions.start()

@@ -20,8 +20,8 @@ from servewell.core.ref import ModelRef
 from servewell.errors import InvalidInput
 from servewell.http.problems import to_reply
 from servewell.http.wire import check_json, load_json
+from servewell.serving.call import Decoded
 from servewell.serving.deployment import Deployment
-from servewell.serving.gateway import Decoded
 from servewell.serving.reply import JSON, NUMPY_JSON, OCTET_STREAM, Reply
 
 ALL_OUTPUTS = "*"

@@ -16,7 +16,7 @@ from servewell.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
-from servewell.serving.gateway import ClientDisconnected
+from servewell.serving.call import ClientDisconnected
 from servewell.serving.reply import JSON, Reply
 
 Scope = MutableMapping[str, Any]

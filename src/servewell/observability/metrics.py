@@ -108,6 +108,11 @@ ARM_S = Family(
     ("model", "arm", "version"),
     LATENCY_BUCKETS_S,
 )
+SHADOW_DROPPED = Family(
+    "servewell_shadow_dropped",
+    "Copies of requests not sent to a model's shadow version because its queue was full.",
+    ("model",),
+)
 #: A status code's class label, by its first digit.
 STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
@@ -132,6 +137,7 @@ class ServingMetrics:
         self._register(REQUEST_S)
         self._register(ARM_REQUESTS)
         self._register(ARM_S)
+        self._register(SHADOW_DROPPED)
         self.compute_s = Histogram(
             "servewell_model_compute_seconds",
             "Time the model took on one batch.",
@@ -283,6 +289,11 @@ class ServingMetrics:
         tally = self.tally
         tally.count((ARM_REQUESTS, model, arm, version, STATUS_CLASSES[min(status // 100, 5)]))
         tally.observe((ARM_S, model, arm, version), duration_s)
+
+    def count_shadow_dropped(self, model: str) -> None:
+        """A copy of a request for ``model``'s shadow dropped, its queue full (on the
+        request path, so tallied; the rest of the shadow's metrics: shadow_metrics.py)."""
+        self.tally.count((SHADOW_DROPPED, model))
 
     def count_rate_limit(self, caller: str, outcome: str) -> None:
         """One rate-limit decision. ``caller`` is a key's name or, without a key,

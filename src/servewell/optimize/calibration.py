@@ -10,7 +10,6 @@ each activation's range, which is all calibration measures).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from servewell.registry import ModelVersion, RegistryAccess
 from servewell.runtime.base import Array
 from servewell.runtime.sklearn import INPUT_NAME, is_columnar
 from servewell.training.data import load_dataset
-from servewell.training.holdout import PROFILE_ROLE, inputs_from_frame
+from servewell.training.holdout import PROFILE_ROLE, inputs_from_frame, read_attachment_json
 
 SAMPLE_ROWS = 256
 SEED = 0
@@ -46,7 +45,7 @@ def calibration_feeds(
         inputs = inputs_from_frame(frame, source.signature, str(path))
         described = f"{path} ({len(frame)} rows)"
     elif source.has_artifact(PROFILE_ROLE) and format == "onnx":
-        inputs = sample_from_profile(_attachment_json(access, source, PROFILE_ROLE), source)
+        inputs = sample_from_profile(read_attachment_json(access, source, PROFILE_ROLE), source)
         described = f"{len(next(iter(inputs.values())))} rows sampled from {PROFILE_ROLE}"
     else:
         raise InvalidInput(
@@ -135,15 +134,6 @@ def _draw(features: dict[str, Any], name: str, rng: np.random.Generator, rows: i
         f"the reference profile of column '{name}' has no distribution to sample "
         "(a datetime or an empty column); give --calibration DATA"
     )
-
-
-def _attachment_json(access: RegistryAccess, version: ModelVersion, role: str) -> Any:
-    artifact = version.artifact(role)
-    data = access.artifacts.fetch(artifact.uri, artifact.sha256).read_bytes()
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise InvalidData(f"{version.name}@{version.version}'s {role} is not JSON") from exc
 
 
 def _require_rows(inputs: Mapping[str, Array]) -> None:

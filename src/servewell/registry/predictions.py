@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from servewell.registry import schema
@@ -26,6 +26,8 @@ from servewell.registry.sql import SqlRegistry
 _CHUNK = 500
 #: At most this many unknown ids are named in an answer (all are counted).
 UNKNOWN_SHOWN = 100
+#: Rows per page when a window is scanned (:meth:`PredictionStore.scan`).
+SCAN_ROWS = 5000
 
 
 class PredictionRow(NamedTuple):
@@ -137,12 +139,9 @@ class PredictionStore:
     ) -> list[LoggedPrediction]:
         """``model``'s logged predictions since ``since``, oldest first (the newest
         ``limit`` when given), each with its label."""
-        p, f = schema.predictions, schema.feedback
+        p = schema.predictions
         query = (
-            select(p, f.c.label, f.c.received_at)
-            .outerjoin(f, (f.c.model == p.c.model) & (f.c.request_id == p.c.request_id))
-            .where(p.c.model == model)
-            .order_by(p.c.logged_at.desc(), p.c.id.desc())
+            self._joined().where(p.c.model == model).order_by(p.c.logged_at.desc(), p.c.id.desc())
         )
         if since is not None:
             query = query.where(p.c.logged_at >= since.timestamp())
@@ -151,6 +150,57 @@ class PredictionStore:
         with self.registry.read() as conn:
             found = conn.execute(query).all()
         return [_to_prediction(row) for row in reversed(found)]
+
+    def scan(
+        self,
+        model: str,
+        *,
+        since: datetime | None = None,
+        version: int | None = None,
+        newest: int | None = None,
+        page_rows: int = SCAN_ROWS,
+    ) -> Iterator[list[LoggedPrediction]]:
+        """``model``'s predictions (``version``'s alone when given) logged since
+        ``since``, or its ``newest`` ones, oldest first with their labels, a page of
+        ``page_rows`` at a time: a window of a million rows is read without holding it
+        (each page starts after the last one's time and id)."""
+        p = schema.predictions
+        where = [p.c.model == model]
+        if version is not None:
+            where.append(p.c.version == version)
+        if since is not None:
+            where.append(p.c.logged_at >= since.timestamp())
+        if newest is not None:
+            first = self._nth_newest(where, newest)
+            if first is not None:
+                where.append(_after(*first, inclusive=True))
+        last: tuple[float, int] | None = None
+        while True:
+            page = self._joined().where(*where).order_by(p.c.logged_at, p.c.id).limit(page_rows)
+            if last is not None:
+                page = page.where(_after(*last, inclusive=False))
+            with self.registry.read() as conn:
+                found = conn.execute(page).all()
+            if found:
+                yield [_to_prediction(row) for row in found]
+            if len(found) < page_rows:
+                return
+            last = (found[-1].logged_at, found[-1].id)
+
+    def _joined(self) -> Any:
+        p, f = schema.predictions, schema.feedback
+        return select(p, f.c.label, f.c.received_at).outerjoin(
+            f, (f.c.model == p.c.model) & (f.c.request_id == p.c.request_id)
+        )
+
+    def _nth_newest(self, where: list[Any], n: int) -> tuple[float, int] | None:
+        """The time and id of the ``n``-th newest row matching ``where`` (None: fewer)."""
+        p = schema.predictions
+        query = select(p.c.logged_at, p.c.id).where(*where)
+        query = query.order_by(p.c.logged_at.desc(), p.c.id.desc()).offset(n - 1).limit(1)
+        with self.registry.read() as conn:
+            found = conn.execute(query).first()
+        return None if found is None else (found.logged_at, found.id)
 
     def label(self, model: str, labels: Sequence[tuple[str, Any]]) -> FeedbackResult:
         """Store each ``(request_id, label)`` whose id ``model`` logged, replacing an
@@ -173,6 +223,13 @@ class PredictionStore:
                 conn.execute(_upsert(conn, chunk))
         unknown = [request_id for request_id in latest if request_id not in known]
         return FeedbackResult(len(rows), unknown[:UNKNOWN_SHOWN], len(unknown))
+
+
+def _after(logged_at: float, row_id: int, *, inclusive: bool) -> Any:
+    """Rows after (or from) one row, in (time, id) order."""
+    p = schema.predictions
+    same = p.c.id >= row_id if inclusive else p.c.id > row_id
+    return or_(p.c.logged_at > logged_at, and_(p.c.logged_at == logged_at, same))
 
 
 def _logged_ids(conn: Connection, model: str, request_ids: list[str]) -> set[str]:

@@ -11,7 +11,8 @@ What differs between protocols is injected as a :class:`Codec` (``http.v2``, ``h
 implement it): decoding a body, encoding an answer and answering an error (V2 keeps the
 protocol's ``{"error": ...}``; REST adds ``code`` and ``detail``). The model steps
 (resolve, validate, predict, filters) are :class:`~servewell.serving.predictor.Predictor`'s,
-callable without any protocol (the CLI's ``predict``, batch jobs).
+callable without any protocol (the CLI's ``predict``, batch jobs). A model's answer to
+a path naming no version may then be copied to its shadow (``serving.shadow``).
 
 Two entry points: :meth:`Gateway.try_now` answers at once when every step can without
 awaiting (a response-cache hit with the in-process cache and rate limiter, or the guard's
@@ -29,17 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from servewell.core.codec import HEADER_LENGTH
-from servewell.core.deadline import Deadline, deadline_for
-from servewell.core.inference import InferRequest, InferResponse
+from servewell.core.deadline import deadline_for
 from servewell.core.ref import ModelRef, version_in_path
 from servewell.errors import ServewellError
 from servewell.observability import RequestRecord, ServingMetrics, bind_request, unbind_request
 from servewell.serving.admission import API_KEY, AUTHORIZATION, Admission, Headers
+from servewell.serving.call import Call, ClientDisconnected
 from servewell.serving.deployment import Deployment
 from servewell.serving.fallback import STALE, Failed, Fallbacks, is_fallback
 from servewell.serving.prediction_log import PredictionLog
@@ -48,7 +46,7 @@ from servewell.serving.predictor import Predictor
 from servewell.serving.recorder import CLIENT_CLOSED, Recorder, request_id_from
 from servewell.serving.reply import Reply, entry_message, header_lines, pack_reply, unpack_reply
 from servewell.serving.response_cache import ResponseCacheLayer
-from servewell.serving.routing import RoutedArm, Router
+from servewell.serving.routing import Router
 
 REQUEST_ID = b"x-request-id"
 CONTENT_TYPE = b"content-type"
@@ -61,76 +59,6 @@ HIT_LINE = header_lines([HIT])
 #: What :meth:`Gateway.try_now` answers: the status, then everything after the status
 #: line and the server's own headers (date, server), as HTTP/1.1 writes it.
 NowAnswer = tuple[int, tuple[bytes | memoryview, ...]]
-
-
-class ClientDisconnected(Exception):
-    """The client went away before its request body arrived, or before the model step."""
-
-
-@dataclass(slots=True)
-class Decoded:
-    """A decoded request, and what its codec needs to encode the answer."""
-
-    request: InferRequest
-    options: Any = None
-    """The codec's own (V2: the outputs to send as binary data)."""
-
-
-class Codec(Protocol):
-    """A protocol adapter, as the gateway uses it."""
-
-    protocol: str
-    """``v2`` or ``rest``: the metrics label and a part of the cache key."""
-
-    def decode(
-        self, ref: ModelRef, deployment: Deployment, body: bytes, headers: dict[bytes, bytes]
-    ) -> Decoded: ...
-
-    def encode(self, decoded: Decoded, response: InferResponse, deployment: Deployment) -> Reply:
-        """The answer (status 200) to a decoded request."""
-
-    def refusal(self, exc: Exception) -> Reply:
-        """The answer to a failed request (unexpected errors are logged there)."""
-
-
-@dataclass(slots=True)
-class Call:
-    """One inference request as an entry point hands it over."""
-
-    codec: Codec
-    path: str
-    model: str
-    version: str | None
-    """The version as the path spells it (None: the model's default)."""
-    headers: dict[bytes, bytes]
-    """Request headers by lower-case name (the first of a repeated one)."""
-    client: str | None
-    body: bytes = b""
-    read_body: Callable[[], Awaitable[bytes]] | None = None
-    """Reads the body, when it has not arrived yet (the guard runs before it is read)."""
-    cache_key: str | None = None
-    """The response-cache key, once computed (kept when ``try_now`` declines)."""
-    request_id: str | None = None
-    """The request's id, once chosen (kept when ``try_now`` fails)."""
-    deadline: Deadline | None = None
-    """When the answer is due, once the model is resolved."""
-    waiting: asyncio.Task[Any] | None = None
-    """The task waiting for the model, while it waits (cancelled if the client leaves)."""
-    gone: bool = False
-    """Whether the client went away before its answer."""
-    served: Deployment | None = None  # resolved: counted in its in_flight until answered
-    arm: RoutedArm | None = None
-    """The traffic policy's arm that answers, when the model has a split and the path
-    names no version."""
-    answer: Answer | None = None
-    """What the model was asked and answered, once it answered (the prediction log's)."""
-
-    def client_left(self) -> None:
-        """The client went away: stop waiting for the model (a request still queued
-        leaves the queue; one being computed finishes, for nobody)."""
-        self.gone = True
-        if self.waiting is not None:
-            self.waiting.cancel()
 
 
 class Gateway:
@@ -155,6 +83,8 @@ class Gateway:
         """The traffic routes (``serving.routing``); None: every model by its default."""
         self.predictions = predictions
         """Where served predictions are logged (None: nowhere)."""
+        self.shadows = router.shadows if router is not None else None
+        """Where the model's answers are copied to a shadow (``serving.shadow``)."""
         self.answers_now = cache is not None and cache.sync is not None and admission.decides_now
         """Whether :meth:`try_now` can ever answer (an in-process cache and limiter)."""
         self.answered_now = 0
@@ -284,8 +214,8 @@ class Gateway:
         return reply
 
     def _log_prediction(self, call: Call, record: RequestRecord, elapsed_s: float) -> None:
-        """The model's answers and cache hits go to the prediction log (not errors,
-        refusals or fallback answers: the metrics and access line have them)."""
+        """The model's answers and response-cache hits go to the prediction log; errors,
+        refusals and fallback answers do not (the metrics and access line have them)."""
         log = self.predictions
         answered = call.answer is not None or record.cache == "hit"
         if log is not None and record.status == 200 and answered:
@@ -389,7 +319,10 @@ class Gateway:
         finally:
             call.waiting = None
         call.answer = Answer(deployment.signature, decoded.request, response)
-        return codec.encode(decoded, response, deployment)
+        reply = codec.encode(decoded, response, deployment)
+        if self.shadows is not None and call.version is None:  # a pinned version: never
+            self.shadows.offer(deployment.name, decoded.request, response)
+        return reply
 
     def _count_cache(self, layer: ResponseCacheLayer, record: RequestRecord, outcome: str) -> None:
         """A response cache outcome in the metrics and the access line."""

@@ -10,6 +10,10 @@ the route they had. An arm that cannot be served (its alias was removed, its ver
 fails to load) sends its share to the model's default version, with a warning in the
 log; its requests still carry its name. Per request the resolve step costs a dict get,
 a header get and ``core/assignment.assign`` (one BLAKE2b of a short string).
+
+A policy's shadow is compiled the same way: its version is loaded, warmed up and
+started first, then :class:`~servewell.serving.shadow.ShadowTraffic` copies requests to
+it; a shadow that cannot be served is left out, with a warning.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from dataclasses import dataclass
 
 from servewell.core.assignment import assign
 from servewell.core.ref import ModelRef
-from servewell.core.traffic import Arm, TrafficPolicy
+from servewell.core.traffic import Arm, Shadow, TrafficPolicy
 from servewell.errors import ServewellError
 from servewell.serving.deployment import Deployment
 from servewell.serving.pool import ModelPool
+from servewell.serving.shadow import ShadowTraffic
 from servewell.serving.traffic import TrafficPolicies
 
 logger = logging.getLogger(__name__)
@@ -68,9 +73,13 @@ class Route:
 
 
 class Router:
-    def __init__(self, policies: TrafficPolicies, pool: ModelPool) -> None:
+    def __init__(
+        self, policies: TrafficPolicies, pool: ModelPool, shadows: ShadowTraffic | None = None
+    ) -> None:
         self.policies = policies
         self.pool = pool
+        self.shadows = shadows
+        """The policies' shadows (None: shadows are not served)."""
         self.routes: dict[str, Route] = {}
         """Served model name -> its route; replaced whole at each change (read per request)."""
         self.started = False
@@ -87,32 +96,47 @@ class Router:
 
     async def stop(self) -> None:
         await self.policies.stop()
+        if self.shadows is not None:
+            await self.shadows.stop()
 
     def route(self, model: str) -> Route | None:
         return self.routes.get(model)
 
     def in_use(self) -> set[Deployment]:
-        """The deployments the routes send requests to (they must stay loaded)."""
+        """The deployments the routes and shadows send requests to (they must stay
+        loaded)."""
         routes = self.routes.values()
-        return {arm.deployment for route in routes for arm in route.by_target.values()}
+        used = {arm.deployment for route in routes for arm in route.by_target.values()}
+        if self.shadows is not None:
+            used |= {lane.deployment for lane in self.shadows.lanes.values()}
+        return used
 
     async def apply(self) -> None:
-        """Compile every served model's policy into its route (the table is replaced at
-        the end, so a request never sees half of a change)."""
+        """Compile every served model's policy into its route and its shadow (the tables
+        are replaced at the end, so a request never sees half of a change)."""
         routes: dict[str, Route] = {}
+        shadows: dict[str, tuple[Deployment, float]] = {}
         for model in self.pool.names():
             policy = self.policies.policy(model)
-            if policy is None or not policy.arms:
+            if policy is None:
                 continue
             try:
                 default = self.pool.get(model)
             except ServewellError:  # the model failed to load: it answers as before
                 continue
-            routes[model] = await self._compile(policy, default)
+            if policy.arms:
+                routes[model] = await self._compile(policy, default)
+            if policy.shadow is not None and self.shadows is not None:
+                shadow = await self._shadow(model, policy.shadow)
+                if shadow is not None:
+                    shadows[model] = (shadow, policy.shadow.percent)
         self.routes = routes
+        if self.shadows is not None:
+            await self.shadows.apply(shadows)
         logger.info(
-            "traffic routes: %s",
+            "traffic routes: %s; shadows: %s",
             "; ".join(_describe(model, route) for model, route in routes.items()) or "none",
+            ", ".join(f"{m}->v{d.number} {p:g} %" for m, (d, p) in shadows.items()) or "none",
         )
 
     async def _compile(self, policy: TrafficPolicy, default: Deployment) -> Route:
@@ -139,6 +163,19 @@ class Router:
                 default.number,
             )
             return default
+
+    async def _shadow(self, model: str, shadow: Shadow) -> Deployment | None:
+        """The deployment ``shadow`` names, loaded if needed; None if it cannot be."""
+        try:
+            return await self.pool.add(ModelRef(model, version=shadow.version, alias=shadow.alias))
+        except Exception as exc:
+            logger.warning(
+                "traffic shadow %s of %s cannot be served (%s): nothing is copied to it",
+                shadow.target,
+                model,
+                getattr(exc, "message", None) or exc,
+            )
+            return None
 
 
 def _describe(model: str, route: Route) -> str:

@@ -76,6 +76,10 @@ class ServerSettings(Section):
     """When the oldest request waiting for a model has waited longer than this, new
     requests for that model are shed at once (503, ``Retry-After``) rather than join a
     queue that cannot serve them in time. Unset: only the queue's size bounds it."""
+    shadow_queue_size: int = Field(default=100, ge=1)
+    """Copies of requests waiting for a model's shadow version (``servewell traffic
+    shadow``), per model; past it a copy is dropped and counted
+    (``servewell_shadow_dropped_total``), never waited for."""
     fast_lane: bool = True
     """Answer response-cache hits inside the HTTP protocol, before the ASGI app (only
     with the in-process cache and rate limiter). Off, every request takes the ASGI path;

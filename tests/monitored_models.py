@@ -1,0 +1,96 @@
+"""A model trained by the pipeline (so its version keeps a reference profile), served by
+a real server whose prediction log writes to the registry, and labels sent back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from servewell.bootstrap import Services
+from servewell.core.ref import ModelRef
+from servewell.http import create_app
+from servewell.registry.predictions import LoggedPrediction, PredictionStore
+from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
+from servewell.training.data import dataset_from_frame
+from servewell.training.run import run_pipeline
+from serving_models import serve_in_thread
+from training_tables import fast_config
+
+MODEL = "loans"
+WAIT_S = 60.0
+
+
+def loans(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    """Two measurements and a plan; ``shift`` moves ``amount`` by that many standard
+    deviations (``income`` and ``plan`` stay as they were)."""
+    rng = np.random.default_rng(seed)
+    amount = rng.normal(0, 1, rows)
+    income = rng.normal(0, 1, rows)
+    plan = rng.choice(["basic", "plus", "pro"], rows, p=[0.5, 0.3, 0.2])
+    score = 1.5 * amount - income + 0.8 * (plan == "basic") + rng.logistic(0, 0.5, rows)
+    return pd.DataFrame(
+        {"amount": amount + shift, "income": income, "plan": plan, "late": (score > 0).astype(int)}
+    )
+
+
+def train(services: Services, rows: int = 3000) -> int:
+    """``loans`` trained and registered with its profile; its version number."""
+    config = fast_config(name=MODEL, target="late", estimator={"kind": "logistic"}, gate={})
+    run_pipeline(dataset_from_frame(loans(rows, seed=0), MODEL), config, services)
+    return services.registry.resolve(ModelRef.parse(MODEL)).version
+
+
+def serving_settings(services: Services, models: dict[str, Any] | None = None) -> Settings:
+    return Settings(
+        models=models or {},
+        home=services.settings.home,
+        database_url=services.settings.database_url,
+        auth=AuthSettings(enabled=False),
+        cache=CacheSettings(enabled=False),
+        server=ServerSettings(models=[MODEL]),
+        monitoring={"flush_interval_s": 0.05},
+    )
+
+
+@contextmanager
+def serving(services: Services, models: dict[str, Any] | None = None) -> Iterator[str]:
+    settings = serving_settings(services, models)
+    with serve_in_thread(create_app(settings, services)) as server:
+        yield server.url
+
+
+def predict(url: str, frame: pd.DataFrame, prefix: str, batch: int = 1) -> None:
+    """Every row of ``frame`` (without its target), ``batch`` rows a request, each
+    request's id ``<prefix>-<first row>``."""
+    features = frame.drop(columns=["late"]).to_dict(orient="records")
+    with httpx.Client(timeout=30) as client:
+        for start in range(0, len(features), batch):
+            body = {"instances": features[start : start + batch]}
+            answer = client.post(
+                f"{url}/v1/models/{MODEL}:predict",
+                json=body,
+                headers={"x-request-id": f"{prefix}-{start}"},
+            )
+            assert answer.status_code == 200, answer.text
+
+
+def wait_for_rows(services: Services, count: int) -> list[LoggedPrediction]:
+    store = PredictionStore(services.registry)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        rows = store.rows(MODEL)
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def label(services: Services, frame: pd.DataFrame, prefix: str) -> Any:
+    """The true label of every row sent one a request."""
+    pairs = [(f"{prefix}-{i}", int(value)) for i, value in enumerate(frame["late"])]
+    return PredictionStore(services.registry).label(MODEL, pairs)
