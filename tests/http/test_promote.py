@@ -23,7 +23,9 @@ import pytest
 
 from servewell.bootstrap import Services, build_services
 from servewell.core.ref import ModelRef
+from servewell.core.traffic import Arm, Shadow
 from servewell.http import create_app
+from servewell.registry.traffic import TrafficStore
 from servewell.settings import AuthSettings, ServerSettings, Settings
 from serving_models import create_key, register_python, serve_in_thread, serve_process
 
@@ -313,3 +315,22 @@ def test_a_load_that_fails_says_why_and_the_index_keeps_it(
         assert "NEEDS_ENV_TOKEN" in index["needy"]["reason"]
         assert index["fraud"]["state"] == "READY"
         assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
+
+
+def test_a_promote_keeps_the_versions_a_split_and_a_shadow_name_loaded(
+    registry: Services, home: Path
+) -> None:
+    traffic = TrafficStore(registry.registry)
+    traffic.set_shadow("fraud", Shadow("3", 50))
+    settings = Settings(
+        home=home, auth=AuthSettings(enabled=False), server=ServerSettings(models=["fraud"])
+    )
+    with serve_in_thread(create_app(settings)) as server:
+        assert _loaded(server.url) == [1, 3]
+        registry.registry.set_alias("fraud", "production", 2)
+        _poll(lambda: _loaded(server.url) == [2, 3], "v2 served, v1 unloaded, v3 kept")
+        traffic.set_split("fraud", [Arm("production", 50), Arm("1", 50)])
+        _poll(lambda: _loaded(server.url) == [1, 2, 3], "the split's arm v1 loaded")
+        traffic.clear("fraud")
+        _poll(lambda: _loaded(server.url) == [2], "only the default left")
+        assert _version(server.url) == 2

@@ -11,7 +11,7 @@ move: ``serving/traffic.py`` polls it), :meth:`Promoter.apply`, one at a time:
    the model's default reference, one dict assignment: ``ModelPool.hold``);
 2. compiles the traffic routes (``Router.apply``);
 3. retires each version nothing routes to any more: not a reference's, not a route's
-   arm, not a target of a fallback chain (``serving.fallback``: chains name versions,
+   arm or shadow, not a target of a fallback chain (``serving.fallback``: chains name versions,
    which stay loaded). A retired version first waits, in its own task, until the
    requests already resolved to it are answered (``Deployment.in_flight``; at most its
    ``timeout_ms`` plus a grace period), then leaves the pool (a path naming it now
