@@ -12,6 +12,10 @@ in rounds; it prints medians, the logged server's share of the other, the server
 process's CPU time per answered request (all its threads, from ``/proc``: less swayed
 by other load on the machine than requests/s), and the rows the log wrote and dropped
 (from the server's own metrics).
+
+With ``--baseline SRC`` (the src folder of another servewell checkout, e.g. a ``git
+worktree`` of the commit before a change) a third server, ``logged@base``, logs every
+prediction from that source, in the same rounds.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from run import write_bodies as run_bodies
 
 RATE = "SERVEWELL_MODELS__BREAST_CANCER__MONITORING__SAMPLE_RATE"
 SERVERS = {"logged": {**PLAIN, RATE: "1.0"}, "off": {**PLAIN, RATE: "0"}}
+BASE = "logged@base"
 
 
 def main() -> None:
@@ -39,7 +44,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="length of one point")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--baseline", type=Path, help="src folder of the servewell to compare")
     args = parser.parse_args()
+    servers = dict(SERVERS)
+    if args.baseline is not None:
+        servers[BASE] = {**SERVERS["logged"], "PYTHONPATH": str(args.baseline.resolve())}
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="servewell-bench-predlog-") as folder:
@@ -47,14 +56,14 @@ def main() -> None:
         body = run_bodies(Path(folder), register_demo(), "")["rest"]
         urls, processes = {}, []
         try:
-            for name, settings in SERVERS.items():
+            for name, settings in servers.items():
                 port = free_port()
                 processes.append(start_servewell(port, Path(folder) / name, settings))
                 urls[name] = f"http://127.0.0.1:{port}"
                 wait_ready(f"{urls[name]}/v2/health/ready")
-            pids = dict(zip(SERVERS, (process.pid for process in processes), strict=True))
+            pids = dict(zip(servers, (process.pid for process in processes), strict=True))
             points = measure(urls, pids, body, args)
-            logged = log_totals(urls["logged"])
+            logged = {name: log_totals(urls[name]) for name in servers if name != "off"}
         finally:
             for process in processes:
                 process.terminate()
@@ -76,7 +85,8 @@ def measure(
         run_wrk(urls[name] + REST_PATH, body, 16, 1)
     points: dict[str, list[Any]] = {name: [] for name in names}
     for round_number in range(args.rounds):
-        order = names if round_number % 2 == 0 else names[::-1]
+        shift = round_number % len(names)  # each server first in turn
+        order = names[shift:] + names[:shift]
         for name in order:
             before = cpu_s(pids[name])
             point = run_wrk(urls[name] + REST_PATH, body, args.concurrency, args.seconds)
@@ -99,7 +109,7 @@ def log_totals(url: str) -> dict[str, float]:
     return totals
 
 
-def print_table(points: dict[str, list[Any]], logged: dict[str, float], c: int) -> None:
+def print_table(points: dict[str, list[Any]], logged: dict[str, dict[str, float]], c: int) -> None:
     median = {
         name: {
             key: statistics.median(p[key] for p in runs)
@@ -115,13 +125,18 @@ def print_table(points: dict[str, list[Any]], logged: dict[str, float], c: int) 
             f"| {name} | {cell['requests_per_s']:,.0f} | {cell['p50_ms']:.2f} | "
             f"{cell['p99_ms']:.2f} | {cell['cpu_us']:.0f} | {rounds} |"
         )
-    share = median["logged"]["requests_per_s"] / median["off"]["requests_per_s"]
-    cpu = median["off"]["cpu_us"] / median["logged"]["cpu_us"]
-    print(f"\nlogged / off: {share:.1%} of the requests/s (target >= 90%)")
-    print(f"off's CPU per request / logged's: {cpu:.1%} (the requests/s a busy core keeps)")
-    print(
-        f"rows written: {logged['written']:,.0f}, dropped (buffer full): {logged['dropped']:,.0f}"
-    )
+    off = median["off"]
+    for name, totals in logged.items():
+        share = median[name]["requests_per_s"] / off["requests_per_s"]
+        cpu = off["cpu_us"] / median[name]["cpu_us"]
+        print(
+            f"\n{name} / off: {share:.1%} of the requests/s (target >= 90%); off's CPU per "
+            f"request / {name}'s: {cpu:.1%} (the requests/s a busy core keeps)"
+        )
+        print(
+            f"{name}: rows written {totals['written']:,.0f}, "
+            f"dropped (buffer full) {totals['dropped']:,.0f}"
+        )
 
 
 if __name__ == "__main__":

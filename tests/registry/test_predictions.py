@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from servewell.bootstrap import Services, build_services
 from servewell.registry.predictions import UNKNOWN_SHOWN, PredictionRow, PredictionStore
@@ -86,3 +88,36 @@ def test_scan_pages_through_a_window_oldest_first(store: PredictionStore) -> Non
     assert ids(newest=100) == [["old", "t0"], ["t1", "t2"], ["t3", "t4"]]
     [labelled] = [row for page in store.scan("fraud") for row in page if row.label is not None]
     assert labelled.request_id == "t3"
+
+
+def test_every_column_round_trips(store: PredictionStore) -> None:
+    """The columns as written (PostgreSQL's binary COPY sends each as its type)."""
+    at = datetime.now(UTC).timestamp()
+    hit = PredictionRow(at, "r" * 128, "fraud", 7, "challenger", "team-a", 1.5, True, None, None)
+    answered = PredictionRow(at, "é-id", "fraud", 2, None, None, 0.25, False, '{"p": [0.5]}', "[]")
+    store.write([hit, answered])
+    first, second = store.rows("fraud")
+    assert (first.request_id, first.version, first.arm, first.key_name) == (
+        "r" * 128,
+        7,
+        "challenger",
+        "team-a",
+    )
+    assert (first.latency_ms, first.cached, first.outputs, first.inputs) == (1.5, True, None, None)
+    assert abs(first.logged_at.timestamp() - at) < 1e-3
+    assert (second.request_id, second.cached, second.outputs, second.inputs) == (
+        "é-id",
+        False,
+        {"p": [0.5]},
+        [],
+    )
+
+
+def test_a_refused_batch_writes_nothing(store: PredictionStore) -> None:
+    good = _row("good")
+    too_long = good._replace(request_id="x" * 129)  # past VARCHAR(128) on PostgreSQL
+    missing = good._replace(model=None)  # NOT NULL on both
+    # SQLite's through SQLAlchemy; PostgreSQL's COPY runs on psycopg's own cursor
+    with pytest.raises((DBAPIError, psycopg.Error)):
+        store.write([good, missing, too_long])
+    assert store.rows("fraud") == []

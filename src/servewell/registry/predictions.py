@@ -51,6 +51,10 @@ class PredictionRow(NamedTuple):
 _COLUMNS = (
     "logged_at, request_id, model, version, arm, key_name, latency_ms, cached, outputs, inputs"
 )
+_SQLITE_INSERT = f"INSERT INTO predictions ({_COLUMNS}) VALUES ({', '.join(['?'] * 10)})"
+_COPY = f"COPY predictions ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+#: PostgreSQL's types of the columns, in order (binary COPY sends each as its type).
+_COPY_TYPES = ("float8", "text", "text", "int4", "text", "text", "float8", "bool", "text", "text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +115,18 @@ class PredictionStore:
         self.registry = registry
 
     def write(self, rows: Sequence[PredictionRow]) -> None:
-        """Insert rows in one transaction, as one ``executemany`` of the tuples as they
-        are: the driver's own loop, none of SQLAlchemy's per-row processing (this is the
-        prediction log's hot loop, on a thread of a serving process)."""
+        """Insert rows in one transaction: on PostgreSQL by ``COPY ... FROM STDIN`` in
+        binary (psycopg's C loop, a tenth of an ``executemany``'s client CPU), on SQLite
+        by one ``executemany`` of the tuples as they are. Either way the driver's own
+        loop, none of SQLAlchemy's per-row processing: this is the prediction log's hot
+        loop, on a thread of a serving process."""
         if not rows:
             return
         with self.registry.read() as conn:
-            mark = "%s" if is_postgres(conn.engine) else "?"
-            statement = f"INSERT INTO predictions ({_COLUMNS}) VALUES ({', '.join([mark] * 10)})"
-            conn.exec_driver_sql(statement, list(rows))
+            if is_postgres(conn.engine):
+                _copy(conn, rows)
+            else:
+                conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
 
     def prune(self, before: datetime) -> int:
         """Delete predictions logged, and labels received, before ``before``; how many
@@ -230,6 +237,16 @@ def _after(logged_at: float, row_id: int, *, inclusive: bool) -> Any:
     p = schema.predictions
     same = p.c.id >= row_id if inclusive else p.c.id > row_id
     return or_(p.c.logged_at > logged_at, and_(p.c.logged_at == logged_at, same))
+
+
+def _copy(conn: Connection, rows: Sequence[PredictionRow]) -> None:
+    """``rows`` into ``predictions`` by binary COPY, in ``conn``'s transaction."""
+    driver: Any = conn.connection.driver_connection  # psycopg's own connection
+    with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+        copy.set_types(_COPY_TYPES)
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
 
 
 def _logged_ids(conn: Connection, model: str, request_ids: list[str]) -> set[str]:

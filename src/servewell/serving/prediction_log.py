@@ -149,18 +149,12 @@ class PredictionLog:
 
     def _rows(self, batch: deque[Logged]) -> list[PredictionRow]:
         """The batch's rows; one that cannot be built is left out, counted and logged."""
-        to_row = self.rows.to_row
-        try:
-            return [to_row(logged) for logged in batch]
-        except Exception:
-            rows = []
-            for logged in batch:
-                try:
-                    rows.append(to_row(logged))
-                except Exception:
-                    logger.warning("cannot log %s's prediction", logged.model, exc_info=True)
-                    self._dropped_failed.inc()
-            return rows
+        return self.rows.to_rows(batch, self._cannot_log)
+
+    def _cannot_log(self, logged: Logged) -> None:
+        """Called while handling the exception that building ``logged``'s row raised."""
+        logger.warning("cannot log %s's prediction", logged.model, exc_info=True)
+        self._dropped_failed.inc()
 
     def _prune(self) -> None:
         before = datetime.now(UTC) - timedelta(days=self.settings.retention_days)

@@ -1,7 +1,8 @@
 """A logged prediction as the request path leaves it, and as the database stores it.
 
 The request path appends a :class:`Logged` (references only: nothing is copied or
-encoded there); the log's flush thread turns each into a row with :func:`to_row`:
+encoded there); the log's flush thread turns a batch of them into rows with
+:meth:`RowBuilder.to_rows`:
 outputs as the model gave them, inputs as ``models.<name>.monitoring.log_inputs`` says
 (``full``: the values; ``hash``: a keyed BLAKE2b of each value, so equal values stay
 equal and nothing readable is kept; ``none``: left out; unset: ``full`` for numbers,
@@ -11,7 +12,7 @@ equal and nothing readable is kept; ``none``: left out; unset: ``full`` for numb
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -69,29 +70,51 @@ class RowBuilder:
         self.hash_key = hash_key
         self._policies: dict[tuple[str, int], dict[str, str]] = {}
 
-    def to_row(self, logged: Logged) -> PredictionRow:
-        answer = logged.answer
-        outputs = inputs = None
-        request_id = logged.request_id
-        if answer is not None:
-            outputs = _json(answer.response.outputs)
-            inputs = self._inputs(logged.model, answer)
-            request_id = answer.request.id or request_id  # V2's ``id`` when it gives one
-        caller = logged.caller
-        return PredictionRow(
-            logged.at,
-            request_id[:128],
-            logged.model,
-            int(logged.version),
-            logged.arm,
-            None if not caller or ":" in caller else caller,  # a key's name, never an address
-            logged.latency_s * 1000,
-            answer is None,
-            outputs,
-            inputs,
-        )
+    def to_rows(
+        self, batch: Iterable[Logged], failed: Callable[[Logged], None]
+    ) -> list[PredictionRow]:
+        """The batch's rows, in one pass; a record whose row cannot be built is handed to
+        ``failed`` and left out (the flush thread's hot loop: this is why it is one loop
+        with its lookups hoisted, and why rows are made as plain tuples)."""
+        rows: list[PredictionRow] = []
+        append = rows.append
+        new_row = tuple.__new__
+        dumps, plain = orjson.dumps, _plain
+        policies = self._policies
+        for logged in batch:
+            answer = logged.answer
+            request_id = logged.request_id
+            outputs = inputs = None
+            try:
+                if answer is not None:
+                    response = answer.response
+                    outputs = dumps(response.outputs, option=_JSON_OPTIONS, default=plain)
+                    if policies.get((logged.model, response.version)) is ALL_FULL:
+                        # the usual numeric model: the inputs as they came
+                        inputs = dumps(answer.request.inputs, option=_JSON_OPTIONS, default=plain)
+                    else:
+                        inputs = self._inputs(logged.model, answer)
+                    request_id = answer.request.id or request_id  # V2's ``id`` when given
+                caller = logged.caller
+                row = (
+                    logged.at,
+                    request_id[:128],
+                    logged.model,
+                    int(logged.version),
+                    logged.arm,
+                    None if not caller or ":" in caller else caller,  # never an address
+                    logged.latency_s * 1000,
+                    answer is None,
+                    None if outputs is None else outputs.decode(),
+                    None if inputs is None else inputs.decode(),
+                )
+            except Exception:
+                failed(logged)
+                continue
+            append(new_row(PredictionRow, row))
+        return rows
 
-    def _inputs(self, model: str, answer: Answer) -> str | None:
+    def _inputs(self, model: str, answer: Answer) -> bytes | None:
         policies = self._policy(model, answer)
         if policies is ALL_FULL:  # the usual numeric model: the inputs as they came
             return _json(answer.request.inputs)
@@ -131,8 +154,8 @@ class RowBuilder:
         return hashlib.blake2b(data, key=self.hash_key, digest_size=16).hexdigest()
 
 
-def _json(document: Any) -> str:
-    return orjson.dumps(document, option=_JSON_OPTIONS, default=_plain).decode()
+def _json(document: Any) -> bytes:
+    return orjson.dumps(document, option=_JSON_OPTIONS, default=_plain)
 
 
 def _plain(value: Any) -> Any:
