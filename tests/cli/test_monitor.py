@@ -136,7 +136,9 @@ def test_a_model_without_reference_or_labels_says_so(
     assert "no predictions of adder logged" in empty.stdout
 
 
-@pytest.mark.parametrize("window", ["1y", "1x", "0", "-5", "1h2", "soon"])
+@pytest.mark.parametrize(
+    "window", ["1y", "1x", "0", "-5", "1h2", "soon", "99999999999999999999d", "9" * 30]
+)
 def test_a_bad_window_is_one_line_and_exit_2(invoke: Invoke, home: Path, window: str) -> None:
     result = invoke("monitor", "loans", "--window", window)
     assert result.exit_code == 2

@@ -85,3 +85,35 @@ def test_predictions_refuses_a_since_without_a_unit(invoke: Invoke, home: Path) 
     result = invoke("predictions", "clicks", "--since", "10")
     assert result.exit_code == 2
     assert "--since" in result.stderr
+
+
+def test_feedback_reads_a_bom_and_refuses_a_missing_label_cell(
+    invoke: Invoke, logged: PredictionStore, tmp_path: Path
+) -> None:
+    labels = tmp_path / "labels.csv"
+    args = ("--id-column", "request_id", "--label-column", "clicked")
+    labels.write_bytes(b"\xef\xbb\xbfrequest_id,clicked\na,0\n")  # as Excel saves CSV
+    assert json.loads(invoke("feedback", "clicks", str(labels), *args, "--json").stdout) == {
+        "accepted": 1,
+        "unknown": [],
+        "unknown_count": 0,
+    }
+    for body in ("request_id,clicked\nb,1\nc\n", "request_id,clicked\nb,1\nc,\n"):
+        labels.write_text(body)
+        result = invoke("feedback", "clicks", str(labels), *args)
+        assert result.exit_code == 2, result.output
+        assert "line 3 has no value in 'clicked'" in result.stderr
+    rows = json.loads(invoke("predictions", "clicks", "--json").stdout)
+    assert [(row["request_id"], row["label"]) for row in rows] == [
+        ("a", 0),
+        ("b", None),
+        ("c", None),
+    ]
+
+
+@pytest.mark.parametrize("since", ["99999999999d", "9" * 400 + "s"])
+def test_a_since_past_any_date_is_one_line(invoke: Invoke, home: Path, since: str) -> None:
+    result = invoke("predictions", "clicks", "--since", since)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1
+    assert "--since" in result.stderr

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from servewell.bootstrap import Services, build_services
 from servewell.http import create_app
@@ -300,3 +301,43 @@ def test_rows_past_retention_are_pruned_while_serving(services: Services) -> Non
         while len(store.rows("adder")) > 1 and time.monotonic() < deadline:
             time.sleep(0.05)
     assert [row.request_id for row in store.rows("adder")] == ["recent"]
+
+
+def _dropped(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "servewell_predlog_dropped"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+
+def test_a_v2_id_holding_nul_is_logged_without_losing_its_batch(services: Services) -> None:
+    app = create_app(serving_settings(services, monitoring={"flush_interval_s": 0.5}), services)
+    with serve_in_thread(app) as server:
+        for n in range(5):
+            assert add(server.url, float(n), f"good-{n}").status_code == 200
+        odd = httpx.post(
+            f"{server.url}/v2/models/echo/infer", json=echo_body("bad\x00id"), timeout=30
+        )
+        assert odd.status_code == 200, odd.text
+        adder = wait_for_rows(services, "adder", 5)
+        echo = wait_for_rows(services, "echo", 1)
+        dropped = _dropped(server.url)
+    assert sorted(row.request_id for row in adder) == [f"good-{n}" for n in range(5)]
+    assert [row.request_id for row in echo] == ["bad\ufffdid"]
+    assert dropped == 0
+
+
+def test_feedback_naming_an_id_with_nul_is_400(services: Services) -> None:
+    with serve_in_thread(create_app(serving_settings(services), services)) as server:
+        answer = httpx.post(
+            f"{server.url}/v1/models/adder/feedback",
+            content=b'[{"request_id": "a\\u0000b", "label": 1}]',
+            headers={"content-type": "application/json"},
+            timeout=30,
+        )
+    assert answer.status_code == 400, answer.text
+    assert "NUL" in answer.json()["error"]

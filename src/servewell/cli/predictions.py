@@ -103,7 +103,7 @@ def _read_labels(path: Path, id_column: str, label_column: str) -> list[tuple[st
     from servewell.errors import InvalidInput
 
     try:
-        with path.open(newline="", encoding="utf-8") as file:
+        with path.open(newline="", encoding="utf-8-sig") as file:  # a BOM, as Excel writes
             reader = csv.DictReader(file)
             columns = reader.fieldnames or []
             for column in (id_column, label_column):
@@ -113,12 +113,22 @@ def _read_labels(path: Path, id_column: str, label_column: str) -> list[tuple[st
                     )
             return [
                 checked_label(
-                    row[id_column], label_from_text(row[label_column] or ""), f"line {line}"
+                    row[id_column], label_from_text(_cell(row, label_column, line)), f"line {line}"
                 )
                 for line, row in enumerate(reader, start=2)
             ]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInput(f"cannot read {path}: {exc}") from None
+
+
+def _cell(row: dict[str, str | None], column: str, line: int) -> str:
+    """A label cell; an empty or missing one is refused (it would store ``""`` as a class)."""
+    from servewell.errors import InvalidInput
+
+    value = row.get(column)
+    if value is None or not value.strip():
+        raise InvalidInput(f"line {line} has no value in '{column}'")
+    return value
 
 
 def _write_csv(rows: list[LoggedPrediction]) -> None:

@@ -46,6 +46,8 @@ def checked_label(request_id: Any, label: Any, where: str) -> tuple[str, Label]:
         raise InvalidInput(
             f"{where}: 'request_id' must be text of 1 to {MAX_REQUEST_ID_CHARS} characters"
         )
+    if "\x00" in request_id:  # no logged id holds one, and PostgreSQL text cannot
+        raise InvalidInput(f"{where}: 'request_id' must not contain a NUL character")
     if isinstance(label, str):
         if len(label) > MAX_LABEL_CHARS:
             raise InvalidInput(f"{where}: the label is longer than {MAX_LABEL_CHARS} characters")

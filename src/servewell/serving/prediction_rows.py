@@ -95,6 +95,8 @@ class RowBuilder:
                     else:
                         inputs = self._inputs(logged.model, answer)
                     request_id = answer.request.id or request_id  # V2's ``id`` when given
+                    if "\x00" in request_id:  # PostgreSQL text refuses NUL: the batch would fail
+                        request_id = request_id.replace("\x00", "\ufffd")
                 caller = logged.caller
                 row = (
                     logged.at,

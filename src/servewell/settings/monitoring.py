@@ -64,6 +64,12 @@ class Window:
         return self.text
 
 
+MAX_DURATION_S = 100 * 365 * 86400.0
+"""The longest duration taken (a window, ``--since``, a rule's ``for``)."""
+MAX_WINDOW_ROWS = 2**62
+"""The largest window of rows (a database integer holds it)."""
+
+
 def parse_duration_s(text: str) -> float:
     """``"90s"``, ``"10m"``, ``"1h30m"``, ``"1d"`` (ms, s, m, h, d, w) in seconds."""
     spelled = text.strip().replace(" ", "")
@@ -75,7 +81,10 @@ def parse_duration_s(text: str) -> float:
             f"'{text}' is not a duration: give a number and a unit (ms, s, m, h, d, w), "
             "e.g. 30s, 10m, 1h30m, 1d"
         )
-    return sum(float(number) * _UNITS_S[unit] for number, unit in parts)
+    seconds = sum(float(number) * _UNITS_S[unit] for number, unit in parts)
+    if seconds > MAX_DURATION_S:  # past what a date can go back (and inf)
+        raise ValueError(f"'{text}' is longer than 100 years")
+    return seconds
 
 
 def parse_metric(text: Any) -> Metric:
@@ -103,6 +112,8 @@ def parse_window(text: Any) -> Window:
     if spelled.isdigit():
         if int(spelled) < 1:
             raise ValueError("a window of rows must hold at least 1 row")
+        if int(spelled) > MAX_WINDOW_ROWS:
+            raise ValueError(f"a window of rows holds at most {MAX_WINDOW_ROWS:,} rows")
         return Window(rows=int(spelled), text=spelled)
     try:
         seconds = parse_duration_s(spelled)
