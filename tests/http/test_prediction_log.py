@@ -197,6 +197,33 @@ def test_feedback_is_joined_by_request_id_idempotent_and_reports_unknown_ids(
     assert rows[2].labeled_at is None
 
 
+def test_feedback_for_a_model_the_registry_does_not_know_is_a_404(services: Services) -> None:
+    """A misspelt model name is an error, not a batch of unknown ids."""
+    with serve_in_thread(create_app(serving_settings(services), services)) as server:
+        answer = httpx.post(
+            f"{server.url}/v1/models/addr/feedback", json=[{"request_id": "a", "label": 1}]
+        )
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["code"] == "model_not_found"
+
+
+def test_a_v2_id_too_long_to_label_is_logged_under_the_request_id(services: Services) -> None:
+    """Feedback names at most 128 characters: a longer V2 ``id`` is not cut to 128 (a label
+    could then never name it, or name another's); the row keeps the request's own id."""
+    long_id = "x" * 200
+    with serve_in_thread(create_app(serving_settings(services), services)) as server:
+        tensors = [
+            {"name": name, "shape": [1, 1], "datatype": "FP32", "data": [1.0]} for name in "xy"
+        ]
+        body = {"id": long_id, "inputs": tensors}
+        answer = httpx.post(
+            f"{server.url}/v2/models/adder/infer", json=body, headers={"X-Request-ID": "mine"}
+        )
+        assert answer.status_code == 200, answer.text
+        rows = wait_for_rows(services, "adder", 1)
+    assert [row.request_id for row in rows] == ["mine"]
+
+
 BAD_BODIES = [
     (b"not json", "not valid JSON"),
     (b'{"request_id": "a", "label": 1}', "JSON list"),

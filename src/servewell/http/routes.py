@@ -186,6 +186,8 @@ def _add_feedback_route(api: FastAPI, running: Running) -> None:
         check_json(request.headers.get("content-type", "").encode("latin-1") or None)
         body = await read_body(request.scope, request.receive, settings.server.max_body_bytes)
         labels = labels_from_json(load_json(body, settings.validation.max_json_depth))
+        # A misspelt name is a 404, not a batch of ids it never logged.
+        await asyncio.to_thread(server.services.registry.list_versions, name)
         result = await asyncio.to_thread(server.predictions.store.label, name, labels)
         return result.to_dict()
 

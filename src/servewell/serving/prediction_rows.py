@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
+from servewell.core.feedback import MAX_REQUEST_ID_CHARS
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.rows import to_plain
 from servewell.core.signature import Signature
@@ -94,13 +95,15 @@ class RowBuilder:
                         inputs = dumps(answer.request.inputs, option=_JSON_OPTIONS, default=plain)
                     else:
                         inputs = self._inputs(logged.model, answer)
-                    request_id = answer.request.id or request_id  # V2's ``id`` when given
+                    given = answer.request.id  # V2's ``id``, when one feedback can name
+                    if given and len(given) <= MAX_REQUEST_ID_CHARS:
+                        request_id = given
                     if "\x00" in request_id:  # PostgreSQL text refuses NUL: the batch would fail
                         request_id = request_id.replace("\x00", "\ufffd")
                 caller = logged.caller
                 row = (
                     logged.at,
-                    request_id[:128],
+                    request_id[:MAX_REQUEST_ID_CHARS],
                     logged.model,
                     int(logged.version),
                     logged.arm,
