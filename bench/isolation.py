@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from run import (
     MODEL,
     PLAIN,
     free_port,
+    median_point,
     register_demo,
     run_wrk,
     start_servewell,
@@ -127,18 +127,14 @@ def print_table(results: dict[tuple[str, int, str], list[dict[str, Any]]]) -> No
           "process p50 ms | errors |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for model, connections in sorted({(m, c) for m, c, _ in results}):
-        inside = _median(results[(model, connections, "in-process")])
-        isolated = _median(results[(model, connections, "process")])
+        inside = median_point(results[(model, connections, "in-process")])
+        isolated = median_point(results[(model, connections, "process")])
         share = isolated["requests_per_s"] / inside["requests_per_s"]
         print(
             f"| {model} | {connections} | {inside['requests_per_s']:,.0f} | "
             f"{isolated['requests_per_s']:,.0f} | {share:.0%} | {inside['p50_ms']:.3f} | "
             f"{isolated['p50_ms']:.3f} | {inside['errors'] + isolated['errors']} |"
         )
-
-
-def _median(points: list[dict[str, Any]]) -> dict[str, float]:
-    return {key: statistics.median(p[key] for p in points) for key in points[0]}
 
 
 if __name__ == "__main__":

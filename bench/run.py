@@ -563,5 +563,10 @@ def check_targets(medians: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     return checks
 
 
+def median_point(points: list[dict[str, Any]]) -> dict[str, float]:
+    """Each figure of several rounds' points (one system at one concurrency): its median."""
+    return {key: statistics.median(point[key] for point in points) for key in points[0]}
+
+
 if __name__ == "__main__":
     main()

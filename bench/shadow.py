@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from run import (
     PLAIN,
     REST_PATH,
     free_port,
+    median_point,
     register_demo,
     run_wrk,
     start_servewell,
@@ -134,17 +134,13 @@ def print_table(results: dict[int, dict[str, list[dict[str, Any]]]]) -> None:
           "p50 ratio | errors |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for connections, points in results.items():
-        plain, shadow = _median(points["plain"]), _median(points["shadow"])
+        plain, shadow = median_point(points["plain"]), median_point(points["shadow"])
         print(
             f"| {connections} | {plain['requests_per_s']:,.0f} | "
             f"{shadow['requests_per_s']:,.0f} | {plain['p50_ms']:.2f} / {plain['p99_ms']:.2f} | "
             f"{shadow['p50_ms']:.2f} / {shadow['p99_ms']:.2f} | "
             f"{shadow['p50_ms'] / plain['p50_ms']:.1%} | {plain['errors'] + shadow['errors']:.0f} |"
         )
-
-
-def _median(points: list[dict[str, Any]]) -> dict[str, float]:
-    return {key: statistics.median(p[key] for p in points) for key in points[0]}
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from run import (
     PLAIN,
     REST_PATH,
     free_port,
+    median_point,
     register_demo,
     run_wrk,
     start_servewell,
@@ -131,7 +131,7 @@ def measure(
 
 
 def print_table(results: dict[str, list[dict[str, Any]]], connections: int) -> None:
-    plain, split = _median(results["plain"]), _median(results["split"])
+    plain, split = median_point(results["plain"]), median_point(results["split"])
     share = split["requests_per_s"] / plain["requests_per_s"]
     print("| c | no policy req/s | 90/10 sticky req/s | share | no policy p50/p99 ms | "
           "90/10 p50/p99 ms | errors |")  # fmt: skip
@@ -142,10 +142,6 @@ def print_table(results: dict[str, list[dict[str, Any]]], connections: int) -> N
         f"{split['p50_ms']:.2f} / {split['p99_ms']:.2f} | "
         f"{plain['errors'] + split['errors']:.0f} |"
     )
-
-
-def _median(points: list[dict[str, Any]]) -> dict[str, float]:
-    return {key: statistics.median(p[key] for p in points) for key in points[0]}
 
 
 if __name__ == "__main__":
