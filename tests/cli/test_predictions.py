@@ -16,6 +16,7 @@ from typer.testing import Result
 from servewell.bootstrap import build_services
 from servewell.registry.predictions import PredictionRow, PredictionStore
 from servewell.settings import Settings
+from serving_models import register_python
 
 Invoke = Callable[..., Result]
 
@@ -29,6 +30,7 @@ def _row(request_id: str, minutes_ago: float, value: float) -> PredictionRow:
 @pytest.fixture
 def logged(home: Path) -> Iterator[PredictionStore]:
     services = build_services(Settings(home=home))
+    register_python(services, "clicks", "sum", signature="sum.json")
     store = PredictionStore(services.registry)
     store.write([_row("old", 180, 0), _row("a", 30, 1), _row("b", 5, 0), _row("c", 1, 1)])
     yield store
@@ -68,6 +70,19 @@ def test_feedback_from_csv_joins_relabels_and_reports_unknown_ids(
     assert "accepted 1" in again.stdout
     rows = json.loads(invoke("predictions", "clicks", "--json").stdout)
     assert [(row["request_id"], row["label"]) for row in rows] == [("a", 1), ("b", 1), ("c", None)]
+
+
+@pytest.mark.parametrize("command", ["predictions", "feedback"])
+def test_a_model_the_registry_does_not_know_is_exit_4(
+    invoke: Invoke, logged: PredictionStore, tmp_path: Path, command: str
+) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,label\na,1\n")
+    args = (str(labels),) if command == "feedback" else ()
+    result = invoke(command, "clikcs", *args)
+    assert result.exit_code == 4, result.output
+    assert "clikcs" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_feedback_names_a_missing_column(

@@ -59,6 +59,7 @@ def predictions(
             raise InvalidInput(f"--since: {exc}") from None
     start = datetime.now(UTC) - timedelta(seconds=since_s)
     with open_services() as services:
+        services.registry.list_versions(name)  # a misspelt name: exit 4, not an empty table
         rows = PredictionStore(services.registry).rows(name, start)
     if as_json:
         print_json([row.to_dict() for row in rows])
@@ -87,6 +88,7 @@ def feedback(
         check_name(name)
         pairs = _read_labels(labels, id_column, label_column)
     with open_services() as services:
+        services.registry.list_versions(name)  # a misspelt name: exit 4, not "all unknown"
         result = PredictionStore(services.registry).label(name, pairs)
     if as_json:
         print_json(result.to_dict())
