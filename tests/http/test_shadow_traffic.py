@@ -7,6 +7,7 @@ reaches a running server. No timing assertions: waits are polls with generous bo
 Model 'fraud' (signature column.json, y from x): 1 doubles (production), 2 triples, 3
 always fails (but on x = 0), 4 sleeps 200 ms and answers y = x, 5 hangs on x < 0.
 Model 'scorer' (scores.json): 1 Linear, 2 Squared (``python_models/scores.py``).
+Model 'col' (column.json): 1 doubles (production), 2 ends its process on x < 0 (crash.py).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 services, "scorer", "scores", signature="scores.json", model_class=model_class
             )
         services.registry.set_alias("scorer", "production", 1)
+        register_python(services, "col", "two_classes", model_class="Doubler")
+        register_python(services, "col", "crash")
+        services.registry.set_alias("col", "production", 1)
     finally:
         services.close()
     return home
@@ -232,6 +236,31 @@ def test_a_full_shadow_queue_drops_and_counts(home: Path) -> None:
         # (one more if the first had not left the queue when the second came).
         assert _total(url, "servewell_shadow_dropped_total") in (requests - 2, requests - 1)
         assert _comparisons(url, "true") + _comparisons(url, "false") == 0
+
+
+def test_a_shadow_whose_process_crashes_counts_every_copy(home: Path) -> None:
+    """Under ``isolation: process`` each copy of a negative x ends the shadow's child:
+    every copy is still accounted for, as an error or a drop, and none is compared."""
+    _cli(home, "traffic", "shadow", "col", "2", "--percent", "100")
+    requests = 10
+    isolated = {
+        "SERVEWELL_MODELS__COL__ISOLATION": "process",  # both versions, each its own child
+        "SERVEWELL_MODELS__COL__BREAKER__ENABLED": "false",  # the crash, not an open breaker
+    }
+    log: list[str] = []
+    with _serve(home, "col", log=log, **isolated) as (url, _), httpx.Client() as client:
+        for _ in range(requests):
+            assert _rest(client, url, -1.0, "col").json()["predictions"] == [-2.0]
+
+        def accounted() -> float:
+            errors = _total(url, "servewell_shadow_errors_total", "col", shadow="2")
+            return errors + _total(url, "servewell_shadow_dropped_total", "col")
+
+        _poll(lambda: accounted() >= requests, "every copy errored or dropped")
+        assert accounted() == requests
+        assert _total(url, "servewell_shadow_errors_total", "col", shadow="2") >= 1
+        assert _comparisons(url, "true", "col") + _comparisons(url, "false", "col") == 0
+    assert "version 2 crashed while answering" in log[0]  # the child died, not a refusal
 
 
 def _marked(client: httpx.Client, url: str, home: Path, arm: str) -> None:
