@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from servewell.core.ref import check_alias, parse_version
+from servewell.core.ref import ModelRef, check_alias, parse_version
 from servewell.errors import InvalidReference, InvalidTrafficPolicy
 
 #: The header whose value makes assignment sticky, unless the policy names another.
@@ -25,11 +25,11 @@ _EXPERIMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 @dataclass(frozen=True, slots=True)
-class Arm:
-    """One side of a split: a version number ("2") or an alias ("canary"), as written."""
+class Target:
+    """What a policy sends requests to: a version number ("2") or an alias ("canary"),
+    as written."""
 
     target: str
-    weight: int
 
     @property
     def version(self) -> int | None:
@@ -38,6 +38,17 @@ class Arm:
     @property
     def alias(self) -> str | None:
         return None if self.version is not None else self.target
+
+    def ref(self, model: str) -> ModelRef:
+        """The reference to ``model``'s version or alias this target names."""
+        return ModelRef(model, version=self.version, alias=self.alias)
+
+
+@dataclass(frozen=True, slots=True)
+class Arm(Target):
+    """One side of a split, and its share of the requests."""
+
+    weight: int
 
     @classmethod
     def parse(cls, text: str) -> Arm:
@@ -55,19 +66,10 @@ class Arm:
 
 
 @dataclass(frozen=True, slots=True)
-class Shadow:
+class Shadow(Target):
     """A share of requests also sent to ``target``; the caller gets only the primary's answer."""
 
-    target: str
     percent: float
-
-    @property
-    def version(self) -> int | None:
-        return parse_version(self.target)
-
-    @property
-    def alias(self) -> str | None:
-        return None if self.version is not None else self.target
 
 
 @dataclass(frozen=True, slots=True)

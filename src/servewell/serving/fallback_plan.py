@@ -31,6 +31,7 @@ from servewell.core.ref import ModelRef
 from servewell.core.signature import Signature, TensorSpec
 from servewell.errors import InvalidConfig, NotFound, ServewellError
 from servewell.registry import ModelVersion, RegistryAccess
+from servewell.serving.pool import served_references
 from servewell.settings.resilience import CacheFallback, FallbackTarget, ModelFallback
 
 Array = np.ndarray[Any, Any]
@@ -76,7 +77,7 @@ def plan_fallbacks(access: RegistryAccess, refs: Sequence[ModelRef]) -> Chains:
     settings = access.settings
     if not any(entry.fallbacks for entry in settings.models.values()):
         return {}
-    wanted = list(refs) or [ModelRef(summary.name) for summary in access.registry.list_models()]
+    wanted = served_references(access, refs)
     served = _Served(_served_versions(access, wanted), tuple(map(str, wanted)))
     chains: Chains = {}
     for version in served.versions.values():

@@ -148,9 +148,7 @@ class ModelPool:
         self.held.clear()
 
     def _references(self) -> list[ModelRef]:
-        if self.refs:
-            return list(self.refs)
-        return [ModelRef(summary.name) for summary in self.access.registry.list_models()]
+        return served_references(self.access, self.refs)
 
     async def _load_one(self, ref: ModelRef, *, is_default: bool) -> None:
         """Load what ``ref`` names; ``is_default``: it is the first reference naming its
@@ -231,3 +229,11 @@ class ModelPool:
 def _why(exc: Exception) -> str:
     """What a load failure says: a servewell error's message, else the exception's text."""
     return getattr(exc, "message", None) or str(exc)
+
+
+def served_references(access: RegistryAccess, refs: Sequence[ModelRef]) -> list[ModelRef]:
+    """What a pool given ``refs`` serves: those, or without any every registered model
+    (its default version). Registry I/O when ``refs`` is empty."""
+    if refs:
+        return list(refs)
+    return [ModelRef(summary.name) for summary in access.registry.list_models()]

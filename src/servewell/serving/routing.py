@@ -23,8 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from servewell.core.assignment import assign
-from servewell.core.ref import ModelRef
-from servewell.core.traffic import Arm, Shadow, TrafficPolicy
+from servewell.core.traffic import Arm, Shadow, Target, TrafficPolicy
 from servewell.errors import ServewellError
 from servewell.serving.deployment import Deployment
 from servewell.serving.pool import ModelPool
@@ -150,30 +149,28 @@ class Router:
 
     async def _deployment(self, model: str, arm: Arm, default: Deployment) -> Deployment:
         """What ``arm`` serves: its version, loaded if needed; the default if it cannot."""
-        ref = ModelRef(model, version=arm.version, alias=arm.alias)
-        try:
-            return await self.pool.add(ref)
-        except Exception as exc:
-            logger.warning(
-                "traffic arm %s of %s cannot be served (%s): its share goes to %s@%s",
-                arm.target,
-                model,
-                getattr(exc, "message", None) or exc,
-                default.name,
-                default.number,
-            )
-            return default
+        instead = f"its share goes to {default.name}@{default.number}"
+        return await self._loaded(model, arm, "arm", instead) or default
 
     async def _shadow(self, model: str, shadow: Shadow) -> Deployment | None:
         """The deployment ``shadow`` names, loaded if needed; None if it cannot be."""
+        return await self._loaded(model, shadow, "shadow", "nothing is copied to it")
+
+    async def _loaded(
+        self, model: str, target: Target, kind: str, instead: str
+    ) -> Deployment | None:
+        """The deployment ``target`` names, loaded if needed; None, with a warning saying
+        what happens ``instead``, when it cannot be served."""
         try:
-            return await self.pool.add(ModelRef(model, version=shadow.version, alias=shadow.alias))
+            return await self.pool.add(target.ref(model))
         except Exception as exc:
             logger.warning(
-                "traffic shadow %s of %s cannot be served (%s): nothing is copied to it",
-                shadow.target,
+                "traffic %s %s of %s cannot be served (%s): %s",
+                kind,
+                target.target,
                 model,
                 getattr(exc, "message", None) or exc,
+                instead,
             )
             return None
 
