@@ -53,9 +53,14 @@ def requested_timeout_ms(value: bytes) -> float:
     return timeout_ms
 
 
-def deadline_for(requested: bytes | None, timeout_ms: float) -> Deadline:
-    """A request's deadline from now: the model's ``timeout_ms``, or the caller's
-    ``Request-Timeout`` (a malformed one is InvalidInput) when it asks for less."""
-    if requested is not None:
-        timeout_ms = min(timeout_ms, requested_timeout_ms(requested))
-    return Deadline.after_ms(timeout_ms)
+def requested_deadline(value: bytes | None) -> Deadline | None:
+    """The caller's own deadline, from now, when it sent a ``Request-Timeout`` header (a
+    malformed one is InvalidInput)."""
+    return None if value is None else Deadline.after_ms(requested_timeout_ms(value))
+
+
+def deadline_for(requested: Deadline | None, timeout_ms: float) -> Deadline:
+    """A deadline from now: ``timeout_ms`` (a model's), or the caller's ``requested``
+    deadline when that comes sooner."""
+    own = Deadline.after_ms(timeout_ms)
+    return own if requested is None or own.at <= requested.at else requested

@@ -66,8 +66,11 @@ class Call:
     """The response-cache key, once computed (kept when ``try_now`` declines)."""
     request_id: str | None = None
     """The request's id, once chosen (kept when ``try_now`` fails)."""
+    requested: Deadline | None = None
+    """The caller's own deadline (its ``Request-Timeout``), if it sent one."""
     deadline: Deadline | None = None
-    """When the answer is due, once the model is resolved."""
+    """When the answer is due, once the model is resolved: its ``timeout_ms``, or
+    :attr:`requested` when that comes sooner."""
     waiting: asyncio.Task[Any] | None = None
     """The task waiting for the model, while it waits (cancelled if the client leaves)."""
     gone: bool = False

@@ -14,8 +14,7 @@ Targets (``serving.fallback_plan`` resolved and checked them at start-up):
 
 - another served version gets the same decoded request, validated against its own
   signature, asked for the primary's outputs, with its own deadline: its ``timeout_ms``,
-  but never more than what is left of a ``Request-Timeout`` header (ms, counted from
-  when the model steps began);
+  but never past the caller's own deadline (its ``Request-Timeout`` header);
 - ``cache``: the last answer the response cache kept for the very same request bytes,
   expired or not (``cache.stale_ttl_s``); none, or ``Cache-Control: no-cache``, goes on;
 - ``default``: the configured value of each output, for every row of the request.
@@ -32,13 +31,12 @@ stores a fallback answer in the response cache (:func:`is_fallback`).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from servewell.core.deadline import Deadline, requested_timeout_ms
+from servewell.core.deadline import Deadline, deadline_for
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.validation import validate_inputs
 from servewell.errors import (
@@ -62,7 +60,6 @@ logger = logging.getLogger(__name__)
 SERVED_BY = b"x-servewell-served-by"
 STALE = (b"x-cache", b"stale")
 """The header of an answer the ``cache`` target gave: a stale one, not a miss."""
-REQUEST_TIMEOUT = b"request-timeout"
 CACHE_CONTROL = b"cache-control"
 
 #: Why a model did not answer, as the header and the metric say it.
@@ -85,8 +82,8 @@ class Failed:
     """The protocol's answer to a response, encoded as the primary's would be."""
     headers: Mapping[bytes, bytes]
     cache_key: str | None
-    began: float
-    """``time.monotonic()`` when the model steps began (for ``Request-Timeout``)."""
+    requested: Deadline | None
+    """The caller's own deadline (its ``Request-Timeout``), if it sent one."""
 
 
 def reason_for(failure: Exception) -> str | None:
@@ -219,16 +216,9 @@ class Fallbacks:
 
 
 def _deadline(timeout_ms: float, failed: Failed) -> Deadline | None:
-    """A fallback model's deadline: its own timeout, within what is left of the
-    caller's ``Request-Timeout``; None when nothing is left."""
-    asked_ms = caller_timeout_ms(failed.headers)
-    if asked_ms is not None:
-        timeout_ms = min(timeout_ms, asked_ms - (time.monotonic() - failed.began) * 1000)
-    return Deadline.after_ms(timeout_ms) if timeout_ms > 0 else None
-
-
-def caller_timeout_ms(headers: Mapping[bytes, bytes]) -> float | None:
-    """The ``Request-Timeout`` header in ms (the gateway refused a malformed one before
-    the model was called)."""
-    text = headers.get(REQUEST_TIMEOUT)
-    return None if text is None else requested_timeout_ms(text)
+    """A fallback model's deadline: its own timeout, within the caller's own deadline;
+    None when that has passed."""
+    requested = failed.requested
+    if requested is not None and requested.expired:
+        return None
+    return deadline_for(requested, timeout_ms)

@@ -32,7 +32,7 @@ import asyncio
 import time
 
 from servewell.core.codec import HEADER_LENGTH
-from servewell.core.deadline import deadline_for
+from servewell.core.deadline import deadline_for, requested_deadline
 from servewell.core.ref import ModelRef, version_in_path
 from servewell.errors import ServewellError
 from servewell.observability import RequestRecord, ServingMetrics, bind_request, unbind_request
@@ -238,7 +238,8 @@ class Gateway:
         deployment = call.served = self._resolve(call)
         deployment.in_flight += 1
         record.model, record.version = deployment.name, str(deployment.number)
-        call.deadline = deadline_for(headers.get(REQUEST_TIMEOUT), deployment.timeout_ms)
+        call.requested = requested_deadline(headers.get(REQUEST_TIMEOUT))
+        call.deadline = deadline_for(call.requested, deployment.timeout_ms)
         layer = self.cache
         key = None
         if layer is not None:
@@ -299,7 +300,6 @@ class Gateway:
     async def _predict(self, call: Call, deployment: Deployment, body: bytes) -> Reply:
         """Decode, validate, predict, filter, encode: the answer the cache stores (or,
         when the model does not answer, its fallback chain's, which it does not)."""
-        began = time.monotonic()
         ref = ModelRef(deployment.name, version=deployment.number)
         codec = call.codec
         decoded = codec.decode(ref, deployment, body, call.headers)
@@ -313,7 +313,7 @@ class Gateway:
         except Exception as exc:
             encode = lambda answer: codec.encode(decoded, answer, deployment)  # noqa: E731
             failed = Failed(
-                deployment, decoded.request, encode, call.headers, call.cache_key, began
+                deployment, decoded.request, encode, call.headers, call.cache_key, call.requested
             )
             return await self.fallbacks.recover(exc, failed)
         finally:
