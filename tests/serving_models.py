@@ -115,35 +115,6 @@ def register_echo(
     register_file(services, path, name)
 
 
-def register_slow(services: Services, folder: Path, size: int = 1500) -> None:
-    """``slow``: slow on purpose, so requests queue behind it: output ``y`` is input ``x``
-    (FP32 [-1, 1]) after a ``size`` x ``size`` matrix product that depends on ``x`` (so
-    ONNX Runtime cannot fold it away), tens of milliseconds a call whatever the rows."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weights = numpy_helper.from_array(np.full((size, size), 1e-3, dtype=np.float32), "w")
-    zero = numpy_helper.from_array(np.zeros((), dtype=np.float32), "zero")
-    nodes = [
-        helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
-        helper.make_node("Mul", ["w", "total"], ["scaled"]),
-        helper.make_node("MatMul", ["scaled", "w"], ["product"]),
-        helper.make_node("ReduceSum", ["product"], ["work"], keepdims=0),
-        helper.make_node("Mul", ["work", "zero"], ["nothing"]),
-        helper.make_node("Add", ["x", "nothing"], ["y"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "slow",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
-        [weights, zero],
-    )
-    path = folder / "slow.onnx"
-    onnx.save(_model(graph), path)
-    register_file(services, path, "slow")
-
-
 def register_onnx_classifier(
     services: Services, folder: Path, iris_x: np.ndarray, iris_y: np.ndarray
 ) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving_models import register_slow, serve_process
+from serving_models import PYTHON_MODELS, register_python, serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -212,7 +212,9 @@ def slow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("slow") / "home"
     services = build_services(Settings(home=home))
     try:
-        register_slow(services, home.parent)
+        # Sleeps 100 ms a call: a lower bound however fast or busy the machine (the ONNX
+        # matrix product it replaced ran 60 calls within the 1 s drain on a quiet one).
+        register_python(services, "slow", "slow", artifacts=PYTHON_MODELS / "slow_artifacts")
     finally:
         services.close()
     return home
@@ -231,8 +233,8 @@ def test_requests_still_waiting_at_the_drain_deadline_get_503(
         "SERVEWELL_SERVER__DRAIN_TIMEOUT_S": "1",
         "SERVEWELL_SERVER__BATCHING__ENABLED": "false",  # one request per model call
     }
-    rest = json.dumps({"instances": [[1.0]]}).encode()
-    v2 = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [1]}]})
+    rest = json.dumps({"instances": [1.0]}).encode()
+    v2 = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]})
     requests = [(SLOW, rest), ("/v2/models/slow/infer", v2.encode())] * 30
     arguments = ("--no-auth", "--workers", str(workers))
     with serve_process(slow_home, *arguments, env=environment) as (url, process):
