@@ -160,3 +160,13 @@ feedback = Table(
     Index("ix_feedback_received_at", "received_at"),
 )
 """Ground truth for logged predictions, one label (JSON text) per model and request id."""
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(160), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+"""Named leases (``registry/leases.py``): who runs a job that must run once, until when
+(seconds since the epoch)."""
