@@ -384,7 +384,8 @@ def test_a_promote_over_the_memory_budget_keeps_the_old_version_serving(
         assert _version(url) == 1
     lines = [json.loads(line) for line in "".join(log).splitlines() if line.startswith("{")]
     refusals = [line for line in lines if "over the memory budget" in line.get("message", "")]
-    assert refusals and refusals[0]["needed_bytes"] == 4 * 2**30, lines[-20:]
+    assert refusals, lines[-20:]
+    assert refusals[0]["needed_bytes"] == 4 * 2**30
 
 
 def test_a_version_measured_at_its_first_load_is_counted_by_its_measure_after(
@@ -401,7 +402,8 @@ def test_a_version_measured_at_its_first_load_is_counted_by_its_measure_after(
         registry.registry.set_alias("fraud", "production", 2)
         _poll(lambda: _loaded(server.url) == [2], "version 2 served alone")
         measured = registry.registry.get_version("fraud", 2).memory_bytes
-        assert measured is not None and measured > 0
+        assert measured is not None
+        assert measured > 0
         _poll(
             lambda: (
                 _samples(server.url, "servewell_model_memory_bytes")

@@ -75,7 +75,8 @@ async def test_the_first_load_is_measured_stored_and_counted_by_later_loads(
     pool, registry = _pool(services, closing, None)
     deployment = await pool.add(ModelRef("hog", version=1))
     measured = services.registry.get_version("hog", 1).memory_bytes
-    assert measured is not None and measured >= HOG_BYTES
+    assert measured is not None
+    assert measured >= HOG_BYTES
     assert pool.budget.held_bytes == measured
     labels = {"model": "hog", "version": "1"}
     assert registry.get_sample_value("servewell_model_memory_bytes", labels) == measured
@@ -107,7 +108,8 @@ async def test_a_model_in_its_own_process_is_measured_by_that_process(
         assert deployment.isolated is not None
         measured = services.registry.get_version("hog", 2).memory_bytes
         # The child's whole resident set: the interpreter, numpy and the 64 MiB.
-        assert measured is not None and measured > HOG_BYTES
+        assert measured is not None
+        assert measured > HOG_BYTES
     finally:
         await pool.close()
         process_services.close()
@@ -129,12 +131,14 @@ async def test_a_load_over_the_budget_is_refused_with_the_numbers_and_counted(
         "loaded_bytes": 40 * MB,
         "budget_bytes": 64 * MB,
     }
-    assert refused.value.exit_code == 7 and int(refused.value.status) == 507
+    assert refused.value.exit_code == 7
+    assert int(refused.value.status) == 507
     assert "hog@2 needs about 30.0 MB beside the 40.0 MB" in refused.value.message
     assert any("over the memory budget of 64.0 MB" in r.getMessage() for r in caplog.records)
     labels = {"model": "hog", "version": "2", "reason": "memory_budget"}
     assert registry.get_sample_value("servewell_model_load_refusals_total", labels) == 1
-    assert pool.find("hog", 2) is None and pool.find("hog", 1) is first  # v1 serves on
+    assert pool.find("hog", 2) is None
+    assert pool.find("hog", 1) is first
     assert "memory budget" in pool.failed_versions[("hog", 2)]
     assert pool.budget.held_bytes == 40 * MB  # a refusal holds nothing
 
@@ -157,6 +161,8 @@ async def test_an_unmeasured_version_is_estimated_from_its_artifact(
 def test_the_default_budget_is_a_share_of_the_machine_per_worker() -> None:
     assert budget_bytes(Settings(server=ServerSettings(memory_budget_mb=512))) == 512 * MB
     one = budget_bytes(Settings())
-    assert one is not None and one > 0
+    assert one is not None
+    assert one > 0
     two = budget_bytes(Settings(server=ServerSettings(workers=2)))
-    assert two is not None and abs(two - one / 2) <= 1
+    assert two is not None
+    assert abs(two - one / 2) <= 1
