@@ -94,7 +94,6 @@ async def test_the_first_load_is_measured_stored_and_counted_by_later_loads(
     assert services.registry.get_version("hog", 1).memory_bytes == 7 * MB  # kept
 
 
-@pytest.mark.slow
 async def test_a_model_in_its_own_process_is_measured_by_that_process(
     services: Services, closing: list[ModelPool]
 ) -> None:
