@@ -55,6 +55,7 @@ the same way::
     ├── TooManyConnections                       503   a server process at its connection limit
     ├── NotReady                                 503   a model is still loading (or failed to)
     ├── ShuttingDown                             503   the server stopped before answering
+    ├── OverMemoryBudget                         507   a load would pass the memory budget (exit 7)
     ├── AddressInUse                                   a server's host:port is taken (exit 8)
     ├── StartupFailed                                  a server process failed at start-up (exit 9)
     └── MissingDependency (ImportError)          500   an optional extra is not installed
@@ -640,6 +641,43 @@ class ShuttingDown(ServewellError):
     def __init__(self, retry_after_s: int = 1) -> None:
         super().__init__(f"the server is shutting down; retry in {retry_after_s} s")
         self.retry_after_s = retry_after_s
+
+
+class OverMemoryBudget(ServewellError):
+    """Loading a version would take the server past ``server.memory_budget_mb``: the
+    versions it serves keep serving, and nothing is loaded (rather than an OOM kill).
+    ``needed_bytes`` is the version's estimate, ``loaded_bytes`` what the versions held
+    (or, for the CLI, the served set) take, ``budget_bytes`` the budget."""
+
+    code = "over_memory_budget"
+    status = HTTPStatus.INSUFFICIENT_STORAGE
+    title = "Over the memory budget"
+    expose = True
+    exit_code = 7
+
+    def __init__(
+        self,
+        model: str,
+        version: int,
+        needed_bytes: int,
+        loaded_bytes: int,
+        budget_bytes: int,
+        outcome: str = "nothing was loaded",
+    ) -> None:
+        super().__init__(
+            f"{model}@{version} needs about {_mb(needed_bytes)} MB beside the "
+            f"{_mb(loaded_bytes)} MB of the versions served: over the memory budget of "
+            f"{_mb(budget_bytes)} MB (server.memory_budget_mb); {outcome}",
+            model=model,
+            version=version,
+            needed_bytes=needed_bytes,
+            loaded_bytes=loaded_bytes,
+            budget_bytes=budget_bytes,
+        )
+
+
+def _mb(size_bytes: int) -> str:
+    return f"{size_bytes / 2**20:,.1f}"
 
 
 class AddressInUse(ServewellError):

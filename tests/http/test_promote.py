@@ -7,7 +7,9 @@ No timing assertions: waits are polls with generous bounds."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from servewell.bootstrap import Services, build_services
 from servewell.core.ref import ModelRef
@@ -334,3 +337,77 @@ def test_a_promote_keeps_the_versions_a_split_and_a_shadow_name_loaded(
         traffic.clear("fraud")
         _poll(lambda: _loaded(server.url) == [2], "only the default left")
         assert _version(server.url) == 2
+
+
+def _samples(url: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """The samples of metric ``name`` a server shows, by their labels."""
+    text = httpx.get(f"{url}/metrics", timeout=CLIENT_TIMEOUT_S).text
+    return {
+        frozenset(sample.labels.items()): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def test_a_promote_over_the_memory_budget_keeps_the_old_version_serving(
+    home: Path, registry: Services
+) -> None:
+    """fraud@3 was measured at 4 GiB (on a bigger machine); a server with a 256 MB
+    budget keeps answering with version 1 after production moves to 3, and says why:
+    a log line, a metric, and 507 with the numbers for an operator's load."""
+    registry.registry.record_memory("fraud", 3, 4 * 2**30)
+    log: list[str] = []
+    env = {**ENV, "SERVEWELL_SERVER__MEMORY_BUDGET_MB": "256"}
+    refused = frozenset({("model", "fraud"), ("version", "3"), ("reason", "memory_budget")})
+    with serve_process(home, "--models", "fraud", "--no-auth", env=env, log=log) as (url, _):
+        assert _version(url) == 1
+        registry.registry.set_alias("fraud", "production", 3, by="user:test")
+        _poll(
+            lambda: _samples(url, "servewell_model_load_refusals_total").get(refused) == 1,
+            "the promote to version 3 is refused",
+        )
+        assert _version(url) == 1
+        status = httpx.get(f"{url}/v1/models/fraud", timeout=CLIENT_TIMEOUT_S).json()
+        states = {s["version"]: s["state"] for s in status["model_version_status"]}
+        assert states == {"1": "AVAILABLE", "3": "END"}  # END: the refusal, in its status
+        memory = _samples(url, "servewell_model_memory_bytes")
+        assert list(memory) == [frozenset({("model", "fraud"), ("version", "1")})]
+        assert 0 < memory[frozenset({("model", "fraud"), ("version", "1")})] < 256 * 2**20
+        assert _samples(url, "servewell_process_resident_memory_bytes")[frozenset()] > 0
+
+        load = httpx.post(f"{url}/v2/repository/models/fraud/load", timeout=CLIENT_TIMEOUT_S)
+        assert load.status_code == 507, load.text
+        needed, held, budget = re.findall(r"([\d,.]+) MB", load.json()["error"])  # V2's shape
+        assert (needed, budget) == ("4,096.0", "256.0"), load.text
+        assert 0 < float(held) < 256, load.text
+        assert _version(url) == 1
+    lines = [json.loads(line) for line in "".join(log).splitlines() if line.startswith("{")]
+    refusals = [line for line in lines if "over the memory budget" in line.get("message", "")]
+    assert refusals, lines[-20:]
+    assert refusals[0]["needed_bytes"] == 4 * 2**30
+
+
+def test_a_version_measured_at_its_first_load_is_counted_by_its_measure_after(
+    registry: Services, home: Path
+) -> None:
+    """A promote within the budget: version 2 is measured and stored when the server
+    loads it; its gauge replaces version 1's once version 1 is unloaded."""
+    settings = Settings(
+        home=home, auth=AuthSettings(enabled=False), server=ServerSettings(models=["fraud"])
+    )
+    with serve_in_thread(create_app(settings)) as server:
+        assert registry.registry.get_version("fraud", 1).memory_bytes is not None
+        assert registry.registry.get_version("fraud", 2).memory_bytes is None
+        registry.registry.set_alias("fraud", "production", 2)
+        _poll(lambda: _loaded(server.url) == [2], "version 2 served alone")
+        measured = registry.registry.get_version("fraud", 2).memory_bytes
+        assert measured is not None
+        assert measured > 0
+        _poll(
+            lambda: (
+                _samples(server.url, "servewell_model_memory_bytes")
+                == {frozenset({("model", "fraud"), ("version", "2")}): measured}
+            ),
+            "only version 2's memory is shown",
+        )

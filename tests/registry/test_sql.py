@@ -102,3 +102,17 @@ def test_reopening_keeps_everything(services: Services, model_files: dict[str, P
         assert again.registry.resolve(ModelRef.parse("iris")).version == 1
     finally:
         again.close()
+
+
+def test_a_version_keeps_the_memory_measured_at_its_first_load(
+    services: Services, model_files: dict[str, Path]
+) -> None:
+    registry = services.registry
+    first = _register(services, model_files)
+    _register(services, model_files)
+    assert first.memory_bytes is None  # not loaded yet: nothing measured
+    registry.record_memory("iris", 1, 123_456_789_012)  # past 32 bits: a BIGINT
+    assert registry.get_version("iris", 1).memory_bytes == 123_456_789_012
+    assert registry.resolve(ModelRef.parse("iris@2")).memory_bytes is None
+    with pytest.raises(VersionNotFound):
+        registry.record_memory("iris", 9, 1)

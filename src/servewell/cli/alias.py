@@ -25,9 +25,13 @@ def set_alias(
     alias: str = typer.Argument(..., help="Alias, e.g. production."),
     version: int = typer.Argument(..., help="Version number it should point at.", min=1),
 ) -> None:
-    """Point ALIAS of model NAME at VERSION."""
+    """Point ALIAS of model NAME at VERSION (exit 7, nothing moved, when the servers
+    could not load it within their memory budget)."""
+    from servewell.serving.headroom import Change, check_headroom
+
     with open_services() as services:
-        services.registry.set_alias(check_name(name), alias, version, by=who_am_i())
+        check_headroom(services, Change(check_name(name), alias=(alias, version)))
+        services.registry.set_alias(name, alias, version, by=who_am_i())
     console.print(f"{name}@{alias} → version {version}")
 
 
@@ -74,9 +78,15 @@ def rollback(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Move NAME's alias (production) back to the version it pointed at before its last
-    move. Twice goes forward again, like `cd -`."""
+    move. Twice goes forward again, like `cd -`. Exit 7, nothing moved, when the servers
+    could not load that version within their memory budget."""
+    from servewell.serving.headroom import Change, check_headroom
+
     with open_services() as services:
-        move = services.registry.rollback(check_name(name), alias, by=who_am_i())
+        previous = services.registry.previous_version(check_name(name), alias)
+        if previous is not None:
+            check_headroom(services, Change(name, alias=(alias, previous)))
+        move = services.registry.rollback(name, alias, by=who_am_i())
     if as_json:
         print_json(_to_dict(move))
         return

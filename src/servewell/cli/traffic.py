@@ -55,13 +55,17 @@ def split(
     arms' targets do, so changing only weights moves only the users near the boundary.
     """
     from servewell.core.ref import check_name
-    from servewell.core.traffic import Arm
+    from servewell.core.traffic import Arm, check_split
     from servewell.registry.traffic import TrafficStore
+    from servewell.serving.headroom import Change, check_headroom
 
     with reporting_errors():
         check_name(name)
-        parsed = [Arm.parse(arm) for arm in arms]
+        parsed = check_split([Arm.parse(arm) for arm in arms])
     with open_services() as services:
+        stored = TrafficStore(services.registry).get(name)
+        shadow = () if stored is None or stored.shadow is None else (stored.shadow,)
+        check_headroom(services, Change(name, targets=(*parsed, *shadow)))
         policy = TrafficStore(services.registry).set_split(
             name, parsed, sticky_header=sticky_header, experiment_id=experiment, by=who_am_i()
         )
@@ -81,6 +85,7 @@ def shadow(
     from servewell.core.traffic import Shadow, check_target
     from servewell.errors import InvalidTrafficPolicy
     from servewell.registry.traffic import TrafficStore
+    from servewell.serving.headroom import Change, check_headroom
 
     with reporting_errors():
         check_name(name)
@@ -91,6 +96,10 @@ def shadow(
         mirror = Shadow(check_target(target), percent) if target and percent is not None else None
     with open_services() as services:
         store = TrafficStore(services.registry)
+        if mirror is not None:
+            stored = store.get(name)
+            arms = () if stored is None else stored.arms
+            check_headroom(services, Change(name, targets=(*arms, mirror)))
         store.set_shadow(name, mirror, by=who_am_i())
         policy = store.get(name)
         if policy is None:

@@ -20,8 +20,10 @@ from servewell.core.validation import InputLimits
 from servewell.http.rest import RestCodec
 from servewell.http.v2 import V2Codec
 from servewell.observability import ServingMetrics
+from servewell.observability.memory_metrics import MemoryMetrics
 from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission
+from servewell.serving.budget import MemoryBudget, budget_bytes
 from servewell.serving.call import Codec
 from servewell.serving.fallback import Fallbacks
 from servewell.serving.fallback_plan import plan_fallbacks
@@ -100,7 +102,8 @@ async def start_server(
         if owns_services:
             services.close()
         raise
-    pool = ModelPool(services, refs, metrics, recorder.is_alone)
+    budget = MemoryBudget(settings, budget_bytes(settings), MemoryMetrics(metrics))
+    pool = ModelPool(services, refs, metrics, recorder.is_alone, budget)
     protection = build_protection(settings, services)
     await protection.start()
     limits = settings.validation

@@ -122,4 +122,5 @@ def _to_version(row: Row[Any], artifacts: list[Row[Any]], aliases: list[Row[Any]
         parent=parent,
         created_at=as_utc(row.created_at),
         aliases=tuple(a.name for a in aliases),
+        memory_bytes=row.memory_bytes,
     )

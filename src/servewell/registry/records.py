@@ -72,6 +72,9 @@ class ModelVersion:
     parent: ModelRef | None
     created_at: datetime
     aliases: tuple[str, ...] = ()
+    memory_bytes: int | None = None
+    """What the version took in memory when a server first loaded it (None: never
+    measured; ``serving/budget.py``)."""
 
     @property
     def ref(self) -> ModelRef:

@@ -53,8 +53,11 @@ model_versions = Table(
     Column("tags", JSON, nullable=False),
     Column("parent_id", Integer, ForeignKey("model_versions.id"), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("memory_bytes", BigInteger, nullable=True),
     UniqueConstraint("model_id", "version", name="uq_model_versions_model_id_version"),
 )
+"""``memory_bytes``: what the version took when a server first loaded it (None until
+then; ``serving/budget.py`` estimates it from the artifact's size before)."""
 
 artifacts = Table(
     "artifacts",

@@ -118,6 +118,20 @@ class SqlRegistry:
 
         return self.write(back)
 
+    def record_memory(self, name: str, version: int, memory_bytes: int) -> None:
+        """Store what ``version`` took in memory when it was loaded (``serving/budget.py``
+        measures it at its first load; later loads reuse it)."""
+
+        def store(conn: Connection) -> None:
+            model = lookups.model_id(conn, name)
+            conn.execute(
+                schema.model_versions.update()
+                .where(schema.model_versions.c.id == lookups.version_id(conn, model, name, version))
+                .values(memory_bytes=memory_bytes)
+            )
+
+        self.write(store)
+
     def previous_version(self, name: str, alias: str = DEFAULT_ALIAS) -> int | None:
         """The version ``rollback`` would move ``alias`` to, or None."""
         with self.read() as conn:

@@ -11,6 +11,7 @@ from servewell.core.ref import ModelRef
 from servewell.errors import NotFound, NotReady
 from servewell.observability import ServingMetrics
 from servewell.registry import ModelVersion, RegistryAccess
+from servewell.serving.budget import Holding, MemoryBudget
 from servewell.serving.deployment import Deployment
 from servewell.serving.loading import open_runtime
 
@@ -21,7 +22,8 @@ class ModelPool:
     """Deployments by model name and version; each name has a default version: the one
     the first reference naming it resolves to (now: ``serving.promotion`` follows its
     alias). When that one fails to load, requests for the bare name are not ready (503),
-    never answered by another version."""
+    never answered by another version. Every load goes through the memory ``budget``
+    (without one: measured, never refused)."""
 
     def __init__(
         self,
@@ -29,12 +31,16 @@ class ModelPool:
         refs: Sequence[ModelRef],
         metrics: ServingMetrics,
         is_alone: Callable[[], bool] = lambda: False,
+        budget: MemoryBudget | None = None,
     ) -> None:
         self.access = access
         self.refs = tuple(refs)
         self.metrics = metrics
         self.is_alone = is_alone
         """Whether one request only is in flight (see :class:`Deployment`)."""
+        self.budget = budget or MemoryBudget(access.settings, None)
+        self._holdings: dict[Deployment, Holding] = {}
+        """Each deployment loaded -> its share of the budget, until it has stopped."""
         self.failures: dict[str, str] = {}
         """Model reference -> why it could not be loaded."""
         self.failed_versions: dict[tuple[str, int], str] = {}
@@ -142,7 +148,7 @@ class ModelPool:
     async def close(self, timeout_s: float = 30.0) -> None:
         """Stop every model, together, each waiting at most ``timeout_s`` for what it
         computes (a model that hangs is left behind: see :meth:`Deployment.stop`)."""
-        await asyncio.gather(*(d.stop(timeout_s) for d in self.deployments()))
+        await asyncio.gather(*(self.stop_version(d, timeout_s) for d in self.deployments()))
         self._deployments.clear()
         self._defaults.clear()
         self.held.clear()
@@ -183,28 +189,71 @@ class ModelPool:
         if self._deployments.get(key) is deployment:
             del self._deployments[key]
 
+    async def stop_version(self, deployment: Deployment, timeout_s: float) -> None:
+        """Stop ``deployment`` (see :meth:`Deployment.stop`) and give its memory back to
+        the budget (a call left hanging on its thread serves nothing either)."""
+        try:
+            await deployment.stop(timeout_s)
+        finally:
+            holding = self._holdings.pop(deployment, None)
+            if holding is not None:
+                self.budget.release(holding)
+
     async def add(self, ref: ModelRef) -> Deployment:
         """The deployment ``ref`` resolves to, loaded, warmed up and started first when
         it is not served yet (a traffic policy's arm: ``serving.routing``); the model's
-        default version stays as it was. A version that fails is remembered in
-        :attr:`failed_versions`."""
+        default version stays as it was. A version that fails, or that the memory budget
+        refuses (OverMemoryBudget), is remembered in :attr:`failed_versions`."""
         started = time.perf_counter()
         version = await asyncio.to_thread(self.access.registry.resolve, ref)
         key = (version.name, version.version)
         known = self._deployments.get(key)
         if known is not None:
             return known
+        holding: Holding | None = None
         try:
-            deployment = await asyncio.to_thread(self._open, version)
+            holding = self.budget.admit(version)
+            deployment = await asyncio.to_thread(self._open, version, holding)
             await deployment.start()
         except Exception as exc:
+            if holding is not None:
+                self.budget.release(holding)
             self.failed_versions[key] = _why(exc)
             raise
         deployment.metrics.load_s.set(time.perf_counter() - started)
+        self.failed_versions.pop(key, None)
+        self._holdings[deployment] = holding
         self._deployments[key] = deployment  # callers load one at a time
         return deployment
 
-    def _open(self, version: ModelVersion) -> Deployment:
+    def _open(self, version: ModelVersion, holding: Holding) -> Deployment:
+        """Load and warm ``version`` up, measuring the memory it takes (on a thread)."""
+        with self.budget.measuring(holding) as reading:
+            deployment = self._build(version)
+            if deployment.isolated is not None:
+                reading.pid = deployment.isolated.pid
+        if version.memory_bytes is None and reading.measured_bytes is not None:
+            self._remember(version, reading.measured_bytes)
+        return deployment
+
+    def _remember(self, version: ModelVersion, memory_bytes: int) -> None:
+        """Store a first load's measurement with the version (a registry that cannot
+        store it now loses only the figure: the next load measures again)."""
+        try:
+            self.access.registry.record_memory(version.name, version.version, memory_bytes)
+        except Exception as exc:
+            logger.warning(
+                "cannot store the memory %s@%d took: %s", version.name, version.version, exc
+            )
+        else:
+            logger.info(
+                "%s@%d took %.1f MB at its first load",
+                version.name,
+                version.version,
+                memory_bytes / 2**20,
+            )
+
+    def _build(self, version: ModelVersion) -> Deployment:
         server = self.access.settings.server
         model = self.access.settings.model(version.name)
         runtime = open_runtime(self.access, version)

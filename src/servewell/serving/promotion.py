@@ -204,7 +204,7 @@ class Promoter:
                     return
                 self.pool.remove(deployment)  # from now on a path naming it is a 404
                 self._retire_unused()  # its fallback targets may be unused now
-            await deployment.stop(self.stop_timeout_s)
+            await self.pool.stop_version(deployment, self.stop_timeout_s)
             logger.info("unloaded %s@%d", deployment.name, deployment.number)
         except Exception:  # it serves nothing any more either way
             logger.exception("stopping %s@%d failed", deployment.name, deployment.number)

@@ -80,6 +80,17 @@ class ServerSettings(Section):
     """Copies of requests waiting for a model's shadow version (``servewell traffic
     shadow``), per model; past it a copy is dropped and counted
     (``servewell_shadow_dropped_total``), never waited for."""
+    memory_budget_mb: int | None = Field(default=None, ge=1)
+    """Memory one server process may give to the model versions it holds (MiB): a load
+    that would pass it is refused (507 / exit 7) and what is served keeps serving. Unset:
+    half of the machine's memory (or of its cgroup's limit, when lower), divided among
+    ``workers``. Each version counts what it took at its first load (stored in the
+    registry), or its artifact's size times ``memory_estimate_factor`` before; during a
+    promote the old and the new version both count."""
+    memory_estimate_factor: float = Field(default=3.0, gt=0)
+    """A version never loaded yet is expected to take its artifact's size times this:
+    weights unpacked from a compressed pickle, ONNX Runtime's optimized copy of the
+    graph and its arenas take a few times the file's bytes."""
     fast_lane: bool = True
     """Answer response-cache hits inside the HTTP protocol, before the ASGI app (only
     with the in-process cache and rate limiter). Off, every request takes the ASGI path;
