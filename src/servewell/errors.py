@@ -55,7 +55,7 @@ the same way::
     ├── TooManyConnections                       503   a server process at its connection limit
     ├── NotReady                                 503   a model is still loading (or failed to)
     ├── ShuttingDown                             503   the server stopped before answering
-    ├── OverMemoryBudget                         507   a load would pass the memory budget (exit 7)
+    ├── OverMemoryBudget                         507   a load would pass the memory budget (exit 10)
     ├── AddressInUse                                   a server's host:port is taken (exit 8)
     ├── StartupFailed                                  a server process failed at start-up (exit 9)
     └── MissingDependency (ImportError)          500   an optional extra is not installed
@@ -653,7 +653,7 @@ class OverMemoryBudget(ServewellError):
     status = HTTPStatus.INSUFFICIENT_STORAGE
     title = "Over the memory budget"
     expose = True
-    exit_code = 7
+    exit_code = 10
 
     def __init__(
         self,

@@ -1,5 +1,5 @@
 """The commands that make servers load a version (``alias set``, ``rollback``,
-``traffic split``, ``traffic shadow``) refuse, with exit code 7 and nothing stored, a
+``traffic split``, ``traffic shadow``) refuse, with exit code 10 and nothing stored, a
 change whose versions would not fit in the servers' memory budget beside the ones
 served now (the registry's estimates, ``server.memory_budget_mb`` from the settings)."""
 
@@ -48,7 +48,7 @@ def test_an_alias_move_that_would_not_fit_exits_7_and_moves_nothing(
 ) -> None:
     assert invoke("alias", "set", fraud, "production", "2").exit_code == 0  # 30 + 60 MB
     refused = invoke("alias", "set", fraud, "production", "3")  # 60 + 80 MB
-    assert refused.exit_code == 7, refused.output
+    assert refused.exit_code == 10, refused.output
     assert refused.stderr.strip() == (
         "error: fraud@3 needs about 80.0 MB beside the 60.0 MB of the versions served: over "
         "the memory budget of 100.0 MB (server.memory_budget_mb); nothing was changed"
@@ -65,7 +65,7 @@ def test_a_rollback_that_would_not_fit_exits_7(invoke: Invoke, fraud: str) -> No
         assert invoke("alias", "set", fraud, "production", "3").exit_code == 0
         assert invoke("alias", "set", fraud, "production", "2").exit_code == 0
     refused = invoke("rollback", fraud)  # to v3: 60 + 80 MB
-    assert refused.exit_code == 7, refused.output
+    assert refused.exit_code == 10, refused.output
     assert _production(invoke) == 2
 
 
@@ -73,13 +73,13 @@ def test_a_split_or_shadow_that_would_not_fit_exits_7_and_stores_nothing(
     invoke: Invoke, fraud: str
 ) -> None:
     split = invoke("traffic", "split", fraud, "1=90", "3=10")  # 30 + 80 MB
-    assert split.exit_code == 7, split.output
+    assert split.exit_code == 10, split.output
     assert "fraud@3 needs about 80.0 MB beside the 30.0 MB" in split.stderr
     shadow = invoke("traffic", "shadow", fraud, "3", "--percent", "10")
-    assert shadow.exit_code == 7, shadow.output
+    assert shadow.exit_code == 10, shadow.output
     assert json.loads(invoke("traffic", "show", fraud, "--json").stdout) is None
     assert invoke("traffic", "split", fraud, "1=50", "2=50").exit_code == 0  # 30 + 60 MB
-    assert invoke("traffic", "shadow", fraud, "3", "--percent", "10").exit_code == 7
+    assert invoke("traffic", "shadow", fraud, "3", "--percent", "10").exit_code == 10
     assert invoke("traffic", "shadow", fraud, "--off").exit_code == 0  # loads nothing
 
 

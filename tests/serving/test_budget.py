@@ -130,7 +130,7 @@ async def test_a_load_over_the_budget_is_refused_with_the_numbers_and_counted(
         "loaded_bytes": 40 * MB,
         "budget_bytes": 64 * MB,
     }
-    assert refused.value.exit_code == 7
+    assert refused.value.exit_code == 10
     assert int(refused.value.status) == 507
     assert "hog@2 needs about 30.0 MB beside the 40.0 MB" in refused.value.message
     assert any("over the memory budget of 64.0 MB" in r.getMessage() for r in caplog.records)

@@ -25,7 +25,7 @@ def set_alias(
     alias: str = typer.Argument(..., help="Alias, e.g. production."),
     version: int = typer.Argument(..., help="Version number it should point at.", min=1),
 ) -> None:
-    """Point ALIAS of model NAME at VERSION (exit 7, nothing moved, when the servers
+    """Point ALIAS of model NAME at VERSION (exit 10, nothing moved, when the servers
     could not load it within their memory budget)."""
     from servewell.serving.headroom import Change, check_headroom
 

@@ -1,6 +1,6 @@
 """The memory budget: a version is loaded only if the estimates of every version the
 server holds, plus its own, stay within ``server.memory_budget_mb``; else the load is
-refused (``OverMemoryBudget``: 507 through the API, exit 7 from the CLI, a warning and
+refused (``OverMemoryBudget``: 507 through the API, exit 10 from the CLI, a warning and
 ``servewell_model_load_refusals_total``) and what is served keeps serving, instead of
 the kernel killing the server.
 

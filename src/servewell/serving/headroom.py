@@ -1,6 +1,6 @@
 """Whether a change an operator is about to store leaves room in the memory budget: the
 CLI's check before ``alias set``, ``rollback``, ``traffic split`` and ``traffic shadow``
-(exit 7, nothing stored), made from the registry alone, before any server sees it.
+(exit 10, nothing stored), made from the registry alone, before any server sees it.
 
 The served set is what a server with these settings holds: ``server.models`` (every
 registered model when empty), each reference resolved, plus the versions its models'

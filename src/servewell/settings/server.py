@@ -82,7 +82,7 @@ class ServerSettings(Section):
     (``servewell_shadow_dropped_total``), never waited for."""
     memory_budget_mb: int | None = Field(default=None, ge=1)
     """Memory one server process may give to the model versions it holds (MiB): a load
-    that would pass it is refused (507 / exit 7) and what is served keeps serving. Unset:
+    that would pass it is refused (507 / exit 10) and what is served keeps serving. Unset:
     half of the machine's memory (or of its cgroup's limit, when lower), divided among
     ``workers``. Each version counts what it took at its first load (stored in the
     registry), or its artifact's size times ``memory_estimate_factor`` before; during a
