@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
 
 from servewell.bootstrap import Services
 from servewell.core.ref import ModelRef
 from servewell.core.signature import Signature
 from servewell.errors import AliasNotFound, ModelNotFound, NoPreviousVersion
 from servewell.registration.register import RegisterOptions, register_file
+from servewell.registry.migrate import downgrade_to
 from serving_models import PYTHON_MODELS, register_python
 
 
@@ -111,13 +111,7 @@ def test_the_migration_records_aliases_that_exist_already(services: Services) ->
     registry = services.registry
     _versions(services, "fraud", 2)
     registry.set_alias("fraud", "production", 2)
-    with registry.engine.begin() as conn:  # back to the schema before 0003 (and later)
-        conn.execute(text("ALTER TABLE model_versions DROP COLUMN memory_bytes"))
-        conn.execute(text("DROP TABLE predictions"))
-        conn.execute(text("DROP TABLE feedback"))
-        conn.execute(text("DROP TABLE alias_history"))
-        conn.execute(text("DROP TABLE traffic_policies"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+    downgrade_to(registry.engine, "0002")  # the schema before 0003
     registry.close()
     registry.open()
     [move] = registry.alias_history("fraud", "production")

@@ -20,5 +20,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("model_versions") as batch:
-        batch.drop_column("memory_bytes")
+    # Not batch mode: on SQLite it copies the table, which its foreign keys forbid.
+    # Both databases drop a column in place (SQLite since 3.35).
+    op.execute("ALTER TABLE model_versions DROP COLUMN memory_bytes")
