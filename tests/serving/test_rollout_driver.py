@@ -11,6 +11,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
+from fake_clock import FakeClock
 from servewell.bootstrap import Services
 from servewell.core.ref import ModelRef
 from servewell.core.rollout import Bounds, Rollout, RolloutState
@@ -21,7 +22,6 @@ from servewell.registry.rollout_traffic import apply_step
 from servewell.registry.rollouts import RolloutStore
 from servewell.registry.traffic import TrafficStore
 from servewell.serving.rollout import LEASE_TTL_S, RolloutDriver
-from fake_clock import FakeClock
 from serving_models import register_python
 
 pytestmark = pytest.mark.anyio
@@ -78,7 +78,8 @@ async def test_a_good_candidate_takes_each_step_then_production(
     _start(store, (10, 50, 100))
     traffic = TrafficStore(services.registry)
     policy = traffic.get(fraud)
-    assert policy is not None and list(policy.arms) == [Arm("1", 90), Arm("2", 10)]
+    assert policy is not None
+    assert list(policy.arms) == [Arm("1", 90), Arm("2", 10)]
     driver = _driver(services, clock)
     await _step(clock, driver)  # first sight: what the process counted before is not reported
     for _ in range(2):
@@ -87,7 +88,8 @@ async def test_a_good_candidate_takes_each_step_then_production(
         await _step(clock, driver)
         await _step(clock, driver, seconds=10)
     rollout = store.get(fraud)
-    assert rollout.state is RolloutState.COMPLETED and rollout.percent == 100
+    assert rollout.state is RolloutState.COMPLETED
+    assert rollout.percent == 100
     assert [e.kind for e in store.events(rollout)] == ["started", "step", "completed"]
     assert [e.percent for e in store.events(rollout)] == [10, 50, 100]
     assert traffic.get(fraud) is None
@@ -111,7 +113,8 @@ async def test_a_failing_candidate_aborts_and_says_why(
     await _step(clock, driver)
     await _step(clock, driver, seconds=10)
     rollout = store.get(fraud)
-    assert rollout.state is RolloutState.ABORTED and rollout.percent == 0
+    assert rollout.state is RolloutState.ABORTED
+    assert rollout.percent == 0
     assert rollout.reason is not None
     assert "error_rate bound broken at 50%" in rollout.reason
     assert "100.0% (30 of 30) on candidate 2 vs 0.0% (0 of 30) on primary 1" in rollout.reason
@@ -140,7 +143,8 @@ async def test_a_slow_candidate_aborts_on_its_p99(
     await _step(clock, driver, seconds=10)
     rollout = store.get(fraud)
     assert rollout.state is RolloutState.ABORTED
-    assert rollout.reason is not None and rollout.reason.startswith("p99 bound broken")
+    assert rollout.reason is not None
+    assert rollout.reason.startswith("p99 bound broken")
 
 
 async def test_too_few_requests_wait_and_say_so(
@@ -154,8 +158,10 @@ async def test_too_few_requests_wait_and_say_so(
     await _step(clock, driver)
     await _step(clock, driver, seconds=30)
     rollout = store.get(fraud)
-    assert rollout.state is RolloutState.RUNNING and rollout.step_index == 0
-    assert rollout.note is not None and "version 2 has 3 of 50" in rollout.note
+    assert rollout.state is RolloutState.RUNNING
+    assert rollout.step_index == 0
+    assert rollout.note is not None
+    assert "version 2 has 3 of 50" in rollout.note
     _serve(driver, 2, 47)  # the step lasts until the candidate has enough
     await _step(clock, driver)
     await _step(clock, driver)

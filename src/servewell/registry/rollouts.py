@@ -58,12 +58,7 @@ class RolloutStore:
                     f"model '{name}' has a traffic split set by hand ({spelled}); clear it "
                     f"first: servewell traffic clear {name}"
                 )
-            primary = _serving_version(conn, model)
-            if primary == candidate:
-                raise InvalidRollout(
-                    f"version {candidate} of model '{name}' already serves its requests; "
-                    "roll out another version"
-                )
+            primary = _primary(conn, name, model, candidate)
             now = self.clock()
             rollout_id = conn.scalar(
                 insert(schema.rollouts)
@@ -221,14 +216,20 @@ def _refuse_second(conn: Connection, name: str, model: int) -> None:
         )
 
 
-def _serving_version(conn: Connection, model: int) -> int:
-    """The version the model's bare name serves: its production alias, else its latest."""
-    aliased = lookups.alias_version(conn, model, DEFAULT_ALIAS)
-    if aliased is not None:
-        return aliased
-    v = schema.model_versions
-    latest = select(v.c.version).where(v.c.model_id == model).order_by(v.c.version.desc())
-    return int(conn.scalar(latest.limit(1)) or 0)  # a model has at least one version
+def _primary(conn: Connection, name: str, model: int, candidate: int) -> int:
+    """The version the model's bare name serves (its production alias, else its
+    latest), which must not be the candidate."""
+    primary = lookups.alias_version(conn, model, DEFAULT_ALIAS)
+    if primary is None:
+        v = schema.model_versions
+        latest = select(v.c.version).where(v.c.model_id == model).order_by(v.c.version.desc())
+        primary = int(conn.scalar(latest.limit(1)) or 0)  # a model has a version
+    if primary == candidate:
+        raise InvalidRollout(
+            f"version {candidate} of model '{name}' already serves its requests; "
+            "roll out another version"
+        )
+    return primary
 
 
 def _event(

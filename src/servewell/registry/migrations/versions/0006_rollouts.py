@@ -15,6 +15,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _create_rollouts()
+    _create_events()
+    _create_observations()
+
+
+def _create_rollouts() -> None:
     op.create_table(
         "rollouts",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -47,6 +53,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("active_model_id", name="uq_rollouts_active_model_id"),
     )
     op.create_index("ix_rollouts_model_id", "rollouts", ["model_id"])
+
+
+def _create_events() -> None:
     op.create_table(
         "rollout_events",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -63,6 +72,9 @@ def upgrade() -> None:
         sa.Column("by", sa.String(200), nullable=True),
     )
     op.create_index("ix_rollout_events_rollout_id", "rollout_events", ["rollout_id"])
+
+
+def _create_observations() -> None:
     op.create_table(
         "rollout_observations",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
