@@ -21,7 +21,7 @@ from servewell.observability import ServingMetrics
 from servewell.registry.rollout_traffic import apply_step
 from servewell.registry.rollouts import RolloutStore
 from servewell.registry.traffic import TrafficStore
-from servewell.serving.rollout import LEASE_TTL_S, RolloutDriver
+from servewell.serving.rollout import LEASE_TTL_S, REPORT_S, RolloutDriver
 from serving_models import register_python
 
 pytestmark = pytest.mark.anyio
@@ -55,7 +55,8 @@ def _start(store: RolloutStore, steps: tuple[int, ...] = (50, 100), **bounds: fl
 
 
 def _driver(services: Services, clock: FakeClock) -> RolloutDriver:
-    return RolloutDriver(services.registry, ServingMetrics(CollectorRegistry()), clock=clock)
+    metrics = ServingMetrics(CollectorRegistry())
+    return RolloutDriver(services.registry, metrics, report_s=0, clock=clock)
 
 
 def _serve(
@@ -227,3 +228,16 @@ def test_refusals_leave_the_registry_as_it_was(
     with pytest.raises(InvalidRollout, match="abort it first"):
         store.start("fraud", 3, (50, 100), 10, Bounds())
     assert [e.kind for e in store.events(store.get("fraud"))] == ["started"]
+
+
+async def test_a_process_reports_at_most_every_few_seconds(
+    services: Services, fraud: str, store: RolloutStore, clock: FakeClock
+) -> None:
+    rollout = _start(store)
+    driver = RolloutDriver(services.registry, ServingMetrics(CollectorRegistry()), clock=clock)
+    await _step(clock, driver)
+    _serve(driver, 2, 7)
+    await _step(clock, driver)
+    assert driver.observations.since(rollout.id, rollout.started_at) == {}
+    await _step(clock, driver, seconds=REPORT_S)
+    assert driver.observations.since(rollout.id, rollout.started_at)[2].requests == 7

@@ -6,7 +6,9 @@ none: done), and for each one:
 
 * **reports** what this process counted of the rollout's two versions since its last
   report (its own per-arm metrics, ``ServingMetrics.own_families``) to the registry,
-  so the judge sees every replica and worker;
+  so the judge sees every replica and worker: every 5 s at most (half a step for
+  shorter steps), so a step's judgement may miss the last few seconds and count a
+  few of the step before;
 * takes or renews the lease ``rollout:<model>`` (``registry/leases.py``); the one
   process that holds it **advances** the rollout: it writes the split of the current
   step if it is not written yet (after a crash, or a start from the CLI), and once the
@@ -47,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 TICK_S = 1.0
 LEASE_TTL_S = 10.0
+#: How often a process reports at most (half a step when steps are shorter): a row per
+#: version and report, so many replicas and workers over a 10-minute step stay few.
+REPORT_S = 5.0
 
 
 class RolloutDriver:
@@ -56,6 +61,7 @@ class RolloutDriver:
         metrics: ServingMetrics,
         tick_s: float = TICK_S,
         lease_ttl_s: float = LEASE_TTL_S,
+        report_s: float = REPORT_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = RolloutStore(registry, clock)
@@ -64,11 +70,13 @@ class RolloutDriver:
         self.metrics = metrics
         self.rollout_metrics = RolloutMetrics(metrics)
         self.lease_ttl_s = lease_ttl_s
+        self.report_s = report_s
         self.clock = clock
         self.holder = holder_id()
         self._poller = Poller("servewell-rollouts", self._tick_safely, tick_s)
         self._reported: dict[tuple[int, int], Window] = {}
         """(rollout id, version) -> this process's counts as of its last report."""
+        self._reported_at: dict[int, float] = {}
         self._held: set[str] = set()
         self._shown: set[str] = set()
         """Models the step gauge has a value for."""
@@ -106,8 +114,14 @@ class RolloutDriver:
             self._drive(rollout)
         live = {rollout.id for rollout in active}
         self._reported = {key: w for key, w in self._reported.items() if key[0] in live}
+        self._reported_at = {key: at for key, at in self._reported_at.items() if key in live}
 
     def _report(self, rollout: Rollout, reading: dict[int, Window]) -> None:
+        now_s = self.clock()
+        last_s = self._reported_at.get(rollout.id)
+        if last_s is not None and now_s - last_s < min(self.report_s, rollout.every_s / 2):
+            return
+        self._reported_at[rollout.id] = now_s
         since_last: dict[int, Window] = {}
         for version in (rollout.primary, rollout.candidate):
             now = reading.get(version, Window())
@@ -115,7 +129,7 @@ class RolloutDriver:
             self._reported[(rollout.id, version)] = now
             if last is not None:  # first sight: what came before is not this rollout's
                 since_last[version] = now.minus(last)
-        self.observations.report(rollout.id, self.holder, since_last, self.clock())
+        self.observations.report(rollout.id, self.holder, since_last, now_s)
 
     def _drive(self, rollout: Rollout) -> None:
         lease = LEASE_PREFIX + rollout.model
