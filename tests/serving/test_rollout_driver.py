@@ -241,3 +241,15 @@ async def test_a_process_reports_at_most_every_few_seconds(
     assert driver.observations.since(rollout.id, rollout.started_at) == {}
     await _step(clock, driver, seconds=REPORT_S)
     assert driver.observations.since(rollout.id, rollout.started_at)[2].requests == 7
+
+
+def test_a_split_written_late_for_an_aborted_rollout_is_undone(
+    services: Services, fraud: str, store: RolloutStore
+) -> None:
+    """A holder that moved a step on, then wrote its split after an abort from the CLI
+    had already cleared the traffic, clears it again."""
+    rollout = _start(store)
+    assert store.end(rollout, RolloutState.ABORTED, "aborted by hand")
+    apply_step(store, rollout)
+    assert TrafficStore(services.registry).get(fraud) is None
+    assert store.get(fraud).settled

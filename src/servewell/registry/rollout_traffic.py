@@ -32,6 +32,9 @@ def apply_step(store: RolloutStore, rollout: Rollout) -> None:
     if policy is None or list(policy.arms) != arms:
         traffic.set_split(rollout.model, arms, by=ROLLOUT_BY)
     store.mark_applied(rollout)
+    now = store.by_id(rollout.id)
+    if now.state is not RolloutState.RUNNING:  # aborted meanwhile: undo what was written
+        settle(store, now)
 
 
 def settle(store: RolloutStore, rollout: Rollout) -> None:

@@ -87,7 +87,7 @@ class RolloutStore:
             _event(conn, int(rollout_id), now, "started", steps[0], detail, by)
             return int(rollout_id)
 
-        return self._by_id(self.registry.write(begin))
+        return self.by_id(self.registry.write(begin))
 
     def get(self, name: str) -> Rollout:
         """``name``'s latest rollout, running or ended (RolloutNotFound: none ever)."""
@@ -193,7 +193,8 @@ class RolloutStore:
             lambda conn: conn.execute(update(r).where(r.c.id == rollout.id).values(**values))
         )
 
-    def _by_id(self, rollout_id: int) -> Rollout:
+    def by_id(self, rollout_id: int) -> Rollout:
+        """The rollout with that id, as it is now."""
         r, m = schema.rollouts, schema.models
         with self.registry.read() as conn:
             row = conn.execute(
