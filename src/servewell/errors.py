@@ -17,12 +17,14 @@ the same way::
     │   ├── ModelNotFound
     │   ├── VersionNotFound
     │   ├── AliasNotFound
-    │   └── NoPreviousVersion                        an alias with nothing to roll back to
+    │   ├── NoPreviousVersion                        an alias with nothing to roll back to
+    │   └── RolloutNotFound                          a model with no (running) rollout
     ├── InvalidInput (ValueError)                400   a request's data is wrong
     │   ├── PayloadTooLarge                      413   a request body over the size limit
     │   ├── HeadersTooLarge                      431   a request line and headers over the limit
     │   ├── UnsupportedMediaType                 415   a body in a content type not spoken
-    │   └── InvalidTrafficPolicy                       a split or shadow that cannot be served
+    │   ├── InvalidTrafficPolicy                       a split or shadow that cannot be served
+    │   └── InvalidRollout                             bad steps or bounds, a rollout in the way
     ├── InvalidReference (ValueError)            400   "name@version" does not parse
     ├── InvalidSignature (ValueError)            400   a signature file or spec is wrong
     │   └── SignatureRequired                          a format with no signature of its own
@@ -138,6 +140,14 @@ class NoPreviousVersion(NotFound):
         )
 
 
+class RolloutNotFound(NotFound):
+    code = "rollout_not_found"
+
+    def __init__(self, name: str, running: bool = False) -> None:
+        what = "running rollout" if running else "rollout"
+        super().__init__(f"model '{name}' has no {what}", model=name)
+
+
 # --- 4xx: the caller's input ----------------------------------------------------------------
 
 
@@ -199,6 +209,14 @@ class InvalidTrafficPolicy(InvalidInput):
 
     code = "invalid_traffic_policy"
     title = "Invalid traffic policy"
+
+
+class InvalidRollout(InvalidInput):
+    """A canary rollout that cannot start: steps that do not rise to 100, bounds out of
+    range, a candidate that is the primary, another rollout or a manual split in the way."""
+
+    code = "invalid_rollout"
+    title = "Invalid rollout"
 
 
 class InvalidReference(ServewellError, ValueError):

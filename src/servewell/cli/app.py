@@ -21,6 +21,7 @@ from servewell.cli import (
     predict,
     predictions,
     register,
+    rollout,
     serve,
     traffic,
     train,
@@ -81,6 +82,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(alias.app, name="alias")
 app.command("rollback")(alias.rollback)
 app.add_typer(traffic.app, name="traffic")
+app.add_typer(rollout.app, name="rollout")
 app.add_typer(keys.app, name="keys")
 app.command("predict")(predict.predict)
 app.command("predictions")(predictions.predictions)

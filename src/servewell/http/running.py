@@ -34,6 +34,7 @@ from servewell.serving.predictor import Predictor
 from servewell.serving.promotion import Promoter
 from servewell.serving.protection import Protection
 from servewell.serving.recorder import Recorder
+from servewell.serving.rollout import RolloutDriver
 from servewell.serving.routing import Router
 from servewell.serving.shadow import ShadowTraffic
 from servewell.settings import Settings
@@ -55,6 +56,9 @@ class RunningServer:
     """The traffic policies' routes: followed from the registry once the models load."""
     promoter: Promoter
     """Follows alias moves, loads and unloads versions while running."""
+    rollouts: RolloutDriver
+    """Reports this process's share of the canary rollouts and, holding a rollout's
+    lease, advances it."""
     codecs: Mapping[str, Codec]
     """The gateway's codec of each inference protocol (``v2``, ``rest``)."""
     metrics: ServingMetrics
@@ -77,6 +81,7 @@ class RunningServer:
         if not self.loading.done():
             self.loading.cancel()
             await asyncio.gather(self.loading, return_exceptions=True)
+        await self.rollouts.stop()
         await self.promoter.stop()
         await self.pool.close(timeout_s)
         await self.protection.stop()
@@ -125,6 +130,8 @@ async def start_server(
     gateway = Gateway(
         predictor, admission, protection.cache, recorder, fallbacks, router, predictions
     )
+    rollouts = RolloutDriver(services.registry, metrics)
+    rollouts.start()
     depth = limits.max_json_depth
     return RunningServer(
         settings=settings,
@@ -137,6 +144,7 @@ async def start_server(
         gateway=gateway,
         router=router,
         promoter=promoter,
+        rollouts=rollouts,
         codecs={"v2": V2Codec(depth), "rest": RestCodec(depth)},
         metrics=metrics,
         predictions=predictions,

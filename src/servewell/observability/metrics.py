@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from servewell.observability.tally import (
@@ -295,6 +296,17 @@ class ServingMetrics:
         tally = self.tally
         tally.count((ARM_REQUESTS, model, arm, version, STATUS_CLASSES[min(status // 100, 5)]))
         tally.observe((ARM_S, model, arm, version), duration_s)
+
+    def own_families(self, *families: Family) -> list[Metric]:
+        """This process's own values of tallied ``families``, never merged with other
+        workers' (what a canary rollout reports of its arms). On the writing thread."""
+        self.tally.flush()
+        found: list[Metric] = []
+        for family in families:
+            client = self._client_metrics.get(family)
+            source = client or TallyCollector(family, self.tally.snapshot)
+            found.extend(source.collect())
+        return found
 
     def count_shadow_dropped(self, model: str) -> None:
         """A copy of a request for ``model``'s shadow dropped, its queue full (on the

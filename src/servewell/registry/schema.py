@@ -173,3 +173,67 @@ leases = Table(
 )
 """Named leases (``registry/leases.py``): who runs a job that must run once, until when
 (seconds since the epoch)."""
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("active_model_id", Integer, nullable=True, unique=True),
+    Column("primary_version", Integer, nullable=False),
+    Column("candidate_version", Integer, nullable=False),
+    Column("steps", JSON, nullable=False),
+    Column("every_s", Float, nullable=False),
+    Column("max_error_rate", Float, nullable=False),
+    Column("max_p99_ratio", Float, nullable=False),
+    Column("min_requests", Integer, nullable=False),
+    Column("step_index", Integer, nullable=False),
+    Column("applied_step", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("settled", Boolean, nullable=False),
+    Column("step_started_at", Float, nullable=False),
+    Column("next_step_at", Float, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("started_by", String(160), nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("ended_by", String(160), nullable=True),
+    Index("ix_rollouts_model_id", "model_id"),
+)
+"""Canary rollouts (``registry/rollouts.py``), times in seconds since the epoch.
+``active_model_id`` is the model's id while the rollout is running or not settled and
+NULL after: its unique constraint lets one rollout per model be active, race or not
+(both backends allow many NULLs)."""
+
+rollout_events = Table(
+    "rollout_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("rollout_id", Integer, ForeignKey("rollouts.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("percent", Integer, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("by", String(200), nullable=True),
+    Index("ix_rollout_events_rollout_id", "rollout_id"),
+)
+"""What happened to each rollout: started, step, aborted, completed; written in the
+transaction that made it happen, so never twice."""
+
+rollout_observations = Table(
+    "rollout_observations",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("rollout_id", Integer, ForeignKey("rollouts.id", ondelete="CASCADE"), nullable=False),
+    Column("holder", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("observed_at", Float, nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("buckets", JSON, nullable=False),
+    Index("ix_rollout_observations_rollout_id_observed_at", "rollout_id", "observed_at"),
+)
+"""What each serving process measured of a rollout's versions since its last report
+(``registry/rollout_observations.py``): requests, 5xx answers and latency counts per
+bucket of ``observability/metrics.LATENCY_BUCKETS_S`` (+Inf last)."""

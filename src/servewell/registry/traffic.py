@@ -137,6 +137,17 @@ class TrafficStore:
         self.registry.write(save)
         return before
 
+    def clear_split(self, name: str, *, by: str | None = None) -> None:
+        """Remove ``name``'s split, keeping its shadow (a rollout ending)."""
+
+        def save(conn: Connection) -> None:
+            model = lookups.model_id(conn, name)
+            current = _row(conn, model, lock=True)
+            if current is not None and current["arms"]:
+                _save(conn, name, model, current, {"arms": []}, by)
+
+        self.registry.write(save)
+
 
 def _check_targets(conn: Connection, name: str, model: int, targets: list[str]) -> None:
     """Every target names a registered version or an existing alias, and no two name
