@@ -43,7 +43,7 @@ def _production(invoke: Invoke) -> int:
     return next(v["version"] for v in json.loads(shown.stdout) if "production" in v["aliases"])
 
 
-def test_an_alias_move_that_would_not_fit_exits_7_and_moves_nothing(
+def test_an_alias_move_that_would_not_fit_exits_10_and_moves_nothing(
     invoke: Invoke, fraud: str
 ) -> None:
     assert invoke("alias", "set", fraud, "production", "2").exit_code == 0  # 30 + 60 MB
@@ -59,7 +59,7 @@ def test_an_alias_move_that_would_not_fit_exits_7_and_moves_nothing(
     assert invoke("alias", "set", fraud, "production", "1").exit_code == 0  # loads nothing
 
 
-def test_a_rollback_that_would_not_fit_exits_7(invoke: Invoke, fraud: str) -> None:
+def test_a_rollback_that_would_not_fit_exits_10(invoke: Invoke, fraud: str) -> None:
     with pytest.MonkeyPatch.context() as patch:  # a bigger budget for the moves before
         patch.setenv("SERVEWELL_SERVER__MEMORY_BUDGET_MB", "200")
         assert invoke("alias", "set", fraud, "production", "3").exit_code == 0
@@ -69,7 +69,7 @@ def test_a_rollback_that_would_not_fit_exits_7(invoke: Invoke, fraud: str) -> No
     assert _production(invoke) == 2
 
 
-def test_a_split_or_shadow_that_would_not_fit_exits_7_and_stores_nothing(
+def test_a_split_or_shadow_that_would_not_fit_exits_10_and_stores_nothing(
     invoke: Invoke, fraud: str
 ) -> None:
     split = invoke("traffic", "split", fraud, "1=90", "3=10")  # 30 + 80 MB
@@ -88,3 +88,13 @@ def test_only_the_served_models_count(
 ) -> None:
     monkeypatch.setenv("SERVEWELL_SERVER__MODELS", '["other"]')  # fraud is not served
     assert invoke("alias", "set", fraud, "production", "3").exit_code == 0
+
+
+def test_a_rollout_whose_candidate_would_not_fit_exits_10_and_starts_nothing(
+    invoke: Invoke, fraud: str
+) -> None:
+    refused = invoke("rollout", "start", fraud, "--to", "3", "--steps", "10,100", "--every", "1m")
+    assert refused.exit_code == 10, refused.output  # 30 + 80 MB
+    assert "fraud@3 needs about 80.0 MB beside the 30.0 MB" in refused.stderr
+    assert invoke("rollout", "status", fraud).exit_code == 4  # none was started
+    assert json.loads(invoke("traffic", "show", fraud, "--json").stdout) is None

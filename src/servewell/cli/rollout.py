@@ -46,11 +46,13 @@ def start(
     """Roll NAME out to version TO: its share of requests rises step by step; before each
     step its error rate and p99 over the last one are compared with the primary's, and a
     broken bound aborts it (back to 0 %). At 100 % the production alias moves to it."""
-    from servewell.core.ref import check_name
+    from servewell.core.ref import ModelRef, check_name
     from servewell.core.rollout import Bounds, parse_steps
+    from servewell.core.traffic import Arm
     from servewell.errors import InvalidRollout
     from servewell.registry.rollout_traffic import apply_step
     from servewell.registry.rollouts import RolloutStore
+    from servewell.serving.headroom import Change, check_headroom
     from servewell.settings.monitoring import parse_duration_s
 
     with reporting_errors():
@@ -62,6 +64,11 @@ def start(
         except ValueError as exc:
             raise InvalidRollout(f"--every: {exc}") from None
     with open_services() as services:
+        # The candidate is loaded beside the primary: refused up front when it does not
+        # fit the servers' memory budget (exit 10), as a split by hand would be.
+        primary = services.registry.resolve(ModelRef.parse(name)).version
+        arms = (Arm(str(primary), 100 - planned[0]), Arm(str(to), planned[0]))
+        check_headroom(services, Change(name, targets=arms))
         store = RolloutStore(services.registry)
         rollout = store.start(name, to, planned, every_s, bounds, by=who_am_i())
         apply_step(store, rollout)  # the first step now, whether a server runs or not
