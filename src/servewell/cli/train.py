@@ -122,11 +122,10 @@ def train(
 
 
 def _finish(result: PipelineResult, report: Path | None, as_json: bool) -> None:
-    from servewell.reports.report import report_data, write_report
+    from servewell.reports.report import report_data
 
     if report is not None:
-        _, html = write_report(result.report(), report)
-        (Console(stderr=True) if as_json else console).print(f"report: {html}")
+        write_report(result, report, as_json)
     if as_json:
         print_json(report_data(result.report()))
         return
@@ -137,6 +136,15 @@ def _finish(result: PipelineResult, report: Path | None, as_json: bool) -> None:
             f"registered [bold]{version.name}@{version.version}[/]"
             + (f" with alias [cyan]{', '.join(version.aliases)}[/]" if version.aliases else "")
         )
+
+
+def write_report(result: PipelineResult, folder: Path, as_json: bool) -> None:
+    """The run's report.json and report.html into ``folder``; says where (on stderr
+    when stdout is for JSON)."""
+    from servewell.reports import report
+
+    _, html = report.write_report(result.report(), folder)
+    (Console(stderr=True) if as_json else console).print(f"report: {html}")
 
 
 def key_table(result: PipelineResult) -> Table:
