@@ -98,6 +98,9 @@ def test_a_better_challenger_is_registered(
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "Challenger against champion" in html
     assert "loans@1" in html
+    attached = challenger.artifact("report.html")
+    kept = registry.artifacts.fetch(attached.uri, attached.sha256).read_text()
+    assert "Challenger against champion" in kept  # the version's own report shows both
 
 
 def test_a_worse_challenger_exits_5_and_registers_nothing(

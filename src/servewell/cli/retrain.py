@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from servewell.cli.output import console, open_services, print_json, reporting_errors, who_am_i
-from servewell.cli.train import RichProgress, write_report
+from servewell.cli.output import console, open_services, reporting_errors, who_am_i
+from servewell.cli.train import RichProgress, finish
 
 if TYPE_CHECKING:
     from servewell.pipeline.retrain import Challenge
@@ -63,25 +63,7 @@ def retrain(
         try:
             register_challenger(services, challenge, RichProgress(display), by=who_am_i())
         finally:  # shown whether it won or not
-            _finish(challenge, report, as_json)
-
-
-def _finish(challenge: Challenge, report: Path | None, as_json: bool) -> None:
-    from servewell.reports.report import report_data
-
-    result = challenge.result
-    if report is not None:
-        write_report(result, report, as_json)
-    if as_json:
-        print_json(report_data(result.report()))
-        return
-    console.print(side_by_side(challenge))
-    if result.version is not None:
-        version = result.version
-        console.print(
-            f"registered [bold]{version.name}@{version.version}[/], the challenger"
-            + (f", with alias [cyan]{', '.join(version.aliases)}[/]" if version.aliases else "")
-        )
+            finish(challenge.result, report, as_json, side_by_side(challenge))
 
 
 def side_by_side(challenge: Challenge) -> Table:

@@ -114,37 +114,33 @@ def train(
             )
         result = train_pipeline(dataset, config, RichProgress(display))
         if not result.passed:
-            _finish(result, report, as_json)
+            finish(result, report, as_json)
             raise GateFailed(result.failures)
     with open_services() as services:
         register_result(services, result, RichProgress(display), by=who_am_i())
-    _finish(result, report, as_json)
+    finish(result, report, as_json)
 
 
-def _finish(result: PipelineResult, report: Path | None, as_json: bool) -> None:
-    from servewell.reports.report import report_data
+def finish(
+    result: PipelineResult, report: Path | None, as_json: bool, table: Table | None = None
+) -> None:
+    """The run's report files (``report``: a folder), then its JSON, or its ``table``
+    (default: :func:`key_table`) and the version it was registered as."""
+    from servewell.reports.report import report_data, write_report
 
     if report is not None:
-        write_report(result, report, as_json)
+        _, html = write_report(result.report(), report)
+        (Console(stderr=True) if as_json else console).print(f"report: {html}")
     if as_json:
         print_json(report_data(result.report()))
         return
-    console.print(key_table(result))
+    console.print(table if table is not None else key_table(result))
     if result.version is not None:
         version = result.version
         console.print(
             f"registered [bold]{version.name}@{version.version}[/]"
             + (f" with alias [cyan]{', '.join(version.aliases)}[/]" if version.aliases else "")
         )
-
-
-def write_report(result: PipelineResult, folder: Path, as_json: bool) -> None:
-    """The run's report.json and report.html into ``folder``; says where (on stderr
-    when stdout is for JSON)."""
-    from servewell.reports import report
-
-    _, html = report.write_report(result.report(), folder)
-    (Console(stderr=True) if as_json else console).print(f"report: {html}")
 
 
 def key_table(result: PipelineResult) -> Table:

@@ -74,25 +74,6 @@ class Challenge:
         }
 
 
-def retrain(
-    access: RegistryAccess,
-    name: str,
-    dataset: Dataset,
-    *,
-    with_feedback: bool = False,
-    margin: float = 0.0,
-    progress: Progress | None = None,
-    by: str | None = None,
-) -> Challenge:
-    """Train a challenger, compare it, and register it if it wins; raises GateFailed
-    (its gate) or ChallengerLost (the champion) otherwise, registering nothing."""
-    challenge = challenge_champion(
-        access, name, dataset, with_feedback=with_feedback, margin=margin, progress=progress
-    )
-    register_challenger(access, challenge, progress, by=by)
-    return challenge
-
-
 def challenge_champion(
     access: RegistryAccess,
     name: str,

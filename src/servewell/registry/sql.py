@@ -91,16 +91,7 @@ class SqlRegistry:
         def keep(conn: Connection) -> None:
             found = lookups.version_id(conn, lookups.model_id(conn, name), name, version)
             conn.execute(delete(a).where(a.c.version_id == found, a.c.role == artifact.role))
-            conn.execute(
-                a.insert().values(
-                    version_id=found,
-                    role=artifact.role,
-                    format=artifact.format,
-                    uri=artifact.uri,
-                    sha256=artifact.sha256,
-                    size_bytes=artifact.size_bytes,
-                )
-            )
+            conn.execute(a.insert().values(_artifact_row(found, artifact)))
 
         self.write(keep)
         return self.get_version(name, version)
@@ -316,18 +307,7 @@ class SqlRegistry:
             )
         )
         conn.execute(
-            schema.artifacts.insert(),
-            [
-                {
-                    "version_id": version_id,
-                    "role": a.role,
-                    "format": a.format,
-                    "uri": a.uri,
-                    "sha256": a.sha256,
-                    "size_bytes": a.size_bytes,
-                }
-                for a in new.artifacts
-            ],
+            schema.artifacts.insert(), [_artifact_row(version_id, a) for a in new.artifacts]
         )
         if new.alias is not None:
             move_alias(conn, new.name, model_id, new.alias, number, new.by)
@@ -339,3 +319,15 @@ class SqlRegistry:
         return lookups.version_id(
             conn, lookups.model_id(conn, parent.name), parent.name, parent.version
         )
+
+
+def _artifact_row(version_id: int, artifact: Artifact) -> dict[str, object]:
+    """One row of ``artifacts``: a file of the version ``version_id``."""
+    return {
+        "version_id": version_id,
+        "role": artifact.role,
+        "format": artifact.format,
+        "uri": artifact.uri,
+        "sha256": artifact.sha256,
+        "size_bytes": artifact.size_bytes,
+    }
