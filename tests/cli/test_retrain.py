@@ -223,4 +223,26 @@ def test_refusals(invoke: Invoke, registry: Services, tmp_path: Path) -> None:
     assert "late" in no_target.stderr
     negative = invoke("retrain", MODEL, "--data", str(data), "--margin", "-1")
     assert negative.exit_code == 2
+    three = monitored.loans(300, seed=1)
+    three.loc[:40, "late"] = 2  # a class the champion never saw
+    new_class = invoke("retrain", MODEL, "--data", str(write(three, tmp_path / "c.csv")))
+    assert new_class.exit_code == 2, new_class.output
+    assert "class(es) 2 that the champion loans@1 does not know" in new_class.stderr
     assert versions(registry) == [1]
+
+
+def test_a_regressor_retrained_on_its_own_data_ties_and_a_tie_holds(
+    invoke: Invoke, registry: Services, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame  # shipped with scikit-learn
+    config = fast_config(name="sugar", target="target", estimator={"kind": "random_forest"})
+    run_pipeline(dataset_from_frame(frame, "sugar"), config, registry)
+    data = write(frame, tmp_path / "same.csv")
+    result = invoke("retrain", "sugar", "--data", str(data), "--json")
+    assert result.exit_code == 0, result.output
+    [compared] = json.loads(result.stdout)["challenge"]["compared"]
+    assert compared["metric"] == "r2"  # a regressor's headline metric, with no gate
+    assert compared["challenger"] == pytest.approx(compared["champion"], abs=1e-6)
+    assert [v.version for v in registry.registry.list_versions("sugar")] == [1, 2]

@@ -20,6 +20,10 @@ from servewell.training.evaluate import Metrics
 from servewell.training.gate import LATENCY, evaluate_gate
 
 
+#: Equal figures computed along two paths may differ by rounding: that is a tie.
+ROUNDING = 1e-9
+
+
 @dataclass(frozen=True, slots=True)
 class Compared:
     """One metric on both sides."""
@@ -60,7 +64,8 @@ def compare(
         elif mine is None:
             passed = False
         else:
-            passed = mine >= before - margin if higher else mine <= before + margin
+            slack = margin + ROUNDING
+            passed = mine >= before - slack if higher else mine <= before + slack
         results.append(
             Compared(
                 criterion, metric, before, mine, passed, _message(metric, before, mine, passed)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servewell.core.ref import ModelRef
-from servewell.errors import ChallengerLost, GateFailed, InvalidInput
+from servewell.errors import ChallengerLost, GateFailed, InvalidData, InvalidInput
 from servewell.pipeline.challenge import Compared, compare, compared_gate
 from servewell.pipeline.labelled_log import LabelledLog, read_labelled_log
 from servewell.registry import ModelVersion, RegistryAccess
@@ -166,6 +166,14 @@ def _score_champion(
     frame, target = result.validation_frame, result.config.target
     assert frame is not None  # train_pipeline keeps the validation rows
     assert target is not None
+    known = {str(label) for label in champion.signature.class_labels or ()}
+    new = sorted({str(label) for label in result.labels or ()} - known)
+    if known and new:
+        raise InvalidData(
+            f"the new data has class(es) {', '.join(new[:5])} that the champion "
+            f"{champion.name}@{champion.version} does not know (its classes: "
+            f"{', '.join(sorted(known))}), so the two cannot be compared on the same rows"
+        )
     runtime = open_runtime(access, champion)
     try:
         return evaluate_runtime(runtime, frame, target, positive_label=result.positive_label)
