@@ -19,7 +19,6 @@ from servewell.training.config import GateConfig
 from servewell.training.evaluate import Metrics
 from servewell.training.gate import LATENCY, evaluate_gate
 
-
 #: Equal figures computed along two paths may differ by rounding: that is a tie.
 ROUNDING = 1e-9
 
