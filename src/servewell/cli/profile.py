@@ -40,10 +40,16 @@ def profile(
         with Progress(
             *columns, console=errors, transient=True, disable=as_json or not errors.is_terminal
         ) as display:
-            task = display.add_task(f"profiling {target.name}@{target.version}", total=None)
-            profiled = profile_version(
-                services, target, data, progress=lambda rows: display.advance(task, rows)
-            )
+            what = f"profiling {target.name}@{target.version}: predicting"
+            task = display.add_task(f"{what} 0 rows", total=None)
+            done = 0
+
+            def advance(rows: int) -> None:
+                nonlocal done
+                done += rows
+                display.update(task, description=f"{what} {done:,} rows")
+
+            profiled = profile_version(services, target, data, progress=advance)
     if as_json:
         print_json(profiled.to_dict())
         return
