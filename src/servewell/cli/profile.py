@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from servewell.cli.output import console, errors, open_services, print_json, reporting_errors
 
@@ -33,23 +33,17 @@ def profile(
         target = check_target(services, name, version, replace=replace)
         columns = (
             SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
+            TextColumn(f"profiling {target.name}@{target.version}: predicting"),
+            TextColumn("{task.completed:,.0f} rows"),
             TimeElapsedColumn(),
         )
         with Progress(
             *columns, console=errors, transient=True, disable=as_json or not errors.is_terminal
         ) as display:
-            what = f"profiling {target.name}@{target.version}: predicting"
-            task = display.add_task(f"{what} 0 rows", total=None)
-            done = 0
-
-            def advance(rows: int) -> None:
-                nonlocal done
-                done += rows
-                display.update(task, description=f"{what} {done:,} rows")
-
-            profiled = profile_version(services, target, data, progress=advance)
+            task = display.add_task("profile", total=None)
+            profiled = profile_version(
+                services, target, data, progress=lambda rows: display.advance(task, rows)
+            )
     if as_json:
         print_json(profiled.to_dict())
         return
