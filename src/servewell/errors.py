@@ -36,6 +36,7 @@ the same way::
     ├── InvalidConfig (ValueError)               400   a pipeline file is wrong
     ├── TrainingFailed                           422   an estimator failed to converge or diverged
     ├── GateFailed                               422   a model missed its quality gate (exit 5)
+    │   └── ChallengerLost                             a retrained model did worse than its champion
     ├── Conflict                                 409
     │   ├── KeyNameTaken                               an API key name in use (exit 2: bad input)
     │   └── KeyAlreadyRevoked                          no active key of that name (exit 4)
@@ -330,6 +331,22 @@ class GateFailed(ServewellError):
     def __init__(self, failures: list[str]) -> None:
         super().__init__(
             f"quality gate failed, nothing registered: {'; '.join(failures)}",
+            failures=failures,
+        )
+
+
+class ChallengerLost(GateFailed):
+    """A retrained challenger did worse than its champion on the same rows (by more
+    than the margin allowed); nothing was registered."""
+
+    code = "challenger_lost"
+    title = "Challenger lost"
+
+    def __init__(self, champion: str, failures: list[str]) -> None:
+        ServewellError.__init__(
+            self,
+            f"the challenger lost to {champion}, nothing registered: {'; '.join(failures)}",
+            champion=champion,
             failures=failures,
         )
 

@@ -20,7 +20,9 @@ from servewell.cli import (
     optimize,
     predict,
     predictions,
+    profile,
     register,
+    retrain,
     rollout,
     serve,
     traffic,
@@ -88,10 +90,12 @@ app.command("predict")(predict.predict)
 app.command("predictions")(predictions.predictions)
 app.command("feedback")(predictions.feedback)
 app.command("monitor")(monitor.monitor)
+app.command("profile")(profile.profile)
 app.command("demo")(demo.demo)
 app.command("optimize")(optimize.optimize)
 app.command("serve")(serve.serve)
 app.command("train")(train.train)
+app.command("retrain")(retrain.retrain)
 app.command("evaluate")(evaluate.evaluate)
 app.command("gc")(gc.gc)
 

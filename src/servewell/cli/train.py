@@ -114,14 +114,18 @@ def train(
             )
         result = train_pipeline(dataset, config, RichProgress(display))
         if not result.passed:
-            _finish(result, report, as_json)
+            finish(result, report, as_json)
             raise GateFailed(result.failures)
     with open_services() as services:
         register_result(services, result, RichProgress(display), by=who_am_i())
-    _finish(result, report, as_json)
+    finish(result, report, as_json)
 
 
-def _finish(result: PipelineResult, report: Path | None, as_json: bool) -> None:
+def finish(
+    result: PipelineResult, report: Path | None, as_json: bool, table: Table | None = None
+) -> None:
+    """The run's report files (``report``: a folder), then its JSON, or its ``table``
+    (default: :func:`key_table`) and the version it was registered as."""
     from servewell.reports.report import report_data, write_report
 
     if report is not None:
@@ -130,7 +134,7 @@ def _finish(result: PipelineResult, report: Path | None, as_json: bool) -> None:
     if as_json:
         print_json(report_data(result.report()))
         return
-    console.print(key_table(result))
+    console.print(table if table is not None else key_table(result))
     if result.version is not None:
         version = result.version
         console.print(

@@ -18,8 +18,8 @@ from servewell.training.holdout import PROFILE_ROLE, read_attachment_json
 
 #: How a version without a reference profile gets one.
 HOW_TO_PROFILE = (
-    "register it with servewell train, which keeps the training data's profile "
-    f"({PROFILE_ROLE}) with the version"
+    "give it one with servewell profile NAME data.csv (a table of its inputs), or register "
+    f"it with servewell train, which keeps the training data's profile ({PROFILE_ROLE})"
 )
 
 

@@ -1,2 +1,5 @@
-"""Where the training code lived before it moved to ``servewell.training`` (and its
-siblings): kept only so that models trained then still load (see ``features``)."""
+"""What runs the training pipeline again for a registered model: ``servewell retrain``
+(:mod:`~servewell.pipeline.retrain`), the logged rows it may learn from
+(:mod:`~servewell.pipeline.labelled_log`) and the challenger's comparison with its
+champion (:mod:`~servewell.pipeline.challenge`). ``features`` is only the old import path
+of the training code's derived features, kept so models pickled before it moved load."""

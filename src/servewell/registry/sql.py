@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from servewell.core.ref import DEFAULT_ALIAS, ModelRef, check_alias, check_name
@@ -25,8 +25,10 @@ from servewell.registry.alias_moves import history, last_move, move_alias
 from servewell.registry.database import as_utc, create_registry_engine, map_sql_errors
 from servewell.registry.migrate import upgrade_to_head
 from servewell.registry.records import (
+    ONNX,
     ORIGINAL,
     AliasMove,
+    Artifact,
     ModelSummary,
     ModelVersion,
     NewVersion,
@@ -77,6 +79,22 @@ class SqlRegistry:
             raise ValueError("a new version needs an 'original' artifact")
         number = self.write(lambda conn: self._insert_version(conn, new))
         return self.get_version(new.name, number)
+
+    def attach(self, name: str, version: int, artifact: Artifact) -> ModelVersion:
+        """Keep ``artifact`` with an existing version, replacing the one of its role (a
+        reference profile given later, by ``servewell profile``). What serves (the
+        original and its ONNX conversion) is never replaced: a version stays what it was."""
+        if artifact.role in (ORIGINAL, ONNX):
+            raise ValueError(f"the '{artifact.role}' artifact of a version cannot be replaced")
+        a = schema.artifacts
+
+        def keep(conn: Connection) -> None:
+            found = lookups.version_id(conn, lookups.model_id(conn, name), name, version)
+            conn.execute(delete(a).where(a.c.version_id == found, a.c.role == artifact.role))
+            conn.execute(a.insert().values(_artifact_row(found, artifact)))
+
+        self.write(keep)
+        return self.get_version(name, version)
 
     def set_alias(
         self, name: str, alias: str, version: int, *, by: str | None = None
@@ -303,18 +321,7 @@ class SqlRegistry:
             )
         )
         conn.execute(
-            schema.artifacts.insert(),
-            [
-                {
-                    "version_id": version_id,
-                    "role": a.role,
-                    "format": a.format,
-                    "uri": a.uri,
-                    "sha256": a.sha256,
-                    "size_bytes": a.size_bytes,
-                }
-                for a in new.artifacts
-            ],
+            schema.artifacts.insert(), [_artifact_row(version_id, a) for a in new.artifacts]
         )
         if new.alias is not None:
             move_alias(conn, new.name, model_id, new.alias, number, new.by)
@@ -326,3 +333,15 @@ class SqlRegistry:
         return lookups.version_id(
             conn, lookups.model_id(conn, parent.name), parent.name, parent.version
         )
+
+
+def _artifact_row(version_id: int, artifact: Artifact) -> dict[str, object]:
+    """One row of ``artifacts``: a file of the version ``version_id``."""
+    return {
+        "version_id": version_id,
+        "role": artifact.role,
+        "format": artifact.format,
+        "uri": artifact.uri,
+        "sha256": artifact.sha256,
+        "size_bytes": artifact.size_bytes,
+    }

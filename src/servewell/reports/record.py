@@ -55,6 +55,10 @@ class TrainingReport:
     """A regressor's predictions on the validation rows (None for a classifier)."""
     version: Section | None = None
     """``name`` and ``version`` once registered."""
+    challenge: Section | None = None
+    """A retrained challenger's comparison with its champion (``servewell retrain``):
+    ``champion``, ``margin``, ``won``, ``compared`` (criterion, both values, passed,
+    message) and both sides' ``metrics`` on the same rows."""
 
     @property
     def passed(self) -> bool:

@@ -52,6 +52,7 @@ def report_data(report: TrainingReport) -> dict[str, Any]:
         "gate": report.gate,
         "signature": report.signature,
         "config": report.config,
+        "challenge": report.challenge,
     }
 
 
@@ -69,6 +70,7 @@ def report_html(report: TrainingReport) -> str:
     )
     sections = [
         _verdict(report),
+        _challenge_section(report),
         _metrics_section(report),
         _figures_section(report),
         _checks_section(report),
@@ -103,6 +105,34 @@ def _verdict(report: TrainingReport) -> str:
     return (
         f'<section><h2>Verdict</h2><p class="verdict">{text}</p>'
         f"<table><tr><th>gate</th><th>criterion</th></tr>{rows}</table></section>"
+    )
+
+
+def _challenge_section(report: TrainingReport) -> str:
+    """A retrained challenger beside its champion, on the same validation rows."""
+    challenge = report.challenge
+    if challenge is None:
+        return ""
+    champion, metrics = escape(challenge["champion"]), challenge["metrics"]
+    compared = {c["metric"]: c for c in challenge["compared"]}
+    rows = ""
+    for name, mine in metrics["challenger"].items():
+        theirs = metrics["champion"].get(name, float("nan"))
+        mark = compared.get(name)
+        badge = "" if mark is None else _badge("pass" if mark["passed"] else "fail")
+        rows += (
+            f"<tr><td>{escape(name)}</td><td class='num'>{theirs:.4f}</td>"
+            f"<td class='num'>{mine:.4f}</td><td class='num'>{mine - theirs:+.4f}</td>"
+            f"<td>{badge}</td></tr>"
+        )
+    verdict = "beats or matches" if challenge["won"] else "loses to"
+    return (
+        f"<section><h2>Challenger against champion</h2><p>This model {verdict} "
+        f"<code>{champion}</code> on the same {challenge['rows']:,} validation rows "
+        f"(margin {challenge['margin']:g}; compared: "
+        f"{escape(', '.join(compared))}).</p><table><tr><th>metric</th>"
+        f"<th>champion {champion}</th><th>challenger</th><th>change</th><th></th></tr>"
+        f"{rows}</table></section>"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +101,7 @@ def evaluate_runtime(
     usable, dropped = _usable_rows(frame, signature, target)
     task: Task = "classification" if signature.class_labels is not None else "regression"
     truth = _typed_truth(usable[target], signature)
-    batches = _predict_batches(runtime, signature, usable, batch_rows)
+    batches = predict_batches(runtime, signature, usable, batch_rows)
     if task == "classification":
         predictions = Predictions(
             label=np.concatenate([b["label"] for b in batches]),
@@ -115,16 +116,23 @@ def evaluate_runtime(
     return Evaluation(len(usable), dropped, metrics)
 
 
-def _predict_batches(
-    runtime: Runtime, signature: Signature, rows: pd.DataFrame, batch_rows: int
+def predict_batches(
+    runtime: Runtime,
+    signature: Signature,
+    rows: pd.DataFrame,
+    batch_rows: int = 5000,
+    progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Array]]:
     """The runtime's outputs on ``rows``, batch by batch, each validated as a request is
-    (so datetimes reach the model in its layout, missing values as it takes them)."""
+    (so datetimes reach the model in its layout, missing values as it takes them);
+    ``progress`` hears each batch's rows."""
     limits = InputLimits(max_rows=batch_rows, max_text_bytes=2**31)
     batches = []
     for start in range(0, len(rows), batch_rows):
         inputs = to_inputs(rows.iloc[start : start + batch_rows], signature)
         batches.append(runtime.predict(validate_inputs(signature, inputs, limits)))
+        if progress is not None:
+            progress(min(batch_rows, len(rows) - start))
     return batches
 
 

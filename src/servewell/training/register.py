@@ -3,7 +3,6 @@ the reference profile, the model card, the report (JSON and HTML) and the valida
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from servewell.errors import GateFailed
@@ -11,9 +10,11 @@ from servewell.registration.register import RegisterOptions, register_estimator
 from servewell.registry import ModelVersion, RegistryAccess
 from servewell.reports.card import model_card
 from servewell.reports.report import report_html, report_json
+from servewell.training.holdout import PROFILE_ROLE
+from servewell.training.profile import compact_json
 from servewell.training.progress import Progress, StageLog
 from servewell.training.result import PipelineResult
-from servewell.training.served import choose_served
+from servewell.training.served import Served, choose_served
 
 #: Validation rows (at most) attached to the version as ``validation.csv``, the rows
 #: ``servewell optimize`` judges the version on when given no ``--eval``.
@@ -26,14 +27,16 @@ def register_result(
     progress: Progress | None = None,
     *,
     by: str | None = None,
+    served: Served | None = None,
 ) -> ModelVersion:
     """Register a result that passed its gate, with its profile, card, report and
     validation split (``validation.csv``, read by ``servewell optimize``) attached
-    (``by``: who, the author of its alias move)."""
+    (``by``: who, the author of its alias move; ``served``: what will serve it, when
+    already chosen and scored, as ``servewell retrain`` does before comparing)."""
     if not result.passed:
         raise GateFailed(result.failures)
     log = StageLog(progress)
-    served = choose_served(log, result)
+    served = served or choose_served(log, result)
     result.served_metrics = served.metrics
     result.stages.extend(log.summaries)  # the report shows how the model will serve
     log = StageLog(progress)
@@ -55,7 +58,7 @@ def register_result(
             conversion=served.conversion,
             convert=served.conversion is not None,
             attachments={
-                "profile.json": _compact_json(result.profile),
+                PROFILE_ROLE: compact_json(result.profile),
                 "model_card.md": model_card(report).encode("utf-8"),
                 "report.json": report_json(report).encode("utf-8"),
                 "report.html": report_html(report).encode("utf-8"),
@@ -89,6 +92,7 @@ def _registry_params(result: PipelineResult) -> dict[str, Any]:
         "positive_label": result.positive_label,
         "data": result.dataset.fingerprint.to_dict(),
         "rows_after_cleaning": result.cleaning.rows_out,
+        **({"challenge": result.challenge} if result.challenge is not None else {}),
     }
 
 
@@ -97,9 +101,3 @@ def _validation_attachment(result: PipelineResult) -> dict[str, bytes]:
         return {}
     rows = result.validation_frame.head(VALIDATION_ROWS)
     return {"validation.csv": rows.to_csv(index=False).encode("utf-8")}
-
-
-def _compact_json(data: Any) -> bytes:
-    """The profile holds thousands of numbers per column (its drift sketches and
-    sample): one line, no indentation."""
-    return json.dumps(data, separators=(",", ":"), default=str).encode("utf-8")

@@ -55,6 +55,9 @@ class PipelineResult(Gated):
     version: ModelVersion | None = None
     served_metrics: Metrics | None = None
     """The validation metrics of the artifact that serves (set when registering)."""
+    challenge: dict[str, Any] | None = None
+    """A retrained challenger's comparison with its champion on the same validation
+    rows (``servewell retrain``), as its report shows it."""
 
     def report(self) -> TrainingReport:
         """The run as its report and model card show it, as it stands now (registered or
@@ -86,4 +89,5 @@ class PipelineResult(Gated):
             validation_truth=self.validation_truth,
             validation_values=self.validation_predictions.value,
             version=None if version is None else {"name": version.name, "version": version.version},
+            challenge=self.challenge,
         )

@@ -10,6 +10,8 @@ reports to a :class:`~servewell.training.progress.Progress` as it runs.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from servewell.core.ref import check_alias, check_name
 from servewell.errors import InvalidConfig
 from servewell.registry import RegistryAccess
@@ -42,9 +44,16 @@ def run_pipeline(
 
 
 def train_pipeline(
-    dataset: Dataset, config: PipelineConfig, progress: Progress | None = None
+    dataset: Dataset,
+    config: PipelineConfig,
+    progress: Progress | None = None,
+    *,
+    extra_rows: pd.DataFrame | None = None,
 ) -> PipelineResult:
-    """Every stage up to and including the gate; nothing is registered."""
+    """Every stage up to and including the gate; nothing is registered. ``extra_rows``
+    (labelled rows of the model's inputs and the target: logged predictions with their
+    feedback) are cleaned alike and join the training part only, after the split, so
+    the validation rows stay the data's own."""
     target, frame, log = _checked_target(config), dataset.frame, StageLog(progress)
     schema, task = stages.load(log, frame, target, config)
     make_estimator(config.estimator, task)  # foreign or bad parameters: refused now
@@ -53,6 +62,8 @@ def train_pipeline(
     positive = positive_label(config, labels)
     check_gate_config(config.gate, task, labels or ())  # refused before any fitting
     rows = stages.split(log, cleaned, target, plan, task, config)
+    if extra_rows is not None:
+        rows = stages.augment(log, rows, extra_rows, frame, schema, task, labels, config)
     fitted = stages.train(log, preprocessor, rows, task, config)
     scores = stages.validate(log, fitted.model, rows, task, labels, positive)
     checks = stages.run_checks(log, fitted, scores, rows, schema, config)

@@ -109,6 +109,8 @@ def to_inputs(frame: pd.DataFrame, signature: Signature) -> dict[str, Array]:
             arrays[spec.name] = values.to_numpy(dtype=np.int64)
         else:
             arrays[spec.name] = values.to_numpy(dtype=np.float64)
+        if len(spec.shape) == 2 and spec.shape[1] == 1:  # a column as a [rows, 1] tensor
+            arrays[spec.name] = arrays[spec.name].reshape(-1, 1)
     return arrays
 
 

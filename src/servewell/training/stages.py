@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from servewell.core.task import Task
+from servewell.errors import InvalidData
 from servewell.stats import ClassificationMetrics
 from servewell.training.checks import (
     Check,
@@ -116,6 +118,75 @@ def split(
             f"({stratified}seed {config.split.seed})"
         ]
     return rows
+
+
+def augment(
+    log: StageLog,
+    rows: Split,
+    extra: pd.DataFrame,
+    frame: pd.DataFrame,
+    schema: Schema,
+    task: Task,
+    labels: tuple[Any, ...] | None,
+    config: PipelineConfig,
+) -> Split:
+    """The training part with ``extra``'s rows added, cleaned as the data's were; a row
+    cleaning drops, or whose class the data does not have, is left out and counted."""
+    target = config.target
+    assert target is not None  # train_pipeline checked it
+    with log.stage("augment") as summary:
+        table = extra.reindex(columns=frame.columns)  # other columns: missing
+        table[target] = _typed_like(extra[target], frame[target])
+        added, lines = _cleaned_extra(table, schema, target, task, labels, config)
+        grown = Split(
+            pd.concat([rows.x_train, added[list(rows.x_train.columns)]], ignore_index=True),
+            rows.x_val,
+            np.concatenate([rows.y_train, added[target].to_numpy()]),
+            rows.y_val,
+        )
+        summary.rows_in, summary.columns_in = len(extra), extra.shape[1]
+        summary.rows_out, summary.columns_out = len(grown.x_train), grown.x_train.shape[1]
+        summary.lines = [
+            f"{len(added)} of {len(extra)} extra labelled rows added to the "
+            f"{len(rows.x_train)} training rows (validation rows unchanged)",
+            *lines,
+        ]
+    return grown
+
+
+def _typed_like(labels: pd.Series, target: pd.Series) -> pd.Series:
+    """Labels as JSON gave them (``1``, ``"1"``, ``true``), typed as the data's target
+    column, so cleaning types both alike."""
+    if target.dtype.kind in "iufb":
+        numbers = labels.map(lambda v: int(v) if isinstance(v, bool) else v)
+        return pd.to_numeric(numbers, errors="coerce")
+    return labels.map(lambda v: v if v is None else str(v)).astype(object)
+
+
+def _cleaned_extra(
+    table: pd.DataFrame,
+    schema: Schema,
+    target: str,
+    task: Task,
+    labels: tuple[Any, ...] | None,
+    config: PipelineConfig,
+) -> tuple[pd.DataFrame, list[str]]:
+    if table.empty:
+        return table, []
+    lenient = config.cleaning.model_copy(update={"max_dropped_fraction": 1.0})
+    try:
+        cleaned, report = clean(table, schema, target, task, lenient)
+    except InvalidData as exc:  # cleaning left no row: there is nothing to add
+        return table.iloc[0:0], [exc.message]
+    lines = report.lines()
+    if labels is not None:
+        known = cleaned[target].isin(labels)
+        if not known.all():
+            lines.append(
+                f"left out {int((~known).sum())} rows whose label is not a class of the data"
+            )
+        cleaned = cleaned[known]
+    return cleaned, lines
 
 
 def train(
