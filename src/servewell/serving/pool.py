@@ -182,6 +182,7 @@ class ModelPool:
         key = (deployment.name, deployment.number)
         if self._deployments.get(key) is deployment:
             del self._deployments[key]
+            self.metrics.mark_unloaded(*key)
 
     async def add(self, ref: ModelRef) -> Deployment:
         """The deployment ``ref`` resolves to, loaded, warmed up and started first when
@@ -202,6 +203,7 @@ class ModelPool:
             raise
         deployment.metrics.load_s.set(time.perf_counter() - started)
         self._deployments[key] = deployment  # callers load one at a time
+        self.metrics.mark_loaded(*key)
         return deployment
 
     def _open(self, version: ModelVersion) -> Deployment:
