@@ -280,3 +280,16 @@ def test_show_scores_each_arm_on_its_labelled_predictions(
     bad = invoke("traffic", "show", fraud, "--since", "soon")
     assert bad.exit_code == 2
     assert "--since: 'soon' is not a duration" in bad.stderr
+
+
+def test_a_file_may_own_a_model_and_declare_no_policy_for_it(
+    invoke: Invoke, fraud: str, home: Path
+) -> None:
+    assert invoke("traffic", "split", fraud, "1=100").exit_code == 0
+    _declare(home, "traffic:\n  fraud: {source: file}\n  later: {split: {'1': 100}}\n")
+    assert _policy(invoke) is None  # the registry's split is not served
+    shown = invoke("traffic", "show", fraud)
+    assert "fraud has no traffic policy: servewell.yaml owns it (source: file)" in shown.stdout
+    listing = invoke("traffic", "show", "--json")  # 'later' is not registered (yet)
+    assert listing.exit_code == 0, listing.output
+    assert [policy["model"] for policy in json.loads(listing.stdout)] == ["later"]

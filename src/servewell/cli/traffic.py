@@ -127,7 +127,13 @@ def show(
             print_json(data if name is None else (data[0] if data else None))
             return
         if not views:
-            console.print(_no_policy(name))
+            owned = declared.get(name or "")
+            console.print(
+                f"{name} has no traffic policy: {owned.declared_in} owns it (source: file) "
+                "and declares none"
+                if owned is not None and owned.file_wins
+                else _no_policy(name)
+            )
         for view in views:
             print_view(view, as_json=False)
 
@@ -208,13 +214,17 @@ def _view(
         view.measured = arm_stats(metrics_text, policy.model)
         view.shadowed = shadow_stats(metrics_text, policy.model)
     if quality_window_s is not None and policy.arms:
+        from servewell.errors import ModelNotFound
         from servewell.monitoring.arms import arm_quality
 
         since = policy.updated_at
         if quality_window_s:
             since = datetime.now(UTC) - timedelta(seconds=quality_window_s)
-        view.quality = arm_quality(services, policy.model, since)
-        view.quality_since = since
+        try:
+            view.quality = arm_quality(services, policy.model, since)
+            view.quality_since = since
+        except ModelNotFound:  # declared in the file, not registered (yet): nothing logged
+            pass
     return view
 
 
