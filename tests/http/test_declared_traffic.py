@@ -176,3 +176,40 @@ def test_a_server_with_a_bad_declared_policy_exits_9_naming_the_key(
     )
     assert done.returncode == 9, done.stdout + done.stderr
     assert "traffic.fraud.split: model 'fraud' has no version 9" in done.stderr
+
+
+def test_feedback_scores_each_arm_end_to_end(services: Services) -> None:
+    """Routed by the split, logged with their arm, labelled through the feedback route:
+    each arm's accuracy is its own requests' (every version answers label 1 for x = 1;
+    the truth says 1 for arm '1''s users and 0 for arm '3''s)."""
+    from datetime import UTC, datetime, timedelta
+
+    from servewell.monitoring.arms import arm_quality
+
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    with serve_in_thread(_app(services, split={"1": 50, "3": 50})) as server:
+        answered = {}
+        for n in range(20):
+            request_id = f"req-{n}"
+            answer = httpx.post(
+                f"{server.url}/v1/models/fraud:predict",
+                json={"instances": [{"x": 1.0}]},
+                headers={"X-User-ID": f"user-{n}", "X-Request-ID": request_id},
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+            answered[request_id] = answer.headers["x-servewell-arm"]
+        store = PredictionStore(services.registry)
+        _until(lambda: len(store.rows("fraud")) == 20, "every prediction is logged")
+        labels = [
+            {"request_id": rid, "label": 1 if arm == "1" else 0} for rid, arm in answered.items()
+        ]
+        sent = httpx.post(f"{server.url}/v1/models/fraud/feedback", json=labels, timeout=30)
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["accepted"] == 20
+    found = arm_quality(services, "fraud", since)
+    counts = Counter(answered.values())
+    assert {arm: (q.labelled, q.value) for arm, q in found.items()} == {
+        "1": (counts["1"], 1.0),
+        "3": (counts["3"], 0.0),
+    }
