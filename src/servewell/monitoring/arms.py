@@ -1,7 +1,8 @@
 """Each traffic arm's quality on the labelled predictions it answered (``servewell
 traffic show``): the prediction log's rows of that arm joined with their feedback,
 scored as ``servewell monitor`` scores a window (``monitoring/tally.py``,
-``monitoring/quality.py``), read page by page, labelled rows only.
+``monitoring/quality.py``), read page by page (the log's scan, as ``monitor`` reads it);
+only the labelled rows of routed requests are tallied.
 
 An arm whose alias moved answered with more than one version: each version's rows are
 read and scored by its own signature, and the arm's figure is their mean weighted by
@@ -42,10 +43,10 @@ def arm_quality(access: RegistryAccess, name: str, since: datetime) -> dict[str,
     check_model(access, name)
     readings = Readings(access, name)
     tallies: dict[tuple[str, int], Tally] = {}
-    for page in PredictionStore(access.registry).scan(name, since=since, labelled=True):
+    for page in PredictionStore(access.registry).scan(name, since=since):
         grouped: dict[tuple[str, int], list[LoggedPrediction]] = defaultdict(list)
         for row in page:
-            if row.arm is not None:
+            if row.arm is not None and row.label is not None:
                 grouped[(row.arm, row.version)].append(row)
         for key, rows in grouped.items():
             if key not in tallies:

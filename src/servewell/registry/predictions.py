@@ -165,14 +165,12 @@ class PredictionStore:
         since: datetime | None = None,
         version: int | None = None,
         newest: int | None = None,
-        labelled: bool = False,
         page_rows: int = SCAN_ROWS,
     ) -> Iterator[list[LoggedPrediction]]:
-        """``model``'s predictions (``version``'s alone when given; with ``labelled``,
-        only those that have a label) logged since ``since``, or its ``newest`` ones,
-        oldest first with their labels, a page of ``page_rows`` at a time: a window of a
-        million rows is read without holding it (each page starts after the last one's
-        time and id)."""
+        """``model``'s predictions (``version``'s alone when given) logged since
+        ``since``, or its ``newest`` ones, oldest first with their labels, a page of
+        ``page_rows`` at a time: a window of a million rows is read without holding it
+        (each page starts after the last one's time and id)."""
         p = schema.predictions
         where = [p.c.model == model]
         if version is not None:
@@ -185,8 +183,7 @@ class PredictionStore:
                 where.append(_after(*first, inclusive=True))
         last: tuple[float, int] | None = None
         while True:
-            joined = self._joined(inner=labelled)
-            page = joined.where(*where).order_by(p.c.logged_at, p.c.id).limit(page_rows)
+            page = self._joined().where(*where).order_by(p.c.logged_at, p.c.id).limit(page_rows)
             if last is not None:
                 page = page.where(_after(*last, inclusive=False))
             with self.registry.read() as conn:
@@ -197,11 +194,10 @@ class PredictionStore:
                 return
             last = (found[-1].logged_at, found[-1].id)
 
-    def _joined(self, inner: bool = False) -> Any:
-        """Predictions with their labels (``inner``: only the labelled ones)."""
+    def _joined(self) -> Any:
         p, f = schema.predictions, schema.feedback
-        return select(p, f.c.label, f.c.received_at).join(
-            f, (f.c.model == p.c.model) & (f.c.request_id == p.c.request_id), isouter=not inner
+        return select(p, f.c.label, f.c.received_at).outerjoin(
+            f, (f.c.model == p.c.model) & (f.c.request_id == p.c.request_id)
         )
 
     def _nth_newest(self, where: list[Any], n: int) -> tuple[float, int] | None:
