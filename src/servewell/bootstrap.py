@@ -30,7 +30,7 @@ from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.prediction_rows import DEFAULT_HASH_KEY, RowBuilder
 from servewell.serving.protection import Protection
 from servewell.serving.response_cache import ResponseCacheLayer
-from servewell.serving.traffic import TrafficPolicies
+from servewell.serving.traffic import TrafficPolicies, check_declared, declared_policies
 from servewell.settings import Settings
 
 
@@ -85,10 +85,15 @@ def build_protection(settings: Settings, services: Services) -> Protection:
     )
 
 
-def build_traffic_policies(services: Services) -> TrafficPolicies:
-    """Every model's traffic policy as the registry holds it, re-read when it changes.
-    Not started: the server's lifespan starts it (through ``serving.routing.Router``)."""
-    return TrafficPolicies(TrafficStore(services.registry))
+def build_traffic_policies(settings: Settings, services: Services) -> TrafficPolicies:
+    """Every model's traffic policy as the registry holds it, re-read when it changes,
+    merged with those the settings declare, which are checked against the registry here
+    (InvalidConfig naming the key). Not started: the server's lifespan starts it
+    (through ``serving.routing.Router``)."""
+    store = TrafficStore(services.registry)
+    declared = declared_policies(settings)
+    check_declared(store, declared)
+    return TrafficPolicies(store, declared=declared)
 
 
 def build_prediction_log(

@@ -24,6 +24,7 @@ the same way::
     │   ├── HeadersTooLarge                      431   a request line and headers over the limit
     │   ├── UnsupportedMediaType                 415   a body in a content type not spoken
     │   ├── InvalidTrafficPolicy                       a split or shadow that cannot be served
+    │   │   └── TrafficDeclaredInFile            409   a policy the settings own (source: file)
     │   └── InvalidRollout                             bad steps or bounds, a rollout in the way
     ├── InvalidReference (ValueError)            400   "name@version" does not parse
     ├── InvalidSignature (ValueError)            400   a signature file or spec is wrong
@@ -218,6 +219,22 @@ class InvalidRollout(InvalidInput):
 
     code = "invalid_rollout"
     title = "Invalid rollout"
+
+
+class TrafficDeclaredInFile(InvalidTrafficPolicy):
+    """A change to a traffic policy that the settings declare with ``source: file``:
+    the file has the last word, so a change in the registry would never be served."""
+
+    code = "traffic_declared_in_file"
+    status = HTTPStatus.CONFLICT
+    title = "Traffic policy declared in the settings file"
+
+    def __init__(self, name: str, where: str) -> None:
+        super().__init__(
+            f"the traffic policy of {name} is declared in {where} with source: file; change "
+            f"it there (or set traffic.{name}.source: registry to manage it from here)",
+            model=name,
+        )
 
 
 class InvalidReference(ServewellError, ValueError):

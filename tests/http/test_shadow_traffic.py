@@ -23,13 +23,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from servewell.bootstrap import build_services
 from servewell.core.traffic import Arm, Shadow
+from servewell.http import create_app
 from servewell.registry.traffic import TrafficStore
-from servewell.settings import Settings
-from serving_models import register_python, serve_process
+from servewell.settings import (
+    AuthSettings,
+    CacheSettings,
+    RateLimitSettings,
+    ServerSettings,
+    Settings,
+)
+from serving_models import register_python, serve_in_thread, serve_process
 
 CLIENT_TIMEOUT_S = 60.0
 WAIT_S = 60.0  # generous: the machine is shared; the servers poll every 0.5 s
@@ -236,6 +244,45 @@ def test_a_full_shadow_queue_drops_and_counts(home: Path) -> None:
         # (one more if the first had not left the queue when the second came).
         assert _total(url, "servewell_shadow_dropped_total") in (requests - 2, requests - 1)
         assert _comparisons(url, "true") + _comparisons(url, "false") == 0
+
+
+def test_copies_left_when_a_shadow_stops_are_counted_as_dropped(home: Path) -> None:
+    """The policy's shadow goes while the first copy hangs in it and the others wait in
+    its queue: every one of them is counted as dropped, ``stopped``."""
+    _policy(home, "fraud", Shadow("5", 100))  # hangs on x < 0
+    requests = 10
+    with _serve(home, "fraud") as (url, _), httpx.Client() as client:
+        for _ in range(requests):
+            _rest(client, url, -1.0)
+        _policy(home, "fraud", None)
+        stopped = lambda: _total(url, "servewell_shadow_dropped_total", reason="stopped")  # noqa: E731
+        _poll(lambda: stopped() >= requests, "every copy left is counted")
+        assert stopped() == requests
+        assert _total(url, "servewell_shadow_dropped_total", reason="full") == 0
+        assert _total(url, "servewell_shadow_duration_seconds_count") == 0  # none finished
+
+
+def test_copies_left_at_shutdown_are_counted_as_dropped(home: Path) -> None:
+    """The server shuts down while the first copy hangs in the shadow and the others wait
+    in its queue: what it counted last says they were dropped."""
+    _policy(home, "fraud", Shadow("5", 100))
+    metrics = CollectorRegistry()
+    settings = Settings(
+        home=home,
+        auth=AuthSettings(enabled=False),
+        cache=CacheSettings(enabled=False),
+        rate_limits=RateLimitSettings(enabled=False),
+        server=ServerSettings(models=["fraud"], drain_timeout_s=1),
+    )
+    requests = 10
+    with (
+        serve_in_thread(create_app(settings, registry=metrics)) as server,
+        httpx.Client() as client,
+    ):
+        for _ in range(requests):
+            _rest(client, server.url, -1.0)
+    labels = {"model": "fraud", "reason": "stopped"}
+    assert metrics.get_sample_value("servewell_shadow_dropped_total", labels) == requests
 
 
 def test_a_shadow_whose_process_crashes_counts_every_copy(home: Path) -> None:

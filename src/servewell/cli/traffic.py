@@ -1,37 +1,30 @@
 """``servewell traffic``: split a model's requests between versions, mirror some to a shadow.
 
 The policy lives in the registry, so every server on it follows the same one within a
-second (``serving/routing.py`` applies it); these commands store, check and show it, and
-``show --server URL`` adds what a running server measured per arm.
+second (``serving/routing.py`` applies it), or in the settings file (``traffic.<model>``,
+which wins only with ``source: file``; then these commands refuse to change it). They
+store, check and show it; ``show`` adds each arm's accuracy on its labelled predictions,
+and ``show --server URL`` what a running server measured per arm.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from servewell.cli.output import console, open_services, print_json, reporting_errors, who_am_i
+from servewell.cli.traffic_view import PolicyView, print_view, to_dict
 
 if TYPE_CHECKING:
+    from servewell.bootstrap import Services
     from servewell.core.traffic import TrafficPolicy
-    from servewell.observability.arm_stats import ArmStats
-    from servewell.observability.shadow_stats import ShadowStats
-    from servewell.registry import SqlRegistry
-
-    Measured = dict[str, ArmStats]
 
 app = typer.Typer(
     help="Split a model's requests between versions (sticky A/B), mirror some to a shadow.",
     no_args_is_help=True,
 )
-
-_NOT_MEASURED = (
-    "this is the stored policy; add --server URL (a running server) for requests, error "
-    "rate and p50/p99 per arm"
-)
-_MEASURED = ("requests", "errors", "p50", "p99")
 
 
 @app.command("split")
@@ -63,13 +56,14 @@ def split(
         check_name(name)
         parsed = check_split([Arm.parse(arm) for arm in arms])
     with open_services() as services:
+        _refuse_if_declared(services, name)
         stored = TrafficStore(services.registry).get(name)
         shadow = () if stored is None or stored.shadow is None else (stored.shadow,)
         check_headroom(services, Change(name, targets=(*parsed, *shadow)))
         policy = TrafficStore(services.registry).set_split(
             name, parsed, sticky_header=sticky_header, experiment_id=experiment, by=who_am_i()
         )
-        _print(services.registry, policy, as_json)
+        print_view(_view(services, policy), as_json)
 
 
 @app.command("shadow")
@@ -95,6 +89,7 @@ def shadow(
             raise InvalidTrafficPolicy(f"how much to mirror to {target}? add --percent, e.g. 10")
         mirror = Shadow(check_target(target), percent) if target and percent is not None else None
     with open_services() as services:
+        _refuse_if_declared(services, name)
         store = TrafficStore(services.registry)
         if mirror is not None:
             stored = store.get(name)
@@ -105,7 +100,7 @@ def shadow(
         if policy is None:
             console.print(f"{name} has no traffic policy left: requests resolve as usual")
             return
-        _print(services.registry, policy, as_json)
+        print_view(_view(services, policy), as_json)
 
 
 @app.command("show")
@@ -114,51 +109,148 @@ def show(
     server: str | None = typer.Option(
         None, "--server", help="A running server's URL: add what it measured per arm."
     ),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        help="Score each arm's labelled predictions of this long (1h, 7d); "
+        "default: since the policy last changed.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a model's traffic policy (or every model's): arms, shares, shadow; with
-    --server, each arm's requests, error rate (5xx) and p50/p99 since that server started."""
+    """Show the traffic policy a model's servers follow (or every model's): arms, shares,
+    shadow, where it comes from (the registry or the settings file), and each arm's
+    accuracy on its labelled predictions; with --server, each arm's requests, error rate
+    (5xx) and p50/p99 since that server started."""
     from servewell.core.ref import check_name
-    from servewell.registry.traffic import TrafficStore
 
+    with reporting_errors():
+        window_s = _since_s(since)
+        if name is not None:
+            check_name(name)
     with open_services() as services:
-        store = TrafficStore(services.registry)
-        if name is None:
-            policies = store.list()
-        else:
-            found = store.get(check_name(name))
-            policies = [found] if found is not None else []
+        policies, declared = _active(services, name)
         text = _scrape(server) if server is not None else None
-        measured = {p.model: _measured(text, p.model) for p in policies} if text else {}
-        shadowed = {p.model: _shadow_measured(text, p.model) for p in policies} if text else {}
+        views = [_view(services, p, declared.get(p.model), text, window_s) for p in policies]
         if as_json:
-            data = [
-                _to_dict(services.registry, p, measured.get(p.model), shadowed.get(p.model))
-                for p in policies
-            ]
+            data = [to_dict(view) for view in views]
             print_json(data if name is None else (data[0] if data else None))
             return
-        if not policies:
-            console.print(_no_policy(name))
-        for policy in policies:
-            _print(
-                services.registry,
-                policy,
-                as_json=False,
-                measured=measured.get(policy.model),
-                shadowed=shadowed.get(policy.model),
+        if not views:
+            owned = declared.get(name or "")
+            console.print(
+                f"{name} has no traffic policy: {owned.declared_in} owns it (source: file) "
+                "and declares none"
+                if owned is not None and owned.file_wins
+                else _no_policy(name)
             )
+        for view in views:
+            print_view(view, as_json=False)
 
 
 @app.command("clear")
 def clear(name: str = typer.Argument(..., help="Model name.")) -> None:
-    """Remove NAME's split and shadow: its requests resolve as without a policy."""
+    """Remove NAME's split and shadow from the registry: its requests resolve as without
+    a policy (or by the settings file's policy for it, if it declares one)."""
     from servewell.core.ref import check_name
     from servewell.registry.traffic import TrafficStore
 
     with open_services() as services:
-        cleared = TrafficStore(services.registry).clear(check_name(name), by=who_am_i())
-    console.print(f"cleared the traffic policy of {name}" if cleared else _no_policy(name))
+        declared = _refuse_if_declared(services, check_name(name))
+        cleared = TrafficStore(services.registry).clear(name, by=who_am_i())
+    if not cleared:
+        console.print(_no_policy(name))
+        return
+    console.print(f"cleared the traffic policy of {name}")
+    if declared is not None and not declared.is_empty:
+        console.print(f"the policy {declared.declared_in} declares for {name} applies now")
+
+
+def _declared(services: Services) -> dict[str, TrafficPolicy]:
+    """The policies the settings file declares (InvalidConfig naming a bad key)."""
+    from servewell.serving.traffic import declared_policies
+
+    return declared_policies(services.settings)
+
+
+def _refuse_if_declared(services: Services, name: str) -> TrafficPolicy | None:
+    """``name``'s declared policy; TrafficDeclaredInFile (exit 2) when it is declared with
+    ``source: file``, which a change in the registry would never override."""
+    from servewell.errors import TrafficDeclaredInFile
+
+    declared = _declared(services).get(name)
+    if declared is not None and declared.file_wins:
+        raise TrafficDeclaredInFile(name, declared.declared_in or "the settings")
+    return declared
+
+
+def _active(
+    services: Services, name: str | None
+) -> tuple[list[TrafficPolicy], dict[str, TrafficPolicy]]:
+    """The policies servers follow (``name``'s, or every model's), as a server on these
+    settings would choose them, and the declared ones."""
+    from servewell.core.traffic import active_policies
+    from servewell.registry.traffic import TrafficStore
+
+    store = TrafficStore(services.registry)
+    declared = _declared(services)
+    if name is None:
+        return list(active_policies(store.list(), declared).values()), declared
+    stored = store.get(name)  # ModelNotFound (exit 4) when not registered
+    mine = {name: declared[name]} if name in declared else {}
+    found = active_policies([stored] if stored is not None else [], mine).get(name)
+    return ([found] if found is not None else []), declared
+
+
+def _view(
+    services: Services,
+    policy: TrafficPolicy,
+    declared: TrafficPolicy | None = None,
+    metrics_text: str | None = None,
+    quality_window_s: float | None = None,
+) -> PolicyView:
+    """What ``policy``'s table shows; with ``quality_window_s`` (``show``) each arm's
+    quality too: over that many seconds, or (0) since the policy last changed."""
+    targets = [*policy.targets, *([policy.shadow.target] if policy.shadow else []), ""]
+    view = PolicyView(
+        policy,
+        {target: _resolved(services, policy.model, target) for target in targets},
+        declared_in=declared.declared_in if declared is not None else None,
+    )
+    if metrics_text is not None:
+        from servewell.observability.arm_stats import arm_stats
+        from servewell.observability.shadow_stats import shadow_stats
+
+        view.measured = arm_stats(metrics_text, policy.model)
+        view.shadowed = shadow_stats(metrics_text, policy.model)
+    if quality_window_s is not None and policy.arms:
+        from servewell.errors import ModelNotFound
+        from servewell.monitoring.arms import arm_quality
+
+        since = policy.updated_at
+        if quality_window_s:
+            since = datetime.now(UTC) - timedelta(seconds=quality_window_s)
+        try:
+            view.quality = arm_quality(services, policy.model, since)
+            view.quality_since = since
+        except ModelNotFound:  # declared in the file, not registered (yet): nothing logged
+            pass
+    return view
+
+
+def _since_s(since: str | None) -> float:
+    """``--since`` in seconds (0: since the policy last changed)."""
+    from servewell.errors import InvalidInput
+    from servewell.settings.monitoring import parse_duration_s
+
+    if since is None:
+        return 0.0
+    try:
+        seconds = parse_duration_s(since)
+    except ValueError as exc:
+        raise InvalidInput(f"--since: {exc}") from None
+    if seconds <= 0:
+        raise InvalidInput("--since: give a duration longer than 0, e.g. 1h")
+    return seconds
 
 
 def _no_policy(name: str | None) -> str:
@@ -183,166 +275,13 @@ def _scrape(server: str) -> str:
     return answer.text
 
 
-def _measured(text: str, model: str) -> Measured:
-    from servewell.observability.arm_stats import arm_stats
-
-    return arm_stats(text, model)
-
-
-def _shadow_measured(text: str, model: str) -> ShadowStats:
-    from servewell.observability.shadow_stats import shadow_stats
-
-    return shadow_stats(text, model)
-
-
-def _measured_cells(stats: ArmStats | None) -> list[str]:
-    if stats is None:
-        return ["0", "", "", ""]
-    rate = stats.error_rate
-    return [
-        str(stats.requests),
-        f"{100 * rate:.2f} %" if rate is not None else "",
-        f"{1000 * stats.p50_s:.1f} ms" if stats.p50_s is not None else "",
-        f"{1000 * stats.p99_s:.1f} ms" if stats.p99_s is not None else "",
-    ]
-
-
-def _print(
-    registry: SqlRegistry,
-    policy: TrafficPolicy,
-    as_json: bool,
-    measured: Measured | None = None,
-    shadowed: ShadowStats | None = None,
-) -> None:
-    if as_json:
-        print_json(_to_dict(registry, policy, measured, shadowed))
-        return
-    table = Table(title=f"traffic of {policy.model}", title_justify="left")
-    columns = ("arm", "serves", "weight", "share", *(_MEASURED if measured is not None else ()))
-    for column in columns:
-        table.add_column(column, justify="left" if column == "arm" else "right")
-    for arm in policy.arms:
-        serves = _serves(registry, policy.model, arm.target)
-        cells = _measured_cells(measured.get(arm.target)) if measured is not None else []
-        table.add_row(arm.target, serves, str(arm.weight), f"{100 * policy.share(arm):g} %", *cells)
-    if not policy.arms:
-        table.add_row("(no split)", _serves(registry, policy.model, None), "", "100 %")
-    if policy.shadow is not None:
-        target = policy.shadow.target
-        table.add_row(
-            f"shadow {target}",
-            _serves(registry, policy.model, target),
-            "",
-            f"copies of {policy.shadow.percent:g} %",
-            *(_shadow_cells(shadowed) if measured is not None else []),
-        )
-    console.print(table)
-    if policy.shadow is not None and shadowed is not None:
-        console.print(_describe_shadow(shadowed), highlight=False, soft_wrap=True)
-    if policy.arms:
-        console.print(
-            f"experiment {policy.experiment_id}, sticky on {policy.sticky_header} "
-            "(requests without it: an arm at random by weight)",
-            highlight=False,
-            soft_wrap=True,
-        )
-    by = f" by {policy.updated_by}" if policy.updated_by else ""
-    console.print(
-        f"revision {policy.revision}, changed {policy.updated_at:%Y-%m-%d %H:%M:%S} UTC{by}",
-        highlight=False,
-    )
-    if measured is None:
-        console.print(_NOT_MEASURED, style="dim", highlight=False, soft_wrap=True)
-    else:
-        console.print(
-            "measured by that server since it started; errors are 5xx answers",
-            style="dim",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
-def _shadow_cells(stats: ShadowStats | None) -> list[str]:
-    if stats is None:
-        return ["0", "", "", ""]
-    rate, p50, p99 = stats.error_rate, stats.p50_s, stats.p99_s
-    return [
-        str(stats.copies),
-        f"{100 * rate:.2f} %" if rate is not None else "",
-        f"{1000 * p50:.1f} ms" if p50 is not None else "",
-        f"{1000 * p99:.1f} ms" if p99 is not None else "",
-    ]
-
-
-def _describe_shadow(stats: ShadowStats) -> str:
-    """The shadow's comparisons in a line: rows, agreement, probabilities, drops."""
-    agreement = stats.agreement
-    text = f"shadow: {stats.rows_compared:,} rows compared"
-    if agreement is not None:
-        text += f", {100 * agreement:.2f} % agree"
-    if stats.probability_diff_p99 is not None:
-        text += f"; largest probability difference p99 {stats.probability_diff_p99:.3g}"
-    text += f"; {stats.errors:,} copies failed, {stats.dropped:,} dropped (queue full)"
-    return text
-
-
-def _serves(registry: SqlRegistry, name: str, target: str | None) -> str:
-    version = _resolved(registry, name, target)
-    return f"version {version}" if version is not None else "[red]nothing (alias removed)[/]"
-
-
-def _resolved(registry: SqlRegistry, name: str, target: str | None) -> int | None:
-    """The version a target resolves to now (aliases move), or None."""
+def _resolved(services: Services, name: str, target: str) -> int | None:
+    """The version a target resolves to now (aliases move; "": the bare name), or None."""
     from servewell.core.ref import ModelRef
     from servewell.errors import NotFound
 
     try:
-        return registry.resolve(ModelRef.parse(f"{name}@{target}" if target else name)).version
+        ref = ModelRef.parse(f"{name}@{target}" if target else name)
+        return services.registry.resolve(ref).version
     except NotFound:
         return None
-
-
-def _to_dict(
-    registry: SqlRegistry,
-    policy: TrafficPolicy,
-    measured: Measured | None = None,
-    shadowed: ShadowStats | None = None,
-) -> dict[str, Any]:
-    shadow = policy.shadow
-    shadow_dict: dict[str, Any] | None = None
-    if shadow is not None:
-        shadow_dict = {"target": shadow.target, "percent": shadow.percent}
-        if shadowed is not None:
-            from dataclasses import asdict
-
-            shadow_dict["measured"] = {**asdict(shadowed), "agreement": shadowed.agreement}
-    arms: list[dict[str, Any]] = [
-        {
-            "target": arm.target,
-            "weight": arm.weight,
-            "share": policy.share(arm),
-            "serves": _resolved(registry, policy.model, arm.target),
-        }
-        for arm in policy.arms
-    ]
-    if measured is not None:
-        for arm in arms:
-            stats = measured.get(arm["target"])
-            arm["measured"] = {
-                "requests": stats.requests if stats else 0,
-                "errors": stats.errors if stats else 0,
-                "error_rate": stats.error_rate if stats else None,
-                "p50_s": stats.p50_s if stats else None,
-                "p99_s": stats.p99_s if stats else None,
-                "versions": list(stats.versions) if stats else [],
-            }
-    return {
-        "model": policy.model,
-        "arms": arms,
-        "sticky_header": policy.sticky_header,
-        "experiment_id": policy.experiment_id,
-        "shadow": shadow_dict,
-        "revision": policy.revision,
-        "updated_at": policy.updated_at.isoformat(),
-        "updated_by": policy.updated_by,
-    }

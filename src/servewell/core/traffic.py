@@ -3,18 +3,24 @@
 Pure shapes and their checks; the registry stores them (``registry/traffic.py``) and
 ``core/assignment.py`` picks an arm. Weights are whole percentages that add up to 100,
 so an arm's weight *is* its share: what the user typed is what ``traffic show`` prints.
+
+A policy is stored in the registry (``servewell traffic``) or declared in the settings
+(``traffic.<model>`` in ``servewell.yaml``): :func:`active_policies` says which one a
+server follows, the same way in every process that reads the same file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, TypeVar
 
 from servewell.core.ref import ModelRef, check_alias, parse_version
-from servewell.errors import InvalidReference, InvalidTrafficPolicy
+from servewell.errors import InvalidConfig, InvalidReference, InvalidTrafficPolicy
+from servewell.settings.traffic import DeclaredTraffic
 
 #: The header whose value makes assignment sticky, unless the policy names another.
 DEFAULT_STICKY_HEADER = "X-User-ID"
@@ -22,6 +28,8 @@ TOTAL_WEIGHT = 100
 
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}\Z")
 _EXPERIMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +94,23 @@ class TrafficPolicy:
     revision: int
     """Rises with every change of any model's policy (``TrafficStore.revision``)."""
     updated_at: datetime
+    """When it was last changed (declared in a file: the file's modification time)."""
     updated_by: str | None
+    declared_in: str | None = None
+    """The settings file that declares it (None: set with ``servewell traffic``)."""
+    file_wins: bool = False
+    """Declared with ``source: file``: the registry's policy for the model is ignored,
+    and ``servewell traffic`` refuses to change it."""
+
+    @property
+    def source(self) -> Literal["registry", "file"]:
+        """Where it comes from: the registry or the settings file."""
+        return "registry" if self.declared_in is None else "file"
+
+    @property
+    def targets(self) -> list[str]:
+        """The arms' targets, in order."""
+        return [arm.target for arm in self.arms]
 
     @property
     def is_empty(self) -> bool:
@@ -169,3 +193,58 @@ def derived_experiment_id(model: str, arms: Sequence[Arm]) -> str:
     it, so two models' splits do not put the same users on their second arms."""
     spelled = "\0".join([model, *(arm.target for arm in arms)])
     return f"exp-{hashlib.sha256(spelled.encode()).hexdigest()[:12]}"
+
+
+def declared_policy(
+    model: str, declared: DeclaredTraffic, where: str, updated_at: datetime
+) -> TrafficPolicy:
+    """``traffic.<model>`` of the settings (read from ``where``) as a policy, checked as
+    ``servewell traffic`` checks one; what is wrong is one InvalidConfig naming the key."""
+
+    def checked(key: str, check: Callable[[], T]) -> T:
+        try:
+            return check()
+        except InvalidTrafficPolicy as exc:
+            raise InvalidConfig(
+                f"invalid settings ({where}): traffic.{model}.{key}: {exc.message}"
+            ) from None
+
+    arms: tuple[Arm, ...] = ()
+    if declared.split:
+        split = [Arm(target, weight) for target, weight in declared.split.items()]
+        arms = checked("split", lambda: check_split(split))
+    header, experiment = declared.sticky_header, declared.experiment
+    if header is not None:
+        checked("sticky_header", lambda: check_header_name(header))
+    if experiment is not None:
+        checked("experiment", lambda: check_experiment_id(experiment))
+    shadow = None
+    if declared.shadow is not None:
+        wanted = Shadow(declared.shadow.version, declared.shadow.percent)
+        shadow = checked("shadow", lambda: check_shadow(wanted))
+    return TrafficPolicy(
+        model=model,
+        arms=arms,
+        sticky_header=header or DEFAULT_STICKY_HEADER,
+        shadow=shadow,
+        experiment_id=(experiment or derived_experiment_id(model, arms)) if arms else "",
+        revision=0,
+        updated_at=updated_at,
+        updated_by=f"file:{where}",
+        declared_in=where,
+        file_wins=declared.owned_by_file,
+    )
+
+
+def active_policies(
+    stored: Iterable[TrafficPolicy], declared: Mapping[str, TrafficPolicy]
+) -> dict[str, TrafficPolicy]:
+    """Per model, the policy servers follow: a declared one with ``source: file``, else
+    the registry's, else a declared one (which applies while the registry holds none);
+    a model whose policy is empty has none."""
+    active = dict(declared)
+    for policy in stored:
+        found = declared.get(policy.model)
+        if (found is None or not found.file_wins) and not policy.is_empty:
+            active[policy.model] = policy
+    return {model: policy for model, policy in active.items() if not policy.is_empty}

@@ -94,7 +94,8 @@ async def start_server(
     settings: Settings, services: Services | None, metrics: ServingMetrics, recorder: Recorder
 ) -> RunningServer:
     """Open the registry (unless ``services`` are given), check the models' fallback
-    chains (InvalidConfig naming one that could never answer), start the protection and
+    chains (InvalidConfig naming one that could never answer) and the traffic policies
+    the settings declare (InvalidConfig naming what is wrong), start the protection and
     start loading the models in the background, then the versions their traffic
     policies' arms name (the server is ready once both are)."""
     owns_services = services is None
@@ -103,6 +104,7 @@ async def start_server(
     refs = [ModelRef.parse(text) for text in settings.server.models]
     try:
         chains = await asyncio.to_thread(plan_fallbacks, services, refs)
+        policies = await asyncio.to_thread(build_traffic_policies, settings, services)
     except Exception:
         if owns_services:
             services.close()
@@ -123,7 +125,7 @@ async def start_server(
     )
     fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
     shadows = ShadowTraffic(predictor, ShadowMetrics(metrics), settings.server.shadow_queue_size)
-    router = Router(build_traffic_policies(services), pool, shadows)
+    router = Router(policies, pool, shadows)
     promoter = Promoter(services, pool, router, fallbacks, settings.server.drain_timeout_s)
     predictions = build_prediction_log(settings, services, metrics)
     predictions.start()

@@ -56,7 +56,7 @@ def monitor(
 ) -> MonitorReport:
     """``name``'s window (``version``'s alone when given); ``progress`` hears how many
     rows each page held."""
-    readings = _Readings(access, name)
+    readings = Readings(access, name)
     check_model(access, name, version)
     slices: dict[tuple[int, str | None], list[Tally]] = {}
     position = 0
@@ -95,7 +95,7 @@ def _order(item: tuple[tuple[int, str | None], list[Tally]]) -> tuple[int, str]:
     return number, arm or ""
 
 
-class _Readings:
+class Readings:
     """Each version's reading, built once (its profile fetched from the store)."""
 
     def __init__(self, access: RegistryAccess, name: str) -> None:

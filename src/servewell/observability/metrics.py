@@ -111,8 +111,10 @@ ARM_S = Family(
 )
 SHADOW_DROPPED = Family(
     "servewell_shadow_dropped",
-    "Copies of requests not sent to a model's shadow version because its queue was full.",
-    ("model",),
+    "Copies of requests a model's shadow version never compared, by reason: full (its "
+    "queue was full) or stopped (queued, or being computed, when the shadow stopped: a "
+    "policy change or the server's shutdown).",
+    ("model", "reason"),
 )
 #: A status code's class label, by its first digit.
 STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
@@ -185,6 +187,14 @@ class ServingMetrics:
             "Time loading and warming up a model version took.",
             model_version,
             multiprocess_mode="max",
+            registry=registry,
+        )
+        self.model_loaded = Gauge(
+            "servewell_model_loaded",
+            "1 for each model version loaded and serving (a default, a reference, a traffic "
+            "arm or shadow, a fallback); its series goes once the version is unloaded.",
+            model_version,
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.breaker_state = Gauge(
@@ -281,6 +291,17 @@ class ServingMetrics:
     def for_deployment(self, model: str, version: int) -> DeploymentMetrics:
         return DeploymentMetrics(self, model, str(version))
 
+    def mark_loaded(self, model: str, version: int) -> None:
+        """A version loaded, warmed up and started (rare: straight to the gauge)."""
+        self.model_loaded.labels(model, str(version)).set(1)
+
+    def mark_unloaded(self, model: str, version: int) -> None:
+        """A version left the served ones: its series goes (with ``--workers N``, it
+        reads 0 in this worker's file, which prometheus_client keeps until it exits)."""
+        labels = (model, str(version))
+        self.model_loaded.labels(*labels).set(0)
+        self.model_loaded.remove(*labels)
+
     def observe_request(
         self, model: str, version: str, protocol: str, status: int, duration_s: float
     ) -> None:
@@ -308,10 +329,11 @@ class ServingMetrics:
             found.extend(source.collect())
         return found
 
-    def count_shadow_dropped(self, model: str) -> None:
-        """A copy of a request for ``model``'s shadow dropped, its queue full (on the
-        request path, so tallied; the rest of the shadow's metrics: shadow_metrics.py)."""
-        self.tally.count((SHADOW_DROPPED, model))
+    def count_shadow_dropped(self, model: str, reason: str = "full") -> None:
+        """A copy of a request for ``model``'s shadow dropped: its queue full (on the
+        request path, so tallied; the rest of the shadow's metrics: shadow_metrics.py),
+        or the shadow ``stopped`` before comparing it."""
+        self.tally.count((SHADOW_DROPPED, model, reason))
 
     def count_rate_limit(self, caller: str, outcome: str) -> None:
         """One rate-limit decision. ``caller`` is a key's name or, without a key,

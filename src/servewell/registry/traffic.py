@@ -70,6 +70,13 @@ class TrafficStore:
             row = conn.execute(select(policies.scalar_subquery(), aliases.scalar_subquery())).one()
         return RoutingRevision(int(row[0]), int(row[1]))
 
+    def check_targets(self, name: str, targets: Sequence[str]) -> None:
+        """Refuse targets ``set_split`` (or, one at a time, ``set_shadow``) would refuse:
+        a model not registered, a version or alias it does not have, two naming one
+        version (a policy declared in the settings is checked so when a server starts)."""
+        with self.registry.read() as conn:
+            _check_targets(conn, name, lookups.model_id(conn, name), list(targets))
+
     def set_split(
         self,
         name: str,

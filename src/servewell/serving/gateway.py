@@ -219,7 +219,8 @@ class Gateway:
         log = self.predictions
         answered = call.answer is not None or record.cache == "hit"
         if log is not None and record.status == 200 and answered:
-            log.add(record, elapsed_s, call.answer)
+            arm = call.arm
+            log.add(record, elapsed_s, call.answer, None if arm is None else arm.name)
 
     async def _answer(self, call: Call, record: RequestRecord, limits: Headers) -> Reply:
         """Guard, read the body, resolve, then the response cache around the model."""

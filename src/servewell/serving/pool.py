@@ -188,6 +188,7 @@ class ModelPool:
         key = (deployment.name, deployment.number)
         if self._deployments.get(key) is deployment:
             del self._deployments[key]
+            self.metrics.mark_unloaded(*key)
 
     async def stop_version(self, deployment: Deployment, timeout_s: float) -> None:
         """Stop ``deployment`` (see :meth:`Deployment.stop`) and give its memory back to
@@ -224,6 +225,7 @@ class ModelPool:
         self.failed_versions.pop(key, None)
         self._holdings[deployment] = holding
         self._deployments[key] = deployment  # callers load one at a time
+        self.metrics.mark_loaded(*key)
         return deployment
 
     def _open(self, version: ModelVersion, holding: Holding) -> Deployment:

@@ -68,9 +68,16 @@ class PredictionLog:
 
     # --- the request path -------------------------------------------------------------------
 
-    def add(self, record: RequestRecord, latency_s: float, answer: Answer | None) -> None:
-        """Log one served prediction (``answer`` None: a response-cache hit), unless
-        the model's sample rate leaves it out or the buffer is full."""
+    def add(
+        self,
+        record: RequestRecord,
+        latency_s: float,
+        answer: Answer | None,
+        arm: str | None = None,
+    ) -> None:
+        """Log one served prediction (``answer`` None: a response-cache hit; ``arm``: the
+        traffic arm that answered, if the request was routed), unless the model's sample
+        rate leaves it out or the buffer is full."""
         model = record.model
         rate = self._rates.get(model)
         if rate is None:
@@ -87,7 +94,7 @@ class PredictionLog:
                 record.request_id,
                 model,
                 record.version,
-                None,
+                arm,
                 record.caller,
                 latency_s,
                 answer,

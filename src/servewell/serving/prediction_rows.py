@@ -47,7 +47,7 @@ class Logged(NamedTuple):
     model: str
     version: str
     arm: str | None
-    """The traffic arm that answered (None until traffic routing is wired)."""
+    """The traffic arm that answered, as its policy names it (None: not routed)."""
     caller: str
     """A key's name, or ``ip:<address>`` without keys (not stored)."""
     latency_s: float

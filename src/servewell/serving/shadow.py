@@ -11,7 +11,8 @@ deployment (never the response cache, never a fallback chain), within the shadow
 ``timeout_ms``. One copy at a time bounds what the shadow takes from the machine however
 busy the primary is; what it cannot keep up with is dropped, and the drops say so.
 Failures are counted and logged (a warning a minute at most per model, the rest at
-debug); nothing of the shadow ever reaches the caller.
+debug); nothing of the shadow ever reaches the caller. A lane that stops (its policy
+changed, the server shuts down) counts the copies it leaves uncompared as dropped too.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class ShadowLane:
         self._by_primary: dict[int, tuple[Any, Any, Any]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._mirroring = False
+        """Whether a copy is being computed (one taken off the queue)."""
         self._warned_at = -WARNING_INTERVAL_S
         self._unwarned = 0
 
@@ -73,12 +76,17 @@ class ShadowLane:
         self._task = asyncio.create_task(self._run(), name=name)
 
     async def stop(self) -> None:
-        """Stop at once: the copy being computed is abandoned, the queued ones dropped."""
+        """Stop at once: the copy being computed is abandoned, the queued ones dropped;
+        each counted as dropped (``stopped``)."""
+        # Counted before the cancel: nothing runs in between, so none is missed.
+        for _ in range(len(self.queue) + self._mirroring):
+            self._count_dropped(self.deployment.name, "stopped")
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._mirroring = False
         self.queue.clear()
 
     def offer(self, request: InferRequest, primary: InferResponse) -> None:
@@ -99,7 +107,9 @@ class ShadowLane:
                 await self._wake.wait()
                 continue
             request, primary = queue.popleft()
+            self._mirroring = True
             await self._mirror(request, primary)
+            self._mirroring = False
 
     async def _mirror(self, request: InferRequest, primary: InferResponse) -> None:
         deployment = self.deployment

@@ -43,12 +43,15 @@ from servewell.settings.monitoring import MonitoringSettings
 from servewell.settings.section import Section, error_message
 from servewell.settings.server import ServerSettings
 from servewell.settings.sources import CheckedEnvironment, CheckedYaml, describe_unknown
+from servewell.settings.traffic import DeclaredShadow, DeclaredTraffic
 
 __all__ = [
     "AuthSettings",
     "BatchingOverrides",
     "BatchingSettings",
     "CacheSettings",
+    "DeclaredShadow",
+    "DeclaredTraffic",
     "ModelCacheSettings",
     "ModelSettings",
     "MonitoringSettings",
@@ -61,6 +64,7 @@ __all__ = [
     "Settings",
     "ValidationSettings",
     "canonical_name",
+    "config_path",
     "load_settings",
 ]
 
@@ -189,6 +193,10 @@ class Settings(BaseSettings):
     """Per model name, what differs from the defaults for that model (names match
     ignoring case, with ``-``, ``.`` and ``_`` alike). Not ``server.models``, which says
     which models to serve."""
+    traffic: dict[str, DeclaredTraffic] = Field(default_factory=dict)
+    """Per model name (as registered), a traffic policy: a split, a shadow, and whether
+    this file or the registry (``servewell traffic``) has the last word
+    (``settings/traffic.py``)."""
     output_filters: dict[str, OutputFilterSettings] = Field(default_factory=dict)
     """Deprecated: ``models.<name>.output_filters``. Read through ``Settings.model``."""
 
@@ -250,7 +258,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             CheckedEnvironment(settings_cls),
-            CheckedYaml(settings_cls, yaml_file=_config_path()),
+            CheckedYaml(settings_cls, yaml_file=config_path()),
         )
 
 
@@ -262,7 +270,7 @@ def load_settings(**overrides: Any) -> Settings:
 
     from servewell.errors import InvalidConfig
 
-    _check_config_file(_config_path())
+    _check_config_file(config_path())
     try:
         return Settings(**overrides)
     except SettingsError as exc:  # e.g. SERVEWELL_SERVER='{' (a section given as JSON)
@@ -275,7 +283,7 @@ def load_settings(**overrides: Any) -> Settings:
         else:
             problem = f"{'.'.join(loc) or 'settings'}: {error_message(error)}"
         raise InvalidConfig(
-            f"invalid settings (environment or {_config_path()}): {problem}"
+            f"invalid settings (environment or {config_path()}): {problem}"
         ) from None
 
 
@@ -300,5 +308,6 @@ def _check_config_file(path: Path) -> None:
         raise InvalidConfig(f"{path} must be a mapping of setting names to values")
 
 
-def _config_path() -> Path:
+def config_path() -> Path:
+    """The settings file read: ``SERVEWELL_CONFIG``, else ``servewell.yaml`` here."""
     return Path(os.environ.get("SERVEWELL_CONFIG", "servewell.yaml"))
