@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from servewell.cli import (
+    alerts,
     alias,
     demo,
     evaluate,
@@ -86,6 +87,7 @@ app.command("predict")(predict.predict)
 app.command("predictions")(predictions.predictions)
 app.command("feedback")(predictions.feedback)
 app.command("monitor")(monitor.monitor)
+app.add_typer(alerts.app, name="alerts")
 app.command("demo")(demo.demo)
 app.command("optimize")(optimize.optimize)
 app.command("serve")(serve.serve)

@@ -19,7 +19,9 @@ from servewell.core.ref import ModelRef
 from servewell.core.validation import InputLimits
 from servewell.http.rest import RestCodec
 from servewell.http.v2 import V2Codec
+from servewell.monitoring.alerts import AlertService
 from servewell.observability import ServingMetrics
+from servewell.observability.alert_metrics import AlertMetrics
 from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission
 from servewell.serving.call import Codec
@@ -58,6 +60,8 @@ class RunningServer:
     metrics: ServingMetrics
     predictions: PredictionLog
     """The prediction log's buffer and flusher (started; closed last)."""
+    alerts: AlertService | None
+    """Evaluates the alert rules (on the replica holding their lease), when any are set."""
     loading: asyncio.Task[None]
     """Loads the models, in the background."""
     fast_lane: bool
@@ -76,6 +80,8 @@ class RunningServer:
             self.loading.cancel()
             await asyncio.gather(self.loading, return_exceptions=True)
         await self.promoter.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
         await self.pool.close(timeout_s)
         await self.protection.stop()
         await self.predictions.close()
@@ -137,9 +143,21 @@ async def start_server(
         codecs={"v2": V2Codec(depth), "rest": RestCodec(depth)},
         metrics=metrics,
         predictions=predictions,
+        alerts=_start_alerts(settings, services, metrics),
         loading=asyncio.create_task(_load(pool, promoter), name="servewell-load-models"),
         fast_lane=settings.server.fast_lane and gateway.answers_now,
     )
+
+
+def _start_alerts(
+    settings: Settings, services: Services, metrics: ServingMetrics
+) -> AlertService | None:
+    """The alert rules' evaluation (started), when there are any."""
+    if not settings.monitoring.alerts:
+        return None
+    alerts = AlertService(services, settings.monitoring, AlertMetrics(metrics))
+    alerts.start()
+    return alerts
 
 
 async def _load(pool: ModelPool, promoter: Promoter) -> None:
