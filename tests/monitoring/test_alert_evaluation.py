@@ -59,7 +59,9 @@ def window(services: Services, at: float, accuracy: float, version: int = 2) -> 
     store.label(MODEL, labels)
 
 
-def evaluate(evaluator: AlertEvaluator, services: Services, step: int, accuracy: float) -> list[str]:
+def evaluate(
+    evaluator: AlertEvaluator, services: Services, step: int, accuracy: float
+) -> list[str]:
     at = START + 10 * step
     window(services, at, accuracy)
     return [stored.event.kind for stored in evaluator.evaluate(at)]

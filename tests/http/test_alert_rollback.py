@@ -1,0 +1,102 @@
+"""End to end on a real server (SQLite and PostgreSQL): a worse version is promoted,
+its predictions are logged and labelled through the feedback endpoint, the accuracy
+rule fires, and ``production`` is back on the previous version, which serves again."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from servewell.bootstrap import Services
+from servewell.core.ref import ModelRef
+from servewell.http import create_app
+from servewell.registry.alerts import AlertStore
+from servewell.settings import Settings
+from serving_models import register_python, serve_in_thread
+
+MODEL = "clicks"
+WAIT_S = 60.0
+RULE = {
+    "name": "acc-drop", "model": MODEL, "metric": "accuracy", "op": "<", "threshold": 0.9,
+    "window": "1h", "for": "1s", "severity": "page", "action": "rollback",
+}  # fmt: skip
+
+
+def serving_settings(services: Services) -> Settings:
+    return Settings.model_validate(
+        {
+            "home": services.settings.home,
+            "database_url": services.settings.database_url,
+            "server": {"models": [MODEL]},
+            "auth": {"enabled": False},
+            "cache": {"enabled": False},
+            "monitoring": {
+                "flush_interval_s": 0.05,
+                "evaluation_interval_s": 0.5,
+                "alerts": [RULE],
+            },
+        }
+    )
+
+
+def predict(url: str, request_id: str) -> int:
+    answer = httpx.post(
+        f"{url}/v1/models/{MODEL}:predict",
+        json={"instances": [1.0]},
+        headers={"x-request-id": request_id},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    label: int = answer.json()["predictions"][0]
+    return label
+
+
+def wait_until(check: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + WAIT_S
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"waited {WAIT_S} s for {what}"
+        time.sleep(0.05)
+    return found
+
+
+def firing_gauge(url: str) -> float | None:
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "servewell_alert_firing" and sample.labels["rule"] == "acc-drop":
+                return sample.value
+    return None
+
+
+def test_a_worse_release_rolls_itself_back(services: Services) -> None:
+    register_python(services, MODEL, "labels", signature="label.json")  # v1: right
+    services.registry.set_alias(MODEL, "production", 1)
+    register_python(services, MODEL, "inverted", signature="label.json")  # v2: wrong
+    with serve_in_thread(create_app(serving_settings(services), services)) as server:
+        services.registry.set_alias(MODEL, "production", 2, by="user:test")
+        wait_until(lambda: predict(server.url, "probe") == 0, "v2 to serve")
+        ids = [f"r{i}" for i in range(20)]
+        for request_id in ids:
+            assert predict(server.url, request_id) == 0  # v2's wrong answer
+        labels = [{"request_id": request_id, "label": 1} for request_id in ids]
+
+        def labelled() -> bool:  # the log is written in batches: send until all are known
+            answer = httpx.post(f"{server.url}/v1/models/{MODEL}/feedback", json=labels)
+            assert answer.status_code == 200, answer.text
+            return answer.json()["accepted"] == len(ids)
+
+        wait_until(labelled, "the predictions to be logged")
+        wait_until(lambda: services.registry.resolve(ModelRef(MODEL)).version == 1, "the rollback")
+        wait_until(lambda: predict(server.url, "after") == 1, "v1 to serve again")
+        assert wait_until(lambda: firing_gauge(server.url) == 1.0, "the firing gauge")
+    move = services.registry.alias_history(MODEL, "production")[-1]
+    assert (move.from_version, move.to_version, move.moved_by) == (2, 1, "alert:acc-drop")
+    events = AlertStore(services.registry).events(rule="acc-drop")
+    kinds = [stored.event.kind for stored in reversed(events)]
+    assert kinds == ["pending", "firing"]  # once: no second rollback, no resolution yet
+    assert events[0].version == 2 and events[0].note == "rolled production back from v2 to v1"
+    assert events[0].event.value == 0.0
