@@ -66,27 +66,32 @@ def test_the_listing_shows_each_rule_with_its_state_and_events(
     data = json.loads(invoke("alerts", "--json").stdout)
     rules = {rule["name"]: rule for rule in data["rules"]}
     assert set(rules) == {"acc-drop", "errors", "slow", "drift.amount"}
-    assert rules["acc-drop"]["state"] == "pending" and rules["acc-drop"]["value"] == 0.5
+    assert rules["acc-drop"]["state"] == "pending"
+    assert rules["acc-drop"]["value"] == 0.5
     assert rules["acc-drop"]["version"] == 1
-    assert rules["errors"]["state"] == "inactive" and rules["errors"]["value"] is None
+    assert rules["errors"]["state"] == "inactive"
+    assert rules["errors"]["value"] is None
     assert rules["slow"]["value"] == pytest.approx(3.0)
     assert [event["kind"] for event in data["events"]] == ["pending"]
     table = invoke("alerts", "--model", "clicks")
     assert table.exit_code == 0
-    assert "acc-drop" in table.stdout and "drift.amount" not in table.stdout
+    assert "acc-drop" in table.stdout
+    assert "drift.amount" not in table.stdout
     assert "pending" in table.stdout
 
 
 def test_an_unknown_model_is_one_line_and_exit_4(invoke: Invoke, configured: Path) -> None:
     result = invoke("alerts", "--model", "nope")
     assert result.exit_code == 4
-    assert result.stderr.count("\n") == 1 and "nope" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "nope" in result.stderr
 
 
 def test_export_prometheus_writes_a_rule_per_alert(invoke: Invoke, configured: Path) -> None:
     out = configured / "rules.yml"
     assert invoke("alerts", "export-prometheus", "--output", str(out)).exit_code == 0
-    rules = {rule["labels"]["rule"]: rule for rule in yaml.safe_load(out.read_text())["groups"][0]["rules"]}  # fmt: skip
+    [group] = yaml.safe_load(out.read_text())["groups"]
+    rules = {rule["labels"]["rule"]: rule for rule in group["rules"]}
     assert rules["acc-drop"]["alert"] == "servewell_acc_drop"
     assert rules["acc-drop"]["expr"] == (
         'servewell_monitor_value{rule="acc-drop",model="clicks",metric="accuracy"} < 0.9'

@@ -98,5 +98,6 @@ def test_a_worse_release_rolls_itself_back(services: Services) -> None:
     events = AlertStore(services.registry).events(rule="acc-drop")
     kinds = [stored.event.kind for stored in reversed(events)]
     assert kinds == ["pending", "firing"]  # once: no second rollback, no resolution yet
-    assert events[0].version == 2 and events[0].note == "rolled production back from v2 to v1"
+    assert events[0].version == 2
+    assert events[0].note == "rolled production back from v2 to v1"
     assert events[0].event.value == 0.0

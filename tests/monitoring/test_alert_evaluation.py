@@ -79,7 +79,8 @@ def test_for_neither_fires_on_one_bad_window_nor_resets_on_one_good_one(clicks: 
     assert evaluate(evaluator, clicks, 7, 0.5) == ["firing"]  # 30 s >= for, not reset
     events = AlertStore(clicks.registry).events(rule="acc-drop")
     assert [e.event.kind for e in events] == ["firing", "pending", "cleared", "pending"]
-    assert events[0].event.value == pytest.approx(0.5) and events[0].version == 2
+    assert events[0].event.value == pytest.approx(0.5)
+    assert events[0].version == 2
 
 
 def test_a_restarted_evaluator_keeps_the_episode(clicks: Services) -> None:
@@ -116,7 +117,8 @@ def test_a_firing_rollback_rule_moves_production_back_once(clicks: Services) -> 
     window(clicks, START + 140, 0.2)
     _, again = evaluator.evaluate(START + 140)
     assert again.event.kind == "firing"
-    assert again.note is not None and "cooldown" in again.note
+    assert again.note is not None
+    assert "cooldown" in again.note
     assert clicks.registry.resolve(ModelRef(MODEL)).version == 2
 
 

@@ -67,7 +67,7 @@ def event(kind: str = "firing") -> StoredEvent:
     return StoredEvent(
         AlertEvent(
             "acc-drop", "clicks", "accuracy", kind, 1000.0, 990.0, 0.5, 0.9, "<", "page", "rollback"
-        ),  # fmt: skip
+        ),
         version=2,
         note="rolled production back from v2 to v1",
     )
@@ -97,7 +97,9 @@ def test_a_receiver_that_fails_twice_gets_each_alert_exactly_once(receiver: Rece
     assert [body["kind"] for body in receiver.accepted] == ["pending", "firing"]
     body = receiver.accepted[1]
     assert body["id"] == "acc-drop:firing:990.000"
-    assert body["rule"] == "acc-drop" and body["version"] == 2 and body["value"] == 0.5
+    assert body["rule"] == "acc-drop"
+    assert body["version"] == 2
+    assert body["value"] == 0.5
     assert body["note"] == "rolled production back from v2 to v1"
 
 
@@ -112,7 +114,8 @@ def test_a_receiver_that_never_accepts_is_given_up_and_counted(receiver: Receive
     wait_for(lambda: outcomes)
     sender.stop()
     assert outcomes == ["failed"]
-    assert receiver.attempts == 3 and not receiver.accepted
+    assert receiver.attempts == 3
+    assert not receiver.accepted
 
 
 def test_a_full_queue_drops_and_counts_without_waiting() -> None:

@@ -110,8 +110,14 @@ class WebhookSender:
         except httpx.HTTPError as exc:
             logger.warning(
                 "webhook %s gave up on alert %s after %d attempts: %s",
-                webhook.url, body["id"], webhook.max_attempts, exc,
+                _shown(webhook.url), body["id"], webhook.max_attempts, type(exc).__name__,
             )  # fmt: skip
             self.outcome("failed")
             return
         self.outcome("delivered")
+
+
+def _shown(url: str) -> str:
+    """Scheme and host of ``url``: its path or query may hold a token (chat webhooks)."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}"
