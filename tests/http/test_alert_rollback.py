@@ -1,14 +1,16 @@
 """End to end on a real server (SQLite and PostgreSQL): a worse version is promoted,
 its predictions are logged and labelled through the feedback endpoint, the accuracy
-rule fires, and ``production`` is back on the previous version, which serves again."""
+rule fires, and ``production`` is back on the previous version, which serves again; a
+webhook receiver that fails twice gets each event exactly once."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from servewell.bootstrap import Services
@@ -17,6 +19,7 @@ from servewell.http import create_app
 from servewell.registry.alerts import AlertStore
 from servewell.settings import Settings
 from serving_models import register_python, serve_in_thread
+from webhook_receiver import Receiver, running_receiver
 
 MODEL = "clicks"
 WAIT_S = 60.0
@@ -26,7 +29,14 @@ RULE = {
 }  # fmt: skip
 
 
-def serving_settings(services: Services) -> Settings:
+@pytest.fixture
+def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    """A webhook receiver failing ``request.param`` POSTs (parametrized), else 2."""
+    with running_receiver(getattr(request, "param", 2)) as server:
+        yield server
+
+
+def serving_settings(services: Services, webhook: str) -> Settings:
     return Settings.model_validate(
         {
             "home": services.settings.home,
@@ -38,6 +48,7 @@ def serving_settings(services: Services) -> Settings:
                 "flush_interval_s": 0.05,
                 "evaluation_interval_s": 0.5,
                 "alerts": [RULE],
+                "webhooks": [{"url": webhook, "timeout_s": 5, "max_attempts": 5}],
             },
         }
     )
@@ -72,11 +83,11 @@ def firing_gauge(url: str) -> float | None:
     return None
 
 
-def test_a_worse_release_rolls_itself_back(services: Services) -> None:
+def test_a_worse_release_rolls_itself_back(services: Services, receiver: Receiver) -> None:
     register_python(services, MODEL, "labels", signature="label.json")  # v1: right
     services.registry.set_alias(MODEL, "production", 1)
     register_python(services, MODEL, "inverted", signature="label.json")  # v2: wrong
-    with serve_in_thread(create_app(serving_settings(services), services)) as server:
+    with serve_in_thread(create_app(serving_settings(services, receiver.url), services)) as server:
         services.registry.set_alias(MODEL, "production", 2, by="user:test")
         wait_until(lambda: predict(server.url, "probe") == 0, "v2 to serve")
         ids = [f"r{i}" for i in range(20)]
@@ -93,6 +104,7 @@ def test_a_worse_release_rolls_itself_back(services: Services) -> None:
         wait_until(lambda: services.registry.resolve(ModelRef(MODEL)).version == 1, "the rollback")
         wait_until(lambda: predict(server.url, "after") == 1, "v1 to serve again")
         assert wait_until(lambda: firing_gauge(server.url) == 1.0, "the firing gauge")
+        wait_until(lambda: len(receiver.accepted) == 2, "the webhook's deliveries")
     move = services.registry.alias_history(MODEL, "production")[-1]
     assert (move.from_version, move.to_version, move.moved_by) == (2, 1, "alert:acc-drop")
     events = AlertStore(services.registry).events(rule="acc-drop")
@@ -101,3 +113,9 @@ def test_a_worse_release_rolls_itself_back(services: Services) -> None:
     assert events[0].version == 2
     assert events[0].note == "rolled production back from v2 to v1"
     assert events[0].event.value == 0.0
+    assert receiver.attempts == 4  # the first event failed twice, then each went once
+    assert [(body["kind"], body["version"]) for body in receiver.accepted] == [
+        ("pending", 2),
+        ("firing", 2),
+    ]
+    assert receiver.accepted[1]["note"] == "rolled production back from v2 to v1"

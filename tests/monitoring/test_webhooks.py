@@ -3,11 +3,8 @@ failures, each delivered exactly once; one never accepted is given up and counte
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,51 +13,16 @@ from servewell.core.alerting import AlertEvent
 from servewell.monitoring.webhooks import WebhookSender
 from servewell.registry.alerts import StoredEvent
 from servewell.settings.monitoring import WebhookSettings
+from webhook_receiver import Receiver, running_receiver
 
 WAIT_S = 60.0
 
 
-class Receiver(ThreadingHTTPServer):
-    """Answers 500 to the first ``failures`` POSTs, then 200; keeps what it accepted."""
-
-    def __init__(self, failures: int) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.failures = failures
-        self.attempts = 0
-        self.accepted: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        with self.server.lock:
-            self.server.attempts += 1
-            failing = self.server.attempts <= self.server.failures
-            if not failing:
-                self.server.accepted.append(body)
-        self.send_response(500 if failing else 200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
-    server = Receiver(request.param)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    """A webhook receiver failing ``request.param`` POSTs (parametrized), else 2."""
+    with running_receiver(getattr(request, "param", 2)) as server:
+        yield server
 
 
 def event(kind: str = "firing") -> StoredEvent:
