@@ -36,7 +36,9 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
         yield server
 
 
-def serving_settings(services: Services, webhook: str) -> Settings:
+def serving_settings(
+    services: Services, webhook: str | None, rule: dict[str, Any] = RULE, **monitoring: Any
+) -> Settings:
     return Settings.model_validate(
         {
             "home": services.settings.home,
@@ -47,8 +49,11 @@ def serving_settings(services: Services, webhook: str) -> Settings:
             "monitoring": {
                 "flush_interval_s": 0.05,
                 "evaluation_interval_s": 0.5,
-                "alerts": [RULE],
-                "webhooks": [{"url": webhook, "timeout_s": 5, "max_attempts": 5}],
+                "alerts": [rule],
+                "webhooks": [{"url": webhook, "timeout_s": 5, "max_attempts": 5}]
+                if webhook
+                else [],
+                **monitoring,
             },
         }
     )
@@ -64,6 +69,21 @@ def predict(url: str, request_id: str) -> int:
     assert answer.status_code == 200, answer.text
     label: int = answer.json()["predictions"][0]
     return label
+
+
+def predict_and_label(url: str, answer: int, count: int = 20) -> None:
+    """``count`` predictions, each ``answer``, then their labels (1) through feedback."""
+    ids = [f"r{i}" for i in range(count)]
+    for request_id in ids:
+        assert predict(url, request_id) == answer
+    labels = [{"request_id": request_id, "label": 1} for request_id in ids]
+
+    def labelled() -> bool:  # the log is written in batches: send until all are known
+        sent = httpx.post(f"{url}/v1/models/{MODEL}/feedback", json=labels, timeout=30)
+        assert sent.status_code == 200, sent.text
+        return bool(sent.json()["accepted"] == count)
+
+    wait_until(labelled, "the predictions to be logged")
 
 
 def wait_until(check: Callable[[], Any], what: str) -> Any:
@@ -90,17 +110,7 @@ def test_a_worse_release_rolls_itself_back(services: Services, receiver: Receive
     with serve_in_thread(create_app(serving_settings(services, receiver.url), services)) as server:
         services.registry.set_alias(MODEL, "production", 2, by="user:test")
         wait_until(lambda: predict(server.url, "probe") == 0, "v2 to serve")
-        ids = [f"r{i}" for i in range(20)]
-        for request_id in ids:
-            assert predict(server.url, request_id) == 0  # v2's wrong answer
-        labels = [{"request_id": request_id, "label": 1} for request_id in ids]
-
-        def labelled() -> bool:  # the log is written in batches: send until all are known
-            answer = httpx.post(f"{server.url}/v1/models/{MODEL}/feedback", json=labels)
-            assert answer.status_code == 200, answer.text
-            return answer.json()["accepted"] == len(ids)
-
-        wait_until(labelled, "the predictions to be logged")
+        predict_and_label(server.url, answer=0)  # v2's wrong answers, labelled 1
         wait_until(lambda: services.registry.resolve(ModelRef(MODEL)).version == 1, "the rollback")
         wait_until(lambda: predict(server.url, "after") == 1, "v1 to serve again")
         assert wait_until(lambda: firing_gauge(server.url) == 1.0, "the firing gauge")
@@ -119,3 +129,17 @@ def test_a_worse_release_rolls_itself_back(services: Services, receiver: Receive
         ("firing", 2),
     ]
     assert receiver.accepted[1]["note"] == "rolled production back from v2 to v1"
+
+
+def test_new_labels_get_the_rules_evaluated_before_the_interval(services: Services) -> None:
+    """An interval of 10 minutes: only the feedback route's nudge can make it fire."""
+    register_python(services, MODEL, "inverted", signature="label.json")
+    rule = {**RULE, "for": "0s"}
+    settings = serving_settings(services, None, rule, evaluation_interval_s=600)
+    with serve_in_thread(create_app(settings, services)) as server:
+        wait_until(lambda: AlertStore(services.registry).states(), "the first evaluation")
+        predict_and_label(server.url, answer=0)
+        wait_until(lambda: firing_gauge(server.url) == 1.0, "the rule to fire")
+    [firing, pending] = AlertStore(services.registry).events(rule="acc-drop")  # newest first
+    assert (pending.event.kind, firing.event.kind) == ("pending", "firing")
+    assert firing.note == "no rollback: production does not point at v1"  # there is none

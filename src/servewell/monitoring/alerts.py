@@ -69,7 +69,7 @@ class AlertService:
 
     async def stop(self) -> None:
         """Stop evaluating, give the lease up (another replica takes over at once) and
-        deliver what the webhooks still have queued (a few seconds at most)."""
+        deliver what the webhooks still have queued (2 s at most)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -78,15 +78,17 @@ class AlertService:
         await asyncio.to_thread(self._stop)
 
     async def _forever(self) -> None:
+        """A round at once (the gauges show the stored states from the start), then one
+        per interval or nudge."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
-                await asyncio.sleep(NUDGE_DELAY_S)  # labels come in batches: one pass
             self._wake.clear()
             try:
                 await asyncio.to_thread(self.tick)
             except Exception:  # the next interval tries again
                 logger.exception("alert evaluation failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+                await asyncio.sleep(NUDGE_DELAY_S)  # labels come in batches: one pass
 
     def tick(self) -> list[StoredEvent]:
         """One round: evaluate if this process holds the lease, then show the states."""
@@ -130,4 +132,4 @@ class AlertService:
             with contextlib.suppress(ServewellError):
                 self.leases.release(LEASE, self.holder)
             self.holding = False
-        self.webhooks.stop()
+        self.webhooks.stop(timeout_s=2.0)

@@ -52,6 +52,8 @@ class AlertEvaluator:
         }
         self.versions: dict[str, int | None] = {}
         """The version each rule was last evaluated on."""
+        self.problems: dict[str, str] = {}
+        """Why a rule had no window at its last evaluation (warned once, not each time)."""
 
     def restore(self) -> None:
         """Take the stored states over (after a restart, or from the replica that held
@@ -103,8 +105,10 @@ class AlertEvaluator:
             try:
                 reports[key] = self._window(rule.model, rule.window, at)
             except ServewellError as exc:  # an unknown model, a registry down: no data
-                logger.warning("alert rule %s: %s", rule.name, exc.message)
+                self._warn(rule.name, exc.message)
                 reports[key] = (None, None)
+            else:
+                self.problems.pop(rule.name, None)
         return reports[key]
 
     def _window(self, model: str, window: Window, at: float) -> tuple[int, GroupReport | None]:
@@ -137,6 +141,11 @@ class AlertEvaluator:
         except ServewellError as exc:
             return StoredEvent(event, version, f"rollback failed: {exc.message}")
         return StoredEvent(event, version, done.note)
+
+    def _warn(self, rule: str, problem: str) -> None:
+        if self.problems.get(rule) != problem:
+            logger.warning("alert rule %s is not evaluated: %s", rule, problem)
+        self.problems[rule] = problem
 
     def firing(self) -> list[str]:
         """The rules firing now."""
