@@ -14,7 +14,8 @@ from rich.table import Table
 from servewell.cli.output import console, open_services, print_json, reporting_errors
 
 app = typer.Typer(
-    help="Alert rules: their state and events; export them as Prometheus rules.",
+    help="Alert rules: with no command, each rule's state and recent events; "
+    "export-prometheus writes them as Prometheus alerting rules.",
     invoke_without_command=True,
 )
 
