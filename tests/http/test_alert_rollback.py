@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from servewell.bootstrap import Services
 from servewell.core.ref import ModelRef
 from servewell.http import create_app
-from servewell.registry.alerts import AlertStore
+from servewell.registry.alerts import AlertStore, StoredEvent
 from servewell.settings import Settings
 from serving_models import register_python, serve_in_thread
 from webhook_receiver import Receiver, running_receiver
@@ -104,6 +104,9 @@ def firing_gauge(url: str) -> float | None:
 
 
 def test_a_worse_release_rolls_itself_back(services: Services, receiver: Receiver) -> None:
+    def events() -> list[StoredEvent]:
+        return list(reversed(AlertStore(services.registry).events(rule="acc-drop")))
+
     register_python(services, MODEL, "labels", signature="label.json")  # v1: right
     services.registry.set_alias(MODEL, "production", 1)
     register_python(services, MODEL, "inverted", signature="label.json")  # v2: wrong
@@ -113,20 +116,28 @@ def test_a_worse_release_rolls_itself_back(services: Services, receiver: Receive
         predict_and_label(server.url, answer=0)  # v2's wrong answers, labelled 1
         wait_until(lambda: services.registry.resolve(ModelRef(MODEL)).version == 1, "the rollback")
         wait_until(lambda: predict(server.url, "after") == 1, "v1 to serve again")
-        assert wait_until(lambda: firing_gauge(server.url) == 1.0, "the firing gauge")
-        wait_until(lambda: len(receiver.accepted) == 2, "the webhook's deliveries")
+        # v2's episode ends with the move; v1 (no labels yet) starts afresh.
+        wait_until(lambda: len(events()) == 3, "the episode to end")
+        wait_until(lambda: firing_gauge(server.url) == 0.0, "the firing gauge to fall")
+        wait_until(lambda: len(receiver.accepted) == 3, "the webhook's deliveries")
     move = services.registry.alias_history(MODEL, "production")[-1]
     assert (move.from_version, move.to_version, move.moved_by) == (2, 1, "alert:acc-drop")
-    events = AlertStore(services.registry).events(rule="acc-drop")
-    kinds = [stored.event.kind for stored in reversed(events)]
-    assert kinds == ["pending", "firing"]  # once: no second rollback, no resolution yet
-    assert events[0].version == 2
-    assert events[0].note == "rolled production back from v2 to v1"
-    assert events[0].event.value == 0.0
-    assert receiver.attempts == 4  # the first event failed twice, then each went once
+    pending, firing, resolved = events()  # once each: no second rollback
+    assert (pending.event.kind, firing.event.kind, resolved.event.kind) == (
+        "pending",
+        "firing",
+        "resolved",
+    )
+    assert firing.version == 2
+    assert firing.note == "rolled production back from v2 to v1"
+    assert firing.event.value == 0.0
+    assert resolved.version == 2
+    assert resolved.note == "production moved from v2 to v1"
+    assert receiver.attempts == 5  # the first event failed twice, then each went once
     assert [(body["kind"], body["version"]) for body in receiver.accepted] == [
         ("pending", 2),
         ("firing", 2),
+        ("resolved", 2),
     ]
     assert receiver.accepted[1]["note"] == "rolled production back from v2 to v1"
 

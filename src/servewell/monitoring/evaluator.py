@@ -3,11 +3,13 @@
 and events stored.
 
 A rule watches the version its model's bare name resolves to (``production``, else the
-newest), all arms together. Its ``rollback`` acts when the rule *fires* (once per
-episode) for the version behind ``production``: the alias moves back to the version it
-pointed at before (``registry/alerts.roll_back``: only while it still points at the bad
-version, and not within ``rollback_cooldown_s`` of another alert's move of it), and the
-``firing`` event's note says what was done.
+newest), all arms together; when that becomes another version, the episode about the
+old one ends (``resolved`` or ``cleared``, noted) and the new one starts afresh. Its
+``rollback`` acts when the rule *fires* (once per episode) for the version behind
+``production``: the alias moves back to the version it pointed at before
+(``registry/alerts.roll_back``: only while it still points at the bad version, and not
+within ``rollback_cooldown_s`` of another alert's move of it), and the ``firing``
+event's note says what was done.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class AlertEvaluator:
         for name, tracker in self.trackers.items():
             rule = tracker.rule
             version, group = self._report(rule, at, reports)
+            events += self._moved_on(name, version, at)
             value = rule_value(group, rule.metric)
             for event in tracker.observe(value, at):
                 events.append(self._act(event, version))
@@ -96,6 +99,17 @@ class AlertEvaluator:
             )
         self.store.save(states, events)
         return events
+
+    def _moved_on(self, rule: str, version: int | None, at: float) -> list[StoredEvent]:
+        """End ``rule``'s episode when its model's watched version is another than the
+        one it was about (a rollback, a promotion): the new version starts afresh."""
+        before = self.versions.get(rule)
+        if version is None or before is None or version == before:
+            return []
+        ended = self.trackers[rule].end(at)
+        if ended is None:
+            return []
+        return [StoredEvent(ended, before, f"production moved from v{before} to v{version}")]
 
     def _report(
         self, rule: AlertRule, at: float, reports: _Reports
