@@ -63,6 +63,10 @@ def test_two_workers_store_each_event_once(tmp_path: Path) -> None:
     }
     store = AlertStore(services.registry)
 
+    def state() -> str | None:
+        found = store.states().get("acc-drop")
+        return None if found is None else str(found.state)
+
     def evaluated_at() -> float:
         state = store.states().get("acc-drop")
         return 0.0 if state is None or state.evaluated_at is None else state.evaluated_at
@@ -72,7 +76,7 @@ def test_two_workers_store_each_event_once(tmp_path: Path) -> None:
                                 env=env, drain=True)  # fmt: skip
         with serving as (url, _), httpx.Client(timeout=30) as client:
             predict_and_label(client, url)
-            wait_until(lambda: store.states()["acc-drop"].state == "firing", "the rule to fire")
+            wait_until(lambda: state() == "firing", "the rule to fire")
             fired_at = evaluated_at()
             # A few more rounds, in which a second evaluator would repeat the events.
             wait_until(lambda: evaluated_at() >= fired_at + 2, "more evaluations")
