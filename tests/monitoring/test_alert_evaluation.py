@@ -128,3 +128,14 @@ def test_a_rollback_leaves_an_alias_someone_moved_meanwhile(clicks: Services) ->
     assert done.move is None
     assert done.note == "no rollback: production does not point at v1"
     assert clicks.registry.resolve(ModelRef(MODEL)).version == 2
+
+
+def test_old_events_are_pruned(clicks: Services) -> None:
+    evaluator = AlertEvaluator(clicks, monitoring(**{"for": "0s"}))
+    window(clicks, START, 0.2)
+    evaluator.evaluate(START)
+    store = AlertStore(clicks.registry)
+    assert store.prune(before=START) == 0
+    assert store.prune(before=START + 1) == 2
+    assert store.events() == []
+    assert store.states()["acc-drop"].state is AlertState.FIRING  # states stay

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from servewell.core.alerting import AlertState
 from servewell.errors import ServewellError
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 LEASE = "alerts"
 #: Shortest time between two evaluations that labels (not the interval) asked for.
 NUDGE_DELAY_S = 1.0
+#: How often the evaluating process prunes events past ``monitoring.retention_days``.
+PRUNE_EVERY_S = 3600.0
 
 
 def lease_ttl_s(interval_s: float) -> float:
@@ -51,6 +54,8 @@ class AlertService:
         self.access = access
         self.metrics = metrics
         self.interval_s = settings.evaluation_interval_s
+        self.retention_days = settings.retention_days
+        self._pruned_at = 0.0
         self.evaluator = AlertEvaluator(access, settings)
         self.webhooks = WebhookSender(settings.webhooks, metrics.count_delivery)
         self.leases = Leases(access.registry)
@@ -100,6 +105,7 @@ class AlertService:
             self.holding = held
             if held:
                 events = self.evaluator.evaluate()
+                self._prune()
             self._show()
         except ServewellError as exc:
             logger.warning("alert rules not evaluated: %s", exc.message)
@@ -107,6 +113,14 @@ class AlertService:
             self._log(event)
             self.webhooks.send(event)
         return events
+
+    def _prune(self) -> None:
+        """Once an hour: events older than ``monitoring.retention_days`` go."""
+        now = time.time()
+        if now - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        self.evaluator.store.prune(now - self.retention_days * 86400)
 
     def _show(self) -> None:
         stored = self.evaluator.store.states()

@@ -120,6 +120,13 @@ class AlertStore:
         with self.registry.read() as conn:
             return [_to_event(row._asdict()) for row in conn.execute(query)]
 
+    def prune(self, before: float) -> int:
+        """Delete the events older than ``before`` (seconds since the epoch); how many."""
+        table = schema.alert_events
+        return self.registry.write(
+            lambda conn: conn.execute(delete(table).where(table.c.at < before)).rowcount
+        )
+
 
 def _event_row(stored: StoredEvent) -> dict[str, Any]:
     return {**stored.event.to_dict(), "version": stored.version, "note": stored.note}
