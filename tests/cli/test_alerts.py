@@ -69,6 +69,8 @@ def test_the_listing_shows_each_rule_with_its_state_and_events(
     assert rules["acc-drop"]["state"] == "pending"
     assert rules["acc-drop"]["value"] == 0.5
     assert rules["acc-drop"]["version"] == 1
+    assert rules["errors"]["note"].startswith("not in the prediction log")
+    assert rules["acc-drop"]["note"] is None
     assert rules["errors"]["state"] == "inactive"
     assert rules["errors"]["value"] is None
     assert rules["slow"]["value"] == pytest.approx(3.0)

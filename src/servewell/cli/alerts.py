@@ -21,6 +21,8 @@ app = typer.Typer(
 
 #: Events listed, newest first.
 RECENT_EVENTS = 20
+#: Said of a rule on a metric the prediction log does not hold (``error_rate``).
+NOT_EVALUATED = "not in the prediction log: evaluated by Prometheus (export-prometheus)"
 
 
 @app.callback()
@@ -58,6 +60,8 @@ def alerts(
 
 
 def _rule(rule: Any, state: Any) -> dict[str, Any]:
+    from servewell.monitoring.rule_value import EVALUATED
+
     return {
         "name": rule.name,
         "model": rule.model,
@@ -71,6 +75,7 @@ def _rule(rule: Any, state: Any) -> dict[str, Any]:
         "value": None if state is None else state.value,
         "version": None if state is None else state.version,
         "evaluated_at": None if state is None else state.evaluated_at,
+        "note": None if rule.metric.name in EVALUATED else NOT_EVALUATED,
     }
 
 
@@ -80,6 +85,7 @@ def _print(data: dict[str, Any]) -> None:
         rules.add_column(column)
     for rule in data["rules"]:
         value = "-" if rule["value"] is None else f"{rule['value']:.4g}"
+        value = "Prometheus" if rule["note"] else value
         state = rule["state"] + (f" since {_time(rule['since'])}" if rule["since"] else "")
         rules.add_row(
             rule["name"], rule["model"], rule["condition"], rule["window"],

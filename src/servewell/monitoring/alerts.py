@@ -22,6 +22,7 @@ import time
 from servewell.core.alerting import AlertState
 from servewell.errors import ServewellError
 from servewell.monitoring.evaluator import AlertEvaluator
+from servewell.monitoring.rule_value import EVALUATED
 from servewell.monitoring.webhooks import WebhookSender
 from servewell.observability.alert_metrics import AlertMetrics
 from servewell.registry import RegistryAccess
@@ -65,6 +66,15 @@ class AlertService:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        for tracker in self.evaluator.trackers.values():
+            if tracker.rule.metric.name not in EVALUATED:
+                logger.warning(
+                    "alert rule %s watches %s, which the prediction log does not hold: "
+                    "servewell never fires it; servewell alerts export-prometheus writes it "
+                    "for Prometheus",
+                    tracker.rule.name,
+                    tracker.rule.metric,
+                )
         self.webhooks.start()
         self._task = asyncio.create_task(self._forever(), name="servewell-alerts")
 

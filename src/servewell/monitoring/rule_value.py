@@ -23,7 +23,12 @@ _QUALITY = {
     "rmse": "rmse",
     "r2": "r2",
 }
+PER_CLASS = ("precision", "recall", "f1")
 _LATENCY = {"p50_latency_ms": "p50", "p95_latency_ms": "p95", "p99_latency_ms": "p99"}
+#: The metrics servewell evaluates itself (every one but ``error_rate``).
+EVALUATED = frozenset(
+    (*_QUALITY, *_LATENCY, "label_coverage", "prediction_drift", "drift_psi", *PER_CLASS)
+)
 
 
 def rule_value(group: GroupReport | None, metric: Metric) -> float | None:
@@ -43,7 +48,7 @@ def rule_value(group: GroupReport | None, metric: Metric) -> float | None:
     if name == "drift_psi":
         found = next((f for f in group.drift if f.name == metric.argument), None)
         return None if found is None else _number(found.psi)
-    if name in ("precision", "recall", "f1"):
+    if name in PER_CLASS:
         per_class = (group.quality or {}).get("per_class") or {}
         figures = next((v for k, v in per_class.items() if str(k) == metric.argument), None)
         return None if figures is None else _number(figures.get(name))
