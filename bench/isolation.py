@@ -29,12 +29,10 @@ from typing import Any
 from run import (
     MODEL,
     PLAIN,
-    free_port,
     median_point,
     register_demo,
     run_wrk,
-    start_servewell,
-    wait_ready,
+    running_servers,
     write_bodies,
 )
 
@@ -58,19 +56,10 @@ def main() -> None:
         home = Path(folder) / "home"
         os.environ["SERVEWELL_HOME"] = str(home)
         bodies = register_models(Path(folder))
-        servers = {"in-process": PLAIN, "process": {**PLAIN, **ISOLATED}}
-        urls, processes = {}, []
-        try:
-            for name, settings in servers.items():
-                port = free_port()
-                processes.append(start_servewell(port, Path(folder) / name, settings))
-                urls[name] = f"http://127.0.0.1:{port}"
-                wait_ready(f"{urls[name]}/v2/health/ready")
+        settings_of = {"in-process": PLAIN, "process": {**PLAIN, **ISOLATED}}
+        with running_servers(Path(folder), settings_of) as servers:
+            urls = {name: server.url for name, server in servers.items()}
             results = measure(urls, bodies, [int(c) for c in args.concurrency.split(",")], args)
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=60)
     print_table(results)
 
 

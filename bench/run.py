@@ -48,6 +48,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +292,39 @@ def start_servewell(
         cwd=folder,
         env=env,
     )
+
+
+@dataclass
+class Server:
+    """A ``servewell serve`` a benchmark started."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def running_servers(
+    folder: Path,
+    settings_of: Mapping[str, Mapping[str, str]],
+    prepare: Callable[[str], None] | None = None,
+) -> Iterator[dict[str, Server]]:
+    """One ready ``servewell serve`` per name (its folder ``folder/<name>``, its
+    settings), after ``prepare(name)`` when given (which registers what that server
+    serves); every one is stopped after."""
+    servers: dict[str, Server] = {}
+    try:
+        for name, settings in settings_of.items():
+            if prepare is not None:
+                prepare(name)
+            port = free_port()
+            process = start_servewell(port, folder / name, dict(settings))
+            servers[name] = Server(f"http://127.0.0.1:{port}", process)
+            wait_ready(f"{servers[name].url}/v2/health/ready")
+        yield servers
+    finally:
+        for server in servers.values():
+            server.process.terminate()
+            server.process.wait(timeout=60)
 
 
 def start_floor(port: int) -> subprocess.Popen[bytes]:

@@ -29,12 +29,10 @@ from run import (
     MODEL,
     PLAIN,
     REST_PATH,
-    free_port,
     median_point,
     register_demo,
     run_wrk,
-    start_servewell,
-    wait_ready,
+    running_servers,
     write_bodies,
 )
 
@@ -50,31 +48,26 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="servewell-bench-shadow-") as folder:
-        body: dict[str, str] = {}
-        urls, processes = {}, []
-        try:
-            for name in ("plain", "shadow"):
-                home = Path(folder) / name / "home"
-                os.environ["SERVEWELL_HOME"] = str(home)
-                row = register_demo()
-                register_slow_version(Path(folder) / name)
-                if name == "shadow":
-                    command = [str(SERVEWELL), "traffic", "shadow", MODEL, "2", "--percent", "100"]
-                    subprocess.run(command, check=True, capture_output=True)
-                body = {**write_bodies(Path(folder) / "bodies", row, "")["rest"]}
-                port = free_port()
-                settings = {**PLAIN, "SERVEWELL_SERVER__MODELS": f'["{MODEL}@1"]'}
-                processes.append(start_servewell(port, Path(folder) / name, settings))
-                urls[name] = f"http://127.0.0.1:{port}"
-                wait_ready(f"{urls[name]}/v2/health/ready")
+        bodies: dict[str, str] = {}
+
+        def prepare(name: str) -> None:
+            os.environ["SERVEWELL_HOME"] = str(Path(folder) / name / "home")
+            row = register_demo()
+            register_slow_version(Path(folder) / name)
+            if name == "shadow":
+                command = [str(SERVEWELL), "traffic", "shadow", MODEL, "2", "--percent", "100"]
+                subprocess.run(command, check=True, capture_output=True)
+            bodies.update(write_bodies(Path(folder) / "bodies", row, "")["rest"])
+
+        settings = {**PLAIN, "SERVEWELL_SERVER__MODELS": f'["{MODEL}@1"]'}
+        with running_servers(
+            Path(folder), dict.fromkeys(("plain", "shadow"), settings), prepare
+        ) as servers:
+            urls = {name: server.url for name, server in servers.items()}
             for url in urls.values():  # warm up
-                run_wrk(url + REST_PATH, body, 16, 1)
-            results = {c: measure(urls, body, c, args) for c in (16, 64)}
+                run_wrk(url + REST_PATH, bodies, 16, 1)
+            results = {c: measure(urls, bodies, c, args) for c in (16, 64)}
             shadowed = shadow_counts(urls["shadow"])
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=60)
     print_table(results)
     print(f"\nthe shadow server's shadow, from its /metrics: {shadowed}")
 

@@ -30,12 +30,10 @@ from run import (
     MODEL,
     PLAIN,
     REST_PATH,
-    free_port,
     median_point,
     register_demo,
     run_wrk,
-    start_servewell,
-    wait_ready,
+    running_servers,
     write_bodies,
 )
 
@@ -51,31 +49,26 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="servewell-bench-traffic-") as folder:
-        body: dict[str, str] = {}
-        urls, processes = {}, []
-        try:
-            for name in ("plain", "split"):
-                home = Path(folder) / name / "home"
-                os.environ["SERVEWELL_HOME"] = str(home)
-                row = register_demo()
-                register_second_version()
-                if name == "split":
-                    command = [str(SERVEWELL), "traffic", "split", MODEL, "1=90", "2=10"]
-                    subprocess.run(command, check=True, capture_output=True)
-                body = {**write_bodies(Path(folder) / "bodies", row, "")["rest"]}
-                port = free_port()
-                processes.append(start_servewell(port, Path(folder) / name, PLAIN))
-                urls[name] = f"http://127.0.0.1:{port}"
-                wait_ready(f"{urls[name]}/v2/health/ready")
-            body["BENCH_USERS"] = "10000"
+        bodies: dict[str, str] = {}
+
+        def prepare(name: str) -> None:
+            os.environ["SERVEWELL_HOME"] = str(Path(folder) / name / "home")
+            row = register_demo()
+            register_second_version()
+            if name == "split":
+                command = [str(SERVEWELL), "traffic", "split", MODEL, "1=90", "2=10"]
+                subprocess.run(command, check=True, capture_output=True)
+            bodies.update(write_bodies(Path(folder) / "bodies", row, "")["rest"])
+
+        with running_servers(
+            Path(folder), dict.fromkeys(("plain", "split"), PLAIN), prepare
+        ) as servers:
+            urls = {name: server.url for name, server in servers.items()}
+            bodies["BENCH_USERS"] = "10000"
             for url in urls.values():  # warm up
-                run_wrk(url + REST_PATH, body, 16, 1)
-            results = measure(urls, body, args)
+                run_wrk(url + REST_PATH, bodies, 16, 1)
+            results = measure(urls, bodies, args)
             arms = served_arms(urls["split"])
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=60)
     print_table(results, args.concurrency)
     total = sum(arms.values())
     spelled = ", ".join(

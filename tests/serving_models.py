@@ -349,8 +349,9 @@ def serve_process(
     it wrote is appended to ``log`` when one is given.
 
     ``drain``: read what it writes as it comes, on a thread (for a test sending many
-    requests: past the pipe's 64 KiB of unread access lines the server would block
-    writing them); the test then must not read ``process.stdout`` itself."""
+    requests and reading its log: past the pipe's 64 KiB the server's lines wait in
+    its memory, and past 16 MiB they are dropped); the test then must not read
+    ``process.stdout`` itself."""
     port = free_port()
     environment = {**os.environ, "SERVEWELL_HOME": str(home), **(env or {})}
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)

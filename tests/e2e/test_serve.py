@@ -87,6 +87,28 @@ def test_json_lines_on_stdout(model_home: Path) -> None:
     assert {"time", "request_id", "method", "status", "latency_ms", "batch_size"} <= set(access[-1])
 
 
+def test_a_stdout_nobody_reads_never_stops_the_server(model_home: Path) -> None:
+    """Nobody reads the server's stdout here until the end: past the pipe's 64 KiB its
+    access lines used to block the event loop, and the server stopped answering. Now
+    they wait for the reader (bounded), every request is answered, and once stdout is
+    read again every line comes out, none lost."""
+    count = 1500  # about 450 KB of access lines: the pipe is full after some 250
+    with running_server(model_home, "--models", "iris") as (url, process):
+        with httpx.Client(base_url=url, timeout=30) as client:
+            statuses = [
+                client.post("/v1/models/iris:predict", json={"instances": [ROW]}).status_code
+                for _ in range(count)
+            ]
+            metrics = client.get("/metrics").text
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert statuses == [200] * count
+    assert "servewell_log_lines_dropped_total 0.0" in metrics
+    lines = [json.loads(line) for line in output.splitlines()]
+    predictions = [line for line in lines if line.get("path") == "/v1/models/iris:predict"]
+    assert len(predictions) == count
+
+
 def _requests_total(text: str) -> float:
     return sum(
         sample.value

@@ -12,7 +12,6 @@ from servewell.observability import (
     RequestRecord,
     StreamAccessLog,
 )
-from servewell.observability.access import WRITE_BYTES
 
 
 def _record(index: int = 0) -> RequestRecord:
@@ -62,26 +61,6 @@ def test_stream_lines_wait_for_the_timer_then_come_out_whole() -> None:
     first = json.loads(lines[0])
     assert first["time"].endswith("Z")
     assert first["level"] == "info"
-
-
-def test_a_full_buffer_is_written_in_whole_lines_no_larger_than_a_pipe_write() -> None:
-    writes: list[bytes] = []
-
-    class Recorder(io.BytesIO):
-        def write(self, data: object) -> int:
-            assert isinstance(data, bytes)
-            writes.append(data)
-            return len(data)
-
-    async def serve() -> None:
-        log = StreamAccessLog(Recorder(), flush_after_s=60, max_lines=100)
-        for index in range(100):
-            log.write(_record(index), 0.001, None)
-
-    asyncio.run(serve())
-    assert len(writes) > 1
-    assert all(len(chunk) <= WRITE_BYTES and chunk.endswith(b"\n") for chunk in writes)
-    assert len(b"".join(writes).splitlines()) == 100
 
 
 def test_close_writes_what_is_waiting() -> None:

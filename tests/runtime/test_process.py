@@ -6,6 +6,7 @@ no child, scratch folder or segment outlives its server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -359,6 +360,61 @@ def test_a_child_busy_in_c_code_does_not_outlive_a_server_killed_outright(
         _wait_until(lambda: not _alive(child), "killed with its server")
     finally:
         server.kill()
+        server.wait(timeout=BACK_WITHIN_S)
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+def test_segments_of_a_server_killed_with_its_group_are_swept_by_the_next(
+    tmp_path: Path, scratch: Path
+) -> None:
+    """The whole process group SIGKILLed: neither the server nor its child (nor the
+    resource tracker) lives to unlink the shared segments of big batches; the next
+    server's first child removes them (they would fill /dev/shm, which is RAM)."""
+    bundle = _bundle(tmp_path, "sum")
+    script = textwrap.dedent(
+        f"""
+        import os, tempfile, time
+        import numpy as np
+        from pathlib import Path
+        from servewell.core.signature import Signature
+        from servewell.runtime.process import ProcessRuntime
+        tempfile.tempdir = {str(scratch)!r}
+        signature = Signature.from_json_file(Path({str(PYTHON_MODELS / "sum.json")!r}))
+        runtime = ProcessRuntime("python", Path({str(bundle)!r}), None, signature)
+        runtime.load()
+        column = np.ones(300_000, np.float32)
+        for _ in range(2):  # the second big answer crosses through a reply segment
+            runtime.predict({{"x": column, "y": column}})
+        print(os.getpid(), flush=True)
+        time.sleep(600)
+        """
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+        start_new_session=True,
+    )
+    try:
+        assert server.stdout is not None
+        pid = int(server.stdout.readline())
+        left = [name for name in os.listdir("/dev/shm") if name.startswith(f"servewell-shm-{pid}-")]
+        assert left, "the big batch crossed through no named segment"
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=BACK_WITHIN_S)
+        tempfile.tempdir = str(scratch)
+        try:
+            next_one = ProcessRuntime("python", bundle, None, COLUMN_OF_SUM)
+            next_one.load()
+            next_one.close()
+        finally:
+            tempfile.tempdir = None
+        assert not [name for name in os.listdir("/dev/shm") if name in left]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=BACK_WITHIN_S)
         if server.stdout is not None:
             server.stdout.close()

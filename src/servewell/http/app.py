@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 
 from prometheus_client import CollectorRegistry
@@ -226,9 +225,14 @@ def create_app(
 def create_app_from_environment() -> ServewellApp:
     """The factory ``servewell serve`` gives uvicorn: settings from the environment and
     ``servewell.yaml``, JSON logs on stdout (each worker process builds its own); access
-    lines are written to stdout in batches, off the request's path."""
+    lines are written to stdout in batches, off the request's path; log lines a stdout
+    nobody reads could not take are counted in ``servewell_log_lines_dropped_total``."""
     from servewell.observability import configure_logging
+    from servewell.observability.stdout_writer import stdout_writer
 
     configure_logging()
+    writer = stdout_writer()
     with exiting_on_startup_failure():
-        return create_app(load_settings(), access_log=StreamAccessLog(sys.stdout.buffer))
+        app = create_app(load_settings(), access_log=StreamAccessLog(writer))
+    writer.count_drops(app.metrics.log_lines_dropped.inc)
+    return app

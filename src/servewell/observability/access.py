@@ -3,9 +3,10 @@
 Two writers share one line format. :class:`LoggerAccessLog` hands each line to the
 ``servewell.access`` logger (what an app built in a test or a notebook uses, so the lines
 go wherever logging is configured). :class:`StreamAccessLog` is what ``servewell serve``
-uses: it keeps the lines in memory and writes them to stdout in a few large writes, from
-a timer on the event loop (every ``flush_after_s``) or when ``max_lines`` are waiting,
-so the request itself pays for building one line and nothing else. Both write the same
+uses: it keeps the lines in memory and hands them to stdout's writer thread
+(``stdout_writer.py``, which never blocks) in one piece, from a timer on the event loop
+(every ``flush_after_s``) or when ``max_lines`` are waiting, so the request itself pays
+for building one line and nothing else. Both write the same
 fields: time, level, logger, then the request's own (see :func:`access_fields`).
 """
 
@@ -14,15 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from servewell.observability.logs import ACCESS_LOGGER, RequestRecord
-
-#: Largest single write: a pipe takes writes up to PIPE_BUF (4096 bytes on Linux) whole,
-#: so the lines of several worker processes sharing one stdout never interleave.
-WRITE_BYTES = 4096
+from servewell.observability.stdout_writer import ByteSink
 
 
 class AccessLog(Protocol):
@@ -100,7 +98,7 @@ class StreamAccessLog:
     docstring). Lines still waiting when the process is killed are lost; a server that
     shuts down normally calls :meth:`close`."""
 
-    def __init__(self, stream: BinaryIO, flush_after_s: float = 0.05, max_lines: int = 512):
+    def __init__(self, stream: ByteSink, flush_after_s: float = 0.05, max_lines: int = 512):
         self.stream = stream
         self.flush_after_s = flush_after_s
         self.max_lines = max_lines
@@ -137,23 +135,12 @@ class StreamAccessLog:
             self._timer.cancel()
             self._timer = None
         lines, self._lines = self._lines, []
-        chunk: list[bytes] = []
-        size = 0
-        for line in lines:
-            if chunk and size + len(line) > WRITE_BYTES:
-                self._write(b"".join(chunk))
-                chunk, size = [], 0
-            chunk.append(line)
-            size += len(line)
-        if chunk:
-            self._write(b"".join(chunk))
+        if lines:
+            self.stream.write(b"".join(lines))
+            self.stream.flush()
 
     def close(self) -> None:
         self.flush()
-
-    def _write(self, data: bytes) -> None:
-        self.stream.write(data)
-        self.stream.flush()
 
     def _iso_time(self, now: float) -> str:
         millisecond = int(now * 1000)

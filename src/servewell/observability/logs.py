@@ -9,13 +9,14 @@ built from it. Request bodies and keys never go into a record.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from servewell.observability.stdout_writer import StdoutWriter, stdout_writer
 
 ACCESS_LOGGER = "servewell.access"
 
@@ -86,10 +87,26 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+class WriterHandler(logging.Handler):
+    """Each record formatted on the thread that logs it (so the request context is the
+    right one) and handed to stdout's writer thread, which never blocks."""
+
+    def __init__(self, writer: StdoutWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.write((self.format(record) + "\n").encode())
+        except Exception:
+            self.handleError(record)
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """Send every log line, servewell's and uvicorn's, to stdout as JSON. Call once, at
-    the edge (a server process), never from library code."""
-    handler = logging.StreamHandler(sys.stdout)
+    """Send every log line, servewell's and uvicorn's, to stdout as JSON, through this
+    process's stdout writer thread. Call once, at the edge (a server process), never
+    from library code."""
+    handler = WriterHandler(stdout_writer())
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

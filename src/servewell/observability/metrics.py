@@ -253,6 +253,12 @@ class ServingMetrics:
             "Predictions the prediction log wrote to the database.",
             registry=registry,
         )
+        self.log_lines_dropped = Counter(
+            "servewell_log_lines_dropped",
+            "Log and access lines dropped because stdout was not being read and too much "
+            "was waiting for it (the server never waits for its stdout).",
+            registry=registry,
+        )
         self._errors: dict[str, Counter] = {}
         self.tally: RequestTally = ClientTally(self._client_metrics) if self.direct else Tally()
 

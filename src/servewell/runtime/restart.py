@@ -9,11 +9,13 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from servewell.runtime.bundle import remove_unpacked
+from servewell.runtime.transfer import SEGMENT_PREFIX
 
 CRASH = "crash"
 """The child ended on its own (a segfault, ``os._exit``, an exception at the top) or was
@@ -154,18 +156,31 @@ class Child:
 
 #: A child's scratch folder is ``<tmp>/servewell-process-<server pid>-<random>``.
 SCRATCH_PREFIX = "servewell-process-"
+#: Where POSIX shared memory segments are files.
+SHARED_MEMORY = Path("/dev/shm")
 
 
 def sweep_orphaned_scratch() -> int:
-    """Remove the scratch folders of servers that are gone: a child killed with its
-    server (the kernel's parent-death signal) cannot remove its own. How many went."""
+    """Remove the scratch folders and shared segments of servers that are gone: a child
+    killed with its server (the kernel's parent-death signal) cannot remove its own,
+    nor can a server killed with its whole process group. How many went."""
     removed = 0
-    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
-        owner = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
-        if owner.isdigit() and not _alive(int(owner)):
-            remove_unpacked(folder)
+    for folder in _orphans(Path(tempfile.gettempdir()), SCRATCH_PREFIX):
+        remove_unpacked(folder)
+        removed += 1
+    for segment in _orphans(SHARED_MEMORY, SEGMENT_PREFIX):
+        with contextlib.suppress(FileNotFoundError):  # another server swept it first
+            segment.unlink()
             removed += 1
     return removed
+
+
+def _orphans(folder: Path, prefix: str) -> Iterator[Path]:
+    """``folder``'s entries named ``<prefix><pid>-...`` whose process is gone."""
+    for path in folder.glob(f"{prefix}*-*"):
+        owner = path.name[len(prefix) :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            yield path
 
 
 def _alive(pid: int) -> bool:

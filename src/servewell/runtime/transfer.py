@@ -18,6 +18,8 @@ multiprocessing's resource tracker, which unlinks them.
 from __future__ import annotations
 
 import mmap
+import os
+import secrets
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,6 +79,12 @@ def room_for(arrays: Mapping[str, Array]) -> int:
     return sum(-(-a.nbytes // 64) * 64 for a in arrays.values() if a.dtype.kind != "O")
 
 
+#: A segment is ``/dev/shm/servewell-shm-<server pid>-<random>``: the pid lets a later
+#: server remove the segments of one that was killed with its whole process group
+#: (``restart.sweep_orphaned_scratch``); nothing else would unlink them.
+SEGMENT_PREFIX = "servewell-shm-"
+
+
 class Segments:
     """The shared segments one side created (server) or attached to (child), by role."""
 
@@ -90,7 +98,9 @@ class Segments:
         if not isinstance(segment, shared_memory.SharedMemory) or segment.size < size:
             self._drop(role, unlink=True)
             capacity = 1 << max(size - 1, SHARED_ABOVE_BYTES).bit_length()
-            segment = self._held[role] = shared_memory.SharedMemory(create=True, size=capacity)
+            name = f"{SEGMENT_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+            segment = shared_memory.SharedMemory(name, create=True, size=capacity)
+            self._held[role] = segment
         return segment
 
     def attached(self, role: str, name: str) -> Attached:
