@@ -59,6 +59,7 @@ def test_the_pinned_shape_parses(workdir: Path) -> None:
 
 def test_defaults_without_a_monitoring_section(workdir: Path) -> None:
     monitoring = load_settings().monitoring
+    assert monitoring.rollback_cooldown_s == 1800.0
     assert monitoring.alerts == []
     assert monitoring.webhooks == []
     assert monitoring.buffer_size == 100_000
@@ -152,6 +153,7 @@ def test_a_wrong_rule_is_one_line_naming_it(workdir: Path, change: dict, says: s
         ("monitoring:\n  webhooks: [{url: 'ftp://x'}]\n", "must be an http:// or https:// URL"),
         ("monitoring:\n  webhooks: [{url: 'https://x', max_attempts: 0}]\n", "max_attempts"),
         ("monitoring:\n  buffer_size: 0\n", "monitoring.buffer_size"),
+        ("monitoring:\n  rollback_cooldown_s: 30\n", "has no unit: write e.g. 30s or 30m"),
         ("models:\n  fraud:\n    monitoring: {sample_rate: 1.5}\n", "sample_rate"),
         ("models:\n  fraud:\n    monitoring: {log_inputs: all}\n", "log_inputs"),
     ],

@@ -137,3 +137,18 @@ def test_the_clock_is_read_when_no_time_is_given_and_held_when_it_steps_back() -
     clock.advance(-500)  # a wall clock stepped back
     assert tracker.observe(GOOD) == []
     assert tracker._latest == 700.0  # held
+
+
+def test_end_closes_the_episode_at_once() -> None:
+    tracker = _tracker(for_="0s")
+    assert tracker.end(now=0.0) is None  # no episode
+    _run(tracker, [BAD])
+    ended = tracker.end(now=5.0)  # within clear_for: only end() does this
+    assert ended is not None
+    assert (ended.kind, ended.at, ended.since, ended.value) == ("resolved", 5.0, 0.0, None)
+    assert tracker.state is AlertState.RESOLVED
+    assert [e.kind for e in tracker.observe(BAD, now=6.0)] == ["pending", "firing"]
+    pending = _tracker(for_="10m")
+    _run(pending, [BAD])
+    assert pending.end(now=3.0).kind == "cleared"  # type: ignore[union-attr]
+    assert pending.state is AlertState.INACTIVE

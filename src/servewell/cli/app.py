@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from servewell.cli import (
+    alerts,
     alias,
     demo,
     evaluate,
@@ -91,6 +92,7 @@ app.command("predictions")(predictions.predictions)
 app.command("feedback")(predictions.feedback)
 app.command("monitor")(monitor.monitor)
 app.command("profile")(profile.profile)
+app.add_typer(alerts.app, name="alerts")
 app.command("demo")(demo.demo)
 app.command("optimize")(optimize.optimize)
 app.command("serve")(serve.serve)

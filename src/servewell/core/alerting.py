@@ -23,6 +23,10 @@ intervals, :meth:`~servewell.settings.monitoring.MonitoringSettings.clear_for_s`
   last bad sample is C old at a none sample is cleared, though: it can no longer be
   said to hold continuously, and two bad samples a day apart are no sustained problem.
 
+- **What it watches changed** (:meth:`AlertTracker.end`: its model's ``production``
+  moved to another version, by a person or by the rule's own rollback): the episode
+  ends at once, as ``cleared`` or ``resolved``; the new version starts afresh.
+
 So one bad sample pages no one (with F > 0, it clears after C of good ones), a real
 problem is not reset by one good sample, and an alert that fired stays firing until
 the condition has been false for C. A clock that steps back is held at its latest
@@ -145,11 +149,24 @@ class AlertTracker:
             return []
         if not self._quiet_since_bad(at):
             return []
+        return [self._ended(at, value)]
+
+    def end(self, now: float | None = None) -> AlertEvent | None:
+        """End the episode now, whatever ``clear_for`` says, because what the rule
+        watches changed (its model's ``production`` moved to another version): the
+        ``cleared`` or ``resolved`` event, None when there was no episode."""
+        if self.state not in (AlertState.PENDING, AlertState.FIRING):
+            return None
+        at = max(self.clock() if now is None else now, self._latest)
+        self._latest = at
+        return self._ended(at, None)
+
+    def _ended(self, at: float, value: float | None) -> AlertEvent:
         kind: EventKind = "cleared" if self.state is AlertState.PENDING else "resolved"
         event = self._event(kind, at, value)
         self.state = AlertState.INACTIVE if kind == "cleared" else AlertState.RESOLVED
         self.since = self.last_bad = None
-        return [event]
+        return event
 
     def _quiet_since_bad(self, at: float) -> bool:
         return self.last_bad is None or at - self.last_bad >= self.clear_for_s

@@ -189,6 +189,8 @@ def _add_feedback_route(api: FastAPI, running: Running) -> None:
         # A misspelt name is a 404, not a batch of ids it never logged.
         await asyncio.to_thread(server.services.registry.list_versions, name)
         result = await asyncio.to_thread(server.predictions.store.label, name, labels)
+        if server.alerts is not None:
+            server.alerts.nudge()  # rules on this model's quality: evaluate them soon
         return result.to_dict()
 
 

@@ -19,7 +19,9 @@ from servewell.core.ref import ModelRef
 from servewell.core.validation import InputLimits
 from servewell.http.rest import RestCodec
 from servewell.http.v2 import V2Codec
+from servewell.monitoring.alerts import AlertService
 from servewell.observability import ServingMetrics
+from servewell.observability.alert_metrics import AlertMetrics
 from servewell.observability.memory_metrics import MemoryMetrics
 from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission
@@ -64,6 +66,8 @@ class RunningServer:
     metrics: ServingMetrics
     predictions: PredictionLog
     """The prediction log's buffer and flusher (started; closed last)."""
+    alerts: AlertService | None
+    """Evaluates the alert rules (on the replica holding their lease), when any are set."""
     loading: asyncio.Task[None]
     """Loads the models, in the background."""
     fast_lane: bool
@@ -83,6 +87,8 @@ class RunningServer:
             await asyncio.gather(self.loading, return_exceptions=True)
         await self.rollouts.stop()
         await self.promoter.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
         await self.pool.close(timeout_s)
         await self.protection.stop()
         await self.predictions.close()
@@ -113,13 +119,7 @@ async def start_server(
     pool = ModelPool(services, refs, metrics, recorder.is_alone, budget)
     protection = build_protection(settings, services)
     await protection.start()
-    limits = settings.validation
-    predictor = Predictor(
-        pool,
-        InputLimits(limits.max_rows, limits.max_text_bytes, limits.max_json_depth),
-        protection.filter_for,
-        metrics,
-    )
+    predictor = _predictor(settings, pool, protection, metrics)
     admission = Admission(
         protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
     )
@@ -134,7 +134,7 @@ async def start_server(
     )
     rollouts = RolloutDriver(services.registry, metrics)
     rollouts.start()
-    depth = limits.max_json_depth
+    depth = settings.validation.max_json_depth
     return RunningServer(
         settings=settings,
         services=services,
@@ -150,9 +150,33 @@ async def start_server(
         codecs={"v2": V2Codec(depth), "rest": RestCodec(depth)},
         metrics=metrics,
         predictions=predictions,
+        alerts=_start_alerts(settings, services, metrics),
         loading=asyncio.create_task(_load(pool, promoter), name="servewell-load-models"),
         fast_lane=settings.server.fast_lane and gateway.answers_now,
     )
+
+
+def _predictor(
+    settings: Settings, pool: ModelPool, protection: Protection, metrics: ServingMetrics
+) -> Predictor:
+    limits = settings.validation
+    return Predictor(
+        pool,
+        InputLimits(limits.max_rows, limits.max_text_bytes, limits.max_json_depth),
+        protection.filter_for,
+        metrics,
+    )
+
+
+def _start_alerts(
+    settings: Settings, services: Services, metrics: ServingMetrics
+) -> AlertService | None:
+    """The alert rules' evaluation (started), when there are any."""
+    if not settings.monitoring.alerts:
+        return None
+    alerts = AlertService(services, settings.monitoring, AlertMetrics(metrics))
+    alerts.start()
+    return alerts
 
 
 async def _load(pool: ModelPool, promoter: Promoter) -> None:

@@ -237,3 +237,41 @@ rollout_observations = Table(
 """What each serving process measured of a rollout's versions since its last report
 (``registry/rollout_observations.py``): requests, 5xx answers and latency counts per
 bucket of ``observability/metrics.LATENCY_BUCKETS_S`` (+Inf last)."""
+
+alert_states = Table(
+    "alert_states",
+    metadata,
+    Column("rule", String(160), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("since", Float, nullable=True),
+    Column("last_bad", Float, nullable=True),
+    Column("evaluated_at", Float, nullable=True),
+    Column("value", Float, nullable=True),
+    Column("version", Integer, nullable=True),
+)
+"""Each alert rule's state (``registry/alerts.py``) as its last evaluation left it, so a
+restart or another replica taking over the evaluation keeps a pending or firing
+episode; times in seconds since the epoch."""
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("rule", String(160), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("metric", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("since", Float, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=False),
+    Column("op", String(2), nullable=False),
+    Column("severity", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("note", Text, nullable=True),
+    Index("ix_alert_events_model_at", "model", "at"),
+)
+"""Every change of an alert rule's state (pending, firing, resolved, cleared), and
+what its action did (``note``)."""

@@ -223,6 +223,11 @@ class MonitoringSettings(Section):
     """The key of the hashes ``log_inputs: hash`` keeps (set it, as a secret, so nobody
     can recompute the hash of a guessed value; unset: a fixed key, equal values still
     hash alike)."""
+    rollback_cooldown_s: Duration = 1800.0
+    """After an alert rule moved a model's ``production`` back, no rule moves it again
+    for this long (``30m`` by default): one bad release is undone, while a second
+    rollback (the previous version breaking the same rule, a threshold that every
+    version misses) waits for a person instead of walking back through the history."""
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     alerts: list[AlertRule] = Field(default_factory=list)
 

@@ -1,0 +1,97 @@
+"""Alert events delivered to a real local HTTP receiver: retried with backoff through
+failures, each delivered exactly once; one never accepted is given up and counted."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from servewell.core.alerting import AlertEvent
+from servewell.monitoring.webhooks import WebhookSender
+from servewell.registry.alerts import StoredEvent
+from servewell.settings.monitoring import WebhookSettings
+from webhook_receiver import Receiver, running_receiver
+
+WAIT_S = 60.0
+
+
+@pytest.fixture
+def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    """A webhook receiver failing ``request.param`` POSTs (parametrized), else 2."""
+    with running_receiver(getattr(request, "param", 2)) as server:
+        yield server
+
+
+def event(kind: str = "firing") -> StoredEvent:
+    return StoredEvent(
+        AlertEvent(
+            "acc-drop", "clicks", "accuracy", kind, 1000.0, 990.0, 0.5, 0.9, "<", "page", "rollback"
+        ),
+        version=2,
+        note="rolled production back from v2 to v1",
+    )
+
+
+def wait_for(check: Any) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("receiver", [2], indirect=True)
+def test_a_receiver_that_fails_twice_gets_each_alert_exactly_once(receiver: Receiver) -> None:
+    outcomes: list[str] = []
+    sender = WebhookSender(
+        [WebhookSettings(url=receiver.url, timeout_s=5, max_attempts=5)],
+        outcomes.append,
+        backoff_s=0.01,
+    )
+    sender.start()
+    sender.send(event("pending"))
+    sender.send(event("firing"))
+    wait_for(lambda: len(outcomes) == 2)
+    sender.stop()
+    assert outcomes == ["delivered", "delivered"]
+    assert receiver.attempts == 4  # the first event's two failures, then one each
+    assert [body["kind"] for body in receiver.accepted] == ["pending", "firing"]
+    body = receiver.accepted[1]
+    assert body["id"] == "acc-drop:firing:990.000"
+    assert body["rule"] == "acc-drop"
+    assert body["version"] == 2
+    assert body["value"] == 0.5
+    assert body["note"] == "rolled production back from v2 to v1"
+
+
+@pytest.mark.parametrize("receiver", [100], indirect=True)
+def test_a_receiver_that_never_accepts_is_given_up_and_counted(receiver: Receiver) -> None:
+    outcomes: list[str] = []
+    sender = WebhookSender(
+        [WebhookSettings(url=receiver.url, max_attempts=3)], outcomes.append, backoff_s=0.01
+    )
+    sender.start()
+    sender.send(event())
+    wait_for(lambda: outcomes)
+    sender.stop()
+    assert outcomes == ["failed"]
+    assert receiver.attempts == 3
+    assert not receiver.accepted
+
+
+def test_a_full_queue_drops_and_counts_without_waiting() -> None:
+    outcomes: list[str] = []
+    # Nothing listens on port 9 (discard): every attempt fails; the thread holds the
+    # first event while the second fills the queue of one.
+    sender = WebhookSender(
+        [WebhookSettings(url="http://127.0.0.1:9/hook", timeout_s=1, max_attempts=20)],
+        outcomes.append,
+        backoff_s=0.5,
+        queue_size=1,
+    )
+    sender.start()
+    for _ in range(5):
+        sender.send(event())
+    assert "dropped" in outcomes
+    sender.stop(timeout_s=0.1)
