@@ -78,7 +78,7 @@ def rollback(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Move NAME's alias (production) back to the version it pointed at before its last
-    move. Twice goes forward again, like `cd -`. Exit 7, nothing moved, when the servers
+    move. Twice goes forward again, like `cd -`. Exit 10, nothing moved, when the servers
     could not load that version within their memory budget."""
     from servewell.serving.headroom import Change, check_headroom
 
