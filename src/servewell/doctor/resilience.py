@@ -31,7 +31,8 @@ def _model_finding(context: Context, model: ServedModel) -> Finding:
         return failed(
             ITEM,
             "no fallback and the circuit breaker is off: a failing model answers 500s",
-            f"models: {{{model.name}: {{breaker: {{enabled: true}}, fallbacks: [cache]}}}}",
+            f"models: {{{model.name}: {{breaker: {{enabled: true}}, fallbacks: [cache]}}}} "
+            "in servewell.yaml",
             model.name,
         )
     guards = []
@@ -44,7 +45,8 @@ def _model_finding(context: Context, model: ServedModel) -> Finding:
             ITEM,
             f"{' and '.join(guards)}, but the default {resilience.timeout_ms:g} ms deadline: "
             "a hung model holds callers that long",
-            f"models: {{{model.name}: {{timeout_ms: <its p99 budget, e.g. 200>}}}}",
+            f"models: {{{model.name}: {{timeout_ms: 200}}}} in servewell.yaml (200: the "
+            "longest its callers should wait)",
             model.name,
         )
     return passed(ITEM, f"timeout {resilience.timeout_ms:g} ms; {' and '.join(guards)}", model.name)
