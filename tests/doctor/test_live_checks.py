@@ -20,10 +20,11 @@ from servewell.doctor.health import HealthCheck
 from servewell.doctor.live import probe_server
 from servewell.doctor.metrics import MetricsCheck
 from servewell.doctor.security import SecurityCheck
+from servewell.doctor.versioning import VersioningCheck
 from servewell.http import create_app
 from servewell.registry.keys import ApiKeyStore
 from servewell.settings import Settings
-from serving_models import serve_in_thread
+from serving_models import register_python, serve_in_thread
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +109,13 @@ def test_cors_star_with_credentials_fails(fraud: Services, permissive_proxy: str
     cors = next(f for f in SecurityCheck().run(context) if f.item == "security: CORS")
     assert cors.status.value == "fail"
     assert "never '*' with credentials" in cors.fix
+
+
+def test_a_server_answering_another_version_than_production_warns(fraud: Services) -> None:
+    register_python(fraud, "fraud", "sum", signature="sum.json")
+    with serve_fraud(fraud, auth={"enabled": False}, server={"models": ["fraud@2"]}) as server:
+        live = probe_server(server.url, None)
+    findings = VersioningCheck().run(build_context(fraud, live))
+    served = [f for f in findings if f.item == "versioning: served version"]
+    assert [f.status.value for f in served] == ["warn"]
+    assert "answers fraud with v2 while production names v1" in served[0].found

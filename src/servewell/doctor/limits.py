@@ -51,8 +51,8 @@ class RateLimitCheck:
                 ITEM,
                 f"keys {', '.join(unrated) or '(none yet)'} get the built-in default "
                 f"{limits.default_rate}, which nobody chose",
-                "rate_limits: {default_rate: 600/minute} in servewell.yaml, or give each key its own "
-                "(servewell keys create ... --rate 100/second)",
+                "rate_limits: {default_rate: 600/minute} in servewell.yaml, or give each key "
+                "its own (servewell keys create ... --rate 100/second)",
             )
         ]
 

@@ -44,7 +44,20 @@ def _model_findings(context: Context, model: ServedModel) -> list[Finding]:
                 model.name,
             )
         ]
-    return [_integrity(context, version), _lineage(version)]
+    findings = [_integrity(context, version), _lineage(version)]
+    served = context.live.served_models() if context.live is not None else None
+    if served is not None and served.get(model.name, version.version) != version.version:
+        findings.append(
+            warned(
+                f"{ITEM}: served version",
+                f"the server answers {model.name} with v{served[model.name]} while "
+                f"production names v{version.version}",
+                f"serve {model.name} by its alias (server.models: [{model.name}]) rather "
+                "than a pinned version",
+                model.name,
+            )
+        )
+    return findings
 
 
 def _integrity(context: Context, version: ModelVersion) -> Finding:
