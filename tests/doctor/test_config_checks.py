@@ -7,7 +7,8 @@ from doctor_context import MakeContext, statuses
 from servewell.bootstrap import Services
 from servewell.core.signature import Signature
 from servewell.doctor.caching import CacheCheck
-from servewell.doctor.finding import Status
+from servewell.doctor.context import Context
+from servewell.doctor.finding import Finding, Status
 from servewell.doctor.limits import KeyScopeCheck, RateLimitCheck
 from servewell.doctor.logs import LoggingCheck
 from servewell.doctor.resilience import ResilienceCheck
@@ -122,3 +123,28 @@ def test_security_passes_keys_on_behind_a_proxy(make_context: MakeContext) -> No
 def test_security_warns_of_a_very_large_body_limit(make_context: MakeContext) -> None:
     context = make_context(server={"max_body_bytes": 512 * 2**20})
     assert statuses(SecurityCheck().run(context), "security: request limits") == ["warn"]
+
+
+def test_logging_warns_of_text_inputs_kept_whole_or_hashed_with_the_built_in_key(
+    fraud: Services, make_context: MakeContext
+) -> None:
+    register_file(
+        fraud,
+        PYTHON_MODELS / "shout.py",
+        "chat",
+        format="python",
+        trust=True,
+        options=RegisterOptions(
+            signature=Signature.from_json_file(PYTHON_MODELS / "text.json"), alias="production"
+        ),
+    )
+
+    def chat(context: Context) -> list[Finding]:
+        return [f for f in LoggingCheck().run(context) if f.model == "chat"]
+
+    hashed = chat(make_context())
+    assert statuses(hashed) == ["warn"]
+    assert hashed[0].fix == "SERVEWELL_MONITORING__HASH_KEY=<a secret> in the server's environment"
+    whole = chat(make_context(models={"chat": {"monitoring": {"log_inputs": "full"}}}))
+    assert "text inputs whole" in whole[0].found
+    assert chat(make_context(monitoring={"hash_key": "s3cret"})) == []
