@@ -13,6 +13,7 @@ from servewell.cli import (
     alerts,
     alias,
     demo,
+    doctor,
     evaluate,
     gc,
     keys,
@@ -100,6 +101,7 @@ app.command("train")(train.train)
 app.command("retrain")(retrain.retrain)
 app.command("evaluate")(evaluate.evaluate)
 app.command("gc")(gc.gc)
+app.command("doctor")(doctor.doctor)
 
 
 def main() -> None:

@@ -4,11 +4,11 @@ never serve fails at once with one line and its own exit code (not later, in a l
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
 from typing import TYPE_CHECKING
 
 from servewell.cli.output import errors
+from servewell.core.address import is_loopback
 from servewell.core.ref import ModelRef
 from servewell.errors import AddressInUse, InvalidInput, NotFound
 
@@ -98,12 +98,3 @@ def check_auth_off(host: str, i_know: bool, source: str) -> None:
             f"{source} on {host} would open every model to anyone who can reach it; "
             "add --i-know if that is really what you want"
         )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -275,3 +275,24 @@ alert_events = Table(
 )
 """Every change of an alert rule's state (pending, firing, resolved, cleared), and
 what its action did (``note``)."""
+
+load_tests = Table(
+    "load_tests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("slo", Text, nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("by", String(200), nullable=True),
+    Index("ix_load_tests_model_version_started_at", "model", "version", "started_at"),
+)
+"""What ``servewell loadtest`` ran against a model version (``registry/loadtests.py``):
+its settings (concurrency steps or rate, duration, ramp), the SLO text and verdict, and a
+summary per step (throughput, latency quantiles, errors by status). By model name and
+version number, as the prediction log: a record outlives nothing it points at."""

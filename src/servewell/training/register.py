@@ -19,6 +19,10 @@ from servewell.training.served import Served, choose_served
 #: Validation rows (at most) attached to the version as ``validation.csv``, the rows
 #: ``servewell optimize`` judges the version on when given no ``--eval``.
 VALIDATION_ROWS = 100_000
+#: The attachment holding the model card (what the model is for, its data, its limits).
+MODEL_CARD_ROLE = "model_card.md"
+#: The attachment holding the training report: the data, configuration and checks run.
+REPORT_ROLE = "report.json"
 
 
 def register_result(
@@ -59,8 +63,8 @@ def register_result(
             convert=served.conversion is not None,
             attachments={
                 PROFILE_ROLE: compact_json(result.profile),
-                "model_card.md": model_card(report).encode("utf-8"),
-                "report.json": report_json(report).encode("utf-8"),
+                MODEL_CARD_ROLE: model_card(report).encode("utf-8"),
+                REPORT_ROLE: report_json(report).encode("utf-8"),
                 "report.html": report_html(report).encode("utf-8"),
                 **_validation_attachment(result),
             },
