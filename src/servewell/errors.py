@@ -17,7 +17,8 @@ the same way::
     │   ├── ModelNotFound
     │   ├── VersionNotFound
     │   ├── AliasNotFound
-    │   └── NoPreviousVersion                        an alias with nothing to roll back to
+    │   ├── NoPreviousVersion                        an alias with nothing to roll back to
+    │   └── JobNotFound                              no batch job of that id (for that key)
     ├── InvalidInput (ValueError)                400   a request's data is wrong
     │   ├── PayloadTooLarge                      413   a request body over the size limit
     │   ├── HeadersTooLarge                      431   a request line and headers over the limit
@@ -121,6 +122,15 @@ class AliasNotFound(NotFound):
 
     def __init__(self, name: str, alias: str) -> None:
         super().__init__(f"model '{name}' has no alias '{alias}'", model=name, alias=alias)
+
+
+class JobNotFound(NotFound):
+    """No batch job of that id, or not one the caller's key may see."""
+
+    code = "job_not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job '{job_id}'", job=job_id)
 
 
 class NoPreviousVersion(NotFound):

@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from servewell.cli import (
     alias,
+    batch,
     demo,
     evaluate,
     gc,
@@ -83,6 +84,7 @@ app.command("rollback")(alias.rollback)
 app.add_typer(traffic.app, name="traffic")
 app.add_typer(keys.app, name="keys")
 app.command("predict")(predict.predict)
+app.command("batch")(batch.batch)
 app.command("predictions")(predictions.predictions)
 app.command("feedback")(predictions.feedback)
 app.command("monitor")(monitor.monitor)
