@@ -21,6 +21,7 @@ the same way::
     │   └── JobNotFound                              no batch job of that id (for that key)
     ├── InvalidInput (ValueError)                400   a request's data is wrong
     │   ├── PayloadTooLarge                      413   a request body over the size limit
+    │   │   └── UploadTooLarge                         a batch job's file over jobs.max_upload_bytes
     │   ├── HeadersTooLarge                      431   a request line and headers over the limit
     │   ├── UnsupportedMediaType                 415   a body in a content type not spoken
     │   └── InvalidTrafficPolicy                       a split or shadow that cannot be served
@@ -36,6 +37,7 @@ the same way::
     ├── TrainingFailed                           422   an estimator failed to converge or diverged
     ├── GateFailed                               422   a model missed its quality gate (exit 5)
     ├── Conflict                                 409
+    │   ├── JobNotFinished                             a job's results before it succeeded
     │   ├── KeyNameTaken                               an API key name in use (exit 2: bad input)
     │   └── KeyAlreadyRevoked                          no active key of that name (exit 4)
     ├── MethodNotAllowed                         405   a method the route does not answer
@@ -174,6 +176,20 @@ class PayloadTooLarge(InvalidInput):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(
             f"request body is larger than the limit of {limit_bytes} bytes",
+            limit_bytes=limit_bytes,
+        )
+
+
+class UploadTooLarge(PayloadTooLarge):
+    """A batch job's file over ``jobs.max_upload_bytes`` (its own limit, not the body's)."""
+
+    code = "upload_too_large"
+
+    def __init__(self, limit_bytes: int) -> None:
+        InvalidInput.__init__(
+            self,
+            f"the job's file is larger than the limit of {limit_bytes} bytes "
+            "(jobs.max_upload_bytes)",
             limit_bytes=limit_bytes,
         )
 
@@ -330,6 +346,19 @@ class Conflict(ServewellError):
     status = HTTPStatus.CONFLICT
     title = "Conflict"
     expose = True
+
+
+class JobNotFinished(Conflict):
+    """A job's results asked for before it succeeded."""
+
+    code = "job_not_finished"
+
+    def __init__(self, job_id: str, state: str) -> None:
+        super().__init__(
+            f"job '{job_id}' is {state}: its results are there once it has succeeded",
+            job=job_id,
+            state=state,
+        )
 
 
 class KeyNameTaken(Conflict):

@@ -10,15 +10,17 @@ from dataclasses import dataclass
 
 from servewell.bootstrap import (
     Services,
+    build_jobs,
     build_prediction_log,
     build_protection,
     build_services,
     build_traffic_policies,
 )
 from servewell.core.ref import ModelRef
-from servewell.core.validation import InputLimits
 from servewell.http.rest import RestCodec
 from servewell.http.v2 import V2Codec
+from servewell.jobs.embedded import EmbeddedExecutor
+from servewell.jobs.service import JobService, server_scorers
 from servewell.observability import ServingMetrics
 from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission
@@ -26,6 +28,7 @@ from servewell.serving.call import Codec
 from servewell.serving.fallback import Fallbacks
 from servewell.serving.fallback_plan import plan_fallbacks
 from servewell.serving.gateway import Gateway
+from servewell.serving.local import input_limits
 from servewell.serving.pool import ModelPool
 from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.predictor import Predictor
@@ -63,6 +66,10 @@ class RunningServer:
     fast_lane: bool
     """Whether the HTTP protocol offers requests to ``gateway.try_now``: on in the
     settings, and the gateway can answer without awaiting."""
+    jobs: JobService
+    """Batch jobs: submitted, read and cancelled through the job routes."""
+    job_executor: EmbeddedExecutor | None
+    """The threads running jobs in this process (``jobs.executor: local``; started)."""
 
     @property
     def is_ready(self) -> bool:
@@ -75,6 +82,8 @@ class RunningServer:
         if not self.loading.done():
             self.loading.cancel()
             await asyncio.gather(self.loading, return_exceptions=True)
+        if self.job_executor is not None:  # before the models: it stops at a batch
+            await asyncio.to_thread(self.job_executor.stop, timeout_s)
         await self.promoter.stop()
         await self.pool.close(timeout_s)
         await self.protection.stop()
@@ -103,13 +112,7 @@ async def start_server(
     pool = ModelPool(services, refs, metrics, recorder.is_alone)
     protection = build_protection(settings, services)
     await protection.start()
-    limits = settings.validation
-    predictor = Predictor(
-        pool,
-        InputLimits(limits.max_rows, limits.max_text_bytes, limits.max_json_depth),
-        protection.filter_for,
-        metrics,
-    )
+    predictor = Predictor(pool, input_limits(settings.validation), protection.filter_for, metrics)
     admission = Admission(
         protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
     )
@@ -122,7 +125,10 @@ async def start_server(
     gateway = Gateway(
         predictor, admission, protection.cache, recorder, fallbacks, router, predictions
     )
-    depth = limits.max_json_depth
+    depth = settings.validation.max_json_depth
+    jobs, job_executor = build_jobs(
+        settings, services, server_scorers(services, asyncio.get_running_loop(), predictor)
+    )
     return RunningServer(
         settings=settings,
         services=services,
@@ -137,14 +143,20 @@ async def start_server(
         codecs={"v2": V2Codec(depth), "rest": RestCodec(depth)},
         metrics=metrics,
         predictions=predictions,
-        loading=asyncio.create_task(_load(pool, promoter), name="servewell-load-models"),
+        loading=asyncio.create_task(
+            _load(pool, promoter, job_executor), name="servewell-load-models"
+        ),
         fast_lane=settings.server.fast_lane and gateway.answers_now,
+        jobs=jobs,
+        job_executor=job_executor,
     )
 
 
-async def _load(pool: ModelPool, promoter: Promoter) -> None:
+async def _load(pool: ModelPool, promoter: Promoter, executor: EmbeddedExecutor | None) -> None:
     await pool.load()
-    await promoter.start()  # loads the versions the policies' arms name, then follows
+    await promoter.start()
+    if executor is not None:  # jobs left unfinished resume once their models are here
+        executor.start()  # loads the versions the policies' arms name, then follows
     # Everything loaded so far (libraries, models) lives as long as the process: move
     # it out of the garbage collector's sight, so full collections stay short and do
     # not show up as latency spikes under load.

@@ -31,6 +31,10 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
 UNFINISHED = (QUEUED, RUNNING)
 
 
+def new_job_id() -> str:
+    return secrets.token_hex(8)
+
+
 @dataclass(frozen=True, slots=True)
 class JobRecord:
     """One job as stored."""
@@ -88,8 +92,10 @@ class JobStore:
         input_format: str,
         id_column: str | None,
         chunk_rows: int,
+        job_id: str | None = None,
     ) -> JobRecord:
-        job_id = secrets.token_hex(8)
+        """A queued job (``job_id``: one from :func:`new_job_id` whose files are in place)."""
+        job_id = job_id or new_job_id()
         values = {
             "id": job_id,
             "model": model,
