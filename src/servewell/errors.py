@@ -54,6 +54,7 @@ the same way::
     ├── DeadlineExceeded                         504   a model did not answer within the deadline
     ├── Overloaded                               503   a model's queue is full or too slow
     ├── ModelUnavailable                         503   a model's breaker is open, or it restarts
+    ├── JobFailed                                500   a job waited for failed or was cancelled
     ├── Unavailable                              503   a shared dependency is down (fail_closed)
     ├── TooManyConnections                       503   a server process at its connection limit
     ├── NotReady                                 503   a model is still loading (or failed to)
@@ -605,6 +606,14 @@ class Overloaded(ServewellError):
         )
         super().__init__(f"model '{model}' {why}; retry in {retry_after_s} s", model=model)
         self.retry_after_s = retry_after_s
+
+
+class JobFailed(ServewellError):
+    """A batch job a command waited for ended failed or cancelled (exit 1)."""
+
+    code = "job_failed"
+    title = "Job failed"
+    expose = True
 
 
 class Unavailable(ServewellError):

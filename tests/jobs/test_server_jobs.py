@@ -245,3 +245,43 @@ def test_cancel_stops_a_running_job_within_a_chunk(url: str, keys: dict[str, str
         f"{url}/v1/jobs/{job['id']}/results", headers=_auth(keys["alice"]), timeout=30
     )
     assert results.status_code == 409
+
+
+def test_the_cli_mirrors_the_job_api(
+    url: str, keys: dict[str, str], iris: tuple[np.ndarray, Any], tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from servewell.cli.app import app
+
+    runner = CliRunner()
+    source = tmp_path / "rows.csv"
+    source.write_bytes(_iris_csv(iris, {3: "tall"}))
+    out = tmp_path / "scored.jsonl"
+    common = ["--url", url, "--api-key", keys["alice"]]
+
+    def run(*args: str) -> Any:
+        return runner.invoke(app, [*args, *common], catch_exceptions=False)
+
+    submitted = run(
+        "jobs", "submit", "iris", str(source), "--id-column", "key", "--wait", "-o", str(out)
+    )
+    assert submitted.exit_code == 0, submitted.output
+    job_id = submitted.stdout.split()[1].rstrip(":")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]  # CSV in, JSONL out
+    assert [row["key"] for row in rows] == [f"k{i}" for i in range(150)]
+    assert [row["error"] is not None for row in rows].count(True) == 1
+    status = json.loads(run("jobs", "status", job_id, "--json").stdout)
+    assert (status["state"], status["rows_done"], status["rows_failed"]) == ("succeeded", 150, 1)
+    listed = json.loads(run("jobs", "list", "--json").stdout)
+    assert job_id in [job["id"] for job in listed]
+    assert run("jobs", "results", job_id, "-o", str(tmp_path / "again.csv")).exit_code == 0
+    assert (tmp_path / "again.csv").read_text().startswith("key,prediction,probabilities,error")
+    missing = run("jobs", "submit", "no-such-model", str(source))
+    assert missing.exit_code == 4
+    wrong = tmp_path / "rows.txt"
+    wrong.write_text("a\n1\n")
+    assert run("jobs", "submit", "iris", str(wrong)).exit_code == 2
+    assert run("jobs", "status", "nope").exit_code == 4

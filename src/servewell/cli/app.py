@@ -15,6 +15,7 @@ from servewell.cli import (
     demo,
     evaluate,
     gc,
+    jobs,
     keys,
     models,
     monitor,
@@ -85,6 +86,7 @@ app.add_typer(traffic.app, name="traffic")
 app.add_typer(keys.app, name="keys")
 app.command("predict")(predict.predict)
 app.command("batch")(batch.batch)
+app.add_typer(jobs.app, name="jobs")
 app.command("predictions")(predictions.predictions)
 app.command("feedback")(predictions.feedback)
 app.command("monitor")(monitor.monitor)

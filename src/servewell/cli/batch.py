@@ -83,11 +83,9 @@ def _reference(reference: str, version: int | None, alias: str | None) -> ModelR
 
 
 def _output_format(output: Path, given: str | None, input_format: str) -> str:
-    from servewell.jobs.tables import format_of
+    from servewell.cli.jobs import format_for
 
-    if given is not None or output.suffix.lower() in (".csv", ".jsonl", ".ndjson", ".parquet"):
-        return format_of(output, given)
-    return input_format
+    return format_for(output, given) or input_format
 
 
 def _summary(title: str, rows: int, failed: int, seconds: float, output: Path) -> Table:
