@@ -285,3 +285,12 @@ def test_the_cli_mirrors_the_job_api(
     wrong.write_text("a\n1\n")
     assert run("jobs", "submit", "iris", str(wrong)).exit_code == 2
     assert run("jobs", "status", "nope").exit_code == 4
+
+
+def test_the_job_routes_are_in_the_openapi_schema(url: str) -> None:
+    paths = httpx.get(f"{url}/openapi.json", timeout=30).json()["paths"]
+    upload = paths["/v1/models/{name}/jobs"]["post"]["requestBody"]["content"]
+    assert upload["multipart/form-data"]["schema"]["required"] == ["file"]
+    assert set(paths["/v1/jobs/{job_id}"]) == {"get", "delete"}
+    assert "get" in paths["/v1/jobs/{job_id}/results"]
+    assert "get" in paths["/v1/jobs"]
