@@ -121,12 +121,17 @@ def build_jobs(
 ) -> tuple[JobService, EmbeddedExecutor | None]:
     """Batch jobs over the registry database and the artifact store's ``jobs/``, and the
     embedded executor that runs them in this process (``jobs.executor: local``; not
-    started: the server's lifespan starts it)."""
+    started: the server's lifespan starts it), or, with ``celery``, none: each
+    submission sends a task to the ``servewell worker`` processes."""
     store = JobStore(services.registry)
     folders = JobFolders(services.artifacts.root / "jobs")
     jobs = settings.jobs
     service = JobService(store, folders, jobs.chunk_rows)
-    if jobs.executor != "local":
+    if jobs.executor == "celery":
+        from servewell.jobs.workers import celery_app, send_job
+
+        sender = celery_app(settings)
+        service.submitted = lambda job_id: send_job(sender, job_id)
         return service, None
     stopping = threading.Event()
     leases = Leases(services.registry)
@@ -134,7 +139,7 @@ def build_jobs(
         store, folders, leases, holder_id(), open_scorer, jobs.max_attempts, stopping.is_set
     )
     executor = EmbeddedExecutor(runner, jobs.max_threads, jobs.retention_days, stopping)
-    service.submitted = executor.wake
+    service.submitted = lambda job_id: executor.wake()
     return service, executor
 
 

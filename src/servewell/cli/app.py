@@ -26,6 +26,7 @@ from servewell.cli import (
     serve,
     traffic,
     train,
+    worker,
 )
 from servewell.cli.output import configure_logging, print_error
 
@@ -87,6 +88,7 @@ app.add_typer(keys.app, name="keys")
 app.command("predict")(predict.predict)
 app.command("batch")(batch.batch)
 app.add_typer(jobs.app, name="jobs")
+app.command("worker")(worker.worker)
 app.command("predictions")(predictions.predictions)
 app.command("feedback")(predictions.feedback)
 app.command("monitor")(monitor.monitor)

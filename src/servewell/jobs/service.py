@@ -40,8 +40,9 @@ class JobService:
         self.store = store
         self.folders = folders
         self.chunk_rows = chunk_rows
-        self.submitted: Callable[[], None] = lambda: None
-        """Called after each submission (the embedded executor wakes a thread)."""
+        self.submitted: Callable[[str], None] = lambda job_id: None
+        """Called with each submitted job's id: the embedded executor wakes a thread,
+        the Celery executor sends the job's task."""
 
     def upload_path(self) -> Path:
         """A fresh file for an upload to arrive in (``submit`` moves it into place)."""
@@ -77,7 +78,7 @@ class JobService:
             chunk_rows=self.chunk_rows,
             job_id=job_id,
         )
-        self.submitted()
+        self.submitted(job_id)
         return job
 
     def get(self, job_id: str, viewer: Viewer) -> JobRecord:
