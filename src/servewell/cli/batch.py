@@ -51,9 +51,9 @@ def batch(
         out_format = _output_format(output, output_format, in_format)
         total = count_rows(data, in_format)
         rows_per_chunk = chunk_rows or services.settings.jobs.chunk_rows
-        started = time.perf_counter()
         failed = 0
         with standalone_scorer(services, version_) as scorer, rows_progress() as progress:
+            started = time.perf_counter()  # the model is loaded: scoring from here
             task = progress.add_task(f"{version_.name}@{version_.version}", total=total)
 
             def scored() -> Iterator[list[Row]]:

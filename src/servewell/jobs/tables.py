@@ -116,20 +116,28 @@ def _csv_rows(path: Path, signature: Signature, id_column: str | None) -> Iterat
             return
         header = first
         id_at = _id_position(header, id_column, path)
-        taken = taken_columns(signature)
-        text = {spec.name for spec in signature.inputs if spec.datatype == "BYTES"}
-        kept = [(i, name, name in text) for i, name in enumerate(header) if name in taken]
+        row_of = _csv_row_builder(header, signature)
         for record in records:
             row_id = record[id_at] if id_at is not None and id_at < len(record) else _ROW_NUMBER
             if len(record) != len(header):
-                yield (
-                    row_id,
-                    BadRow(
-                        f"the CSV record has {len(record)} fields; the header has {len(header)}"
-                    ),
-                )
+                width = f"{len(record)} fields; the header has {len(header)}"
+                yield row_id, BadRow(f"the CSV record has {width}")
                 continue
-            yield row_id, {name: cell_value(record[i], is_text) for i, name, is_text in kept}
+            yield row_id, row_of(record)
+
+
+def _csv_row_builder(header: list[str], signature: Signature) -> Any:
+    """How a CSV record becomes a row: its values in feature order when the header has
+    every feature of a one-matrix model (the quick way), else an object of the columns
+    the model takes (validation then names what is missing)."""
+    features = signature.feature_names
+    if features is not None and len(signature.inputs) == 1 and set(features) <= set(header):
+        positions = [header.index(name) for name in features]
+        return lambda record: [cell_value(record[i]) for i in positions]
+    taken = taken_columns(signature)
+    text = {spec.name for spec in signature.inputs if spec.datatype == "BYTES"}
+    kept = [(i, name, name in text) for i, name in enumerate(header) if name in taken]
+    return lambda record: {name: cell_value(record[i], is_text) for i, name, is_text in kept}
 
 
 def _jsonl_rows(path: Path, signature: Signature, id_column: str | None) -> Iterator[Any]:
@@ -246,4 +254,7 @@ def cell_value(cell: str, text: bool = False) -> Any:
         return None
     if text:
         return cell
-    return float(cell) if is_number(cell) else cell
+    try:
+        return float(cell)  # parsed once: this runs for every cell of a batch job
+    except ValueError:
+        return cell
