@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,8 @@ def home(
     try:
         register_iris(services, classifier, iris[0])
         register_python(services, "slow", "slow", artifacts=PYTHON_MODELS / "slow_artifacts")
+        register_python(services, "flaky", "flaky")
+        register_python(services, "always-fails", "always_fails")
     finally:
         services.close()
     return home
@@ -68,9 +71,14 @@ def url(home: Path, keys: dict[str, str]) -> Iterator[str]:
     settings = Settings(
         home=home,
         cache=CacheSettings(enabled=False),
-        server=ServerSettings(models=["iris", "slow"], max_body_bytes=MAX_BODY_BYTES),
+        server=ServerSettings(
+            models=["iris", "slow", "flaky", "always-fails"], max_body_bytes=MAX_BODY_BYTES
+        ),
         jobs=JobsSettings(chunk_rows=40, max_upload_bytes=MAX_UPLOAD_BYTES),
-        models={"slow": ModelSettings(batching=BatchingOverrides(max_batch_size=10))},
+        models={
+            "slow": ModelSettings(batching=BatchingOverrides(max_batch_size=10)),
+            "flaky": ModelSettings(batching=BatchingOverrides(max_batch_size=40)),  # 1 call a chunk
+        },
     )
     with serve_in_thread(create_app(settings)) as server:
         yield server.url
@@ -294,3 +302,24 @@ def test_the_job_routes_are_in_the_openapi_schema(url: str) -> None:
     assert set(paths["/v1/jobs/{job_id}"]) == {"get", "delete"}
     assert "get" in paths["/v1/jobs/{job_id}/results"]
     assert "get" in paths["/v1/jobs"]
+
+
+def test_a_failed_chunk_is_tried_again_and_a_chunk_that_always_fails_fails_the_job(
+    url: str, keys: dict[str, str]
+) -> None:
+    body = b"x\n" + b"".join(f"{i + 1}\n".encode() for i in range(200))
+    flaky = _submit(url, "flaky", keys["alice"], body, "rows.csv").json()  # every 3rd call fails
+    done = _wait(url, flaky["id"], keys["alice"])
+    assert (done["state"], done["rows_done"], done["rows_failed"]) == ("succeeded", 200, 0)
+    results = httpx.get(
+        f"{url}/v1/jobs/{flaky['id']}/results?format=jsonl",
+        headers=_auth(keys["alice"]),
+        timeout=30,
+    )
+    rows = [json.loads(line) for line in results.text.splitlines()]
+    assert [row["row"] for row in rows] == list(range(200))
+    assert [row["prediction"] for row in rows] == [i + 1.0 for i in range(200)]
+    failing = _submit(url, "always-fails", keys["alice"], body, "rows.csv").json()
+    failed = _wait(url, failing["id"], keys["alice"])
+    assert failed["state"] == "failed"
+    assert failed["error"].startswith("chunk 0 failed 3 times; last: ")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,13 +59,13 @@ def batch(
 
             def scored() -> Iterator[list[Row]]:
                 nonlocal failed
-                for chunk in read_chunks(
-                    data, in_format, scorer.signature, rows_per_chunk, id_column
-                ):
-                    rows = score_chunk(scorer, chunk, id_column)
-                    failed += sum(row["error"] is not None for row in rows)
-                    progress.advance(task, len(rows))
-                    yield rows
+                chunks = read_chunks(data, in_format, scorer.signature, rows_per_chunk, id_column)
+                with closing(chunks):
+                    for chunk in chunks:
+                        rows = score_chunk(scorer, chunk, id_column)
+                        failed += sum(row["error"] is not None for row in rows)
+                        progress.advance(task, len(rows))
+                        yield rows
 
             written = write_table(output, out_format, scored(), scorer.signature)
     seconds = time.perf_counter() - started

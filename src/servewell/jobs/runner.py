@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager, ExitStack, closing
 from dataclasses import dataclass
 
 import orjson
@@ -86,16 +86,25 @@ class JobRunner:
     def _chunks(self, job: JobRecord) -> None:
         done = set(self.store.finished_chunks(job.id))
         watch = _Watch(self, job.id)
+        # The model steps in a stack of their own: a failed chunk reopens them, while
+        # the reading goes on where it is.
         with ExitStack() as stack:
             scorer = stack.enter_context(self.open_scorer(job))
             path = self.folders.input(job.id, job.input_format)
-            for chunk in read_chunks(
+            chunks = read_chunks(
                 path, job.input_format, scorer.signature, job.chunk_rows, job.id_column
-            ):
-                if chunk.index in done:
-                    continue
-                watch()
-                scorer = self._finish_chunk(job, chunk, scorer, stack, watch)
+            )
+            with closing(chunks):
+                for chunk in chunks:
+                    if chunk.index in done:
+                        continue
+                    watch()
+                    scorer = self._finish_chunk(job, chunk, scorer, stack, watch)
+        recorded = self.store.get(job.id)
+        if recorded.rows_done != recorded.rows_total:  # never expected: say so, not succeed
+            raise RuntimeError(
+                f"the finished chunks hold {recorded.rows_done} rows of {recorded.rows_total}"
+            )
 
     def _finish_chunk(
         self, job: JobRecord, chunk: Chunk, scorer: Scorer, stack: ExitStack, watch: _Watch

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,7 +61,10 @@ class JobService:
         """Queue a job of ``upload`` against ``deployment``'s version (pinned); the file
         is checked first (InvalidInput: not of its format, no such id column)."""
         try:
-            next(read_chunks(upload, table_format, deployment.signature, 1, id_column), None)
+            with closing(
+                read_chunks(upload, table_format, deployment.signature, 1, id_column)
+            ) as rows:
+                next(rows, None)
         except BaseException:
             upload.unlink(missing_ok=True)
             raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ def read_chunks(
     signature: Signature,
     chunk_rows: int,
     id_column: str | None = None,
-) -> Iterator[Chunk]:
+) -> Generator[Chunk, None, None]:
     """The table's chunks, in order; InvalidInput when the file is not of its format or
     lacks ``id_column``."""
     rows = _ROW_READERS[table_format](path, signature, id_column)
