@@ -11,14 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
+from servewell.jobs.tables import is_number
+
 Invoke = Callable[..., Result]
-
-
-@pytest.fixture
-def demo(invoke: Invoke) -> Result:
-    result = invoke("demo")
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture
@@ -121,7 +116,7 @@ def _predict(invoke: Invoke, tmp_path: Path, rows: list[dict[str, str]]) -> list
 
 def _predict_error(invoke: Invoke, tmp_path: Path, row: dict[str, str]) -> str:
     path = tmp_path / "one.json"
-    values = {k: (float(v) if _number(v) else (v or None)) for k, v in row.items() if k != "key"}
+    values = {k: (float(v) if is_number(v) else (v or None)) for k, v in row.items() if k != "key"}
     path.write_text(json.dumps([values]))
     result = invoke("predict", "breast-cancer", str(path))
     assert result.exit_code == 2
@@ -131,11 +126,3 @@ def _predict_error(invoke: Invoke, tmp_path: Path, row: dict[str, str]) -> str:
 def _csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

@@ -11,14 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from job_calls import job_status, wait_for_job
 from servewell.bootstrap import build_services
 from servewell.http import create_app
 from servewell.settings import AuthSettings, JobsSettings, ServerSettings, Settings
@@ -80,20 +79,6 @@ def worker(home: Path, postgres_url: str, broker: str) -> Iterator[subprocess.Po
         process.wait(timeout=30)
 
 
-def _status(url: str, job_id: str) -> dict[str, Any]:
-    return httpx.get(f"{url}/v1/jobs/{job_id}", timeout=30).json()  # type: ignore[no-any-return]
-
-
-def _until(url: str, job_id: str, done: Any, timeout_s: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = _status(url, job_id)
-        if done(status):
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id}: {status}")
-
-
 def test_a_new_worker_finishes_the_job_of_a_killed_one_with_every_row_once(
     home: Path, postgres_url: str, broker: str
 ) -> None:
@@ -114,15 +99,15 @@ def test_a_new_worker_finishes_the_job_of_a_killed_one_with_every_row_once(
             data={"id_column": "id"},
             timeout=30,
         ).json()["id"]
-        assert _status(url, job_id)["state"] == "queued"  # no worker yet: the task waits
+        assert job_status(url, job_id)["state"] == "queued"  # no worker yet: the task waits
         with worker(home, postgres_url, broker) as first:
-            _until(url, job_id, lambda status: status["rows_done"] >= 60)
+            wait_for_job(url, job_id, lambda status: status["rows_done"] >= 60)
             os.killpg(first.pid, signal.SIGKILL)  # mid-job
-        left = _status(url, job_id)
+        left = job_status(url, job_id)
         assert left["state"] == "running"
         assert left["rows_done"] < ROWS
         with worker(home, postgres_url, broker):
-            finished = _until(url, job_id, lambda status: status["state"] != "running")
+            finished = wait_for_job(url, job_id)
         assert finished["state"] == "succeeded", finished
         assert finished["rows_done"] == ROWS  # no chunk counted twice
         results = httpx.get(f"{url}/v1/jobs/{job_id}/results", timeout=30).text

@@ -7,11 +7,11 @@ import csv
 import io
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from job_calls import job_status, wait_for_job
 from servewell.bootstrap import build_services
 from servewell.http import create_app
 from servewell.settings import (
@@ -53,10 +53,9 @@ def test_moving_the_alias_mid_job_does_not_mix_versions(tmp_path: Path) -> None:
             ).json()
             assert job["version"] == 1
             services.registry.set_alias("pinned", "production", 2)
-            _until(lambda: _online(url) < 0)  # online requests now go to version 2 ...
-            assert _status(url, job["id"])["state"] == "running"  # ... while the job runs
-            _until(lambda: _status(url, job["id"])["state"] != "running")
-            assert _status(url, job["id"])["state"] == "succeeded"
+            _until_online_is_negative(url)  # online requests now go to version 2 ...
+            assert job_status(url, job["id"])["state"] == "running"  # ... while the job runs
+            assert wait_for_job(url, job["id"])["state"] == "succeeded"
             results = httpx.get(f"{url}/v1/jobs/{job['id']}/results", timeout=30).text
     finally:
         services.close()
@@ -69,12 +68,13 @@ def _online(url: str) -> float:
     return float(answer.json()["predictions"][0])
 
 
-def _status(url: str, job_id: str) -> dict[str, Any]:
-    return httpx.get(f"{url}/v1/jobs/{job_id}", timeout=30).json()  # type: ignore[no-any-return]
+def _online(url: str) -> float:
+    answer = httpx.post(f"{url}/v1/models/pinned:predict", json={"instances": [5]}, timeout=30)
+    return float(answer.json()["predictions"][0])
 
 
-def _until(condition: Any, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
+def _until_online_is_negative(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while _online(url) >= 0:
+        assert time.monotonic() < deadline, "the server never followed the alias"
         time.sleep(0.05)

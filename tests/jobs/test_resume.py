@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from job_calls import job_status, wait_for_job
 from servewell.bootstrap import build_services
 from servewell.settings import Settings
 from serving_models import PYTHON_MODELS, register_python, serve_process
@@ -37,20 +36,6 @@ def home(tmp_path: Path) -> Path:
     return home
 
 
-def _status(url: str, job_id: str) -> dict[str, Any]:
-    return httpx.get(f"{url}/v1/jobs/{job_id}", timeout=30).json()  # type: ignore[no-any-return]
-
-
-def _until(url: str, job_id: str, done: Any, timeout_s: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = _status(url, job_id)
-        if done(status):
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id}: {status}")
-
-
 def test_a_job_survives_kill_9_of_its_server_with_every_row_once(home: Path) -> None:
     env = {"TMPDIR": str(home.parent / "unpacked")}
     body = "id,x\n" + "".join(f"r{i},{i}\n" for i in range(ROWS))
@@ -63,13 +48,13 @@ def test_a_job_survives_kill_9_of_its_server_with_every_row_once(home: Path) -> 
         )
         assert submitted.status_code == 202, submitted.text
         job_id = submitted.json()["id"]
-        _until(url, job_id, lambda status: status["rows_done"] >= 60)
+        wait_for_job(url, job_id, lambda status: status["rows_done"] >= 60)
     # The block's end killed the server's process group with SIGKILL, mid-job.
     with serve_process(home, "--no-auth", "--models", "slow", env=env) as (url, _):
-        left = _status(url, job_id)
+        left = job_status(url, job_id)
         assert left["state"] == "running"
         assert 60 <= left["rows_done"] < ROWS
-        finished = _until(url, job_id, lambda status: status["state"] != "running")
+        finished = wait_for_job(url, job_id)
         assert finished["state"] == "succeeded", finished
         assert finished["rows_done"] == ROWS  # no chunk counted twice
         results = httpx.get(f"{url}/v1/jobs/{job_id}/results", timeout=30)

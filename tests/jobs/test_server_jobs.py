@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from job_calls import FINISHED, wait_for_job
 from servewell.bootstrap import build_services
 from servewell.http import create_app
 from servewell.settings import (
@@ -112,16 +113,8 @@ def _submit(
     )
 
 
-def _wait(
-    url: str, job_id: str, key: str, states: tuple[str, ...] = ("succeeded", "failed", "cancelled")
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{url}/v1/jobs/{job_id}", headers=_auth(key), timeout=30).json()
-        if status["state"] in states:
-            return status  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} is still {status}")
+def _wait(url: str, job_id: str, key: str, states: tuple[str, ...] = FINISHED) -> dict[str, Any]:
+    return wait_for_job(url, job_id, lambda status: status["state"] in states, _auth(key))
 
 
 def test_a_job_scores_every_row_and_bad_rows_get_the_servers_message(
