@@ -34,7 +34,16 @@ from typing import Any
 
 import httpx
 import numpy as np
-from run import PLAIN, free_port, register_demo, start_servewell, wait_ready
+from run import (
+    PLAIN,
+    REST_PATH,
+    free_port,
+    register_demo,
+    run_wrk,
+    start_servewell,
+    wait_ready,
+    write_bodies,
+)
 
 MODEL = "breast-cancer"
 
@@ -44,13 +53,22 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--chunk-rows", type=int, default=10_000)
     parser.add_argument("--batch-rows", type=int, default=64, help="the model's batch size")
+    parser.add_argument(
+        "--online", action="store_true", help="only: REST p99 at c=16 without and during a job"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="servewell-bench-batch-") as folder:
         root = Path(folder)
         os.environ["SERVEWELL_HOME"] = str(root / "home")
         os.environ["SERVEWELL_JOBS__CHUNK_ROWS"] = str(args.chunk_rows)
         os.environ["SERVEWELL_SERVER__BATCHING__MAX_BATCH_SIZE"] = str(args.batch_rows)
-        register_demo()
+        row = register_demo()
+        if args.online:
+            table = root / "rows.csv"
+            write_csv(table, max(args.rows))
+            idle, busy = online_p99(table, root, row)
+            print(f"REST c=16 p99: {idle:.2f} ms without a job, {busy:.2f} ms during one")
+            return
         results = []
         for rows in args.rows:
             table = root / f"rows-{rows}.csv"
@@ -165,6 +183,33 @@ MEASURED = (
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
     "sys.exit(done.returncode)"
 )
+
+
+def online_p99(table: Path, root: Path, row: list[float]) -> tuple[float, float]:
+    """REST p99 (ms) at c=16 for 8 s without a job, then while a job of ``table`` runs."""
+    port = free_port()
+    process = start_servewell(port, root / "online", PLAIN, ("--models", MODEL))
+    url = f"http://127.0.0.1:{port}"
+    body = write_bodies(root / "bodies", row, "")["rest"]
+    try:
+        wait_ready(f"{url}/v2/health/ready")
+        run_wrk(url + REST_PATH, body, 16, 3)  # warm-up
+        idle = run_wrk(url + REST_PATH, body, 16, 8)["p99_ms"]
+        with table.open("rb") as file:
+            job = httpx.post(
+                f"{url}/v1/models/{MODEL}/jobs", files={"file": (table.name, file)}, timeout=600
+            ).json()
+        status_url = f"{url}/v1/jobs/{job['id']}"
+        while httpx.get(status_url, timeout=30).json()["rows_done"] == 0:
+            time.sleep(0.2)
+        busy = run_wrk(url + REST_PATH, body, 16, 8)["p99_ms"]
+        state = httpx.get(status_url, timeout=30).json()["state"]
+        if state != "running":
+            print(f"note: the job was {state} before the loaded run ended", file=sys.stderr)
+        return idle, busy
+    finally:
+        process.kill()
+        process.wait()
 
 
 def _child(command: list[str]) -> tuple[str, float]:
