@@ -6,6 +6,7 @@ file: every path streams).
 
     .venv/bin/python bench/batch.py                   # 200,000 and 1,000,000 rows
     .venv/bin/python bench/batch.py --rows 50000 200000
+    .venv/bin/python bench/batch.py --online --rows 1000000  # REST p99 at c=16, and during a job
 
 It registers the demo model (``servewell demo``: breast-cancer, ONNX, 30 FP32
 features) in a temporary SERVEWELL_HOME (SQLite). The CSV repeats the model's 569 rows
