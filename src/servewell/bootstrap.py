@@ -126,7 +126,7 @@ def build_jobs(
     store = JobStore(services.registry)
     folders = JobFolders(services.artifacts.root / "jobs")
     jobs = settings.jobs
-    service = JobService(store, folders, jobs.chunk_rows)
+    service = JobService(store, folders, jobs.chunk_rows, services.artifacts.root)
     if jobs.executor == "celery":
         from servewell.jobs.workers import celery_app, send_job
 

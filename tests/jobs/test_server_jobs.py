@@ -316,3 +316,31 @@ def test_a_failed_chunk_is_tried_again_and_a_chunk_that_always_fails_fails_the_j
     failed = _wait(url, failing["id"], keys["alice"])
     assert failed["state"] == "failed"
     assert failed["error"].startswith("chunk 0 failed 3 times; last: ")
+
+
+def test_an_admin_key_may_submit_a_file_already_in_the_artifact_store(
+    url: str, keys: dict[str, str], home: Path
+) -> None:
+    incoming = home / "artifacts" / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    (incoming / "rows.csv").write_text("x\n1\n2\n")
+    submission = {"path": "incoming/rows.csv"}
+    refused = httpx.post(
+        f"{url}/v1/models/slow/jobs", headers=_auth(keys["alice"]), json=submission, timeout=30
+    )
+    assert refused.status_code == 403
+    job = httpx.post(
+        f"{url}/v1/models/slow/jobs", headers=_auth(keys["admin"]), json=submission, timeout=30
+    )
+    assert job.status_code == 202, job.text
+    done = _wait(url, job.json()["id"], keys["admin"])
+    assert (done["state"], done["rows_done"]) == ("succeeded", 2)
+    assert (incoming / "rows.csv").exists()  # the store's file stays
+    outside = httpx.post(
+        f"{url}/v1/models/slow/jobs",
+        headers=_auth(keys["admin"]),
+        json={"path": "../registry.db"},
+        timeout=30,
+    )
+    assert outside.status_code == 400
+    assert "no file '../registry.db' in the artifact store" in outside.json()["error"]

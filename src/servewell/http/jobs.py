@@ -2,8 +2,10 @@
 
 * ``POST /v1/models/{name}/jobs``: a ``multipart/form-data`` upload, the rows in the
   part ``file`` (CSV, JSON Lines or Parquet: from the file name, or the ``format``
-  field or query parameter) and optionally ``id_column``; 202 with the job, pinned to
-  the version the name resolves to now. Needs ``predict`` on the model (the guard).
+  field or query parameter) and optionally ``id_column``; or, for an admin key, JSON
+  naming a file already in the artifact store (``{"path": ..., "id_column": ...}``);
+  202 with the job, pinned to the version the name resolves to now. Needs ``predict``
+  on the model (the guard).
 * ``GET /v1/jobs``: the caller's jobs (an admin key's: every job).
 * ``GET /v1/jobs/{id}``: state, ``rows_done``, ``rows_total``, ``rows_per_s``,
   ``eta_s``, ``error``.
@@ -26,8 +28,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from servewell.core.apikey import grants
 from servewell.core.ref import ModelRef, check_name
+from servewell.errors import Forbidden, InvalidInput
 from servewell.http.running import RunningServer
 from servewell.http.upload import check_upload_length, receive_upload
+from servewell.http.wire import load_json, read_body
 from servewell.jobs.results import Row, csv_header, encode_text, write_table
 from servewell.jobs.service import Viewer, job_status
 from servewell.jobs.tables import format_of
@@ -52,7 +56,18 @@ _UPLOAD_BODY = {
                     "format": {"type": "string", "enum": list(MEDIA_TYPES)},
                 },
             }
-        }
+        },
+        "application/json": {  # admin keys: a file already in the artifact store
+            "schema": {
+                "type": "object",
+                "required": ["path"],
+                "properties": {
+                    "path": {"type": "string"},
+                    "id_column": {"type": "string"},
+                    "format": {"type": "string", "enum": list(MEDIA_TYPES)},
+                },
+            }
+        },
     },
 }
 
@@ -65,30 +80,26 @@ def add_job_routes(api: FastAPI, running: Callable[[], RunningServer]) -> None:
         openapi_extra={"requestBody": _UPLOAD_BODY},
     )
     async def submit_job(name: str, request: Request) -> JSONResponse:
-        """Score a file of rows with the version ``name`` resolves to now."""
+        """Score a file of rows with the version ``name`` resolves to now: uploaded
+        (multipart), or, for an admin key, ``{"path": ...}`` inside the artifact store."""
         server = running()
         check_name(name)
         deployment = server.predictor.resolve(ModelRef(name))  # 404 for a model not served
-        limit = server.settings.jobs.max_upload_bytes
-        check_upload_length(request.headers.get("content-length"), limit)
-        target = server.jobs.upload_path()
-        upload = await receive_upload(
-            request.headers.get("content-type", ""), request.stream(), target, limit
-        )
-        given = request.query_params.get("format") or upload.fields.get("format") or None
+        viewer = _viewer(request, server)
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media == "application/json":
+            target, filename, fields = await _stored_file(request, server, viewer)
+        else:
+            target, filename, fields = await _uploaded_file(request, server)
+        given = request.query_params.get("format") or fields.get("format") or None
         try:
-            table_format = format_of(Path(upload.filename or "upload"), given)
+            table_format = format_of(Path(filename or "upload"), given)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
-        id_column = upload.fields.get("id_column") or None
+        id_column = fields.get("id_column") or None
         job = await asyncio.to_thread(
-            server.jobs.submit,
-            deployment,
-            _viewer(request, server),
-            target,
-            table_format,
-            id_column,
+            server.jobs.submit, deployment, viewer, target, table_format, id_column
         )
         return JSONResponse(
             job_status(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
@@ -142,6 +153,35 @@ def _add_reading_routes(api: FastAPI, running: Callable[[], RunningServer]) -> N
             media_type=MEDIA_TYPES[table_format],
             headers={"Content-Disposition": disposition},
         )
+
+
+Staged = tuple[Path, str | None, dict[str, str]]
+"""The job's input where ``JobService.submit`` takes it, its file name, the text fields."""
+
+
+async def _uploaded_file(request: Request, server: RunningServer) -> Staged:
+    limit = server.settings.jobs.max_upload_bytes
+    check_upload_length(request.headers.get("content-length"), limit)
+    target = server.jobs.upload_path()
+    upload = await receive_upload(
+        request.headers.get("content-type", ""), request.stream(), target, limit
+    )
+    return target, upload.filename, upload.fields
+
+
+async def _stored_file(request: Request, server: RunningServer, viewer: Viewer) -> Staged:
+    """``{"path": "incoming/rows.csv", "id_column": ..., "format": ...}``: a file already
+    in the artifact store (an admin's: it names any file there)."""
+    if not viewer.sees_all:
+        raise Forbidden("submitting a path in the artifact store needs the 'admin' scope")
+    settings = server.settings
+    body = await read_body(request.scope, request.receive, settings.server.max_body_bytes)
+    document = load_json(body, settings.validation.max_json_depth)
+    if not isinstance(document, dict) or not isinstance(document.get("path"), str):
+        raise InvalidInput('a JSON submission is {"path": "<file in the artifact store>"}')
+    fields = {key: str(value) for key, value in document.items() if key != "path"}
+    target = await asyncio.to_thread(server.jobs.stage_stored, document["path"])
+    return target, document["path"], fields
 
 
 def _viewer(request: Request, server: RunningServer) -> Viewer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from servewell.errors import JobNotFinished, JobNotFound
+from servewell.errors import InvalidInput, JobNotFinished, JobNotFound
 from servewell.jobs.folder import JobFolders
 from servewell.jobs.results import Row
 from servewell.jobs.runner import OpenScorer
@@ -36,10 +37,14 @@ class Viewer:
 class JobService:
     """Jobs over the registry's job records and the jobs' folders."""
 
-    def __init__(self, store: JobStore, folders: JobFolders, chunk_rows: int) -> None:
+    def __init__(
+        self, store: JobStore, folders: JobFolders, chunk_rows: int, store_root: Path
+    ) -> None:
         self.store = store
         self.folders = folders
         self.chunk_rows = chunk_rows
+        self.store_root = store_root
+        """The artifact store's folder: where a path an admin submits must be."""
         self.submitted: Callable[[str], None] = lambda job_id: None
         """Called with each submitted job's id: the embedded executor wakes a thread,
         the Celery executor sends the job's task."""
@@ -49,6 +54,20 @@ class JobService:
         uploads = self.folders.root / "uploads"
         uploads.mkdir(parents=True, exist_ok=True)
         return uploads / f"{new_job_id()}.part"
+
+    def stage_stored(self, relative: str) -> Path:
+        """A file inside the artifact store, linked (or copied) where ``submit`` takes
+        it; InvalidInput for a path outside the store or no such file."""
+        root = self.store_root.resolve()
+        source = (root / relative).resolve()
+        if not source.is_relative_to(root) or not source.is_file():
+            raise InvalidInput(f"no file '{relative}' in the artifact store")
+        target = self.upload_path()
+        try:
+            os.link(source, target)  # the same bytes, no copy (the same file system)
+        except OSError:
+            shutil.copyfile(source, target)
+        return target
 
     def submit(
         self,
