@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from servewell.jobs.results import Row, read_jsonl
@@ -29,6 +30,12 @@ class JobFolders:
         """The finished chunks' rows, in order, one chunk in memory at a time."""
         for index in chunks:
             yield read_jsonl(self.chunk(job_id, index))
+
+    def uploads(self, older_than: datetime) -> list[Path]:
+        """Uploads still arriving, or left behind, last written before ``older_than``."""
+        cutoff = older_than.timestamp()
+        folder = self.root / "uploads"
+        return [path for path in folder.glob("*.part") if path.stat().st_mtime < cutoff]
 
     def delete(self, job_id: str) -> None:
         shutil.rmtree(self.folder(job_id), ignore_errors=True)

@@ -1,5 +1,5 @@
 """Finished jobs are kept ``jobs.retention_days``: then their records, input and
-results go."""
+results go; so do uploads that never became a job (a server killed mid-upload)."""
 
 from __future__ import annotations
 
@@ -18,4 +18,6 @@ def sweep_jobs(
     for job_id in expired:
         folders.delete(job_id)  # files first: a record a crash leaves here is swept again
         store.delete(job_id)
+    for upload in folders.uploads(older_than=moment):
+        upload.unlink(missing_ok=True)
     return len(expired)

@@ -51,7 +51,7 @@ class JobService:
 
     def upload_path(self) -> Path:
         """A fresh file for an upload to arrive in (``submit`` moves it into place)."""
-        uploads = self.folders.root / "uploads"
+        uploads = self.folders.root / "uploads"  # swept: see jobs.retention
         uploads.mkdir(parents=True, exist_ok=True)
         return uploads / f"{new_job_id()}.part"
 
