@@ -15,10 +15,12 @@ import json
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from servewell.core.signature import Signature
 from servewell.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from servewell.core.signature import Signature
 
 FORMATS = ("csv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
