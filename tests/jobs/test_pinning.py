@@ -27,7 +27,7 @@ from serving_models import PYTHON_MODELS, register_python, serve_in_thread
 
 pytestmark = pytest.mark.slow
 
-ROWS = 300
+ROWS = 1000  # 100 calls of 100 ms: long enough for the server to follow the alias
 
 
 def test_moving_the_alias_mid_job_does_not_mix_versions(tmp_path: Path) -> None:
