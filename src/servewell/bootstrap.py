@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from servewell.cache import (
@@ -11,6 +12,10 @@ from servewell.cache import (
     SyncResponseCache,
 )
 from servewell.errors import InvalidInput
+from servewell.jobs.embedded import EmbeddedExecutor
+from servewell.jobs.folder import JobFolders
+from servewell.jobs.runner import JobRunner, OpenScorer
+from servewell.jobs.service import JobService
 from servewell.limits import (
     MemoryRateLimiter,
     Rate,
@@ -20,7 +25,9 @@ from servewell.limits import (
 )
 from servewell.observability import ServingMetrics
 from servewell.registry import LocalArtifactStore, SqlRegistry
+from servewell.registry.jobs import JobStore
 from servewell.registry.keys import ApiKeyStore
+from servewell.registry.leases import Leases, holder_id
 from servewell.registry.predictions import PredictionStore
 from servewell.registry.traffic import TrafficStore
 from servewell.serving.guard import Guard
@@ -112,6 +119,33 @@ def build_prediction_log(
         rows,
         metrics,
     )
+
+
+def build_jobs(
+    settings: Settings, services: Services, open_scorer: OpenScorer
+) -> tuple[JobService, EmbeddedExecutor | None]:
+    """Batch jobs over the registry database and the artifact store's ``jobs/``, and the
+    embedded executor that runs them in this process (``jobs.executor: local``; not
+    started: the server's lifespan starts it), or, with ``celery``, none: each
+    submission sends a task to the ``servewell worker`` processes."""
+    store = JobStore(services.registry)
+    folders = JobFolders(services.artifacts.root / "jobs")
+    jobs = settings.jobs
+    service = JobService(store, folders, jobs.chunk_rows, services.artifacts.root)
+    if jobs.executor == "celery":
+        from servewell.jobs.workers import celery_app, send_job
+
+        sender = celery_app(settings)
+        service.submitted = lambda job_id: send_job(sender, job_id)
+        return service, None
+    stopping = threading.Event()
+    leases = Leases(services.registry)
+    runner = JobRunner(
+        store, folders, leases, holder_id(), open_scorer, jobs.max_attempts, stopping.is_set
+    )
+    executor = EmbeddedExecutor(runner, jobs.max_threads, jobs.retention_days, stopping)
+    service.submitted = lambda job_id: executor.wake()
+    return service, executor
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter:

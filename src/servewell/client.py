@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -213,6 +214,47 @@ class Client:
     def models(self) -> list[dict[str, Any]]:
         """The models served: name, default version, versions, platform, readiness."""
         return _to_models(self.http.get("/v1/models"))
+
+    # --- batch jobs ----------------------------------------------------------------------
+
+    def submit_job(
+        self,
+        model: str,
+        path: Path,
+        id_column: str | None = None,
+        table_format: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload a file of rows as a batch job (streamed from disk); the job's status."""
+        fields = {"id_column": id_column} if id_column else {}
+        query = {"format": table_format} if table_format else None
+        with path.open("rb") as file:
+            response = self.http.post(
+                f"/v1/models/{model}/jobs",
+                files={"file": (path.name, file)},
+                data=fields,
+                params=query,
+            )
+        return _checked(response).json()  # type: ignore[no-any-return]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return _checked(self.http.get(f"/v1/jobs/{job_id}")).json()  # type: ignore[no-any-return]
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return _checked(self.http.get("/v1/jobs")).json()["jobs"]  # type: ignore[no-any-return]
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return _checked(self.http.delete(f"/v1/jobs/{job_id}")).json()  # type: ignore[no-any-return]
+
+    def job_results(self, job_id: str, target: Path, table_format: str | None = None) -> None:
+        """Stream a succeeded job's rows into ``target``."""
+        query = {"format": table_format} if table_format else None
+        with self.http.stream("GET", f"/v1/jobs/{job_id}/results", params=query) as response:
+            if not response.is_success:
+                response.read()
+                raise to_error(response)
+            with target.open("wb") as out:
+                for piece in response.iter_bytes():
+                    out.write(piece)
 
     def close(self) -> None:
         if self._http is not None:

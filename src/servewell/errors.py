@@ -18,9 +18,11 @@ the same way::
     │   ├── VersionNotFound
     │   ├── AliasNotFound
     │   ├── NoPreviousVersion                        an alias with nothing to roll back to
-    │   └── RolloutNotFound                          a model with no (running) rollout
+    │   ├── RolloutNotFound                          a model with no (running) rollout
+    │   └── JobNotFound                              no batch job of that id (for that key)
     ├── InvalidInput (ValueError)                400   a request's data is wrong
     │   ├── PayloadTooLarge                      413   a request body over the size limit
+    │   │   └── UploadTooLarge                         a batch job's file over jobs.max_upload_bytes
     │   ├── HeadersTooLarge                      431   a request line and headers over the limit
     │   ├── UnsupportedMediaType                 415   a body in a content type not spoken
     │   ├── InvalidTrafficPolicy                       a split or shadow that cannot be served
@@ -39,6 +41,7 @@ the same way::
     ├── GateFailed                               422   a model missed its quality gate (exit 5)
     │   └── ChallengerLost                             a retrained model did worse than its champion
     ├── Conflict                                 409
+    │   ├── JobNotFinished                             a job's results before it succeeded
     │   ├── KeyNameTaken                               an API key name in use (exit 2: bad input)
     │   └── KeyAlreadyRevoked                          no active key of that name (exit 4)
     ├── MethodNotAllowed                         405   a method the route does not answer
@@ -55,6 +58,7 @@ the same way::
     ├── DeadlineExceeded                         504   a model did not answer within the deadline
     ├── Overloaded                               503   a model's queue is full or too slow
     ├── ModelUnavailable                         503   a model's breaker is open, or it restarts
+    ├── JobFailed                                500   a job waited for failed or was cancelled
     ├── Unavailable                              503   a shared dependency is down (fail_closed)
     ├── TooManyConnections                       503   a server process at its connection limit
     ├── NotReady                                 503   a model is still loading (or failed to)
@@ -128,6 +132,15 @@ class AliasNotFound(NotFound):
         super().__init__(f"model '{name}' has no alias '{alias}'", model=name, alias=alias)
 
 
+class JobNotFound(NotFound):
+    """No batch job of that id, or not one the caller's key may see."""
+
+    code = "job_not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job '{job_id}'", job=job_id)
+
+
 class NoPreviousVersion(NotFound):
     """An alias whose history holds no earlier version to roll back to."""
 
@@ -177,6 +190,20 @@ class PayloadTooLarge(InvalidInput):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(
             f"request body is larger than the limit of {limit_bytes} bytes",
+            limit_bytes=limit_bytes,
+        )
+
+
+class UploadTooLarge(PayloadTooLarge):
+    """A batch job's file over ``jobs.max_upload_bytes`` (its own limit, not the body's)."""
+
+    code = "upload_too_large"
+
+    def __init__(self, limit_bytes: int) -> None:
+        InvalidInput.__init__(
+            self,
+            f"the job's file is larger than the limit of {limit_bytes} bytes "
+            "(jobs.max_upload_bytes)",
             limit_bytes=limit_bytes,
         )
 
@@ -373,6 +400,19 @@ class Conflict(ServewellError):
     status = HTTPStatus.CONFLICT
     title = "Conflict"
     expose = True
+
+
+class JobNotFinished(Conflict):
+    """A job's results asked for before it succeeded."""
+
+    code = "job_not_finished"
+
+    def __init__(self, job_id: str, state: str) -> None:
+        super().__init__(
+            f"job '{job_id}' is {state}: its results are there once it has succeeded",
+            job=job_id,
+            state=state,
+        )
 
 
 class KeyNameTaken(Conflict):
@@ -619,6 +659,14 @@ class Overloaded(ServewellError):
         )
         super().__init__(f"model '{model}' {why}; retry in {retry_after_s} s", model=model)
         self.retry_after_s = retry_after_s
+
+
+class JobFailed(ServewellError):
+    """A batch job a command waited for ended failed or cancelled (exit 1)."""
+
+    code = "job_failed"
+    title = "Job failed"
+    expose = True
 
 
 class Unavailable(ServewellError):

@@ -33,6 +33,14 @@ def invoke(home: Path) -> Invoke:
 
 
 @pytest.fixture
+def demo(invoke: Invoke) -> Result:
+    """``servewell demo`` run in the test's home: breast-cancer@1, alias production."""
+    result = invoke("demo")
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
 def registry_state(invoke: Invoke) -> Callable[[], object]:
     """Everything the registry holds, as JSON, to compare before and after."""
 

@@ -15,13 +15,6 @@ Invoke = Callable[..., Result]
 
 
 @pytest.fixture
-def demo(invoke: Invoke) -> Result:
-    result = invoke("demo")
-    assert result.exit_code == 0, result.output
-    return result
-
-
-@pytest.fixture
 def rows() -> list[dict[str, float]]:
     from sklearn.datasets import load_breast_cancer
 

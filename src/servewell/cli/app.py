@@ -12,10 +12,12 @@ from typer.core import TyperGroup
 from servewell.cli import (
     alerts,
     alias,
+    batch,
     demo,
     doctor,
     evaluate,
     gc,
+    jobs,
     keys,
     models,
     monitor,
@@ -29,6 +31,7 @@ from servewell.cli import (
     serve,
     traffic,
     train,
+    worker,
 )
 from servewell.cli.output import configure_logging, print_error
 
@@ -89,6 +92,9 @@ app.add_typer(traffic.app, name="traffic")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(keys.app, name="keys")
 app.command("predict")(predict.predict)
+app.command("batch")(batch.batch)
+app.add_typer(jobs.app, name="jobs")
+app.command("worker")(worker.worker)
 app.command("predictions")(predictions.predictions)
 app.command("feedback")(predictions.feedback)
 app.command("monitor")(monitor.monitor)

@@ -15,6 +15,7 @@ from rich.table import Table
 from servewell.cli.output import console, errors, open_services, print_json
 from servewell.core.ref import ModelRef
 from servewell.errors import InvalidInput
+from servewell.jobs.tables import cell_value, is_number, taken_columns
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,28 +53,15 @@ async def predict_locally(
 ) -> InferResponse:
     """``inputs`` through a pool of one model, loaded in this process, and the server's
     model steps: validation, the model, the output filters."""
-    from prometheus_client import CollectorRegistry
-
     from servewell.core.inference import InferRequest
-    from servewell.core.validation import InputLimits
-    from servewell.observability import ServingMetrics
-    from servewell.serving.pool import ModelPool
-    from servewell.serving.predictor import Predictor
+    from servewell.serving.local import load_predictor
 
-    ref = ModelRef(version.name, version=version.version)
-    settings = services.settings
-    pool = ModelPool(services, [ref], ServingMetrics(CollectorRegistry()))
+    predictor = await load_predictor(services, version)
     try:
-        await pool.load(strict=True)
-        limits = settings.validation
-        predictor = Predictor(
-            pool,
-            InputLimits(limits.max_rows, limits.max_text_bytes, limits.max_json_depth),
-            lambda model: settings.model(model).output_filters,
-        )
+        ref = ModelRef(version.name, version=version.version)
         return await predictor.infer(InferRequest(ref, inputs))
     finally:
-        await pool.close()
+        await predictor.pool.close()
 
 
 def read_inputs(path: Path, signature: Signature) -> tuple[dict[str, Any], list[str]]:
@@ -87,7 +75,7 @@ def read_inputs(path: Path, signature: Signature) -> tuple[dict[str, Any], list[
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path} is not UTF-8 text") from exc
-    taken = _taken_columns(signature)
+    taken = taken_columns(signature)
     if path.suffix.lower() == ".csv":
         rows, unused = _without_unused(_csv_rows(text, signature), taken)
         return inputs_from_instances(signature, rows), unused
@@ -104,13 +92,6 @@ def read_inputs(path: Path, signature: Signature) -> tuple[dict[str, Any], list[
         raise InvalidInput(f"{path} must hold a list of rows, or an object with 'instances'")
     rows, unused = _without_unused(document, taken)
     return inputs_from_instances(signature, rows), unused
-
-
-def _taken_columns(signature: Signature) -> set[str]:
-    """The names a row's keys may have: feature names, or the inputs' names."""
-    if signature.feature_names is not None and len(signature.inputs) == 1:
-        return set(signature.feature_names) | {signature.inputs[0].name}
-    return {spec.name for spec in signature.inputs}
 
 
 def _without_unused(rows: list[Any], taken: set[str]) -> tuple[list[Any], list[str]]:
@@ -139,30 +120,16 @@ def _csv_rows(text: str, signature: Signature) -> list[Any]:
     if not lines:
         raise InvalidInput("the CSV file is empty")
     header, body = lines[0], lines[1:]
-    if all(_is_number(cell) for cell in header):  # no header row: values in feature order
-        return [[_cell(c) for c in line] for line in lines]
+    if all(is_number(cell) for cell in header):  # no header row: values in feature order
+        return [[cell_value(c) for c in line] for line in lines]
     text_columns = {spec.name for spec in signature.inputs if spec.datatype == "BYTES"}
     return [
-        {name: _cell(cell, name in text_columns) for name, cell in zip(header, line, strict=False)}
+        {
+            name: cell_value(cell, name in text_columns)
+            for name, cell in zip(header, line, strict=False)
+        }
         for line in body
     ]
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _cell(cell: str, text: bool = False) -> Any:
-    """A CSV cell as JSON would carry it: an empty cell is a missing value (null)."""
-    if cell == "":
-        return None
-    if text:
-        return cell
-    return float(cell) if _is_number(cell) else cell
 
 
 def outputs_to_rows(

@@ -10,15 +10,17 @@ from dataclasses import dataclass
 
 from servewell.bootstrap import (
     Services,
+    build_jobs,
     build_prediction_log,
     build_protection,
     build_services,
     build_traffic_policies,
 )
 from servewell.core.ref import ModelRef
-from servewell.core.validation import InputLimits
 from servewell.http.rest import RestCodec
 from servewell.http.v2 import V2Codec
+from servewell.jobs.embedded import EmbeddedExecutor
+from servewell.jobs.service import JobService, server_scorers
 from servewell.monitoring.alerts import AlertService
 from servewell.observability import ServingMetrics
 from servewell.observability.alert_metrics import AlertMetrics
@@ -30,6 +32,7 @@ from servewell.serving.call import Codec
 from servewell.serving.fallback import Fallbacks
 from servewell.serving.fallback_plan import plan_fallbacks
 from servewell.serving.gateway import Gateway
+from servewell.serving.local import input_limits
 from servewell.serving.pool import ModelPool
 from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.predictor import Predictor
@@ -73,6 +76,10 @@ class RunningServer:
     fast_lane: bool
     """Whether the HTTP protocol offers requests to ``gateway.try_now``: on in the
     settings, and the gateway can answer without awaiting."""
+    jobs: JobService
+    """Batch jobs: submitted, read and cancelled through the job routes."""
+    job_executor: EmbeddedExecutor | None
+    """The threads running jobs in this process (``jobs.executor: local``; started)."""
 
     @property
     def is_ready(self) -> bool:
@@ -85,6 +92,8 @@ class RunningServer:
         if not self.loading.done():
             self.loading.cancel()
             await asyncio.gather(self.loading, return_exceptions=True)
+        if self.job_executor is not None:  # before the models: it stops at a batch
+            await asyncio.to_thread(self.job_executor.stop, timeout_s)
         await self.rollouts.stop()
         await self.promoter.stop()
         if self.alerts is not None:
@@ -119,7 +128,7 @@ async def start_server(
     pool = ModelPool(services, refs, metrics, recorder.is_alone, budget)
     protection = build_protection(settings, services)
     await protection.start()
-    predictor = _predictor(settings, pool, protection, metrics)
+    predictor = Predictor(pool, input_limits(settings.validation), protection.filter_for, metrics)
     admission = Admission(
         protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
     )
@@ -135,6 +144,9 @@ async def start_server(
     rollouts = RolloutDriver(services.registry, metrics)
     rollouts.start()
     depth = settings.validation.max_json_depth
+    jobs, job_executor = build_jobs(
+        settings, services, server_scorers(services, asyncio.get_running_loop(), predictor)
+    )
     return RunningServer(
         settings=settings,
         services=services,
@@ -151,20 +163,12 @@ async def start_server(
         metrics=metrics,
         predictions=predictions,
         alerts=_start_alerts(settings, services, metrics),
-        loading=asyncio.create_task(_load(pool, promoter), name="servewell-load-models"),
+        loading=asyncio.create_task(
+            _load(pool, promoter, job_executor), name="servewell-load-models"
+        ),
         fast_lane=settings.server.fast_lane and gateway.answers_now,
-    )
-
-
-def _predictor(
-    settings: Settings, pool: ModelPool, protection: Protection, metrics: ServingMetrics
-) -> Predictor:
-    limits = settings.validation
-    return Predictor(
-        pool,
-        InputLimits(limits.max_rows, limits.max_text_bytes, limits.max_json_depth),
-        protection.filter_for,
-        metrics,
+        jobs=jobs,
+        job_executor=job_executor,
     )
 
 
@@ -179,9 +183,11 @@ def _start_alerts(
     return alerts
 
 
-async def _load(pool: ModelPool, promoter: Promoter) -> None:
+async def _load(pool: ModelPool, promoter: Promoter, executor: EmbeddedExecutor | None) -> None:
     await pool.load()
-    await promoter.start()  # loads the versions the policies' arms name, then follows
+    await promoter.start()
+    if executor is not None:  # jobs left unfinished resume once their models are here
+        executor.start()  # loads the versions the policies' arms name, then follows
     # Everything loaded so far (libraries, models) lives as long as the process: move
     # it out of the garbage collector's sight, so full collections stay short and do
     # not show up as latency spikes under load.

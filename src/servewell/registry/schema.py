@@ -296,3 +296,40 @@ load_tests = Table(
 its settings (concurrency steps or rate, duration, ramp), the SLO text and verdict, and a
 summary per step (throughput, latency quantiles, errors by status). By model name and
 version number, as the prediction log: a record outlives nothing it points at."""
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("owner", String(200), nullable=True),
+    Column("input_format", String(16), nullable=False),
+    Column("id_column", String(200), nullable=True),
+    Column("chunk_rows", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("rows_total", BigInteger, nullable=True),
+    Column("rows_done", BigInteger, nullable=False),
+    Column("rows_failed", BigInteger, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_jobs_state", "state"),
+    Index("ix_jobs_owner", "owner"),
+)
+"""Batch prediction jobs (``registry/jobs.py``): the version pinned at submission, who
+submitted it, its state and progress; its files live in the artifact store's ``jobs/``."""
+
+job_chunks = Table(
+    "job_chunks",
+    metadata,
+    Column("job_id", String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("first_row", BigInteger, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("rows_failed", Integer, nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+)
+"""A job's finished chunks: a row here means the chunk's results file is complete (it
+was renamed into place before this row was committed)."""

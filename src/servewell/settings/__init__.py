@@ -26,6 +26,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from servewell.settings.jobs import JobsSettings
 from servewell.settings.models import (
     BatchingOverrides,
     BatchingSettings,
@@ -52,6 +53,7 @@ __all__ = [
     "CacheSettings",
     "DeclaredShadow",
     "DeclaredTraffic",
+    "JobsSettings",
     "ModelCacheSettings",
     "ModelSettings",
     "MonitoringSettings",
@@ -189,6 +191,8 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     """The prediction log, drift and quality windows, alert rules and their webhooks."""
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    """Batch prediction jobs: executor, threads, chunk size, upload limit, retention."""
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     """Per model name, what differs from the defaults for that model (names match
     ignoring case, with ``-``, ``.`` and ``_`` alike). Not ``server.models``, which says
