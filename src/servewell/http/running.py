@@ -30,7 +30,7 @@ from servewell.serving.admission import Admission
 from servewell.serving.budget import MemoryBudget, budget_bytes
 from servewell.serving.call import Codec
 from servewell.serving.fallback import Fallbacks
-from servewell.serving.fallback_plan import plan_fallbacks
+from servewell.serving.fallback_plan import Chains, plan_fallbacks
 from servewell.serving.gateway import Gateway
 from servewell.serving.local import input_limits
 from servewell.serving.pool import ModelPool
@@ -42,6 +42,7 @@ from servewell.serving.recorder import Recorder
 from servewell.serving.rollout import RolloutDriver
 from servewell.serving.routing import Router
 from servewell.serving.shadow import ShadowTraffic
+from servewell.serving.traffic import TrafficPolicies
 from servewell.settings import Settings
 
 
@@ -117,13 +118,7 @@ async def start_server(
     if services is None:
         services = await asyncio.to_thread(build_services, settings)
     refs = [ModelRef.parse(text) for text in settings.server.models]
-    try:
-        chains = await asyncio.to_thread(plan_fallbacks, services, refs)
-        policies = await asyncio.to_thread(build_traffic_policies, settings, services)
-    except Exception:
-        if owns_services:
-            services.close()
-        raise
+    chains, policies = await _checked_plans(settings, services, refs, owns_services)
     budget = MemoryBudget(settings, budget_bytes(settings), MemoryMetrics(metrics))
     pool = ModelPool(services, refs, metrics, recorder.is_alone, budget)
     protection = build_protection(settings, services)
@@ -170,6 +165,21 @@ async def start_server(
         jobs=jobs,
         job_executor=job_executor,
     )
+
+
+async def _checked_plans(
+    settings: Settings, services: Services, refs: list[ModelRef], owns_services: bool
+) -> tuple[Chains, TrafficPolicies]:
+    """The fallback chains and the traffic policies, checked against the registry (the
+    services closed if they are the server's own and a check fails)."""
+    try:
+        chains = await asyncio.to_thread(plan_fallbacks, services, refs)
+        policies = await asyncio.to_thread(build_traffic_policies, settings, services)
+    except Exception:
+        if owns_services:
+            services.close()
+        raise
+    return chains, policies
 
 
 def _start_alerts(
