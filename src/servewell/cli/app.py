@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from servewell.cli import (
     alerts,
     alias,
+    db,
     demo,
     evaluate,
     gc,
@@ -100,6 +101,7 @@ app.command("train")(train.train)
 app.command("retrain")(retrain.retrain)
 app.command("evaluate")(evaluate.evaluate)
 app.command("gc")(gc.gc)
+app.add_typer(db.app, name="db")
 
 
 def main() -> None:
