@@ -4,10 +4,12 @@ the test is skipped saying which is missing and how .ci/run installs it."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -33,3 +35,15 @@ def run_tool(*command: str, cwd: Path | None = None, timeout_s: float = 120) -> 
     )
     assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}{result.stderr}"
     return result.stdout
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script of the repository (deploy/local/topology.py, tools/mkdocs_reference.py),
+    not a module of the package: imported by its path."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
