@@ -4,6 +4,8 @@ as the settings they run with say a drain takes."""
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,20 @@ KUBERNETES_VERSION = "1.30.0"
 CUSTOM_KINDS = {"ServiceMonitor"}
 
 
-def _render(folder: Path) -> list[dict[str, Any]]:
+@functools.cache
+def _kubectl() -> str:
+    """kubectl, with a kustomize that knows components and ``labels`` (v4 and later:
+    Debian bookworm's kubernetes-client 1.20 has v2)."""
     kubectl = find_tool("kubectl", "apt-get install kubectl (.ci/run does)")
+    version = run_tool(kubectl, "version", "--client")
+    found = re.search(r"Kustomize Version: v(\d+)", version)
+    if found is None or int(found.group(1)) < 4:
+        pytest.skip(f"kubectl's kustomize is older than v4 ({version.strip()}): need kubectl 1.21+")
+    return kubectl
+
+
+def _render(folder: Path) -> list[dict[str, Any]]:
+    kubectl = _kubectl()
     return [doc for doc in yaml.safe_load_all(run_tool(kubectl, "kustomize", str(folder))) if doc]
 
 
