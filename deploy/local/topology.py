@@ -8,7 +8,7 @@ scraping each replica (``deploy/compose/prometheus/prometheus.yml`` with loopbac
 targets). Every process is a child of this one; ``stop()`` ends them and drops the
 database.
 
-    python deploy/local/topology.py                 # until Ctrl-C; prints the URLs
+    python deploy/local/topology.py --register fraud=model.onnx     # until Ctrl-C
     python deploy/local/topology.py --replicas 3 --admin-url postgresql://postgres@127.0.0.1/postgres
 
 It prints the environment to give ``servewell register``, ``servewell keys`` and
@@ -332,11 +332,24 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument("--folder", type=Path, default=None)
+    parser.add_argument(
+        "--register",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="register FILE as model NAME before the replicas start (repeatable); "
+        "without any, the replicas serve nothing until models are registered and they "
+        "are restarted",
+    )
     options = parser.parse_args()
     folder = options.folder or Path(tempfile.mkdtemp(prefix="servewell-topology-"))
-    topology = Topology(folder, options.replicas, options.admin_url, ("--allow-empty",))
+    serve_args = () if options.register else ("--allow-empty",)
+    topology = Topology(folder, options.replicas, options.admin_url, serve_args)
     topology.prepare()
     try:
+        for entry in options.register:
+            name, _, path = entry.partition("=")
+            topology.servewell("register", str(Path(path).resolve()), "--name", name)
         topology.start()
         print(f"nginx:      {topology.url}\nprometheus: {topology.prometheus_url}")
         print("replicas:   " + " ".join(r.url for r in topology.replicas))
