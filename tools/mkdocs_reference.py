@@ -4,10 +4,13 @@ itself (the Typer app's commands and the server's OpenAPI schema), never committ
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
+
+if TYPE_CHECKING:
+    from servewell.http.running import RunningServer
 
 CLI_PAGE = "reference/cli.md"
 HTTP_PAGE = "reference/http.md"
@@ -88,8 +91,9 @@ def openapi_schema() -> dict[str, Any]:
     return api.openapi()
 
 
-def _nothing_running() -> None:
+def _nothing_running() -> RunningServer:
     """The docs build serves nothing: a route that asked would find no server."""
+    raise RuntimeError("the documentation build runs no server")
 
 
 def _operation(path: str, method: str, operation: dict[str, Any]) -> list[str]:

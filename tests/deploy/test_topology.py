@@ -8,7 +8,6 @@ built with the batch jobs (docs/deploy.md)."""
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
 from collections.abc import Iterator
@@ -223,13 +222,3 @@ def test_a_killed_replica_costs_at_most_the_requests_in_flight(topology: Any, lo
     with load.counting() as after:  # nginx has stopped sending to it (max_fails)
         pass
     assert after == []
-
-
-def test_the_topology_names_every_process() -> None:
-    assert {"nginx", "prometheus", "redis"} <= set(
-        itertools.chain.from_iterable(
-            line.split("_start_")[1].split("(")[0].split()
-            for line in (DEPLOY / "local" / "topology.py").read_text().splitlines()
-            if "def _start_" in line
-        )
-    )
