@@ -49,14 +49,14 @@ test: lint
 		--ignore=tests/http/test_fastlane.py
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tools deploy
+	$(BIN)/ruff format --check src tests tools deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: $(TEST_STAMP)
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests tools deploy
+	$(BIN)/ruff format src tests tools deploy
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build src/*.egg-info

@@ -17,7 +17,18 @@ BASES = (ROOT, ROOT / "src", ROOT / "src" / "servewell")
 #: An inline code span that names a path: word characters, dots, dashes and slashes,
 #: with a slash or a known file ending (routes start with "/" and are not paths).
 PATH_SPAN = re.compile(r"`([\w.-]+(?:/[\w.*-]*)*)`")
-FILE_ENDINGS = (".py", ".md", ".toml", ".yaml", ".yml", ".lua", ".html", ".ini", ".cfg")
+FILE_ENDINGS = (
+    ".py",
+    ".md",
+    ".toml",
+    ".yaml",
+    ".yml",
+    ".lua",
+    ".html",
+    ".ini",
+    ".cfg",
+    ".conf",
+)
 #: A line of the package-layout tree: two spaces, then a module or package name.
 TREE_LINE = re.compile(r"^  ([a-z_]+(?:\.py|/))\s")
 #: Files the page names that are the user's, not the project's.

@@ -13,6 +13,7 @@ from servewell.cli import (
     alerts,
     alias,
     batch,
+    db,
     demo,
     doctor,
     evaluate,
@@ -108,6 +109,7 @@ app.command("retrain")(retrain.retrain)
 app.command("evaluate")(evaluate.evaluate)
 app.command("gc")(gc.gc)
 app.command("doctor")(doctor.doctor)
+app.add_typer(db.app, name="db")
 
 
 def main() -> None:
