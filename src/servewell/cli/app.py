@@ -16,6 +16,7 @@ from servewell.cli import (
     evaluate,
     gc,
     keys,
+    loadtest,
     models,
     monitor,
     optimize,
@@ -100,6 +101,7 @@ app.command("train")(train.train)
 app.command("retrain")(retrain.retrain)
 app.command("evaluate")(evaluate.evaluate)
 app.command("gc")(gc.gc)
+app.command("loadtest")(loadtest.loadtest)
 
 
 def main() -> None:
