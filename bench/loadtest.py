@@ -12,7 +12,7 @@ same REST body. Per server, in rounds whose order alternates:
   max     wrk -c64 and servewell's closed loop at 64 connections: the most each gets
           (the target: servewell at least half of wrk's)
   c=1     both at one connection, and c=16: throughput and p50 (the target: within 15 %)
-  rate    servewell's open loop at half of wrk's c=16 rate: what it sent per second
+  rate    servewell's open loop at a third of wrk's c=16 rate: what it sent per second
           against the rate asked, and its p50 against wrk's at c=1
 
 wrk2 (a fixed-rate wrk) is not installed here, so the fixed-rate comparison is against
@@ -101,7 +101,7 @@ def measure(url: str, body: dict[str, str], seconds: int, flip: bool) -> dict[st
                 if tool == "wrk"
                 else servewell_client(url, path, f"c={connections}", seconds)
             )
-    rate = round(found["wrk c=16"]["requests_per_s"] / 2)
+    rate = round(found["wrk c=16"]["requests_per_s"] / 3)
     found["servewell rate"] = {**servewell_client(url, path, f"r={rate}", seconds), "rate": rate}
     return found
 
