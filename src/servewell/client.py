@@ -150,6 +150,8 @@ def _error_class(code: Any, response: httpx.Response) -> type[errors.ServewellEr
         return errors.Overloaded if "retry-after" in response.headers else errors.NotReady
     by_status: dict[int, type[errors.ServewellError]] = {
         400: errors.InvalidInput,
+        401: errors.Unauthorized,
+        403: errors.Forbidden,
         404: errors.NotFound,
         409: errors.Conflict,
         413: errors.PayloadTooLarge,

@@ -27,6 +27,7 @@ from serving_models import (
     IRIS_FEATURES,
     PYTHON_MODELS,
     build_model_home,
+    create_key,
     register_python,
     serve_process,
 )
@@ -132,12 +133,16 @@ def test_the_slo_fails_with_exit_6_against_the_sleeping_model(loadtest: Any) -> 
 def test_open_loop_holds_its_rate(loadtest: Any, server: tuple[str, Path]) -> None:
     url, _ = server
     before = _requests_counted(url, "iris")
-    code, document, output = loadtest("--model", "iris", "--rate", "50/s", "--duration", "4s")
+    code, document, output = loadtest(
+        "--model", "iris", "--rate", "50/s", "--duration", "4s", "--ramp", "1s"
+    )
     assert code == 0, output
     assert document is not None
     step = document["steps"][0]
     assert step["throughput_rps"] == pytest.approx(50, rel=0.05)
-    assert document["sent"] == step["requests"]
+    # The ramp (25 requests on the way from 0 to 50/s) is sent but not measured.
+    assert document["sent"] == 225
+    assert step["requests"] == pytest.approx(200, abs=1)
     assert _requests_counted(url, "iris") - before == document["sent"] + document["probe_requests"]
 
 
@@ -191,3 +196,23 @@ def test_the_locust_file_runs_headless(
     )  # fmt: skip
     assert ran.returncode == expected, ran.stdout + ran.stderr
     assert "servewell SLO" in ran.stdout + ran.stderr
+
+
+def test_a_server_with_keys_is_loaded_with_one_and_refuses_without(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    classifier: Any,
+    iris: tuple[np.ndarray, np.ndarray],
+) -> None:
+    home = build_model_home(tmp_path / "home", classifier, iris[0])
+    token = create_key(home, "load", models=("iris",))
+    monkeypatch.setenv("SERVEWELL_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    no_limits = {"SERVEWELL_RATE_LIMITS__ENABLED": "false"}
+    with serve_process(home, "--models", "iris", env=no_limits) as (url, _):
+        args = ["loadtest", url, "--model", "iris", "--concurrency", "2", "--duration", "1s"]
+        refused = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert refused.exit_code == 2, refused.output
+        loaded = CliRunner().invoke(app, [*args, "--api-key", token], catch_exceptions=False)
+    assert loaded.exit_code == 0, loaded.output
+    assert "none" in loaded.output  # no errors by status
