@@ -47,7 +47,7 @@ class Health:
 # --- requests and answers, shared by both clients (no I/O) ---------------------------------
 
 
-def _predict_request(model: str, rows: Any, version: int | None) -> tuple[str, bytes]:
+def predict_request(model: str, rows: Any, version: int | None) -> tuple[str, bytes]:
     path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
     body = {"inputs": rows} if isinstance(rows, Mapping) else {"instances": rows}
     return path, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -64,7 +64,7 @@ def _to_prediction(response: httpx.Response) -> Prediction:
     )
 
 
-def _infer_request(
+def infer_request(
     model: str,
     inputs: Mapping[str, Array],
     outputs: Sequence[str] | None,
@@ -151,6 +151,8 @@ def _error_class(code: Any, response: httpx.Response) -> type[errors.ServewellEr
         return errors.Overloaded if "retry-after" in response.headers else errors.NotReady
     by_status: dict[int, type[errors.ServewellError]] = {
         400: errors.InvalidInput,
+        401: errors.Unauthorized,
+        403: errors.Forbidden,
         404: errors.NotFound,
         409: errors.Conflict,
         413: errors.PayloadTooLarge,
@@ -193,7 +195,7 @@ class Client:
     def predict(self, model: str, rows: Any, version: int | None = None) -> Prediction:
         """Predictions for rows (lists, or objects keyed by feature name), or for columns
         (a mapping of column name to values)."""
-        path, body = _predict_request(model, rows, version)
+        path, body = predict_request(model, rows, version)
         response = self.http.post(path, content=body, headers={"Content-Type": "application/json"})
         return _to_prediction(response)
 
@@ -205,7 +207,7 @@ class Client:
         version: int | None = None,
     ) -> dict[str, Array]:
         """Open Inference Protocol inference with binary tensors: arrays in, arrays out."""
-        path, body, headers = _infer_request(model, inputs, outputs, version)
+        path, body, headers = infer_request(model, inputs, outputs, version)
         return _to_arrays(self.http.post(path, content=body, headers=headers))
 
     def health(self) -> Health:
@@ -288,7 +290,7 @@ class AsyncClient:
         return self._http
 
     async def predict(self, model: str, rows: Any, version: int | None = None) -> Prediction:
-        path, body = _predict_request(model, rows, version)
+        path, body = predict_request(model, rows, version)
         response = await self.http.post(
             path, content=body, headers={"Content-Type": "application/json"}
         )
@@ -301,7 +303,7 @@ class AsyncClient:
         outputs: Sequence[str] | None = None,
         version: int | None = None,
     ) -> dict[str, Array]:
-        path, body, headers = _infer_request(model, inputs, outputs, version)
+        path, body, headers = infer_request(model, inputs, outputs, version)
         return _to_arrays(await self.http.post(path, content=body, headers=headers))
 
     async def health(self) -> Health:

@@ -20,6 +20,7 @@ from servewell.cli import (
     gc,
     jobs,
     keys,
+    loadtest,
     models,
     monitor,
     optimize,
@@ -110,6 +111,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("gc")(gc.gc)
 app.command("doctor")(doctor.doctor)
 app.add_typer(db.app, name="db")
+app.command("loadtest")(loadtest.loadtest)
 
 
 def main() -> None:

@@ -1,0 +1,174 @@
+"""How requests are sent in one step: closed loop (a fixed number of connections, each
+sending its next request when the last is answered) or open loop (a fixed arrival rate).
+
+Open loop measures each latency from the request's *intended* send time, as wrk2 does:
+when the server stalls, requests keep arriving on schedule and wait, and that wait is
+in their latency ("coordinated omission" otherwise hides it). Requests wait in a queue
+for a free connection; connections are added while requests wait, up to
+``max_connections``.
+
+During the ramp (closed loop: connections start one after another; open loop: the rate
+rises linearly from 0) answers go to a recorder of their own, which the step's figures
+leave out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from servewell.loadtest.bodies import RequestSet
+from servewell.loadtest.client import Connection, Target
+from servewell.loadtest.stats import StepRecorder
+
+MAX_CONNECTIONS = 1024
+
+
+@dataclass
+class Phases:
+    """The ramp's recorder and the measured one; which one a request counts in is by
+    when it was (meant to be) sent."""
+
+    ramp: StepRecorder
+    measured: StepRecorder
+    measure_from: float
+    sent: int = 0
+
+    def record(
+        self, sent_at: float, latency_s: float, status: int, invalid: bool, version: str | None
+    ) -> None:
+        recorder = self.measured if sent_at >= self.measure_from else self.ramp
+        recorder.record(latency_s, status, invalid, version)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one step does: ``concurrency`` connections or ``rate_per_s`` arrivals."""
+
+    label: str
+    duration_s: float
+    ramp_s: float = 0.0
+    concurrency: int | None = None
+    rate_per_s: float | None = None
+
+    @property
+    def target(self) -> dict[str, float]:
+        if self.concurrency is not None:
+            return {"concurrency": self.concurrency}
+        return {"rate_per_s": float(self.rate_per_s or 0)}
+
+
+async def run_step(
+    step: Step, target: Target, requests: RequestSet, phases: Phases, timeout_s: float
+) -> None:
+    """Send the step's load until its ramp and duration have passed."""
+    if step.concurrency is not None:
+        await closed_loop(step, target, requests, phases, timeout_s)
+    else:
+        await open_loop(step, target, requests, phases, timeout_s)
+
+
+async def closed_loop(
+    step: Step, target: Target, requests: RequestSet, phases: Phases, timeout_s: float
+) -> None:
+    concurrency = step.concurrency or 1
+    start = time.perf_counter()
+    end = start + step.ramp_s + step.duration_s
+    numbers = itertools.count()
+
+    async def connection(i: int) -> None:
+        await asyncio.sleep(step.ramp_s * i / concurrency)
+        link = Connection(target, timeout_s)
+        clock = time.perf_counter
+        try:
+            while (sent_at := clock()) < end:
+                request, invalid = requests.pick(next(numbers))
+                phases.sent += 1
+                status, version = await link.exchange(request)
+                phases.record(sent_at, clock() - sent_at, status, invalid, version)
+        finally:
+            link.close()
+
+    await asyncio.gather(*(connection(i) for i in range(concurrency)))
+
+
+def intended_time_s(k: int, rate_per_s: float, ramp_s: float) -> float:
+    """When request ``k`` is due, from the step's start: on a linear ramp from 0 to the
+    rate over ``ramp_s`` (``rate * t² / (2 ramp)`` requests by ``t``), then steady."""
+    ramp_requests = rate_per_s * ramp_s / 2
+    if k < ramp_requests:
+        return math.sqrt(2 * k * ramp_s / rate_per_s)
+    return ramp_s + (k - ramp_requests) / rate_per_s
+
+
+async def open_loop(
+    step: Step,
+    target: Target,
+    requests: RequestSet,
+    phases: Phases,
+    timeout_s: float,
+    max_connections: int = MAX_CONNECTIONS,
+) -> None:
+    rate = float(step.rate_per_s or 1)
+    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
+    idle = [0]
+    workers: list[asyncio.Task[None]] = []
+
+    async def connection() -> None:
+        link = Connection(target, timeout_s)
+        clock = time.perf_counter
+        try:
+            while True:
+                idle[0] += 1
+                due = await queue.get()
+                idle[0] -= 1
+                if due is None:
+                    return
+                k, intended = due
+                request, invalid = requests.pick(k)
+                status, version = await link.exchange(request)
+                phases.record(intended, clock() - intended, status, invalid, version)
+        finally:
+            link.close()
+
+    def add_connection() -> None:
+        workers.append(asyncio.create_task(connection()))
+
+    await _dispatch(
+        step, rate, queue, phases, lambda: idle[0], add_connection, max_connections, workers
+    )
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+
+
+async def _dispatch(
+    step: Step,
+    rate: float,
+    queue: asyncio.Queue[tuple[int, float] | None],
+    phases: Phases,
+    idle: Callable[[], int],
+    add_connection: Callable[[], None],
+    max_connections: int,
+    workers: list[asyncio.Task[None]],
+) -> None:
+    """Queue each request at its intended time, adding a connection when one waits."""
+    start = time.perf_counter()
+    total = math.floor(rate * (step.ramp_s / 2 + step.duration_s))
+    add_connection()
+    k = 0
+    while k < total:
+        now = time.perf_counter()
+        while k < total and (intended := start + intended_time_s(k, rate, step.ramp_s)) <= now:
+            queue.put_nowait((k, intended))
+            phases.sent += 1
+            k += 1
+        if queue.qsize() > idle() and len(workers) < max_connections:
+            add_connection()
+        if k < total:
+            wait = start + intended_time_s(k, rate, step.ramp_s) - time.perf_counter()
+            await asyncio.sleep(max(wait, 0.0))
