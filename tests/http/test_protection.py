@@ -342,7 +342,7 @@ def test_two_servers_share_one_rate_budget_and_see_revocations(
     services = build_services(Settings(home=home))
     store = ApiKeyStore(services.registry)
     name = f"shared-{time.monotonic_ns()}"
-    _, token = store.create(name, rate="10/minute")
+    _, token = store.create(name, rate="10/hour")  # no refill while 24 calls are made
     try:
         with (
             _server_process(home, private_redis.url) as first,

@@ -9,11 +9,9 @@ only servewell computes (accuracy, drift, label coverage).
 
 from __future__ import annotations
 
-import contextlib
-
 from prometheus_client import Counter, Gauge
 
-from servewell.observability.metrics import ServingMetrics
+from servewell.observability.metrics import ServingMetrics, forget_series
 
 
 class AlertMetrics:
@@ -46,8 +44,8 @@ class AlertMetrics:
         """One rule's state and value as stored."""
         self.firing.labels(rule).set(1 if firing else 0)
         if value is None:
-            with contextlib.suppress(KeyError):
-                self.value.remove(rule, model, metric)
+            # NaN, not 0, where the series cannot go: no rule on it may fire on a gap.
+            forget_series(self.value, rule, model, metric, unknown=float("nan"))
         else:
             self.value.labels(rule, model, metric).set(value)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge
 
 from servewell.observability.memory import resident_bytes
-from servewell.observability.metrics import ServingMetrics, is_multiprocess
+from servewell.observability.metrics import ServingMetrics, forget_series, is_multiprocess
 
 #: The ``reason`` of a load the memory budget refused.
 OVER_BUDGET = "memory_budget"
@@ -54,9 +54,7 @@ class MemoryMetrics:
         self._refresh()
 
     def unloaded(self, model: str, version: int) -> None:
-        labels = (model, str(version))
-        self.model_bytes.labels(*labels).set(0)  # what a worker's file keeps
-        self.model_bytes.remove(*labels)
+        forget_series(self.model_bytes, model, str(version))
         self._refresh()
 
     def refused(self, model: str, version: int, reason: str = OVER_BUDGET) -> None:

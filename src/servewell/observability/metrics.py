@@ -14,6 +14,7 @@ fixed sets, status and error codes few; a rate-limit ``caller`` is a key's name 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 
@@ -42,6 +43,17 @@ BREAKER_STATES = ("closed", "half_open", "open")
 def is_multiprocess() -> bool:
     """Whether values go to per-process files (``PROMETHEUS_MULTIPROC_DIR`` is set)."""
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def forget_series(gauge: Gauge, *labels: str, unknown: float = 0.0) -> None:
+    """A gauge's series gone (a version unloaded, a value no longer known). With
+    ``--workers N`` it reads ``unknown`` instead: prometheus_client cannot remove a
+    series from a worker's file (it would warn on stderr, outside the JSON log, at every
+    call)."""
+    gauge.labels(*labels).set(unknown)
+    if not is_multiprocess():
+        with contextlib.suppress(KeyError):
+            gauge.remove(*labels)
 
 
 class DeploymentMetrics:
@@ -298,9 +310,7 @@ class ServingMetrics:
     def mark_unloaded(self, model: str, version: int) -> None:
         """A version left the served ones: its series goes (with ``--workers N``, it
         reads 0 in this worker's file, which prometheus_client keeps until it exits)."""
-        labels = (model, str(version))
-        self.model_loaded.labels(*labels).set(0)
-        self.model_loaded.remove(*labels)
+        forget_series(self.model_loaded, model, str(version))
 
     def observe_request(
         self, model: str, version: str, protocol: str, status: int, duration_s: float
