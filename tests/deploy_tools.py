@@ -47,3 +47,17 @@ def load_script(path: Path, name: str) -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def assert_servewell_command(args: list[str]) -> None:
+    """``args`` (a container's command after ``servewell``) is one the real CLI accepts:
+    its subcommand exists and every option parses (nothing is run)."""
+    import typer
+
+    from servewell.cli.app import app
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    name, *rest = args
+    assert name in group.commands, f"servewell has no command {name!r}"
+    group.commands[name].make_context(name, list(rest))

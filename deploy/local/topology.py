@@ -2,7 +2,9 @@
 
 Starts, on loopback: a PostgreSQL database of its own (CREATE DATABASE on an existing
 server), a Redis of its own on a spare port, N ``servewell serve`` replicas on that
-registry and Redis with one shared artifact folder, nginx balancing between them
+registry and Redis with one shared artifact folder, a ``servewell worker`` (Celery)
+running their batch jobs (``jobs.executor: celery``, the broker on that Redis's
+database 1), nginx balancing between the replicas
 (``deploy/nginx/proxy.conf``: passive health checks, one retry), and Prometheus
 scraping each replica (``deploy/compose/prometheus/prometheus.yml`` with loopback
 targets). Every process is a child of this one; ``stop()`` ends them and drops the
@@ -125,12 +127,20 @@ class Topology:
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
+    @property
+    def broker_url(self) -> str:
+        """Celery's broker: the same Redis, a database of its own (apart from the limits'
+        and the cache's keys)."""
+        return f"redis://127.0.0.1:{self.redis_port}/1"
+
     def env(self) -> dict[str, str]:
         """The settings every servewell process of this topology runs with."""
         return {
             "SERVEWELL_DATABASE_URL": self.database_url,
             "SERVEWELL_REDIS_URL": self.redis_url,
             "SERVEWELL_ARTIFACTS_DIR": str(self.folder / "artifacts"),
+            "SERVEWELL_JOBS__EXECUTOR": "celery",
+            "SERVEWELL_JOBS__BROKER_URL": self.broker_url,
             "SERVEWELL_SERVER__FORWARDED_ALLOW_IPS": "127.0.0.1",
             "SERVEWELL_SERVER__SHUTDOWN_DELAY_S": "1",
             **self.extra_env,
@@ -144,9 +154,10 @@ class Topology:
         self.servewell("db", "upgrade")
 
     def start(self) -> None:
-        """The replicas, nginx and Prometheus (after :meth:`prepare`)."""
+        """The replicas, the worker, nginx and Prometheus (after :meth:`prepare`)."""
         for _ in range(self.replicas_wanted):
             self.replicas.append(self.start_replica())
+        self._start_worker()
         self._start_nginx()
         self._start_prometheus()
 
@@ -222,6 +233,27 @@ class Topology:
         environment = {**os.environ, "SERVEWELL_HOME": str(home), **self.env()}
         environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
         return environment
+
+    # --- the Celery worker -----------------------------------------------------------------
+
+    @property
+    def worker_log(self) -> Path:
+        return self.folder / "worker.log"
+
+    def _start_worker(self) -> None:
+        """``servewell worker``: the batch jobs the replicas take go to it over the broker."""
+        home = self.folder / "worker"
+        home.mkdir(parents=True, exist_ok=True)
+        command = [find_binary("servewell"), "worker", "--concurrency", "1"]
+        self._spawn("worker", command, self._environment(home), cwd=home)
+        wait_for("worker ready", self._worker_is_ready)
+
+    def _worker_is_ready(self) -> bool:
+        worker = self._children["worker"]
+        log = self.worker_log.read_text(errors="replace")
+        if worker.poll() is not None:
+            raise RuntimeError(f"worker exited with {worker.returncode}:\n{log}")
+        return " ready." in log  # Celery's line once it consumes from the broker
 
     # --- PostgreSQL and Redis ----------------------------------------------------------------
 
@@ -303,10 +335,21 @@ class Topology:
             self._write_prometheus_yml()
             self._children["prometheus"].send_signal(signal.SIGHUP)
 
-    def _spawn(self, name: str, command: list[str]) -> None:
+    def _spawn(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         with (self.folder / f"{name}.log").open("ab") as log:
             self._children[name] = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env=env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
 
@@ -353,6 +396,7 @@ def main() -> None:
         topology.start()
         print(f"nginx:      {topology.url}\nprometheus: {topology.prometheus_url}")
         print("replicas:   " + " ".join(r.url for r in topology.replicas))
+        print(f"worker log: {topology.worker_log}")
         print("for servewell register/keys/alias, export:")
         for name, value in topology.env().items():
             print(f"  export {name}={value}")

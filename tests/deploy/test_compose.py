@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from deploy_tools import DEPLOY, ROOT, find_tool, run_tool
+from deploy_tools import DEPLOY, ROOT, assert_servewell_command, find_tool, run_tool
 from servewell.cli.app import app
 from serving_models import build_adder_home, serve_process
 
@@ -60,6 +60,10 @@ def test_the_stack_has_every_piece_and_no_secret() -> None:
     wanted = {"nginx", "servewell-1", "servewell-2", "worker", "migrate", "postgres", "redis"}
     assert wanted | {"prometheus", "grafana"} <= set(services)
     assert services["migrate"]["command"] == ["db", "upgrade"]
+    assert services["worker"]["command"][0] == "worker"
+    assert_servewell_command(services["worker"]["command"])
+    settings = yaml.safe_load((COMPOSE / "servewell.yaml").read_text(encoding="utf-8"))
+    assert settings["jobs"]["executor"] == "celery"  # jobs go to the worker service
     text = (COMPOSE / "compose.yaml").read_text(encoding="utf-8")
     needed = set(re.findall(r"\$\{(\w+):\?", text))
     example = (COMPOSE / ".env.example").read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy_tools import DEPLOY, find_tool, run_tool
+from deploy_tools import DEPLOY, assert_servewell_command, find_tool, run_tool
 from servewell.settings import Settings
 
 K8S = DEPLOY / "k8s"
@@ -102,6 +102,10 @@ def test_pods_run_as_a_user_with_secrets_from_the_secret() -> None:
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
         assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "servewell-secrets"}}]
+    worker = _one(objects, "Deployment", "servewell-worker")["spec"]["template"]["spec"]
+    assert worker["containers"][0]["args"][0] == "worker"
+    assert_servewell_command(worker["containers"][0]["args"])
+    assert _settings(objects).jobs.executor == "celery"  # jobs go to the worker pods
     job = _one(objects, "Job", "servewell-migrate")
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "upgrade"]
 

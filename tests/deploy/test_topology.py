@@ -1,13 +1,14 @@
 """The many-replica topology on loopback (deploy/local/topology.py), under load through
 nginx: an alias move and a key's revocation reach both replicas, a per-key rate limit
-holds across them, Prometheus scrapes both, a rolling restart loses no request and a
-SIGKILL loses at most the requests in flight. Bounded waits only, no timings.
-
-Batch jobs through the Celery worker are not here yet: ``servewell worker`` is being
-built with the batch jobs (docs/deploy.md)."""
+holds across them, Prometheus scrapes both, a batch job submitted through nginx runs on
+the Celery worker and its results are the same from either replica, a rolling restart
+loses no request and a SIGKILL loses at most the requests in flight. Bounded waits
+only, no timings."""
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 import threading
 from collections.abc import Iterator
@@ -19,9 +20,11 @@ import httpx
 import pytest
 
 from deploy_tools import DEPLOY, find_tool, load_script
+from job_calls import wait_for_job
 from servewell.bootstrap import build_services
+from servewell.jobs.workers import TASK, celery_app
 from servewell.registry.keys import ApiKeyStore
-from servewell.settings import Settings
+from servewell.settings import JobsSettings, Settings
 from serving_models import register_adder
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -29,6 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 LOAD_CLIENTS = 4
 RATE_LIMIT = 10
 ADDER = "/v2/models/adder/infer"
+JOB_ROWS = 500
 
 
 topology_module = load_script(DEPLOY / "local" / "topology.py", "servewell_local_topology")
@@ -118,6 +122,7 @@ def keys(topology: Any) -> dict[str, str]:
             "load": store.create("load", rate="1000000/minute")[1],
             "leaver": store.create("leaver")[1],
             "tight": store.create("tight", rate=f"{RATE_LIMIT}/hour")[1],
+            "batch": store.create("batch", scopes=("predict",))[1],
         }
     finally:
         services.close()
@@ -206,6 +211,59 @@ def test_prometheus_scrapes_both_replicas(topology: Any, load: Load) -> None:
         lambda: len([r for r in _query(topology, rate) if float(r["value"][1]) > 0]) == 2,
         timeout_s=60,
     )
+
+
+def _worker_task_runs(topology: Any) -> int | None:
+    """How many job tasks the Celery worker has taken (Celery's own count, over the
+    broker); None while it does not answer."""
+    settings = Settings(
+        home=topology.folder / "cli",
+        jobs=JobsSettings(executor="celery", broker_url=topology.broker_url),
+    )
+    app = celery_app(settings)
+    try:
+        stats = app.control.inspect(timeout=5).stats()
+    finally:
+        app.close()
+    if not stats:
+        return None
+    return sum(int(worker.get("total", {}).get(TASK, 0)) for worker in stats.values())
+
+
+def test_a_batch_job_through_nginx_runs_on_the_worker_and_either_replica_serves_it(
+    topology: Any, keys: dict[str, str], load: Load
+) -> None:
+    headers = {"Authorization": f"Bearer {keys['batch']}"}
+    taken_before = _worker_task_runs(topology)
+    assert taken_before is not None, "the worker does not answer over the broker"
+    body = "id,x,y\n" + "".join(f"r{i},{i},1\n" for i in range(JOB_ROWS))
+    answer = httpx.post(
+        f"{topology.url}/v1/models/adder/jobs",
+        files={"file": ("rows.csv", body)},
+        data={"id_column": "id"},
+        headers=headers,
+        timeout=60,
+    )
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["id"]
+    finished = wait_for_job(topology.url, job_id, headers=headers, timeout_s=180)
+    assert finished["state"] == "succeeded", finished
+    assert finished["rows_done"] == JOB_ROWS
+    # Celery's count rises only if the worker took the job's task; a replica running
+    # it in its own threads (jobs.executor: local) sends none.
+    taken_after = _worker_task_runs(topology)
+    assert taken_after is not None
+    assert taken_after > taken_before
+    results = []
+    for replica in topology.replicas:
+        fetched = httpx.get(f"{replica.url}/v1/jobs/{job_id}/results", headers=headers, timeout=60)
+        assert fetched.status_code == 200, (replica.url, fetched.text)
+        results.append(fetched.text)
+    assert len(results) == 2
+    assert results[0] == results[1]
+    rows = list(csv.DictReader(io.StringIO(results[0])))
+    assert sorted(row["id"] for row in rows) == sorted(f"r{i}" for i in range(JOB_ROWS))
+    assert all(float(row["prediction"]) == float(row["id"][1:]) + 1 for row in rows)
 
 
 def test_a_rolling_restart_loses_no_request(topology: Any, load: Load) -> None:
