@@ -13,7 +13,7 @@ from typer.testing import Result
 
 import monitored_models as monitored
 from servewell.bootstrap import Services, build_services
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from servewell.settings import Settings
 
 Invoke = Callable[..., Result]
@@ -41,7 +41,7 @@ def logged(home: Path) -> Iterator[Services]:
         )
         for i, (amount, income, plan, late) in enumerate(frame.itertuples(index=False))
     ]
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     store.write(rows)
     store.label(
         monitored.MODEL, [(f"r{i}", int(frame["late"][i]) ^ (i % 5 == 0)) for i in range(0, 300, 3)]
@@ -125,7 +125,7 @@ def test_a_model_without_reference_or_labels_says_so(
         '{"sum": [[3.0]]}',
         '{"x": [[2.0]], "y": [[1.0]]}',
     )
-    PredictionStore(services.registry).write([row])
+    SqlPredictionStore(services.registry).write([row])
     services.close()
     result = invoke("monitor", "adder")
     assert result.exit_code == 0, result.output

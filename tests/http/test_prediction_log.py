@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from servewell.bootstrap import Services, build_services
 from servewell.http import create_app
 from servewell.registry.keys import ApiKeyStore
-from servewell.registry.predictions import LoggedPrediction, PredictionRow, PredictionStore
+from servewell.registry.predictions import LoggedPrediction, PredictionRow, SqlPredictionStore
 from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
 from serving_models import (
     ECHO_VALUES,
@@ -73,7 +73,7 @@ def echo_body(request_id: str) -> dict[str, Any]:
 
 
 def wait_for_rows(services: Services, model: str, count: int) -> list[LoggedPrediction]:
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     deadline = time.monotonic() + WAIT_S
     while True:
         rows = store.rows(model)
@@ -140,7 +140,7 @@ def test_sample_rate_zero_logs_nothing(services: Services) -> None:
             assert add(server.url, float(n)).status_code == 200
         assert httpx.post(f"{server.url}/v2/models/echo/infer", json=echo_body("e")).is_success
         assert len(wait_for_rows(services, "echo", 1)) == 1  # the flusher has run since
-    assert PredictionStore(services.registry).rows("adder") == []
+    assert SqlPredictionStore(services.registry).rows("adder") == []
 
 
 def test_cache_hits_are_logged_as_cached_and_errors_are_not(services: Services) -> None:
@@ -164,7 +164,7 @@ def test_a_full_buffer_drops_and_counts_without_failing_requests(services: Servi
     with serve_in_thread(app) as server:
         statuses = [add(server.url, float(n), f"r{n}").status_code for n in range(40)]
     assert statuses == [200] * 40
-    rows = PredictionStore(services.registry).rows("adder")
+    rows = SqlPredictionStore(services.registry).rows("adder")
     assert [row.request_id for row in rows] == ["r0", "r1", "r2"]
     dropped = metrics.get_sample_value("servewell_predlog_dropped_total", {"reason": "full"})
     assert dropped == 37
@@ -187,7 +187,7 @@ def test_feedback_is_joined_by_request_id_idempotent_and_reports_unknown_ids(
     assert first["unknown_count"] == 150
     assert first["unknown"] == [f"nobody-{n}" for n in range(100)]
     assert again == {"accepted": 1, "unknown": [], "unknown_count": 0}
-    rows = PredictionStore(services.registry).rows("adder")
+    rows = SqlPredictionStore(services.registry).rows("adder")
     assert [(row.request_id, row.label) for row in rows] == [
         ("id-0", "yes"),
         ("id-1", 1),  # the second label replaced the first
@@ -288,7 +288,7 @@ def test_feedback_needs_the_feedback_scope(services: Services) -> None:
     assert accepted.status_code == 200
     assert accepted.json()["accepted"] == 1
     assert cannot_predict.status_code == 403
-    [row] = PredictionStore(services.registry).rows("adder")
+    [row] = SqlPredictionStore(services.registry).rows("adder")
     assert row.key_name == "predictor"
     assert row.label == 1
 
@@ -305,14 +305,14 @@ def test_sigterm_writes_what_the_buffer_holds(tmp_path: Path) -> None:
         assert process.wait(timeout=60) == 0
     services = build_services(Settings(home=home))
     try:
-        rows = PredictionStore(services.registry).rows("adder")
+        rows = SqlPredictionStore(services.registry).rows("adder")
     finally:
         services.close()
     assert [row.request_id for row in rows] == [f"term-{n}" for n in range(25)]
 
 
 def test_rows_past_retention_are_pruned_while_serving(services: Services) -> None:
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     now = time.time()
     old, recent = now - 40 * 86400, now - 86400
     store.write(

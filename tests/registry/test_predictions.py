@@ -8,17 +8,20 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from servewell.bootstrap import Services, build_services
-from servewell.registry.predictions import UNKNOWN_SHOWN, PredictionRow, PredictionStore
+from servewell.registry import schema
+from servewell.registry.feedback import UNKNOWN_SHOWN
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from servewell.settings import Settings
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[PredictionStore]:
+def store(settings: Settings) -> Iterator[SqlPredictionStore]:
     services: Services = build_services(settings)
-    yield PredictionStore(services.registry)
+    yield SqlPredictionStore(services.registry)
     services.close()
 
 
@@ -27,7 +30,7 @@ def _row(request_id: str, days_ago: float = 0, model: str = "fraud") -> Predicti
     return PredictionRow(at, request_id, model, 1, None, None, 2.0, False, '{"label": [1]}', None)
 
 
-def test_rows_since_oldest_first_per_model(store: PredictionStore) -> None:
+def test_rows_since_oldest_first_per_model(store: SqlPredictionStore) -> None:
     store.write([_row("a", 3), _row("b", 1), _row("c"), _row("x", model="other")])
     since = datetime.now(UTC) - timedelta(days=2)
     assert [row.request_id for row in store.rows("fraud", since)] == ["b", "c"]
@@ -36,7 +39,7 @@ def test_rows_since_oldest_first_per_model(store: PredictionStore) -> None:
     assert store.rows("fraud")[0].outputs == {"label": [1]}
 
 
-def test_labels_join_replace_and_report_unknown_ids(store: PredictionStore) -> None:
+def test_labels_join_replace_and_report_unknown_ids(store: SqlPredictionStore) -> None:
     store.write([_row("a"), _row("b"), _row("a-other", model="other")])
     result = store.label("fraud", [("a", 0), ("b", "spam"), ("a", 1), ("a-other", 1)])
     assert result.accepted == 2  # "a" once: the last label given wins
@@ -50,7 +53,7 @@ def test_labels_join_replace_and_report_unknown_ids(store: PredictionStore) -> N
     assert store.rows("other")[0].label is None
 
 
-def test_many_unknown_ids_are_counted_and_the_first_named(store: PredictionStore) -> None:
+def test_many_unknown_ids_are_counted_and_the_first_named(store: SqlPredictionStore) -> None:
     store.write([_row("known")])
     labels = [(f"u{n}", 1) for n in range(1200)] + [("known", 1)]
     result = store.label("fraud", labels)
@@ -59,7 +62,7 @@ def test_many_unknown_ids_are_counted_and_the_first_named(store: PredictionStore
     assert result.unknown == [f"u{n}" for n in range(UNKNOWN_SHOWN)]
 
 
-def test_prune_deletes_old_predictions_and_labels(store: PredictionStore) -> None:
+def test_prune_deletes_old_predictions_and_labels(store: SqlPredictionStore) -> None:
     store.write([_row("old", 40), _row("new", 1)])
     store.label("fraud", [("old", 1), ("new", 0)])
     assert store.prune(datetime.now(UTC) - timedelta(days=30)) == 1
@@ -67,7 +70,21 @@ def test_prune_deletes_old_predictions_and_labels(store: PredictionStore) -> Non
     assert store.rows("fraud")[0].label == 0
 
 
-def test_scan_pages_through_a_window_oldest_first(store: PredictionStore) -> None:
+def test_prune_deletes_in_batches_until_none_is_left(store: SqlPredictionStore) -> None:
+    old = [_row(f"old-{n}", 40 + n / 10) for n in range(25)]
+    store.write([*old, _row("new", 1), _row("other-old", 40, model="other")])
+    store.label("fraud", [(row.request_id, 1) for row in old[:7]])
+    with store.registry.read() as conn:  # labels received long ago, as after a month
+        long_ago = datetime.now(UTC) - timedelta(days=40)
+        conn.execute(update(schema.feedback).values(received_at=long_ago))
+    assert store.prune(datetime.now(UTC) - timedelta(days=30), batch_rows=4) == 26
+    assert [row.request_id for row in store.rows("fraud")] == ["new"]
+    assert store.rows("other") == []
+    store.write([_row("old-0", 0)])  # the id logged again: its old label went with it
+    assert store.rows("fraud")[0].label is None
+
+
+def test_scan_pages_through_a_window_oldest_first(store: SqlPredictionStore) -> None:
     at = datetime.now(UTC).timestamp()
     same = [
         PredictionRow(at, f"t{n}", "fraud", 1 + n % 2, None, None, 1.0, False, None, None)
@@ -90,7 +107,7 @@ def test_scan_pages_through_a_window_oldest_first(store: PredictionStore) -> Non
     assert labelled.request_id == "t3"
 
 
-def test_every_column_round_trips(store: PredictionStore) -> None:
+def test_every_column_round_trips(store: SqlPredictionStore) -> None:
     """The columns as written (PostgreSQL's binary COPY sends each as its type)."""
     at = datetime.now(UTC).timestamp()
     hit = PredictionRow(at, "r" * 128, "fraud", 7, "challenger", "team-a", 1.5, True, None, None)
@@ -113,7 +130,7 @@ def test_every_column_round_trips(store: PredictionStore) -> None:
     )
 
 
-def test_a_refused_batch_writes_nothing(store: PredictionStore) -> None:
+def test_a_refused_batch_writes_nothing(store: SqlPredictionStore) -> None:
     good = _row("good")
     too_long = good._replace(request_id="x" * 129)  # past VARCHAR(128) on PostgreSQL
     missing = good._replace(model=None)  # NOT NULL on both
