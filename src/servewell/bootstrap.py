@@ -101,7 +101,7 @@ def build_prediction_log(
     log_inputs = lambda name: settings.model(name).monitoring.log_inputs  # noqa: E731
     rows = RowBuilder(log_inputs, key[:64])  # a BLAKE2b key is at most 64 bytes
     return PredictionLog(
-        open_prediction_store(services),
+        open_prediction_store(services, monitoring),
         monitoring,
         lambda name: settings.model(name).monitoring.sample_rate,
         rows,

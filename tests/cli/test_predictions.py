@@ -1,5 +1,6 @@
 """``servewell predictions`` and ``servewell feedback`` on a registry holding logged
-predictions (written by the prediction log's own store, as a server's flusher does)."""
+predictions (written by the prediction log's own store, as a server's flusher does), on
+each store (the registry database, Parquet files) as ``monitoring.store`` names it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 from typer.testing import Result
 
 from servewell.bootstrap import build_services
-from servewell.registry.predictions import PredictionRow, SqlPredictionStore
+from servewell.registry.prediction_store import PredictionStore, open_prediction_store
+from servewell.registry.predictions import PredictionRow
 from servewell.settings import Settings
 from serving_models import register_python
 
@@ -27,17 +29,21 @@ def _row(request_id: str, minutes_ago: float, value: float) -> PredictionRow:
     return PredictionRow(at, request_id, "clicks", 2, None, "web", 1.5, False, outputs, inputs)
 
 
-@pytest.fixture
-def logged(home: Path) -> Iterator[SqlPredictionStore]:
+@pytest.fixture(params=["database", "parquet"])
+def logged(
+    request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PredictionStore]:
+    monkeypatch.setenv("SERVEWELL_MONITORING__STORE", request.param)  # for the commands
     services = build_services(Settings(home=home))
     register_python(services, "clicks", "sum", signature="sum.json")
-    store = SqlPredictionStore(services.registry)
+    store = open_prediction_store(services)
     store.write([_row("old", 180, 0), _row("a", 30, 1), _row("b", 5, 0), _row("c", 1, 1)])
+    store.close()
     yield store
     services.close()
 
 
-def test_predictions_exports_json_and_csv_since(invoke: Invoke, logged: SqlPredictionStore) -> None:
+def test_predictions_exports_json_and_csv_since(invoke: Invoke, logged: PredictionStore) -> None:
     rows = json.loads(invoke("predictions", "clicks", "--since", "1h", "--json").stdout)
     assert [row["request_id"] for row in rows] == ["a", "b", "c"]
     assert rows[0]["outputs"] == {"label": [1]}
@@ -57,7 +63,7 @@ def test_predictions_exports_json_and_csv_since(invoke: Invoke, logged: SqlPredi
 
 
 def test_feedback_from_csv_joins_relabels_and_reports_unknown_ids(
-    invoke: Invoke, logged: SqlPredictionStore, tmp_path: Path
+    invoke: Invoke, logged: PredictionStore, tmp_path: Path
 ) -> None:
     labels = tmp_path / "labels.csv"
     labels.write_text("rid,clicked,other\na,0,x\nb,1,y\nnobody,1,z\n")
@@ -74,7 +80,7 @@ def test_feedback_from_csv_joins_relabels_and_reports_unknown_ids(
 
 @pytest.mark.parametrize("command", ["predictions", "feedback"])
 def test_a_model_the_registry_does_not_know_is_exit_4(
-    invoke: Invoke, logged: SqlPredictionStore, tmp_path: Path, command: str
+    invoke: Invoke, logged: PredictionStore, tmp_path: Path, command: str
 ) -> None:
     labels = tmp_path / "labels.csv"
     labels.write_text("request_id,label\na,1\n")
@@ -86,7 +92,7 @@ def test_a_model_the_registry_does_not_know_is_exit_4(
 
 
 def test_feedback_names_a_missing_column(
-    invoke: Invoke, logged: SqlPredictionStore, tmp_path: Path
+    invoke: Invoke, logged: PredictionStore, tmp_path: Path
 ) -> None:
     labels = tmp_path / "labels.csv"
     labels.write_text("request_id,label\na,1\n")
@@ -103,7 +109,7 @@ def test_predictions_refuses_a_since_without_a_unit(invoke: Invoke, home: Path) 
 
 
 def test_feedback_reads_a_bom_and_refuses_a_missing_label_cell(
-    invoke: Invoke, logged: SqlPredictionStore, tmp_path: Path
+    invoke: Invoke, logged: PredictionStore, tmp_path: Path
 ) -> None:
     labels = tmp_path / "labels.csv"
     args = ("--id-column", "request_id", "--label-column", "clicked")

@@ -17,8 +17,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from servewell.bootstrap import Services, build_services
 from servewell.http import create_app
 from servewell.registry.keys import ApiKeyStore
+from servewell.registry.prediction_store import open_prediction_store
 from servewell.registry.predictions import LoggedPrediction, PredictionRow, SqlPredictionStore
-from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
+from servewell.settings import (
+    AuthSettings,
+    CacheSettings,
+    MonitoringSettings,
+    ServerSettings,
+    Settings,
+)
 from serving_models import (
     ECHO_VALUES,
     build_adder_home,
@@ -197,6 +204,33 @@ def test_feedback_is_joined_by_request_id_idempotent_and_reports_unknown_ids(
     assert rows[2].labeled_at is None
 
 
+def test_the_parquet_store_logs_joins_labels_and_writes_its_files_at_shutdown(
+    services: Services,
+) -> None:
+    monitoring = {"flush_interval_s": 0.05, "store": "parquet", "parquet_file_age_s": 3600}
+    settings = serving_settings(services, monitoring=monitoring)
+    with serve_in_thread(create_app(settings, services)) as server:
+        for n in range(3):
+            assert add(server.url, float(n), f"pq-{n}").status_code == 200
+        url = f"{server.url}/v1/models/adder/feedback"
+        labels = [{"request_id": "pq-0", "label": 1}, {"request_id": "pq-2", "label": 0}]
+        deadline = time.monotonic() + WAIT_S
+        while True:  # the rows reach the store's held file at the next flush
+            result = httpx.post(url, json=labels, timeout=30).json()
+            if result["accepted"] == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert result["accepted"] == 2
+    rows = open_prediction_store(services, settings.monitoring).rows("adder")
+    assert [(row.request_id, row.label) for row in rows] == [
+        ("pq-0", 1),
+        ("pq-1", None),
+        ("pq-2", 0),
+    ]
+    assert rows[1].outputs == {"sum": [[2.0]]}
+    assert SqlPredictionStore(services.registry).rows("adder") == []  # none in the table
+
+
 def test_feedback_for_a_model_the_registry_does_not_know_is_a_404(services: Services) -> None:
     """A misspelt model name is an error, not a batch of unknown ids."""
     with serve_in_thread(create_app(serving_settings(services), services)) as server:
@@ -293,19 +327,21 @@ def test_feedback_needs_the_feedback_scope(services: Services) -> None:
     assert row.label == 1
 
 
-def test_sigterm_writes_what_the_buffer_holds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["database", "parquet"])
+def test_sigterm_writes_what_the_buffer_holds(tmp_path: Path, store: str) -> None:
     """A real ``servewell serve`` process that would not flush for an hour: SIGTERM
-    writes every answered prediction before it exits."""
+    writes every answered prediction before it exits (to a Parquet file too, which
+    would otherwise wait for a file's worth of rows)."""
     home = build_adder_home(tmp_path / "home")
-    env = {"SERVEWELL_MONITORING__FLUSH_INTERVAL_S": "3600"}
+    env = {"SERVEWELL_MONITORING__FLUSH_INTERVAL_S": "3600", "SERVEWELL_MONITORING__STORE": store}
     with serve_process(home, "--no-auth", "--models", "adder", env=env) as (url, process):
         for n in range(25):
             assert add(url, float(n), f"term-{n}").status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
-    services = build_services(Settings(home=home))
+    services = build_services(Settings(home=home, monitoring=MonitoringSettings(store=store)))
     try:
-        rows = SqlPredictionStore(services.registry).rows("adder")
+        rows = open_prediction_store(services).rows("adder")
     finally:
         services.close()
     assert [row.request_id for row in rows] == [f"term-{n}" for n in range(25)]

@@ -1,5 +1,6 @@
-"""The prediction log's store on both backends: rows, labels joined by request id,
-relabelling, unknown ids, pruning."""
+"""The prediction log's stores (the registry database's table and Parquet files), each on
+both database backends: rows, labels joined by request id, relabelling, unknown ids,
+pruning, paging a window. One suite: every store must pass it."""
 
 from __future__ import annotations
 
@@ -14,12 +15,24 @@ from sqlalchemy.exc import DBAPIError
 from servewell.bootstrap import Services, build_services
 from servewell.registry import schema
 from servewell.registry.feedback import UNKNOWN_SHOWN
+from servewell.registry.prediction_store import PredictionStore, open_prediction_store
 from servewell.registry.predictions import PredictionRow, SqlPredictionStore
-from servewell.settings import Settings
+from servewell.settings import MonitoringSettings, Settings
+
+
+@pytest.fixture(params=["database", "parquet"])
+def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[PredictionStore]:
+    """Each store, writing every batch at once (a Parquet file per write)."""
+    monitoring = {"store": request.param, "parquet_file_rows": 1}
+    services: Services = build_services(
+        settings.model_copy(update={"monitoring": MonitoringSettings(**monitoring)})
+    )
+    yield open_prediction_store(services)
+    services.close()
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[SqlPredictionStore]:
+def sql_store(settings: Settings) -> Iterator[SqlPredictionStore]:
     services: Services = build_services(settings)
     yield SqlPredictionStore(services.registry)
     services.close()
@@ -30,7 +43,7 @@ def _row(request_id: str, days_ago: float = 0, model: str = "fraud") -> Predicti
     return PredictionRow(at, request_id, model, 1, None, None, 2.0, False, '{"label": [1]}', None)
 
 
-def test_rows_since_oldest_first_per_model(store: SqlPredictionStore) -> None:
+def test_rows_since_oldest_first_per_model(store: PredictionStore) -> None:
     store.write([_row("a", 3), _row("b", 1), _row("c"), _row("x", model="other")])
     since = datetime.now(UTC) - timedelta(days=2)
     assert [row.request_id for row in store.rows("fraud", since)] == ["b", "c"]
@@ -39,7 +52,7 @@ def test_rows_since_oldest_first_per_model(store: SqlPredictionStore) -> None:
     assert store.rows("fraud")[0].outputs == {"label": [1]}
 
 
-def test_labels_join_replace_and_report_unknown_ids(store: SqlPredictionStore) -> None:
+def test_labels_join_replace_and_report_unknown_ids(store: PredictionStore) -> None:
     store.write([_row("a"), _row("b"), _row("a-other", model="other")])
     result = store.label("fraud", [("a", 0), ("b", "spam"), ("a", 1), ("a-other", 1)])
     assert result.accepted == 2  # "a" once: the last label given wins
@@ -53,7 +66,7 @@ def test_labels_join_replace_and_report_unknown_ids(store: SqlPredictionStore) -
     assert store.rows("other")[0].label is None
 
 
-def test_many_unknown_ids_are_counted_and_the_first_named(store: SqlPredictionStore) -> None:
+def test_many_unknown_ids_are_counted_and_the_first_named(store: PredictionStore) -> None:
     store.write([_row("known")])
     labels = [(f"u{n}", 1) for n in range(1200)] + [("known", 1)]
     result = store.label("fraud", labels)
@@ -62,7 +75,7 @@ def test_many_unknown_ids_are_counted_and_the_first_named(store: SqlPredictionSt
     assert result.unknown == [f"u{n}" for n in range(UNKNOWN_SHOWN)]
 
 
-def test_prune_deletes_old_predictions_and_labels(store: SqlPredictionStore) -> None:
+def test_prune_deletes_old_predictions_and_labels(store: PredictionStore) -> None:
     store.write([_row("old", 40), _row("new", 1)])
     store.label("fraud", [("old", 1), ("new", 0)])
     assert store.prune(datetime.now(UTC) - timedelta(days=30)) == 1
@@ -70,7 +83,7 @@ def test_prune_deletes_old_predictions_and_labels(store: SqlPredictionStore) -> 
     assert store.rows("fraud")[0].label == 0
 
 
-def test_prune_deletes_in_batches_until_none_is_left(store: SqlPredictionStore) -> None:
+def test_prune_deletes_in_batches_until_none_is_left(store: PredictionStore) -> None:
     old = [_row(f"old-{n}", 40 + n / 10) for n in range(25)]
     store.write([*old, _row("new", 1), _row("other-old", 40, model="other")])
     store.label("fraud", [(row.request_id, 1) for row in old[:7]])
@@ -84,7 +97,7 @@ def test_prune_deletes_in_batches_until_none_is_left(store: SqlPredictionStore) 
     assert store.rows("fraud")[0].label is None
 
 
-def test_scan_pages_through_a_window_oldest_first(store: SqlPredictionStore) -> None:
+def test_scan_pages_through_a_window_oldest_first(store: PredictionStore) -> None:
     at = datetime.now(UTC).timestamp()
     same = [
         PredictionRow(at, f"t{n}", "fraud", 1 + n % 2, None, None, 1.0, False, None, None)
@@ -107,7 +120,7 @@ def test_scan_pages_through_a_window_oldest_first(store: SqlPredictionStore) -> 
     assert labelled.request_id == "t3"
 
 
-def test_every_column_round_trips(store: SqlPredictionStore) -> None:
+def test_every_column_round_trips(store: PredictionStore) -> None:
     """The columns as written (PostgreSQL's binary COPY sends each as its type)."""
     at = datetime.now(UTC).timestamp()
     hit = PredictionRow(at, "r" * 128, "fraud", 7, "challenger", "team-a", 1.5, True, None, None)
@@ -130,7 +143,8 @@ def test_every_column_round_trips(store: SqlPredictionStore) -> None:
     )
 
 
-def test_a_refused_batch_writes_nothing(store: SqlPredictionStore) -> None:
+def test_a_refused_batch_writes_nothing(sql_store: SqlPredictionStore) -> None:
+    store = sql_store
     good = _row("good")
     too_long = good._replace(request_id="x" * 129)  # past VARCHAR(128) on PostgreSQL
     missing = good._replace(model=None)  # NOT NULL on both

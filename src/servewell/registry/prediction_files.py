@@ -164,13 +164,17 @@ class ParquetPredictionStore:
             found = self._nth_newest(model, start, version, newest)
             if found is not None:
                 start, skip = found
+        for page in _pages(self._tables(model, start, version, skip), page_rows):
+            yield self._with_labels(model, page)
+
+    def _tables(self, model: str, start: float | None, version: int | None, skip: int) -> Any:
+        """Each day's rows from ``start`` on, by time, less the first ``skip`` rows."""
         for day in self._days(model, start):
             table = self._read(day, start, version)
             if skip:
                 dropped = min(skip, table.num_rows)
                 table, skip = table.slice(dropped), skip - dropped
-            for offset in range(0, table.num_rows, page_rows):
-                yield self._with_labels(model, table.slice(offset, page_rows))
+            yield table
 
     def _days(self, model: str, start: float | None) -> list[list[Path]]:
         """The files of each day from ``start``'s on, oldest day first."""
@@ -248,6 +252,24 @@ class ParquetPredictionStore:
                 shutil.rmtree(day, ignore_errors=True)
         prune_labels(self.registry, before, batch_rows)
         return gone
+
+
+def _pages(tables: Iterator[Any], page_rows: int) -> Iterator[Any]:
+    """The rows of ``tables``, in order, ``page_rows`` a table (the last one fewer)."""
+    pa, _, _ = _pyarrow()
+    held: list[Any] = []
+    count = 0
+    for table in tables:
+        offset = 0
+        while offset < table.num_rows:
+            take = min(page_rows - count, table.num_rows - offset)
+            held.append(table.slice(offset, take))
+            count, offset = count + take, offset + take
+            if count == page_rows:
+                yield pa.concat_tables(held)
+                held, count = [], 0
+    if count:
+        yield pa.concat_tables(held)
 
 
 def _day_of(at: float) -> str:

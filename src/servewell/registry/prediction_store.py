@@ -20,10 +20,15 @@ from servewell.registry.predictions import (
     PredictionRow,
     SqlPredictionStore,
 )
+from servewell.registry.sql import SqlRegistry
+from servewell.settings.monitoring import MonitoringSettings
 
 
 class PredictionStore(Protocol):
     """Write, read, label and prune the prediction log."""
+
+    registry: SqlRegistry
+    """Where the labels are (and, for the ``database`` store, the predictions)."""
 
     def write(self, rows: Sequence[PredictionRow]) -> None:
         """Store rows (or hold them for a later write or :meth:`close`); raises when
@@ -59,9 +64,12 @@ class PredictionStore(Protocol):
         """Store each ``(request_id, label)`` whose id ``model`` logged; count the others."""
 
 
-def open_prediction_store(access: RegistryAccess) -> PredictionStore:
-    """The store ``monitoring.store`` names."""
-    monitoring = access.settings.monitoring
+def open_prediction_store(
+    access: RegistryAccess, monitoring: MonitoringSettings | None = None
+) -> PredictionStore:
+    """The store ``monitoring.store`` names (``monitoring``: a server's own settings,
+    when ``access`` was opened with others)."""
+    monitoring = monitoring or access.settings.monitoring
     if monitoring.store == "parquet":
         return ParquetPredictionStore(
             access.registry,
