@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from servewell.registry.feedback import (
     PRUNE_ROWS,
@@ -60,23 +60,6 @@ class RowsLost(Exception):
     def __init__(self, count: int) -> None:
         super().__init__(f"{count} logged predictions could not be written")
         self.count = count
-
-
-class _Joined(NamedTuple):
-    """A row read from a file, with its label: what :func:`to_prediction` reads."""
-
-    logged_at: float
-    request_id: str
-    model: str
-    version: int
-    arm: str | None
-    key_name: str | None
-    latency_ms: float
-    cached: bool
-    outputs: str | None
-    inputs: str | None
-    label: str | None
-    received_at: datetime | None
 
 
 class ParquetPredictionStore:
@@ -218,7 +201,7 @@ class ParquetPredictionStore:
         columns = [table.column(name).to_pylist() for name, _ in _COLUMNS]
         labels = labels_for(self.registry, model, columns[1])
         return [
-            to_prediction(_Joined(*row, *labels.get(row[1], (None, None))))
+            to_prediction(row, *labels.get(row[1], (None, None)))
             for row in zip(*columns, strict=True)
         ]
 

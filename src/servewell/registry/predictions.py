@@ -145,7 +145,7 @@ class SqlPredictionStore:
             query = query.limit(limit)
         with self.registry.read() as conn:
             found = conn.execute(query).all()
-        return [to_prediction(row) for row in reversed(found)]
+        return [_read_back(row) for row in reversed(found)]
 
     def scan(
         self,
@@ -178,7 +178,7 @@ class SqlPredictionStore:
             with self.registry.read() as conn:
                 found = conn.execute(page).all()
             if found:
-                yield [to_prediction(row) for row in found]
+                yield [_read_back(row) for row in found]
             if len(found) < page_rows:
                 return
             last = (found[-1].logged_at, found[-1].id)
@@ -230,22 +230,33 @@ def _copy(conn: Connection, rows: Sequence[PredictionRow]) -> None:
             write_row(row)
 
 
-def to_prediction(row: Any) -> LoggedPrediction:
-    """A row of ``predictions`` (either store's) joined with its label, as read back."""
-    return LoggedPrediction(
-        logged_at=datetime.fromtimestamp(row.logged_at, UTC),
-        request_id=row.request_id,
-        model=row.model,
-        version=row.version,
-        arm=row.arm,
-        key_name=row.key_name,
-        latency_ms=row.latency_ms,
-        cached=bool(row.cached),
-        outputs=_json(row.outputs),
-        inputs=_json(row.inputs),
-        label=_json(row.label),
-        labeled_at=None if row.received_at is None else as_utc(row.received_at),
+def to_prediction(
+    fields: Sequence[Any], label: str | None, received_at: datetime | None
+) -> LoggedPrediction:
+    """A logged prediction as read back (either store's): ``fields`` are its columns in
+    :class:`PredictionRow`'s order, ``label`` its label's JSON text, when it has one."""
+    logged_at, request_id, model, version, arm, key_name, latency_ms, cached, outputs, inputs = (
+        fields
     )
+    return LoggedPrediction(
+        logged_at=datetime.fromtimestamp(logged_at, UTC),
+        request_id=request_id,
+        model=model,
+        version=version,
+        arm=arm,
+        key_name=key_name,
+        latency_ms=latency_ms,
+        cached=bool(cached),
+        outputs=_json(outputs),
+        inputs=_json(inputs),
+        label=_json(label),
+        labeled_at=None if received_at is None else as_utc(received_at),
+    )
+
+
+def _read_back(row: Any) -> LoggedPrediction:
+    """A row of the table joined with its label (``id`` first, the label's columns last)."""
+    return to_prediction(row[1:11], row.label, row.received_at)
 
 
 def _json(text: str | None) -> Any:
