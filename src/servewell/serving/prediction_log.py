@@ -2,7 +2,7 @@
 
 The gateway's record step calls :meth:`PredictionLog.add` for each served prediction:
 one sample-rate check and one append of a :class:`~servewell.serving.prediction_rows.Logged`
-of plain values (its outputs and inputs as JSON bytes). Past ``monitoring.buffer_size``
+of plain values (its outputs and inputs as JSON text). Past ``monitoring.buffer_size``
 records waiting, new ones are dropped and counted
 (``servewell_predlog_dropped_total{reason="full"}``): serving never waits.
 

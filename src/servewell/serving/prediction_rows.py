@@ -1,7 +1,7 @@
 """A logged prediction as the request path leaves it, and as the database stores it.
 
 The request path makes a :class:`Logged` with :meth:`RowBuilder.logged`: plain values
-only (the outputs, and the inputs logged in full, as JSON bytes), so the record holds
+only (the outputs, and the inputs logged in full, as JSON text), so the record holds
 nothing the garbage collector must follow and nothing of the request is kept alive
 while it waits in the buffer (a second of requests' object graphs, kept, made every full
 collection of the event loop's thread slower: bench/README.md). The log's flush thread
@@ -57,10 +57,10 @@ class Logged(NamedTuple):
     caller: str
     """A key's name, or ``ip:<address>`` without keys (not stored)."""
     latency_s: float
-    outputs: bytes | None
+    outputs: str | None
     """The outputs as JSON; None for a response-cache hit (the answer is an earlier
     one's bytes)."""
-    inputs: bytes | Answer | None
+    inputs: str | Answer | None
     """The inputs as JSON when every one is logged in full; the answer when some are
     hashed (in the flush thread); None when none is logged, or for a cache hit."""
 
@@ -95,13 +95,15 @@ class RowBuilder:
             row = (time.time(), request_id, model, record.version, arm, record.caller)
             return tuple.__new__(Logged, (*row, latency_s, None, None))
         response = answer.response
-        outputs = orjson.dumps(response.outputs, option=_JSON_OPTIONS, default=_plain)
+        # decoded at once: orjson's bytes, kept, fragment the heap (a page fault every few
+        # records, ~3 µs each: bench/README.md); a str copy of them lands in small blocks
+        outputs = orjson.dumps(response.outputs, option=_JSON_OPTIONS, default=_plain).decode()
         policies = self._policies.get((model, response.version))
         if policies is None:
             policies = self._policy(model, answer)
-        inputs: bytes | Answer | None = answer
+        inputs: str | Answer | None = answer
         if policies is ALL_FULL:  # the usual numeric model: the inputs as they came
-            inputs = orjson.dumps(answer.request.inputs, option=_JSON_OPTIONS, default=_plain)
+            inputs = _json(answer.request.inputs).decode()
         elif policies is NONE_KEPT:
             inputs = None
         given = answer.request.id  # V2's ``id``, when one feedback can name
@@ -123,7 +125,7 @@ class RowBuilder:
         for logged in batch:
             outputs, inputs = logged.outputs, logged.inputs
             try:
-                if inputs is not None and not isinstance(inputs, bytes):  # to hash
+                if inputs is not None and not isinstance(inputs, str):  # to hash
                     inputs = self._inputs(logged.model, inputs)
                 caller = logged.caller
                 row = (
@@ -135,8 +137,8 @@ class RowBuilder:
                     None if not caller or ":" in caller else caller,  # never an address
                     logged.latency_s * 1000,
                     outputs is None,
-                    None if outputs is None else outputs.decode(),
-                    None if inputs is None else inputs.decode(),
+                    outputs,
+                    inputs,
                 )
             except Exception:
                 failed(logged)
@@ -144,7 +146,7 @@ class RowBuilder:
             append(new_row(PredictionRow, row))
         return rows
 
-    def _inputs(self, model: str, answer: Answer) -> bytes | None:
+    def _inputs(self, model: str, answer: Answer) -> str | None:
         """The inputs of a model that hashes some: in full, hashed or left out, each as
         its policy says."""
         policies = self._policy(model, answer)
@@ -155,7 +157,7 @@ class RowBuilder:
                 kept[name] = values
             elif policy == "hash":
                 kept[name] = self._hashed(values)
-        return _json(kept) if kept else None
+        return _json(kept).decode() if kept else None
 
     def _policy(self, model: str, answer: Answer) -> dict[str, str]:
         """Each input's ``full``/``hash``/``none`` (:data:`ALL_FULL` when every one is
