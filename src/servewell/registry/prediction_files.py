@@ -51,6 +51,7 @@ _COLUMNS = (
     ("outputs", "string"),
     ("inputs", "string"),
 )
+_DAY_S = 86400
 _INSTALL_HINT = "monitoring.store: parquet needs pyarrow: pip install 'servewell[parquet]'"
 
 
@@ -77,7 +78,10 @@ class ParquetPredictionStore:
         self.folder = folder
         self.file_rows = file_rows
         self.file_age_s = file_age_s
-        self._held: list[PredictionRow] = []
+        self._held: dict[tuple[str, int], list[Any]] = {}
+        """Arrow tables of the rows held, by model and day (columns, not Python objects:
+        nothing for the garbage collector to walk while they wait)."""
+        self._held_rows = 0
         self._held_since = 0.0
         self._names = itertools.count()
 
@@ -85,37 +89,38 @@ class ParquetPredictionStore:
 
     def write(self, rows: Sequence[PredictionRow]) -> None:
         """Hold ``rows``; write the files once enough are held, or for long enough."""
-        if not self._held:
-            self._held_since = time.monotonic()
-        self._held.extend(rows)
+        if rows:
+            if not self._held_rows:
+                self._held_since = time.monotonic()
+            groups: dict[tuple[str, int], list[PredictionRow]] = defaultdict(list)
+            for row in rows:
+                groups[(row.model, int(row.at // _DAY_S))].append(row)
+            for key, group in groups.items():
+                self._held.setdefault(key, []).append(_to_table(group))
+            self._held_rows += len(rows)
         held_s = time.monotonic() - self._held_since
-        if len(self._held) >= self.file_rows or (self._held and held_s >= self.file_age_s):
+        if self._held_rows >= self.file_rows or (self._held_rows and held_s >= self.file_age_s):
             self.close()
 
     def close(self) -> None:
         """Write every row held, one file per model and day."""
-        held, self._held = self._held, []
-        groups: dict[tuple[str, str], list[PredictionRow]] = defaultdict(list)
-        for row in held:
-            groups[(row.model, _day_of(row.at))].append(row)
-        lost = len(held)
+        pa, _, _ = _pyarrow()
+        held, lost = self._held, self._held_rows
+        self._held, self._held_rows = {}, 0
         try:
-            for (model, day), rows in groups.items():
-                self._write_file(self.folder / f"model={model}" / f"date={day}", rows)
-                lost -= len(rows)
+            for (model, day), tables in held.items():
+                folder = self.folder / f"model={model}" / f"date={_day_of(day * _DAY_S)}"
+                table = pa.concat_tables(tables)
+                self._write_file(folder, table)
+                lost -= table.num_rows
         except Exception as exc:
             raise RowsLost(lost) from exc
 
-    def _write_file(self, folder: Path, rows: list[PredictionRow]) -> None:
-        pa, pq, _ = _pyarrow()
-        schema = _schema(pa)
-        columns = list(zip(*rows, strict=True))
-        table = pa.Table.from_arrays(
-            [pa.array(column, type) for column, type in zip(columns, schema.types, strict=True)],
-            schema=schema,
-        )
+    def _write_file(self, folder: Path, table: Any) -> None:
+        _, pq, _ = _pyarrow()
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"{int(rows[0].at * 1000)}-{os.getpid()}-{next(self._names)}.parquet"
+        first_ms = int(table.column("logged_at")[0].as_py() * 1000)
+        name = f"{first_ms}-{os.getpid()}-{next(self._names)}.parquet"
         partial = folder / f"{name}.partial"
         pq.write_table(table, partial, compression="zstd")
         partial.replace(folder / name)
@@ -214,10 +219,12 @@ class ParquetPredictionStore:
 
     def _logged_ids(self, model: str, request_ids: list[str]) -> set[str]:
         pa, _, ds = _pyarrow()
-        wanted = set(request_ids)
-        known = {row.request_id for row in list(self._held) if row.model == model}
-        known &= wanted
         which = ds.field("request_id").isin(pa.array(request_ids, pa.string()))
+        known: set[str] = set()
+        for (held_model, _), tables in list(self._held.items()):
+            if held_model == model:
+                for table in list(tables):
+                    known.update(table.filter(which).column("request_id").to_pylist())
         for files in self._days(model, None):
             dataset = ds.dataset(files, schema=_schema(pa), format="parquet")
             known.update(dataset.to_table(columns=["request_id"], filter=which)[0].to_pylist())
@@ -253,6 +260,15 @@ def _pages(tables: Iterator[Any], page_rows: int) -> Iterator[Any]:
                 held, count = [], 0
     if count:
         yield pa.concat_tables(held)
+
+
+def _to_table(rows: list[PredictionRow]) -> Any:
+    """``rows`` as an Arrow table of the files' schema."""
+    pa, _, _ = _pyarrow()
+    schema = _schema(pa)
+    columns = zip(*rows, strict=True)
+    arrays = [pa.array(column, type) for column, type in zip(columns, schema.types, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _day_of(at: float) -> str:
