@@ -43,8 +43,8 @@ PRUNE_INTERVAL_S = 3600.0
 SampleRate = Callable[[str], float]
 """A model's ``monitoring.sample_rate``."""
 FlushConsumer = Callable[[list[PredictionRow]], None]
-"""Called in the flush thread with each batch's rows once they are written (a consumer
-that raises is logged; the others and the log go on)."""
+"""Called in the flush thread with each batch's rows once the store has taken them (a
+consumer that raises is logged; the others and the log go on)."""
 
 
 class PredictionLog:
