@@ -4,11 +4,12 @@ else runs on the machine.
 
     .venv/bin/python bench/predlog_alone.py [--baseline SRC] [--rounds 5]
 
-Each point is a fresh child process that makes ``--requests`` requests' worth of the
+Each point is a fresh child process that makes ``--requests`` requests' worth (at
+``--rate`` a second, so as many records wait in the buffer as in a server) of the
 objects a REST request of the demo model leaves for the log (the body parsed by orjson,
 an ``InferRequest``, numpy outputs, a ``RequestRecord``, some short-lived garbage),
-beside a server-sized heap of long-lived objects (so garbage collections cost what they
-cost in a server), and hands each to the real ``PredictionLog.add``; the log's flusher
+beside a server-sized heap of long-lived objects, frozen as the server freezes its own
+after start-up (so garbage collections cost what they cost in a server), and hands each to the real ``PredictionLog.add``; the log's flusher
 writes to a real registry (SQLite, or Parquet files) in its thread. The figure is the
 process's CPU time (every thread) per request, less the same loop's with logging off,
 and the event loop's thread's share of it. Points alternate between the configurations
@@ -39,11 +40,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=40_000)
+    parser.add_argument(
+        "--rate", type=float, default=8000, help="requests a second (a busy core's, quiet)"
+    )
     parser.add_argument("--baseline", type=Path, help="src folder of the servewell to compare")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        asyncio.run(child(args.child[0], args.child[1], args.requests))
+        asyncio.run(child(args.child[0], float(args.child[1]), args.requests))
         return
     src = HERE.parents[1] / "src"
     configs = {"off": (src, "off"), "database": (src, "database"), "parquet": (src, "parquet")}
@@ -52,7 +56,7 @@ def main() -> None:
     points: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
     for _ in range(args.rounds):
         for name, (source, store) in configs.items():
-            points[name].append(run_child(source, store, args.requests))
+            points[name].append(run_child(source, store, args.requests, args.rate))
     off = statistics.median(total for total, _ in points["off"])
     off_loop = statistics.median(loop for _, loop in points["off"])
     print(
@@ -67,15 +71,15 @@ def main() -> None:
         print(f"| {name} | {total:.1f} | {total - off:+.1f} | {loop - off_loop:+.1f} | {rounds} |")
 
 
-def run_child(source: Path, store: str, requests: int) -> tuple[float, float]:
+def run_child(source: Path, store: str, requests: int, rate: float) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": str(source)}
-    command = [sys.executable, str(HERE), "--child", store, "-", "--requests", str(requests)]
+    command = [sys.executable, str(HERE), "--child", store, str(rate), "--requests", str(requests)]
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     total, loop = output.split()
     return float(total), float(loop)
 
 
-async def child(store: str, _: str, requests: int) -> None:
+async def child(store: str, rate: float, requests: int) -> None:
     import numpy as np
     import orjson
     from prometheus_client import CollectorRegistry
@@ -95,7 +99,8 @@ async def child(store: str, _: str, requests: int) -> None:
         TensorSpec(name="probabilities", datatype="FP32", shape=(-1, 2)),
     )
     signature = Signature(inputs=inputs, outputs=outputs)
-    heap = [[object()] for _ in range(400_000)]  # a server's long-lived objects
+    heap = [[object()] for _ in range(400_000)]  # a server's long-lived objects, frozen
+    gc.freeze()  # as http/running.py does once the server has started
     with tempfile.TemporaryDirectory() as folder:
         monitoring = {"store": store} if store == "parquet" else {}  # an older one has no store
         settings = Settings(home=Path(folder), monitoring=monitoring)
@@ -110,6 +115,7 @@ async def child(store: str, _: str, requests: int) -> None:
                     await asyncio.to_thread(log.store.close)  # the warm-up's rows: a file
                 gc.collect()
                 started, started_loop = time.process_time(), time.thread_time()
+                clock = time.monotonic()
             garbage = [{"k": [n, (n,)]} for _ in range(20)]  # a request's short-lived objects
             document = orjson.loads(body)
             request = InferRequest(ModelRef("bc", version=1), {"input": document["instances"]})
@@ -118,8 +124,9 @@ async def child(store: str, _: str, requests: int) -> None:
             record = RequestRecord(f"abcdef{n:012x}", "POST", "/p", model="bc", version="1")
             if store != "off":
                 log.add(record, 0.001, Answer(signature, request, response))
-            if n % 100 == 0:
-                await asyncio.sleep(0.0001)  # the loop waits for the network now and then
+            if n % 100 == 0:  # paced: as many records alive as a server at ``rate`` keeps
+                ahead_s = (n / rate - (time.monotonic() - clock)) if n > 0 else 0.0
+                await asyncio.sleep(max(ahead_s, 0.0001))
         del garbage
         loop_s = time.thread_time() - started_loop
         await log.close()
