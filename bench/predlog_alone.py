@@ -9,8 +9,9 @@ Each point is a fresh child process that makes ``--requests`` requests' worth (a
 objects a REST request of the demo model leaves for the log (the body parsed by orjson,
 an ``InferRequest``, numpy outputs, a ``RequestRecord``, some short-lived garbage),
 beside a server-sized heap of long-lived objects, frozen as the server freezes its own
-after start-up (so garbage collections cost what they cost in a server), and hands each to the real ``PredictionLog.add``; the log's flusher
-writes to a real registry (SQLite, or Parquet files) in its thread. The figure is the
+after start-up (so garbage collections cost what they cost in a server), and hands
+each to the real ``PredictionLog.add``; the log's flusher writes to a real registry
+(SQLite, or Parquet files) in its thread. The figure is the
 process's CPU time (every thread) per request, less the same loop's with logging off,
 and the event loop's thread's share of it. Points alternate between the configurations
 in rounds; medians are printed. ``--baseline SRC`` adds the same run from another
