@@ -1,20 +1,21 @@
 """What the prediction log costs (issue #20): REST at c=64 with every prediction logged
-(sample rate 1.0, the default) and with logging off (sample rate 0), side by side.
+(sample rate 1.0, the default) into the registry database, into Parquet files
+(``monitoring.store: parquet``), and with logging off (sample rate 0), side by side.
 
-    .venv/bin/python bench/predlog.py          # about 60 s on 2 cores
+    .venv/bin/python bench/predlog.py          # about 90 s on 2 cores
 
 It registers the demo model (``servewell demo``: breast-cancer, ONNX, one row of 30 FP32
 features a request, logged in full) in a temporary SERVEWELL_HOME (SQLite) and starts
-two ``servewell serve`` processes as bench/run.py's plain server (one worker, keys, rate
-limits and the response cache off), pinned to core 0 with wrk on core 1; they differ
-only in ``models.breast-cancer.monitoring.sample_rate``. Points alternate between them
-in rounds; it prints medians, the logged server's share of the other, the server
-process's CPU time per answered request (all its threads, from ``/proc``: less swayed
-by other load on the machine than requests/s), and the rows the log wrote and dropped
-(from the server's own metrics).
+three ``servewell serve`` processes as bench/run.py's plain server (one worker, keys,
+rate limits and the response cache off), pinned to core 0 with wrk on core 1; they
+differ only in ``models.breast-cancer.monitoring.sample_rate`` and ``monitoring.store``.
+Points alternate between them in rounds; it prints medians, each logged server's share
+of the one that logs nothing, the server process's CPU time per answered request (all
+its threads, from ``/proc``: less swayed by other load on the machine than
+requests/s), and the rows the log wrote and dropped (from the server's own metrics).
 
 With ``--baseline SRC`` (the src folder of another servewell checkout, e.g. a ``git
-worktree`` of the commit before a change) a third server, ``logged@base``, logs every
+worktree`` of the commit before a change) one more server, ``logged@base``, logs every
 prediction from that source, in the same rounds.
 """
 
@@ -35,7 +36,12 @@ from run import PLAIN, REST_PATH, free_port, register_demo, run_wrk, start_serve
 from run import write_bodies as run_bodies
 
 RATE = "SERVEWELL_MODELS__BREAST_CANCER__MONITORING__SAMPLE_RATE"
-SERVERS = {"logged": {**PLAIN, RATE: "1.0"}, "off": {**PLAIN, RATE: "0"}}
+STORE = "SERVEWELL_MONITORING__STORE"
+SERVERS = {
+    "logged": {**PLAIN, RATE: "1.0"},
+    "logged-parquet": {**PLAIN, RATE: "1.0", STORE: "parquet"},
+    "off": {**PLAIN, RATE: "0"},
+}
 BASE = "logged@base"
 
 

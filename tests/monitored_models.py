@@ -15,7 +15,7 @@ import pandas as pd
 from servewell.bootstrap import Services
 from servewell.core.ref import ModelRef
 from servewell.http import create_app
-from servewell.registry.predictions import LoggedPrediction, PredictionStore
+from servewell.registry.predictions import LoggedPrediction, SqlPredictionStore
 from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
 from servewell.training.data import dataset_from_frame
 from servewell.training.run import run_pipeline
@@ -81,7 +81,7 @@ def predict(url: str, frame: pd.DataFrame, prefix: str, batch: int = 1) -> None:
 
 
 def wait_for_rows(services: Services, count: int) -> list[LoggedPrediction]:
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     deadline = time.monotonic() + WAIT_S
     while True:
         rows = store.rows(MODEL)
@@ -93,4 +93,4 @@ def wait_for_rows(services: Services, count: int) -> list[LoggedPrediction]:
 def label(services: Services, frame: pd.DataFrame, prefix: str) -> Any:
     """The true label of every row sent one a request."""
     pairs = [(f"{prefix}-{i}", int(value)) for i, value in enumerate(frame["late"])]
-    return PredictionStore(services.registry).label(MODEL, pairs)
+    return SqlPredictionStore(services.registry).label(MODEL, pairs)

@@ -63,6 +63,8 @@ def test_defaults_without_a_monitoring_section(workdir: Path) -> None:
     assert monitoring.alerts == []
     assert monitoring.webhooks == []
     assert monitoring.buffer_size == 100_000
+    assert (monitoring.retention_days, monitoring.store) == (30.0, "database")
+    assert (monitoring.parquet_file_rows, monitoring.parquet_file_age_s) == (100_000, 60.0)
 
 
 def test_the_environment_sets_a_field(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,6 +156,10 @@ def test_a_wrong_rule_is_one_line_naming_it(workdir: Path, change: dict, says: s
         ("monitoring:\n  webhooks: [{url: 'https://x', max_attempts: 0}]\n", "max_attempts"),
         ("monitoring:\n  buffer_size: 0\n", "monitoring.buffer_size"),
         ("monitoring:\n  rollback_cooldown_s: 30\n", "has no unit: write e.g. 30s or 30m"),
+        ("monitoring:\n  retention_days: 0\n", "monitoring.retention_days"),
+        ("monitoring:\n  store: s3\n", "monitoring.store"),
+        ("monitoring:\n  parquet_file_rows: 0\n", "monitoring.parquet_file_rows"),
+        ("monitoring:\n  parquet_file_age_s: -1\n", "monitoring.parquet_file_age_s"),
         ("models:\n  fraud:\n    monitoring: {sample_rate: 1.5}\n", "sample_rate"),
         ("models:\n  fraud:\n    monitoring: {log_inputs: all}\n", "log_inputs"),
     ],

@@ -28,7 +28,7 @@ from servewell.registry import LocalArtifactStore, SqlRegistry
 from servewell.registry.jobs import JobStore
 from servewell.registry.keys import ApiKeyStore
 from servewell.registry.leases import Leases, holder_id
-from servewell.registry.predictions import PredictionStore
+from servewell.registry.prediction_store import open_prediction_store
 from servewell.registry.traffic import TrafficStore
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
@@ -106,14 +106,14 @@ def build_traffic_policies(settings: Settings, services: Services) -> TrafficPol
 def build_prediction_log(
     settings: Settings, services: Services, metrics: ServingMetrics
 ) -> PredictionLog:
-    """The prediction log, writing to the registry database. Not started: the server's
-    start-up starts it."""
+    """The prediction log, writing to the store ``monitoring.store`` names. Not started:
+    the server's start-up starts it."""
     monitoring = settings.monitoring
     key = monitoring.hash_key.encode() if monitoring.hash_key else DEFAULT_HASH_KEY
     log_inputs = lambda name: settings.model(name).monitoring.log_inputs  # noqa: E731
     rows = RowBuilder(log_inputs, key[:64])  # a BLAKE2b key is at most 64 bytes
     return PredictionLog(
-        PredictionStore(services.registry),
+        open_prediction_store(services, monitoring),
         monitoring,
         lambda name: settings.model(name).monitoring.sample_rate,
         rows,

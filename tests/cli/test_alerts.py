@@ -16,7 +16,7 @@ from typer.testing import Result
 
 from servewell.bootstrap import build_services
 from servewell.monitoring.evaluator import AlertEvaluator
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from servewell.settings import load_settings
 from serving_models import register_python
 
@@ -51,7 +51,7 @@ def configured(home: Path, tmp_path: Path) -> Path:
                           json.dumps({"label": [i % 2]}), json.dumps({"x": [1.0]}))
             for i in range(10)
         ]  # fmt: skip
-        store = PredictionStore(services.registry)
+        store = SqlPredictionStore(services.registry)
         store.write(rows)
         store.label("clicks", [(f"r{i}", 1) for i in range(10)])
         AlertEvaluator(services, services.settings.monitoring).evaluate(now)

@@ -13,15 +13,20 @@ from typer.testing import Result
 
 import monitored_models as monitored
 from servewell.bootstrap import Services, build_services
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.prediction_store import open_prediction_store
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from servewell.settings import Settings
 
 Invoke = Callable[..., Result]
 
 
-@pytest.fixture
-def logged(home: Path) -> Iterator[Services]:
-    """``loans`` trained, and 300 of its predictions logged, a third of them labelled."""
+@pytest.fixture(params=["database", "parquet"])
+def logged(
+    request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Services]:
+    """``loans`` trained, and 300 of its predictions logged, a third of them labelled, in
+    each store (``monitor`` reads either through one interface)."""
+    monkeypatch.setenv("SERVEWELL_MONITORING__STORE", request.param)  # for the command
     services = build_services(Settings(home=home))
     monitored.train(services, rows=1500)
     frame = monitored.loans(300, seed=5, shift=1.0)
@@ -41,8 +46,9 @@ def logged(home: Path) -> Iterator[Services]:
         )
         for i, (amount, income, plan, late) in enumerate(frame.itertuples(index=False))
     ]
-    store = PredictionStore(services.registry)
+    store = open_prediction_store(services)
     store.write(rows)
+    store.close()
     store.label(
         monitored.MODEL, [(f"r{i}", int(frame["late"][i]) ^ (i % 5 == 0)) for i in range(0, 300, 3)]
     )
@@ -125,7 +131,7 @@ def test_a_model_without_reference_or_labels_says_so(
         '{"sum": [[3.0]]}',
         '{"x": [[2.0]], "y": [[1.0]]}',
     )
-    PredictionStore(services.registry).write([row])
+    SqlPredictionStore(services.registry).write([row])
     services.close()
     result = invoke("monitor", "adder")
     assert result.exit_code == 0, result.output

@@ -1,5 +1,6 @@
 """``servewell predictions`` and ``servewell feedback`` on a registry holding logged
-predictions (written by the prediction log's own store, as a server's flusher does)."""
+predictions (written by the prediction log's own store, as a server's flusher does), on
+each store (the registry database, Parquet files) as ``monitoring.store`` names it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 from typer.testing import Result
 
 from servewell.bootstrap import build_services
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.prediction_store import PredictionStore, open_prediction_store
+from servewell.registry.predictions import PredictionRow
 from servewell.settings import Settings
 from serving_models import register_python
 
@@ -27,12 +29,16 @@ def _row(request_id: str, minutes_ago: float, value: float) -> PredictionRow:
     return PredictionRow(at, request_id, "clicks", 2, None, "web", 1.5, False, outputs, inputs)
 
 
-@pytest.fixture
-def logged(home: Path) -> Iterator[PredictionStore]:
+@pytest.fixture(params=["database", "parquet"])
+def logged(
+    request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[PredictionStore]:
+    monkeypatch.setenv("SERVEWELL_MONITORING__STORE", request.param)  # for the commands
     services = build_services(Settings(home=home))
     register_python(services, "clicks", "sum", signature="sum.json")
-    store = PredictionStore(services.registry)
+    store = open_prediction_store(services)
     store.write([_row("old", 180, 0), _row("a", 30, 1), _row("b", 5, 0), _row("c", 1, 1)])
+    store.close()
     yield store
     services.close()
 

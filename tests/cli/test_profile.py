@@ -16,7 +16,7 @@ import pytest
 from typer.testing import Result
 
 from servewell.bootstrap import Services, build_services
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from servewell.settings import Settings
 from servewell.training.holdout import PROFILE_ROLE, read_attachment_json
 from serving_models import register_adder
@@ -63,7 +63,7 @@ def log_predictions(services: Services, frame: pd.DataFrame) -> None:
         )
         for i, (x, y) in enumerate(frame.itertuples(index=False))
     ]
-    PredictionStore(services.registry).write(rows)
+    SqlPredictionStore(services.registry).write(rows)
 
 
 def drift_of(invoke: Invoke) -> dict[str, object]:

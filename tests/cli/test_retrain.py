@@ -18,7 +18,7 @@ from typer.testing import Result
 import monitored_models as monitored
 from servewell.bootstrap import Services, build_services
 from servewell.core.ref import ModelRef
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from servewell.settings import Settings
 from servewell.training.data import dataset_from_frame
 from servewell.training.run import run_pipeline
@@ -158,7 +158,7 @@ def log_with_feedback(services: Services, frame: pd.DataFrame) -> None:
     rows.append(logged_row(9001, {"amount": [1, 2, 3], "income": [1, 2, 3], "plan": ["a"] * 3}))
     rows.append(logged_row(9002, {}, cached=True))
     rows.append(logged_row(9003, {"amount": [1.0], "income": [0.5], "plan": ["basic"]}))
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     store.write(rows)
     labels = [(f"f{i}", int(late)) for i, late in enumerate(frame["late"])]
     store.label(MODEL, [*labels, ("f9001", 1), ("f9002", 0)])

@@ -236,12 +236,12 @@ def _log(home: Path, rows: list[tuple[str, int, str, int, int | None]]) -> None:
     import time
 
     from servewell.bootstrap import build_services
-    from servewell.registry.predictions import PredictionRow, PredictionStore
+    from servewell.registry.predictions import PredictionRow, SqlPredictionStore
     from servewell.settings import Settings
 
     services = build_services(Settings(home=home))
     try:
-        store = PredictionStore(services.registry)
+        store = SqlPredictionStore(services.registry)
         now = time.time()
         store.write(
             [

@@ -20,7 +20,7 @@ from servewell.core.traffic import Arm
 from servewell.errors import InvalidConfig
 from servewell.http import create_app
 from servewell.http.app import ServewellApp
-from servewell.registry.predictions import PredictionStore
+from servewell.registry.predictions import SqlPredictionStore
 from servewell.registry.traffic import TrafficStore
 from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
 from serving_models import register_python, serve_in_thread
@@ -111,7 +111,7 @@ def test_logged_predictions_carry_the_arm_and_version_that_answered(
             timeout=30,
         )
         assert pinned.status_code == 200
-        store = PredictionStore(services.registry)
+        store = SqlPredictionStore(services.registry)
         _until(lambda: len(store.rows("fraud")) == 31, "every prediction is logged")
     rows = store.rows("fraud")
     logged = Counter((row.arm, row.version) for row in rows)
@@ -199,7 +199,7 @@ def test_feedback_scores_each_arm_end_to_end(services: Services) -> None:
             )
             assert answer.status_code == 200, answer.text
             answered[request_id] = answer.headers["x-servewell-arm"]
-        store = PredictionStore(services.registry)
+        store = SqlPredictionStore(services.registry)
         _until(lambda: len(store.rows("fraud")) == 20, "every prediction is logged")
         labels = [
             {"request_id": rid, "label": 1 if arm == "1" else 0} for rid, arm in answered.items()

@@ -17,8 +17,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from servewell.bootstrap import Services, build_services
 from servewell.http import create_app
 from servewell.registry.keys import ApiKeyStore
-from servewell.registry.predictions import LoggedPrediction, PredictionRow, PredictionStore
-from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
+from servewell.registry.prediction_store import open_prediction_store
+from servewell.registry.predictions import LoggedPrediction, PredictionRow, SqlPredictionStore
+from servewell.settings import (
+    AuthSettings,
+    CacheSettings,
+    MonitoringSettings,
+    ServerSettings,
+    Settings,
+)
 from serving_models import (
     ECHO_VALUES,
     build_adder_home,
@@ -73,7 +80,7 @@ def echo_body(request_id: str) -> dict[str, Any]:
 
 
 def wait_for_rows(services: Services, model: str, count: int) -> list[LoggedPrediction]:
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     deadline = time.monotonic() + WAIT_S
     while True:
         rows = store.rows(model)
@@ -140,7 +147,7 @@ def test_sample_rate_zero_logs_nothing(services: Services) -> None:
             assert add(server.url, float(n)).status_code == 200
         assert httpx.post(f"{server.url}/v2/models/echo/infer", json=echo_body("e")).is_success
         assert len(wait_for_rows(services, "echo", 1)) == 1  # the flusher has run since
-    assert PredictionStore(services.registry).rows("adder") == []
+    assert SqlPredictionStore(services.registry).rows("adder") == []
 
 
 def test_cache_hits_are_logged_as_cached_and_errors_are_not(services: Services) -> None:
@@ -164,7 +171,7 @@ def test_a_full_buffer_drops_and_counts_without_failing_requests(services: Servi
     with serve_in_thread(app) as server:
         statuses = [add(server.url, float(n), f"r{n}").status_code for n in range(40)]
     assert statuses == [200] * 40
-    rows = PredictionStore(services.registry).rows("adder")
+    rows = SqlPredictionStore(services.registry).rows("adder")
     assert [row.request_id for row in rows] == ["r0", "r1", "r2"]
     dropped = metrics.get_sample_value("servewell_predlog_dropped_total", {"reason": "full"})
     assert dropped == 37
@@ -187,7 +194,7 @@ def test_feedback_is_joined_by_request_id_idempotent_and_reports_unknown_ids(
     assert first["unknown_count"] == 150
     assert first["unknown"] == [f"nobody-{n}" for n in range(100)]
     assert again == {"accepted": 1, "unknown": [], "unknown_count": 0}
-    rows = PredictionStore(services.registry).rows("adder")
+    rows = SqlPredictionStore(services.registry).rows("adder")
     assert [(row.request_id, row.label) for row in rows] == [
         ("id-0", "yes"),
         ("id-1", 1),  # the second label replaced the first
@@ -195,6 +202,33 @@ def test_feedback_is_joined_by_request_id_idempotent_and_reports_unknown_ids(
     ]
     assert rows[0].labeled_at is not None
     assert rows[2].labeled_at is None
+
+
+def test_the_parquet_store_logs_joins_labels_and_writes_its_files_at_shutdown(
+    services: Services,
+) -> None:
+    monitoring = {"flush_interval_s": 0.05, "store": "parquet", "parquet_file_age_s": 3600}
+    settings = serving_settings(services, monitoring=monitoring)
+    with serve_in_thread(create_app(settings, services)) as server:
+        for n in range(3):
+            assert add(server.url, float(n), f"pq-{n}").status_code == 200
+        url = f"{server.url}/v1/models/adder/feedback"
+        labels = [{"request_id": "pq-0", "label": 1}, {"request_id": "pq-2", "label": 0}]
+        deadline = time.monotonic() + WAIT_S
+        while True:  # the rows reach the store's held file at the next flush
+            result = httpx.post(url, json=labels, timeout=30).json()
+            if result["accepted"] == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert result["accepted"] == 2
+    rows = open_prediction_store(services, settings.monitoring).rows("adder")
+    assert [(row.request_id, row.label) for row in rows] == [
+        ("pq-0", 1),
+        ("pq-1", None),
+        ("pq-2", 0),
+    ]
+    assert rows[1].outputs == {"sum": [[2.0]]}
+    assert SqlPredictionStore(services.registry).rows("adder") == []  # none in the table
 
 
 def test_feedback_for_a_model_the_registry_does_not_know_is_a_404(services: Services) -> None:
@@ -288,31 +322,33 @@ def test_feedback_needs_the_feedback_scope(services: Services) -> None:
     assert accepted.status_code == 200
     assert accepted.json()["accepted"] == 1
     assert cannot_predict.status_code == 403
-    [row] = PredictionStore(services.registry).rows("adder")
+    [row] = SqlPredictionStore(services.registry).rows("adder")
     assert row.key_name == "predictor"
     assert row.label == 1
 
 
-def test_sigterm_writes_what_the_buffer_holds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["database", "parquet"])
+def test_sigterm_writes_what_the_buffer_holds(tmp_path: Path, store: str) -> None:
     """A real ``servewell serve`` process that would not flush for an hour: SIGTERM
-    writes every answered prediction before it exits."""
+    writes every answered prediction before it exits (to a Parquet file too, which
+    would otherwise wait for a file's worth of rows)."""
     home = build_adder_home(tmp_path / "home")
-    env = {"SERVEWELL_MONITORING__FLUSH_INTERVAL_S": "3600"}
+    env = {"SERVEWELL_MONITORING__FLUSH_INTERVAL_S": "3600", "SERVEWELL_MONITORING__STORE": store}
     with serve_process(home, "--no-auth", "--models", "adder", env=env) as (url, process):
         for n in range(25):
             assert add(url, float(n), f"term-{n}").status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
-    services = build_services(Settings(home=home))
+    services = build_services(Settings(home=home, monitoring=MonitoringSettings(store=store)))
     try:
-        rows = PredictionStore(services.registry).rows("adder")
+        rows = open_prediction_store(services).rows("adder")
     finally:
         services.close()
     assert [row.request_id for row in rows] == [f"term-{n}" for n in range(25)]
 
 
 def test_rows_past_retention_are_pruned_while_serving(services: Services) -> None:
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     now = time.time()
     old, recent = now - 40 * 86400, now - 86400
     store.write(

@@ -15,7 +15,7 @@ from servewell.core.alerting import AlertState
 from servewell.core.ref import ModelRef
 from servewell.monitoring.evaluator import AlertEvaluator
 from servewell.registry.alerts import AlertStore, roll_back
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from servewell.settings.monitoring import MonitoringSettings
 from serving_models import register_python
 
@@ -54,7 +54,7 @@ def window(services: Services, at: float, accuracy: float, version: int = 2) -> 
                           outputs, json.dumps({"x": [1.0]}))
         )  # fmt: skip
         labels.append((request_id, 1))
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     store.write(rows)
     store.label(MODEL, labels)
 

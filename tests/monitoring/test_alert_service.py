@@ -15,7 +15,7 @@ from servewell.monitoring.alerts import LEASE, AlertService
 from servewell.observability import ServingMetrics
 from servewell.observability.alert_metrics import AlertMetrics
 from servewell.registry.leases import Leases
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from servewell.settings.monitoring import MonitoringSettings
 from serving_models import register_python
 
@@ -43,7 +43,7 @@ def test_one_replica_evaluates_and_every_one_shows_the_state(services: Services)
                       json.dumps({"label": [0]}), json.dumps({"x": [1.0]}))
         for i in range(5)
     ]  # fmt: skip
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     store.write(rows)
     store.label("clicks", [(f"r{i}", 1) for i in range(5)])
     (first, first_metrics), (second, second_metrics) = replica(services), replica(services)

@@ -14,7 +14,7 @@ import pytest
 from servewell.bootstrap import Services
 from servewell.errors import ModelNotFound
 from servewell.monitoring.arms import ArmQuality, arm_quality
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from serving_models import register_python
 
 
@@ -53,7 +53,7 @@ def test_each_arm_is_scored_on_its_labelled_rows_since_the_moment_asked(
     rows = [_row(rid, now - 10, v, arm, out) for rid, (v, arm, out, _) in predicted.items()]
     rows.append(_row("old", now - 3600, 1, "1", 0))  # before the window: left out
     rows.append(_row("hit", now - 5, 1, "1", 0, cached=True))  # labelled, never scored
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     store.write(rows)
     labels = [(rid, truth) for rid, (*_, truth) in predicted.items() if truth is not None]
     store.label("fraud", [*labels, ("old", 1), ("hit", 1)])
@@ -68,7 +68,7 @@ def test_each_arm_is_scored_on_its_labelled_rows_since_the_moment_asked(
 
 def test_no_labels_no_figures_and_an_unknown_model_is_refused(services: Services) -> None:
     register_python(services, "fraud", "labels", signature="label.json", model_class="LabelModel")
-    PredictionStore(services.registry).write([_row("r1", time.time(), 1, "1", 1)])
+    SqlPredictionStore(services.registry).write([_row("r1", time.time(), 1, "1", 1)])
     assert arm_quality(services, "fraud", datetime.fromtimestamp(0, UTC)) == {}
     with pytest.raises(ModelNotFound):
         arm_quality(services, "ghost", datetime.fromtimestamp(0, UTC))

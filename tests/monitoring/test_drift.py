@@ -16,7 +16,7 @@ from monitored_models import MODEL
 from servewell.bootstrap import Services, build_services
 from servewell.monitoring.run import monitor
 from servewell.monitoring.window import Span
-from servewell.registry.predictions import PredictionStore
+from servewell.registry.predictions import SqlPredictionStore
 from servewell.settings import Settings
 
 FULL = {monitored.MODEL: {"monitoring": {"log_inputs": "full"}}}
@@ -58,7 +58,9 @@ def test_a_shifted_feature_is_flagged_and_the_others_are_not(trained: Services) 
     found = window.to_dict()
     assert (found["logged"], found["labelled"]) == (220, 200)
     assert found["label_coverage"] == pytest.approx(200 / 220)
-    joined = [row for row in PredictionStore(trained.registry).rows(MODEL) if row.label is not None]
+    joined = [
+        row for row in SqlPredictionStore(trained.registry).rows(MODEL) if row.label is not None
+    ]
     truth = np.array([row.label for row in joined])
     guess = np.array([row.outputs["label"][0] for row in joined])
     scores = np.array([row.outputs["probabilities"][0][1] for row in joined])

@@ -16,7 +16,7 @@ from servewell.bootstrap import Services
 from servewell.monitoring.run import monitor
 from servewell.monitoring.window import Span
 from servewell.registration.register import RegisterOptions, register_estimator
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from serving_models import register_iris
 
 
@@ -50,7 +50,7 @@ def test_classifier_quality_equals_sklearn_on_the_labelled_rows(
     ]
     rows += [_row(500 + i, now - 30, None, cached=True) for i in range(5)]
     rows.append(_row(900, now - 20, {"label": [0], "probabilities": [[1, 0, 0]]}, version=2))
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     store.write(rows)
     labelled = list(range(0, len(target), 2)) + list(range(1, 41, 2))  # not every row
     store.label("iris", [(f"r{i}", int(target[i])) for i in labelled] + [("r500", 1)])
@@ -100,7 +100,7 @@ def test_regressor_quality_equals_sklearn(services: Services, tmp_path: Any) -> 
     register_estimator(services, "price", model, options=RegisterOptions(sample={"input": x}))
     values = model.predict(x)
     now = datetime.now(UTC).timestamp()
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     store.write(
         [
             PredictionRow(
@@ -138,7 +138,7 @@ def test_count_windows_and_slices_over_time(
     rows = [
         _row(i, (end - timedelta(minutes=10 * (120 - i))).timestamp(), outputs) for i in range(120)
     ]
-    store = PredictionStore(services.registry)
+    store = SqlPredictionStore(services.registry)
     store.write(rows)
     store.label("iris", [(f"r{i}", 1 if i % 4 else 0) for i in range(120)])
 

@@ -13,7 +13,7 @@ import monitored_models as monitored
 from servewell.bootstrap import Services, build_services
 from servewell.pipeline.labelled_log import SEVERAL_ROWS
 from servewell.pipeline.retrain import challenge_champion
-from servewell.registry.predictions import PredictionStore
+from servewell.registry.predictions import SqlPredictionStore
 from servewell.settings import Settings
 from servewell.training.data import dataset_from_frame
 
@@ -39,7 +39,7 @@ def test_served_predictions_with_labels_join_the_training_rows(trained: Services
         assert len(monitored.wait_for_rows(trained, 124)) == 124
     monitored.label(trained, one, "one")
     labels = [(f"many-{start}", 1) for start in range(0, 40, 10)]
-    assert PredictionStore(trained.registry).label(monitored.MODEL, labels).accepted == 4
+    assert SqlPredictionStore(trained.registry).label(monitored.MODEL, labels).accepted == 4
 
     new = dataset_from_frame(monitored.loans(500, seed=1), "new")
     challenge = challenge_champion(trained, monitored.MODEL, new, with_feedback=True)

@@ -1,5 +1,6 @@
-"""The prediction log's store on both backends: rows, labels joined by request id,
-relabelling, unknown ids, pruning."""
+"""The prediction log's stores (the registry database's table and Parquet files), each on
+both database backends: rows, labels joined by request id, relabelling, unknown ids,
+pruning, paging a window. One suite: every store must pass it."""
 
 from __future__ import annotations
 
@@ -8,17 +9,32 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from servewell.bootstrap import Services, build_services
-from servewell.registry.predictions import UNKNOWN_SHOWN, PredictionRow, PredictionStore
-from servewell.settings import Settings
+from servewell.registry import schema
+from servewell.registry.feedback import UNKNOWN_SHOWN
+from servewell.registry.prediction_store import PredictionStore, open_prediction_store
+from servewell.registry.predictions import PredictionRow, SqlPredictionStore
+from servewell.settings import MonitoringSettings, Settings
+
+
+@pytest.fixture(params=["database", "parquet"])
+def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[PredictionStore]:
+    """Each store, writing every batch at once (a Parquet file per write)."""
+    monitoring = {"store": request.param, "parquet_file_rows": 1}
+    services: Services = build_services(
+        settings.model_copy(update={"monitoring": MonitoringSettings(**monitoring)})
+    )
+    yield open_prediction_store(services)
+    services.close()
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[PredictionStore]:
+def sql_store(settings: Settings) -> Iterator[SqlPredictionStore]:
     services: Services = build_services(settings)
-    yield PredictionStore(services.registry)
+    yield SqlPredictionStore(services.registry)
     services.close()
 
 
@@ -67,6 +83,20 @@ def test_prune_deletes_old_predictions_and_labels(store: PredictionStore) -> Non
     assert store.rows("fraud")[0].label == 0
 
 
+def test_prune_deletes_in_batches_until_none_is_left(store: PredictionStore) -> None:
+    old = [_row(f"old-{n}", 40 + n / 10) for n in range(25)]
+    store.write([*old, _row("new", 1), _row("other-old", 40, model="other")])
+    store.label("fraud", [(row.request_id, 1) for row in old[:7]])
+    with store.registry.read() as conn:  # labels received long ago, as after a month
+        long_ago = datetime.now(UTC) - timedelta(days=40)
+        conn.execute(update(schema.feedback).values(received_at=long_ago))
+    assert store.prune(datetime.now(UTC) - timedelta(days=30), batch_rows=4) == 26
+    assert [row.request_id for row in store.rows("fraud")] == ["new"]
+    assert store.rows("other") == []
+    store.write([_row("old-0", 0)])  # the id logged again: its old label went with it
+    assert store.rows("fraud")[0].label is None
+
+
 def test_scan_pages_through_a_window_oldest_first(store: PredictionStore) -> None:
     at = datetime.now(UTC).timestamp()
     same = [
@@ -113,7 +143,8 @@ def test_every_column_round_trips(store: PredictionStore) -> None:
     )
 
 
-def test_a_refused_batch_writes_nothing(store: PredictionStore) -> None:
+def test_a_refused_batch_writes_nothing(sql_store: SqlPredictionStore) -> None:
+    store = sql_store
     good = _row("good")
     too_long = good._replace(request_id="x" * 129)  # past VARCHAR(128) on PostgreSQL
     missing = good._replace(model=None)  # NOT NULL on both

@@ -1,14 +1,17 @@
-"""The flush thread's row builder on one mixed batch: each record's row as it alone
-would be, and one that cannot be built left out without the others."""
+"""The row builder: records made on the request path hold plain values only; the flush
+thread's rows of one mixed batch are each as its record alone would give, and one that
+cannot be built is left out without the others."""
 
 from __future__ import annotations
 
 import numpy as np
 import orjson
+import pytest
 
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.core.signature import Signature, TensorSpec
+from servewell.observability import RequestRecord
 from servewell.serving.prediction_rows import Answer, Logged, RowBuilder
 
 NUMERIC = Signature(
@@ -26,17 +29,22 @@ TEXT = Signature(
 
 def logged(
     model: str,
-    signature: Signature,
+    signature: Signature | None,
     inputs: dict[str, object],
     outputs: dict[str, object],
     request_id: str = "r",
     v2_id: str | None = None,
     caller: str = "ip:127.0.0.1",
+    builder: RowBuilder | None = None,
 ) -> Logged:
-    request = InferRequest(ModelRef.parse(model), inputs, id=v2_id)
-    response = InferResponse(model, 1, outputs)  # type: ignore[arg-type]
-    answer = Answer(signature, request, response)
-    return Logged(1.5, request_id, model, "1", None, caller, 0.002, answer)
+    """The record the request path makes (``signature`` None: a response-cache hit)."""
+    record = RequestRecord(request_id, "POST", "/", model=model, version="1", caller=caller)
+    answer = None
+    if signature is not None:
+        request = InferRequest(ModelRef.parse(model), inputs, id=v2_id)
+        response = InferResponse(model, 1, outputs)  # type: ignore[arg-type]
+        answer = Answer(signature, request, response)
+    return (builder or RowBuilder(lambda model: None)).logged(record, None, 0.002, answer)
 
 
 def test_a_mixed_batch_gives_each_record_its_own_row() -> None:
@@ -45,7 +53,7 @@ def test_a_mixed_batch_gives_each_record_its_own_row() -> None:
         logged("num", NUMERIC, {"x": [[1.0], [2.0], [3.0]]}, {"y": np.zeros((3, 2), np.float32)}),
         logged("num", NUMERIC, {"x": np.arange(4.0).reshape(2, 2).T}, {"y": np.arange(2)[::-1]}),
         logged("text", TEXT, {"text": [b"spam", "ham"], "n": [1, 2]}, {"label": [b"a", "b"]}),
-        Logged(2.5, "hit", "num", "1", None, "team-a", 0.001, None),
+        logged("num", None, {}, {}, request_id="hit", caller="team-a"),
         logged("num", NUMERIC, {"x": [[1.0]]}, {"y": np.ones(1)}, v2_id="v2", caller="team-b"),
     ]
     failed: list[Logged] = []
@@ -74,24 +82,43 @@ def test_a_mixed_batch_gives_each_record_its_own_row() -> None:
     assert (rows[0].latency_ms, rows[0].version, rows[0].cached) == (2.0, 1, False)
 
 
+def test_a_record_holds_only_values_the_garbage_collector_need_not_follow() -> None:
+    record = logged("num", NUMERIC, {"x": [[1.0]]}, {"y": np.ones((1, 1), np.float32)})
+    assert all(isinstance(field, str | float | type(None)) for field in record)
+    assert (record.outputs, record.inputs) == ('{"y":[[1.0]]}', '{"x":[[1.0]]}')
+
+
+def test_a_record_whose_outputs_cannot_be_encoded_fails_on_the_request_path() -> None:
+    with pytest.raises(TypeError):
+        logged("num", NUMERIC, {"x": [[1.0]]}, {"y": np.array([object()])})
+
+
 def test_a_record_that_cannot_be_built_is_left_out_and_the_others_kept() -> None:
-    good = logged("num", NUMERIC, {"x": [[1.0]]}, {"y": np.ones(1)}, request_id="good")
-    bad = logged("num", NUMERIC, {"x": [[1.0]]}, {"y": np.array([object()])}, request_id="bad")
-    later = logged("num", NUMERIC, {"x": [[2.0]]}, {"y": np.ones(1)}, request_id="later")
+    builder = RowBuilder(lambda model: None)  # text hashed, numbers in full
+    good = logged(
+        "text", TEXT, {"text": ["a"], "n": [1]}, {"label": ["x"]}, "good", builder=builder
+    )
+    bad = logged(
+        "text", TEXT, {"text": ["a"], "n": [object()]}, {"label": ["x"]}, "bad", builder=builder
+    )
+    later = logged(
+        "text", TEXT, {"text": ["b"], "n": [2]}, {"label": ["y"]}, "later", builder=builder
+    )
     failed: list[Logged] = []
-    rows = RowBuilder(lambda model: None).to_rows([good, bad, later], failed.append)
+    rows = builder.to_rows([good, bad, later], failed.append)
     assert [row.request_id for row in rows] == ["good", "later"]
     assert failed == [bad]
 
 
 def test_log_inputs_none_and_hash_as_the_model_sets_them() -> None:
     policy = {"a": "none", "b": "hash"}
+    builder = RowBuilder(policy.get)
     batch = [
-        logged("a", NUMERIC, {"x": [[1.0]]}, {"y": np.ones(1)}),
-        logged("b", NUMERIC, {"x": [[1.0]]}, {"y": np.ones(1)}),
-        logged("b", NUMERIC, {"x": [[1.0]]}, {"y": np.ones(1)}),
+        logged("a", NUMERIC, {"x": [[1.0]]}, {"y": np.ones(1)}, builder=builder),
+        logged("b", NUMERIC, {"x": [[1.0]]}, {"y": np.ones(1)}, builder=builder),
+        logged("b", NUMERIC, {"x": [[1.0]]}, {"y": np.ones(1)}, builder=builder),
     ]
-    rows = RowBuilder(policy.get).to_rows(batch, lambda _: None)
+    rows = builder.to_rows(batch, lambda _: None)
     assert rows[0].inputs is None
     assert rows[1].inputs == rows[2].inputs  # equal values hash alike
     assert "1.0" not in str(rows[1].inputs)

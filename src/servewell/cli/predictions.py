@@ -46,7 +46,7 @@ def predictions(
 
     from servewell.core.ref import check_name
     from servewell.errors import InvalidInput
-    from servewell.registry.predictions import PredictionStore
+    from servewell.registry.prediction_store import open_prediction_store
     from servewell.settings.monitoring import parse_duration_s
 
     with reporting_errors():
@@ -60,7 +60,7 @@ def predictions(
     start = datetime.now(UTC) - timedelta(seconds=since_s)
     with open_services() as services:
         services.registry.list_versions(name)  # a misspelt name: exit 4, not an empty table
-        rows = PredictionStore(services.registry).rows(name, start)
+        rows = open_prediction_store(services).rows(name, start)
     if as_json:
         print_json([row.to_dict() for row in rows])
     elif as_csv:
@@ -82,14 +82,14 @@ def feedback(
     reported. Numbers in the label column are stored as numbers, anything else as text.
     """
     from servewell.core.ref import check_name
-    from servewell.registry.predictions import PredictionStore
+    from servewell.registry.prediction_store import open_prediction_store
 
     with reporting_errors():
         check_name(name)
         pairs = _read_labels(labels, id_column, label_column)
     with open_services() as services:
         services.registry.list_versions(name)  # a misspelt name: exit 4, not "all unknown"
-        result = PredictionStore(services.registry).label(name, pairs)
+        result = open_prediction_store(services).label(name, pairs)
     if as_json:
         print_json(result.to_dict())
         return

@@ -19,7 +19,8 @@ from servewell.monitoring.quality import headline, quality
 from servewell.monitoring.run import Readings, check_model
 from servewell.monitoring.tally import Tally
 from servewell.registry import RegistryAccess
-from servewell.registry.predictions import LoggedPrediction, PredictionStore
+from servewell.registry.prediction_store import open_prediction_store
+from servewell.registry.predictions import LoggedPrediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ def arm_quality(access: RegistryAccess, name: str, since: datetime) -> dict[str,
     check_model(access, name)
     readings = Readings(access, name)
     tallies: dict[tuple[str, int], Tally] = {}
-    for page in PredictionStore(access.registry).scan(name, since=since):
+    for page in open_prediction_store(access).scan(name, since=since):
         grouped: dict[tuple[str, int], list[LoggedPrediction]] = defaultdict(list)
         for row in page:
             if row.arm is not None and row.label is not None:

@@ -1,5 +1,6 @@
 """``monitor``: one model's window of logged predictions, read page by page from the
-registry database, tallied per version, arm and slice, and summarised."""
+prediction log's store (the registry database or Parquet files), tallied per version,
+arm and slice, and summarised."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from servewell.monitoring.summary import GroupReport, summarise
 from servewell.monitoring.tally import Tally
 from servewell.monitoring.window import Span
 from servewell.registry import RegistryAccess
-from servewell.registry.predictions import LoggedPrediction, PredictionStore
+from servewell.registry.prediction_store import open_prediction_store
+from servewell.registry.predictions import LoggedPrediction
 from servewell.training.holdout import PROFILE_ROLE, read_attachment_json
 
 #: How a version without a reference profile gets one.
@@ -60,7 +62,7 @@ def monitor(
     check_model(access, name, version)
     slices: dict[tuple[int, str | None], list[Tally]] = {}
     position = 0
-    for page in PredictionStore(access.registry).scan(
+    for page in open_prediction_store(access).scan(
         name, since=span.start, version=version, newest=span.newest
     ):
         grouped: dict[tuple[int, str | None, int], list[LoggedPrediction]] = defaultdict(list)

@@ -22,7 +22,8 @@ import pandas as pd
 
 from servewell.core.signature import Signature
 from servewell.registry import RegistryAccess
-from servewell.registry.predictions import LoggedPrediction, PredictionStore
+from servewell.registry.prediction_store import open_prediction_store
+from servewell.registry.predictions import LoggedPrediction
 from servewell.runtime.sklearn import INPUT_NAME, is_columnar
 
 #: Why a labelled row was not joined, as the report says it.
@@ -59,7 +60,7 @@ def read_labelled_log(
     not_full = _not_logged_in_full(access, name, signature)
     rows: list[list[Any]] = []
     skipped: Counter[str] = Counter()
-    for page in PredictionStore(access.registry).scan(name):
+    for page in open_prediction_store(access).scan(name):
         for logged in page:
             if logged.label is None:
                 continue

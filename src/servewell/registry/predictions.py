@@ -1,31 +1,34 @@
-"""The prediction log and its ground truth in the registry database.
+"""The prediction log in the registry database (``monitoring.store: database``, the
+default): its rows, and what is read back, whichever store keeps them.
 
 Rows arrive in batches from each server process's buffer (``serving/prediction_log.py``)
-and are read back joined with their labels by model and request id. A label for an id
-logged before replaces the one it had (the same batch sent twice changes nothing); a
-label for an id never logged is not stored, and is reported back instead.
+and are read back joined with their labels (``registry/feedback.py``) by model and
+request id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, and_, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from servewell.registry import schema
 from servewell.registry.database import as_utc, is_postgres
+from servewell.registry.feedback import (
+    CHUNK,
+    PRUNE_ROWS,
+    FeedbackResult,
+    chunks,
+    delete_in_batches,
+    prune_labels,
+    store_labels,
+)
 from servewell.registry.sql import SqlRegistry
 
-#: Rows per INSERT statement, and request ids per ``IN (...)`` (SQLite allows 32766
-#: parameters; PostgreSQL 65535).
-_CHUNK = 500
-#: At most this many unknown ids are named in an answer (all are counted).
-UNKNOWN_SHOWN = 100
 #: Rows per page when a window is scanned (:meth:`PredictionStore.scan`).
 SCAN_ROWS = 5000
 
@@ -91,25 +94,8 @@ class LoggedPrediction:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class FeedbackResult:
-    """What a batch of labels did: how many were stored, which ids nobody logged."""
-
-    accepted: int
-    unknown: list[str] = field(default_factory=list)
-    """The first :data:`UNKNOWN_SHOWN` unknown ids, in the order given."""
-    unknown_count: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "unknown": self.unknown,
-            "unknown_count": self.unknown_count,
-        }
-
-
-class PredictionStore:
-    """Write, read, label and prune the prediction log."""
+class SqlPredictionStore:
+    """Write, read, label and prune the prediction log in the registry database."""
 
     def __init__(self, registry: SqlRegistry) -> None:
         self.registry = registry
@@ -128,17 +114,20 @@ class PredictionStore:
             else:
                 conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
 
-    def prune(self, before: datetime) -> int:
-        """Delete predictions logged, and labels received, before ``before``; how many
-        predictions went."""
+    def close(self) -> None:
+        """Nothing is held back: every write is in the database when it returns."""
+
+    def prune(self, before: datetime, batch_rows: int = PRUNE_ROWS) -> int:
+        """Delete predictions logged, and labels received, before ``before``, at most
+        ``batch_rows`` a transaction; how many predictions went."""
         p = schema.predictions
-        gone = 0
         with self.registry.read() as conn:
             models = conn.execute(select(p.c.model).distinct()).scalars().all()
-            for model in models:  # by model: on the (model, logged_at) index
-                old = (p.c.model == model) & (p.c.logged_at < before.timestamp())
-                gone += conn.execute(delete(p).where(old)).rowcount
-            conn.execute(delete(schema.feedback).where(schema.feedback.c.received_at < before))
+        gone = 0
+        for model in models:  # by model: on the (model, logged_at) index
+            old = select(p.c.id).where(p.c.model == model, p.c.logged_at < before.timestamp())
+            gone += delete_in_batches(self.registry, delete(p), p.c.id, old, batch_rows)
+        prune_labels(self.registry, before, batch_rows)
         return gone
 
     def rows(
@@ -156,7 +145,7 @@ class PredictionStore:
             query = query.limit(limit)
         with self.registry.read() as conn:
             found = conn.execute(query).all()
-        return [_to_prediction(row) for row in reversed(found)]
+        return [_read_back(row) for row in reversed(found)]
 
     def scan(
         self,
@@ -189,7 +178,7 @@ class PredictionStore:
             with self.registry.read() as conn:
                 found = conn.execute(page).all()
             if found:
-                yield [_to_prediction(row) for row in found]
+                yield [_read_back(row) for row in found]
             if len(found) < page_rows:
                 return
             last = (found[-1].logged_at, found[-1].id)
@@ -211,25 +200,17 @@ class PredictionStore:
 
     def label(self, model: str, labels: Sequence[tuple[str, Any]]) -> FeedbackResult:
         """Store each ``(request_id, label)`` whose id ``model`` logged, replacing an
-        earlier label (the last one given wins within a batch); count the others."""
-        latest = dict(labels)  # the last label for an id wins
+        earlier label; count the others (``registry/feedback.py``)."""
+        return store_labels(self.registry, model, labels, lambda ids: self._logged_ids(model, ids))
+
+    def _logged_ids(self, model: str, request_ids: list[str]) -> set[str]:
+        p = schema.predictions
+        known: set[str] = set()
         with self.registry.read() as conn:
-            known = _logged_ids(conn, model, list(latest))
-            now = datetime.now(UTC)
-            rows = [
-                {
-                    "model": model,
-                    "request_id": request_id,
-                    "label": orjson.dumps(label).decode(),
-                    "received_at": now,
-                }
-                for request_id, label in latest.items()
-                if request_id in known
-            ]
-            for chunk in _chunks(rows, _CHUNK):
-                conn.execute(_upsert(conn, chunk))
-        unknown = [request_id for request_id in latest if request_id not in known]
-        return FeedbackResult(len(rows), unknown[:UNKNOWN_SHOWN], len(unknown))
+            for chunk in chunks(request_ids, CHUNK):
+                query = select(p.c.request_id).where(p.c.model == model, p.c.request_id.in_(chunk))
+                known.update(conn.execute(query.distinct()).scalars())
+        return known
 
 
 def _after(logged_at: float, row_id: int, *, inclusive: bool) -> Any:
@@ -249,46 +230,34 @@ def _copy(conn: Connection, rows: Sequence[PredictionRow]) -> None:
             write_row(row)
 
 
-def _logged_ids(conn: Connection, model: str, request_ids: list[str]) -> set[str]:
-    p = schema.predictions
-    known: set[str] = set()
-    for chunk in _chunks(request_ids, _CHUNK):
-        query = select(p.c.request_id).where(p.c.model == model, p.c.request_id.in_(chunk))
-        known.update(conn.execute(query.distinct()).scalars())
-    return known
-
-
-def _upsert(conn: Connection, rows: Sequence[dict[str, Any]]) -> Any:
-    """INSERT ... ON CONFLICT (model, request_id) DO UPDATE, in either dialect."""
-    dialect: Any = postgresql if is_postgres(conn.engine) else sqlite
-    statement = dialect.insert(schema.feedback).values(list(rows))
-    return statement.on_conflict_do_update(
-        index_elements=["model", "request_id"],
-        set_={"label": statement.excluded.label, "received_at": statement.excluded.received_at},
+def to_prediction(
+    fields: Sequence[Any], label: str | None, received_at: datetime | None
+) -> LoggedPrediction:
+    """A logged prediction as read back (either store's): ``fields`` are its columns in
+    :class:`PredictionRow`'s order, ``label`` its label's JSON text, when it has one."""
+    logged_at, request_id, model, version, arm, key_name, latency_ms, cached, outputs, inputs = (
+        fields
     )
-
-
-def _to_prediction(row: Any) -> LoggedPrediction:
     return LoggedPrediction(
-        logged_at=datetime.fromtimestamp(row.logged_at, UTC),
-        request_id=row.request_id,
-        model=row.model,
-        version=row.version,
-        arm=row.arm,
-        key_name=row.key_name,
-        latency_ms=row.latency_ms,
-        cached=bool(row.cached),
-        outputs=_json(row.outputs),
-        inputs=_json(row.inputs),
-        label=_json(row.label),
-        labeled_at=None if row.received_at is None else as_utc(row.received_at),
+        logged_at=datetime.fromtimestamp(logged_at, UTC),
+        request_id=request_id,
+        model=model,
+        version=version,
+        arm=arm,
+        key_name=key_name,
+        latency_ms=latency_ms,
+        cached=bool(cached),
+        outputs=_json(outputs),
+        inputs=_json(inputs),
+        label=_json(label),
+        labeled_at=None if received_at is None else as_utc(received_at),
     )
+
+
+def _read_back(row: Any) -> LoggedPrediction:
+    """A row of the table joined with its label (``id`` first, the label's columns last)."""
+    return to_prediction(row[1:11], row.label, row.received_at)
 
 
 def _json(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -2,16 +2,19 @@
 
 The gateway's record step calls :meth:`PredictionLog.add` for each served prediction:
 one sample-rate check and one append of a :class:`~servewell.serving.prediction_rows.Logged`
-of references. Past ``monitoring.buffer_size`` records waiting, new ones are dropped
-and counted (``servewell_predlog_dropped_total{reason="full"}``): serving never waits.
+of plain values (its outputs and inputs as JSON text). Past ``monitoring.buffer_size``
+records waiting, new ones are dropped and counted
+(``servewell_predlog_dropped_total{reason="full"}``): serving never waits.
 
 A background task takes the whole buffer every ``monitoring.flush_interval_s`` and hands
-it to a thread, which builds the rows (JSON, hashes) and writes them to the registry
-database; a write that fails is logged and its records counted as dropped
-(``reason="write_failed"``, as is a record whose row cannot be built). Once an hour
-(and at start) rows older than ``monitoring.retention_days`` are pruned. :meth:`close`
-(the lifespan's shutdown, after the models have answered what they hold) lets a write
-under way end and writes what is left.
+it to a thread, which builds the rows (hashes, text) and writes them to the store
+``monitoring.store`` names (``registry/prediction_store.py``), then hands them to each
+flush consumer (``consumers``: whatever else wants every logged row, once a flush); a
+write that fails is logged and its records counted as dropped (``reason="write_failed"``,
+as is a record that cannot be encoded or built). Once an hour (and at start) rows older
+than ``monitoring.retention_days`` are pruned. :meth:`close` (the lifespan's shutdown,
+after the models have answered what they hold) lets a write under way end and writes
+what is left, and what the store holds back.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from servewell.observability import RequestRecord, ServingMetrics
-from servewell.registry.predictions import PredictionRow, PredictionStore
+from servewell.registry.prediction_files import RowsLost
+from servewell.registry.prediction_store import PredictionStore
+from servewell.registry.predictions import PredictionRow
 from servewell.serving.prediction_rows import Answer, Logged, RowBuilder
 from servewell.settings.monitoring import MonitoringSettings
 
@@ -37,6 +42,9 @@ PRUNE_INTERVAL_S = 3600.0
 
 SampleRate = Callable[[str], float]
 """A model's ``monitoring.sample_rate``."""
+FlushConsumer = Callable[[list[PredictionRow]], None]
+"""Called in the flush thread with each batch's rows once the store has taken them (a
+consumer that raises is logged; the others and the log go on)."""
 
 
 class PredictionLog:
@@ -47,11 +55,14 @@ class PredictionLog:
         sample_rate: SampleRate,
         rows: RowBuilder,
         metrics: ServingMetrics,
+        consumers: Sequence[FlushConsumer] = (),
     ) -> None:
         self.store = store
         self.settings = settings
         self.sample_rate = sample_rate
         self.rows = rows
+        self.consumers = list(consumers)
+        """Called with every written batch's rows, in order (see :data:`FlushConsumer`)."""
         self.buffer: deque[Logged] = deque()
         self.capacity = settings.buffer_size
         self.dropped = 0
@@ -88,18 +99,13 @@ class PredictionLog:
         if len(buffer) >= self.capacity:
             self.dropped += 1
             return
-        buffer.append(
-            Logged(
-                time.time(),
-                record.request_id,
-                model,
-                record.version,
-                arm,
-                record.caller,
-                latency_s,
-                answer,
-            )
-        )
+        try:
+            logged = self.rows.logged(record, arm, latency_s, answer)
+        except Exception:
+            logger.warning("cannot log %s's prediction", model, exc_info=True)
+            self._dropped_failed.inc()
+            return
+        buffer.append(logged)  # one thread appends, one takes: no lock
 
     # --- the flusher ------------------------------------------------------------------------
 
@@ -116,6 +122,7 @@ class PredictionLog:
         if self._writing is not None:
             await self._writing  # _write never raises
         await self.flush()
+        await asyncio.to_thread(self._close_store)
 
     async def flush(self) -> int:
         """Write what the buffer holds now, in a thread; how many records were taken."""
@@ -148,11 +155,27 @@ class PredictionLog:
         rows = self._rows(batch)
         try:
             self.store.write(rows)
-        except Exception:
-            logger.warning("could not write %d logged predictions", len(rows), exc_info=True)
-            self._dropped_failed.inc(len(rows))
+        except Exception as exc:
+            self._count_lost(exc, len(rows))
             return
         self._written.inc(len(rows))
+        for consume in self.consumers:
+            try:
+                consume(rows)
+            except Exception:
+                logger.warning("a prediction log consumer failed on a batch", exc_info=True)
+
+    def _close_store(self) -> None:
+        try:
+            self.store.close()
+        except Exception as exc:
+            self._count_lost(exc, 0)
+
+    def _count_lost(self, exc: Exception, count: int) -> None:
+        """A failed write: ``count`` rows lost, or the store's own count of them."""
+        lost = exc.count if isinstance(exc, RowsLost) else count
+        logger.warning("could not write %d logged predictions", lost, exc_info=True)
+        self._dropped_failed.inc(lost)
 
     def _rows(self, batch: deque[Logged]) -> list[PredictionRow]:
         """The batch's rows; one that cannot be built is left out, counted and logged."""

@@ -1,17 +1,21 @@
 """A logged prediction as the request path leaves it, and as the database stores it.
 
-The request path appends a :class:`Logged` (references only: nothing is copied or
-encoded there); the log's flush thread turns a batch of them into rows with
-:meth:`RowBuilder.to_rows`:
-outputs as the model gave them, inputs as ``models.<name>.monitoring.log_inputs`` says
-(``full``: the values; ``hash``: a keyed BLAKE2b of each value, so equal values stay
-equal and nothing readable is kept; ``none``: left out; unset: ``full`` for numbers,
-``hash`` for text, i.e. ``BYTES`` inputs).
+The request path makes a :class:`Logged` with :meth:`RowBuilder.logged`: plain values
+only (the outputs, and the inputs logged in full, as JSON text), so the record holds
+nothing the garbage collector must follow and nothing of the request is kept alive
+while it waits in the buffer (a second of requests' object graphs, kept, made every full
+collection of the event loop's thread slower: bench/README.md). The log's flush thread
+turns a batch of them into rows with :meth:`RowBuilder.to_rows`: outputs as the model
+gave them, inputs as ``models.<name>.monitoring.log_inputs`` says (``full``: the values;
+``hash``: a keyed BLAKE2b of each value, so equal values stay equal and nothing readable
+is kept; ``none``: left out; unset: ``full`` for numbers, ``hash`` for text, i.e.
+``BYTES`` inputs). Hashing stays in the flush thread: a record to hash keeps its answer.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -22,6 +26,7 @@ from servewell.core.feedback import MAX_REQUEST_ID_CHARS
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.rows import to_plain
 from servewell.core.signature import Signature
+from servewell.observability import RequestRecord
 from servewell.registry.predictions import PredictionRow
 
 #: The hash key when ``monitoring.hash_key`` is not set: equal values still hash alike
@@ -44,6 +49,7 @@ class Logged(NamedTuple):
     at: float
     """``time.time()`` when it was answered."""
     request_id: str
+    """The V2 ``id`` when the caller gave one feedback can name, else the request's id."""
     model: str
     version: str
     arm: str | None
@@ -51,25 +57,61 @@ class Logged(NamedTuple):
     caller: str
     """A key's name, or ``ip:<address>`` without keys (not stored)."""
     latency_s: float
-    answer: Answer | None
-    """None for a response-cache hit: the answer is an earlier one's bytes."""
+    outputs: str | None
+    """The outputs as JSON; None for a response-cache hit (the answer is an earlier
+    one's bytes)."""
+    inputs: str | Answer | None
+    """The inputs as JSON when every one is logged in full; the answer when some are
+    hashed (in the flush thread); None when none is logged, or for a cache hit."""
 
 
-#: The policies of a model whose every input is logged in full.
+#: The policies of a model whose every input is logged in full, and of one whose
+#: every input is left out.
 ALL_FULL: dict[str, str] = {}
+NONE_KEPT: dict[str, str] = {}
 
 InputPolicy = Callable[[str], str | None]
 """``log_inputs`` as set for a model (None: by datatype)."""
 
 
 class RowBuilder:
-    """Turns :class:`Logged` records into rows of ``predictions``; used by the flush
-    thread alone (it caches per-signature decisions without a lock)."""
+    """Makes :class:`Logged` records on the request path (:meth:`logged`) and turns
+    batches of them into rows of ``predictions`` in the flush thread (:meth:`to_rows`)."""
 
     def __init__(self, log_inputs: InputPolicy, hash_key: bytes = DEFAULT_HASH_KEY) -> None:
         self.log_inputs = log_inputs
         self.hash_key = hash_key
         self._policies: dict[tuple[str, int], dict[str, str]] = {}
+        """Each version's input policies, decided once (a dict's get and set are atomic:
+        the event loop fills it, the flush thread reads it)."""
+
+    def logged(
+        self, record: RequestRecord, arm: str | None, latency_s: float, answer: Answer | None
+    ) -> Logged:
+        """The record of one served prediction (``answer`` None: a response-cache hit);
+        raises what encoding its outputs or inputs raises."""
+        model, request_id = record.model, record.request_id
+        if answer is None:
+            row = (time.time(), request_id, model, record.version, arm, record.caller)
+            return tuple.__new__(Logged, (*row, latency_s, None, None))
+        response = answer.response
+        # decoded at once: orjson's bytes, kept, fragment the heap (a page fault every few
+        # records, ~3 µs each: bench/README.md); a str copy of them lands in small blocks
+        outputs = orjson.dumps(response.outputs, option=_JSON_OPTIONS, default=_plain).decode()
+        policies = self._policies.get((model, response.version))
+        if policies is None:
+            policies = self._policy(model, answer)
+        inputs: str | Answer | None = answer
+        if policies is ALL_FULL:  # the usual numeric model: the inputs as they came
+            inputs = _json(answer.request.inputs).decode()
+        elif policies is NONE_KEPT:
+            inputs = None
+        given = answer.request.id  # V2's ``id``, when one feedback can name
+        if given and len(given) <= MAX_REQUEST_ID_CHARS:
+            # PostgreSQL text refuses NUL: the whole batch would fail
+            request_id = given.replace("\x00", "\ufffd") if "\x00" in given else given
+        row = (time.time(), request_id, model, record.version, arm, record.caller)
+        return tuple.__new__(Logged, (*row, latency_s, outputs, inputs))
 
     def to_rows(
         self, batch: Iterable[Logged], failed: Callable[[Logged], None]
@@ -80,38 +122,23 @@ class RowBuilder:
         rows: list[PredictionRow] = []
         append = rows.append
         new_row = tuple.__new__
-        dumps, plain = orjson.dumps, _plain
-        policies = self._policies
         for logged in batch:
-            answer = logged.answer
-            request_id = logged.request_id
-            outputs = inputs = None
+            outputs, inputs = logged.outputs, logged.inputs
             try:
-                if answer is not None:
-                    response = answer.response
-                    outputs = dumps(response.outputs, option=_JSON_OPTIONS, default=plain)
-                    if policies.get((logged.model, response.version)) is ALL_FULL:
-                        # the usual numeric model: the inputs as they came
-                        inputs = dumps(answer.request.inputs, option=_JSON_OPTIONS, default=plain)
-                    else:
-                        inputs = self._inputs(logged.model, answer)
-                    given = answer.request.id  # V2's ``id``, when one feedback can name
-                    if given and len(given) <= MAX_REQUEST_ID_CHARS:
-                        request_id = given
-                    if "\x00" in request_id:  # PostgreSQL text refuses NUL: the batch would fail
-                        request_id = request_id.replace("\x00", "\ufffd")
+                if inputs is not None and not isinstance(inputs, str):  # to hash
+                    inputs = self._inputs(logged.model, inputs)
                 caller = logged.caller
                 row = (
                     logged.at,
-                    request_id[:MAX_REQUEST_ID_CHARS],
+                    logged.request_id,
                     logged.model,
                     int(logged.version),
                     logged.arm,
                     None if not caller or ":" in caller else caller,  # never an address
                     logged.latency_s * 1000,
-                    answer is None,
-                    None if outputs is None else outputs.decode(),
-                    None if inputs is None else inputs.decode(),
+                    outputs is None,
+                    outputs,
+                    inputs,
                 )
             except Exception:
                 failed(logged)
@@ -119,10 +146,10 @@ class RowBuilder:
             append(new_row(PredictionRow, row))
         return rows
 
-    def _inputs(self, model: str, answer: Answer) -> bytes | None:
+    def _inputs(self, model: str, answer: Answer) -> str | None:
+        """The inputs of a model that hashes some: in full, hashed or left out, each as
+        its policy says."""
         policies = self._policy(model, answer)
-        if policies is ALL_FULL:  # the usual numeric model: the inputs as they came
-            return _json(answer.request.inputs)
         kept: dict[str, Any] = {}
         for name, values in answer.request.inputs.items():
             policy = policies.get(name, "full")
@@ -130,11 +157,11 @@ class RowBuilder:
                 kept[name] = values
             elif policy == "hash":
                 kept[name] = self._hashed(values)
-        return _json(kept) if kept else None
+        return _json(kept).decode() if kept else None
 
     def _policy(self, model: str, answer: Answer) -> dict[str, str]:
         """Each input's ``full``/``hash``/``none`` (:data:`ALL_FULL` when every one is
-        ``full``), once per model version."""
+        ``full``, :data:`NONE_KEPT` when none is kept), once per model version."""
         key = (model, answer.response.version)
         found = self._policies.get(key)
         if found is None:
@@ -145,6 +172,8 @@ class RowBuilder:
             }
             if all(policy == "full" for policy in found.values()):
                 found = ALL_FULL
+            elif all(policy == "none" for policy in found.values()):
+                found = NONE_KEPT
             self._policies[key] = found
         return found
 

@@ -218,7 +218,17 @@ class MonitoringSettings(Section):
     evaluation_interval_s: float = Field(default=10.0, gt=0)
     """How often alert rules are evaluated (also when new labels arrive)."""
     retention_days: float = Field(default=30.0, gt=0)
-    """Logged predictions and window sketches older than this are pruned."""
+    """Logged predictions and labels older than this are pruned (at start and hourly,
+    by each server, a batch of rows a transaction; the ``parquet`` store by whole days)."""
+    store: Literal["database", "parquet"] = "database"
+    """Where logged predictions are kept: ``database``, the registry database's
+    ``predictions`` table; ``parquet``, Parquet files in the artifact store
+    (``predictions/model=<name>/date=<day>/``), for volume (needs pyarrow). Labels are
+    in the database either way."""
+    parquet_file_rows: int = Field(default=100_000, ge=1)
+    """``store: parquet``: a server writes a model's file once it holds this many rows..."""
+    parquet_file_age_s: float = Field(default=60.0, gt=0)
+    """... or its oldest row has waited this long (rows are readable once written)."""
     hash_key: str | None = None
     """The key of the hashes ``log_inputs: hash`` keeps (set it, as a secret, so nobody
     can recompute the hash of a guessed value; unset: a fixed key, equal values still
