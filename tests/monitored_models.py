@@ -15,7 +15,10 @@ import pandas as pd
 from servewell.bootstrap import Services
 from servewell.core.ref import ModelRef
 from servewell.http import create_app
-from servewell.registry.predictions import LoggedPrediction, PredictionStore
+from servewell.registry.predictions import LoggedPrediction, PredictionRow, PredictionStore
+from servewell.registry.sketches import SketchStore
+from servewell.serving.prediction_reading import Readings
+from servewell.serving.prediction_sketches import PredictionSketcher
 from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
 from servewell.training.data import dataset_from_frame
 from servewell.training.run import run_pipeline
@@ -94,3 +97,13 @@ def label(services: Services, frame: pd.DataFrame, prefix: str) -> Any:
     """The true label of every row sent one a request."""
     pairs = [(f"{prefix}-{i}", int(value)) for i, value in enumerate(frame["late"])]
     return PredictionStore(services.registry).label(MODEL, pairs)
+
+
+def write_logged(services: Services, rows: list[PredictionRow], bucket_s: float = 60.0) -> None:
+    """``rows`` into the log and its window sketches, as a server's flush thread writes
+    them (without serving them)."""
+    PredictionStore(services.registry).write(rows)
+    sketcher = PredictionSketcher(
+        SketchStore(services.registry), Readings(services).of, bucket_s, retention_s=86400 * 30
+    )
+    sketcher.write_rows(rows)

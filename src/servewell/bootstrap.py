@@ -22,12 +22,15 @@ from servewell.observability import ServingMetrics
 from servewell.registry import LocalArtifactStore, SqlRegistry
 from servewell.registry.keys import ApiKeyStore
 from servewell.registry.predictions import PredictionStore
+from servewell.registry.sketches import SketchStore
 from servewell.registry.traffic import TrafficStore
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
 from servewell.serving.lockout import Lockout
 from servewell.serving.prediction_log import PredictionLog
+from servewell.serving.prediction_reading import Readings
 from servewell.serving.prediction_rows import DEFAULT_HASH_KEY, RowBuilder
+from servewell.serving.prediction_sketches import PredictionSketcher
 from servewell.serving.protection import Protection
 from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.serving.traffic import TrafficPolicies
@@ -100,12 +103,19 @@ def build_prediction_log(
     key = monitoring.hash_key.encode() if monitoring.hash_key else DEFAULT_HASH_KEY
     log_inputs = lambda name: settings.model(name).monitoring.log_inputs  # noqa: E731
     rows = RowBuilder(log_inputs, key[:64])  # a BLAKE2b key is at most 64 bytes
+    sketches = PredictionSketcher(
+        SketchStore(services.registry),
+        Readings(services, log_inputs).of,
+        monitoring.sketch_bucket_s,
+        monitoring.retention_days * 86400,
+    )
     return PredictionLog(
         PredictionStore(services.registry),
         monitoring,
         lambda name: settings.model(name).monitoring.sample_rate,
         rows,
         metrics,
+        sketches,
     )
 
 

@@ -41,9 +41,8 @@ def logged(home: Path) -> Iterator[Services]:
         )
         for i, (amount, income, plan, late) in enumerate(frame.itertuples(index=False))
     ]
-    store = PredictionStore(services.registry)
-    store.write(rows)
-    store.label(
+    monitored.write_logged(services, rows)
+    PredictionStore(services.registry).label(
         monitored.MODEL, [(f"r{i}", int(frame["late"][i]) ^ (i % 5 == 0)) for i in range(0, 300, 3)]
     )
     yield services
@@ -125,14 +124,14 @@ def test_a_model_without_reference_or_labels_says_so(
         '{"sum": [[3.0]]}',
         '{"x": [[2.0]], "y": [[1.0]]}',
     )
-    PredictionStore(services.registry).write([row])
+    monitored.write_logged(services, [row])
     services.close()
     result = invoke("monitor", "adder")
     assert result.exit_code == 0, result.output
     assert "no training reference profile" in result.stdout
     assert "servewell train" in result.stdout
     assert "no labels for this window" in result.stdout
-    empty = invoke("monitor", "adder", "--window", "10s")
+    empty = invoke("monitor", "adder", "--window", "10s", "--rescan")
     assert "no predictions of adder logged" in empty.stdout
 
 

@@ -165,14 +165,18 @@ class PredictionStore:
         since: datetime | None = None,
         version: int | None = None,
         newest: int | None = None,
+        labelled: bool = False,
         page_rows: int = SCAN_ROWS,
     ) -> Iterator[list[LoggedPrediction]]:
         """``model``'s predictions (``version``'s alone when given) logged since
-        ``since``, or its ``newest`` ones, oldest first with their labels, a page of
-        ``page_rows`` at a time: a window of a million rows is read without holding it
-        (each page starts after the last one's time and id)."""
+        ``since``, or its ``newest`` ones, oldest first with their labels (only those
+        with one, when ``labelled``), a page of ``page_rows`` at a time: a window of a
+        million rows is read without holding it (each page starts after the last one's
+        time and id)."""
         p = schema.predictions
         where = [p.c.model == model]
+        if labelled:
+            where.append(schema.feedback.c.label.is_not(None))
         if version is not None:
             where.append(p.c.version == version)
         if since is not None:

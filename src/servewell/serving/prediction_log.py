@@ -6,8 +6,9 @@ of references. Past ``monitoring.buffer_size`` records waiting, new ones are dro
 and counted (``servewell_predlog_dropped_total{reason="full"}``): serving never waits.
 
 A background task takes the whole buffer every ``monitoring.flush_interval_s`` and hands
-it to a thread, which builds the rows (JSON, hashes) and writes them to the registry
-database; a write that fails is logged and its records counted as dropped
+it to a thread, which builds the rows (JSON, hashes), writes them to the registry
+database and adds the batch to the window sketches (``serving/prediction_sketches.py``);
+a write that fails is logged and its records counted as dropped
 (``reason="write_failed"``, as is a record whose row cannot be built). Once an hour
 (and at start) rows older than ``monitoring.retention_days`` are pruned. :meth:`close`
 (the lifespan's shutdown, after the models have answered what they hold) lets a write
@@ -28,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from servewell.observability import RequestRecord, ServingMetrics
 from servewell.registry.predictions import PredictionRow, PredictionStore
 from servewell.serving.prediction_rows import Answer, Logged, RowBuilder
+from servewell.serving.prediction_sketches import PredictionSketcher
 from servewell.settings.monitoring import MonitoringSettings
 
 logger = logging.getLogger(__name__)
@@ -47,8 +49,11 @@ class PredictionLog:
         sample_rate: SampleRate,
         rows: RowBuilder,
         metrics: ServingMetrics,
+        sketches: PredictionSketcher | None = None,
     ) -> None:
         self.store = store
+        self.sketches = sketches
+        """Fed each written batch (the window sketches), when given."""
         self.settings = settings
         self.sample_rate = sample_rate
         self.rows = rows
@@ -146,6 +151,8 @@ class PredictionLog:
             self._dropped_failed.inc(len(rows))
             return
         self._written.inc(len(rows))
+        if self.sketches is not None:
+            self.sketches.write(batch)
 
     def _rows(self, batch: deque[Logged]) -> list[PredictionRow]:
         """The batch's rows; one that cannot be built is left out, counted and logged."""

@@ -1,16 +1,18 @@
 """How one version's logged rows are read: its features' values, its prediction, the
 label it is scored against, and the training reference its drift is judged by.
 
-Inputs are read as the prediction log stores them (``serving/prediction_rows.py``): one
-input per raw column (named after it), or one matrix ``input`` whose columns are the
-signature's ``feature_names``. Outputs: a classifier's ``label`` (and ``probabilities``,
-one column per class in ``class_labels`` order), a regressor's ``variable``, or a
-model's one numeric output.
+The same reading serves the log's flush thread (a batch's own arrays, sketched as they
+are written: ``serving/prediction_sketches.py``) and a report's reading of stored rows
+(their JSON, ``monitoring/``). Inputs are as the prediction log stores them
+(``serving/prediction_rows.py``): one input per raw column (named after it), or one
+matrix ``input`` whose columns are the signature's ``feature_names``. Outputs: a
+classifier's ``label`` (and ``probabilities``, one column per class in
+``class_labels`` order), a regressor's ``variable``, or a model's one numeric output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,9 +20,12 @@ import numpy as np
 
 from servewell.core.signature import Signature
 from servewell.errors import InvalidData
+from servewell.registry.access import RegistryAccess
+from servewell.registry.attachments import PROFILE_ROLE, read_attachment_json
 from servewell.runtime.sklearn import INPUT_NAME, is_columnar
 from servewell.stats.reference import Reference, reference_of, references
 
+Array = np.ndarray[Any, Any]
 Task = Literal["classification", "regression"]
 Label = str | int
 
@@ -44,26 +49,35 @@ class Reading:
     def class_labels(self) -> tuple[Label, ...]:
         return tuple(self.signature.class_labels or ())
 
-    def feature_values(self, inputs: list[Any]) -> dict[str, list[Any]]:
-        """Each judged feature's values over the rows of every request in ``inputs``."""
-        columns: dict[str, list[Any]] = {name: [] for name in self.references}
-        if not columns:
-            return columns
-        if is_columnar(self.signature):
-            for logged in inputs:
-                if isinstance(logged, Mapping):
-                    for name, values in columns.items():
-                        if name in logged:
-                            values.extend(_flat(logged[name]))
-            return columns
+    def feature_columns(self, inputs: Sequence[Any]) -> tuple[dict[str, Array], dict[str, str]]:
+        """Each judged feature's values over the rows of every request in ``inputs``
+        (logged JSON or the request's own arrays), one array per feature; and the
+        features whose values could not be read, and why."""
+        columns: dict[str, Array] = {}
+        problems: dict[str, str] = {}
+        if not self.references:
+            return columns, problems
+        columnar = is_columnar(self.signature)
         where = {name: i for i, name in enumerate(self.signature.feature_names or ())}
-        for logged in inputs:
-            matrix = logged.get(INPUT_NAME) if isinstance(logged, Mapping) else None
-            for row in matrix or ():
-                for name, values in columns.items():
-                    if name in where:
-                        values.append(row[where[name]])
-        return columns
+        matrices = [] if columnar else _matrices(inputs)
+        for name in self.references:
+            try:
+                if columnar:
+                    parts = [x[name] for x in inputs if isinstance(x, Mapping) and name in x]
+                else:
+                    at = where.get(name, -1)
+                    parts = [m[:, at] for m in matrices if 0 <= at < m.shape[1]]
+                columns[name] = column_of(parts)
+            except (ValueError, TypeError) as exc:
+                problems[name] = f"logged values are not numbers ({exc})"
+        return columns, problems
+
+    def prediction_column(self, outputs: Sequence[Any]) -> Array:
+        """Every row's prediction over the answers in ``outputs``, as one array."""
+        output = self.output
+        if output is None:
+            return np.zeros(0)
+        return column_of([o[output] for o in outputs if isinstance(o, Mapping) and output in o])
 
     def predictions(self, outputs: Any) -> list[Any]:
         """Every row's prediction in one request's outputs."""
@@ -87,6 +101,55 @@ class Reading:
             label = int(label)
         by_text = {str(c): c for c in self.class_labels}
         return by_text.get(str(label), label)
+
+
+#: How a version without a reference profile gets one.
+HOW_TO_PROFILE = (
+    "register it with servewell train, which keeps the training data's profile "
+    f"({PROFILE_ROLE}) with the version"
+)
+
+
+class Readings:
+    """Each model version's reading, built once (its profile fetched from the store)."""
+
+    def __init__(
+        self, access: RegistryAccess, log_inputs: Callable[[str], str | None] | None = None
+    ) -> None:
+        self.access = access
+        self.log_inputs = log_inputs or self._log_inputs
+        """A model's ``monitoring.log_inputs`` (by default, as the access's settings say)."""
+        self.found: dict[tuple[str, int], Reading] = {}
+
+    def of(self, model: str, number: int) -> Reading:
+        key = (model, number)
+        if key not in self.found:
+            self.found[key] = self._build(model, number)
+        return self.found[key]
+
+    def _log_inputs(self, model: str) -> str | None:
+        return self.access.settings.model(model).monitoring.log_inputs
+
+    def _build(self, model: str, number: int) -> Reading:
+        version = self.access.registry.get_version(model, number)
+        profile = (
+            read_attachment_json(self.access, version, PROFILE_ROLE)
+            if version.has_artifact(PROFILE_ROLE)
+            else None
+        )
+        return reading_of(model, version.signature, profile, self.log_inputs(model), HOW_TO_PROFILE)
+
+
+def _matrices(inputs: Sequence[Any]) -> list[Array]:
+    """The matrix input of each request that has one (two dimensions)."""
+    found = []
+    for logged in inputs:
+        matrix = logged.get(INPUT_NAME) if isinstance(logged, Mapping) else None
+        if matrix is not None:
+            array = np.asarray(matrix)
+            if array.ndim == 2:
+                found.append(array)
+    return found
 
 
 def task_of(signature: Signature) -> tuple[Task | None, str | None]:
@@ -152,3 +215,23 @@ def _flat(values: Any) -> list[Any]:
         return values
     flat: list[Any] = np.asarray(values, dtype=object).reshape(-1).tolist()
     return flat
+
+
+def column_of(parts: Sequence[Any]) -> Array:
+    """``parts`` (arrays or nested lists) as one flat array: numbers as they are, anything
+    else as objects, text sent as bytes decoded (as the log's JSON holds it)."""
+    arrays = [np.asarray(part).reshape(-1) for part in parts]
+    if not arrays:
+        return np.zeros(0)
+    if all(array.dtype.kind in "biuf" for array in arrays):
+        return np.concatenate(arrays)
+    joined = np.concatenate([array.astype(object) for array in arrays])
+    decoded: Array = _decode(joined)
+    return decoded
+
+
+def _decoded(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+_decode = np.frompyfunc(_decoded, 1, 1)
