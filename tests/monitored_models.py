@@ -84,11 +84,14 @@ def predict(url: str, frame: pd.DataFrame, prefix: str, batch: int = 1) -> None:
 
 
 def wait_for_rows(services: Services, count: int) -> list[LoggedPrediction]:
-    store = PredictionStore(services.registry)
+    """The logged rows, once ``count`` are written and sketched (the flush thread saves
+    the window sketches just after the rows)."""
+    store, sketches = PredictionStore(services.registry), SketchStore(services.registry)
     deadline = time.monotonic() + WAIT_S
     while True:
         rows = store.rows(MODEL)
-        if len(rows) >= count or time.monotonic() > deadline:
+        sketched = sum(row.bucket.logged for row in sketches.window(MODEL))
+        if min(len(rows), sketched) >= count or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
 

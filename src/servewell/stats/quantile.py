@@ -75,7 +75,12 @@ class QuantileSketch:
         return found
 
     def _nth(self, cumulative: Array, n: int) -> float:
-        """The ``n``-th smallest value (from 0), at its bin's centre, within low..high."""
+        """The ``n``-th smallest value (from 0), at its bin's centre, within low..high
+        (the smallest and the largest exact)."""
+        if n <= 0:
+            return self.low
+        if n >= int(cumulative[-1]) - 1:
+            return self.high
         index = int(np.searchsorted(cumulative, n, side="right"))
         value = LOWEST * 2 * GAMMA**index / (GAMMA + 1)
         return float(min(max(value, self.low), self.high))
