@@ -58,16 +58,16 @@ class Reading:
         if not self.references:
             return columns, problems
         columnar = is_columnar(self.signature)
-        where = {name: i for i, name in enumerate(self.signature.feature_names or ())}
-        matrices = [] if columnar else _matrices(inputs)
+        names = list(self.signature.feature_names or ())
+        matrix = np.zeros((0, 0)) if columnar else _stacked(inputs, len(names))
         for name in self.references:
             try:
                 if columnar:
                     parts = [x[name] for x in inputs if isinstance(x, Mapping) and name in x]
+                    columns[name] = column_of(parts)
                 else:
-                    at = where.get(name, -1)
-                    parts = [m[:, at] for m in matrices if 0 <= at < m.shape[1]]
-                columns[name] = column_of(parts)
+                    at = names.index(name) if name in names else None
+                    columns[name] = column_of([] if at is None else [matrix[:, at]])
             except (ValueError, TypeError) as exc:
                 problems[name] = f"logged values are not numbers ({exc})"
         return columns, problems
@@ -140,16 +140,16 @@ class Readings:
         return reading_of(model, version.signature, profile, self.log_inputs(model), HOW_TO_PROFILE)
 
 
-def _matrices(inputs: Sequence[Any]) -> list[Array]:
-    """The matrix input of each request that has one (two dimensions)."""
+def _stacked(inputs: Sequence[Any], width: int) -> Array:
+    """Every request's matrix input of ``width`` columns, one under the other."""
     found = []
     for logged in inputs:
         matrix = logged.get(INPUT_NAME) if isinstance(logged, Mapping) else None
         if matrix is not None:
             array = np.asarray(matrix)
-            if array.ndim == 2:
+            if array.ndim == 2 and array.shape[1] == width:
                 found.append(array)
-    return found
+    return np.concatenate(found) if found else np.zeros((0, width))
 
 
 def task_of(signature: Signature) -> tuple[Task | None, str | None]:
