@@ -175,8 +175,7 @@ class PredictionStore:
         time and id)."""
         p = schema.predictions
         where = [p.c.model == model]
-        if labelled:
-            where.append(schema.feedback.c.label.is_not(None))
+
         if version is not None:
             where.append(p.c.version == version)
         if since is not None:
@@ -187,7 +186,8 @@ class PredictionStore:
                 where.append(_after(*first, inclusive=True))
         last: tuple[float, int] | None = None
         while True:
-            page = self._joined().where(*where).order_by(p.c.logged_at, p.c.id).limit(page_rows)
+            page = self._joined(inner=labelled).where(*where)
+            page = page.order_by(p.c.logged_at, p.c.id).limit(page_rows)
             if last is not None:
                 page = page.where(_after(*last, inclusive=False))
             with self.registry.read() as conn:
@@ -198,11 +198,12 @@ class PredictionStore:
                 return
             last = (found[-1].logged_at, found[-1].id)
 
-    def _joined(self) -> Any:
+    def _joined(self, *, inner: bool = False) -> Any:
+        """Predictions with their labels (``inner``: only those with one)."""
         p, f = schema.predictions, schema.feedback
-        return select(p, f.c.label, f.c.received_at).outerjoin(
-            f, (f.c.model == p.c.model) & (f.c.request_id == p.c.request_id)
-        )
+        on = (f.c.model == p.c.model) & (f.c.request_id == p.c.request_id)
+        query = select(p, f.c.label, f.c.received_at)
+        return query.join(f, on) if inner else query.outerjoin(f, on)
 
     def _nth_newest(self, where: list[Any], n: int) -> tuple[float, int] | None:
         """The time and id of the ``n``-th newest row matching ``where`` (None: fewer)."""
