@@ -188,9 +188,8 @@ def _run(services: Services, rows: int, url: str) -> None:
     )
     print(f"  log them (rows + sketches, 10k a batch)  {log_s:8.2f} s")
     print(f"  sketch rows stored after compaction      {len(buckets):8d}")
-    print(
-        f"  monitor --window 1d from sketches        {sketch_s:8.3f} s  ({group.window.logged:,} rows)"
-    )
+    covered = group.window.logged
+    print(f"  monitor --window 1d from sketches        {sketch_s:8.3f} s  ({covered:,} rows)")
     print(f"  rescan of the rows with scipy            {rescan_s:8.2f} s  ({read:,} rows)")
     print(f"  rescan / sketches                        {rescan_s / sketch_s:8.0f} x")
     print("  largest |sketch - scipy|:", ", ".join(f"{k} {v:.2e}" for k, v in worst.items()))
