@@ -39,8 +39,8 @@ def sketched_slices(
         since = min(since, row.starts_at)
         if progress is not None:
             progress(row.bucket.logged)
-    labelled = PredictionStore(access.registry).scan(
-        name, since=datetime.fromtimestamp(since, UTC), version=version, labelled=True
+    labelled = PredictionStore(access.registry).labelled(
+        name, datetime.fromtimestamp(since, UTC), version=version
     )
     for page in labelled:
         for found in page:

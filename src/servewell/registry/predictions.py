@@ -165,14 +165,12 @@ class PredictionStore:
         since: datetime | None = None,
         version: int | None = None,
         newest: int | None = None,
-        labelled: bool = False,
         page_rows: int = SCAN_ROWS,
     ) -> Iterator[list[LoggedPrediction]]:
         """``model``'s predictions (``version``'s alone when given) logged since
-        ``since``, or its ``newest`` ones, oldest first with their labels (only those
-        with one, when ``labelled``), a page of ``page_rows`` at a time: a window of a
-        million rows is read without holding it (each page starts after the last one's
-        time and id)."""
+        ``since``, or its ``newest`` ones, oldest first with their labels,
+        a page of ``page_rows`` at a time: a window of a million rows is read without
+        holding it (each page starts after the last one's time and id)."""
         p = schema.predictions
         where = [p.c.model == model]
 
@@ -186,8 +184,7 @@ class PredictionStore:
                 where.append(_after(*first, inclusive=True))
         last: tuple[float, int] | None = None
         while True:
-            page = self._joined(inner=labelled).where(*where)
-            page = page.order_by(p.c.logged_at, p.c.id).limit(page_rows)
+            page = self._joined().where(*where).order_by(p.c.logged_at, p.c.id).limit(page_rows)
             if last is not None:
                 page = page.where(_after(*last, inclusive=False))
             with self.registry.read() as conn:
@@ -197,6 +194,27 @@ class PredictionStore:
             if len(found) < page_rows:
                 return
             last = (found[-1].logged_at, found[-1].id)
+
+    def labelled(
+        self, model: str, since: datetime, *, version: int | None = None
+    ) -> Iterator[list[LoggedPrediction]]:
+        """``model``'s predictions logged since ``since`` that have a label, a chunk at
+        a time, in no order: found from the labels received since then (a label is
+        stored only for an id logged before it), so a window costs its labels, never
+        its rows."""
+        p, f = schema.predictions, schema.feedback
+        recent = select(f.c.request_id).where(f.c.model == model, f.c.received_at >= since)
+        with self.registry.read() as conn:
+            request_ids = conn.execute(recent).scalars().all()
+        for chunk in _chunks(request_ids, _CHUNK):
+            where = [p.c.model == model, p.c.request_id.in_(chunk)]
+            where.append(p.c.logged_at >= since.timestamp())
+            if version is not None:
+                where.append(p.c.version == version)
+            with self.registry.read() as conn:
+                found = conn.execute(self._joined(inner=True).where(*where)).all()
+            if found:
+                yield [_to_prediction(row) for row in found]
 
     def _joined(self, *, inner: bool = False) -> Any:
         """Predictions with their labels (``inner``: only those with one)."""
