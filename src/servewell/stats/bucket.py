@@ -9,7 +9,8 @@ sketch (:meth:`Histogram.to_dict`, then the reference's ``sketch_from_dict``, wh
 refuses other bins).
 
 :meth:`Bucket.to_bytes` packs a bucket small: a JSON header, then each histogram's
-non-empty bins as little-endian arrays (bin numbers, counts, and sums for numbers).
+non-empty bins as little-endian arrays (bin numbers and counts in the narrowest types
+that hold them, and sums for numbers).
 """
 
 from __future__ import annotations
@@ -171,13 +172,22 @@ def _pack(histogram: Histogram, arrays: list[bytes]) -> dict[str, Any]:
 
 
 def _pack_counts(counts: Array, sums: Array | None, arrays: list[bytes]) -> dict[str, Any]:
-    """The non-empty bins' numbers, counts (and sums) appended to ``arrays``."""
+    """The non-empty bins' numbers, counts (and sums) appended to ``arrays``, each in the
+    narrowest type that holds it (a day of hours is tens of megabytes otherwise)."""
     filled = np.flatnonzero(counts)
-    arrays.append(filled.astype("<u4").tobytes())
-    arrays.append(counts[filled].astype("<i8").tobytes())
+    where = "<u2" if len(counts) <= 1 << 16 else "<u4"
+    kept = counts[filled]
+    wide = "<u4" if not len(kept) or int(kept.max()) < 1 << 32 else "<i8"
+    arrays.append(filled.astype(where).tobytes())
+    arrays.append(kept.astype(wide).tobytes())
     if sums is not None:
         arrays.append(sums[filled].astype("<f8").tobytes())
-    return {"layout": LATENCY_LAYOUT, "size": len(counts), "filled": len(filled)}
+    return {
+        "layout": LATENCY_LAYOUT,
+        "size": len(counts),
+        "filled": len(filled),
+        "types": [where, wide],
+    }
 
 
 class _Reader:
@@ -194,11 +204,14 @@ class _Reader:
 
     def counts(self, entry: dict[str, Any], *, with_sums: bool) -> tuple[Array, Array | None]:
         size, filled = int(entry["size"]), int(entry["filled"])
-        where = self.take("<u4", filled)
+        index_type, count_type = entry["types"]
+        if index_type not in ("<u2", "<u4") or count_type not in ("<u4", "<i8"):
+            raise ValueError(f"unknown array types {entry['types']}")
+        where = self.take(index_type, filled)
         if filled and int(where.max()) >= size:
             raise ValueError("a bin number past the sketch's bins")
         counts = np.zeros(size, np.int64)
-        counts[where] = self.take("<i8", filled)
+        counts[where] = self.take(count_type, filled)
         if not with_sums:
             return counts, None
         sums = np.zeros(size, np.float64)

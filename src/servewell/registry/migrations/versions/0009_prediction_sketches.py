@@ -31,6 +31,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_prediction_sketches_model_ends_at", "prediction_sketches", ["model", "ends_at"]
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # Packed sketches are mostly floats: TOAST's compression costs every save and
+        # read of a megabyte row and saves little, so store them out of line as they are.
+        op.execute("ALTER TABLE prediction_sketches ALTER COLUMN sketch SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
