@@ -90,7 +90,7 @@ class SketchStore:
         if version is not None:
             query = query.where(table.c.version == version)
         with self.registry.read() as conn:
-            found = conn.execute(query.order_by(table.c.starts_at, table.c.id)).all()
+            found = _fetch(conn, query.order_by(table.c.starts_at, table.c.id))
         return [_to_row(row) for row in found]
 
     def compact(self, before: float) -> int:
@@ -101,7 +101,7 @@ class SketchStore:
         limit = before // COMPACT_S * COMPACT_S
         short = (table.c.ends_at <= limit) & (table.c.ends_at - table.c.starts_at < COMPACT_S)
         with self.registry.read() as conn:
-            found = conn.execute(select(table).where(short)).all()
+            found = _fetch(conn, select(table).where(short))
             groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
             for row in found:
                 hour = row.starts_at // COMPACT_S * COMPACT_S
@@ -117,6 +117,20 @@ class SketchStore:
         table = schema.prediction_sketches
         with self.registry.read() as conn:
             return int(conn.execute(delete(table).where(table.c.ends_at < before)).rowcount)
+
+
+def _fetch(conn: Connection, query: Any) -> list[Any]:
+    """``query``'s rows; on PostgreSQL in binary (a bytea in text is hex, twice its size,
+    decoded in Python: a day's megabytes read four times slower)."""
+    if not is_postgres(conn.engine):
+        return list(conn.execute(query).all())
+    from psycopg.rows import namedtuple_row
+
+    compiled = query.compile(dialect=conn.dialect)
+    driver: Any = conn.connection.driver_connection  # psycopg's own connection
+    with driver.cursor(binary=True, row_factory=namedtuple_row) as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return list(cursor.fetchall())
 
 
 def _compact(conn: Connection, group: list[Any]) -> int:

@@ -79,6 +79,8 @@ class _Record(NamedTuple):
 
 @dataclass
 class _Open:
+    """A bucket held in memory, and whether it changed since it was last saved."""
+
     row: SketchRow
     dirty: bool = True
 
