@@ -78,7 +78,8 @@ def _fill(shares: Any) -> Any:
     return np.where(shares == 0, smallest / 1e6 if smallest <= 1e-4 else 1e-4, shares)
 
 
-def _evidently_psi(reference: Any, current: Any) -> float:
+def evidently_psi(reference: Any, current: Any) -> float:
+    """PSI of two histograms as Evidently's ``psi`` stattest computes it."""
     r, c = _fill(reference / reference.sum()), _fill(current / current.sum())
     return float(np.sum((r - c) * np.log(r / c)))
 
@@ -88,7 +89,7 @@ def _rescan(reference: Reference, training: Any, logged: Any) -> dict[str, float
     if isinstance(reference, NumericReference):
         bins = np.concatenate([[-np.inf], reference.psi_edges, [np.inf]])
         return {
-            "psi": _evidently_psi(np.histogram(training, bins)[0], np.histogram(logged, bins)[0]),
+            "psi": evidently_psi(np.histogram(training, bins)[0], np.histogram(logged, bins)[0]),
             "ks": float(stats.ks_2samp(training, logged).statistic),
             "wasserstein": float(stats.wasserstein_distance(training, logged))
             / max(float(np.std(training)), 0.001),
@@ -98,7 +99,7 @@ def _rescan(reference: Reference, training: Any, logged: Any) -> dict[str, float
     observed = np.array([cur.get(n, 0) for n in names], dtype=np.float64)
     expected = ref_counts / ref_counts.sum() * observed.sum()
     return {
-        "psi": _evidently_psi(ref_counts.astype(np.float64), observed),
+        "psi": evidently_psi(ref_counts.astype(np.float64), observed),
         "chisquare": float(stats.chisquare(observed, expected).statistic),
     }
 

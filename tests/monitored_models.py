@@ -15,7 +15,11 @@ import pandas as pd
 from servewell.bootstrap import Services
 from servewell.core.ref import ModelRef
 from servewell.http import create_app
-from servewell.registry.predictions import LoggedPrediction, SqlPredictionStore
+from servewell.registry.prediction_store import open_prediction_store
+from servewell.registry.predictions import LoggedPrediction, PredictionRow, SqlPredictionStore
+from servewell.registry.sketches import SketchStore
+from servewell.serving.prediction_reading import Readings
+from servewell.serving.prediction_sketches import PredictionSketcher
 from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
 from servewell.training.data import dataset_from_frame
 from servewell.training.run import run_pipeline
@@ -81,11 +85,14 @@ def predict(url: str, frame: pd.DataFrame, prefix: str, batch: int = 1) -> None:
 
 
 def wait_for_rows(services: Services, count: int) -> list[LoggedPrediction]:
-    store = SqlPredictionStore(services.registry)
+    """The logged rows, once ``count`` are written and sketched (the flush thread saves
+    the window sketches just after the rows)."""
+    store, sketches = SqlPredictionStore(services.registry), SketchStore(services.registry)
     deadline = time.monotonic() + WAIT_S
     while True:
         rows = store.rows(MODEL)
-        if len(rows) >= count or time.monotonic() > deadline:
+        sketched = sum(row.bucket.logged for row in sketches.window(MODEL))
+        if min(len(rows), sketched) >= count or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
 
@@ -94,3 +101,15 @@ def label(services: Services, frame: pd.DataFrame, prefix: str) -> Any:
     """The true label of every row sent one a request."""
     pairs = [(f"{prefix}-{i}", int(value)) for i, value in enumerate(frame["late"])]
     return SqlPredictionStore(services.registry).label(MODEL, pairs)
+
+
+def write_logged(services: Services, rows: list[PredictionRow], bucket_s: float = 60.0) -> None:
+    """``rows`` into the log's store and its window sketches, as a server's flush thread
+    writes them (without serving them)."""
+    store = open_prediction_store(services)
+    store.write(rows)
+    store.close()
+    sketcher = PredictionSketcher(
+        SketchStore(services.registry), Readings(services).of, bucket_s, retention_s=86400 * 30
+    )
+    sketcher.write(rows)

@@ -29,12 +29,15 @@ from servewell.registry.jobs import JobStore
 from servewell.registry.keys import ApiKeyStore
 from servewell.registry.leases import Leases, holder_id
 from servewell.registry.prediction_store import open_prediction_store
+from servewell.registry.sketches import SketchStore
 from servewell.registry.traffic import TrafficStore
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
 from servewell.serving.lockout import Lockout
 from servewell.serving.prediction_log import PredictionLog
+from servewell.serving.prediction_reading import Readings
 from servewell.serving.prediction_rows import DEFAULT_HASH_KEY, RowBuilder
+from servewell.serving.prediction_sketches import PredictionSketcher
 from servewell.serving.protection import Protection
 from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.serving.traffic import TrafficPolicies, check_declared, declared_policies
@@ -112,12 +115,19 @@ def build_prediction_log(
     key = monitoring.hash_key.encode() if monitoring.hash_key else DEFAULT_HASH_KEY
     log_inputs = lambda name: settings.model(name).monitoring.log_inputs  # noqa: E731
     rows = RowBuilder(log_inputs, key[:64])  # a BLAKE2b key is at most 64 bytes
+    sketches = PredictionSketcher(
+        SketchStore(services.registry),
+        Readings(services, log_inputs).of,
+        monitoring.sketch_bucket_s,
+        monitoring.retention_days * 86400,
+    )
     return PredictionLog(
         open_prediction_store(services, monitoring),
         monitoring,
         lambda name: settings.model(name).monitoring.sample_rate,
         rows,
         metrics,
+        consumers=[sketches.write],
     )
 
 

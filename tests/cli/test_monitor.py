@@ -14,7 +14,7 @@ from typer.testing import Result
 import monitored_models as monitored
 from servewell.bootstrap import Services, build_services
 from servewell.registry.prediction_store import open_prediction_store
-from servewell.registry.predictions import PredictionRow, SqlPredictionStore
+from servewell.registry.predictions import PredictionRow
 from servewell.settings import Settings
 
 Invoke = Callable[..., Result]
@@ -46,10 +46,8 @@ def logged(
         )
         for i, (amount, income, plan, late) in enumerate(frame.itertuples(index=False))
     ]
-    store = open_prediction_store(services)
-    store.write(rows)
-    store.close()
-    store.label(
+    monitored.write_logged(services, rows)
+    open_prediction_store(services).label(
         monitored.MODEL, [(f"r{i}", int(frame["late"][i]) ^ (i % 5 == 0)) for i in range(0, 300, 3)]
     )
     yield services
@@ -131,14 +129,14 @@ def test_a_model_without_reference_or_labels_says_so(
         '{"sum": [[3.0]]}',
         '{"x": [[2.0]], "y": [[1.0]]}',
     )
-    SqlPredictionStore(services.registry).write([row])
+    monitored.write_logged(services, [row])
     services.close()
     result = invoke("monitor", "adder")
     assert result.exit_code == 0, result.output
     assert "no training reference profile" in result.stdout
     assert "servewell train" in result.stdout
     assert "no labels for this window" in result.stdout
-    empty = invoke("monitor", "adder", "--window", "10s")
+    empty = invoke("monitor", "adder", "--window", "10s", "--rescan")
     assert "no predictions of adder logged" in empty.stdout
 
 

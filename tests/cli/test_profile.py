@@ -16,9 +16,9 @@ import pytest
 from typer.testing import Result
 
 from servewell.bootstrap import Services, build_services
+from servewell.registry.attachments import PROFILE_ROLE, read_attachment_json
 from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from servewell.settings import Settings
-from servewell.training.holdout import PROFILE_ROLE, read_attachment_json
 from serving_models import register_adder
 
 Invoke = Callable[..., Result]

@@ -11,8 +11,8 @@ from servewell.doctor.finding import Status
 from servewell.doctor.loadtesting import LoadTestCheck
 from servewell.doctor.monitoring import MonitoringCheck
 from servewell.doctor.versioning import VersioningCheck
+from servewell.registry.attachments import PROFILE_ROLE
 from servewell.registry.loadtests import LoadTestStore
-from servewell.training.holdout import PROFILE_ROLE
 from servewell.training.register import MODEL_CARD_ROLE, REPORT_ROLE
 from serving_models import register_python
 

@@ -1,6 +1,7 @@
 """Quality over a window of logged rows equals scikit-learn's on the rows joined with
 their labels (SQLite and PostgreSQL); rows written through the prediction log's store,
-as a server's flusher writes them, for models registered without a reference."""
+as a server's flusher writes them (without window sketches: read with ``rescan``), for
+models registered without a reference."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def test_classifier_quality_equals_sklearn_on_the_labelled_rows(
     labelled = list(range(0, len(target), 2)) + list(range(1, 41, 2))  # not every row
     store.label("iris", [(f"r{i}", int(target[i])) for i in labelled] + [("r500", 1)])
 
-    report = monitor(services, "iris", Span.parse("1h"))
+    report = monitor(services, "iris", Span.parse("1h"), rescan=True)
     first, second = report.groups
     assert (first.version, second.version) == (1, 2)
     found = first.to_dict()
@@ -119,7 +120,7 @@ def test_regressor_quality_equals_sklearn(services: Services, tmp_path: Any) -> 
         ]
     )
     store.label("price", [(f"p{i}", float(y[i])) for i in range(120)])
-    [group] = monitor(services, "price", Span.parse("1h")).groups
+    [group] = monitor(services, "price", Span.parse("1h"), rescan=True).groups
     quality = group.to_dict()["quality"]
     truth, guess = y[:120], values[:120]
     assert quality["task"] == "regression"
@@ -150,11 +151,12 @@ def test_count_windows_and_slices_over_time(
     )
     assert len(newest["slices"]) == 10  # 30 rows in runs of 3 (the last slices stay empty)
 
-    day = monitor(services, "iris", Span.parse("1d", end=end), version=1).groups[0].to_dict()
+    day = monitor(services, "iris", Span.parse("1d", end=end), version=1, rescan=True)
+    day = day.groups[0].to_dict()
     assert day["logged"] == 120
     assert len(day["slices"]) == 10  # 12 slices of 2 h; rows in the last 20 h
     assert sum(part["logged"] for part in day["slices"]) == 120
     assert all(part["value"] == pytest.approx(0.75) for part in day["slices"])
 
-    hour = monitor(services, "iris", Span.parse("1h", end=end)).groups[0]
+    hour = monitor(services, "iris", Span.parse("1h", end=end), rescan=True).groups[0]
     assert hour.window.logged == 6  # 10, 20, ..., 60 minutes ago (the first one just in)

@@ -23,6 +23,9 @@ def monitor(
     version: int | None = typer.Option(None, "--version", help="This version only."),
     as_json: bool = typer.Option(False, "--json", help="Print every figure as JSON."),
     html: Path | None = typer.Option(None, "--html", help="Also write an HTML page with plots."),
+    rescan: bool = typer.Option(
+        False, "--rescan", help="Read every logged row of a time window, not its sketches."
+    ),
 ) -> None:
     """NAME's quality on labelled rows, drift against its training reference and
     latency, over a window of its logged predictions."""
@@ -33,7 +36,7 @@ def monitor(
         check_name(name)
         span = Span.parse(window)
     with open_services() as services:
-        report = _run(services, name, span, version, quiet=as_json)
+        report = _run(services, name, span, version, rescan, quiet=as_json)
     data = report.to_dict()
     if html is not None:
         _write_html(html, data)
@@ -45,7 +48,9 @@ def monitor(
         console.print(f"wrote {html}")
 
 
-def _run(services: Any, name: str, span: Any, version: int | None, quiet: bool) -> MonitorReport:
+def _run(
+    services: Any, name: str, span: Any, version: int | None, rescan: bool, quiet: bool
+) -> MonitorReport:
     from servewell.monitoring.run import check_model
     from servewell.monitoring.run import monitor as run_monitor
 
@@ -63,7 +68,7 @@ def _run(services: Any, name: str, span: Any, version: int | None, quiet: bool) 
             read += rows
             display.update(task, description=f"reading {name}'s log: {read:,} rows")
 
-        return run_monitor(services, name, span, version=version, progress=advance)
+        return run_monitor(services, name, span, version=version, progress=advance, rescan=rescan)
 
 
 def _write_html(path: Path, data: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from servewell.doctor.finding import Finding, failed, passed
-from servewell.training.holdout import PROFILE_ROLE
+from servewell.registry.attachments import PROFILE_ROLE
 
 if TYPE_CHECKING:
     from servewell.doctor.context import Context, ServedModel

@@ -21,7 +21,7 @@ from servewell.core.signature import Signature
 from servewell.errors import InvalidInput, ServewellError
 from servewell.loadtest.client import Target
 from servewell.registry.access import RegistryAccess
-from servewell.training.holdout import PROFILE_ROLE, read_attachment_json
+from servewell.registry.attachments import PROFILE_ROLE, read_attachment_json
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from servewell.monitoring.quality import headline, quality
-from servewell.monitoring.run import Readings, check_model
+from servewell.monitoring.run import check_model
 from servewell.monitoring.tally import Tally
 from servewell.registry import RegistryAccess
 from servewell.registry.prediction_store import open_prediction_store
 from servewell.registry.predictions import LoggedPrediction
+from servewell.serving.prediction_reading import Readings
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +43,16 @@ class ArmQuality:
 def arm_quality(access: RegistryAccess, name: str, since: datetime) -> dict[str, ArmQuality]:
     """Per arm of ``name`` that has labelled predictions logged since ``since``."""
     check_model(access, name)
-    readings = Readings(access, name)
+    readings = Readings(access)
     tallies: dict[tuple[str, int], Tally] = {}
-    for page in open_prediction_store(access).scan(name, since=since):
+    for page in open_prediction_store(access).labelled(name, since):
         grouped: dict[tuple[str, int], list[LoggedPrediction]] = defaultdict(list)
         for row in page:
             if row.arm is not None and row.label is not None:
                 grouped[(row.arm, row.version)].append(row)
         for key, rows in grouped.items():
             if key not in tallies:
-                tallies[key] = Tally(readings.of(key[1]))
+                tallies[key] = Tally(readings.of(name, key[1]))
             tallies[key].add(rows)
     by_arm: dict[str, list[Tally]] = defaultdict(list)
     for (arm, _), tally in sorted(tallies.items()):

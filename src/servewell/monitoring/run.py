@@ -1,6 +1,8 @@
-"""``monitor``: one model's window of logged predictions, read page by page from the
-prediction log's store (the registry database or Parquet files), tallied per version,
-arm and slice, and summarised."""
+"""``monitor``: one model's window of logged predictions, tallied per version, arm and
+slice, and summarised: a time window from the stored window sketches
+(``monitoring/sketched.py``) and its labelled rows, a window of rows (or ``rescan``)
+from every logged row, read page by page from the prediction log's store (the registry
+database or Parquet files)."""
 
 from __future__ import annotations
 
@@ -9,20 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from servewell.monitoring.reading import Reading, reading_of
+from servewell.monitoring.sketched import Slices, sketched_slices, tallies
 from servewell.monitoring.summary import GroupReport, summarise
 from servewell.monitoring.tally import Tally
 from servewell.monitoring.window import Span
 from servewell.registry import RegistryAccess
 from servewell.registry.prediction_store import open_prediction_store
 from servewell.registry.predictions import LoggedPrediction
-from servewell.training.holdout import PROFILE_ROLE, read_attachment_json
-
-#: How a version without a reference profile gets one.
-HOW_TO_PROFILE = (
-    "give it one with servewell profile NAME data.csv (a table of its inputs), or register "
-    f"it with servewell train, which keeps the training data's profile ({PROFILE_ROLE})"
-)
+from servewell.serving.prediction_reading import Readings
 
 
 @dataclass
@@ -55,12 +51,33 @@ def monitor(
     *,
     version: int | None = None,
     progress: Callable[[int], None] | None = None,
+    rescan: bool = False,
 ) -> MonitorReport:
-    """``name``'s window (``version``'s alone when given); ``progress`` hears how many
-    rows each page held."""
-    readings = Readings(access, name)
+    """``name``'s window (``version``'s alone when given): a time window from the stored
+    window sketches and the labelled rows (``rescan``: from every logged row, as a
+    window of rows always is); ``progress`` hears how many rows each step covered."""
+    readings = Readings(access)
     check_model(access, name, version)
-    slices: dict[tuple[int, str | None], list[Tally]] = {}
+    if span.window.seconds is not None and not rescan:
+        slices = sketched_slices(access, readings, name, span, version, progress)
+    else:
+        slices = _scanned_slices(access, readings, name, span, version, progress)
+    groups = [
+        summarise(number, arm, parts) for (number, arm), parts in sorted(slices.items(), key=_order)
+    ]
+    return MonitorReport(name, span, version, groups)
+
+
+def _scanned_slices(
+    access: RegistryAccess,
+    readings: Readings,
+    name: str,
+    span: Span,
+    version: int | None,
+    progress: Callable[[int], None] | None,
+) -> Slices:
+    """Every logged row of the window, page by page."""
+    slices: Slices = {}
     position = 0
     for page in open_prediction_store(access).scan(
         name, since=span.start, version=version, newest=span.newest
@@ -71,16 +88,10 @@ def monitor(
             grouped[(row.version, row.arm, part)].append(row)
             position += 1
         for (number, arm, part), rows in grouped.items():
-            if (number, arm) not in slices:
-                reading = readings.of(number)
-                slices[(number, arm)] = [Tally(reading) for _ in range(span.slices)]
-            slices[(number, arm)][part].add(rows)
+            tallies(slices, readings, name, span, number, arm)[part].add(rows)
         if progress is not None:
             progress(len(page))
-    groups = [
-        summarise(number, arm, parts) for (number, arm), parts in sorted(slices.items(), key=_order)
-    ]
-    return MonitorReport(name, span, version, groups)
+    return slices
 
 
 def check_model(access: RegistryAccess, name: str, version: int | None = None) -> None:
@@ -95,27 +106,3 @@ def check_model(access: RegistryAccess, name: str, version: int | None = None) -
 def _order(item: tuple[tuple[int, str | None], list[Tally]]) -> tuple[int, str]:
     (number, arm), _ = item
     return number, arm or ""
-
-
-class Readings:
-    """Each version's reading, built once (its profile fetched from the store)."""
-
-    def __init__(self, access: RegistryAccess, name: str) -> None:
-        self.access = access
-        self.name = name
-        self.found: dict[int, Reading] = {}
-
-    def of(self, number: int) -> Reading:
-        if number not in self.found:
-            self.found[number] = self._build(number)
-        return self.found[number]
-
-    def _build(self, number: int) -> Reading:
-        version = self.access.registry.get_version(self.name, number)
-        profile = (
-            read_attachment_json(self.access, version, PROFILE_ROLE)
-            if version.has_artifact(PROFILE_ROLE)
-            else None
-        )
-        log_inputs = self.access.settings.model(self.name).monitoring.log_inputs
-        return reading_of(self.name, version.signature, profile, log_inputs, HOW_TO_PROFILE)

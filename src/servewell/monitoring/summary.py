@@ -104,29 +104,30 @@ def summarise(version: int, arm: str | None, slices: list[Tally]) -> GroupReport
     return report
 
 
-def feature_drift(tally: Tally) -> list[FeatureDrift]:
-    """Every judged feature's tests on the tally's sketches."""
+def feature_drift(tally: Tally, *, psi_only: bool = False) -> list[FeatureDrift]:
+    """Every judged feature's tests on the tally's sketches (``psi_only``: PSI alone)."""
     found = []
     for name, reference in tally.reading.references.items():
         if name not in tally.unreadable:
-            found.append(_drift(reference, tally.sketches[name]))
+            found.append(_drift(reference, tally.sketches[name], psi_only))
     return found
 
 
-def _prediction_drift(tally: Tally) -> FeatureDrift | None:
+def _prediction_drift(tally: Tally, *, psi_only: bool = False) -> FeatureDrift | None:
     reference = tally.reading.prediction_reference
     if reference is None or tally.prediction is None:
         return None
-    return _drift(reference, tally.prediction)
+    return _drift(reference, tally.prediction, psi_only)
 
 
-def _drift(reference: Reference, sketch: Sketch) -> FeatureDrift:
-    return reference.drift(sketch)  # type: ignore[arg-type]  # a reference makes its own sketches
+def _drift(reference: Reference, sketch: Sketch, psi_only: bool) -> FeatureDrift:
+    # a reference makes its own sketches
+    return reference.drift(sketch, psi_only=psi_only)  # type: ignore[arg-type]
 
 
 def _slice_figures(tally: Tally) -> dict[str, Any]:
     metric, value = headline(quality(tally))
-    prediction = _prediction_drift(tally)
+    prediction = _prediction_drift(tally, psi_only=True)
     return {
         "first_at": _iso(tally.first_at),
         "last_at": _iso(tally.last_at),
@@ -134,7 +135,7 @@ def _slice_figures(tally: Tally) -> dict[str, Any]:
         "labelled": tally.labelled,
         "metric": metric,
         "value": value,
-        "psi": {found.name: _slice_psi(found) for found in feature_drift(tally)},
+        "psi": {found.name: _slice_psi(found) for found in feature_drift(tally, psi_only=True)},
         "prediction_psi": None if prediction is None else _slice_psi(prediction),
         "latency_ms": tally.latency_percentiles(),
     }

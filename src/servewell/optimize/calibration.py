@@ -19,10 +19,11 @@ import numpy as np
 from servewell.core.datatypes import to_numpy_dtype
 from servewell.errors import InvalidData, InvalidInput
 from servewell.registry import ModelVersion, RegistryAccess
+from servewell.registry.attachments import PROFILE_ROLE, read_attachment_json
 from servewell.runtime.base import Array
 from servewell.runtime.sklearn import INPUT_NAME, is_columnar
 from servewell.training.data import load_dataset
-from servewell.training.holdout import PROFILE_ROLE, inputs_from_frame, read_attachment_json
+from servewell.training.holdout import inputs_from_frame
 
 SAMPLE_ROWS = 256
 SEED = 0

@@ -39,8 +39,9 @@ from servewell.optimize.source import source_onnx
 from servewell.optimize.verify import verify
 from servewell.registration.register import RegisterOptions, register_file
 from servewell.registry import ModelVersion, RegistryAccess
+from servewell.registry.attachments import PROFILE_ROLE
 from servewell.runtime.base import Array
-from servewell.training.holdout import PROFILE_ROLE, VALIDATION_ROLES, load_holdout
+from servewell.training.holdout import VALIDATION_ROLES, load_holdout
 
 #: Attachments that describe the data rather than the model, so they carry over (with
 #: the ``target`` parameter naming the validation split's label column).

@@ -134,6 +134,16 @@ class ParquetPredictionStore:
         when given), each with its label."""
         return [row for page in self.scan(model, since=since, newest=limit) for row in page]
 
+    def labelled(
+        self, model: str, since: datetime, *, version: int | None = None
+    ) -> Iterator[list[LoggedPrediction]]:
+        """``model``'s labelled predictions since ``since``: the window's files read, its
+        labelled rows kept (the files have no index by request id, unlike the table)."""
+        for page in self.scan(model, since=since, version=version):
+            found = [row for row in page if row.label is not None]
+            if found:
+                yield found
+
     def scan(
         self,
         model: str,

@@ -60,6 +60,12 @@ class PredictionStore(Protocol):
         """``model``'s predictions (``version``'s alone when given) since ``since``, or
         its ``newest`` ones, oldest first with their labels, a page at a time."""
 
+    def labelled(
+        self, model: str, since: datetime, *, version: int | None = None
+    ) -> Iterator[list[LoggedPrediction]]:
+        """``model``'s predictions logged since ``since`` that have a label, a chunk at a
+        time, in no order."""
+
     def label(self, model: str, labels: Sequence[tuple[str, Any]]) -> FeedbackResult:
         """Store each ``(request_id, label)`` whose id ``model`` logged; count the others."""
 

@@ -157,11 +157,12 @@ class SqlPredictionStore:
         page_rows: int = SCAN_ROWS,
     ) -> Iterator[list[LoggedPrediction]]:
         """``model``'s predictions (``version``'s alone when given) logged since
-        ``since``, or its ``newest`` ones, oldest first with their labels, a page of
-        ``page_rows`` at a time: a window of a million rows is read without holding it
-        (each page starts after the last one's time and id)."""
+        ``since``, or its ``newest`` ones, oldest first with their labels,
+        a page of ``page_rows`` at a time: a window of a million rows is read without
+        holding it (each page starts after the last one's time and id)."""
         p = schema.predictions
         where = [p.c.model == model]
+
         if version is not None:
             where.append(p.c.version == version)
         if since is not None:
@@ -183,11 +184,33 @@ class SqlPredictionStore:
                 return
             last = (found[-1].logged_at, found[-1].id)
 
-    def _joined(self) -> Any:
+    def labelled(
+        self, model: str, since: datetime, *, version: int | None = None
+    ) -> Iterator[list[LoggedPrediction]]:
+        """``model``'s predictions logged since ``since`` that have a label, a chunk at
+        a time, in no order: found from the labels received since then (a label is
+        stored only for an id logged before it), so a window costs its labels, never
+        its rows."""
         p, f = schema.predictions, schema.feedback
-        return select(p, f.c.label, f.c.received_at).outerjoin(
-            f, (f.c.model == p.c.model) & (f.c.request_id == p.c.request_id)
-        )
+        recent = select(f.c.request_id).where(f.c.model == model, f.c.received_at >= since)
+        with self.registry.read() as conn:
+            request_ids = conn.execute(recent).scalars().all()
+        for chunk in chunks(request_ids, CHUNK):
+            where = [p.c.model == model, p.c.request_id.in_(chunk)]
+            where.append(p.c.logged_at >= since.timestamp())
+            if version is not None:
+                where.append(p.c.version == version)
+            with self.registry.read() as conn:
+                found = conn.execute(self._joined(inner=True).where(*where)).all()
+            if found:
+                yield [_read_back(row) for row in found]
+
+    def _joined(self, *, inner: bool = False) -> Any:
+        """Predictions with their labels (``inner``: only those with one)."""
+        p, f = schema.predictions, schema.feedback
+        on = (f.c.model == p.c.model) & (f.c.request_id == p.c.request_id)
+        query = select(p, f.c.label, f.c.received_at)
+        return query.join(f, on) if inner else query.outerjoin(f, on)
 
     def _nth_newest(self, where: list[Any], n: int) -> tuple[float, int] | None:
         """The time and id of the ``n``-th newest row matching ``where`` (None: fewer)."""

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -333,3 +334,22 @@ job_chunks = Table(
 )
 """A job's finished chunks: a row here means the chunk's results file is complete (it
 was renamed into place before this row was committed)."""
+
+prediction_sketches = Table(
+    "prediction_sketches",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("writer", String(64), nullable=False, unique=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("arm", String(64), nullable=True),
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("logged", Integer, nullable=False),
+    Column("sketch", LargeBinary, nullable=False),
+    Index("ix_prediction_sketches_model_ends_at", "model", "ends_at"),
+)
+"""Window sketches of the prediction log (``registry/sketches.py``): a packed
+``stats/bucket.Bucket`` per model, version, arm and time bucket ``[starts_at, ends_at)``
+(seconds since the epoch), one row per writer (a server process's open bucket, or a
+compaction), so replicas never write the same row and a window merges them all."""

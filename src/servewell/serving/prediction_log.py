@@ -9,7 +9,8 @@ records waiting, new ones are dropped and counted
 A background task takes the whole buffer every ``monitoring.flush_interval_s`` and hands
 it to a thread, which builds the rows (hashes, text) and writes them to the store
 ``monitoring.store`` names (``registry/prediction_store.py``), then hands them to each
-flush consumer (``consumers``: whatever else wants every logged row, once a flush); a
+flush consumer (``consumers``: whatever else wants every logged row, once a flush: the
+window sketches, ``serving/prediction_sketches.py``); a
 write that fails is logged and its records counted as dropped (``reason="write_failed"``,
 as is a record that cannot be encoded or built). Once an hour (and at start) rows older
 than ``monitoring.retention_days`` are pruned. :meth:`close` (the lifespan's shutdown,

@@ -217,6 +217,9 @@ class MonitoringSettings(Section):
     """How often the buffer is written to the database."""
     evaluation_interval_s: float = Field(default=10.0, gt=0)
     """How often alert rules are evaluated (also when new labels arrive)."""
+    sketch_bucket_s: float = Field(default=60.0, gt=0, le=3600)
+    """The time buckets of the window sketches (a time window merges the buckets it
+    overlaps; closed ones are compacted into hours); best a divisor of an hour."""
     retention_days: float = Field(default=30.0, gt=0)
     """Logged predictions and labels older than this are pruned (at start and hourly,
     by each server, a batch of rows a transaction; the ``parquet`` store by whole days)."""

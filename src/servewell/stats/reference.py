@@ -19,7 +19,15 @@ import numpy as np
 
 from servewell.errors import InvalidData
 from servewell.stats.binning import bin_edges, bin_of
-from servewell.stats.drift import FeatureDrift, Thresholds, chi_square, ks, psi, wasserstein
+from servewell.stats.drift import (
+    DriftTest,
+    FeatureDrift,
+    Thresholds,
+    chi_square,
+    ks,
+    psi,
+    wasserstein,
+)
 from servewell.stats.sketch import CategoricalSketch, NumericSketch
 
 Array = np.ndarray[Any, Any]
@@ -45,7 +53,7 @@ class NumericReference:
         return NumericSketch(self.sketch.edges)
 
     def sketch_from_dict(self, data: Mapping[str, Any]) -> NumericSketch:
-        return NumericSketch.from_dict(data, self.sketch.edges)
+        return NumericSketch.from_dict(data, self.sketch.edges, self.sketch.layout)
 
     def psi_counts(self, sketch: NumericSketch) -> Array:
         """The sketch's counts summed over the PSI bins (every fine bin lies in one)."""
@@ -56,23 +64,25 @@ class NumericReference:
         )
         return counts
 
-    def drift(self, window: NumericSketch, thresholds: Thresholds | None = None) -> FeatureDrift:
+    def drift(
+        self, window: NumericSketch, thresholds: Thresholds | None = None, *, psi_only: bool = False
+    ) -> FeatureDrift:
+        """Every test of the window (``psi_only``: PSI alone, as a slice is plotted by)."""
         limits = thresholds or Thresholds()
         if window.layout != self.sketch.layout:
             raise InvalidData(f"the window of '{self.name}' was sketched on other bins")
         if window.rows == 0 or self.sketch.rows == 0:
             return FeatureDrift(self.name, "numeric", window.rows, window.missing)
         edges = tuple(self.psi_edges.tolist())
-        tests = (
-            psi(
-                self.psi_counts(self.sketch),
-                self.psi_counts(window),
-                threshold=limits.psi,
-                bins=edges,
-            ),
-            ks(self.sketch, window, alpha=limits.ks),
-            wasserstein(self.sketch, window, std=self.std, threshold=limits.wasserstein),
+        found = psi(
+            self.psi_counts(self.sketch), self.psi_counts(window), threshold=limits.psi, bins=edges
         )
+        tests: tuple[DriftTest, ...] = (found,)
+        if not psi_only:
+            tests += (
+                ks(self.sketch, window, alpha=limits.ks),
+                wasserstein(self.sketch, window, std=self.std, threshold=limits.wasserstein),
+            )
         return FeatureDrift(self.name, "numeric", window.rows, window.missing, tests)
 
 
@@ -94,8 +104,13 @@ class CategoricalReference:
         return CategoricalSketch.from_dict(data, self.categories)
 
     def drift(
-        self, window: CategoricalSketch, thresholds: Thresholds | None = None
+        self,
+        window: CategoricalSketch,
+        thresholds: Thresholds | None = None,
+        *,
+        psi_only: bool = False,
     ) -> FeatureDrift:
+        """Every test of the window (``psi_only``: PSI alone)."""
         limits = thresholds or Thresholds()
         if window.categories != self.categories:
             raise InvalidData(f"the window of '{self.name}' counts other categories")
@@ -106,10 +121,9 @@ class CategoricalReference:
         names = (*self.categories, "other")
         bins = tuple(name for name, kept in zip(names, seen, strict=True) if kept)
         ref, cur = self.sketch.counts[seen], window.counts[seen]
-        tests = (
-            psi(ref, cur, threshold=limits.psi, bins=bins),
-            chi_square(ref, cur, alpha=limits.chi_square, bins=bins),
-        )
+        tests: tuple[DriftTest, ...] = (psi(ref, cur, threshold=limits.psi, bins=bins),)
+        if not psi_only:
+            tests += (chi_square(ref, cur, alpha=limits.chi_square, bins=bins),)
         return FeatureDrift(self.name, "categorical", window.rows, window.missing, tests)
 
 

@@ -35,7 +35,7 @@ Array = np.ndarray[Any, Any]
 class NumericSketch:
     """Counts and sums of a number column's values per bin of ``edges``."""
 
-    __slots__ = ("counts", "edges", "missing", "sums")
+    __slots__ = ("_layout", "counts", "edges", "missing", "sums")
 
     def __init__(
         self,
@@ -49,6 +49,7 @@ class NumericSketch:
         self.counts = np.zeros(size, np.int64) if counts is None else np.asarray(counts, np.int64)
         self.sums = np.zeros(size, np.float64) if sums is None else np.asarray(sums, np.float64)
         self.missing = missing
+        self._layout: str | None = None
 
     @classmethod
     def of(cls, edges: Array, values: Any) -> NumericSketch:
@@ -63,7 +64,9 @@ class NumericSketch:
 
     @property
     def layout(self) -> str:
-        return layout_of(self.edges)
+        if self._layout is None:  # a digest of a few thousand edges: once per sketch
+            self._layout = layout_of(self.edges)
+        return self._layout
 
     def update(self, values: Any) -> None:
         numbers = _as_numbers(values)
@@ -79,7 +82,9 @@ class NumericSketch:
         if other.layout != self.layout:
             raise InvalidData("numeric sketches on different bin edges do not merge")
         counts, sums = self.counts + other.counts, self.sums + other.sums
-        return NumericSketch(self.edges, counts, sums, self.missing + other.missing)
+        merged = NumericSketch(self.edges, counts, sums, self.missing + other.missing)
+        merged._layout = self._layout
+        return merged
 
     def means(self) -> tuple[Array, Array]:
         """Each non-empty bin's mean value and count."""
@@ -96,14 +101,21 @@ class NumericSketch:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], edges: Array) -> NumericSketch:
-        """The sketch ``to_dict`` gave, on ``edges`` (refused if they are not its own)."""
-        _check_layout(data, "numeric", layout_of(np.asarray(edges, np.float64)))
+    def from_dict(
+        cls, data: Mapping[str, Any], edges: Array, layout: str | None = None
+    ) -> NumericSketch:
+        """The sketch ``to_dict`` gave, on ``edges`` (refused if they are not its own;
+        ``layout``: theirs, when known already)."""
+        edges = np.asarray(edges, np.float64)
+        layout = layout or layout_of(edges)
+        _check_layout(data, "numeric", layout)
         counts = _counts(data.get("counts"), len(edges) + 1)
         sums = np.asarray(data.get("sums"), dtype=np.float64)
         if sums.shape != counts.shape or not np.all(np.isfinite(sums)):
             raise InvalidData("a numeric sketch's sums must be one finite number per bin")
-        return cls(edges, counts, sums, _count(data.get("missing")))
+        sketch = cls(edges, counts, sums, _count(data.get("missing")))
+        sketch._layout = layout
+        return sketch
 
 
 class CategoricalSketch:
@@ -201,6 +213,10 @@ def _check_layout(data: Mapping[str, Any], kind: str, layout: str) -> None:
 
 
 def _counts(value: Any, size: int) -> Array:
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iu":  # whole already (unpacked)
+        if value.shape != (size,) or not np.all(value >= 0):
+            raise InvalidData(f"a sketch's counts must be {size} whole numbers, none negative")
+        return value.astype(np.int64, copy=False)
     counts = np.asarray(value if value is not None else [], dtype=np.float64)
     if counts.shape != (size,) or not np.all((counts >= 0) & (counts == np.round(counts))):
         raise InvalidData(f"a sketch's counts must be {size} whole numbers, none negative")

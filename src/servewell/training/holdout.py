@@ -9,7 +9,6 @@ named inputs the version's signature asks for, and every mismatch is an
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -29,8 +28,6 @@ from servewell.training.signature import text_column
 
 #: Attachment names under which a version keeps its validation split, by preference.
 VALIDATION_ROLES = ("validation.parquet", "validation.csv")
-#: Attachment name of the reference profile the training pipeline stores.
-PROFILE_ROLE = "profile.json"
 
 
 @dataclass(frozen=True)
@@ -84,16 +81,6 @@ def read_attachment_table(access: RegistryAccess, version: ModelVersion, role: s
         named = Path(folder) / role  # the store's files have no suffix; the loader wants one
         named.write_bytes(stored.read_bytes())
         return load_dataset(named).frame
-
-
-def read_attachment_json(access: RegistryAccess, version: ModelVersion, role: str) -> Any:
-    """A JSON attachment (the profile), its bytes checked on the way."""
-    artifact = version.artifact(role)
-    data = access.artifacts.fetch(artifact.uri, artifact.sha256).read_bytes()
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise InvalidData(f"{version.name}@{version.version}'s {role} is not JSON") from exc
 
 
 def holdout_from_frame(

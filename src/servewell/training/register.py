@@ -8,9 +8,9 @@ from typing import Any
 from servewell.errors import GateFailed
 from servewell.registration.register import RegisterOptions, register_estimator
 from servewell.registry import ModelVersion, RegistryAccess
+from servewell.registry.attachments import PROFILE_ROLE
 from servewell.reports.card import model_card
 from servewell.reports.report import report_html, report_json
-from servewell.training.holdout import PROFILE_ROLE
 from servewell.training.profile import compact_json
 from servewell.training.progress import Progress, StageLog
 from servewell.training.result import PipelineResult

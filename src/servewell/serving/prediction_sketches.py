@@ -1,0 +1,189 @@
+"""Window sketches fed from the prediction log's batches, in its flush thread.
+
+After a batch's rows are written, :meth:`PredictionSketcher.write` adds the batch to
+the buckets it falls in (``monitoring.sketch_bucket_s`` of wall-clock time, per model,
+version and arm): a count, the latencies' quantile sketch, and each judged feature's and
+the predictions' histogram on the version's reference bins
+(:mod:`servewell.serving.prediction_reading`), from the requests' own arrays, one
+vectorised update per feature per group of the batch; nothing runs on the request path.
+Each open bucket is saved (replacing its earlier state) under a writer id of its own,
+so replicas and worker processes never share a row (``registry/sketches.py``).
+
+A bucket is let go a minute after it ends (a later record for it opens a new one,
+under a new id, which merges like any other); once an hour (and at start) closed
+buckets are compacted into hours and those past ``monitoring.retention_days`` pruned.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+
+from servewell.registry.predictions import PredictionRow
+from servewell.registry.sketches import COMPACT_S, SketchRow, SketchStore, new_writer
+from servewell.serving.prediction_reading import Reading
+from servewell.stats.bucket import Bucket, Histogram
+from servewell.stats.sketch import CategoricalSketch, NumericSketch
+
+logger = logging.getLogger(__name__)
+
+#: How long after its end a bucket stays open for records that arrive late.
+KEEP_OPEN_S = 60.0
+#: Compaction leaves the last buckets alone this long (other replicas' may be open).
+COMPACT_AFTER_S = 600.0
+
+ReadingOf = Callable[[str, int], Reading]
+"""A model version's reading (raises when it has none: the bucket then keeps counts
+and latencies only)."""
+Key = tuple[str, int, str | None, float]
+"""Model, version, arm and bucket start."""
+
+
+class _Record(NamedTuple):
+    """What a bucket needs of one logged prediction."""
+
+    at: float
+    model: str
+    version: int
+    arm: str | None
+    latency_ms: float
+    inputs: Any
+    outputs: Any
+    """None for a response-cache hit."""
+
+    @classmethod
+    def of_row(cls, row: PredictionRow) -> _Record:
+        inputs = None if row.inputs is None else orjson.loads(row.inputs)
+        outputs = None if row.cached or row.outputs is None else orjson.loads(row.outputs)
+        return cls(row.at, row.model, row.version, row.arm, row.latency_ms, inputs, outputs)
+
+
+@dataclass
+class _Open:
+    """A bucket held in memory, and whether it changed since it was last saved."""
+
+    row: SketchRow
+    dirty: bool = True
+
+
+class PredictionSketcher:
+    """The open buckets of one prediction log; used by its flush thread alone."""
+
+    def __init__(
+        self,
+        store: SketchStore,
+        reading_of: ReadingOf,
+        bucket_s: float,
+        retention_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.reading_of = reading_of
+        self.bucket_s = bucket_s
+        self.retention_s = retention_s
+        self.clock = clock
+        self.open: dict[Key, _Open] = {}
+        self._readings: dict[tuple[str, int], Reading | None] = {}
+        self._next_tidy = 0.0
+
+    def write(self, rows: Sequence[PredictionRow]) -> None:
+        """Sketch a written batch's rows (their JSON read back) into their buckets and
+        save them: the prediction log's flush consumer. Never raises: a failure is
+        logged, and the buckets are saved again at the next batch."""
+        try:
+            self.add(_Record.of_row(row) for row in rows)
+            self.save()
+            if self.clock() >= self._next_tidy:
+                self._next_tidy = self.clock() + COMPACT_S
+                self.tidy()
+        except Exception:
+            logger.warning("could not save the prediction log's window sketches", exc_info=True)
+
+    def add(self, records: Iterable[_Record]) -> None:
+        """The records in their buckets (in memory)."""
+        groups: dict[Key, list[_Record]] = defaultdict(list)
+        size = self.bucket_s
+        for record in records:
+            start = math.floor(record.at / size) * size
+            groups[(record.model, record.version, record.arm, start)].append(record)
+        for key, group in groups.items():
+            bucket = self.bucket_of(key[0], key[1], group)
+            found = self.open.get(key)
+            if found is None:
+                model, version, arm, start = key
+                row = SketchRow(new_writer(), model, version, arm, start, start + size, bucket)
+                self.open[key] = _Open(row)
+            else:
+                found.row = replace(found.row, bucket=found.row.bucket.merge(bucket))
+                found.dirty = True
+
+    def bucket_of(self, model: str, version: int, records: Sequence[_Record]) -> Bucket:
+        """What ``records`` (of one model version) add up to."""
+        at = np.fromiter((r.at for r in records), np.float64, len(records))
+        bucket = Bucket(len(records), first_at=float(at.min()), last_at=float(at.max()))
+        bucket.latency.update(np.fromiter((r.latency_ms for r in records), np.float64))
+        answers = [r for r in records if r.outputs is not None]
+        bucket.cached = len(records) - len(answers)
+        reading = self._reading(model, version)
+        if reading is None:
+            return bucket
+        columns, bucket.unreadable = reading.feature_columns([r.inputs for r in answers])
+        for name, values in columns.items():
+            sketch = reading.references[name].new_sketch()
+            if _sketched(sketch, values, name, bucket.unreadable):
+                bucket.features[name] = Histogram.of(sketch)
+        reference = reading.prediction_reference
+        if reference is not None:
+            sketch = reference.new_sketch()
+            values = reading.prediction_column([r.outputs for r in answers])
+            if _sketched(sketch, values, "prediction", {}):
+                bucket.prediction = Histogram.of(sketch)
+        return bucket
+
+    def save(self) -> None:
+        """Save every bucket changed since it was last saved; let closed ones go."""
+        dirty = [found for found in self.open.values() if found.dirty]
+        self.store.save([found.row for found in dirty])
+        for found in dirty:
+            found.dirty = False
+        now = self.clock()
+        for key, found in list(self.open.items()):
+            if found.row.ends_at + KEEP_OPEN_S < now:
+                del self.open[key]
+
+    def tidy(self) -> None:
+        """Compact closed buckets into hours; prune those past retention."""
+        now = self.clock()
+        merged = self.store.compact(now - COMPACT_AFTER_S)
+        gone = self.store.prune(now - self.retention_s)
+        if merged or gone:
+            logger.info("window sketches: %d compacted into hours, %d pruned", merged, gone)
+
+    def _reading(self, model: str, version: int) -> Reading | None:
+        key = (model, version)
+        if key not in self._readings:
+            try:
+                self._readings[key] = self.reading_of(model, version)
+            except Exception:
+                logger.warning("no drift reference for %s@%d", model, version, exc_info=True)
+                self._readings[key] = None
+        return self._readings[key]
+
+
+def _sketched(
+    sketch: NumericSketch | CategoricalSketch, values: Any, name: str, problems: dict[str, str]
+) -> bool:
+    try:
+        sketch.update(values)
+    except (ValueError, TypeError) as exc:
+        problems[name] = f"logged values are not numbers ({exc})"
+        return False
+    return True
