@@ -14,6 +14,7 @@ import pytest
 import yaml
 from typer.testing import Result
 
+from monitored_models import write_logged
 from servewell.bootstrap import build_services
 from servewell.monitoring.evaluator import AlertEvaluator
 from servewell.registry.predictions import PredictionRow, SqlPredictionStore
@@ -51,8 +52,8 @@ def configured(home: Path, tmp_path: Path) -> Path:
                           json.dumps({"label": [i % 2]}), json.dumps({"x": [1.0]}))
             for i in range(10)
         ]  # fmt: skip
+        write_logged(services, rows)  # rows and window sketches, as a server writes them
         store = SqlPredictionStore(services.registry)
-        store.write(rows)
         store.label("clicks", [(f"r{i}", 1) for i in range(10)])
         AlertEvaluator(services, services.settings.monitoring).evaluate(now)
     finally:

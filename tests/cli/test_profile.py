@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 from typer.testing import Result
 
+from monitored_models import write_logged
 from servewell.bootstrap import Services, build_services
 from servewell.registry.attachments import PROFILE_ROLE, read_attachment_json
-from servewell.registry.predictions import PredictionRow, SqlPredictionStore
+from servewell.registry.predictions import PredictionRow
 from servewell.settings import Settings
 from serving_models import register_adder
 
@@ -63,11 +64,13 @@ def log_predictions(services: Services, frame: pd.DataFrame) -> None:
         )
         for i, (x, y) in enumerate(frame.itertuples(index=False))
     ]
-    SqlPredictionStore(services.registry).write(rows)
+    write_logged(services, rows)  # rows and window sketches, as a server writes them
 
 
 def drift_of(invoke: Invoke) -> dict[str, object]:
-    result = invoke("monitor", "adder", "--window", "1h", "--json")
+    """The window's drift; ``--rescan``: its rows were sketched before the model had a
+    profile, so only a rescan of them judges their inputs."""
+    result = invoke("monitor", "adder", "--window", "1h", "--json", "--rescan")
     assert result.exit_code == 0, result.output
     [group] = json.loads(result.stdout)["groups"]
     return group["drift"]

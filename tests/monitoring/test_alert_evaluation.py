@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from monitored_models import write_logged
 from servewell.bootstrap import Services
 from servewell.core.alerting import AlertState
 from servewell.core.ref import ModelRef
@@ -54,8 +55,8 @@ def window(services: Services, at: float, accuracy: float, version: int = 2) -> 
                           outputs, json.dumps({"x": [1.0]}))
         )  # fmt: skip
         labels.append((request_id, 1))
+    write_logged(services, rows)  # rows and window sketches, as a server writes them
     store = SqlPredictionStore(services.registry)
-    store.write(rows)
     store.label(MODEL, labels)
 
 

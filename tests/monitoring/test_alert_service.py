@@ -10,6 +10,7 @@ import time
 
 from prometheus_client import CollectorRegistry
 
+from monitored_models import write_logged
 from servewell.bootstrap import Services
 from servewell.monitoring.alerts import LEASE, AlertService
 from servewell.observability import ServingMetrics
@@ -43,8 +44,8 @@ def test_one_replica_evaluates_and_every_one_shows_the_state(services: Services)
                       json.dumps({"label": [0]}), json.dumps({"x": [1.0]}))
         for i in range(5)
     ]  # fmt: skip
+    write_logged(services, rows)  # rows and window sketches, as a server writes them
     store = SqlPredictionStore(services.registry)
-    store.write(rows)
     store.label("clicks", [(f"r{i}", 1) for i in range(5)])
     (first, first_metrics), (second, second_metrics) = replica(services), replica(services)
     assert [e.event.kind for e in first.tick()] == ["pending", "firing"]

@@ -15,7 +15,6 @@ from servewell.bootstrap import Services
 from servewell.registry.predictions import PredictionRow
 from servewell.registry.sketches import SketchStore
 from servewell.serving.prediction_reading import Readings
-from servewell.serving.prediction_rows import Logged
 from servewell.serving.prediction_sketches import KEEP_OPEN_S, PredictionSketcher
 from serving_models import register_adder
 
@@ -57,7 +56,7 @@ def test_a_failing_store_is_logged_not_raised_and_saved_later(
     sketcher = PredictionSketcher(
         SketchStore(services.registry), Readings(services).of, 60.0, 86400.0, clock=FakeClock(T)
     )
-    hit = Logged(T + 1, "r", "adder", "1", None, "k", 0.001, None)  # a cache hit
+    hit = PredictionRow(T + 1, "r", "adder", 1, None, "k", 1.0, True, None, None)  # cache hit
     with services.registry.read() as conn:
         conn.exec_driver_sql("ALTER TABLE prediction_sketches RENAME TO gone")
     with caplog.at_level(logging.WARNING):

@@ -58,7 +58,7 @@ def monitor(
     window of rows always is); ``progress`` hears how many rows each step covered."""
     readings = Readings(access)
     check_model(access, name, version)
-    if span.window.seconds is not None and not rescan:
+    if not rescan and _sketched(access, span):
         slices = sketched_slices(access, readings, name, span, version, progress)
     else:
         slices = _scanned_slices(access, readings, name, span, version, progress)
@@ -66,6 +66,19 @@ def monitor(
         summarise(number, arm, parts) for (number, arm), parts in sorted(slices.items(), key=_order)
     ]
     return MonitorReport(name, span, version, groups)
+
+
+#: A time window shorter than this many sketch buckets is read from its rows: a window
+#: covers whole buckets, which would stretch a short one (an alert rule's 10 s window
+#: would see a minute), and a short window's rows are few.
+SKETCHED_FROM_BUCKETS = 10
+
+
+def _sketched(access: RegistryAccess, span: Span) -> bool:
+    """Whether ``span`` is read from the window sketches (else from its rows)."""
+    seconds = span.window.seconds
+    bucket_s = access.settings.monitoring.sketch_bucket_s
+    return seconds is not None and seconds >= SKETCHED_FROM_BUCKETS * bucket_s
 
 
 def _scanned_slices(

@@ -92,7 +92,8 @@ class PredictionSketcher:
         self.clock = clock
         self.open: dict[Key, _Open] = {}
         self._readings: dict[tuple[str, int], Reading | None] = {}
-        self._next_tidy = 0.0
+        self._next_tidy = self.clock() + COMPACT_S
+        """When closed buckets are next compacted (an hour after start, then hourly)."""
 
     def write(self, rows: Sequence[PredictionRow]) -> None:
         """Sketch a written batch's rows (their JSON read back) into their buckets and
