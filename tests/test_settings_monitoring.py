@@ -152,6 +152,8 @@ def test_a_wrong_rule_is_one_line_naming_it(workdir: Path, change: dict, says: s
          "two alert rules are named 'r'"),
         ("monitoring:\n  webhooks: [{url: 'ftp://x'}]\n", "must be an http:// or https:// URL"),
         ("monitoring:\n  webhooks: [{url: 'https://x', max_attempts: 0}]\n", "max_attempts"),
+        ("monitoring:\n  webhooks: [{url: 'https://x', timeout_s: 1000000}]\n",
+         "monitoring.webhooks.0.timeout_s"),
         ("monitoring:\n  buffer_size: 0\n", "monitoring.buffer_size"),
         ("monitoring:\n  rollback_cooldown_s: 30\n", "has no unit: write e.g. 30s or 30m"),
         ("models:\n  fraud:\n    monitoring: {sample_rate: 1.5}\n", "sample_rate"),

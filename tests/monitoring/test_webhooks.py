@@ -3,8 +3,13 @@ failures, each delivered exactly once; one never accepted is given up and counte
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -66,7 +71,10 @@ def test_a_receiver_that_fails_twice_gets_each_alert_exactly_once(receiver: Rece
 
 
 @pytest.mark.parametrize("receiver", [100], indirect=True)
-def test_a_receiver_that_never_accepts_is_given_up_and_counted(receiver: Receiver) -> None:
+def test_a_receiver_that_never_accepts_is_given_up_and_counted(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "servewell.monitoring.webhooks")
     outcomes: list[str] = []
     sender = WebhookSender(
         [WebhookSettings(url=receiver.url, max_attempts=3)], outcomes.append, backoff_s=0.01
@@ -78,6 +86,8 @@ def test_a_receiver_that_never_accepts_is_given_up_and_counted(receiver: Receive
     assert outcomes == ["failed"]
     assert receiver.attempts == 3
     assert not receiver.accepted
+    [line] = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert line.endswith("after 3 attempts: HTTP 500")
 
 
 def test_a_full_queue_drops_and_counts_without_waiting() -> None:
@@ -95,3 +105,55 @@ def test_a_full_queue_drops_and_counts_without_waiting() -> None:
         sender.send(event())
     assert "dropped" in outcomes
     sender.stop(timeout_s=0.1)
+
+
+@contextmanager
+def hanging_sink() -> Iterator[str]:
+    """A local socket that accepts connections and never answers them."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    lock = threading.Lock()
+    closed = False
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the listener closed at the end
+            while True:
+                connection = listener.accept()[0]
+                with lock:
+                    if closed:
+                        connection.close()
+                        return
+                    held.append(connection)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        with lock:
+            closed = True
+            listener.close()
+            for connection in held:
+                connection.close()
+
+
+@pytest.mark.parametrize("receiver", [0], indirect=True)
+def test_a_hanging_receiver_holds_back_no_other(receiver: Receiver) -> None:
+    """Each webhook has its own queue and thread: one that accepts and never answers (for
+    as long as ``timeout_s`` allows) delays none of the events the others get."""
+    outcomes: list[str] = []
+    with hanging_sink() as hanging:
+        sender = WebhookSender(
+            [
+                WebhookSettings(url=hanging, timeout_s=60, max_attempts=1),
+                WebhookSettings(url=receiver.url, timeout_s=5, max_attempts=1),
+            ],
+            outcomes.append,
+            backoff_s=0.01,
+        )
+        sender.start()
+        for kind in ("pending", "firing", "resolved"):
+            sender.send(event(kind))
+        wait_for(lambda: len(receiver.accepted) == 3)
+        sender.stop(timeout_s=0.1)
+    assert [body["kind"] for body in receiver.accepted] == ["pending", "firing", "resolved"]
+    assert outcomes.count("delivered") == 3

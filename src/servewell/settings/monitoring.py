@@ -194,8 +194,9 @@ class WebhookSettings(Section):
 
     url: str
     """``http://`` or ``https://`` URL."""
-    timeout_s: float = Field(default=5.0, gt=0)
-    """Longest one attempt may take."""
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    """Longest one attempt may take (at most a minute: a receiver that takes longer is
+    as good as down, and its queue would fill behind it)."""
     max_attempts: int = Field(default=5, ge=1, le=20)
     """Attempts per event (exponential backoff between them)."""
 
