@@ -1,11 +1,14 @@
 """Alert events delivered to a real local HTTP receiver: retried with backoff through
-failures, each delivered exactly once; one never accepted is given up and counted."""
+failures, each delivered exactly once; one never accepted is given up and counted; one
+that hangs delays no other; a server's log never shows a webhook URL's credentials."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -157,3 +160,44 @@ def test_a_hanging_receiver_holds_back_no_other(receiver: Receiver) -> None:
         sender.stop(timeout_s=0.1)
     assert [body["kind"] for body in receiver.accepted] == ["pending", "firing", "resolved"]
     assert outcomes.count("delivered") == 3
+
+
+DELIVER_WITH_SERVER_LOGGING = """
+import sys, time
+from servewell.observability.logs import configure_logging
+from servewell.monitoring.webhooks import WebhookSender
+from servewell.registry.alerts import StoredEvent
+from servewell.core.alerting import AlertEvent
+from servewell.settings.monitoring import WebhookSettings
+
+configure_logging("INFO")
+outcomes = []
+sender = WebhookSender([WebhookSettings(url=sys.argv[1], max_attempts=2)], outcomes.append,
+                       backoff_s=0.01)
+sender.start()
+alert = AlertEvent("r", "m", "accuracy", "firing", 1000.0, 990.0, 0.5, 0.9, "<", "p", "none")
+sender.send(StoredEvent(alert))
+deadline = time.monotonic() + 60
+while not outcomes and time.monotonic() < deadline:
+    time.sleep(0.02)
+sender.stop()
+print("outcomes", outcomes, flush=True)
+"""
+
+
+@pytest.mark.parametrize("receiver", [1], indirect=True)
+def test_a_server_never_logs_a_webhooks_credentials(receiver: Receiver) -> None:
+    """httpx logs every request's full URL at INFO (user:password@, ?token=): with the
+    server's logging, only servewell's own line, naming the host, is written."""
+    url = receiver.url.replace("http://", "http://user:s3cret@") + "?token=t0ken"
+    done = subprocess.run(
+        [sys.executable, "-c", DELIVER_WITH_SERVER_LOGGING, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "outcomes ['delivered']" in done.stdout
+    assert len(receiver.accepted) == 1  # after one 500: every attempt's URL logged
+    for secret in ("s3cret", "t0ken"):
+        assert secret not in done.stdout + done.stderr
