@@ -103,14 +103,17 @@ async def test_a_good_candidate_takes_each_step_then_production(
     )
 
 
+@pytest.mark.parametrize("status", [500, 499])
 async def test_a_failing_candidate_aborts_and_says_why(
-    services: Services, fraud: str, store: RolloutStore, clock: FakeClock
+    services: Services, fraud: str, store: RolloutStore, clock: FakeClock, status: int
 ) -> None:
+    """5xx answers are errors, and so are requests the client gave up on (499: a hanging
+    candidate), not 4xx the error-rate bound would ignore."""
     _start(store)
     driver = _driver(services, clock)
     await _step(clock, driver)
     _serve(driver, 1, 30)
-    _serve(driver, 2, 30, status=500)
+    _serve(driver, 2, 30, status=status)
     await _step(clock, driver)
     await _step(clock, driver, seconds=10)
     rollout = store.get(fraud)
@@ -280,21 +283,3 @@ async def test_a_model_the_settings_file_owns_is_never_moved(
     assert "declared in servewell.yaml with source: file" in rollout.reason
     assert TrafficStore(services.registry).get(fraud) is None
     assert services.registry.resolve(ModelRef(fraud)).version == 1
-
-
-async def test_requests_the_client_gave_up_on_count_as_errors(
-    services: Services, fraud: str, store: RolloutStore, clock: FakeClock
-) -> None:
-    """A hanging candidate's callers give up (499, recorded like nginx's): those are its
-    errors, as a primary's would be, not 4xx answers the error-rate bound ignores."""
-    _start(store)
-    driver = _driver(services, clock)
-    await _step(clock, driver)
-    _serve(driver, 1, 30)
-    _serve(driver, 2, 30, status=499)
-    await _step(clock, driver)
-    await _step(clock, driver, seconds=10)
-    rollout = store.get(fraud)
-    assert rollout.state is RolloutState.ABORTED
-    assert rollout.reason is not None
-    assert "100.0% (30 of 30) on candidate 2 vs 0.0% (0 of 30) on primary 1" in rollout.reason
