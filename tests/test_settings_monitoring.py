@@ -152,8 +152,13 @@ def test_a_wrong_rule_is_one_line_naming_it(workdir: Path, change: dict, says: s
     [
         (_rule() + "    - {name: r, model: m, metric: accuracy, op: '<', threshold: 1}\n",
          "two alert rules are named 'r'"),
+        (_rule(name="a.b") + "    - {name: a_b, model: m, metric: accuracy, op: '<', "
+         "threshold: 1}\n",
+         "alert rules 'a.b' and 'a_b' both export to Prometheus as servewell_a_b; rename one"),
         ("monitoring:\n  webhooks: [{url: 'ftp://x'}]\n", "must be an http:// or https:// URL"),
         ("monitoring:\n  webhooks: [{url: 'https://x', max_attempts: 0}]\n", "max_attempts"),
+        ("monitoring:\n  webhooks: [{url: 'https://x', timeout_s: 1000000}]\n",
+         "monitoring.webhooks.0.timeout_s"),
         ("monitoring:\n  buffer_size: 0\n", "monitoring.buffer_size"),
         ("monitoring:\n  rollback_cooldown_s: 30\n", "has no unit: write e.g. 30s or 30m"),
         ("monitoring:\n  retention_days: 0\n", "monitoring.retention_days"),

@@ -62,6 +62,10 @@ def test_start_writes_the_first_split_and_abort_clears_it(invoke: Invoke, fraud:
         (("--to", "2", "--steps", "5,x,100"), 2, "whole percentages"),
         (("--to", "2", "--every", "soon"), 2, "is not a duration"),
         (("--to", "2", "--max-error-rate", "2"), 2, "between 0 and 1"),
+        (("--to", "2", "--max-error-rate", "inf"), 2, "between 0 and 1"),
+        (("--to", "2", "--max-error-rate", "nan"), 2, "between 0 and 1"),
+        (("--to", "2", "--max-p99-ratio", "inf"), 2, "a finite number, 1 or more"),
+        (("--to", "2", "--max-p99-ratio", "nan"), 2, "a finite number, 1 or more"),
         (("--to", "1"), 2, "already serves"),
         (("--to", "9"), 4, "has no version 9"),
     ],
@@ -93,3 +97,16 @@ def test_status_of_a_model_never_rolled_out(invoke: Invoke, fraud: str) -> None:
     result = invoke("rollout", "status", fraud)
     assert result.exit_code == 4
     assert "has no rollout" in result.stderr
+
+
+def test_a_model_the_settings_file_owns_is_refused(invoke: Invoke, fraud: str, home: Path) -> None:
+    """The file's split is what servers serve (``source: file``): a rollout's steps would
+    never be, so it is refused, naming the file, as ``traffic split`` is."""
+    (home.parent / "servewell.yaml").write_text(
+        "traffic:\n  fraud:\n    split: {'1': 50, '3': 50}\n    source: file\n", encoding="utf-8"
+    )
+    result = invoke("rollout", "start", fraud, "--to", "2", "--steps", "5,100", "--every", "5s")
+    assert result.exit_code == 2, result.output
+    assert "declared in servewell.yaml with source: file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert invoke("rollout", "status", fraud).exit_code == 4

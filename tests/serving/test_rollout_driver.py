@@ -103,14 +103,17 @@ async def test_a_good_candidate_takes_each_step_then_production(
     )
 
 
+@pytest.mark.parametrize("status", [500, 499])
 async def test_a_failing_candidate_aborts_and_says_why(
-    services: Services, fraud: str, store: RolloutStore, clock: FakeClock
+    services: Services, fraud: str, store: RolloutStore, clock: FakeClock, status: int
 ) -> None:
+    """5xx answers are errors, and so are requests the client gave up on (499: a hanging
+    candidate), not 4xx the error-rate bound would ignore."""
     _start(store)
     driver = _driver(services, clock)
     await _step(clock, driver)
     _serve(driver, 1, 30)
-    _serve(driver, 2, 30, status=500)
+    _serve(driver, 2, 30, status=status)
     await _step(clock, driver)
     await _step(clock, driver, seconds=10)
     rollout = store.get(fraud)
@@ -253,3 +256,30 @@ def test_a_split_written_late_for_an_aborted_rollout_is_undone(
     apply_step(store, rollout)
     assert TrafficStore(services.registry).get(fraud) is None
     assert store.get(fraud).settled
+
+
+async def test_a_model_the_settings_file_owns_is_never_moved(
+    services: Services, fraud: str, store: RolloutStore, clock: FakeClock
+) -> None:
+    """A rollout started before the file declared the model (``source: file``) is
+    aborted, the reason naming the file, and production stays where it was."""
+    from datetime import UTC, datetime
+
+    from servewell.core.traffic import declared_policy
+    from servewell.settings.traffic import DeclaredTraffic
+
+    _start(store)
+    owned = DeclaredTraffic(split={"1": 50, "3": 50}, source="file")
+    declared = {fraud: declared_policy(fraud, owned, "servewell.yaml", datetime.now(UTC))}
+    metrics = ServingMetrics(CollectorRegistry())
+    driver = RolloutDriver(services.registry, metrics, report_s=0, clock=clock, declared=declared)
+    await _step(clock, driver)
+    _serve(driver, 1, 30)
+    _serve(driver, 2, 30)
+    await _step(clock, driver, seconds=10)
+    rollout = store.get(fraud)
+    assert rollout.state is RolloutState.ABORTED
+    assert rollout.reason is not None
+    assert "declared in servewell.yaml with source: file" in rollout.reason
+    assert TrafficStore(services.registry).get(fraud) is None
+    assert services.registry.resolve(ModelRef(fraud)).version == 1

@@ -53,6 +53,7 @@ def start(
     from servewell.registry.rollout_traffic import apply_step
     from servewell.registry.rollouts import RolloutStore
     from servewell.serving.headroom import Change, check_headroom
+    from servewell.serving.traffic import declared_policies, refuse_if_declared
     from servewell.settings.monitoring import parse_duration_s
 
     with reporting_errors():
@@ -64,6 +65,8 @@ def start(
         except ValueError as exc:
             raise InvalidRollout(f"--every: {exc}") from None
     with open_services() as services:
+        # The file has the last word on a model it owns: the steps would never be served.
+        refuse_if_declared(declared_policies(services.settings), name)
         # The candidate is loaded beside the primary: refused up front when it does not
         # fit the servers' memory budget (exit 10), as a split by hand would be.
         primary = services.registry.resolve(ModelRef.parse(name)).version

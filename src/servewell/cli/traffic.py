@@ -173,14 +173,10 @@ def _declared(services: Services) -> dict[str, TrafficPolicy]:
 
 
 def _refuse_if_declared(services: Services, name: str) -> TrafficPolicy | None:
-    """``name``'s declared policy; TrafficDeclaredInFile (exit 2) when it is declared with
-    ``source: file``, which a change in the registry would never override."""
-    from servewell.errors import TrafficDeclaredInFile
+    """``name``'s declared policy; exit 2 when the file owns it (``source: file``)."""
+    from servewell.serving.traffic import refuse_if_declared
 
-    declared = _declared(services).get(name)
-    if declared is not None and declared.file_wins:
-        raise TrafficDeclaredInFile(name, declared.declared_in or "the settings")
-    return declared
+    return refuse_if_declared(_declared(services), name)
 
 
 def _active(

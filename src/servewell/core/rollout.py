@@ -8,6 +8,7 @@ Pure shapes and their checks; the registry stores rollouts (``registry/rollouts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import pairwise, zip_longest
@@ -29,7 +30,8 @@ class Bounds:
     """How much worse than the primary the candidate may measure over one step."""
 
     max_error_rate: float = 0.01
-    """The candidate's error rate (5xx answers) may pass the primary's by this much."""
+    """The candidate's error rate may pass the primary's by this much: 5xx answers (504,
+    past the deadline, included) and requests the client gave up on (499), for both."""
     max_p99_ratio: float = 1.5
     """The candidate's p99 latency may be this many times the primary's."""
     min_requests: int = 50
@@ -40,8 +42,10 @@ class Bounds:
             raise InvalidRollout(
                 f"--max-error-rate must be between 0 and 1, got {self.max_error_rate:g}"
             )
-        if not self.max_p99_ratio >= 1:
-            raise InvalidRollout(f"--max-p99-ratio must be 1 or more, got {self.max_p99_ratio:g}")
+        if not (self.max_p99_ratio >= 1 and math.isfinite(self.max_p99_ratio)):
+            raise InvalidRollout(
+                f"--max-p99-ratio must be a finite number, 1 or more, got {self.max_p99_ratio:g}"
+            )
         if self.min_requests < 1:
             raise InvalidRollout(f"--min-requests must be 1 or more, got {self.min_requests}")
 

@@ -15,9 +15,10 @@ from servewell.errors import WebSocketUnsupported
 from servewell.http.problems import to_reply
 from servewell.http.wire import ASGIApp, Message, Receive, Scope, Send, header, send_reply
 from servewell.observability import RequestRecord, bind_request, unbind_request
+from servewell.observability.metrics import CLIENT_CLOSED
 from servewell.serving.call import ClientDisconnected
 from servewell.serving.gateway import REQUEST_ID
-from servewell.serving.recorder import CLIENT_CLOSED, Recorder, request_id_from
+from servewell.serving.recorder import Recorder, request_id_from
 
 logger = logging.getLogger(__name__)
 

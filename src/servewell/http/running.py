@@ -136,7 +136,7 @@ async def start_server(
     gateway = Gateway(
         predictor, admission, protection.cache, recorder, fallbacks, router, predictions
     )
-    rollouts = RolloutDriver(services.registry, metrics)
+    rollouts = RolloutDriver(services.registry, metrics, declared=policies.declared)
     rollouts.start()
     depth = settings.validation.max_json_depth
     jobs, job_executor = build_jobs(

@@ -14,7 +14,6 @@ of rows has no Prometheus equivalent: its error and latency rules use
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from servewell.settings.monitoring import AlertRule, MonitoringSettings
@@ -38,7 +37,7 @@ def prometheus_rules(settings: MonitoringSettings) -> dict[str, Any]:
 
 def _alert(rule: AlertRule, clear_for_s: float) -> dict[str, Any]:
     found: dict[str, Any] = {
-        "alert": alert_name(rule.name),
+        "alert": rule.exported_name,
         "expr": f"{expression(rule)} {rule.op} {rule.threshold!r}",
     }
     if rule.for_s:
@@ -72,12 +71,6 @@ def expression(rule: AlertRule) -> str:
         )
     labels = f"rule={_quoted(rule.name)},model={model},metric={_quoted(str(rule.metric))}"
     return f"servewell_monitor_value{{{labels}}}"
-
-
-def alert_name(rule: str) -> str:
-    """A Prometheus alert name (a metric name) for ``rule``: ``acc-drop`` is
-    ``servewell_acc_drop`` (the rule's own name is its ``rule`` label)."""
-    return "servewell_" + re.sub(r"[^A-Za-z0-9_]", "_", rule)
 
 
 def duration(seconds: float) -> str:

@@ -104,8 +104,8 @@ class WriterHandler(logging.Handler):
 
 def configure_logging(level: str = "INFO") -> None:
     """Send every log line, servewell's and uvicorn's, to stdout as JSON, through this
-    process's stdout writer thread. Call once, at the edge (a server process), never
-    from library code."""
+    process's stdout writer thread (httpx's and httpcore's from WARNING only). Call
+    once, at the edge (a server process), never from library code."""
     handler = WriterHandler(stdout_writer())
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -115,6 +115,10 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs each request's full URL at INFO, a webhook's user:password@ and ?token=
+    # with it; servewell logs its own line about a delivery, naming only the host.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _iso_time(created: float) -> str:

@@ -112,7 +112,8 @@ CACHE = Family(
 ARM_REQUESTS = Family(
     "servewell_arm_requests",
     "Requests a traffic policy routed, by model, arm (its target as the policy names "
-    "it), the version that served it and status class (2xx, 4xx, 5xx).",
+    "it), the version that served it and status class (2xx, 4xx, 5xx; 499 on its own: "
+    "the client gave up waiting).",
     ("model", "arm", "version", "status_class"),
 )
 ARM_S = Family(
@@ -130,6 +131,13 @@ SHADOW_DROPPED = Family(
 )
 #: A status code's class label, by its first digit.
 STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+#: Status recorded when the client went away before it could be answered (nginx's).
+CLIENT_CLOSED = 499
+#: The arm status class of a request the client gave up on (CLIENT_CLOSED): apart from
+#: 4xx, as a version that hangs makes them, so a rollout counts them as its errors.
+CLIENT_CLOSED_CLASS = "499"
+#: The arm status classes a rollout counts as a version's errors.
+ERROR_CLASSES = frozenset({"5xx", CLIENT_CLOSED_CLASS})
 
 ANONYMOUS = "anonymous"
 """The ``caller`` label of every caller without a key, whatever its address."""
@@ -325,7 +333,9 @@ class ServingMetrics:
     ) -> None:
         """Count one request a traffic policy routed, and its latency, by arm."""
         tally = self.tally
-        tally.count((ARM_REQUESTS, model, arm, version, STATUS_CLASSES[min(status // 100, 5)]))
+        closed = status == CLIENT_CLOSED
+        status_class = CLIENT_CLOSED_CLASS if closed else STATUS_CLASSES[min(status // 100, 5)]
+        tally.count((ARM_REQUESTS, model, arm, version, status_class))
         tally.observe((ARM_S, model, arm, version), duration_s)
 
     def own_families(self, *families: Family) -> list[Metric]:

@@ -1,6 +1,7 @@
 """What a rollout's versions measured over one step, and the verdict on it.
 
-A ``core.rollout.Window`` holds requests, 5xx answers and latency counts per bucket
+A ``core.rollout.Window`` holds requests, errors (5xx answers, and requests the client
+gave up on: 499) and latency counts per bucket
 (those of ``metrics.LATENCY_BUCKETS_S``, +Inf last) of one version: what each serving
 process reads of its own per-arm metrics (:func:`own_windows`), reports as the
 difference since its last report, and what the lease holder sums over every process's
@@ -18,7 +19,7 @@ from prometheus_client.core import Metric
 
 from servewell.core.rollout import Bounds, Window
 from servewell.observability.arm_stats import quantile
-from servewell.observability.metrics import ARM_REQUESTS, ARM_S, LATENCY_BUCKETS_S
+from servewell.observability.metrics import ARM_REQUESTS, ARM_S, ERROR_CLASSES, LATENCY_BUCKETS_S
 
 #: The latency buckets' upper bounds, +Inf last: the order of ``Window.buckets``.
 BUCKET_BOUNDS = (*map(float, LATENCY_BUCKETS_S), math.inf)
@@ -50,7 +51,7 @@ def own_windows(families: Iterable[Metric], model: str) -> dict[int, Window]:
             version = int(labels["version"])
             if sample.name == ARM_REQUESTS.name + "_total":
                 requests[version] = requests.get(version, 0) + int(sample.value)
-                if labels.get("status_class") == "5xx":
+                if labels.get("status_class") in ERROR_CLASSES:
                     errors[version] = errors.get(version, 0) + int(sample.value)
             elif sample.name == ARM_S.name + "_bucket":
                 counts = cumulative.setdefault(version, {})

@@ -36,6 +36,7 @@ from servewell.core.deadline import deadline_for, requested_deadline
 from servewell.core.ref import ModelRef, version_in_path
 from servewell.errors import ServewellError
 from servewell.observability import RequestRecord, ServingMetrics, bind_request, unbind_request
+from servewell.observability.metrics import CLIENT_CLOSED
 from servewell.serving.admission import API_KEY, AUTHORIZATION, Admission, Headers
 from servewell.serving.call import Call, ClientDisconnected
 from servewell.serving.deployment import Deployment
@@ -43,7 +44,7 @@ from servewell.serving.fallback import STALE, Failed, Fallbacks, is_fallback
 from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.prediction_rows import Answer
 from servewell.serving.predictor import Predictor
-from servewell.serving.recorder import CLIENT_CLOSED, Recorder, request_id_from
+from servewell.serving.recorder import Recorder, request_id_from
 from servewell.serving.reply import Reply, entry_message, header_lines, pack_reply, unpack_reply
 from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.serving.routing import Router

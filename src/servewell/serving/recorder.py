@@ -9,9 +9,6 @@ import os
 
 from servewell.observability import AccessLog, RequestRecord, ServingMetrics
 
-#: Status recorded when the client went away before it could be answered (nginx's).
-CLIENT_CLOSED = 499
-
 #: Fresh ids: a random prefix per process, then a counter (unique, and cheaper than
 #: fresh randomness per request; request ids are names, not secrets).
 _ID_PREFIX = os.urandom(6).hex()

@@ -16,7 +16,9 @@ none: done), and for each one:
   (``observability/rollout_window.judge``): too few requests — wait, and say so in the
   rollout's note; a bound broken — abort: the split is cleared, the reason stored,
   logged and counted; else the next step, or at the last one, completion: the
-  production alias moves to the candidate and the split is cleared.
+  production alias moves to the candidate and the split is cleared. A model whose
+  traffic the settings file owns (``source: file``) is never moved: its rollout (started
+  before the file declared it) is aborted, the reason saying so.
 
 Every move is a conditional write of the rollout's row, its event in the same
 transaction (``registry/rollouts.py``), so even two holders at once (a lease taken
@@ -30,11 +32,12 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from servewell.core.rollout import LEASE_PREFIX, Rollout, RolloutState, Window
-from servewell.errors import ServewellError
+from servewell.core.traffic import TrafficPolicy
+from servewell.errors import ServewellError, TrafficDeclaredInFile
 from servewell.observability.metrics import ARM_REQUESTS, ARM_S, ServingMetrics
 from servewell.observability.rollout_metrics import RolloutMetrics
 from servewell.observability.rollout_window import Outcome, Verdict, judge, own_windows
@@ -44,6 +47,7 @@ from servewell.registry.rollout_traffic import apply_step, settle
 from servewell.registry.rollouts import RolloutStore
 from servewell.registry.sql import SqlRegistry
 from servewell.serving.polling import Poller
+from servewell.serving.traffic import refuse_if_declared
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +67,10 @@ class RolloutDriver:
         lease_ttl_s: float = LEASE_TTL_S,
         report_s: float = REPORT_S,
         clock: Callable[[], float] = time.time,
+        declared: Mapping[str, TrafficPolicy] | None = None,
     ) -> None:
+        self.declared = dict(declared or {})
+        """The settings' traffic policies: a model the file owns is never moved."""
         self.store = RolloutStore(registry, clock)
         self.observations = RolloutObservations(registry)
         self.leases = Leases(registry, clock)
@@ -139,6 +146,11 @@ class RolloutDriver:
         self._held.add(lease)
         if rollout.state is not RolloutState.RUNNING:  # ended, traffic not settled yet
             self._settle(rollout)
+            return
+        try:  # started before the file took the model over: its steps would never be served
+            refuse_if_declared(self.declared, rollout.model)
+        except TrafficDeclaredInFile as exc:
+            self._end(rollout, RolloutState.ABORTED, exc.message)
             return
         if rollout.applied_step != rollout.step_index:
             apply_step(self.store, rollout)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from servewell.core.traffic import TrafficPolicy, active_policies, declared_policy
-from servewell.errors import InvalidConfig, InvalidTrafficPolicy, NotFound
+from servewell.errors import InvalidConfig, InvalidTrafficPolicy, NotFound, TrafficDeclaredInFile
 from servewell.registry.traffic import RoutingRevision, TrafficStore
 from servewell.serving.polling import Poller, keep_last_good
 from servewell.settings import Settings, config_path
@@ -98,6 +98,16 @@ def declared_policies(settings: Settings) -> dict[str, TrafficPolicy]:
         model: declared_policy(model, declared, where, at)
         for model, declared in settings.traffic.items()
     }
+
+
+def refuse_if_declared(declared: Mapping[str, TrafficPolicy], name: str) -> TrafficPolicy | None:
+    """``name``'s declared policy; TrafficDeclaredInFile (exit 2) when it is declared with
+    ``source: file``: the file has the last word on its traffic, so neither a change in
+    the registry (``servewell traffic``) nor a rollout's steps would ever be served."""
+    policy = declared.get(name)
+    if policy is not None and policy.file_wins:
+        raise TrafficDeclaredInFile(name, policy.declared_in or "the settings")
+    return policy
 
 
 def check_declared(store: TrafficStore, declared: Mapping[str, TrafficPolicy]) -> None:

@@ -181,6 +181,13 @@ class AlertRule(Section):
             raise ValueError(f"alert name '{name}' may hold only letters, digits and _.:-")
         return name
 
+    @property
+    def exported_name(self) -> str:
+        """Its Prometheus alert name (a metric name): ``acc-drop`` is
+        ``servewell_acc_drop`` (the rule's own name is its ``rule`` label). Not
+        injective (``a.b`` and ``a_b`` give one), so two rules may not share one."""
+        return "servewell_" + re.sub(r"[^A-Za-z0-9_]", "_", self.name)
+
     @field_validator("model", "severity")
     @classmethod
     def _not_empty(cls, value: str) -> str:
@@ -194,8 +201,9 @@ class WebhookSettings(Section):
 
     url: str
     """``http://`` or ``https://`` URL."""
-    timeout_s: float = Field(default=5.0, gt=0)
-    """Longest one attempt may take."""
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    """Longest one attempt may take (at most a minute: a receiver that takes longer is
+    as good as down, and its queue would fill behind it)."""
     max_attempts: int = Field(default=5, ge=1, le=20)
     """Attempts per event (exponential backoff between them)."""
 
@@ -246,11 +254,17 @@ class MonitoringSettings(Section):
 
     @model_validator(mode="after")
     def _unique_rule_names(self) -> MonitoringSettings:
-        seen: set[str] = set()
+        exported: dict[str, AlertRule] = {}  # a name gives one exported name: checks both
         for rule in self.alerts:
-            if rule.name in seen:
+            other = exported.setdefault(rule.exported_name, rule)
+            if other is rule:
+                continue
+            if other.name == rule.name:
                 raise ValueError(f"two alert rules are named '{rule.name}'")
-            seen.add(rule.name)
+            raise ValueError(
+                f"alert rules '{other.name}' and '{rule.name}' both export to Prometheus as "
+                f"{rule.exported_name}; rename one"
+            )
         return self
 
     def clear_for_s(self, rule: AlertRule) -> float:
