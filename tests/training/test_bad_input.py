@@ -140,3 +140,10 @@ def test_one_endless_line_is_refused_before_it_is_read(tmp_path: Path) -> None:
     with pytest.raises(InvalidData, match=f"no line break in its first {SNIFF_BYTES} bytes"):
         load_dataset(endless)
 
+
+def test_a_one_column_table_is_read_only_for_a_column_expected(tmp_path: Path) -> None:
+    one = tmp_path / "x1.csv"
+    one.write_text("x\n1\n")
+    assert load_dataset(one, columns=["x", "y"]).frame["x"].tolist() == [1]
+    with pytest.raises(InvalidData, match=r"does not look like a CSV table: found 1 column"):
+        load_dataset(one, columns=["y"])  # prose reads as one column too

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -99,15 +99,19 @@ class Schema:
         ]
 
 
-def load_dataset(path: Path) -> Dataset:
-    """Read a CSV or Parquet file; refuse anything else, and empty tables."""
+def load_dataset(path: Path, columns: Collection[str] = ()) -> Dataset:
+    """Read a CSV or Parquet file; refuse anything else, and empty tables.
+
+    A CSV file of one column is a table only when that column is one of ``columns``
+    (a one-input model's input, or the target): any line of text reads as one column.
+    """
     if not path.is_file():
         raise InvalidData(f"{path} does not exist or is not a file")
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES or _starts_with(path, PARQUET_MAGIC):
         frame = _read_parquet(path)
     elif suffix in CSV_SUFFIXES:
-        frame = _read_csv(path)
+        frame = _read_csv(path, columns)
     else:
         raise InvalidData(
             f"{path.name}: unsupported file type '{suffix or 'none'}'; give a .csv or .parquet file"
@@ -139,7 +143,7 @@ def _starts_with(path: Path, magic: bytes) -> bool:
         return file.read(len(magic)) == magic
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, columns: Collection[str]) -> pd.DataFrame:
     sniff_text_table(path)  # a binary or one endless line: refused before pandas reads it
     separator = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
@@ -153,7 +157,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise InvalidData(f"{path.name} is empty") from exc
     unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ")]
-    if len(unnamed) == len(frame.columns) or len(frame.columns) < 2:
+    one_known = len(frame.columns) == 1 and str(frame.columns[0]) in columns
+    if len(unnamed) == len(frame.columns) or (len(frame.columns) < 2 and not one_known):
         raise InvalidData(
             f"{path.name} does not look like a CSV table: found {len(frame.columns)} column(s); "
             "expected a header row of comma-separated column names"
