@@ -169,3 +169,15 @@ def test_a_one_input_model_profiles_a_one_column_csv(
     refused = invoke("profile", "doubler", str(junk), "--replace")
     assert refused.exit_code == 2
     assert "does not look like a CSV table" in refused.stderr
+
+
+def test_a_value_beyond_fp32_is_named_without_a_warning(
+    invoke: Invoke, adder: Services, tmp_path: Path
+) -> None:
+    frame = inputs(5, seed=1)
+    frame.loc[2, "y"] = 1e308
+    result = invoke("profile", "adder", str(write(frame, tmp_path / "huge.csv")))
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()  # pytest turns a numpy warning into an error
+    assert "column 'y' of huge.csv has 1e+308 in data row 3, out of the FP32 range" in line
+    assert not adder.registry.get_version("adder", 1).has_artifact(PROFILE_ROLE)
