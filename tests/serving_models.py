@@ -87,6 +87,23 @@ def register_adder(services: Services, folder: Path) -> None:
     register_file(services, path, "adder")
 
 
+def register_doubler(services: Services, folder: Path) -> None:
+    """``doubler``: columnar, one input ``x`` FP32 [-1, 1], output ``twice`` = x + x."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    column = [None, 1]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "x"], ["twice"])],
+        "doubler",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, column)],
+        [helper.make_tensor_value_info("twice", TensorProto.FLOAT, column)],
+    )
+    path = folder / "doubler.onnx"
+    onnx.save(_model(graph), path)
+    register_file(services, path, "doubler")
+
+
 def register_echo(
     services: Services, folder: Path, name: str = "echo", shape: tuple[int | None, ...] = (None, 2)
 ) -> None:

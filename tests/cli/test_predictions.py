@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
+from peak_memory import BOUNDED_RSS_BYTES, run_measured, sparse_file
 from servewell.bootstrap import build_services
 from servewell.registry.prediction_store import PredictionStore, open_prediction_store
 from servewell.registry.predictions import PredictionRow
@@ -138,3 +139,43 @@ def test_a_since_past_any_date_is_one_line(invoke: Invoke, home: Path, since: st
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1
     assert "--since" in result.stderr
+
+
+def test_feedback_refuses_a_gigabyte_of_nul_bytes_in_bounded_memory(
+    home: Path, tmp_path: Path
+) -> None:
+    big = sparse_file(tmp_path / "big.csv")
+    run = run_measured(
+        "from servewell.cli.app import main; main()", "feedback", "m", str(big), cwd=tmp_path
+    )
+    assert run.exit_code == 2, run.stderr
+    assert run.stderr.strip() == "error: big.csv is not a CSV file (it holds binary data)"
+    assert run.peak_rss_bytes < BOUNDED_RSS_BYTES
+
+
+def test_feedback_refuses_an_endless_line_before_reading_it(
+    invoke: Invoke, logged: PredictionStore, tmp_path: Path
+) -> None:
+    from servewell.training.textfile import MAX_LINE_CHARS
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,label\na,1\n" + "b" * (MAX_LINE_CHARS + 1))
+    result = invoke("feedback", "clicks", str(labels))
+    assert result.exit_code == 2
+    assert "labels.csv: line 3 is longer than" in result.stderr
+    rows = json.loads(invoke("predictions", "clicks", "--json").stdout)
+    assert all(row["label"] is None for row in rows)  # nothing stored from a refused file
+
+
+def test_feedback_sends_a_long_file_in_batches(
+    invoke: Invoke, logged: PredictionStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servewell.cli import predictions
+
+    monkeypatch.setattr(predictions, "LABEL_BATCH", 2)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,label\na,1\nx,0\nb,0\ny,1\nc,1\n")
+    result = invoke("feedback", "clicks", str(labels), "--json")
+    assert json.loads(result.stdout) == {"accepted": 3, "unknown": ["x", "y"], "unknown_count": 2}
+    rows = json.loads(invoke("predictions", "clicks", "--json").stdout)
+    assert [(row["request_id"], row["label"]) for row in rows] == [("a", 1), ("b", 0), ("c", 1)]

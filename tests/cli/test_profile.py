@@ -20,7 +20,7 @@ from servewell.bootstrap import Services, build_services
 from servewell.registry.attachments import PROFILE_ROLE, read_attachment_json
 from servewell.registry.predictions import PredictionRow
 from servewell.settings import Settings
-from serving_models import register_adder
+from serving_models import register_adder, register_doubler
 
 Invoke = Callable[..., Result]
 
@@ -157,3 +157,30 @@ def test_a_matrix_without_feature_names_cannot_be_matched(
     result = invoke("profile", "iris", str(data))
     assert result.exit_code == 2
     assert "feature_names" in result.stderr
+
+
+def test_a_one_input_model_profiles_a_one_column_csv(
+    invoke: Invoke, adder: Services, tmp_path: Path
+) -> None:
+    register_doubler(adder, tmp_path)
+    data = write(inputs(50, seed=1)[["x"]], tmp_path / "x1.csv")
+    result = invoke("profile", "doubler", str(data))
+    assert result.exit_code == 0, result.output
+    assert adder.registry.get_version("doubler", 1).has_artifact(PROFILE_ROLE)
+    junk = tmp_path / "notes.csv"
+    junk.write_text("some notes\nnot a table\n")  # one column too, but not the model's input
+    refused = invoke("profile", "doubler", str(junk), "--replace")
+    assert refused.exit_code == 2
+    assert "does not look like a CSV table" in refused.stderr
+
+
+def test_a_value_beyond_fp32_is_named_without_a_warning(
+    invoke: Invoke, adder: Services, tmp_path: Path
+) -> None:
+    frame = inputs(5, seed=1)
+    frame.loc[2, "y"] = 1e308
+    result = invoke("profile", "adder", str(write(frame, tmp_path / "huge.csv")))
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()  # pytest turns a numpy warning into an error
+    assert "column 'y' of huge.csv has 1e+308 in data row 3, out of the FP32 range" in line
+    assert not adder.registry.get_version("adder", 1).has_artifact(PROFILE_ROLE)

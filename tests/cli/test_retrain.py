@@ -221,6 +221,10 @@ def test_refusals(invoke: Invoke, registry: Services, tmp_path: Path) -> None:
     no_target = invoke("retrain", MODEL, "--data", str(lacking))
     assert no_target.exit_code == 2
     assert "late" in no_target.stderr
+    one_column = write(monitored.loans(200, seed=1)[["amount"]], tmp_path / "amount.csv")
+    only_an_input = invoke("retrain", MODEL, "--data", str(one_column))
+    assert only_an_input.exit_code == 2  # read as a table: what it lacks is named
+    assert "no target column 'late'" in only_an_input.stderr, only_an_input.stderr
     negative = invoke("retrain", MODEL, "--data", str(data), "--margin", "-1")
     assert negative.exit_code == 2
     three = monitored.loans(300, seed=1)

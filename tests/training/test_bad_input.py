@@ -4,11 +4,13 @@ from pathlib import Path
 
 import pytest
 
+from peak_memory import BOUNDED_RSS_BYTES, run_measured, sparse_file
 from servewell.errors import InvalidConfig, InvalidData, InvalidReference, TrainingFailed
 from servewell.training.config import load_config
 from servewell.training.data import dataset_from_frame, load_dataset
 from servewell.training.progress import SilentProgress
 from servewell.training.run import train_pipeline
+from servewell.training.textfile import SNIFF_BYTES
 
 
 @pytest.mark.parametrize(
@@ -117,3 +119,31 @@ def test_schema_is_inferred_from_the_values(frame, make_config) -> None:
         "clicks": "numeric",
         "user": "ignore",
     }
+
+
+def test_a_gigabyte_of_nul_bytes_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    big = sparse_file(tmp_path / "big.csv")  # what profile, retrain, train and evaluate read
+    code = (
+        "import sys; from pathlib import Path; from servewell.errors import InvalidData\n"
+        "from servewell.training.data import load_dataset\n"
+        "try: load_dataset(Path(sys.argv[1]))\n"
+        "except InvalidData as exc: sys.exit(str(exc))\n"
+    )
+    run = run_measured(code, str(big), cwd=tmp_path)
+    assert run.stderr.strip() == "big.csv is not a CSV file (it holds binary data)"
+    assert run.peak_rss_bytes < BOUNDED_RSS_BYTES
+
+
+def test_one_endless_line_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    endless = tmp_path / "endless.csv"
+    endless.write_text("x" * (SNIFF_BYTES + 1))
+    with pytest.raises(InvalidData, match=f"no line break in its first {SNIFF_BYTES} bytes"):
+        load_dataset(endless)
+
+
+def test_a_one_column_table_is_read_only_for_a_column_expected(tmp_path: Path) -> None:
+    one = tmp_path / "x1.csv"
+    one.write_text("x\n1\n")
+    assert load_dataset(one, columns=["x", "y"]).frame["x"].tolist() == [1]
+    with pytest.raises(InvalidData, match=r"does not look like a CSV table: found 1 column"):
+        load_dataset(one, columns=["y"])  # prose reads as one column too

@@ -15,10 +15,14 @@ from rich.table import Table
 from servewell.cli.output import console, open_services, print_json, reporting_errors
 
 if TYPE_CHECKING:
-    from servewell.registry.predictions import LoggedPrediction
+    from collections.abc import Iterator
+
+    from servewell.registry.feedback import FeedbackResult, LoggedPrediction
 
 #: Rows the table shows (the newest); ``--json`` and ``--csv`` give every row.
 TABLE_ROWS = 50
+#: Labels sent to the store at a time, so memory stays bounded whatever the file's size.
+LABEL_BATCH = 5_000
 CSV_COLUMNS = (
     "logged_at",
     "request_id",
@@ -86,10 +90,13 @@ def feedback(
 
     with reporting_errors():
         check_name(name)
-        pairs = _read_labels(labels, id_column, label_column)
+        for _ in _read_labels(labels, id_column, label_column):
+            pass  # every line checked before any label is stored: a bad file changes nothing
     with open_services() as services:
         services.registry.list_versions(name)  # a misspelt name: exit 4, not "all unknown"
-        result = open_prediction_store(services).label(name, pairs)
+        store = open_prediction_store(services)
+        pairs = _read_labels(labels, id_column, label_column)
+        result = _merged(store.label(name, batch) for batch in _batches(pairs))
     if as_json:
         print_json(result.to_dict())
         return
@@ -100,27 +107,51 @@ def feedback(
         console.print(f"{result.unknown_count} unknown request id(s): {shown}{more}")
 
 
-def _read_labels(path: Path, id_column: str, label_column: str) -> list[tuple[str, Any]]:
+def _read_labels(path: Path, id_column: str, label_column: str) -> Iterator[tuple[str, Any]]:
+    """The file's ``(request_id, label)`` pairs, read a line at a time (bounded memory
+    whatever the file's size)."""
     from servewell.core.feedback import checked_label, label_from_text
     from servewell.errors import InvalidInput
+    from servewell.training.textfile import bounded_lines, sniff_text_table
 
+    sniff_text_table(path)  # a binary or one endless line: refused before it is read
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:  # a BOM, as Excel writes
-            reader = csv.DictReader(file)
+            reader = csv.DictReader(bounded_lines(file, path))
             columns = reader.fieldnames or []
             for column in (id_column, label_column):
                 if column not in columns:
                     raise InvalidInput(
                         f"{path} has no column '{column}'; its columns: {', '.join(columns)}"
                     )
-            return [
-                checked_label(
-                    row[id_column], label_from_text(_cell(row, label_column, line)), f"line {line}"
-                )
-                for line, row in enumerate(reader, start=2)
-            ]
+            for line, row in enumerate(reader, start=2):
+                label = label_from_text(_cell(row, label_column, line))
+                yield checked_label(row[id_column], label, f"line {line}")
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInput(f"cannot read {path}: {exc}") from None
+
+
+def _batches(pairs: Iterator[tuple[str, Any]]) -> Iterator[list[tuple[str, Any]]]:
+    batch: list[tuple[str, Any]] = []
+    for pair in pairs:
+        batch.append(pair)
+        if len(batch) == LABEL_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _merged(results: Iterator[FeedbackResult]) -> FeedbackResult:
+    """One answer for the batches (an id repeated across batches is counted in each)."""
+    from servewell.registry.feedback import UNKNOWN_SHOWN, FeedbackResult
+
+    merged = FeedbackResult(0)
+    for result in results:
+        unknown = (merged.unknown + result.unknown)[:UNKNOWN_SHOWN]
+        count = merged.unknown_count + result.unknown_count
+        merged = FeedbackResult(merged.accepted + result.accepted, unknown, count)
+    return merged
 
 
 def _cell(row: dict[str, str | None], column: str, line: int) -> str:

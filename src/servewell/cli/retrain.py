@@ -44,14 +44,18 @@ def retrain(
     """Retrain NAME on new data; register the challenger only if it is at least as good
     as the champion on the same validation rows (exit 5 when it is not)."""
     from servewell.core.ref import check_name
-    from servewell.pipeline.retrain import challenge_champion, register_challenger
+    from servewell.pipeline.retrain import (
+        challenge_champion,
+        register_challenger,
+        retrain_columns,
+    )
     from servewell.training.data import load_dataset
 
     display = console if not as_json else Console(stderr=True)
     with reporting_errors():
         check_name(name)
-        dataset = load_dataset(data)
     with open_services() as services:
+        dataset = load_dataset(data, retrain_columns(services, name))
         challenge = challenge_champion(
             services,
             name,

@@ -77,8 +77,8 @@ def profile_version(
 ) -> Profiled:
     """Profile ``path``'s rows and ``version``'s predictions on them, and keep the profile
     with the version (``progress`` hears each batch of rows predicted)."""
-    frame = load_dataset(path).frame
     kinds = input_kinds(version.signature)
+    frame = load_dataset(path, columns=kinds).frame
     check_columns(frame, list(kinds), version, path.name)
     inputs_from_frame(frame, version.signature, path.name)  # numbers where it takes numbers
     predictions, task, output = _predictions(access, version, frame, progress)

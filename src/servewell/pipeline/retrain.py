@@ -21,7 +21,7 @@ from typing import Any
 from servewell.core.ref import ModelRef
 from servewell.errors import ChallengerLost, GateFailed, InvalidData, InvalidInput
 from servewell.pipeline.challenge import Compared, compare, compared_gate
-from servewell.pipeline.labelled_log import LabelledLog, read_labelled_log
+from servewell.pipeline.labelled_log import LabelledLog, input_columns, read_labelled_log
 from servewell.registry import ModelVersion, RegistryAccess
 from servewell.serving.loading import open_runtime
 from servewell.training.config import PipelineConfig, parse_config
@@ -134,6 +134,14 @@ def register_challenger(
             losses.append(f"margin {challenge.margin:g}")
         raise ChallengerLost(challenge.champion_label, losses)
     return register_result(access, result, progress, by=by, served=challenge.served)
+
+
+def retrain_columns(access: RegistryAccess, name: str) -> list[str]:
+    """The columns a table to retrain ``name`` on may hold: its champion's inputs and the
+    target (so a one-input model's one-column CSV reads as a table)."""
+    champion = access.registry.resolve(ModelRef(name))
+    target = recorded_config(access, champion).target
+    return [*input_columns(champion.signature), *([target] if target else [])]
 
 
 def recorded_config(access: RegistryAccess, version: ModelVersion) -> PipelineConfig:

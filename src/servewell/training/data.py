@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -18,6 +18,7 @@ import pandas as pd
 
 from servewell.core.datetimes import parse_datetimes
 from servewell.errors import InvalidConfig, InvalidData, MissingDependency
+from servewell.training.textfile import sniff_text_table
 
 Kind = Literal["numeric", "categorical", "datetime", "ignore"]
 
@@ -32,6 +33,8 @@ IDENTIFIER_SHARE = 0.5
 INTEGER_IDENTIFIER_SHARE = 0.95
 #: Columns with fewer distinct values than this are never taken for identifiers.
 IDENTIFIER_MIN_DISTINCT = 50
+#: The first bytes of every Parquet file.
+PARQUET_MAGIC = b"PAR1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,41 +99,52 @@ class Schema:
         ]
 
 
-def load_dataset(path: Path) -> Dataset:
-    """Read a CSV or Parquet file; refuse anything else, and empty tables."""
+def load_dataset(path: Path, columns: Collection[str] = ()) -> Dataset:
+    """Read a CSV or Parquet file; refuse anything else, and empty tables.
+
+    A CSV file of one column is a table only when that column is one of ``columns``
+    (a one-input model's input, or the target): any line of text reads as one column.
+    """
     if not path.is_file():
         raise InvalidData(f"{path} does not exist or is not a file")
-    raw = path.read_bytes()
     suffix = path.suffix.lower()
-    if suffix in PARQUET_SUFFIXES or raw.startswith(b"PAR1"):
+    if suffix in PARQUET_SUFFIXES or _starts_with(path, PARQUET_MAGIC):
         frame = _read_parquet(path)
     elif suffix in CSV_SUFFIXES:
-        frame = _read_csv(path, raw)
+        frame = _read_csv(path, columns)
     else:
         raise InvalidData(
             f"{path.name}: unsupported file type '{suffix or 'none'}'; give a .csv or .parquet file"
         )
     if frame.empty:
         raise InvalidData(f"{path.name} has a header but no data rows")
-    return Dataset(frame, _fingerprint(raw, frame, str(path)))
+    return Dataset(frame, _fingerprint(_sha256(path), frame, str(path)))
 
 
 def dataset_from_frame(frame: pd.DataFrame, source: str) -> Dataset:
     """A Dataset for a table already in memory, fingerprinted by its CSV form."""
     data = frame.to_csv(index=False).encode("utf-8")
-    return Dataset(frame, _fingerprint(data, frame, source))
+    return Dataset(frame, _fingerprint(hashlib.sha256(data).hexdigest(), frame, source))
 
 
-def _fingerprint(data: bytes, frame: pd.DataFrame, source: str) -> Fingerprint:
+def _fingerprint(sha256: str, frame: pd.DataFrame, source: str) -> Fingerprint:
     rows, columns = frame.shape
-    return Fingerprint(hashlib.sha256(data).hexdigest(), rows, columns, source)
+    return Fingerprint(sha256, rows, columns, source)
 
 
-def _read_csv(path: Path, raw: bytes) -> pd.DataFrame:
-    if not raw.strip():
-        raise InvalidData(f"{path.name} is empty")
-    if b"\x00" in raw[:4096]:
-        raise InvalidData(f"{path.name} is not a CSV file (it holds binary data)")
+def _sha256(path: Path) -> str:
+    """The file's sha256, read in blocks (never the whole file at once)."""
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(magic)) == magic
+
+
+def _read_csv(path: Path, columns: Collection[str]) -> pd.DataFrame:
+    sniff_text_table(path)  # a binary or one endless line: refused before pandas reads it
     separator = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         with warnings.catch_warnings():
@@ -143,7 +157,8 @@ def _read_csv(path: Path, raw: bytes) -> pd.DataFrame:
     except pd.errors.EmptyDataError as exc:
         raise InvalidData(f"{path.name} is empty") from exc
     unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ")]
-    if len(unnamed) == len(frame.columns) or len(frame.columns) < 2:
+    one_known = len(frame.columns) == 1 and str(frame.columns[0]) in columns
+    if len(unnamed) == len(frame.columns) or (len(frame.columns) < 2 and not one_known):
         raise InvalidData(
             f"{path.name} does not look like a CSV table: found {len(frame.columns)} column(s); "
             "expected a header row of comma-separated column names"

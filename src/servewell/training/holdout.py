@@ -127,7 +127,8 @@ def inputs_from_frame(frame: pd.DataFrame, signature: Signature, source: str) ->
 
 def _numbers(values: Any, datatype: str, source: str) -> Array:
     try:
-        return np.asarray(values.to_numpy(dtype=to_numpy_dtype(datatype)))
+        with np.errstate(over="ignore"):  # beyond the datatype becomes inf: refused below
+            numbers = np.asarray(values.to_numpy(dtype=to_numpy_dtype(datatype)))
     except (ValueError, TypeError) as exc:
         frame = values if isinstance(values, pd.DataFrame) else values.to_frame()
         bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
@@ -136,6 +137,27 @@ def _numbers(values: Any, datatype: str, source: str) -> Array:
             f"numbers, but the model takes {datatype}",
             columns=bad,
         ) from exc
+    _refuse_out_of_range(values, numbers, datatype, source)
+    return numbers
+
+
+def _refuse_out_of_range(values: Any, numbers: Array, datatype: str, source: str) -> None:
+    """A finite value that became infinite in ``datatype`` (1e308 in FP32) is refused,
+    naming its column and row; an infinity in the file stays the model's to refuse."""
+    if numbers.dtype.kind != "f":
+        return
+    widened = np.asarray(values.to_numpy(dtype=np.float64)).reshape(numbers.shape)
+    overflowed = np.isinf(numbers) & np.isfinite(widened)
+    if not overflowed.any():
+        return
+    row, *rest = (int(i) for i in np.argwhere(overflowed)[0])
+    columns = values.columns if isinstance(values, pd.DataFrame) else [values.name]
+    column = columns[rest[0] if rest else 0]
+    raise InvalidData(
+        f"column '{column}' of {source} has {widened[(row, *rest)]:g} in data row {row + 1}, "
+        f"out of the {datatype} range (±{np.finfo(numbers.dtype).max:g})",
+        column=str(column),
+    )
 
 
 def _require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> None:
