@@ -17,7 +17,8 @@ from servewell.cli.output import console, open_services, print_json, reporting_e
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from servewell.registry.feedback import FeedbackResult, LoggedPrediction
+    from servewell.registry.feedback import FeedbackResult
+    from servewell.registry.predictions import LoggedPrediction
 
 #: Rows the table shows (the newest); ``--json`` and ``--csv`` give every row.
 TABLE_ROWS = 50
