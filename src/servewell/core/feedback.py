@@ -8,6 +8,7 @@ breaks these rules is refused whole, naming the first item that does.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from servewell.errors import InvalidInput
@@ -73,3 +74,19 @@ def label_from_text(text: str) -> Label:
         if isinstance(value, int) or math.isfinite(value):
             return value
     return text
+
+
+def comparable_label(label: Label, like: Any) -> Label | None:
+    """``label`` as the kind of value ``like`` is (a prediction, a training target): a
+    number for a number (text that reads as a finite number is taken), text for text;
+    None when it cannot be one, such as ``"nan"`` or ``"yes"`` sent for a model whose
+    classes are numbers. Labels are stored as they came, so this is where a label that
+    could never match is left out (and counted by the caller) rather than compared."""
+    if isinstance(like, numbers.Number):
+        value = label_from_text(label) if isinstance(label, str) else label
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+            return value
+        return None
+    return label if isinstance(label, str) else str(label)

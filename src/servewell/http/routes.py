@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from servewell.core.feedback import labels_from_json
+from servewell.core.feedback import Label, labels_from_json
 from servewell.core.ref import check_name, version_in_path
 from servewell.errors import ServewellError
 from servewell.http import rest, v2
@@ -175,6 +175,15 @@ def _add_rest_routes(api: FastAPI, running: Running) -> None:
         raise HTTPException(404, "Not Found")
 
 
+#: Feedback bodies above this are parsed on a worker thread: a 16 MiB batch of labels
+#: took seconds of the event loop, and every request on the server waited.
+_PARSE_ON_LOOP_BYTES = 64 * 1024
+
+
+def _parsed_labels(body: bytes, depth: int) -> list[tuple[str, Label]]:
+    return labels_from_json(load_json(body, depth))
+
+
 def _add_feedback_route(api: FastAPI, running: Running) -> None:
     @api.post("/v1/models/{name}/feedback", tags=["monitoring"])
     async def feedback(name: str, request: Request) -> dict[str, Any]:
@@ -187,7 +196,11 @@ def _add_feedback_route(api: FastAPI, running: Running) -> None:
         check_name(name)
         check_json(request.headers.get("content-type", "").encode("latin-1") or None)
         body = await read_body(request.scope, request.receive, settings.server.max_body_bytes)
-        labels = labels_from_json(load_json(body, settings.validation.max_json_depth))
+        depth = settings.validation.max_json_depth
+        if len(body) > _PARSE_ON_LOOP_BYTES:  # parsed and checked off the loop: serving goes on
+            labels = await asyncio.to_thread(_parsed_labels, body, depth)
+        else:
+            labels = _parsed_labels(body, depth)
         # A misspelt name is a 404, not a batch of ids it never logged.
         await asyncio.to_thread(server.services.registry.list_versions, name)
         result = await asyncio.to_thread(server.predictions.store.label, name, labels)

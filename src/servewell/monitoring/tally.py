@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from servewell.core.feedback import comparable_label
 from servewell.errors import InvalidData
 from servewell.registry.predictions import LoggedPrediction
 from servewell.serving.prediction_reading import Reading
@@ -101,7 +102,11 @@ class Tally:
         if len(predicted) != 1:
             self.unscored += 1
             return
-        self.truth.append(row.label)
+        truth = comparable_label(row.label, predicted[0])
+        if truth is None:  # text for numbered classes ("nan", "yes"): never comparable
+            self.unscored += 1
+            return
+        self.truth.append(truth)
         self.predicted.append(predicted[0])
         self.probabilities.append(self.reading.probabilities(row.outputs))
 

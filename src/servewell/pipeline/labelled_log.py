@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from servewell.core.feedback import comparable_label
 from servewell.core.signature import Signature
 from servewell.registry import RegistryAccess
 from servewell.registry.prediction_store import open_prediction_store
@@ -52,10 +53,11 @@ class LabelledLog:
 
 
 def read_labelled_log(
-    access: RegistryAccess, name: str, signature: Signature, target: str
+    access: RegistryAccess, name: str, signature: Signature, target: str, target_like: Any
 ) -> LabelledLog:
     """``name``'s labelled logged rows, read with ``signature``'s inputs, the label as
-    ``target``; page by page (the log may hold millions of rows)."""
+    ``target``, as the kind of value ``target_like`` is (one of the new data's targets);
+    page by page (the log may hold millions of rows)."""
     columns = input_columns(signature)
     not_full = _not_logged_in_full(access, name, signature)
     rows: list[list[Any]] = []
@@ -67,11 +69,15 @@ def read_labelled_log(
             if not_full is not None:
                 skipped[not_full] += 1
                 continue
+            label = comparable_label(logged.label, target_like)
+            if label is None:
+                skipped["its label is not a value the target column holds"] += 1
+                continue
             row, reason = _row_of(logged, signature, columns)
             if row is None:
                 skipped[reason] += 1
             else:
-                rows.append([*row, logged.label])
+                rows.append([*row, label])
     frame = pd.DataFrame(rows, columns=[*columns, target])
     return LabelledLog(frame, dict(skipped))
 

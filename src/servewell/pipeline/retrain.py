@@ -94,7 +94,8 @@ def challenge_champion(
     feedback = None
     if with_feedback:
         with log.stage("feedback") as summary:
-            feedback = read_labelled_log(access, name, champion.signature, target)
+            like = _a_target(dataset, target)
+            feedback = read_labelled_log(access, name, champion.signature, target, like)
             summary.lines = feedback.lines()
     result = train_pipeline(
         dataset, config, progress, extra_rows=None if feedback is None else feedback.frame
@@ -115,6 +116,14 @@ def challenge_champion(
     challenge = Challenge(champion, result, served, scores, compared, margin, feedback)
     result.challenge = challenge.to_dict()
     return challenge
+
+
+def _a_target(dataset: Dataset, target: str) -> Any:
+    """One of the new data's targets (the kind of value a joined label must be), or None."""
+    if target not in dataset.frame:
+        return None
+    known = dataset.frame[target].dropna()
+    return known.iloc[0] if len(known) else None
 
 
 def register_challenger(
