@@ -44,12 +44,14 @@ def batch(
     """Score a file of rows locally, in this process, with a registered version."""
     from servewell.jobs.results import write_table
     from servewell.jobs.scoring import score_chunk, standalone_scorer
-    from servewell.jobs.tables import count_rows, format_of, read_chunks
+    from servewell.jobs.tables import count_rows, format_of, pyarrow_modules, read_chunks
 
     with open_services() as services:
         version_ = services.registry.resolve(_reference(reference, version, alias))
         in_format = format_of(data, table_format)
         out_format = _output_format(output, output_format, in_format)
+        if "parquet" in (in_format, out_format):
+            pyarrow_modules()  # refused before any row is scored, not at the first write
         total = count_rows(data, in_format)
         rows_per_chunk = chunk_rows or services.settings.jobs.chunk_rows
         failed = 0

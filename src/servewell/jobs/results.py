@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from servewell.core.signature import Signature
+from servewell.jobs.tables import pyarrow_modules
 
 ROW = "row"
 """The id column's name when the user names none: the row's number in the input."""
@@ -93,9 +94,7 @@ def _write_parquet(path: Path, chunks: Iterable[list[Row]], signature: Signature
 
 
 def _write_parquet_to(where: Any, chunks: Iterable[list[Row]], signature: Signature) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    pa, pq = pyarrow_modules()
     writer: Any = None
     schema: Any = None
     count = 0

@@ -176,11 +176,19 @@ def _parquet_rows(path: Path, signature: Signature, id_column: str | None) -> It
 _ROW_READERS = {"csv": _csv_rows, "jsonl": _jsonl_rows, "parquet": _parquet_rows}
 
 
-def _parquet_file(path: Path) -> Any:
+def pyarrow_modules() -> tuple[Any, Any]:
+    """``pyarrow`` and ``pyarrow.parquet``, or one line saying how to get them (Parquet
+    in or out needs the ``parquet`` extra)."""
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - an extra
+    except ImportError:
         raise InvalidInput("Parquet needs pyarrow: pip install 'servewell[parquet]'") from None
+    return pa, pq
+
+
+def _parquet_file(path: Path) -> Any:
+    _, pq = pyarrow_modules()
     try:
         return pq.ParquetFile(path)
     except (OSError, ValueError) as exc:
