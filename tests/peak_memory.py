@@ -20,22 +20,34 @@ class Measured:
     peak_rss_bytes: int
 
 
+#: Prepended to the child's code: at exit it writes its own high-water RSS (VmHWM, KiB)
+#: to the file the environment names. Not ``ru_maxrss``: Linux carries the parent's
+#: high-water mark across the exec of a vforked child, so a child of a big pytest
+#: process "peaked" at pytest's size (1.5 GB late in the full suite).
+_REPORT_PEAK = """import atexit, os
+def _report_peak():
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["SERVEWELL_TEST_PEAK_FILE"], "w") as out:
+        out.write(line.split()[1])
+atexit.register(_report_peak)
+"""
+
+
 def run_measured(code: str, *args: str, cwd: Path) -> Measured:
-    """``python -c code args`` with this test's environment; its peak RSS from
-    ``os.wait4`` (this child's own figure, not the largest of every child so far, as
-    ``getrusage(RUSAGE_CHILDREN)`` would give)."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
+    """``python -c code args`` with this test's environment, and its own peak RSS."""
+    peak_file = cwd / "peak-rss-kib"
+    environment = {**os.environ, "SERVEWELL_TEST_PEAK_FILE": str(peak_file)}
+    run = subprocess.run(
+        [sys.executable, "-c", _REPORT_PEAK + code, *args],
         cwd=cwd,
+        env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        timeout=600,
     )
-    assert child.stderr is not None
-    with child.stderr:
-        stderr = child.stderr.read().decode()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    return Measured(child.returncode, stderr, usage.ru_maxrss * 1024)  # Linux: KiB
+    peak_kib = int(peak_file.read_text(encoding="utf-8"))
+    return Measured(run.returncode, run.stderr.decode(), peak_kib * 1024)
 
 
 def sparse_file(path: Path, size_bytes: int = 1 << 30) -> Path:
