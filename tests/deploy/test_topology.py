@@ -59,7 +59,11 @@ class Load:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self) -> None:
-        headers = {"Authorization": f"Bearer {self.key}"}
+        # A connection a request: nginx's reload (part of a rolling restart) closes its
+        # old workers' idle keep-alive connections, and a request sent on one just then
+        # fails in the client (the keep-alive race every HTTP client has), which is not
+        # what this measures: nginx to the replicas.
+        headers = {"Authorization": f"Bearer {self.key}", "Connection": "close"}
         with httpx.Client(base_url=self.url, headers=headers, timeout=60) as client:
             while not self._stop.is_set():
                 try:
