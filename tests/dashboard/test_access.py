@@ -140,3 +140,17 @@ def test_a_rollback_from_the_ui_moves_the_alias(
     visitor.page.get_by_role("button", name="Roll back production to v2").click()
     visitor.page.wait_for_url(re.compile(r".*moved=.*"))
     assert production_of(home) == 2
+
+
+def test_a_json_endpoint_answers_401_as_json_until_signed_in(
+    visit: Any, keys: dict[str, str]
+) -> None:
+    visitor = visit()
+    refused = visitor.page.request.get(visitor.url + "/ui/api/models", max_redirects=0)
+    assert refused.status == 401
+    assert refused.json()["code"] == "unauthorized"
+    visitor.sign_in(keys["viewer"])
+    answer = visitor.page.request.get(visitor.url + "/ui/api/models")
+    assert answer.status == 200
+    iris = next(model for model in answer.json()["models"] if model["name"] == "iris")
+    assert iris["aliases"] == {"production": 2}

@@ -75,7 +75,8 @@ def test_a_revoked_key_signs_its_dashboard_sessions_out(visit: Any, keys: dict[s
         viewer.goto("/ui/models")
         time.sleep(0.2)
     assert "/ui/sign-in" in viewer.page.url
-    assert "was revoked" in viewer.page.get_by_role("alert").inner_text()
+    assert "its key was revoked" in viewer.page.get_by_role("alert").inner_text()
+    assert viewer.context.cookies() == []
 
 
 def test_a_refused_key_form_says_why_and_creates_nothing(visit: Any, keys: dict[str, str]) -> None:
