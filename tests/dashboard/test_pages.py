@@ -11,6 +11,7 @@ import pytest
 PAGES = [
     ("models", "/ui/models", "iris@1"),
     ("model-iris", "/ui/models/iris", "Roll back production to v1"),
+    ("model-iris-traffic", "/ui/models/iris", "<td>production</td><td>v2</td>"),
     ("model-adder", "/ui/models/adder", "No traffic policy"),
     ("keys", "/ui/keys", "Create a key"),
 ]

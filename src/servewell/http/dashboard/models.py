@@ -76,7 +76,7 @@ async def model_page(
         "model.html",
         principal,
         policy=policy,
-        arms=arm_rows(policy),
+        arms=arm_rows(policy, context["alias_targets"]),
         moved=moved,
         **context,
     )
@@ -95,6 +95,7 @@ def _model_context(registry: SqlRegistry, name: str) -> dict[str, Any]:
         "versions": views,
         "metric_names": metric_names,
         "aliases": alias_views(registry, name, aliases),
+        "alias_targets": aliases,
         "graph": layout(name, {v.number: v.parent for v in views}, set(aliases.values())),
     }
 
