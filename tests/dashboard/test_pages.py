@@ -51,3 +51,24 @@ def test_the_stored_training_report_opens_sandboxed(visit: Any, keys: dict[str, 
             "content-security-policy"
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "says"),
+    [
+        ("/ui/models/ghost", 404, "model 'ghost' is not registered"),
+        ("/ui/models/iris/versions/9/files/report.html", 404, "iris"),
+        ("/ui/models/iris/versions/2/files/original", 404, "has no document 'original'"),
+        ("/ui/models/iris/versions/two/files/report.html", 400, "invalid request"),
+        ("/ui/nowhere", 404, "no dashboard page at /ui/nowhere"),
+    ],
+)
+def test_a_bad_address_is_a_page_saying_what_is_wrong(
+    visit: Any, keys: dict[str, str], path: str, status: int, says: str
+) -> None:
+    visitor = visit()
+    visitor.expected_statuses.add(status)
+    visitor.sign_in(keys["viewer"])
+    response = visitor.goto(path)
+    assert response.status == status
+    assert says in visitor.page.get_by_role("alert").inner_text()
