@@ -1,4 +1,5 @@
-"""A dashboard session is a signed cookie, not the memory of one process: a cookie one
+"""The session cookie as servers set and read it. A session is a signed cookie, not the
+memory of one process: a cookie one
 server process issued is good in every other (another worker, another replica, the same
 server after a restart) until it expires or its key is revoked."""
 
@@ -35,3 +36,20 @@ def test_a_session_issued_by_one_process_holds_in_others(tmp_path: Path) -> None
 def _altered(cookie: str) -> str:
     """The cookie with its signature's last digits changed."""
     return cookie[:-4] + ("1111" if cookie.endswith("0000") else "0000")
+
+
+def test_the_cookie_is_secure_behind_a_trusted_tls_proxy(tmp_path: Path) -> None:
+    home = build_adder_home(tmp_path / "home")
+    key = create_key(home, "looker", scopes=("viewer",))
+    env = {"SERVEWELL_SERVER__FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    with serve_process(home, "--models", "adder", env=env) as (url, _process):
+        over_tls = httpx.post(
+            f"{url}/ui/sign-in",
+            data={"key": key},
+            headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "10.1.2.3"},
+            timeout=30,
+        )
+        plain = httpx.post(f"{url}/ui/sign-in", data={"key": key}, timeout=30)
+    assert over_tls.status_code == plain.status_code == 303
+    assert "; secure" in over_tls.headers["set-cookie"].lower()
+    assert "secure" not in plain.headers["set-cookie"].lower()
