@@ -1,7 +1,7 @@
 """The session cookie as servers set and read it. A session is a signed cookie, not the
-memory of one process: a cookie one
-server process issued is good in every other (another worker, another replica, the same
-server after a restart) until it expires or its key is revoked."""
+memory of one process: a cookie one server process issued is good in every other
+(another worker, another replica, the same server after a restart) until it expires or
+its key is revoked; it is Secure when the request came over TLS."""
 
 from __future__ import annotations
 
