@@ -72,3 +72,28 @@ def test_a_bad_address_is_a_page_saying_what_is_wrong(
     response = visitor.goto(path)
     assert response.status == status
     assert says in visitor.page.get_by_role("alert").inner_text()
+
+
+def test_the_keyboard_can_skip_to_the_content(visit: Any, keys: dict[str, str]) -> None:
+    visitor = visit()
+    visitor.sign_in(keys["viewer"])
+    visitor.goto("/ui/models")
+    visitor.page.keyboard.press("Tab")
+    assert visitor.page.evaluate("document.activeElement.textContent") == "Skip to content"
+    visitor.page.keyboard.press("Enter")
+    assert visitor.page.evaluate("document.activeElement.id") == "main"
+    visitor.page.keyboard.press("Tab")  # then on into the page's own links
+    assert visitor.page.evaluate("document.activeElement.textContent") == "adder"
+
+
+def test_a_laptop_screen_needs_no_sideways_scroll(visit: Any, keys: dict[str, str]) -> None:
+    visitor = visit()
+    visitor.page.set_viewport_size({"width": 1024, "height": 700})
+    visitor.sign_in(keys["admin"])
+    for name, path in (("models-1024", "/ui/models"), ("model-iris-1024", "/ui/models/iris")):
+        visitor.goto(path)
+        visitor.screenshot(name)
+        overflow = visitor.page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is {overflow} px wider than the screen"
