@@ -7,10 +7,11 @@ at most ``chat.max_messages`` messages, ``validation.max_text_bytes`` of text in
 ``chat.max_control_characters`` control characters (the rest removed: NFC, no control
 or format characters, ``core.sanitize``), ``max_tokens`` up to ``chat.max_tokens``.
 
-A chat model is one whose signature takes ``messages`` (BYTES, each row one JSON array
-of ``{"role", "content"}`` objects) and gives ``text`` (BYTES); its signature may also
-take ``temperature`` (FP32) and ``max_tokens`` (INT64), one per row, which the request's
-parameters fill (:func:`to_inputs`).
+A chat model is one whose signature is the chat signature (``core.chat_signature``:
+``messages`` in, each row one JSON array of ``{"role", "content"}`` objects, ``text``
+out); it may also take ``temperature`` (FP32) and ``max_tokens`` (INT64), one per row,
+which the request's parameters fill (:func:`to_inputs`), and give ``finish_reason``,
+``prompt_tokens`` and ``completion_tokens``, which the answer then states.
 
 :meth:`ChatRequest.cache_view` is the one place a request is normalized for the
 response cache: the parameters that change the answer, in a canonical JSON spelling;
@@ -26,13 +27,12 @@ from typing import Any
 import numpy as np
 import orjson
 
+from servewell.core.chat_signature import MESSAGES
 from servewell.core.ref import ModelRef
 from servewell.core.sanitize import count_control_characters, normalize_text
 from servewell.core.signature import Signature
 from servewell.errors import InvalidInput, InvalidReference
 
-MESSAGES = "messages"
-TEXT = "text"
 TEMPERATURE = "temperature"
 MAX_TOKENS = "max_tokens"
 ROLES = frozenset({"system", "developer", "user", "assistant"})
@@ -90,13 +90,6 @@ class ChatRequest:
             "seed": self.seed,
         }
         return orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
-
-
-def is_chat_signature(signature: Signature) -> bool:
-    """Whether a model serves chat: ``messages`` in and ``text`` out, both BYTES."""
-    inputs = {spec.name: spec.datatype for spec in signature.inputs}
-    outputs = {spec.name: spec.datatype for spec in signature.outputs}
-    return inputs.get(MESSAGES) == "BYTES" and outputs.get(TEXT) == "BYTES"
 
 
 def peek_model(document: Any) -> ModelRef | None:

@@ -24,16 +24,8 @@ from typing import Any
 
 import orjson
 
-from servewell.core.chat import (
-    TEXT,
-    ChatLimits,
-    ChatRequest,
-    Usage,
-    is_chat_signature,
-    parse_chat,
-    to_inputs,
-    usage_of,
-)
+from servewell.core.chat import ChatLimits, ChatRequest, Usage, parse_chat, to_inputs, usage_of
+from servewell.core.chat_signature import TEXT, is_chat_signature
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.errors import InvalidInput, ServewellError

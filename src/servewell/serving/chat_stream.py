@@ -70,7 +70,8 @@ def end_of(outputs: dict[str, np.ndarray[Any, Any]]) -> StreamEnd:
         end.finish_reason = text_of(outputs["finish_reason"])
     for name in ("prompt_tokens", "completion_tokens"):
         if name in outputs:
-            setattr(end, name, int(outputs[name].reshape(-1)[0]))
+            count = int(outputs[name].reshape(-1)[0])
+            setattr(end, name, count if count >= 0 else None)  # -1: not reported
     return end
 
 

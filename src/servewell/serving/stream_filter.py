@@ -21,6 +21,9 @@ from servewell.serving.chat_stream import ChatStream, StreamEnd
 from servewell.settings import OutputFilterSettings
 
 CONTENT_FILTER = "content_filter"
+#: The least a window holds back: the longest spaced finding still arriving (a 19-digit
+#: card with a separator between each digit, 37 characters) must fit behind the cut.
+MIN_HOLDBACK_CHARS = 40
 
 
 class SlidingFilter:
@@ -28,7 +31,7 @@ class SlidingFilter:
 
     def __init__(self, rule: OutputFilterSettings, holdback_chars: int) -> None:
         self.rule = rule
-        self.holdback_chars = holdback_chars
+        self.holdback_chars = max(holdback_chars, MIN_HOLDBACK_CHARS)
         self.window = ""
         self.kinds: list[str] = []
         """Each finding's kind, as found (for the metrics)."""
@@ -43,19 +46,26 @@ class SlidingFilter:
         return self._release(len(self.window))
 
     def _cut(self) -> int:
+        """Where the sent part ends: ``holdback_chars`` from the end, moved back out of
+        any word and any finding it would cut."""
         window = self.window
         cut = len(window) - self.holdback_chars
         if cut <= 0:
             return 0
-        for finding in find_pii(window, self.rule.kinds):
-            if finding.start < cut < finding.end:
-                cut = finding.start
-        word_cut = cut
-        while word_cut > 0 and not window[word_cut - 1].isspace():
-            word_cut -= 1  # never inside a word
-        if word_cut == 0 and len(window) > 4 * self.holdback_chars:
-            return cut  # one endless word: bounded all the same
-        return word_cut
+        findings = find_pii(window, self.rule.kinds)
+        moved = True
+        while moved and cut > 0:
+            moved = False
+            word_cut = cut
+            while word_cut > 0 and not window[word_cut - 1].isspace():
+                word_cut -= 1  # never inside a word
+            if word_cut == 0 and len(window) > 4 * self.holdback_chars:
+                return cut  # one endless word: bounded all the same
+            cut, moved = word_cut, word_cut != cut
+            for finding in findings:
+                if finding.start < cut < finding.end:
+                    cut, moved = finding.start, True
+        return cut
 
     def _release(self, cut: int) -> str:
         if self.blocked:

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from servewell.core.chat import TEXT
+from servewell.core.chat_signature import TEXT
 from servewell.core.deadline import Deadline
 from servewell.core.inference import InferRequest
 from servewell.core.validation import validate_inputs

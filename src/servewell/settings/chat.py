@@ -19,7 +19,7 @@ class ChatSettings(Section):
     """Control characters (other than tab, newline and carriage return) a prompt may
     hold before it is refused with 400; those allowed are removed before the model
     sees the prompt (``core.sanitize``)."""
-    stream_holdback_chars: int = Field(default=64, ge=16, le=4096)
+    stream_holdback_chars: int = Field(default=64, ge=40, le=4096)
     """Characters a filtered stream holds back (``models.<name>.output_filters``), so a
-    card number, SSN, e-mail or phone number split across chunks is still caught; a
-    word is never split."""
+    card number, SSN, e-mail or phone number split across chunks is still caught (at
+    least 40: a card number spaced digit by digit); a word is never split."""
