@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from servewell.core.chat import ChatLimits, parse_chat, to_inputs, usage_of
+from servewell.core.chat import ChatLimits, parse_chat, to_inputs
 from servewell.core.chat_signature import chat_signature, is_chat_signature
 from servewell.core.signature import Signature
 from servewell.errors import InvalidInput
@@ -96,10 +96,3 @@ def test_the_model_gets_the_parameters_its_signature_takes() -> None:
     inputs = to_inputs(chat, wider)
     assert (float(inputs["temperature"][0]), int(inputs["max_tokens"][0])) == (0.5, 7)
     assert inputs["messages"][0] == b'[{"role":"user","content":"hi"}]'
-
-
-def test_usage_is_the_models_else_counted() -> None:
-    chat = parse_chat(_body(), LIMITS)
-    assert usage_of(chat, "one two.", 5, 9).reported
-    counted = usage_of(chat, "one two.", None, 9)
-    assert (counted.prompt_tokens, counted.completion_tokens, counted.reported) == (1, 9, False)

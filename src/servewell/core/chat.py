@@ -145,9 +145,6 @@ class Usage:
 
     prompt_tokens: int
     completion_tokens: int
-    reported: bool = True
-    """Whether the model reported both counts (an upstream's ``usage``); False: one or
-    both were counted here (a local model, a fallback's default answer)."""
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -161,12 +158,11 @@ def usage_of(
     request: ChatRequest, text: str, prompt_tokens: int | None, completion_tokens: int | None
 ) -> Usage:
     """The usage the model reported, each count it did not counted here."""
-    reported = prompt_tokens is not None and completion_tokens is not None
     if prompt_tokens is None:
         prompt_tokens = count_tokens(prompt_text(request))
     if completion_tokens is None:
         completion_tokens = count_tokens(text)
-    return Usage(prompt_tokens, completion_tokens, reported)
+    return Usage(prompt_tokens, completion_tokens)
 
 
 def count_tokens(text: str) -> int:
