@@ -25,6 +25,7 @@ from servewell.errors import ServewellError
 from servewell.http import rest, v2
 from servewell.http.dashboard.app import build_dashboard
 from servewell.http.guard import DASHBOARD_PREFIX
+from servewell.http.chat import CHAT_OPERATION, CHAT_PATH, chat_models
 from servewell.http.jobs import add_job_routes
 from servewell.http.problems import to_reply
 from servewell.http.repository import add_repository_routes
@@ -135,7 +136,9 @@ def _add_v2_routes(api: FastAPI, running: Running, draining: Draining) -> None:
 def _add_rest_routes(api: FastAPI, running: Running) -> None:
     @api.get("/v1/models", tags=["rest"])
     async def list_models() -> dict[str, Any]:
-        """Every model served, with its default version."""
+        """Every model served, with its default version (``models``); the chat models
+        also as OpenAI's model list (``object: list``, ``data``: one entry a version and
+        one for the bare name)."""
         pool = running().pool
         models = []
         for name in pool.names():
@@ -153,7 +156,7 @@ def _add_rest_routes(api: FastAPI, running: Running) -> None:
                     "ready": True,
                 }
             )
-        return {"models": models}
+        return {"models": models, "object": "list", "data": chat_models(pool)}
 
     @api.get("/v1/models/{name}", tags=["rest"])
     async def model_status(name: str) -> dict[str, Any]:
@@ -228,6 +231,7 @@ def _document_inference_routes(api: FastAPI) -> None:
                 default, pinned = route.templates()
                 schema["paths"][default] = {"post": _operation(route, pinned=False)}
                 schema["paths"][pinned] = {"post": _operation(route, pinned=True)}
+            schema["paths"][CHAT_PATH] = {"post": CHAT_OPERATION}
             api.openapi_schema = schema
         return api.openapi_schema
 
