@@ -23,9 +23,9 @@ from servewell.core.feedback import Label, labels_from_json
 from servewell.core.ref import check_name, version_in_path
 from servewell.errors import ServewellError
 from servewell.http import rest, v2
+from servewell.http.chat import CHAT_OPERATION, CHAT_PATH, chat_models
 from servewell.http.dashboard.app import build_dashboard
 from servewell.http.guard import DASHBOARD_PREFIX
-from servewell.http.chat import CHAT_OPERATION, CHAT_PATH, chat_models
 from servewell.http.jobs import add_job_routes
 from servewell.http.problems import to_reply
 from servewell.http.repository import add_repository_routes
