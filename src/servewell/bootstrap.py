@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from servewell.cache import (
@@ -11,6 +12,7 @@ from servewell.cache import (
     ResponseCache,
     SyncResponseCache,
 )
+from servewell.core.llm_cost import FREE, Prices
 from servewell.errors import InvalidInput
 from servewell.jobs.embedded import EmbeddedExecutor
 from servewell.jobs.folder import JobFolders
@@ -24,22 +26,28 @@ from servewell.limits import (
     SyncRateLimiter,
 )
 from servewell.observability import ServingMetrics
+from servewell.observability.llm_metrics import LlmMetrics
 from servewell.registry import LocalArtifactStore, SqlRegistry
 from servewell.registry.jobs import JobStore
 from servewell.registry.keys import ApiKeyStore
 from servewell.registry.leases import Leases, holder_id
 from servewell.registry.prediction_store import open_prediction_store
 from servewell.registry.sketches import SketchStore
+from servewell.registry.spend import SpendStore
 from servewell.registry.traffic import TrafficStore
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
+from servewell.serving.llm_accounting import LlmAccounting
+from servewell.serving.llm_routes import RouteGroups
 from servewell.serving.lockout import Lockout
 from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.prediction_reading import Readings
 from servewell.serving.prediction_rows import DEFAULT_HASH_KEY, RowBuilder
 from servewell.serving.prediction_sketches import PredictionSketcher
+from servewell.serving.predictor import Predictor
 from servewell.serving.protection import Protection
 from servewell.serving.response_cache import ResponseCacheLayer
+from servewell.serving.spend import SpendLedger
 from servewell.serving.traffic import TrafficPolicies, check_declared, declared_policies
 from servewell.settings import Settings
 
@@ -129,6 +137,31 @@ def build_prediction_log(
         metrics,
         consumers=[sketches.write],
     )
+
+
+def build_llm(
+    settings: Settings,
+    services: Services,
+    metrics: ServingMetrics,
+    predictor: Predictor,
+    limiter: RateLimiter | None,
+    spec_prices: Callable[[str], Prices | None] = lambda model: None,
+) -> tuple[RouteGroups, LlmAccounting]:
+    """The route groups the settings declare and the LLM calls' accounting (spend,
+    budgets, token rates on the guard's ``limiter``). A model's prices: its remote
+    spec's (``spec_prices``), else ``llm_costs.prices``, else free. Not started."""
+    configured = {
+        name: Prices(prices.input_per_1k, prices.output_per_1k)
+        for name, prices in settings.llm_costs.prices.items()
+    }
+
+    def prices_for(model: str) -> Prices:
+        return spec_prices(model) or configured.get(model, FREE)
+
+    llm_metrics = LlmMetrics(metrics)
+    ledger = SpendLedger(SpendStore(services.registry), settings.llm_costs.flush_interval_s)
+    accounting = LlmAccounting(ledger, metrics, llm_metrics, prices_for, limiter)
+    return RouteGroups(settings.route_groups, predictor, llm_metrics), accounting
 
 
 def build_jobs(
