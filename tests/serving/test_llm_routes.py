@@ -5,7 +5,6 @@ predictor, only when the rules before it did not hold."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -86,9 +85,9 @@ async def test_a_classifier_label_picks_the_model(served: Predictor) -> None:
 async def test_start_up_refuses_what_cannot_route(served: Predictor) -> None:
     metrics = LlmMetrics(ServingMetrics(CollectorRegistry()))
     served_names = served.pool.names()
-    with pytest.raises(InvalidConfig, match="route_groups.support: model 'ghost' is not served"):
+    with pytest.raises(InvalidConfig, match=r"route_groups\.support: model 'ghost' is not served"):
         RouteGroups({"support": _group("ghost")}, served, metrics).check_names(served_names)
-    with pytest.raises(InvalidConfig, match="route_groups.adder: a served model has the group"):
+    with pytest.raises(InvalidConfig, match=r"route_groups\.adder: a served model has the group"):
         RouteGroups({"adder": _group()}, served, metrics).check_names(served_names)
     not_text = RouteGroups({"support": _group("adder")}, served, metrics)
     not_text.check_names(served_names)

@@ -49,11 +49,10 @@ def usage(
 
 def _print_table(rows: list[SpendRow], first_day: str) -> None:
     table = Table(title=f"LLM spend since {first_day} (UTC)", title_justify="left")
-    for column in ("day", "key", "model", "requests", "prompt tokens", "completion tokens"):
-        table.add_column(
-            column, justify="right" if " " in column or column == "requests" else "left"
-        )
-    table.add_column("USD", justify="right")
+    for column in ("day", "key", "model"):
+        table.add_column(column, no_wrap=True)
+    for column in ("calls", "prompt", "completion", "USD"):  # tokens: prompt, completion
+        table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
             row.day,

@@ -40,8 +40,7 @@ class LlmMetrics:
         )
         self.cost_usd = Counter(
             "servewell_llm_cost_usd",
-            "What LLM calls cost in US dollars (tokens x the model's prices), by model "
-            "and key.",
+            "What LLM calls cost in US dollars (tokens x the model's prices), by model and key.",
             ("model", "key"),
             registry=registry,
         )
