@@ -1,5 +1,6 @@
-"""The LLM calls' metrics: which model a route group chose and by which rule, the
-tokens each key used per model, and what they cost.
+"""The LLM calls' metrics: the time to a streamed answer's first token, which model a
+route group chose and by which rule, the tokens each key used per model, and what they
+cost.
 
 Counted once per LLM call (calls that take tens of milliseconds at least), straight to
 prometheus_client's objects (per-process files with ``--workers N``), each label set
@@ -10,10 +11,10 @@ the served models, ``key`` is a key's name or ``anonymous`` (never a client addr
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from servewell.core.llm_cost import Usage
-from servewell.observability.metrics import ANONYMOUS, ServingMetrics
+from servewell.observability.metrics import ANONYMOUS, LATENCY_BUCKETS_S, ServingMetrics
 
 
 def key_label(caller: str | None) -> str:
@@ -24,6 +25,14 @@ def key_label(caller: str | None) -> str:
 class LlmMetrics:
     def __init__(self, serving: ServingMetrics) -> None:
         registry = serving.registry
+        self.first_token_s = Histogram(
+            "servewell_llm_first_token_seconds",
+            "Time from a streamed chat completion's start to its first piece of text "
+            "(the model's or upstream's answer, before it is sent).",
+            ("model", "version"),
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
         self.routed = Counter(
             "servewell_llm_routed",
             "Chat requests a route group answered, by group, the model it chose and the "
@@ -45,6 +54,9 @@ class LlmMetrics:
             registry=registry,
         )
         self._children: dict[tuple[str, ...], Counter] = {}
+
+    def first_token(self, model: str, version: int, elapsed_s: float) -> None:
+        self.first_token_s.labels(model, str(version)).observe(elapsed_s)
 
     def count_route(self, group: str, model: str, rule: str) -> None:
         self._child(self.routed, "routed", group, model, rule).inc()
