@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from servewell.cache import (
@@ -37,9 +36,11 @@ from servewell.registry.spend import SpendStore
 from servewell.registry.traffic import TrafficStore
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
-from servewell.serving.llm_accounting import LlmAccounting
+from servewell.serving.llm_accounting import LlmAccounting, spec_prices
+from servewell.serving.llm_calls import LlmCalls
 from servewell.serving.llm_routes import RouteGroups
 from servewell.serving.lockout import Lockout
+from servewell.serving.pool import served_references
 from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.prediction_reading import Readings
 from servewell.serving.prediction_rows import DEFAULT_HASH_KEY, RowBuilder
@@ -48,6 +49,7 @@ from servewell.serving.predictor import Predictor
 from servewell.serving.protection import Protection
 from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.serving.spend import SpendLedger
+from servewell.serving.token_count import TokenCounter
 from servewell.serving.traffic import TrafficPolicies, check_declared, declared_policies
 from servewell.settings import Settings
 
@@ -143,25 +145,33 @@ def build_llm(
     settings: Settings,
     services: Services,
     metrics: ServingMetrics,
+    llm_metrics: LlmMetrics,
     predictor: Predictor,
-    limiter: RateLimiter | None,
-    spec_prices: Callable[[str], Prices | None] = lambda model: None,
-) -> tuple[RouteGroups, LlmAccounting]:
-    """The route groups the settings declare and the LLM calls' accounting (spend,
-    budgets, token rates on the guard's ``limiter``). A model's prices: its remote
-    spec's (``spec_prices``), else ``llm_costs.prices``, else free. Not started."""
+    protection: Protection,
+) -> LlmCalls:
+    """The chat path's LLM steps: the route groups the settings declare, checked against
+    the registry (InvalidConfig naming the group), and the accounting (spend, budgets,
+    token rates on the guard's limiter). A model's prices: its remote spec's, else
+    ``llm_costs.prices``, else free. Registry I/O; not started."""
     configured = {
         name: Prices(prices.input_per_1k, prices.output_per_1k)
         for name, prices in settings.llm_costs.prices.items()
     }
+    from_spec = spec_prices(predictor.pool)
 
     def prices_for(model: str) -> Prices:
-        return spec_prices(model) or configured.get(model, FREE)
+        return from_spec(model) or configured.get(model, FREE)
 
-    llm_metrics = LlmMetrics(metrics)
+    routes = RouteGroups(settings.route_groups, predictor, llm_metrics)
+    if settings.route_groups:
+        refs = {ref.name: ref for ref in served_references(services, predictor.pool.refs)}
+        routes.check(sorted(refs), lambda name: services.registry.resolve(refs[name]).signature)
     ledger = SpendLedger(SpendStore(services.registry), settings.llm_costs.flush_interval_s)
+    limiter = protection.limiter
     accounting = LlmAccounting(ledger, metrics, llm_metrics, prices_for, limiter)
-    return RouteGroups(settings.route_groups, predictor, llm_metrics), accounting
+    keyring = protection.keyring
+    keys = keyring.named if keyring is not None else (lambda name: None)
+    return LlmCalls(routes, accounting, TokenCounter(), keys)
 
 
 def build_jobs(

@@ -57,9 +57,9 @@ async def test_spend_is_tokens_times_prices_in_the_metrics_and_the_database(
     accounting, metrics = _accounting(services)
     await accounting.start()
     key = _key(services)
-    cost = await accounting.settle("app", key, "strong", Usage(1200, 300), 1200)
+    cost = accounting.settle("app", key, "strong", Usage(1200, 300), 1200)
     assert cost == pytest.approx(1.2 * 10 + 0.3 * 30)
-    await accounting.settle("ip:10.1.2.3", None, "local", Usage(7, 5), 7)
+    accounting.settle("ip:10.1.2.3", None, "local", Usage(7, 5), 7)
     await accounting.close()  # writes what it holds
     rows = SpendStore(services.registry).rows("2026-12-01")
     assert [(r.key, r.model, r.prompt_tokens, r.completion_tokens) for r in rows] == [
@@ -81,7 +81,7 @@ async def test_a_key_over_its_budget_is_refused_naming_it_and_when_it_resets(
     await accounting.start()
     key = _key(services, budget="20/day")
     await accounting.admit(key, 100)
-    await accounting.settle("app", key, "strong", Usage(1200, 300), 100)  # $21
+    accounting.settle("app", key, "strong", Usage(1200, 300), 100)  # $21
     with pytest.raises(OverBudget) as refused:
         await accounting.admit(key, 100)
     error = refused.value
@@ -107,7 +107,7 @@ async def test_replicas_share_the_spend_through_the_database(services: Services)
     await first.start()
     await second.start()
     key = _key(services, budget="20/month")
-    await first.settle("app", key, "strong", Usage(1000, 400), 0)  # $22 on the first
+    first.settle("app", key, "strong", Usage(1000, 400), 0)  # $22 on the first
     await second.admit(key, 10)  # the second has not heard yet
     await first.ledger.flush()
     await second.ledger.flush()  # re-reads every key's spend
@@ -137,7 +137,8 @@ async def test_a_key_over_its_token_rate_waits(
     accounting, metrics = _accounting(sqlite_services, limiter)
     key = _key(sqlite_services, tpm=1000)
     await accounting.admit(key, 400)  # 400 of 1000 taken
-    await accounting.settle("app", key, "local", Usage(400, 500), 400)  # 500 more: 100 left
+    accounting.settle("app", key, "local", Usage(400, 500), 400)  # 500 more: 100 left
+    await accounting.debited()
     with pytest.raises(RateLimited) as refused:
         await accounting.admit(key, 200)
     assert refused.value.message.startswith(

@@ -4,13 +4,14 @@ predictor, only when the rules before it did not hold."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from servewell.bootstrap import build_services
 from servewell.core.llm_routing import Choice
+from servewell.core.signature import Signature
 from servewell.core.validation import InputLimits
 from servewell.errors import InvalidConfig
 from servewell.observability import ServingMetrics
@@ -62,8 +63,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pred
 async def test_a_classifier_label_picks_the_model(served: Predictor) -> None:
     metrics = ServingMetrics(CollectorRegistry())
     routes = RouteGroups({"support": _group()}, served, LlmMetrics(metrics))
-    routes.check_names(served.pool.names())
-    routes.check_classifiers()
+    routes.check(served.pool.names(), _signature_of(served))
     login = await routes.route("support", "I can't log in, my password is wrong", 12)
     assert login == Choice("tickets", "classifier:tickets=account")
     parcel = await routes.route("support", "where is my parcel?", 8)
@@ -84,12 +84,15 @@ async def test_a_classifier_label_picks_the_model(served: Predictor) -> None:
 
 async def test_start_up_refuses_what_cannot_route(served: Predictor) -> None:
     metrics = LlmMetrics(ServingMetrics(CollectorRegistry()))
-    served_names = served.pool.names()
+    names, signature_of = served.pool.names(), _signature_of(served)
     with pytest.raises(InvalidConfig, match=r"route_groups\.support: model 'ghost' is not served"):
-        RouteGroups({"support": _group("ghost")}, served, metrics).check_names(served_names)
+        RouteGroups({"support": _group("ghost")}, served, metrics).check(names, signature_of)
     with pytest.raises(InvalidConfig, match=r"route_groups\.adder: a served model has the group"):
-        RouteGroups({"adder": _group()}, served, metrics).check_names(served_names)
+        RouteGroups({"adder": _group()}, served, metrics).check(names, signature_of)
     not_text = RouteGroups({"support": _group("adder")}, served, metrics)
-    not_text.check_names(served_names)
     with pytest.raises(InvalidConfig, match="'adder' is not a text classifier"):
-        not_text.check_classifiers()
+        not_text.check(names, signature_of)
+
+
+def _signature_of(predictor: Predictor) -> Callable[[str], Signature]:
+    return lambda name: predictor.pool.get(name).signature

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from servewell.serving.token_count import TokenCounter, content_text, users_text
+from servewell.serving.token_count import TokenCounter, users_text
 
 #: Run with the network refused and an empty tiktoken cache: a download would fail.
 OFFLINE = """
@@ -23,7 +23,7 @@ socket.create_connection = refuse
 from servewell.serving.token_count import TokenCounter
 counter = TokenCounter()
 print(json.dumps({"exact": counter.exact, "tokens": counter.count("hello world"),
-                  "prompt": counter.count_prompt([{"role": "user", "content": "hello world"}])}))
+                  "prompt": counter.count_prompt([("user", "hello world")])}))
 """
 
 
@@ -52,14 +52,11 @@ def test_without_the_encoding_counts_are_approximate(caplog: pytest.LogCaptureFi
     assert "counting tokens approximately" in caplog.text
 
 
-def test_message_text() -> None:
-    parts = [{"type": "text", "text": "one"}, {"type": "image_url"}, {"type": "text", "text": "2"}]
-    assert content_text(parts) == "one\n2"
-    assert content_text(None) == ""
+def test_the_users_text_is_what_routes_read() -> None:
     messages = [
-        {"role": "system", "content": "analyze everything"},
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": "hello"},
-        {"role": "user", "content": parts},
+        ("system", "analyze everything"),
+        ("user", "hi"),
+        ("assistant", "hello"),
+        ("user", "one\n2"),
     ]
     assert users_text(messages) == "hi\none\n2"

@@ -44,6 +44,14 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def to_dict(self) -> dict[str, int]:
+        """As OpenAI's ``usage`` states it."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
 
 def cost_usd(usage: Usage, prices: Prices) -> float:
     """What ``usage`` costs at ``prices``."""

