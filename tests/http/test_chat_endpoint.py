@@ -171,7 +171,9 @@ def test_a_raw_stream_is_server_sent_events_ending_in_done(url: str, keys: dict[
         lines = [line for line in answer.iter_lines() if line]
     assert all(line.startswith("data: ") for line in lines)
     assert lines[-1] == "data: [DONE]"
-    assert json.loads(lines[0][6:])["object"] == "chat.completion.chunk"
+    first = json.loads(lines[0][6:])
+    assert first["object"] == "chat.completion.chunk"
+    assert first["id"] == f"chatcmpl-{answer.headers['x-request-id']}"
 
 
 # --- the guard through the SDK -------------------------------------------------------------
