@@ -15,6 +15,7 @@ which ``_chat`` sets for the whole request.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -67,7 +68,12 @@ class LlmCalls:
         """The active key of a caller's name (the key ring's), for budgets and rates."""
 
     async def start(self) -> None:
+        """Start the accounting; with route groups (every chat request is counted before
+        it is routed), read the tokenizer now, in a thread, rather than on the event
+        loop at the first request."""
         await self.accounting.start()
+        if self.routes.groups:
+            await asyncio.to_thread(self.counter.load)
 
     async def close(self) -> None:
         await self.accounting.close()
