@@ -88,6 +88,7 @@ def keys(home: Path) -> dict[str, str]:
         "spender": create_key(home, "spender"),
         "capped": create_key(home, "capped", budget="0.2/day"),
         "tpm": create_key(home, "tpm", tpm=10),
+        "shared": create_key(home, "shared", budget="0.2/day"),
     }
 
 
@@ -243,3 +244,31 @@ def test_a_key_over_its_token_rate_waits(
     assert "rate limit of key 'tpm' in LLM tokens per minute exceeded" in refused.value.message
     assert int(refused.value.response.headers["retry-after"]) >= 1
     assert len(upstream.received()) == 1
+
+
+def test_two_servers_share_a_keys_spend(
+    clients: dict[str, openai.OpenAI], home: Path, upstream: ScriptedUpstream
+) -> None:
+    """The budget holds across servers (workers, replicas) on one database: what one
+    spends, the other refuses on once the first has flushed and the second re-read
+    (every 0.2 s here)."""
+    upstream.script([])
+    with (
+        serve_process(home, "--models", "cheap-llm,strong-llm,prompt-kind") as (second, _),
+        openai.OpenAI(
+            base_url=f"{second}/v1", api_key=clients["shared"].api_key, max_retries=0
+        ) as other,
+    ):
+        _ask(other, "cheap-llm", "hello", temperature=0.5)  # nothing spent yet: $0.0035
+        for _ in range(2):  # $0.22 more, on the first server
+            _ask(clients["shared"], "strong-llm", "analyze this", temperature=0.5)
+        deadline = time.monotonic() + 15
+        refused: str | None = None
+        while refused is None and time.monotonic() < deadline:
+            try:
+                _ask(other, "cheap-llm", "hello", temperature=0.5)
+            except openai.RateLimitError as error:
+                refused = error.message
+            time.sleep(0.1)
+        assert refused is not None, "the second server never saw the first's spend"
+        assert "the budget of key 'shared' is spent" in refused
