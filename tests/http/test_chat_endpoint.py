@@ -250,6 +250,13 @@ def test_a_bad_body_from_an_unknown_caller_is_a_401(url: str) -> None:
     assert _post(url, "sw_nobody", b"{not json").status_code == 401
 
 
+def test_only_post_is_served(url: str, keys: dict[str, str]) -> None:
+    headers = {"Authorization": f"Bearer {keys['all']}"}
+    refused = httpx.get(f"{url}/v1/chat/completions", headers=headers, timeout=10)
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "POST"
+
+
 # --- the response cache ---------------------------------------------------------------------
 
 

@@ -52,6 +52,30 @@ EVENT_STREAM = b"text/event-stream"
 CACHE_OPT_IN = b"x-servewell-cache"
 DONE = b"data: [DONE]\n\n"
 
+#: The route's OpenAPI operation (``http.routes`` adds it to the schema).
+CHAT_OPERATION: dict[str, Any] = {
+    "tags": ["openai"],
+    "summary": "Chat completions, OpenAI's API (model: a servewell model; stream: SSE)",
+    "operationId": "chat_completions",
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "required": ["model", "messages"]},
+                "example": {
+                    "model": "story",
+                    "messages": [{"role": "user", "content": "Tell me about the cat"}],
+                    "temperature": 0,
+                    "max_tokens": 32,
+                },
+            }
+        },
+    },
+    "responses": {
+        "200": {"description": "A chat.completion, or server-sent chat.completion.chunk events."}
+    },
+}
+
 #: OpenAI's error ``type`` by HTTP status (the SDK picks its class by the status).
 _TYPES = {
     400: "invalid_request_error",
