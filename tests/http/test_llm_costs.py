@@ -272,3 +272,44 @@ def test_two_servers_share_a_keys_spend(
             time.sleep(0.1)
         assert refused is not None, "the second server never saw the first's spend"
         assert "the budget of key 'shared' is spent" in refused
+
+
+@pytest.mark.parametrize(
+    ("group", "reason"),
+    [
+        (
+            {"models": ["cheap-llm", "ghost-llm"], "default": "cheap-llm"},
+            "route_groups.assistant: model 'ghost-llm' is not served here (served: "
+            "cheap-llm, prompt-kind, strong-llm)",
+        ),
+        (
+            {
+                "models": ["cheap-llm"],
+                "default": "cheap-llm",
+                "rules": [{"classifier": "strong-llm", "label": "x", "model": "cheap-llm"}],
+            },
+            "route_groups.assistant: 'strong-llm' is not a text classifier (one BYTES input, "
+            "a 'label' output and class labels)",
+        ),
+    ],
+)
+def test_servewell_serve_refuses_a_group_it_cannot_route_in_one_line(
+    home: Path, group: dict[str, Any], reason: str
+) -> None:
+    config = home.parent / "wrong-group.yaml"
+    config.write_text(yaml.safe_dump({"route_groups": {"assistant": group}}))
+    process = subprocess.run(
+        [CLI, "serve", "--port", "0", "--no-auth"],
+        cwd=home.parent,
+        env={
+            **os.environ,
+            "SERVEWELL_HOME": str(home),
+            "SERVEWELL_CONFIG": str(config),
+            "SERVEWELL_SERVER__MODELS": '["cheap-llm", "strong-llm", "prompt-kind"]',
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert process.returncode == 9, process.stderr + process.stdout
+    assert process.stderr.strip() == f"error: the server failed to start: {reason}"

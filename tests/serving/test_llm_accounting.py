@@ -150,3 +150,25 @@ async def test_a_key_over_its_token_rate_waits(
         await accounting.admit(key, 5000)
     text = metrics.render()[0].decode()
     assert 'servewell_rate_limit_decisions_total{caller="app",outcome="limited"} 2.0' in text
+
+
+def test_prices_come_from_the_spec_else_the_settings_else_free(sqlite_services: Services) -> None:
+    from servewell.bootstrap import build_llm, build_protection
+    from servewell.core.llm_cost import FREE
+    from servewell.core.validation import InputLimits
+    from servewell.serving.pool import ModelPool
+    from servewell.serving.predictor import Predictor
+    from servewell.settings import Settings
+
+    settings = Settings.model_validate(
+        {
+            "home": sqlite_services.settings.home,
+            "llm_costs": {"prices": {"local-gen": {"input_per_1k": 0.01, "output_per_1k": 0.02}}},
+        }
+    )
+    metrics = ServingMetrics(CollectorRegistry())
+    predictor = Predictor(ModelPool(sqlite_services, [], metrics), InputLimits())
+    protection = build_protection(settings, sqlite_services)
+    llm = build_llm(settings, sqlite_services, metrics, LlmMetrics(metrics), predictor, protection)
+    assert llm.accounting.prices_for("local-gen") == Prices(0.01, 0.02)
+    assert llm.accounting.prices_for("unpriced") == FREE
