@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from servewell.core.deadline import Deadline
+from servewell.core.deadline import Deadline, deadline_for
 from servewell.core.inference import InferRequest
 from servewell.core.llm_routing import Choice, choose, classifier_needed
 from servewell.core.ref import ModelRef
@@ -89,7 +89,8 @@ class RouteGroups:
             inputs={input_name: np.array([text], dtype=np.object_)},
             outputs=("label",),
         )
-        response = await self.predictor.infer(request, deployment, deadline=deadline)
+        due = deadline or deadline_for(None, deployment.timeout_ms)  # the classifier's own
+        response = await self.predictor.infer(request, deployment, deadline=due)
         value = response.outputs["label"].reshape(-1)[0]
         return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
