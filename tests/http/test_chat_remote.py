@@ -96,8 +96,11 @@ def served(home: Path) -> Iterator[tuple[str, list[str]]]:
 
 
 @pytest.fixture(scope="module")
-def client(served: tuple[str, list[str]]) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{served[0]}/v1", api_key="unused", max_retries=0, timeout=30)
+def client(served: tuple[str, list[str]]) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=f"{served[0]}/v1", api_key="unused", max_retries=0, timeout=30
+    ) as opened:
+        yield opened
 
 
 def _messages(prompt: str) -> list[Any]:
