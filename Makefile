@@ -34,7 +34,7 @@ $(DEMO_STAMP): pyproject.toml | $(UV)
 # it reads the machine's pip configuration (the local wheels and the cap on torch's
 # version), which uv does not.
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[dev,postgres,redis,text,torch]'
+	$(PIP) install --quiet -e '.[dev,postgres,redis,text,torch,llm]'
 	touch $(DEMO_STAMP) $@
 
 install: $(TEST_STAMP)

@@ -31,6 +31,7 @@ LIFECYCLE_STACKS = (
     "torch",
     "transformers",
     "tokenizers",
+    "tiktoken",  # LLM token counts: read when first needed (serving/token_count.py)
 )
 #: The server's own stack, and the registry's: not needed to parse a command line.
 SERVING_STACKS = ("sqlalchemy", "alembic", "fastapi", "uvicorn", "prometheus_client", "httpx")

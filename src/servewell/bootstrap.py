@@ -11,6 +11,7 @@ from servewell.cache import (
     ResponseCache,
     SyncResponseCache,
 )
+from servewell.core.llm_cost import FREE, Prices
 from servewell.errors import InvalidInput
 from servewell.jobs.embedded import EmbeddedExecutor
 from servewell.jobs.folder import JobFolders
@@ -24,22 +25,31 @@ from servewell.limits import (
     SyncRateLimiter,
 )
 from servewell.observability import ServingMetrics
+from servewell.observability.llm_metrics import LlmMetrics
 from servewell.registry import LocalArtifactStore, SqlRegistry
 from servewell.registry.jobs import JobStore
 from servewell.registry.keys import ApiKeyStore
 from servewell.registry.leases import Leases, holder_id
 from servewell.registry.prediction_store import open_prediction_store
 from servewell.registry.sketches import SketchStore
+from servewell.registry.spend import SpendStore
 from servewell.registry.traffic import TrafficStore
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
+from servewell.serving.llm_accounting import LlmAccounting, spec_prices
+from servewell.serving.llm_calls import LlmCalls
+from servewell.serving.llm_routes import RouteGroups
 from servewell.serving.lockout import Lockout
+from servewell.serving.pool import served_references
 from servewell.serving.prediction_log import PredictionLog
 from servewell.serving.prediction_reading import Readings
 from servewell.serving.prediction_rows import DEFAULT_HASH_KEY, RowBuilder
 from servewell.serving.prediction_sketches import PredictionSketcher
+from servewell.serving.predictor import Predictor
 from servewell.serving.protection import Protection
 from servewell.serving.response_cache import ResponseCacheLayer
+from servewell.serving.spend import SpendLedger
+from servewell.serving.token_count import TokenCounter
 from servewell.serving.traffic import TrafficPolicies, check_declared, declared_policies
 from servewell.settings import Settings
 
@@ -129,6 +139,39 @@ def build_prediction_log(
         metrics,
         consumers=[sketches.write],
     )
+
+
+def build_llm(
+    settings: Settings,
+    services: Services,
+    metrics: ServingMetrics,
+    llm_metrics: LlmMetrics,
+    predictor: Predictor,
+    protection: Protection,
+) -> LlmCalls:
+    """The chat path's LLM steps: the route groups the settings declare, checked against
+    the registry (InvalidConfig naming the group), and the accounting (spend, budgets,
+    token rates on the guard's limiter). A model's prices: its remote spec's, else
+    ``llm_costs.prices``, else free. Registry I/O; not started."""
+    configured = {
+        name: Prices(prices.input_per_1k, prices.output_per_1k)
+        for name, prices in settings.llm_costs.prices.items()
+    }
+    from_spec = spec_prices(predictor.pool)
+
+    def prices_for(model: str) -> Prices:
+        return from_spec(model) or configured.get(model, FREE)
+
+    routes = RouteGroups(settings.route_groups, predictor, llm_metrics)
+    if settings.route_groups:
+        refs = {ref.name: ref for ref in served_references(services, predictor.pool.refs)}
+        routes.check(sorted(refs), lambda name: services.registry.resolve(refs[name]).signature)
+    ledger = SpendLedger(SpendStore(services.registry), settings.llm_costs.flush_interval_s)
+    limiter = protection.limiter
+    accounting = LlmAccounting(ledger, metrics, llm_metrics, prices_for, limiter)
+    keyring = protection.keyring
+    keys = keyring.named if keyring is not None else (lambda name: None)
+    return LlmCalls(routes, accounting, TokenCounter(), keys)
 
 
 def build_jobs(

@@ -50,7 +50,8 @@ the same way::
     ├── Forbidden                                403   a known key without the scope or model
     ├── RequestTimeout                           408   a request's headers or body too slow
     ├── RateLimited                              429   a key (or client) over its rate limit
-    │   └── LockedOut                                  a client after too many failed keys
+    │   ├── LockedOut                                  a client after too many failed keys
+    │   └── OverBudget                                 a key that spent its budget this period
     ├── ArtifactTampered                         500   stored bytes no longer match their sha256
     ├── ModelFailed                              500   a model raised, or broke its signature
     ├── StorageFailed                            503   the registry database is unreachable
@@ -551,6 +552,31 @@ class LockedOut(RateLimited):
         return (
             f"too many failed authentications from {who}: no key it sends is checked "
             f"for {wait_s} s; retry then with a valid key"
+        )
+
+
+class OverBudget(RateLimited):
+    """A key that spent its budget (``servewell keys create --budget 10/day``) this
+    period: refused until the period ends (``resets_at``, ISO 8601 UTC)."""
+
+    code = "over_budget"
+
+    def __init__(
+        self, key: str, budget: str, spent_usd: float, resets_at: str, retry_after_s: float
+    ) -> None:
+        self._budget, self._spent, self._resets = budget, spent_usd, resets_at
+        super().__init__(f"key '{key}'", retry_after_s, caller=key)
+        self.detail = {
+            "key": key,
+            "budget": budget,
+            "spent_usd": round(spent_usd, 6),
+            "resets_at": resets_at,
+        }
+
+    def _describe(self, who: str, wait_s: int) -> str:  # type: ignore[override]
+        return (
+            f"the budget of {who} is spent: ${self._spent:.4f} of ${self._budget} "
+            f"(USD); it resets at {self._resets}"
         )
 
 

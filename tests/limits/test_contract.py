@@ -123,6 +123,60 @@ async def test_redis_down_applies_the_policy_and_recovers(
     await limiter.close()
 
 
+# --- token rates: many tokens at once (take) ------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_take_is_all_or_nothing(limiter: RateLimiter) -> None:
+    rate = Rate(limit=1000, period_s=60.0)
+    first = await limiter.take("key:t:tpm", rate, 700)
+    assert first.allowed
+    assert first.remaining == 300
+    refused = await limiter.take("key:t:tpm", rate, 400)
+    assert not refused.allowed
+    assert refused.remaining == 300  # nothing taken
+    assert 0 < refused.retry_after_s <= 6.1  # 100 tokens at 1000/minute
+    assert (await limiter.take("key:t:tpm", rate, 300)).allowed
+
+
+@pytest.mark.anyio
+async def test_forced_take_leaves_a_debt_the_next_takes_wait_for(limiter: RateLimiter) -> None:
+    rate = Rate(limit=100, period_s=60.0)
+    assert (await limiter.take("key:d:tpm", rate, 90)).allowed
+    forced = await limiter.take("key:d:tpm", rate, 500, force=True)
+    assert forced.allowed
+    assert forced.remaining == 0
+    refused = await limiter.take("key:d:tpm", rate, 1)
+    assert not refused.allowed
+    assert refused.retry_after_s > 60  # the debt is capped at one period's tokens: -100
+    assert refused.retry_after_s <= 61.0
+    assert (await limiter.acquire("key:other", rate)).allowed  # other buckets unaffected
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("policy", "allowed"), [("fail_open", True), ("fail_closed", False)])
+async def test_take_with_redis_down_applies_the_policy(
+    private_redis: PrivateRedis, policy: str, allowed: bool
+) -> None:
+    limiter = RedisRateLimiter(
+        private_redis.url,
+        failure_policy=policy,
+        timeout_s=0.2,
+        retry_interval_s=0.2,  # type: ignore[arg-type]
+    )
+    rate = Rate(limit=50, period_s=60.0)
+    assert (await limiter.take("key:x:tpm", rate, 50)).allowed
+    assert not (await limiter.take("key:x:tpm", rate, 1)).allowed
+    private_redis.stop()
+    down = await asyncio.wait_for(limiter.take("key:x:tpm", rate, 1), timeout=2)
+    assert (down.degraded, down.allowed) == (True, allowed)
+    private_redis.start()
+    await asyncio.sleep(0.3)
+    recovered = await limiter.take("key:x:tpm", rate, 10)  # the script loaded again
+    assert (recovered.degraded, recovered.allowed, recovered.remaining) == (False, True, 40)
+    await limiter.close()
+
+
 # --- the sync suite: every SyncRateLimiter ---------------------------------------------
 
 

@@ -33,6 +33,7 @@ from servewell.cli import (
     serve,
     traffic,
     train,
+    usage,
     worker,
 )
 from servewell.cli.output import configure_logging, print_error
@@ -93,6 +94,7 @@ app.command("rollback")(alias.rollback)
 app.add_typer(traffic.app, name="traffic")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(keys.app, name="keys")
+app.command("usage")(usage.usage)
 app.command("predict")(predict.predict)
 app.command("batch")(batch.batch)
 app.add_typer(jobs.app, name="jobs")

@@ -23,6 +23,12 @@ def create(
     ),
     models: str | None = typer.Option(None, "--models", help="Comma-separated; default all."),
     rate: str | None = typer.Option(None, "--rate", help="e.g. 100/minute; default: configured."),
+    budget: str | None = typer.Option(
+        None, "--budget", help="LLM spend allowed, USD per day or month: 10/day, 250/month."
+    ),
+    tpm: int | None = typer.Option(
+        None, "--tpm", help="LLM tokens (prompt + completion) allowed per minute."
+    ),
     allow_unknown_models: bool = typer.Option(
         False, "--allow-unknown-models", help="Accept --models not registered (yet)."
     ),
@@ -36,7 +42,12 @@ def create(
         if model_names and not allow_unknown_models:
             check_models_exist(services.registry, model_names)
         key, token = ApiKeyStore(services.registry).create(
-            name, scopes=_split(scopes) or (), models=model_names, rate=rate
+            name,
+            scopes=_split(scopes) or (),
+            models=model_names,
+            rate=rate,
+            budget=budget,
+            tpm=tpm,
         )
     if as_json:
         print_json({**_to_dict(key), "key": token})
@@ -60,7 +71,8 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
         console.print("no API keys yet; create one with [bold]servewell keys create --name …[/]")
         return
     table = Table(title="API keys", title_justify="left")
-    for column in ("name", "key", "scopes", "models", "rate", "created (UTC)", "status"):
+    columns = ("name", "key", "scopes", "models", "rate", "budget", "tpm", "created (UTC)")
+    for column in (*columns, "status"):
         table.add_column(column)
     for key in keys:
         table.add_row(
@@ -69,6 +81,8 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
             ",".join(key.scopes),
             ",".join(key.models) if key.models else "all",
             key.rate or "default",
+            key.budget or "none",
+            f"{key.tpm:,}" if key.tpm is not None else "none",
             key.created_at.strftime("%Y-%m-%d %H:%M"),
             "[red]revoked[/]" if key.is_revoked else "[green]active[/]",
         )
@@ -98,6 +112,8 @@ def _to_dict(key: ApiKey) -> dict[str, object]:
         "scopes": list(key.scopes),
         "models": list(key.models) if key.models else None,
         "rate": key.rate,
+        "budget": key.budget,
+        "tpm": key.tpm,
         "created_at": key.created_at.isoformat(),
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
     }

@@ -20,7 +20,6 @@ None when the answer is not deterministic (temperature above 0 and no opt-in).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +38,6 @@ ROLES = frozenset({"system", "developer", "user", "assistant"})
 #: A request's temperature when it names none (OpenAI's default).
 DEFAULT_TEMPERATURE = 1.0
 #: The largest ``max_tokens`` the model is told when the request names none.
-_TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,42 +135,6 @@ def to_inputs(request: ChatRequest, signature: Signature) -> dict[str, Any]:
         asked = request.max_tokens if request.max_tokens is not None else 0
         inputs[MAX_TOKENS] = np.array([asked], dtype=np.int64)
     return inputs
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """A completion's tokens, as OpenAI's ``usage`` states them."""
-
-    prompt_tokens: int
-    completion_tokens: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
-
-
-def usage_of(
-    request: ChatRequest, text: str, prompt_tokens: int | None, completion_tokens: int | None
-) -> Usage:
-    """The usage the model reported, each count it did not counted here."""
-    if prompt_tokens is None:
-        prompt_tokens = count_tokens(prompt_text(request))
-    if completion_tokens is None:
-        completion_tokens = count_tokens(text)
-    return Usage(prompt_tokens, completion_tokens)
-
-
-def count_tokens(text: str) -> int:
-    """A local estimate of a text's tokens (words and punctuation marks), for the
-    ``usage`` of a model that does not report its own."""
-    return len(_TOKEN.findall(text))
-
-
-def prompt_text(request: ChatRequest) -> str:
-    return "\n".join(text for _, text in request.messages)
 
 
 # --- the checks ------------------------------------------------------------------------

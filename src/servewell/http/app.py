@@ -38,6 +38,7 @@ from servewell.observability import (
 )
 from servewell.serving.admission import Admission
 from servewell.serving.call import Call
+from servewell.serving.llm_calls import CURRENT_CALL
 from servewell.serving.recorder import Recorder
 from servewell.serving.startup import exiting_on_startup_failure, record_startup_failure
 from servewell.settings import Settings, load_settings
@@ -198,20 +199,28 @@ class ServewellApp:
         codec = running.codecs["openai"]
         assert isinstance(codec, ChatCodec)
         limit = self.settings.server.max_body_bytes
-        call = await chat_call(scope, receive, codec, running.pool, limit, self.body_budget)
+        call = await chat_call(
+            scope, receive, codec, running.pool, limit, self.body_budget, running.llm
+        )
         scope[CALL] = call  # the protocol tells it if the client leaves
-        reply = await running.gateway.handle(call)
-        if reply is None:
-            return
-        call.waiting = asyncio.current_task()  # client_left cancels the sending
+        llm_call = CURRENT_CALL.set(call.llm)  # until a stream's end tells its usage
         try:
-            await send_reply(reply, send)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not call.gone or task is None or task.uncancel() > 0:
-                raise
+            reply = await running.gateway.handle(call)
+            if reply is None:
+                return
+            if call.llm is not None:
+                reply.headers.extend(call.llm.headers())
+            call.waiting = asyncio.current_task()  # client_left cancels the sending
+            try:
+                await send_reply(reply, send)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not call.gone or task is None or task.uncancel() > 0:
+                    raise
+            finally:
+                call.waiting = None
         finally:
-            call.waiting = None
+            CURRENT_CALL.reset(llm_call)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -24,9 +24,10 @@ from typing import Any
 
 import orjson
 
-from servewell.core.chat import ChatLimits, ChatRequest, Usage, parse_chat, to_inputs, usage_of
+from servewell.core.chat import ChatLimits, ChatRequest, parse_chat, to_inputs
 from servewell.core.chat_signature import TEXT, is_chat_signature
 from servewell.core.inference import InferRequest, InferResponse
+from servewell.core.llm_cost import Usage
 from servewell.core.ref import ModelRef
 from servewell.errors import InvalidInput, ServewellError
 from servewell.http.problems import to_reply
@@ -43,6 +44,7 @@ from servewell.serving.deployment import Deployment
 from servewell.serving.pool import ModelPool
 from servewell.serving.reply import Reply
 from servewell.serving.text_stream import OpenedStream
+from servewell.serving.token_count import TokenCounter
 from servewell.settings import Settings
 
 CHAT_PATH = "/v1/chat/completions"
@@ -107,9 +109,13 @@ class ChatCodec:
 
     protocol = "openai"
 
-    def __init__(self, limits: ChatLimits, max_json_depth: int = 64) -> None:
+    def __init__(
+        self, limits: ChatLimits, max_json_depth: int = 64, counter: TokenCounter | None = None
+    ) -> None:
         self.limits = limits
         self.max_json_depth = max_json_depth
+        self.counter = counter or TokenCounter()
+        """Counts the tokens a model does not report (``serving.token_count``)."""
         self.on_usage: UsageHook | None = None
         """Told each answer's usage (:meth:`used`), when set."""
         self._last: tuple[bytes, bytes | None, ChatRequest] | None = None
@@ -169,8 +175,13 @@ class ChatCodec:
 
     def used(self, chat: ChatRequest, model: str, text: str, end: StreamEnd) -> Usage:
         """The one place an answer's usage is known (whole or streamed): the model's
-        own counts, else counted here; :attr:`on_usage` is told."""
-        usage = usage_of(chat, text, end.prompt_tokens, end.completion_tokens)
+        own counts (an upstream's ``usage``), else counted here; :attr:`on_usage` is
+        told."""
+        prompt, completion = end.prompt_tokens, end.completion_tokens
+        usage = Usage(
+            self.counter.count_prompt(chat.messages) if prompt is None else prompt,
+            self.counter.count(text) if completion is None else completion,
+        )
         if self.on_usage is not None:
             self.on_usage(chat, model, usage)
         return usage

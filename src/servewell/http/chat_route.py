@@ -4,13 +4,17 @@ request. Its model is named in the body, so the body is read first (within
 route, for that model.
 
 :func:`choose_model` is where a request's model is chosen before it is resolved: the
-model the body names (an alias pinned to the version it serves here). A body that
-names no model well is refused after the guard (400, from the codec).
+model the body names (an alias pinned to the version it serves here), or, when it
+names a route group, the model the group's rules choose (``serving/llm_calls``, which
+also counts the prompt and sets the budget and token-rate check the gateway awaits once
+the guard admitted the caller). A body that names no model well is refused after the
+guard (400, from the codec).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import orjson
 
@@ -20,6 +24,7 @@ from servewell.errors import NotFound, ServewellError
 from servewell.http.chat import CHAT_PATH, ChatCodec
 from servewell.http.wire import BodyBudget, Receive, Scope, read_body
 from servewell.serving.call import Call
+from servewell.serving.llm_calls import LlmCalls
 from servewell.serving.pool import ModelPool
 
 
@@ -41,6 +46,7 @@ async def chat_call(
     pool: ModelPool,
     limit_bytes: int,
     budget: BodyBudget,
+    llm: LlmCalls | None = None,
 ) -> Call:
     """The gateway call of a chat request (body read; refused later if it must be)."""
     client = scope.get("client")
@@ -60,11 +66,33 @@ async def chat_call(
         call.read_body = _refuse_with_codec(codec, body, headers)
         return call
     try:
+        if llm is not None:
+            ref = await _llm_steps(call, llm, codec, ref, body, headers)
         call.model, call.version = choose_model(ref, body, pool)
     except ServewellError as exc:
         call.model = ref.name
         call.read_body = _refuse(exc)
     return call
+
+
+async def _llm_steps(
+    call: Call,
+    llm: LlmCalls,
+    codec: ChatCodec,
+    ref: ModelRef,
+    body: bytes,
+    headers: dict[bytes, bytes],
+) -> ModelRef:
+    """Count and route the prompt (the model to resolve), and arm the budget check; a
+    body the codec refuses is left for it to refuse, after the guard."""
+    try:
+        chat = codec.parse(body, headers.get(b"content-type"))
+    except ServewellError:
+        return ref
+    opened, chosen = await llm.open(ref, chat)
+    call.llm = opened
+    call.admitted = partial(llm.admit, opened)
+    return chosen
 
 
 def _refuse(exc: ServewellError) -> Callable[[], Awaitable[bytes]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from servewell.bootstrap import (
     Services,
     build_jobs,
+    build_llm,
     build_prediction_log,
     build_protection,
     build_services,
@@ -34,6 +35,7 @@ from servewell.serving.call import Codec
 from servewell.serving.fallback import Fallbacks
 from servewell.serving.fallback_plan import Chains, plan_fallbacks
 from servewell.serving.gateway import Gateway
+from servewell.serving.llm_calls import LlmCalls
 from servewell.serving.local import input_limits
 from servewell.serving.pool import ModelPool
 from servewell.serving.prediction_log import PredictionLog
@@ -84,6 +86,9 @@ class RunningServer:
     """Batch jobs: submitted, read and cancelled through the job routes."""
     job_executor: EmbeddedExecutor | None
     """The threads running jobs in this process (``jobs.executor: local``; started)."""
+    llm: LlmCalls
+    """Chat calls' route groups, token counts, spend, budgets and token rates (started;
+    closed after the models, writing the spend it holds)."""
 
     @property
     def is_ready(self) -> bool:
@@ -103,6 +108,7 @@ class RunningServer:
         if self.alerts is not None:
             await self.alerts.stop()
         await self.pool.close(timeout_s)
+        await self.llm.close()
         await self.protection.stop()
         await self.predictions.close()
         if self.owns_services:
@@ -136,7 +142,7 @@ async def start_server(
     promoter = Promoter(services, pool, router, fallbacks, settings.server.drain_timeout_s)
     predictions = build_prediction_log(settings, services, metrics)
     predictions.start()
-    streams = TextStreams(predictor, LlmMetrics(metrics), settings.chat.stream_holdback_chars)
+    llm, streams = await _start_llm(settings, services, metrics, predictor, protection)
     gateway = Gateway(
         predictor, admission, protection.cache, recorder, fallbacks, router, predictions, streams
     )
@@ -157,7 +163,8 @@ async def start_server(
         router=router,
         promoter=promoter,
         rollouts=rollouts,
-        codecs=_codecs(settings),
+        codecs=_codecs(settings, llm),
+        llm=llm,
         metrics=metrics,
         predictions=predictions,
         alerts=_start_alerts(settings, services, metrics),
@@ -170,13 +177,28 @@ async def start_server(
     )
 
 
-def _codecs(settings: Settings) -> dict[str, Codec]:
+def _codecs(settings: Settings, llm: LlmCalls) -> dict[str, Codec]:
     depth = settings.validation.max_json_depth
-    return {
-        "v2": V2Codec(depth),
-        "rest": RestCodec(depth),
-        "openai": ChatCodec(chat_limits(settings), depth),
-    }
+    chat = ChatCodec(chat_limits(settings), depth, llm.counter)
+    chat.on_usage = llm.used
+    return {"v2": V2Codec(depth), "rest": RestCodec(depth), "openai": chat}
+
+
+async def _start_llm(
+    settings: Settings,
+    services: Services,
+    metrics: ServingMetrics,
+    predictor: Predictor,
+    protection: Protection,
+) -> tuple[LlmCalls, TextStreams]:
+    """The chat path's LLM steps (route groups checked: InvalidConfig), started, and
+    what opens streamed answers."""
+    llm_metrics = LlmMetrics(metrics)
+    llm = await asyncio.to_thread(
+        build_llm, settings, services, metrics, llm_metrics, predictor, protection
+    )
+    await llm.start()
+    return llm, TextStreams(predictor, llm_metrics, settings.chat.stream_holdback_chars)
 
 
 async def _checked_plans(

@@ -1,4 +1,5 @@
-"""The RateLimiter protocol: every backend takes one token from a named bucket."""
+"""The RateLimiter protocol: every backend takes one token (or, for token rates, many)
+from a named bucket."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ class RateLimiter(Protocol):
 
     async def acquire(self, bucket: str, rate: Rate) -> Decision:
         """Take one token from ``bucket`` if it has one; never raises for backend trouble."""
+
+    async def take(self, bucket: str, rate: Rate, amount: int, force: bool = False) -> Decision:
+        """Take ``amount`` tokens at once from ``bucket`` if it holds that many (a rate of
+        tokens per minute: an LLM call's); with ``force``, take them whatever it holds,
+        leaving it in debt (down to ``-rate.limit``) that refills like any token. Never
+        raises for backend trouble."""
 
     async def close(self) -> None:
         """Release connections."""

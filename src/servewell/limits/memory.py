@@ -40,6 +40,19 @@ class MemoryRateLimiter:
                 self._buckets.popitem(last=False)
         return decide(rate, tokens, allowed)
 
+    async def take(self, bucket: str, rate: Rate, amount: int, force: bool = False) -> Decision:
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.pop(bucket, (float(rate.limit), now))
+            tokens = min(float(rate.limit), tokens + (now - last) * rate.refill_per_s)
+            allowed = force or tokens >= amount
+            if allowed:
+                tokens = max(-float(rate.limit), tokens - amount)
+            self._buckets[bucket] = (tokens, now)
+            if len(self._buckets) > self.max_buckets:
+                self._buckets.popitem(last=False)
+        return decide(rate, tokens, allowed, cost=float(amount))
+
     async def close(self) -> None:
         with self._lock:
             self._buckets.clear()

@@ -47,6 +47,33 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(capacity / refill_per_s) + 1)
 return {granted, tostring(before)}
 """
+# Many tokens at once (a token rate: an LLM call's tokens), all or none, or, with
+# ``force``, all of them whatever the bucket holds (down to ``-capacity``: a debt that
+# refills). One call per script: token rates are checked once per LLM call.
+_TAKE = """
+local capacity = tonumber(ARGV[1])
+local refill_per_s = tonumber(ARGV[2])
+local amount = tonumber(ARGV[3])
+local force = tonumber(ARGV[4])
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then
+  tokens = capacity
+  ts = now
+end
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * refill_per_s)
+local allowed = 0
+if force == 1 or tokens >= amount then
+  allowed = 1
+  tokens = math.max(-capacity, tokens - amount)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil((capacity - tokens) / refill_per_s) + 1)
+return {allowed, tostring(tokens)}
+"""
 # ``wanted`` requests at one instant, one token each: the first ``granted`` are allowed
 # (what ``wanted`` calls of a one-token script would decide); ``before`` is the bucket
 # after its refill, so every request's own remainder follows (``_split``).
@@ -72,6 +99,7 @@ class RedisRateLimiter:
         self._client: Any = None
         self._batcher: TurnBatcher[tuple[str, Rate], Any] | None = None
         self._sha: str | None = None
+        self._take_sha: str | None = None
         self._no_script: type[Exception] = Exception
         self._down_until = 0.0
 
@@ -85,16 +113,37 @@ class RedisRateLimiter:
                 raise result
             allowed, tokens = result
         except Exception as exc:  # any Redis or socket failure: the policy decides
-            if time.monotonic() >= self._down_until:  # one warning per outage, not per call
-                logger.warning(
-                    "rate limiter: Redis unreachable (%s); applying %s for %.1f s",
-                    type(exc).__name__,
-                    self.failure_policy,
-                    self.retry_interval_s,
-                )
-            self._down_until = time.monotonic() + self.retry_interval_s
-            return self._degraded(rate)
+            return self._failed(exc, rate)
         return decide(rate, tokens, allowed)
+
+    async def take(self, bucket: str, rate: Rate, amount: int, force: bool = False) -> Decision:
+        if time.monotonic() < self._down_until:
+            return self._degraded(rate)
+        self._require_batcher()
+        try:
+            if self._take_sha is None:
+                self._take_sha = await self._client.script_load(_TAKE)
+            args = (rate.limit, rate.refill_per_s, amount, 1 if force else 0)
+            try:
+                reply = await self._client.evalsha(self._take_sha, 1, self.prefix + bucket, *args)
+            except self._no_script:  # a restarted Redis forgot the script
+                self._take_sha = await self._client.script_load(_TAKE)
+                reply = await self._client.evalsha(self._take_sha, 1, self.prefix + bucket, *args)
+        except Exception as exc:  # any Redis or socket failure: the policy decides
+            return self._failed(exc, rate)
+        return decide(rate, float(reply[1]), bool(int(reply[0])), cost=float(amount))
+
+    def _failed(self, exc: Exception, rate: Rate) -> Decision:
+        """Redis could not answer: the failure policy's decision, for a while."""
+        if time.monotonic() >= self._down_until:  # one warning per outage, not per call
+            logger.warning(
+                "rate limiter: Redis unreachable (%s); applying %s for %.1f s",
+                type(exc).__name__,
+                self.failure_policy,
+                self.retry_interval_s,
+            )
+        self._down_until = time.monotonic() + self.retry_interval_s
+        return self._degraded(rate)
 
     async def close(self) -> None:
         if self._batcher is not None:

@@ -99,7 +99,7 @@ RATE_LIMIT = Family(
     "servewell_rate_limit_decisions",
     "Rate-limit decisions by caller (a key's name, never its secret; 'anonymous' for "
     "every caller without a key) and outcome (allowed, limited, degraded: the shared "
-    "backend was down).",
+    "backend was down; over_budget: a key that spent its LLM budget).",
     ("caller", "outcome"),
 )
 CACHE = Family(

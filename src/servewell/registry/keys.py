@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from servewell.core.apikey import SCOPES, generate_key
-from servewell.core.rate import Rate
+from servewell.core.llm_cost import SpendBudget
+from servewell.core.rate import MAX_COUNT, Rate
 from servewell.errors import InvalidInput, KeyAlreadyRevoked, KeyNameTaken, NotFound
 from servewell.registry import schema
 from servewell.registry.database import as_utc, map_sql_errors
@@ -34,6 +35,10 @@ class ApiKey:
     """Its own rate limit ("100/minute"); None means the configured default."""
     created_at: datetime
     revoked_at: datetime | None
+    budget: str | None = None
+    """What it may spend on LLM calls per day or month (``"10/day"``, USD); None: no limit."""
+    tpm: int | None = None
+    """LLM tokens (prompt and completion) it may use per minute; None: no limit."""
 
     @property
     def display(self) -> str:
@@ -56,6 +61,8 @@ class ApiKeyStore:
         scopes: tuple[str, ...] = ("predict",),
         models: tuple[str, ...] | None = None,
         rate: str | None = None,
+        budget: str | None = None,
+        tpm: int | None = None,
     ) -> tuple[ApiKey, str]:
         """The stored key and the whole token, which is never retrievable again."""
         if not _NAME.match(name):
@@ -68,6 +75,10 @@ class ApiKeyStore:
             )
         if rate is not None:
             rate = str(Rate.parse(rate))
+        if budget is not None:
+            budget = str(SpendBudget.parse(budget))
+        if tpm is not None and not 1 <= tpm <= MAX_COUNT:
+            raise InvalidInput(f"--tpm {tpm}: tokens per minute must be from 1 to {MAX_COUNT}")
         new = generate_key()
         row = {
             "key_id": new.key_id,
@@ -76,6 +87,8 @@ class ApiKeyStore:
             "scopes": list(scopes),
             "models": list(models) if models else None,
             "rate": rate,
+            "budget": budget,
+            "tpm": tpm,
             "created_at": datetime.now(UTC),
             "revoked_at": None,
         }
@@ -135,6 +148,8 @@ def _to_key(row: Any) -> ApiKey:
         scopes=tuple(row.scopes),
         models=tuple(row.models) if row.models else None,
         rate=row.rate,
+        budget=row.budget,
+        tpm=row.tpm,
         created_at=as_utc(row.created_at),
         revoked_at=as_utc(row.revoked_at) if row.revoked_at is not None else None,
     )

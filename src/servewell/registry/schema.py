@@ -100,6 +100,8 @@ api_keys = Table(
     Column("rate", String(64), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("budget", String(64), nullable=True),
+    Column("tpm", Integer, nullable=True),
 )
 
 alias_history = Table(
@@ -353,3 +355,21 @@ prediction_sketches = Table(
 ``stats/bucket.Bucket`` per model, version, arm and time bucket ``[starts_at, ends_at)``
 (seconds since the epoch), one row per writer (a server process's open bucket, or a
 compaction), so replicas never write the same row and a window merges them all."""
+
+llm_spend = Table(
+    "llm_spend",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("key", String(128), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    UniqueConstraint("key", "model", "day", name="uq_llm_spend_key_model_day"),
+    Index("ix_llm_spend_day", "day"),
+)
+"""LLM calls per key (its name; ``anonymous`` without one), model (the one that
+answered) and UTC day (``2026-12-01``): counts added to in batches
+(``registry/spend.py``), read by the budgets and ``servewell usage``."""

@@ -69,6 +69,9 @@ class Call:
     body: bytes = b""
     read_body: Callable[[], Awaitable[bytes]] | None = None
     """Reads the body, when it has not arrived yet (the guard runs before it is read)."""
+    admitted: Callable[[], Awaitable[None]] | None = None
+    """Awaited once the guard admitted the caller, before anything else (a chat call's
+    budget and token rate, ``serving/llm_calls``); raising refuses the call."""
     cache_key: str | None = None
     """The response-cache key, once computed (kept when ``try_now`` declines)."""
     request_id: str | None = None
@@ -89,6 +92,9 @@ class Call:
     names no version."""
     answer: Answer | None = None
     """What the model was asked and answered, once it answered (the prediction log's)."""
+    llm: Any = None
+    """A chat call's LLM facts (``serving/llm_calls.LlmCall``: prompt tokens, the route
+    group's choice, the key), set before the guard."""
 
     def client_left(self) -> None:
         """The client went away: stop waiting for the model (a request still queued

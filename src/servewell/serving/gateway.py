@@ -2,7 +2,8 @@
 inside the HTTP protocol) hands a :class:`Call` to the :class:`Gateway`, which takes the
 same steps in the same order for all of them:
 
-request id → guard (key, scope, model, rate) → resolve (name, pinned version, else
+request id → guard (key, scope, model, rate; a chat call's budget and token rate:
+``Call.admitted``) → resolve (name, pinned version, else
 the model's traffic route) →
 response cache → decode → validate → predict → output filters → encode → record
 (metrics, access line, prediction log).
@@ -246,6 +247,8 @@ class Gateway:
                 call.model or None,  # none yet: a chat body that names none is a 400
             )
         )
+        if call.admitted is not None:
+            await call.admitted()
         body = call.body if call.read_body is None else await call.read_body()
         deployment = call.served = self._resolve(call)
         deployment.in_flight += 1

@@ -17,6 +17,10 @@ from servewell.registry.keys import ApiKey
 from servewell.serving.keyring import KeyRing
 from servewell.settings import RateLimitSettings
 
+#: The end of a key's token-rate bucket's name (``key:<name>:tpm``, never a key's name:
+#: names have no ``:``).
+TPM_SUFFIX = ":tpm"
+
 
 @dataclass(slots=True)  # built on every request: a frozen one costs ~3x to build
 class Caller:
@@ -71,8 +75,8 @@ class Guard:
         decision = None
         if self.limiter is not None:
             for index, (bucket, rate) in enumerate(buckets):
-                judged = _judged(bucket, await self.limiter.acquire(bucket, rate))
-                decision = judged if index == 0 else decision
+                verdict = judged(bucket, await self.limiter.acquire(bucket, rate))
+                decision = verdict if index == 0 else decision
         return Caller(name, key, decision)
 
     def admit_now(
@@ -84,9 +88,9 @@ class Guard:
         if not buckets or limiter is None:
             return Caller(name, key, None)
         first, rate = buckets[0]
-        decision = _judged(first, limiter.acquire_now(first, rate))
+        decision = judged(first, limiter.acquire_now(first, rate))
         for bucket, rate in buckets[1:]:
-            _judged(bucket, limiter.acquire_now(bucket, rate))
+            judged(bucket, limiter.acquire_now(bucket, rate))
         return Caller(name, key, decision)
 
     async def admit_anonymous(self, client: str) -> Decision | None:
@@ -94,7 +98,7 @@ class Guard:
         if self.limiter is None or self._anonymous is None or not self.settings.enabled:
             return None
         bucket = f"ip:{client}"
-        return _judged(bucket, await self.limiter.acquire(bucket, self._anonymous))
+        return judged(bucket, await self.limiter.acquire(bucket, self._anonymous))
 
     def _authorize(
         self, token: str | None, client: str, scope: str, model: str | None
@@ -133,9 +137,10 @@ class Guard:
         return rate
 
 
-def _judged(bucket: str, decision: Decision) -> Decision:
+def judged(bucket: str, decision: Decision) -> Decision:
     """The decision if it allows the call; else RateLimited, or Unavailable when the shared
-    backend is down and the policy is fail_closed."""
+    backend is down and the policy is fail_closed (also the token rates' judge:
+    ``serving/llm_accounting.py``)."""
     if decision.allowed:
         return decision
     if decision.degraded:
@@ -150,4 +155,6 @@ def _who(bucket: str) -> str:
     if not bucket.startswith("key:"):
         return f"client {bucket.removeprefix('ip:')}"
     name, _, model = bucket.removeprefix("key:").partition(":model:")
+    if name.endswith(TPM_SUFFIX):
+        return f"key '{name.removesuffix(TPM_SUFFIX)}' in LLM tokens per minute"
     return f"key '{name}' on model '{model}'" if model else f"key '{name}'"

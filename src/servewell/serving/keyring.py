@@ -32,6 +32,7 @@ class KeyRing:
         self.store = store
         self.refresh_interval_s = refresh_interval_s
         self._keys: dict[str, ApiKey] = {}
+        self._by_name: dict[str, ApiKey] = {}
         self._verified: dict[str, ApiKey] = {}
         self._poller = Poller("servewell-keyring", self._refresh_quietly, refresh_interval_s)
 
@@ -47,6 +48,7 @@ class KeyRing:
         table = {key.key_id: key for key in keys}
         if table != self._keys:
             self._keys = table
+            self._by_name = {key.name: key for key in keys}
             self._verified = {}
 
     def authenticate(self, token: str | None) -> ApiKey:
@@ -78,6 +80,9 @@ class KeyRing:
         if key.is_revoked:
             raise Unauthorized(f"the API key '{key.name}' was revoked")
         return key
+    def named(self, name: str) -> ApiKey | None:
+        """The active key called ``name`` (a caller the guard admitted), or None."""
+        return self._by_name.get(name)
 
     async def _refresh_quietly(self) -> None:
         await keep_last_good("API keys", self.refresh)

@@ -28,6 +28,7 @@ from pydantic_settings import (
 
 from servewell.settings.chat import ChatSettings
 from servewell.settings.jobs import JobsSettings
+from servewell.settings.llm import LlmCostSettings, ModelPrices, RouteGroup, RouteRule
 from servewell.settings.models import (
     BatchingOverrides,
     BatchingSettings,
@@ -55,13 +56,17 @@ __all__ = [
     "DeclaredShadow",
     "DeclaredTraffic",
     "JobsSettings",
+    "LlmCostSettings",
     "ModelCacheSettings",
+    "ModelPrices",
     "ModelSettings",
     "MonitoringSettings",
     "OutputFilterSettings",
     "RateLimitSettings",
     "ResolvedCacheSettings",
     "ResolvedModelSettings",
+    "RouteGroup",
+    "RouteRule",
     "RuntimeSettings",
     "ServerSettings",
     "Settings",
@@ -211,6 +216,11 @@ class Settings(BaseSettings):
     """Per model name (as registered), a traffic policy: a split, a shadow, and whether
     this file or the registry (``servewell traffic``) has the last word
     (``settings/traffic.py``)."""
+    route_groups: dict[str, RouteGroup] = Field(default_factory=dict)
+    """Per group name (what a chat request's ``model`` says), its candidate models and
+    the rules that pick one (``settings/llm.py``)."""
+    llm_costs: LlmCostSettings = Field(default_factory=LlmCostSettings)
+    """Prices of models without a remote spec's, and how spend is flushed."""
     output_filters: dict[str, OutputFilterSettings] = Field(default_factory=dict)
     """Deprecated: ``models.<name>.output_filters``. Read through ``Settings.model``."""
 
