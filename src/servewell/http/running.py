@@ -24,6 +24,7 @@ from servewell.jobs.service import JobService, server_scorers
 from servewell.monitoring.alerts import AlertService
 from servewell.observability import ServingMetrics
 from servewell.observability.alert_metrics import AlertMetrics
+from servewell.observability.live import LiveRing
 from servewell.observability.memory_metrics import MemoryMetrics
 from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission
@@ -81,6 +82,9 @@ class RunningServer:
     """Batch jobs: submitted, read and cancelled through the job routes."""
     job_executor: EmbeddedExecutor | None
     """The threads running jobs in this process (``jobs.executor: local``; started)."""
+    live: LiveRing
+    """The last minutes of the server's own metrics, read every few seconds (started):
+    the dashboard's Live page."""
 
     @property
     def is_ready(self) -> bool:
@@ -95,6 +99,7 @@ class RunningServer:
             await asyncio.gather(self.loading, return_exceptions=True)
         if self.job_executor is not None:  # before the models: it stops at a batch
             await asyncio.to_thread(self.job_executor.stop, timeout_s)
+        await self.live.stop()
         await self.rollouts.stop()
         await self.promoter.stop()
         if self.alerts is not None:
@@ -164,6 +169,7 @@ async def start_server(
         fast_lane=settings.server.fast_lane and gateway.answers_now,
         jobs=jobs,
         job_executor=job_executor,
+        live=_start_live(metrics),
     )
 
 
@@ -180,6 +186,12 @@ async def _checked_plans(
             services.close()
         raise
     return chains, policies
+
+
+def _start_live(metrics: ServingMetrics) -> LiveRing:
+    live = LiveRing(metrics)
+    live.start()
+    return live
 
 
 def _start_alerts(
