@@ -1,0 +1,40 @@
+"""The dashboard's Monitoring data: one model's drift, quality over time, prediction
+distribution and alerts, read by the functions ``servewell monitor`` and ``servewell
+alerts`` use (``monitoring/run.py``, ``monitoring/alert_status.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from servewell.monitoring.alert_status import AlertStatus, alert_status
+from servewell.monitoring.run import monitor
+from servewell.monitoring.window import Span
+from servewell.registry import RegistryAccess
+
+#: The window the page opens on.
+DEFAULT_WINDOW = "1d"
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringData:
+    model: str | None
+    """The model shown (None: no model is registered)."""
+    models: list[str]
+    window: str
+    report: dict[str, Any] | None
+    """``MonitorReport.to_dict()``: per version and arm, drift per feature with its
+    tests, quality and label coverage per slice, the prediction distribution."""
+    alerts: AlertStatus
+
+
+def monitoring_data(
+    access: RegistryAccess, model: str | None = None, window: str = DEFAULT_WINDOW
+) -> MonitoringData:
+    """``model``'s window (the first registered model's when None); InvalidInput for a
+    bad window, NotFound for an unknown model. Reads the database: call it off the loop."""
+    span = Span.parse(window)
+    models = sorted(summary.name for summary in access.registry.list_models())
+    name = model or (models[0] if models else None)
+    report = None if name is None else monitor(access, name, span).to_dict()
+    return MonitoringData(name, models, window, report, alert_status(access, name))
