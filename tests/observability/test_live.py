@@ -41,6 +41,7 @@ def test_rates_quantiles_errors_batches_cache_and_gauges_come_from_deltas() -> N
     (series,) = points([first, second])
     assert (series.model, series.version) == ("iris", "1")
     (p,) = series.points
+    assert p.requests == 10
     assert p.requests_per_s == pytest.approx(10 / 2.0)
     assert p.error_rate == pytest.approx(0.2)
     assert p.errors_by_status == {"400": pytest.approx(0.1), "503": pytest.approx(0.1)}

@@ -78,6 +78,8 @@ class LivePoint:
     """One model version over one interval (ending ``at``, seconds since the epoch)."""
 
     at: float
+    requests: float
+    """Answered in the interval (every worker's with ``--workers N``)."""
     requests_per_s: float
     p50_s: float | None
     p99_s: float | None
@@ -154,6 +156,7 @@ def point(before: Snapshot, after: Snapshot, key: Version) -> LivePoint:
     calls = now.batch_calls - old.batch_calls
     return LivePoint(
         at=after.at,
+        requests=answered,
         requests_per_s=answered / seconds,
         p50_s=_finite(quantile(0.5, latency)),
         p99_s=_finite(quantile(0.99, latency)),

@@ -5,6 +5,7 @@ alerts`` use (``monitoring/run.py``, ``monitoring/alert_status.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from servewell.monitoring.alert_status import AlertStatus, alert_status
@@ -38,3 +39,30 @@ def monitoring_data(
     name = model or (models[0] if models else None)
     report = None if name is None else monitor(access, name, span).to_dict()
     return MonitoringData(name, models, window, report, alert_status(access, name))
+
+
+def over_time(group: dict[str, Any]) -> dict[str, Any]:
+    """A group's slices as a chart: its headline quality metric and label coverage per
+    slice, and drift (PSI) per feature (each slice's end on the x axis, in seconds)."""
+    slices = group["slices"]
+    x = [datetime.fromisoformat(part["last_at"]).timestamp() for part in slices]
+    metric = next((part["metric"] for part in slices if part["metric"]), None)
+    quality = {
+        "x": x,
+        "series": [
+            {"label": metric or "quality", "values": [part["value"] for part in slices]},
+            {
+                "label": "label coverage",
+                "values": [part["labelled"] / part["logged"] for part in slices],
+            },
+        ],
+    }
+    features = sorted({name for part in slices for name in part["psi"]})
+    drift = {
+        "x": x,
+        "series": [
+            {"label": f"PSI {name}", "values": [part["psi"].get(name) for part in slices]}
+            for name in features
+        ],
+    }
+    return {"quality": quality, "drift": drift, "metric": metric}

@@ -14,10 +14,10 @@ import pytest
 import monitored_models as monitored
 from servewell.bootstrap import Services, build_services
 from servewell.http import create_app
+from servewell.http.dashboard.checks_data import DoctorRuns, latest_load_tests
+from servewell.http.dashboard.job_rows import job_rows
+from servewell.http.dashboard.monitoring_data import monitoring_data
 from servewell.http.running import RunningServer
-from servewell.http.ui_checks import DoctorRuns, latest_load_tests
-from servewell.http.ui_jobs import job_rows
-from servewell.http.ui_monitoring import monitoring_data
 from servewell.jobs.service import Viewer
 from servewell.registry.loadtests import LoadTestStore
 from servewell.settings import (
