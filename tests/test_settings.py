@@ -242,7 +242,8 @@ def test_no_old_spelling_no_deprecation_line(
         (
             "auth: {zzz: 1}\n",
             "unknown setting 'auth.zzz' in servewell.yaml; valid here: 'auth.enabled', "
-            "'auth.open_paths', 'auth.refresh_interval_s', 'auth.failed_attempts_rate'",
+            "'auth.open_paths', 'auth.refresh_interval_s', 'auth.failed_attempts_rate', "
+            "'auth.session_ttl_s', 'auth.session_secret'",
         ),
     ],
 )

@@ -18,7 +18,9 @@ app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True
 @app.command("create")
 def create(
     name: str = typer.Option(..., "--name", "-n", help="Who or what uses the key."),
-    scopes: str = typer.Option("predict", "--scopes", help="predict,feedback,admin"),
+    scopes: str = typer.Option(
+        "predict", "--scopes", "--scope", help="predict,feedback,viewer,admin"
+    ),
     models: str | None = typer.Option(None, "--models", help="Comma-separated; default all."),
     rate: str | None = typer.Option(None, "--rate", help="e.g. 100/minute; default: configured."),
     allow_unknown_models: bool = typer.Option(

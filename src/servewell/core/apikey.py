@@ -19,8 +19,9 @@ _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _KEY = re.compile(r"^sw_([a-z2-7]{12})_([A-Za-z0-9_-]{43})$")
 
 #: What a key may be allowed to do: ``predict``, ``feedback`` (send ground-truth labels
-#: for logged predictions); ``admin`` (changing state) includes both.
-SCOPES = ("predict", "feedback", "admin")
+#: for logged predictions), ``viewer`` (read the dashboard at ``/ui``); ``admin``
+#: (changing state, acting in the dashboard) includes them all.
+SCOPES = ("predict", "feedback", "viewer", "admin")
 
 
 @dataclass(frozen=True, slots=True)

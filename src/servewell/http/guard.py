@@ -4,7 +4,9 @@ that is not an inference one (the gateway guards those itself, the same way).
 Open paths (probes, ``/metrics``, the API docs) need no key but are limited per client
 address; state-changing calls under an admin prefix (``/admin/``, ``/v2/repository/``)
 need the ``admin`` scope; labels sent to ``/v1/models/{name}/feedback`` need ``feedback``;
-everything else needs ``predict`` (on the model a path names).
+everything else needs ``predict`` (on the model a path names). The dashboard (``/ui``)
+signs its visitors in with a session cookie itself (``http.dashboard``): here it is only
+limited per client address.
 Allowed answers carry the ``RateLimit-*`` headers; refusals are 401, 403, 429 (with
 ``Retry-After``) or 503.
 """
@@ -36,6 +38,9 @@ class GuardMiddleware:
         path: str = scope["path"]
         client = scope.get("client")
         record = current_request()
+        if is_dashboard(path):  # it signs its visitors in itself (``http.dashboard``)
+            await self._pass_dashboard(scope, receive, send, client[0] if client else "unknown")
+            return
         try:
             extra = await self.admission().admit(
                 record,
@@ -51,6 +56,28 @@ class GuardMiddleware:
         if extra and record is not None:  # the edge, which this layer sits under, sends them
             record.response_headers.extend(extra)
         await self.app(scope, receive, send)
+
+    async def _pass_dashboard(
+        self, scope: Scope, receive: Receive, send: Send, client: str
+    ) -> None:
+        """A dashboard request: limited per client address like an open path."""
+        record = current_request()
+        try:
+            extra = await self.admission().anonymous(client)
+        except ServewellError as exc:
+            await send_reply(to_reply(exc, v2=False), send)
+            return
+        if extra and record is not None:
+            record.response_headers.extend(extra)
+        await self.app(scope, receive, send)
+
+
+#: Where the dashboard lives: its pages check a session cookie, not a key header.
+DASHBOARD_PREFIX = "/ui"
+
+
+def is_dashboard(path: str) -> bool:
+    return path == DASHBOARD_PREFIX or path.startswith(DASHBOARD_PREFIX + "/")
 
 
 #: Where routes that change state live (the V2 model-repository extension, servewell's

@@ -23,6 +23,8 @@ from servewell.core.feedback import Label, labels_from_json
 from servewell.core.ref import check_name, version_in_path
 from servewell.errors import ServewellError
 from servewell.http import rest, v2
+from servewell.http.dashboard.app import build_dashboard
+from servewell.http.guard import DASHBOARD_PREFIX
 from servewell.http.jobs import add_job_routes
 from servewell.http.problems import to_reply
 from servewell.http.repository import add_repository_routes
@@ -53,6 +55,7 @@ def build_api(running: Running, metrics: ServingMetrics, draining: Draining) -> 
     _add_feedback_route(api, running)
     add_repository_routes(api, running)
     add_job_routes(api, running)
+    api.mount(DASHBOARD_PREFIX, build_dashboard(running))
     _answer_head_probes(api)
     _document_inference_routes(api)
     return api

@@ -69,5 +69,15 @@ class KeyRing:
             self._verified[token] = key
         return key
 
+    def active(self, key_id: str) -> ApiKey:
+        """The key with id ``key_id`` as the table last read holds it (a dashboard
+        session names its key by id); Unauthorized when unknown or revoked."""
+        key = self._keys.get(key_id)
+        if key is None:
+            raise Unauthorized("the API key is not valid")
+        if key.is_revoked:
+            raise Unauthorized(f"the API key '{key.name}' was revoked")
+        return key
+
     async def _refresh_quietly(self) -> None:
         await keep_last_good("API keys", self.refresh)

@@ -123,6 +123,13 @@ class AuthSettings(Section):
     locked out (429 with ``Retry-After``, no key it sends is checked, a valid one
     neither) until its budget refills. Kept where the rate limits are (Redis: shared by
     replicas). Null: never locked out."""
+    session_ttl_s: float = Field(default=8 * 3600, gt=0, le=30 * 24 * 3600)
+    """How long a dashboard sign-in (``/ui``) lasts before the key must be pasted again."""
+    session_secret: str | None = None
+    """Mixed into the HMAC that signs dashboard session cookies. Unset, a cookie is
+    signed with a key derived from the API key's stored hash alone (every worker and
+    replica shares it through the registry): set it when the registry's readers must
+    not be able to forge sessions."""
 
 
 class RateLimitSettings(Section):
