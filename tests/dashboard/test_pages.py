@@ -44,6 +44,9 @@ def test_the_stored_training_report_opens_sandboxed(visit: Any, keys: dict[str, 
     with visitor.page.expect_navigation():
         visitor.page.get_by_role("link", name="report.html").click()
     assert visitor.page.locator("h1").inner_text() == "Training report"
-    assert "sandbox" in visitor.goto("/ui/models/iris/versions/2/files/report.html").headers[
-        "content-security-policy"
-    ]
+    assert (
+        "sandbox"
+        in visitor.goto("/ui/models/iris/versions/2/files/report.html").headers[
+            "content-security-policy"
+        ]
+    )

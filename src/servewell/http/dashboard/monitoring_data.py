@@ -41,13 +41,17 @@ def monitoring_data(
     return MonitoringData(name, models, window, report, alert_status(access, name))
 
 
-def over_time(group: dict[str, Any]) -> dict[str, Any]:
+def over_time(group: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
     """A group's slices as a chart: its headline quality metric and label coverage per
-    slice, and drift (PSI) per feature (each slice's end on the x axis, in seconds)."""
+    slice, and drift (PSI) per feature (each slice's end on the x axis, in seconds; the
+    axis spans a time window's start to its end)."""
     slices = group["slices"]
     x = [datetime.fromisoformat(part["last_at"]).timestamp() for part in slices]
+    start = report["start"] and datetime.fromisoformat(report["start"]).timestamp()
+    span = {"start": start, "end": datetime.fromisoformat(report["end"]).timestamp()}
     metric = next((part["metric"] for part in slices if part["metric"]), None)
     quality = {
+        **span,
         "x": x,
         "series": [
             {"label": metric or "quality", "values": [part["value"] for part in slices]},
@@ -59,6 +63,7 @@ def over_time(group: dict[str, Any]) -> dict[str, Any]:
     }
     features = sorted({name for part in slices for name in part["psi"]})
     drift = {
+        **span,
         "x": x,
         "series": [
             {"label": f"PSI {name}", "values": [part["psi"].get(name) for part in slices]}
