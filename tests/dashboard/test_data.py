@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +32,14 @@ from servewell.settings import (
     Settings,
 )
 from serving_models import PYTHON_MODELS, register_python, serve_in_thread
+
+
+def _run(coroutine: Any) -> Any:
+    """``asyncio.run`` on a thread of its own (a browser test's event loop may be running
+    on this one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=120)
+
 
 FULL = {monitored.MODEL: {"monitoring": {"log_inputs": "full"}}}
 EVERYONE = Viewer(None, sees_all=True)
@@ -133,7 +143,7 @@ def test_load_tests_are_the_newest_per_version_and_doctor_runs_bounded(
     assert latest.slo == "p99<1s"
 
     runs = DoctorRuns()
-    report = asyncio.run(runs.run(running, url))
+    report = _run(runs.run(running, url))
     assert report.error is None
     items = {finding.item for finding in report.findings}
     assert {"versioning", "health checks", "metrics"} <= items
@@ -142,6 +152,6 @@ def test_load_tests_are_the_newest_per_version_and_doctor_runs_bounded(
     assert report.counts["pass"] > 0
     assert runs.last is report
 
-    timed_out = asyncio.run(DoctorRuns(timeout_s=0.0).run(running, url))
+    timed_out = _run(DoctorRuns(timeout_s=0.0).run(running, url))
     assert timed_out.findings == []
     assert "longer than" in (timed_out.error or "")

@@ -221,3 +221,33 @@ def test_load_tests_and_the_doctor_run_from_the_page(
     assert "load testing" in text
     visitor.screenshot("checks-doctor")
     visitor.check_accessibility()
+
+
+def test_a_finished_jobs_results_download_from_the_page(
+    visit: Any, server: str, keys: dict[str, str]
+) -> None:
+    job_id = _submit_slow_job(server, keys["caller"], rows=5)
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while (
+        httpx.get(f"{server}/v1/jobs/{job_id}", headers=_auth(keys["admin"]), timeout=30).json()[
+            "state"
+        ]
+        != "succeeded"
+    ):
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.1)
+    viewer = visit()
+    viewer.sign_in(keys["viewer"])
+    viewer.goto("/ui/jobs")
+    viewer_row = viewer.page.locator(f'tr[data-job="{job_id}"]')
+    assert viewer_row.get_by_role("link", name="download").count() == 0  # not the viewer's job
+    admin = visit()
+    admin.sign_in(keys["admin"])
+    admin.goto("/ui/jobs")
+    row = admin.page.locator(f'tr[data-job="{job_id}"]')
+    assert row.locator("progress").evaluate("bar => bar.value") == 1
+    href = row.get_by_role("link", name="download").get_attribute("href")
+    answer = admin.page.request.get(server + (href or ""))
+    assert answer.status == 200
+    lines = answer.text().strip().splitlines()
+    assert len(lines) == 6  # a header and the five rows

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from servewell.observability import ServingMetrics
 from servewell.observability.live import LiveRing, points, read_families
+
+
+def _run(coroutine: Any) -> Any:
+    """``asyncio.run`` on a thread of its own (a browser test's event loop may be running
+    on this one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=120)
 
 
 def _metrics() -> ServingMetrics:
@@ -84,7 +93,7 @@ def test_the_ring_is_bounded_by_its_window() -> None:
             metrics.observe_request("iris", "1", "rest", 200, 0.01)
             await ring.take()
 
-    asyncio.run(take_many())
+    _run(take_many())
     assert len(ring.snapshots) == 5
     (series,) = ring.series()
     assert len(series.points) == 4

@@ -9,10 +9,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from servewell.doctor.context import build_context
 from servewell.doctor.finding import Finding, Status
-from servewell.doctor.live import probe_server
-from servewell.doctor.runner import run_checks
 from servewell.errors import ServewellError
 from servewell.http.running import RunningServer
 from servewell.registry import RegistryAccess
@@ -76,5 +73,9 @@ class DoctorRuns:
 
 
 def _checklist(server: RunningServer, url: str | None) -> list[Finding]:
+    from servewell.doctor.context import build_context  # the checks import what they read
+    from servewell.doctor.live import probe_server
+    from servewell.doctor.runner import run_checks
+
     live = probe_server(url, None, PROBE_TIMEOUT_S) if url is not None else None
     return run_checks(build_context(server.services, live))

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from servewell.monitoring.alert_status import AlertStatus, alert_status
-from servewell.monitoring.run import monitor
-from servewell.monitoring.window import Span
-from servewell.registry import RegistryAccess
+if TYPE_CHECKING:  # the monitoring code imports numpy, scipy, scikit-learn: on first use
+    from servewell.monitoring.alert_status import AlertStatus
+    from servewell.registry import RegistryAccess
 
 #: The window the page opens on.
 DEFAULT_WINDOW = "1d"
@@ -34,6 +33,10 @@ def monitoring_data(
 ) -> MonitoringData:
     """``model``'s window (the first registered model's when None); InvalidInput for a
     bad window, NotFound for an unknown model. Reads the database: call it off the loop."""
+    from servewell.monitoring.alert_status import alert_status
+    from servewell.monitoring.run import monitor
+    from servewell.monitoring.window import Span
+
     span = Span.parse(window)
     models = sorted(summary.name for summary in access.registry.list_models())
     name = model or (models[0] if models else None)
