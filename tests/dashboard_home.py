@@ -1,6 +1,7 @@
 """A registry for the dashboard tests: iris v1 and v2 (v2's parent is v1, it carries
 metrics, a training report and a model card), ``production`` moved from v1 to v2 (so
-there is a rollback to make), the adder, and API keys of each kind."""
+there is a rollback to make), a split of iris's traffic (production 90 %, v1 10 %), the
+adder, and API keys of each kind."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from servewell.core.ref import ModelRef
+from servewell.core.traffic import Arm
 from serving_models import IRIS_FEATURES, register_adder
 
 REPORT_HTML = (
@@ -25,6 +27,7 @@ def build_dashboard_home(home: Path, classifier: Any, iris_x: np.ndarray) -> dic
     from servewell.bootstrap import build_services
     from servewell.registration.register import RegisterOptions, register_estimator
     from servewell.registry.keys import ApiKeyStore
+    from servewell.registry.traffic import TrafficStore
     from servewell.runtime.sklearn import signature_from_estimator
     from servewell.settings import Settings
 
@@ -47,6 +50,8 @@ def build_dashboard_home(home: Path, classifier: Any, iris_x: np.ndarray) -> dic
         )
         register_estimator(services, "iris", classifier, options=second)
         services.registry.set_alias("iris", "production", 2, by="user:test")
+        split = [Arm("production", 90), Arm("1", 10)]
+        TrafficStore(services.registry).set_split("iris", split, by="user:test")
         register_adder(services, home.parent)
         store = ApiKeyStore(services.registry)
         return {

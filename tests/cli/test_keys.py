@@ -82,3 +82,9 @@ def test_a_duplicate_name_is_bad_input_and_a_second_revocation_not_found(
     assert "API key 'ci' was revoked already" in again.stderr
     assert invoke("keys", "revoke", "ghost").exit_code == 4
     assert invoke("keys", "create", "--name", "ci").exit_code == 2  # revoked names stay taken
+
+
+def test_a_viewer_key_for_the_dashboard(invoke: Invoke) -> None:
+    created = invoke("keys", "create", "--name", "looker", "--scope", "viewer", "--json")
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.stdout)["scopes"] == ["viewer"]

@@ -11,6 +11,7 @@ import pytest
 PAGES = [
     ("models", "/ui/models", "iris@1"),
     ("model-iris", "/ui/models/iris", "Roll back production to v1"),
+    ("model-iris-traffic", "/ui/models/iris", "<td>production</td><td>v2</td>"),
     ("model-adder", "/ui/models/adder", "No traffic policy"),
     ("keys", "/ui/keys", "Create a key"),
 ]
@@ -50,3 +51,49 @@ def test_the_stored_training_report_opens_sandboxed(visit: Any, keys: dict[str, 
             "content-security-policy"
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "says"),
+    [
+        ("/ui/models/ghost", 404, "model 'ghost' is not registered"),
+        ("/ui/models/iris/versions/9/files/report.html", 404, "iris"),
+        ("/ui/models/iris/versions/2/files/original", 404, "has no document 'original'"),
+        ("/ui/models/iris/versions/two/files/report.html", 400, "invalid request"),
+        ("/ui/nowhere", 404, "no dashboard page at /ui/nowhere"),
+    ],
+)
+def test_a_bad_address_is_a_page_saying_what_is_wrong(
+    visit: Any, keys: dict[str, str], path: str, status: int, says: str
+) -> None:
+    visitor = visit()
+    visitor.expected_statuses.add(status)
+    visitor.sign_in(keys["viewer"])
+    response = visitor.goto(path)
+    assert response.status == status
+    assert says in visitor.page.get_by_role("alert").inner_text()
+
+
+def test_the_keyboard_can_skip_to_the_content(visit: Any, keys: dict[str, str]) -> None:
+    visitor = visit()
+    visitor.sign_in(keys["viewer"])
+    visitor.goto("/ui/models")
+    visitor.page.keyboard.press("Tab")
+    assert visitor.page.evaluate("document.activeElement.textContent") == "Skip to content"
+    visitor.page.keyboard.press("Enter")
+    assert visitor.page.evaluate("document.activeElement.id") == "main"
+    visitor.page.keyboard.press("Tab")  # then on into the page's own links
+    assert visitor.page.evaluate("document.activeElement.textContent") == "adder"
+
+
+def test_a_laptop_screen_needs_no_sideways_scroll(visit: Any, keys: dict[str, str]) -> None:
+    visitor = visit()
+    visitor.page.set_viewport_size({"width": 1024, "height": 700})
+    visitor.sign_in(keys["admin"])
+    for name, path in (("models-1024", "/ui/models"), ("model-iris-1024", "/ui/models/iris")):
+        visitor.goto(path)
+        visitor.screenshot(name)
+        overflow = visitor.page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is {overflow} px wider than the screen"

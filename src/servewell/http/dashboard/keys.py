@@ -44,12 +44,13 @@ async def create_key(
     scopes: Annotated[list[str] | None, Form()] = None,
     models: Annotated[str, Form()] = "",
     rate: Annotated[str, Form()] = "",
+    allow_unknown_models: Annotated[bool, Form()] = False,
 ) -> Response:
     """Create a key and answer the page with its secret, this once."""
     store = ApiKeyStore(running(request).services.registry)
     model_names = tuple(part.strip() for part in models.split(",") if part.strip()) or None
     try:
-        if model_names:
+        if model_names and not allow_unknown_models:
             await asyncio.to_thread(check_models_exist, store.registry, model_names)
         key, token = await asyncio.to_thread(
             store.create, name.strip(), tuple(scopes or ()), model_names, rate.strip() or None

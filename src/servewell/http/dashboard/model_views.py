@@ -121,11 +121,17 @@ def alias_views(registry: SqlRegistry, name: str, aliases: dict[str, int]) -> li
     return views
 
 
-def arm_rows(policy: TrafficPolicy | None) -> list[dict[str, Any]]:
-    """A policy's arms with their shares in percent (none without a split)."""
+def arm_rows(policy: TrafficPolicy | None, aliases: dict[str, int]) -> list[dict[str, Any]]:
+    """A policy's arms with their shares in percent and the version each names now (an
+    alias as the registry resolves it; None for an alias that points nowhere)."""
     if policy is None:
         return []
     return [
-        {"target": arm.target, "weight": arm.weight, "share_percent": policy.share(arm) * 100}
+        {
+            "target": arm.target,
+            "version": arm.version if arm.alias is None else aliases.get(arm.alias),
+            "weight": arm.weight,
+            "share_percent": policy.share(arm) * 100,
+        }
         for arm in policy.arms
     ]

@@ -45,6 +45,23 @@ async def models_page(request: Request, principal: Viewer) -> Response:
     return render(request, "models.html", principal, models=models, graphs=graphs)
 
 
+@router.get("/api/models")
+async def models_data(request: Request, _: Viewer) -> dict[str, Any]:
+    """Every model's newest version, version count and aliases, as JSON."""
+    summaries = await asyncio.to_thread(running(request).services.registry.list_models)
+    return {
+        "models": [
+            {
+                "name": summary.name,
+                "latest_version": summary.latest_version,
+                "version_count": summary.version_count,
+                "aliases": summary.aliases,
+            }
+            for summary in summaries
+        ]
+    }
+
+
 @router.get("/models/{name}")
 async def model_page(
     request: Request, name: str, principal: Viewer, moved: str | None = None
@@ -59,7 +76,7 @@ async def model_page(
         "model.html",
         principal,
         policy=policy,
-        arms=arm_rows(policy),
+        arms=arm_rows(policy, context["alias_targets"]),
         moved=moved,
         **context,
     )
@@ -78,6 +95,7 @@ def _model_context(registry: SqlRegistry, name: str) -> dict[str, Any]:
         "versions": views,
         "metric_names": metric_names,
         "aliases": alias_views(registry, name, aliases),
+        "alias_targets": aliases,
         "graph": layout(name, {v.number: v.parent for v in views}, set(aliases.values())),
     }
 

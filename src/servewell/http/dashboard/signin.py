@@ -33,6 +33,13 @@ from servewell.observability import current_request
 router = APIRouter()
 
 SIGN_IN = "/sign-in"
+#: Why the sign-in page is shown, by the code in its ``why`` parameter (a code, not
+#: text: a link cannot make the page say something else).
+REASONS = {
+    "required": "sign in with an API key to see the dashboard",
+    "ended": "your session has ended (it expired, or its key was revoked): sign in again",
+    "out": "signed out",
+}
 #: Where a visitor lands after signing in, unless the sign-in page was given another.
 HOME = DASHBOARD_PREFIX + "/models"
 
@@ -42,7 +49,8 @@ def sign_in_page(request: Request, next: str = HOME, why: str | None = None) -> 
     """The form to paste a key into (straight to the dashboard with auth off)."""
     if keyring_of(running(request)) is None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "sign_in.html", NOBODY, next=safe_next(next), message=why)
+    message = REASONS.get(why or "")
+    return render(request, "sign_in.html", NOBODY, next=safe_next(next), message=message)
 
 
 @router.post(SIGN_IN)
@@ -90,13 +98,14 @@ async def sign_in(
 async def sign_out(request: Request) -> Response:
     """End the session (the form carries its CSRF token)."""
     await posting(request)
-    return signed_out(why="signed out")
+    return signed_out(why="out")
 
 
-def signed_out(why: str | None = None, next: str | None = None) -> RedirectResponse:
-    """To the sign-in page, the session cookie cleared."""
-    query = urlencode({"why": why, "next": next} if next else {"why": why} if why else {})
-    target = DASHBOARD_PREFIX + SIGN_IN + ("?" + query if query else "")
+def signed_out(why: str, next: str | None = None) -> RedirectResponse:
+    """To the sign-in page, saying why (a key of :data:`REASONS`), the session cookie
+    cleared."""
+    query = urlencode({"why": why, "next": next} if next else {"why": why})
+    target = f"{DASHBOARD_PREFIX}{SIGN_IN}?{query}"
     answer = RedirectResponse(target, status_code=303)
     answer.delete_cookie(session.COOKIE, path=DASHBOARD_PREFIX, httponly=True, samesite="strict")
     return answer
