@@ -251,3 +251,24 @@ def test_a_finished_jobs_results_download_from_the_page(
     assert answer.status == 200
     lines = answer.text().strip().splitlines()
     assert len(lines) == 6  # a header and the five rows
+
+
+def test_a_laptop_screen_needs_no_sideways_scroll(visit: Any, keys: dict[str, str]) -> None:
+    visitor = visit()
+    visitor.page.set_viewport_size({"width": 1024, "height": 700})
+    visitor.sign_in(keys["admin"])
+    for name, path in PAGES_1024:
+        visitor.goto(path)
+        visitor.screenshot(f"{name}-1024")
+        overflow = visitor.page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is {overflow} px wider than the screen"
+
+
+PAGES_1024 = [
+    ("live", "/ui/live"),
+    ("monitoring", f"/ui/monitoring?model={monitored.MODEL}&window=1h"),
+    ("jobs", "/ui/jobs"),
+    ("checks", "/ui/checks"),
+]
