@@ -51,6 +51,9 @@ class DoctorRuns:
         self.timeout_s = timeout_s
         self.last: DoctorReport | None = None
         self._lock = asyncio.Lock()
+        self._work: asyncio.Future[list[Finding]] | None = None
+        """The checklist's thread: a run given up on (timed out) goes on there, and the
+        next run waits for it rather than start a second thread."""
 
     async def run(self, server: RunningServer, url: str | None) -> DoctorReport:
         """Run the checklist (``url``: where this server answers, for the live items),
@@ -60,9 +63,10 @@ class DoctorRuns:
                 assert self.last is not None
                 return self.last
         async with self._lock:
-            work = asyncio.to_thread(_checklist, server, url)
+            if self._work is None or self._work.done():
+                self._work = asyncio.ensure_future(asyncio.to_thread(_checklist, server, url))
             try:
-                findings = await asyncio.wait_for(work, self.timeout_s)
+                findings = await asyncio.wait_for(asyncio.shield(self._work), self.timeout_s)
                 self.last = DoctorReport(time.time(), findings, url)
             except TimeoutError:
                 error = f"the checklist took longer than {self.timeout_s:g} s"
