@@ -1,7 +1,8 @@
 """The registry of the Live, Monitoring, Jobs and Checks browser tests: the dashboard
 home (iris, the adder, keys), plus a Python model that sleeps 100 ms a call (its jobs
 take seconds) and ``loans``, trained by the pipeline so its version keeps a reference
-profile; and the settings file the server reads (``loans`` logs its inputs in full)."""
+profile; and the settings file the server reads (``loans`` logs its inputs in full and
+an alert rule watches its ``amount`` drifting)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from serving_models import PYTHON_MODELS, register_python
 SETTINGS_YAML = """\
 monitoring:
   flush_interval_s: 0.2
+  evaluation_interval_s: 0.5
+  alerts:
+    - {name: loans-amount-drift, model: loans, metric: "drift_psi[amount]", op: ">",
+       threshold: 0.2, window: 1h}
 jobs:
   chunk_rows: 5
 models:
@@ -33,7 +38,6 @@ def build_operations_home(home: Path, classifier: Any, iris_x: np.ndarray) -> di
     """Build the registry in ``home`` and ``servewell.yaml`` beside it (the server's
     working directory); the API keys' secrets by name (``admin``, ``viewer``, ``caller``)."""
     from servewell.bootstrap import build_services
-    from servewell.core.ref import ModelRef
     from servewell.settings import Settings
 
     keys = build_dashboard_home(home, classifier, iris_x)
@@ -41,8 +45,8 @@ def build_operations_home(home: Path, classifier: Any, iris_x: np.ndarray) -> di
     try:
         register_python(services, "slow", "slow", artifacts=PYTHON_MODELS / "slow_artifacts")
         services.registry.set_alias("slow", "production", 1, by="user:test")
-        monitored.train(services, rows=1000)
-        services.registry.resolve(ModelRef.parse(monitored.MODEL))
+        version = monitored.train(services, rows=1000)
+        services.registry.set_alias(monitored.MODEL, "production", version, by="user:test")
     finally:
         services.close()
     (home.parent / "servewell.yaml").write_text(SETTINGS_YAML, encoding="utf-8")

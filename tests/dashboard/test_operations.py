@@ -188,9 +188,15 @@ def test_monitoring_shows_drift_rows_of_logged_predictions(
     assert "drift" in amount.first.inner_text()
     assert visitor.page.locator('tr[data-feature="plan"]').count() == 2  # psi, chisquare
     assert "no labels for this window" in visitor.page.content()
-    assert "No alert rule" in visitor.page.content()
     plot = visitor.page.locator("[data-plot]").first
     assert int(plot.get_attribute("data-points") or 0) > 0
+    rule = visitor.page.locator('tr[data-rule="loans-amount-drift"]')
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while "firing" not in rule.inner_text():  # the server evaluates the rule every 0.5 s
+        assert time.monotonic() < deadline, f"the rule never fired: {rule.inner_text()}"
+        visitor.page.wait_for_timeout(500)
+        visitor.goto(f"/ui/monitoring?model={monitored.MODEL}&window=1h")
+    assert "firing" in visitor.page.locator("#alert-events").inner_text()
     visitor.screenshot("monitoring-drift")
     visitor.check_accessibility()
 
