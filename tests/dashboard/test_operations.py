@@ -92,11 +92,13 @@ def test_live_charts_have_points_after_traffic(
     assert rate.locator("canvas").count() == 1  # uPlot drew it
     table = visitor.page.locator('table[data-table="requests_per_s"]')
     assert "iris@2" in table.inner_text()
-    state = visitor.page.locator("#live-state")
-    visitor.page.wait_for_function(
-        "() => document.querySelector('#live-state').innerText.includes('400')", timeout=WAIT_MS
+    visitor.page.wait_for_function(  # the 400 is in the error rate's newest figures
+        """() => Array.from(document.querySelectorAll('table[data-table="error_rate"] tr'))
+            .some(row => Array.from(row.cells).slice(1)
+                .some(cell => parseFloat(cell.textContent) > 0))""",
+        timeout=WAIT_MS,
     )
-    assert "closed" in state.inner_text()
+    assert "closed" in visitor.page.locator("#live-state").inner_text()
     visitor.page.wait_for_timeout(500)
     visitor.screenshot("live-traffic")
     visitor.check_accessibility()
@@ -116,8 +118,15 @@ def _submit_slow_job(server: str, key: str, rows: int = 300) -> str:
 
 
 def _progress(visitor: Any, job_id: str) -> float:
+    """The job's progress bar's value (0 while the page reloads: a job that changes
+    state reloads it)."""
+    from playwright.sync_api import Error
+
     bar = visitor.page.locator(f'tr[data-job="{job_id}"] progress')
-    return float(bar.evaluate("bar => bar.value"))
+    try:
+        return float(bar.evaluate("bar => bar.value", timeout=5000))
+    except Error:
+        return 0.0
 
 
 def test_a_jobs_progress_advances_and_an_admin_cancels_it(
@@ -134,7 +143,8 @@ def test_a_jobs_progress_advances_and_an_admin_cancels_it(
         assert time.monotonic() < deadline, f"the progress bar did not move: {seen}"
         seen.append(_progress(visitor, job_id))
         visitor.page.wait_for_timeout(200)
-    assert seen == sorted(seen)
+    moved = [value for value in seen if value > 0]
+    assert moved == sorted(moved)
     visitor.screenshot("jobs-running")
     row.get_by_role("button", name="Cancel").click()
     visitor.page.wait_for_url(re.compile(rf".*/ui/jobs\?cancelled={job_id}$"))
