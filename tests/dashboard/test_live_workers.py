@@ -44,7 +44,7 @@ def test_every_worker_reports_every_workers_requests(
     visitor = visit()
     visitor.sign_in(keys["viewer"])
     cookies = {cookie["name"]: cookie["value"] for cookie in visitor.context.cookies()}
-    time.sleep(2.5)  # both rings take a reading before the traffic starts
+    time.sleep(5)  # both workers started, and their rings took a reading, before the traffic
     for _ in range(REQUESTS):  # a connection a request: both workers answer some
         answer = httpx.post(
             f"{server}/v1/models/iris:predict",
