@@ -19,11 +19,6 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 
-#: Events listed, newest first.
-RECENT_EVENTS = 20
-#: Said of a rule on a metric the prediction log does not hold (``error_rate``).
-NOT_EVALUATED = "not in the prediction log: evaluated by Prometheus (export-prometheus)"
-
 
 @app.callback()
 def alerts(
@@ -36,47 +31,17 @@ def alerts(
     if ctx.invoked_subcommand is not None:
         return
     from servewell.core.ref import check_name
-    from servewell.registry.alerts import AlertStore
+    from servewell.monitoring.alert_status import alert_status
 
-    with open_services() as services:
-        with reporting_errors():
-            if model is not None:
-                check_name(model)
-                services.registry.list_versions(model)  # an unknown model: exit 4
-            store = AlertStore(services.registry)
-            states = store.states()
-            events = store.events(model=model, limit=RECENT_EVENTS)
-        rules = [
-            rule for rule in services.settings.monitoring.alerts if model in (None, rule.model)
-        ]
-    data = {
-        "rules": [_rule(rule, states.get(rule.name)) for rule in rules],
-        "events": [event.to_dict() for event in events],
-    }
+    with open_services() as services, reporting_errors():
+        if model is not None:
+            check_name(model)
+            services.registry.list_versions(model)  # an unknown model: exit 4
+        data = alert_status(services, model).to_dict()
     if as_json:
         print_json(data)
         return
     _print(data)
-
-
-def _rule(rule: Any, state: Any) -> dict[str, Any]:
-    from servewell.monitoring.rule_value import EVALUATED
-
-    return {
-        "name": rule.name,
-        "model": rule.model,
-        "condition": f"{rule.metric} {rule.op} {rule.threshold}",
-        "window": str(rule.window),
-        "for_s": rule.for_s,
-        "severity": rule.severity,
-        "action": rule.action,
-        "state": "inactive" if state is None else str(state.state),
-        "since": None if state is None else state.since,
-        "value": None if state is None else state.value,
-        "version": None if state is None else state.version,
-        "evaluated_at": None if state is None else state.evaluated_at,
-        "note": None if rule.metric.name in EVALUATED else NOT_EVALUATED,
-    }
 
 
 def _print(data: dict[str, Any]) -> None:

@@ -135,24 +135,29 @@ def _add_reading_routes(api: FastAPI, running: Callable[[], RunningServer]) -> N
         """A succeeded job's rows (id, prediction, probabilities, error), streamed."""
         server = running()
         viewer = _viewer(request, server)
-        found, chunks = await asyncio.to_thread(server.jobs.results, job_id, viewer)
-        given = request.query_params.get("format")
-        table_format = format_of(Path("results"), given or found.input_format)
-        if table_format == "parquet":
-            version = await asyncio.to_thread(
-                server.services.registry.get_version, found.model, found.version
-            )
-            path = server.jobs.upload_path()
-            await asyncio.to_thread(write_table, path, "parquet", chunks, version.signature)
-            body: Iterator[bytes] = _file_pieces(path)
-        else:
-            body = _text_pieces(chunks, table_format, found.id_column)
-        disposition = f'attachment; filename="{job_id}.{table_format}"'
-        return StreamingResponse(
-            body,
-            media_type=MEDIA_TYPES[table_format],
-            headers={"Content-Disposition": disposition},
+        return await results_response(server, job_id, viewer, request.query_params.get("format"))
+
+
+async def results_response(
+    server: RunningServer, job_id: str, viewer: Viewer, given: str | None
+) -> StreamingResponse:
+    """A succeeded job's rows as a download, in the input's format or ``given``'s (the
+    job API's and the dashboard's)."""
+    found, chunks = await asyncio.to_thread(server.jobs.results, job_id, viewer)
+    table_format = format_of(Path("results"), given or found.input_format)
+    if table_format == "parquet":
+        version = await asyncio.to_thread(
+            server.services.registry.get_version, found.model, found.version
         )
+        path = server.jobs.upload_path()
+        await asyncio.to_thread(write_table, path, "parquet", chunks, version.signature)
+        body: Iterator[bytes] = _file_pieces(path)
+    else:
+        body = _text_pieces(chunks, table_format, found.id_column)
+    disposition = f'attachment; filename="{job_id}.{table_format}"'
+    return StreamingResponse(
+        body, media_type=MEDIA_TYPES[table_format], headers={"Content-Disposition": disposition}
+    )
 
 
 Staged = tuple[Path, str | None, dict[str, str]]

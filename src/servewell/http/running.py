@@ -27,6 +27,7 @@ from servewell.monitoring.alerts import AlertService
 from servewell.observability import ServingMetrics
 from servewell.observability.alert_metrics import AlertMetrics
 from servewell.observability.llm_metrics import LlmMetrics
+from servewell.observability.live import LiveRing
 from servewell.observability.memory_metrics import MemoryMetrics
 from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission
@@ -89,6 +90,9 @@ class RunningServer:
     llm: LlmCalls
     """Chat calls' route groups, token counts, spend, budgets and token rates (started;
     closed after the models, writing the spend it holds)."""
+    live: LiveRing
+    """The last minutes of the server's own metrics, read every few seconds (started):
+    the dashboard's Live page."""
 
     @property
     def is_ready(self) -> bool:
@@ -103,6 +107,7 @@ class RunningServer:
             await asyncio.gather(self.loading, return_exceptions=True)
         if self.job_executor is not None:  # before the models: it stops at a batch
             await asyncio.to_thread(self.job_executor.stop, timeout_s)
+        await self.live.stop()
         await self.rollouts.stop()
         await self.promoter.stop()
         if self.alerts is not None:
@@ -174,6 +179,7 @@ async def start_server(
         fast_lane=settings.server.fast_lane and gateway.answers_now,
         jobs=jobs,
         job_executor=job_executor,
+        live=_start_live(metrics),
     )
 
 
@@ -214,6 +220,12 @@ async def _checked_plans(
             services.close()
         raise
     return chains, policies
+
+
+def _start_live(metrics: ServingMetrics) -> LiveRing:
+    live = LiveRing(metrics)
+    live.start()
+    return live
 
 
 def _start_alerts(

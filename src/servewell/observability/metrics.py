@@ -18,7 +18,7 @@ import contextlib
 import os
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -378,21 +378,21 @@ class ServingMetrics:
         child.inc()
 
     def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type."""
+        """The Prometheus text exposition and its content type."""  # flushed first
         self.tally.flush()
-        if is_multiprocess():
-            from prometheus_client import multiprocess
+        return generate_latest(self.scraped()), CONTENT_TYPE
 
-            merged = CollectorRegistry()
-            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
-            return generate_latest(merged), CONTENT_TYPE
-        return generate_latest(self.registry), CONTENT_TYPE
+    def scraped(self) -> CollectorRegistry:
+        """What a scrape reads: this registry, or every worker's files merged."""
+        if not is_multiprocess():
+            return self.registry
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        return merged
 
     def close(self) -> None:
         """Write out what is tallied; forget this process's live gauges (multiprocess
         mode) as it exits."""
         self.tally.flush()
         if is_multiprocess():
-            from prometheus_client import multiprocess
-
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

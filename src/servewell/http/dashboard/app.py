@@ -18,17 +18,37 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from servewell.errors import InvalidInput, NotFound, ServewellError, Unauthorized
-from servewell.http.dashboard import artifacts, keys, models, session, signin
+from servewell.http.dashboard import (
+    artifacts,
+    checks,
+    jobs,
+    keys,
+    live,
+    models,
+    monitoring,
+    session,
+    signin,
+)
 from servewell.http.dashboard.access import NOBODY
+from servewell.http.dashboard.checks_data import DoctorRuns
 from servewell.http.dashboard.pages import NavItem, SecurityHeaders, environment, render
 from servewell.http.guard import DASHBOARD_PREFIX
 from servewell.http.problems import to_reply
 from servewell.http.wire import ASGIApp
 
 #: Every page module's routes.
-ROUTERS = (signin.router, models.router, artifacts.router, keys.router)
+ROUTERS = (
+    signin.router,
+    models.router,
+    artifacts.router,
+    keys.router,
+    live.router,
+    monitoring.router,
+    jobs.router,
+    checks.router,
+)
 #: The navigation, in ``order``.
-NAV: tuple[NavItem, ...] = (models.NAV, keys.NAV)
+NAV: tuple[NavItem, ...] = (models.NAV, keys.NAV, live.NAV, monitoring.NAV, jobs.NAV, checks.NAV)
 #: Where JSON endpoints live (their errors are JSON too).
 API_PREFIX = DASHBOARD_PREFIX + "/api/"
 
@@ -39,6 +59,7 @@ def build_dashboard(running: Any) -> ASGIApp:
     ui.state.running = running
     ui.state.templates = environment()
     ui.state.nav = sorted(NAV, key=lambda item: item.order)
+    ui.state.doctor = DoctorRuns()  # the checklist's last report (checks.py)
     for router in ROUTERS:
         ui.include_router(router)
     ui.mount(

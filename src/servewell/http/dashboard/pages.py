@@ -52,6 +52,7 @@ def environment() -> Environment:
     env.globals["ui"] = DASHBOARD_PREFIX
     env.filters["bytes"] = format_bytes
     env.filters["figure"] = format_figure
+    env.filters["epoch"] = format_epoch
     return env
 
 
@@ -120,3 +121,12 @@ def format_figure(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def format_epoch(seconds: float | None) -> str:
+    """``2026-12-01 23:04:05`` (UTC) for seconds since the epoch; an em dash for None."""
+    if seconds is None:
+        return "—"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
