@@ -26,8 +26,8 @@ from servewell.jobs.service import JobService, server_scorers
 from servewell.monitoring.alerts import AlertService
 from servewell.observability import ServingMetrics
 from servewell.observability.alert_metrics import AlertMetrics
-from servewell.observability.llm_metrics import LlmMetrics
 from servewell.observability.live import LiveRing
+from servewell.observability.llm_metrics import LlmMetrics
 from servewell.observability.memory_metrics import MemoryMetrics
 from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission

@@ -80,6 +80,7 @@ class KeyRing:
         if key.is_revoked:
             raise Unauthorized(f"the API key '{key.name}' was revoked")
         return key
+
     def named(self, name: str) -> ApiKey | None:
         """The active key called ``name`` (a caller the guard admitted), or None."""
         return self._by_name.get(name)
