@@ -215,6 +215,30 @@ def test_a_route_group_picks_the_model_and_says_by_which_rule(
     )
 
 
+def _routed(url: str) -> float:
+    """How many chat requests the server has routed, by every rule."""
+    lines = httpx.get(f"{url}/metrics").text.splitlines()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith("servewell_llm_routed_total{")
+    )
+
+
+def test_a_caller_without_a_valid_key_is_refused_before_its_prompt_is_routed(
+    url: str, upstream: ScriptedUpstream
+) -> None:
+    """Routing may call a classifier: a caller the guard does not know gets its 401
+    without costing that work (nothing routed, nothing sent upstream)."""
+    upstream.script([])
+    before = _routed(url)
+    stranger = openai.OpenAI(base_url=f"{url}/v1", api_key="sw_notakey", max_retries=0)
+    with stranger, pytest.raises(openai.AuthenticationError):
+        _ask(stranger, "assistant", "I can't log in, my password is wrong")
+    assert _routed(url) == before
+    assert upstream.received() == []
+
+
 def test_a_key_over_its_budget_is_refused_naming_it(
     clients: dict[str, openai.OpenAI], upstream: ScriptedUpstream
 ) -> None:

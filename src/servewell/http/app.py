@@ -200,7 +200,14 @@ class ServewellApp:
         assert isinstance(codec, ChatCodec)
         limit = self.settings.server.max_body_bytes
         call = await chat_call(
-            scope, receive, codec, running.pool, limit, self.body_budget, running.llm
+            scope,
+            receive,
+            codec,
+            running.pool,
+            limit,
+            self.body_budget,
+            running.llm,
+            running.admission,
         )
         scope[CALL] = call  # the protocol tells it if the client leaves
         llm_call = CURRENT_CALL.set(call.llm)  # until a stream's end tells its usage

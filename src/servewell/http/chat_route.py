@@ -7,8 +7,9 @@ route, for that model.
 model the body names (an alias pinned to the version it serves here), or, when it
 names a route group, the model the group's rules choose (``serving/llm_calls``, which
 also counts the prompt and sets the budget and token-rate check the gateway awaits once
-the guard admitted the caller). A body that names no model well is refused after the
-guard (400, from the codec).
+the guard admitted the caller) — for callers whose key the guard knows only, so that a
+caller without a valid key costs no prompt count or classifier call before its 401. A
+body that names no model well is refused after the guard (400, from the codec).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from servewell.core.ref import ModelRef
 from servewell.errors import NotFound, ServewellError
 from servewell.http.chat import CHAT_PATH, ChatCodec
 from servewell.http.wire import BodyBudget, Receive, Scope, read_body
+from servewell.serving.admission import API_KEY, AUTHORIZATION, Admission
 from servewell.serving.call import Call
 from servewell.serving.llm_calls import LlmCalls
 from servewell.serving.pool import ModelPool
@@ -47,6 +49,7 @@ async def chat_call(
     limit_bytes: int,
     budget: BodyBudget,
     llm: LlmCalls | None = None,
+    admission: Admission | None = None,
 ) -> Call:
     """The gateway call of a chat request (body read; refused later if it must be)."""
     client = scope.get("client")
@@ -66,7 +69,7 @@ async def chat_call(
         call.read_body = _refuse_with_codec(codec, body, headers)
         return call
     try:
-        if llm is not None:
+        if llm is not None and _known(admission, headers, call.client):
             ref = await _llm_steps(call, llm, codec, ref, body, headers)
         call.model, call.version = choose_model(ref, body, pool)
     except ServewellError as exc:
@@ -93,6 +96,14 @@ async def _llm_steps(
     call.llm = opened
     call.admitted = partial(llm.admit, opened)
     return chosen
+
+
+def _known(admission: Admission | None, headers: dict[bytes, bytes], client: str | None) -> bool:
+    """Whether the caller's key is one the guard knows (always, with keys off)."""
+    if admission is None:
+        return True
+    credentials = (headers.get(AUTHORIZATION), headers.get(API_KEY))
+    return admission.knows(credentials, client or "")
 
 
 def _refuse(exc: ServewellError) -> Callable[[], Awaitable[bytes]]:

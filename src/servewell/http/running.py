@@ -138,9 +138,7 @@ async def start_server(
     protection = build_protection(settings, services)
     await protection.start()
     predictor = Predictor(pool, input_limits(settings.validation), protection.filter_for, metrics)
-    admission = Admission(
-        protection.guard, metrics, frozenset(settings.auth.open_paths), protection.lockout
-    )
+    admission = _admission(settings, protection, metrics)
     fallbacks = Fallbacks(chains, predictor, protection.cache, metrics)
     shadows = ShadowTraffic(predictor, ShadowMetrics(metrics), settings.server.shadow_queue_size)
     router = Router(policies, pool, shadows)
@@ -181,6 +179,11 @@ async def start_server(
         job_executor=job_executor,
         live=_start_live(metrics),
     )
+
+
+def _admission(settings: Settings, protection: Protection, metrics: ServingMetrics) -> Admission:
+    open_paths = frozenset(settings.auth.open_paths)
+    return Admission(protection.guard, metrics, open_paths, protection.lockout)
 
 
 def _codecs(settings: Settings, llm: LlmCalls) -> dict[str, Codec]:

@@ -131,6 +131,21 @@ class Admission:
             await lockout.count_failure(client)
             raise
 
+    def knows(self, credentials: Credentials, client: str) -> bool:
+        """Whether the guard would take these credentials for a key at all (scope, models
+        and rates aside): a step that costs work before the guard (routing a chat
+        prompt) runs only for such callers. Nothing is counted; the guard refuses the
+        others as it refuses every call."""
+        if self.guard.keyring is None:
+            return True
+        try:
+            if self.lockout is not None:
+                self.lockout.check(client)
+            self.guard.keyring.authenticate(self._token(credentials))
+        except ServewellError:
+            return False
+        return True
+
     def _token(self, credentials: Credentials) -> str | None:
         """The key the headers carry; they are not read when no key is needed (keys
         off), so a stray ``Authorization: Basic`` is no 401 then."""
