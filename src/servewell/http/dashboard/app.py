@@ -18,7 +18,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from servewell.errors import InvalidInput, NotFound, ServewellError, Unauthorized
-from servewell.http.dashboard import artifacts, checks, jobs, keys, live, models, monitoring, signin
+from servewell.http.dashboard import (
+    artifacts,
+    checks,
+    jobs,
+    keys,
+    live,
+    models,
+    monitoring,
+    session,
+    signin,
+)
 from servewell.http.dashboard.access import NOBODY
 from servewell.http.dashboard.checks_data import DoctorRuns
 from servewell.http.dashboard.pages import NavItem, SecurityHeaders, environment, render
@@ -71,7 +81,8 @@ def _add_error_handlers(ui: FastAPI) -> None:
         assert isinstance(exc, ServewellError)
         if isinstance(exc, Unauthorized) and not _wants_json(request):
             here = request.url.path if request.method == "GET" else None
-            return signin.signed_out(why=exc.message, next=here)
+            why = "ended" if request.cookies.get(session.COOKIE) else "required"
+            return signin.signed_out(why=why, next=here)
         return _error(request, exc)
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -35,6 +35,13 @@ router = APIRouter()
 SIGN_IN = "/sign-in"
 #: Where a visitor lands after signing in, unless the sign-in page was given another.
 HOME = DASHBOARD_PREFIX + "/models"
+#: What the sign-in page says about why a visitor is there (``?why=`` names one): never
+#: text from the link itself, which another site could write ("paste your key at ...").
+REASONS = {
+    "signed-out": "signed out",
+    "required": "sign in with an API key to see the dashboard",
+    "ended": "the dashboard session has ended (it expired or its key was revoked): sign in again",
+}
 
 
 @router.get(SIGN_IN)
@@ -42,7 +49,8 @@ def sign_in_page(request: Request, next: str = HOME, why: str | None = None) -> 
     """The form to paste a key into (straight to the dashboard with auth off)."""
     if keyring_of(running(request)) is None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "sign_in.html", NOBODY, next=safe_next(next), message=why)
+    message = REASONS.get(why or "")
+    return render(request, "sign_in.html", NOBODY, next=safe_next(next), message=message)
 
 
 @router.post(SIGN_IN)
@@ -90,11 +98,11 @@ async def sign_in(
 async def sign_out(request: Request) -> Response:
     """End the session (the form carries its CSRF token)."""
     await posting(request)
-    return signed_out(why="signed out")
+    return signed_out(why="signed-out")
 
 
 def signed_out(why: str | None = None, next: str | None = None) -> RedirectResponse:
-    """To the sign-in page, the session cookie cleared."""
+    """To the sign-in page, the session cookie cleared; ``why``: one of :data:`REASONS`."""
     query = urlencode({"why": why, "next": next} if next else {"why": why} if why else {})
     target = DASHBOARD_PREFIX + SIGN_IN + ("?" + query if query else "")
     answer = RedirectResponse(target, status_code=303)
