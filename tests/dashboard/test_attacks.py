@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -13,9 +14,15 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def _signed_in(url: str, key: str) -> httpx.Client:
+def _signed_in(url: str, key: str, wait: bool = False) -> httpx.Client:
+    """A client signed in with ``key`` (``wait``: for a new key every worker may not
+    have read yet, bounded)."""
     client = httpx.Client(base_url=url, follow_redirects=False, timeout=30)
+    deadline = time.monotonic() + 30
     answer = client.post("/ui/sign-in", data={"key": key})
+    while wait and answer.status_code == 401 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        answer = client.post("/ui/sign-in", data={"key": key})
     assert answer.status_code == 303, answer.text
     return client
 
@@ -74,3 +81,43 @@ def _csrf_token(client: httpx.Client) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/ui/models").text)
     assert found is not None
     return found[1]
+
+
+def test_a_forged_cookie_learns_no_key_name(server: str, keys: dict[str, str]) -> None:
+    """A cookie is checked against its key's hash only once the key is found: a forged
+    one naming a revoked key's id (the id is the visible part of a key, in listings and
+    logs) was told the key's name, and an unknown id was told apart from a known one."""
+    admin = _signed_in(server, keys["admin"])
+    try:
+        token = _csrf_token(admin)
+        made = admin.post(
+            "/ui/keys", data={"name": "gone", "scopes": "viewer", "csrf_token": token}
+        )
+        secret = re.search(r"sw_([a-z2-7]{12})_[A-Za-z0-9_-]{43}", made.text)
+        assert made.status_code == 200
+        assert secret is not None
+        holder = _signed_in(server, secret[0], wait=True)  # once the key ring has it
+        revoked = admin.post("/ui/keys/gone/revoke", data={"csrf_token": token})
+        assert revoked.status_code == 303
+        _until_refused(holder)  # every worker's key ring knows it is revoked
+        holder.close()
+    finally:
+        admin.close()
+    forged = {
+        f"{secret[1]}.9999999999.{'a' * 24}.{'0' * 64}",
+        f"bbbbbbbbbbbb.9999999999.{'a' * 24}.{'0' * 64}",
+    }
+    answers = [
+        httpx.get(server + "/ui/api/jobs", cookies={"servewell_session": cookie})
+        for cookie in sorted(forged)
+    ]
+    assert [answer.status_code for answer in answers] == [401, 401]
+    assert "gone" not in answers[0].text + answers[1].text
+    assert answers[0].json() == answers[1].json()
+
+
+def _until_refused(client: httpx.Client, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while client.get("/ui/api/jobs").status_code != 401:
+        assert time.monotonic() < deadline, "the revoked key's session still works"
+        time.sleep(0.1)

@@ -109,10 +109,14 @@ def _visit(request: Request) -> tuple[Principal, session.Session | None, bytes]:
     found = session.parse(request.cookies.get(session.COOKIE))
     if found is None:
         raise Unauthorized("sign in with an API key to see the dashboard")
-    key = keyring.active(found.key_id)
+    ended = Unauthorized("the dashboard session has ended: sign in again")
+    try:  # the same answer for an unknown or revoked key as for a forged cookie: a
+        key = keyring.active(found.key_id)  # cookie not yet checked learns no key's name
+    except Unauthorized:
+        raise ended from None
     signing = signing_key(server, key)
     if not session.is_authentic(found, signing) or found.is_expired():
-        raise Unauthorized("the dashboard session has ended: sign in again")
+        raise ended
     if not grants(key.scopes, VIEWER):
         raise Forbidden(f"the API key '{key.name}' lacks the 'viewer' scope")
     principal = Principal(key.name, key.key_id, key.scopes, session.csrf_token(found, signing))
