@@ -121,3 +121,38 @@ def _until_refused(client: httpx.Client, timeout_s: float = 30.0) -> None:
     while client.get("/ui/api/jobs").status_code != 401:
         assert time.monotonic() < deadline, "the revoked key's session still works"
         time.sleep(0.1)
+
+
+def test_a_key_limited_to_some_models_cannot_read_the_others_through_the_dashboard(
+    server: str, keys: dict[str, str]
+) -> None:
+    """The dashboard shows every model (pages, live figures, drift, the stored reports):
+    a viewer key limited to the adder read iris's training report through it. Such a key
+    is refused at sign-in, saying why; the API still takes it for the adder."""
+    admin = _signed_in(server, keys["admin"])
+    try:
+        made = admin.post(
+            "/ui/keys",
+            data={
+                "name": "adder-only",
+                "scopes": ["viewer", "predict"],
+                "models": "adder",
+                "csrf_token": _csrf_token(admin),
+            },
+        )
+        secret = re.search(r"sw_[a-z2-7]{12}_[A-Za-z0-9_-]{43}", made.text)
+        assert secret is not None
+    finally:
+        admin.close()
+    adder = server + "/v1/models/adder:predict"
+    deadline = time.monotonic() + 30  # until every worker's key ring has the new key
+    while httpx.post(adder, json={}, headers={"X-API-Key": secret[0]}).status_code == 401:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with httpx.Client(base_url=server, timeout=30) as visitor:
+        answer = visitor.post("/ui/sign-in", data={"key": secret[0]})
+        assert answer.status_code == 403, answer.text
+        assert "limited to some models" in answer.text
+        assert "servewell_session" not in visitor.cookies
+        report = visitor.get("/ui/models/iris/versions/2/files/report.html")
+        assert report.status_code == 303

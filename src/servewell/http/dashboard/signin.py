@@ -20,6 +20,7 @@ from servewell.http.dashboard import session
 from servewell.http.dashboard.access import (
     NOBODY,
     VIEWER,
+    check_every_model,
     check_origin,
     keyring_of,
     posting,
@@ -70,6 +71,7 @@ async def sign_in(
             current_request(), request.url.path, (None, token.encode()), client, VIEWER, None
         )
         found = keyring.authenticate(token)
+        check_every_model(found)
     except ServewellError as exc:
         return render(
             request,
