@@ -10,37 +10,28 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from deploy_tools import DEPLOY, find_tool
+from redis_server import free_port
 from serving_models import wait_until_ready
 
-PROXY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "proxy.conf"
+PROXY_CONF = DEPLOY / "nginx" / "proxy.conf"
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def proxied(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """nginx with the shipped proxy.conf in front of the dashboard's server; its URL."""
-    binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-    if binary is None:
-        pytest.skip("no nginx: apt-get install nginx-light")
+    binary = find_tool("nginx", "apt-get install nginx-light")
     prefix = tmp_path_factory.mktemp("nginx")
-    port = _free_port()
+    port = free_port()
     temp = "".join(
         f"    {kind}_temp_path {prefix / kind};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
