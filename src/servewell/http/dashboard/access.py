@@ -3,9 +3,11 @@
 ``signed_in`` (every page and JSON endpoint): the session cookie, checked against the
 server's key ring on every request, so a revoked key is signed out within the ring's
 refresh interval; Unauthorized without one (pages answer it with a redirect to the
-sign-in page). ``acting`` (every POST of an action): ``signed_in``, plus the ``admin``
-scope, a same-origin ``Origin`` header when the browser sends one and the session's CSRF
-token (form field ``csrf_token`` or header ``X-CSRF-Token``); Forbidden otherwise.
+sign-in page); a key limited to some models (``--models``) is refused, since the
+dashboard shows every model. ``acting`` (every POST of an action): ``signed_in``, plus
+the ``admin`` scope, a same-origin ``Origin`` header when the browser sends one and the
+session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``); Forbidden
+otherwise.
 
 With authentication off (``--no-auth``) there are no keys to sign in with: everyone is
 an anonymous viewer, every page shows a warning, and no action is allowed.
@@ -109,14 +111,29 @@ def _visit(request: Request) -> tuple[Principal, session.Session | None, bytes]:
     found = session.parse(request.cookies.get(session.COOKIE))
     if found is None:
         raise Unauthorized("sign in with an API key to see the dashboard")
-    key = keyring.active(found.key_id)
+    ended = Unauthorized("the dashboard session has ended: sign in again")
+    try:  # the same answer for an unknown or revoked key as for a forged cookie: a
+        key = keyring.active(found.key_id)  # cookie not yet checked learns no key's name
+    except Unauthorized:
+        raise ended from None
     signing = signing_key(server, key)
     if not session.is_authentic(found, signing) or found.is_expired():
-        raise Unauthorized("the dashboard session has ended: sign in again")
+        raise ended
     if not grants(key.scopes, VIEWER):
         raise Forbidden(f"the API key '{key.name}' lacks the 'viewer' scope")
+    check_every_model(key)
     principal = Principal(key.name, key.key_id, key.scopes, session.csrf_token(found, signing))
     return principal, found, signing
+
+
+def check_every_model(key: ApiKey) -> None:
+    """Forbidden for a key limited to some models: the dashboard shows every model (its
+    pages, live figures, drift and stored reports), which such a key may not read."""
+    if key.models is not None:
+        raise Forbidden(
+            f"the API key '{key.name}' is limited to some models ({', '.join(key.models)}) "
+            "and the dashboard shows every model: sign in with a key for all of them"
+        )
 
 
 def check_origin(request: Request) -> None:

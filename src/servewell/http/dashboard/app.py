@@ -81,7 +81,7 @@ def _add_error_handlers(ui: FastAPI) -> None:
         assert isinstance(exc, ServewellError)
         if isinstance(exc, Unauthorized) and not _wants_json(request):
             here = request.url.path if request.method == "GET" else None
-            why = "ended" if session.COOKIE in request.cookies else "required"
+            why = "ended" if request.cookies.get(session.COOKIE) else "required"
             return signin.signed_out(why=why, next=here)
         return _error(request, exc)
 

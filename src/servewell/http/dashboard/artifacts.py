@@ -10,6 +10,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
+from servewell.core.ref import version_in_path
 from servewell.errors import NotFound
 from servewell.http.dashboard.access import Viewer, running
 from servewell.http.guard import DASHBOARD_PREFIX
@@ -43,11 +44,13 @@ def document_url(version: ModelVersion, role: str) -> str:
 
 
 @router.get("/models/{name}/versions/{number}/files/{role}")
-async def document(request: Request, name: str, number: int, role: str, _: Viewer) -> Response:
-    """A stored document of a version; 404 for a model file or an unknown role."""
+async def document(request: Request, name: str, number: str, role: str, _: Viewer) -> Response:
+    """A stored document of a version; 404 for a model file, an unknown role or a
+    version number the registry cannot hold."""
     media_type = _media_type(role)
     services = running(request).services
-    version = await asyncio.to_thread(services.registry.get_version, name, number)
+    version_number = version_in_path(name, number)
+    version = await asyncio.to_thread(services.registry.get_version, name, version_number)
     if media_type is None or not version.has_artifact(role):
         raise NotFound(f"{name}@{number} has no document '{role}'")
     artifact = version.artifact(role)

@@ -20,6 +20,7 @@ from servewell.http.dashboard import session
 from servewell.http.dashboard.access import (
     NOBODY,
     VIEWER,
+    check_every_model,
     check_origin,
     keyring_of,
     posting,
@@ -33,15 +34,15 @@ from servewell.observability import current_request
 router = APIRouter()
 
 SIGN_IN = "/sign-in"
-#: Why the sign-in page is shown, by the code in its ``why`` parameter (a code, not
-#: text: a link cannot make the page say something else).
-REASONS = {
-    "required": "sign in with an API key to see the dashboard",
-    "ended": "your session has ended (it expired, or its key was revoked): sign in again",
-    "out": "signed out",
-}
 #: Where a visitor lands after signing in, unless the sign-in page was given another.
 HOME = DASHBOARD_PREFIX + "/models"
+#: What the sign-in page says about why a visitor is there (``?why=`` names one): never
+#: text from the link itself, which another site could write ("paste your key at ...").
+REASONS = {
+    "signed-out": "signed out",
+    "required": "sign in with an API key to see the dashboard",
+    "ended": "the dashboard session has ended (it expired or its key was revoked): sign in again",
+}
 
 
 @router.get(SIGN_IN)
@@ -70,6 +71,7 @@ async def sign_in(
             current_request(), request.url.path, (None, token.encode()), client, VIEWER, None
         )
         found = keyring.authenticate(token)
+        check_every_model(found)
     except ServewellError as exc:
         return render(
             request,
@@ -98,14 +100,13 @@ async def sign_in(
 async def sign_out(request: Request) -> Response:
     """End the session (the form carries its CSRF token)."""
     await posting(request)
-    return signed_out(why="out")
+    return signed_out(why="signed-out")
 
 
-def signed_out(why: str, next: str | None = None) -> RedirectResponse:
-    """To the sign-in page, saying why (a key of :data:`REASONS`), the session cookie
-    cleared."""
-    query = urlencode({"why": why, "next": next} if next else {"why": why})
-    target = f"{DASHBOARD_PREFIX}{SIGN_IN}?{query}"
+def signed_out(why: str | None = None, next: str | None = None) -> RedirectResponse:
+    """To the sign-in page, the session cookie cleared; ``why``: one of :data:`REASONS`."""
+    query = urlencode({"why": why, "next": next} if next else {"why": why} if why else {})
+    target = DASHBOARD_PREFIX + SIGN_IN + ("?" + query if query else "")
     answer = RedirectResponse(target, status_code=303)
     answer.delete_cookie(session.COOKIE, path=DASHBOARD_PREFIX, httponly=True, samesite="strict")
     return answer
