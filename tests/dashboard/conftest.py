@@ -23,13 +23,23 @@ CHROMIUM = Path(os.environ.get("SERVEWELL_CHROMIUM", "/usr/bin/chromium"))
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args() -> dict[str, Any]:
-    """pytest-playwright's launch arguments: Debian's chromium, headless."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium, headless, for one test module. Playwright's sync API runs an
+    event loop of its own on this thread while it is started, and ``asyncio.run``
+    refuses to run beside it: started for the whole session (as pytest-playwright's
+    fixtures are), it broke every later test that calls ``asyncio.run``."""
     pytest.importorskip("playwright", reason="the dev extra's playwright is not installed")
     if not CHROMIUM.exists():
         pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium")
-    return {"executable_path": str(CHROMIUM), "headless": True, "args": ["--no-sandbox"]}
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield launched
+        launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,7 @@ def test_the_stored_training_report_opens_sandboxed(visit: Any, keys: dict[str, 
         ("/ui/models/ghost", 404, "model 'ghost' is not registered"),
         ("/ui/models/iris/versions/9/files/report.html", 404, "iris"),
         ("/ui/models/iris/versions/2/files/original", 404, "has no document 'original'"),
-        ("/ui/models/iris/versions/two/files/report.html", 400, "invalid request"),
+        ("/ui/models/iris/versions/two/files/report.html", 404, "has no version 'two'"),
         ("/ui/nowhere", 404, "no dashboard page at /ui/nowhere"),
     ],
 )
