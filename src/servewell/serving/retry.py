@@ -1,9 +1,11 @@
 """Call again after a failure: exponential backoff with full jitter (tenacity), never
 sleeping past the request's deadline.
 
-One mechanism for every caller that retries: a deployment's ``models.<name>.retries``
-today, a remote backend's calls later. Callers with no retries configured do not come
-here (no tenacity object is made, nor tenacity imported, for them).
+One mechanism for every caller that retries: a deployment's ``models.<name>.retries``,
+and a remote model's calls to its upstream (:mod:`servewell.serving.upstream`), which
+also honour the upstream's ``Retry-After`` (``retry_after_of``). Callers with no retries
+configured do not come here (no tenacity object is made, nor tenacity imported, for
+them).
 """
 
 from __future__ import annotations
@@ -45,14 +47,25 @@ async def call_with_retries(
     on_retry: Callable[[], None] = lambda: None,
     backoff: Backoff = LOCAL_BACKOFF,
     is_retryable: Callable[[BaseException], bool] = is_model_failure,
+    retry_after_of: Callable[[BaseException], float | None] = lambda exc: None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> T:
     """``call()``, and up to ``retries`` more times while it raises what
     ``is_retryable`` accepts; ``on_retry`` before each wait. A wait that would end at or
     past ``deadline`` (``clock``: the deadline's) is not taken: the last error is raised
-    instead. Anything else is raised at once."""
+    instead. Anything else is raised at once. When ``retry_after_of(error)`` gives
+    seconds (an upstream's ``Retry-After``), the wait is at least that long."""
     from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
+
+    jitter = wait_random_exponential(multiplier=backoff.first_s, max=backoff.max_s)
+
+    def wait(state: RetryCallState) -> float:
+        drawn = float(jitter(state))
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        asked_s = retry_after_of(error) if error is not None else None
+        return drawn if asked_s is None else max(drawn, asked_s)
 
     def should_stop(state: RetryCallState) -> bool:
         if state.attempt_number > retries:
@@ -62,7 +75,7 @@ async def call_with_retries(
     retrying = AsyncRetrying(
         sleep=sleep,
         stop=should_stop,
-        wait=wait_random_exponential(multiplier=backoff.first_s, max=backoff.max_s),
+        wait=wait,
         retry=retry_if_exception(is_retryable),
         before_sleep=lambda state: on_retry(),
         reraise=True,

@@ -1,0 +1,29 @@
+"""The signature of a chat model: messages in, text out.
+
+Every chat model has it, whatever answers it: a remote ``openai``-kind model, or a local
+Python model that takes messages and returns text. Each row of ``messages`` is one
+conversation: a JSON array of chat messages (``[{"role": "user", "content": "hi"}]``),
+as UTF-8 bytes; each row of ``text`` is that conversation's completion.
+"""
+
+from __future__ import annotations
+
+from servewell.core.signature import Signature, TensorSpec
+
+MESSAGES = "messages"
+TEXT = "text"
+
+
+def chat_signature() -> Signature:
+    """``messages``: BYTES [-1] (one JSON array of messages a row) -> ``text``: BYTES [-1]."""
+    return Signature(
+        inputs=(TensorSpec(name=MESSAGES, datatype="BYTES", shape=(-1,)),),
+        outputs=(TensorSpec(name=TEXT, datatype="BYTES", shape=(-1,)),),
+    )
+
+
+def is_chat_signature(signature: Signature) -> bool:
+    """Whether ``signature`` takes messages and gives text, as :func:`chat_signature`."""
+    return signature.inputs == chat_signature().inputs and any(
+        spec.name == TEXT and spec.datatype == "BYTES" for spec in signature.outputs
+    )
