@@ -12,6 +12,8 @@ temporary SERVEWELL_HOME as a ``remote`` model of kind ``openai``
 (``servewell register ... --format remote``); then, side by side:
 
   direct     the upstream's own /v1/chat/completions
+  sw-client  servewell's upstream client (``serving/upstream.py``) called in one process
+             on core 0, no server: what the calls to the upstream cost by themselves
   servewell  ``servewell serve`` (one worker), /v1/chat/completions of the remote model,
              with an API key and a rate limit that never refuses (checked on every
              request); response cache off (every request samples, temperature 0.7)
@@ -42,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +59,12 @@ from llm_gateways import (
     start_upstream,
 )
 from resilience import cpu_seconds
-from run import LOAD_CORE
+from run import LOAD_CORE, SERVER_CORE
 
 BENCH = Path(__file__).resolve().parent
 TARGET_P50_MS, TARGET_P99_MS = 2.0, 10.0
+#: The path of servewell's upstream client called in process, without a server.
+ALONE = "sw-client"
 #: LiteLLM's published overhead (docs.litellm.ai/docs/benchmarks, "2 Instance LiteLLM
 #: Proxy": its "LiteLLM Overhead Duration", 4-CPU machines, PostgreSQL).
 PUBLISHED_LITELLM = {"p50_ms": 12.0, "p99_ms": 43.0}
@@ -77,6 +82,8 @@ def main() -> None:
         try:
             gateways.append(start_upstream(home / "upstream", args.latency_ms, args.chunk_delay_ms))
             upstream = gateways[0]
+            if "client" in args.paths:
+                gateways.append(replace(upstream, name=ALONE))
             if "servewell" in args.paths:
                 key = prepare_servewell(home, upstream.url)
                 gateways.append(start_servewell_gateway(home, key))
@@ -95,7 +102,8 @@ def main() -> None:
                 report["profile"] = profile_servewell(home, key, args)
         finally:
             for gateway in gateways:
-                gateway.stop()
+                if gateway.name != ALONE:
+                    gateway.stop()
     report["summary"] = summarize(report["points"])
     print_report(report)
     results = BENCH / "results"
@@ -117,21 +125,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--paths",
         type=lambda text: set(text.split(",")),
-        default={"direct", "servewell", "litellm"},
-        help="which of direct,servewell,litellm to measure (direct always is)",
+        default={"direct", "client", "servewell", "litellm"},
+        help="which of direct,client,servewell,litellm to measure (direct always is)",
     )
     parser.add_argument("--profile", action="store_true", help="profile servewell after")
     return parser.parse_args()
 
 
 def run_client(gateway: Gateway, seconds: float, concurrency: int, stream: bool) -> dict[str, Any]:
-    """One point from the load core (``bench/llm_client.py`` in its own process)."""
+    """One point from the load core (``bench/llm_client.py`` in its own process); the
+    upstream client alone runs on the server core, in the gateways' place."""
+    alone = gateway.name == ALONE
     command = [
-        "taskset", "-c", LOAD_CORE, sys.executable, str(BENCH / "llm_client.py"),
-        gateway.url, gateway.model, str(seconds), str(concurrency),
+        "taskset", "-c", SERVER_CORE if alone else LOAD_CORE, sys.executable,
+        str(BENCH / "llm_client.py"), gateway.url, gateway.model, str(seconds), str(concurrency),
     ]  # fmt: skip
     if stream:
         command.append("--stream")
+    if alone:
+        command.append("--alone")
     if gateway.key:
         command += ["--key", gateway.key]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
@@ -148,6 +160,8 @@ def measure(gateways: list[Gateway], args: argparse.Namespace) -> list[dict[str,
         order = gateways[shift:] + gateways[:shift]
         for stream in kinds:
             for gateway in order:
+                if stream and gateway.name == ALONE:
+                    continue
                 point = measure_point(gateway, args, stream)
                 point.update(path=gateway.name, stream=stream, round=round_number)
                 points.append(point)
@@ -166,6 +180,8 @@ def measure(gateways: list[Gateway], args: argparse.Namespace) -> list[dict[str,
 def measure_point(gateway: Gateway, args: argparse.Namespace, stream: bool) -> dict[str, Any]:
     cpu_before = cpu_seconds(gateway.process.pid)
     point = run_client(gateway, args.seconds, args.concurrency, stream)
+    if gateway.name == ALONE:
+        return point  # its own process's CPU a call
     cpu = cpu_seconds(gateway.process.pid) - cpu_before
     # CPU over the whole run (warm-up included) per request measured: an upper bound.
     point["cpu_us"] = cpu / max(point["requests"], 1) * 1e6

@@ -3,13 +3,15 @@
 process on the load core:
 
     python bench/llm_client.py URL MODEL SECONDS CONCURRENCY [--stream] [--key KEY]
+    python bench/llm_client.py UPSTREAM_URL MODEL SECONDS CONCURRENCY --alone
 
 Non-streaming points are servewell's own load driver (``servewell.loadtest``: prepared
 requests on keep-alive asyncio connections, latencies in its 1 % histogram). A streaming
 point needs the time of the first token, which that driver does not read, so it has a
 small loop of its own on the same pieces (``Target``, ``encode_request``,
 ``LatencyHistogram``): per request the time until the first chunk that carries text
-(``"content":"<something>``) and until the stream's end.
+(``"content":"<something>``) and until the stream's end. ``--alone`` is servewell's
+upstream client (``serving/upstream.py``) called in this process, without a server.
 """
 
 from __future__ import annotations
@@ -161,6 +163,57 @@ def stream_point(
     return point.figures()
 
 
+def alone_point(url: str, model: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    """servewell's upstream client (``serving/upstream.py``) in this process, no server:
+    what a gateway's calls to the upstream cost by themselves."""
+    import uvloop
+
+    from servewell.core.deadline import Deadline
+    from servewell.core.remote_spec import parse_remote_spec
+    from servewell.serving.upstream import Upstream
+
+    body = json.loads(chat_body(model, False))
+    latencies: list[float] = []
+    calls = [0]
+
+    async def run() -> float:
+        spec = parse_remote_spec(f"kind: openai\nurl: {url}\nmodel: {model}\nretries: 0\n")
+        upstream = Upstream(spec, "bench", 1)
+        upstream.load()
+        await upstream.start()
+
+        async def connection(measure_from: float, end: float) -> None:
+            while (sent := time.perf_counter()) < end:
+                await upstream.send(
+                    lambda c: c.build_request("POST", CHAT_PATH, json=body),
+                    Deadline.after_ms(30_000),
+                )
+                calls[0] += 1
+                if sent >= measure_from:
+                    latencies.append(time.perf_counter() - sent)
+
+        begin = time.perf_counter()
+        await asyncio.gather(
+            *(connection(begin + WARM_S, begin + WARM_S + seconds) for _ in range(concurrency))
+        )
+        await upstream.close()
+        return time.perf_counter() - begin - WARM_S
+
+    cpu_before = time.process_time()
+    elapsed_s = uvloop.run(run())
+    cpu_s = time.process_time() - cpu_before
+    histogram = LatencyHistogram()
+    histogram.add(np.asarray(latencies))
+    return {
+        "requests_per_s": len(latencies) / elapsed_s,
+        "p50_ms": histogram.quantile_s(0.5) * 1000,
+        "p99_ms": histogram.quantile_s(0.99) * 1000,
+        "requests": len(latencies),
+        "errors": 0,
+        "cpu_us": cpu_s / max(calls[0], 1) * 1e6,  # this process's CPU over every call
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url")
@@ -169,7 +222,11 @@ def main() -> None:
     parser.add_argument("concurrency", type=int)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--key")
+    parser.add_argument("--alone", action="store_true", help="servewell's upstream client alone")
     args = parser.parse_args()
+    if args.alone:
+        print(json.dumps(alone_point(args.url, args.model, args.seconds, args.concurrency)))
+        return
     point = stream_point if args.stream else plain_point
     print(json.dumps(point(args.url, args.model, args.seconds, args.concurrency, args.key)))
 
