@@ -66,6 +66,7 @@ the same way::
     ├── OverMemoryBudget                         507   a load would pass the memory budget (exit 10)
     ├── AddressInUse                                   a server's host:port is taken (exit 8)
     ├── StartupFailed                                  a server process failed at start-up (exit 9)
+    ├── UpstreamFailed                           502   a remote model's upstream failed (exit 11)
     └── MissingDependency (ImportError)          500   an optional extra is not installed
 
 Only this module and the standard library are imported here.
@@ -803,6 +804,20 @@ class StartupFailed(ServewellError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"the server failed to start: {reason}")
         self.reason = reason
+
+
+class UpstreamFailed(ServewellError):
+    """Registering a remote model, its upstream could not be reached, refused, or gave
+    model metadata servewell cannot serve from (exit 11); nothing is registered."""
+
+    code = "upstream_failed"
+    status = HTTPStatus.BAD_GATEWAY
+    title = "Upstream failed"
+    expose = True
+    exit_code = 11
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"the upstream at {url} {why}; nothing was registered", url=url)
 
 
 class MissingDependency(ServewellError, ImportError):

@@ -20,14 +20,14 @@ if TYPE_CHECKING:
 def register(
     path: Path = typer.Argument(
         ...,
-        help="Model file: .onnx; .joblib/.pkl (needs --trust); .pt/.pth: TorchScript, or "
-        "a torch.save'd module (needs --trust); .py: a Python model class (needs --trust).",
+        help="Model file: .onnx; .pt/.pth TorchScript; .joblib/.pkl, a torch.save'd .pt, "
+        ".py (a Python model class): need --trust; a remote spec: --format remote.",
     ),
     name: str | None = typer.Option(
         None, "--name", "-n", help="Model name; default: the file's name without its suffix."
     ),
     format: str | None = typer.Option(
-        None, "--format", help="onnx, sklearn, text, torch or python; default: by suffix."
+        None, "--format", help="onnx, sklearn, text, torch, python, remote; default: suffix."
     ),
     trust: bool = typer.Option(
         False,

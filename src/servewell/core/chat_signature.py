@@ -22,8 +22,18 @@ def chat_signature() -> Signature:
     )
 
 
+#: Inputs a chat model may take besides ``messages``, one value a row, which the
+#: OpenAI-compatible endpoint fills from the request's parameters (``core.chat``).
+PARAMETERS = {"temperature": "FP32", "max_tokens": "INT64"}
+
+
 def is_chat_signature(signature: Signature) -> bool:
-    """Whether ``signature`` takes messages and gives text, as :func:`chat_signature`."""
-    return signature.inputs == chat_signature().inputs and any(
-        spec.name == TEXT and spec.datatype == "BYTES" for spec in signature.outputs
+    """Whether ``signature`` takes messages and gives text, as :func:`chat_signature`
+    (and, if it likes, the request's :data:`PARAMETERS`)."""
+    (messages,) = chat_signature().inputs
+    others = [spec for spec in signature.inputs if spec.name != MESSAGES]
+    return (
+        messages in signature.inputs
+        and all(PARAMETERS.get(spec.name) == spec.datatype for spec in others)
+        and any(spec.name == TEXT and spec.datatype == "BYTES" for spec in signature.outputs)
     )

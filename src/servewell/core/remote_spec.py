@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Literal, Self
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -107,6 +107,14 @@ class RemoteSpec(BaseModel):
     @property
     def base_url(self) -> str:
         return self.url.rstrip("/")
+
+    @property
+    def v2_model_path(self) -> str:
+        """``/v2/models/{model}[/versions/{version}]`` (quoted): a v2 model's metadata."""
+        path = f"/v2/models/{quote(self.model, safe='')}"
+        if self.version is None:
+            return path
+        return f"{path}/versions/{quote(self.version, safe='')}"
 
     def to_yaml(self) -> str:
         import yaml

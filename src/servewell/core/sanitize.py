@@ -21,3 +21,11 @@ def normalize_text(text: str) -> str:
         for char in normalized
         if char in _KEEP or unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Cn")
     )
+
+
+def count_control_characters(text: str) -> int:
+    """Control characters (C0 and C1, but tab, newline and carriage return) in ``text``:
+    what a prompt may hold only so many of (``chat.max_control_characters``)."""
+    if text.isprintable():
+        return 0
+    return sum(1 for char in text if char not in _KEEP and unicodedata.category(char) == "Cc")

@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry
 
 from servewell.bootstrap import Services
 from servewell.errors import NotReady, ShuttingDown, StartupFailed
+from servewell.http.chat import CHAT_PATH, ChatCodec
+from servewell.http.chat_route import chat_call
 from servewell.http.guard import GuardMiddleware
 from servewell.http.middleware import EdgeMiddleware
 from servewell.http.refusal import RefusalMiddleware
@@ -152,6 +154,9 @@ class ServewellApp:
             if target is not None and running is not None:
                 await self._infer(running, target, scope, receive, send)
                 return
+            if scope["path"] == CHAT_PATH and running is not None:
+                await self._chat(running, scope, receive, send)
+                return
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
@@ -184,6 +189,29 @@ class ServewellApp:
         reply = await running.gateway.handle(call)
         if reply is not None:
             await send_reply(reply, send)
+
+    async def _chat(
+        self, running: RunningServer, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A chat completion through the gateway (``http.chat_route``); a streamed answer
+        stops, its upstream read with it, when the client goes away."""
+        codec = running.codecs["openai"]
+        assert isinstance(codec, ChatCodec)
+        limit = self.settings.server.max_body_bytes
+        call = await chat_call(scope, receive, codec, running.pool, limit, self.body_budget)
+        scope[CALL] = call  # the protocol tells it if the client leaves
+        reply = await running.gateway.handle(call)
+        if reply is None:
+            return
+        call.waiting = asyncio.current_task()  # client_left cancels the sending
+        try:
+            await send_reply(reply, send)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not call.gone or task is None or task.uncancel() > 0:
+                raise
+        finally:
+            call.waiting = None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -40,6 +40,9 @@ class RestCodec:
     def refusal(self, exc: Exception) -> Reply:
         return to_reply(exc, v2=False)
 
+    def cache_view(self, body: bytes, headers: dict[bytes, bytes]) -> bytes | None:
+        return body
+
 
 def decode_request(
     ref: ModelRef,

@@ -23,6 +23,7 @@ from servewell.core.feedback import Label, labels_from_json
 from servewell.core.ref import check_name, version_in_path
 from servewell.errors import ServewellError
 from servewell.http import rest, v2
+from servewell.http.chat import chat_models
 from servewell.http.jobs import add_job_routes
 from servewell.http.problems import to_reply
 from servewell.http.repository import add_repository_routes
@@ -132,7 +133,9 @@ def _add_v2_routes(api: FastAPI, running: Running, draining: Draining) -> None:
 def _add_rest_routes(api: FastAPI, running: Running) -> None:
     @api.get("/v1/models", tags=["rest"])
     async def list_models() -> dict[str, Any]:
-        """Every model served, with its default version."""
+        """Every model served, with its default version (``models``); the chat models
+        also as OpenAI's model list (``object: list``, ``data``: one entry a version and
+        one for the bare name)."""
         pool = running().pool
         models = []
         for name in pool.names():
@@ -150,7 +153,7 @@ def _add_rest_routes(api: FastAPI, running: Running) -> None:
                     "ready": True,
                 }
             )
-        return {"models": models}
+        return {"models": models, "object": "list", "data": chat_models(pool)}
 
     @api.get("/v1/models/{name}", tags=["rest"])
     async def model_status(name: str) -> dict[str, Any]:

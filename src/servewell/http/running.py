@@ -17,6 +17,7 @@ from servewell.bootstrap import (
     build_traffic_policies,
 )
 from servewell.core.ref import ModelRef
+from servewell.http.chat import ChatCodec, chat_limits
 from servewell.http.rest import RestCodec
 from servewell.http.v2 import V2Codec
 from servewell.jobs.embedded import EmbeddedExecutor
@@ -24,6 +25,7 @@ from servewell.jobs.service import JobService, server_scorers
 from servewell.monitoring.alerts import AlertService
 from servewell.observability import ServingMetrics
 from servewell.observability.alert_metrics import AlertMetrics
+from servewell.observability.llm_metrics import LlmMetrics
 from servewell.observability.memory_metrics import MemoryMetrics
 from servewell.observability.shadow_metrics import ShadowMetrics
 from servewell.serving.admission import Admission
@@ -42,6 +44,7 @@ from servewell.serving.recorder import Recorder
 from servewell.serving.rollout import RolloutDriver
 from servewell.serving.routing import Router
 from servewell.serving.shadow import ShadowTraffic
+from servewell.serving.text_stream import TextStreams
 from servewell.serving.traffic import TrafficPolicies
 from servewell.settings import Settings
 
@@ -66,7 +69,7 @@ class RunningServer:
     """Reports this process's share of the canary rollouts and, holding a rollout's
     lease, advances it."""
     codecs: Mapping[str, Codec]
-    """The gateway's codec of each inference protocol (``v2``, ``rest``)."""
+    """The gateway's codec of each inference protocol (``v2``, ``rest``, ``openai``)."""
     metrics: ServingMetrics
     predictions: PredictionLog
     """The prediction log's buffer and flusher (started; closed last)."""
@@ -133,12 +136,12 @@ async def start_server(
     promoter = Promoter(services, pool, router, fallbacks, settings.server.drain_timeout_s)
     predictions = build_prediction_log(settings, services, metrics)
     predictions.start()
+    streams = TextStreams(predictor, LlmMetrics(metrics), settings.chat.stream_holdback_chars)
     gateway = Gateway(
-        predictor, admission, protection.cache, recorder, fallbacks, router, predictions
+        predictor, admission, protection.cache, recorder, fallbacks, router, predictions, streams
     )
     rollouts = RolloutDriver(services.registry, metrics, declared=policies.declared)
     rollouts.start()
-    depth = settings.validation.max_json_depth
     jobs, job_executor = build_jobs(
         settings, services, server_scorers(services, asyncio.get_running_loop(), predictor)
     )
@@ -154,7 +157,7 @@ async def start_server(
         router=router,
         promoter=promoter,
         rollouts=rollouts,
-        codecs={"v2": V2Codec(depth), "rest": RestCodec(depth)},
+        codecs=_codecs(settings),
         metrics=metrics,
         predictions=predictions,
         alerts=_start_alerts(settings, services, metrics),
@@ -165,6 +168,15 @@ async def start_server(
         jobs=jobs,
         job_executor=job_executor,
     )
+
+
+def _codecs(settings: Settings) -> dict[str, Codec]:
+    depth = settings.validation.max_json_depth
+    return {
+        "v2": V2Codec(depth),
+        "rest": RestCodec(depth),
+        "openai": ChatCodec(chat_limits(settings), depth),
+    }
 
 
 async def _checked_plans(

@@ -58,6 +58,9 @@ class V2Codec:
     def refusal(self, exc: Exception) -> Reply:
         return to_reply(exc, v2=True)
 
+    def cache_view(self, body: bytes, headers: dict[bytes, bytes]) -> bytes | None:
+        return body
+
 
 def decode_request(
     ref: ModelRef,

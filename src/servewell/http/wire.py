@@ -3,7 +3,7 @@ the JSON checks both protocol adapters make."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -36,7 +36,11 @@ BODY_TIMED_OUT = "servewell.body_timed_out"
 
 
 async def send_reply(reply: Reply, send: Send) -> None:
-    """Send ``reply`` as one ASGI response."""
+    """Send ``reply`` as one ASGI response (a streamed one as its chunks arrive, then
+    its stream closed, whether it ran out or the sending stopped)."""
+    if reply.stream is not None:
+        await _send_stream(reply, reply.stream, send)
+        return
     headers = [
         (b"content-type", reply.content_type),
         (b"content-length", str(len(reply.body)).encode()),
@@ -44,6 +48,21 @@ async def send_reply(reply: Reply, send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
+
+
+async def _send_stream(reply: Reply, stream: AsyncIterator[bytes], send: Send) -> None:
+    headers = [(b"content-type", reply.content_type), *reply.headers]
+    try:
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        if reply.body:
+            await send({"type": "http.response.body", "body": reply.body, "more_body": True})
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

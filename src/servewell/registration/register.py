@@ -6,6 +6,9 @@ it stored stays: another registration of the same bytes (in another process, per
 another machine) may already be counting on it, and removing it here could leave that
 version pointing at nothing. ``servewell gc`` removes such leftovers once they are old.
 
+A remote model (format ``remote``) is its spec file: its signature comes from its
+upstream (:mod:`servewell.registration.remote`), and only the normalized spec is stored.
+
 A Python model (format ``python``) is its ``.py`` file and artifacts folder packed into
 one bundle (:mod:`servewell.runtime.bundle`) first; from there on it is registered as
 any file is, the bundle standing for the file.
@@ -15,15 +18,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 from servewell.core.ref import ModelRef, check_alias, check_name
+from servewell.core.remote_spec import read_remote_spec
 from servewell.core.signature import Signature
 from servewell.errors import ConversionFailed, InvalidArtifact, InvalidInput, UntrustedArtifact
 from servewell.registration.convert import Conversion, convert_sklearn
+from servewell.registration.remote import remote_signature
 from servewell.registration.signature import check_class_labels, proven_signature
 from servewell.registry import (
     ONNX,
@@ -36,7 +41,7 @@ from servewell.registry import (
 from servewell.runtime import create_runtime, detect_format
 from servewell.runtime.base import Array
 from servewell.runtime.bundle import write_bundle
-from servewell.runtime.factory import check_format, needs_trust
+from servewell.runtime.factory import REMOTE, check_format, needs_trust
 from servewell.runtime.sklearn import SklearnRuntime
 
 logger = logging.getLogger(__name__)
@@ -98,6 +103,8 @@ def register_file(
         raise UntrustedArtifact(str(path), UNTRUSTED.get(format, "a pickle/joblib file"))
     if format != "python" and (options.artifacts is not None or options.model_class):
         raise InvalidInput("an artifacts folder and a model class are for format 'python' only")
+    if format == REMOTE:
+        return _register_remote(access, path, name, options)
     if format == "python":
         with TemporaryDirectory() as work:
             # Named as the source, so every message about it names the user's file.
@@ -132,6 +139,25 @@ def _register_checked(
         (role, _attachment_format(role), data) for role, data in options.attachments.items()
     )
     return _store_and_record(access, name, format, path, signature, extra, options, metrics)
+
+
+def _register_remote(
+    access: RegistryAccess, path: Path, name: str, options: RegisterOptions
+) -> ModelVersion:
+    """Check a remote spec, take its signature from the upstream, store the spec."""
+    if options.signature is not None:
+        raise InvalidInput("a remote model's signature comes from its upstream, not --signature")
+    spec = read_remote_spec(path)
+    signature = remote_signature(spec)
+    upstream = {"upstream_kind": spec.kind, "upstream_url": spec.base_url}
+    options = replace(options, params={**upstream, "upstream_model": spec.model, **options.params})
+    extra = [(role, _attachment_format(role), data) for role, data in options.attachments.items()]
+    with TemporaryDirectory() as work:
+        stored = Path(work) / path.name
+        stored.write_text(spec.to_yaml(), encoding="utf-8")
+        return _store_and_record(
+            access, name, REMOTE, stored, signature, extra, options, dict(options.metrics)
+        )
 
 
 def register_estimator(

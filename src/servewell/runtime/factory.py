@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from servewell.core.signature import Signature
-from servewell.errors import UnsupportedFormat
+from servewell.errors import InvalidArtifact, UnsupportedFormat
 from servewell.runtime.base import Runtime
 from servewell.settings import RuntimeSettings
 
@@ -21,7 +21,12 @@ FORMATS: dict[str, tuple[str, ...]] = {
     # A user's model class in a .py file, stored with its artifacts folder as one bundle
     # (runtime/bundle.py, runtime/python.py).
     "python": (".py",),
+    # A remote model's spec (core/remote_spec.py): a YAML file naming its upstream; never
+    # guessed from the suffix (register it with --format remote). It has no local
+    # runtime: the server calls its upstream (serving/remote_v2.py).
+    "remote": (),
 }
+REMOTE = "remote"
 
 #: Formats whose loading may run arbitrary code and so needs the user's explicit trust:
 #: every scikit-learn file and Python model; a torch file unless it is TorchScript (see
@@ -61,7 +66,12 @@ def create_runtime(
 ) -> Runtime:
     """A runtime for ``path`` (not loaded yet)."""
     settings = settings or RuntimeSettings()
-    if check_format(format) == "text":
+    if check_format(format) == REMOTE:
+        raise InvalidArtifact(
+            "a remote model runs on its upstream: `servewell serve` calls it; it has no "
+            "local runtime to load here"
+        )
+    if format == "text":
         from servewell.runtime.text import TextRuntime
 
         return TextRuntime(path, settings, signature)

@@ -28,13 +28,16 @@ class Decoded:
     request: InferRequest
     options: Any = None
     """The codec's own (V2: the outputs to send as binary data)."""
+    stream: Callable[[Any, Deployment], Reply] | None = None
+    """For a request that wants its answer streamed: the reply made of the opened
+    stream (``serving.text_stream``) and the deployment that answers."""
 
 
 class Codec(Protocol):
     """A protocol adapter, as the gateway uses it."""
 
     protocol: str
-    """``v2`` or ``rest``: the metrics label and a part of the cache key."""
+    """``v2``, ``rest`` or ``openai``: the metrics label and a part of the cache key."""
 
     def decode(
         self, ref: ModelRef, deployment: Deployment, body: bytes, headers: dict[bytes, bytes]
@@ -45,6 +48,10 @@ class Codec(Protocol):
 
     def refusal(self, exc: Exception) -> Reply:
         """The answer to a failed request (unexpected errors are logged there)."""
+
+    def cache_view(self, body: bytes, headers: dict[bytes, bytes]) -> bytes | None:
+        """The bytes of the request its response-cache key is made of (V2, REST: the
+        body as sent; chat: the normalized request), or None: not cached."""
 
 
 @dataclass(slots=True)

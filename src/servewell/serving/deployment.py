@@ -1,5 +1,7 @@
 """One model version being served: its runtime behind an adaptive batch queue, within
-its ``timeout_ms``, with its circuit breaker and its retries."""
+its ``timeout_ms``, with its circuit breaker and its retries; or an
+:class:`~servewell.serving.backend.AsyncBackend` (a remote model) awaited on the event
+loop, which makes its own attempts through the same breaker and retry counter."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from servewell.registry import ModelVersion
 from servewell.runtime import Runtime, sample_inputs
 from servewell.runtime.process import ProcessRuntime
 from servewell.runtime.restart import ChildExit
+from servewell.serving.backend import AsyncBackend
 from servewell.serving.breaker import breaker_for
 from servewell.serving.retry import call_with_retries
 from servewell.settings import BatchingSettings
@@ -40,7 +43,7 @@ class Deployment:
     def __init__(
         self,
         version: ModelVersion,
-        runtime: Runtime,
+        runtime: Runtime | AsyncBackend,
         batching: BatchingSettings,
         metrics: DeploymentMetrics,
         retry_after_s: int = 1,
@@ -68,6 +71,10 @@ class Deployment:
         self.breaker = breaker_for(resilience.breaker, self.name, self.number, metrics)
         self.retries = resilience.retries
         self._queue: BatchQueue[Inputs, Result] | None = None
+        self.backend = runtime if isinstance(runtime, AsyncBackend) else None
+        """The backend awaited on the event loop, when the model is not a local runtime."""
+        self._started = False
+        self._refusal: Callable[[], Exception] | None = None
         self.isolated = runtime if isinstance(runtime, ProcessRuntime) else None
         """The runtime when it runs in a child process (``isolation: process``)."""
         if self.isolated is not None:
@@ -90,6 +97,12 @@ class Deployment:
         return self.runtime.platform
 
     @property
+    def local(self) -> Runtime:
+        """The runtime of a local model (never asked of an async backend)."""
+        assert not isinstance(self.runtime, AsyncBackend)
+        return self.runtime
+
+    @property
     def is_up(self) -> bool:
         """False while the model's process restarts (``isolation: process``)."""
         return self.isolated is None or self.isolated.is_up
@@ -97,17 +110,20 @@ class Deployment:
     def warm_up(self) -> None:
         """Warm the runtime up, and time a full batch to choose where it runs: on the
         event loop when that takes less than ``inline_below_ms``, else on a thread (a
-        runtime that may block always runs on its thread)."""
-        self.runtime.warm_up()
+        runtime that may block always runs on its thread). An async backend has nothing
+        to warm up here."""
+        if self.backend is not None:
+            return
+        self.local.warm_up()
         threshold_ms = self.batching.inline_below_ms
-        if threshold_ms <= 0 or self.runtime.may_block:
+        if threshold_ms <= 0 or self.local.may_block:
             return
         rows = self.batching.max_batch_size if self.batching.enabled else 1
         batch = sample_inputs(self.signature, rows)
         timings = []
         for _ in range(5):
             started = time.perf_counter()
-            self.runtime.predict(batch)
+            self.local.predict(batch)
             timings.append(time.perf_counter() - started)
         self.inline = sorted(timings)[2] * 1000 < threshold_ms
         logger.info(
@@ -120,6 +136,10 @@ class Deployment:
         )
 
     async def start(self) -> None:
+        if self.backend is not None:
+            await self.backend.start(self.breaker, self.metrics.retries.inc)
+            self._started = True
+            return
         enabled = self.batching.enabled
         policy = BatchPolicy(
             max_batch_size=self.batching.max_batch_size if enabled else 1,
@@ -145,6 +165,10 @@ class Deployment:
         """Finish what is queued and stop, waiting at most ``timeout_s`` for the model: a
         call that hangs is left on its daemon thread (it cannot be stopped), and the
         runtime is not closed under it (a child process is: it can be)."""
+        if self.backend is not None:
+            self._started = False
+            await self.backend.close()
+            return
         if self.isolated is not None:
             # First, in bounded time: a batch a hung child holds then fails at once.
             await asyncio.to_thread(self.isolated.close)
@@ -161,16 +185,22 @@ class Deployment:
             )
             return
         if self.isolated is None:
-            self.runtime.close()
+            self.local.close()
 
     def refuse(self, error: Callable[[], Exception]) -> int:
         """Fail every request waiting for the model, and every later one, with
         ``error()``; how many were waiting (see :meth:`BatchQueue.refuse`)."""
+        if self.backend is not None:
+            self._refusal = error
+            return 0
         return self._queue.refuse(error) if self._queue is not None else 0
 
     async def predict(self, inputs: Inputs, deadline: Deadline | None = None) -> Result:
         """Outputs for validated inputs, computed in a batch with concurrent requests;
-        a failed attempt is made again up to ``retries`` times within ``deadline``."""
+        a failed attempt is made again up to ``retries`` times within ``deadline`` (an
+        async backend: its own retries, each attempt through the breaker)."""
+        if self.backend is not None:
+            return await self._await_backend(self.backend, inputs, deadline)
         if self.retries:
             attempt = partial(self._attempt, inputs, deadline)
             on_retry = self.metrics.retries.inc
@@ -204,6 +234,20 @@ class Deployment:
             self._timed_out()
             raise
 
+    async def _await_backend(
+        self, backend: AsyncBackend, inputs: Inputs, deadline: Deadline | None
+    ) -> Result:
+        if self._refusal is not None:
+            raise self._refusal()
+        if not self._started:  # stopped: unloaded, or shutting down
+            raise ModelUnavailable(self.name, self.number, "not loaded", self.retry_after_s)
+        rows = _rows(inputs)
+        started = time.perf_counter()
+        outputs = self._checked(await backend.predict(inputs, deadline), rows)
+        self.metrics.batch_size.observe(rows)
+        self.metrics.compute_s.observe(time.perf_counter() - started)
+        return outputs, rows
+
     def _timed_out(self) -> None:
         """Called once for each call to the model that ended past its deadline (waiting
         in the queue or computing): a child process that does so N times in a row is
@@ -222,13 +266,11 @@ class Deployment:
     def predict_batch(self, items: Sequence[Inputs]) -> list[Result]:
         """Run the model once on several requests' rows and split its outputs back."""
         if len(items) == 1:
-            return [
-                (self._checked(self.runtime.predict(items[0]), _rows(items[0])), _rows(items[0]))
-            ]
+            return [(self._checked(self.local.predict(items[0]), _rows(items[0])), _rows(items[0]))]
         counts = [_rows(item) for item in items]
         total = sum(counts)
         merged = {name: np.concatenate([item[name] for item in items]) for name in items[0]}
-        outputs = self._checked(self.runtime.predict(merged), total)
+        outputs = self._checked(self.local.predict(merged), total)
         results: list[Result] = []
         start = 0
         for count in counts:  # plain slices: views, no copies

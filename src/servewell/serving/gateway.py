@@ -7,10 +7,11 @@ the model's traffic route) →
 response cache → decode → validate → predict → output filters → encode → record
 (metrics, access line, prediction log).
 
-What differs between protocols is injected as a :class:`Codec` (``http.v2``, ``http.rest``
-implement it): decoding a body, encoding an answer and answering an error (V2 keeps the
-protocol's ``{"error": ...}``; REST adds ``code`` and ``detail``). The model steps
-(resolve, validate, predict, filters) are :class:`~servewell.serving.predictor.Predictor`'s,
+What differs between protocols is injected as a :class:`Codec` (``http.v2``,
+``http.rest``, ``http.chat`` implement it): decoding a body, encoding an answer and
+answering an error (V2 keeps the protocol's ``{"error": ...}``; REST adds ``code`` and
+``detail``; chat answers OpenAI's shape). The model steps (resolve, validate, predict,
+filters) are :class:`~servewell.serving.predictor.Predictor`'s,
 callable without any protocol (the CLI's ``predict``, batch jobs). A model's answer to
 a path naming no version may then be copied to its shadow (``serving.shadow``).
 
@@ -24,6 +25,11 @@ the model's ``timeout_ms``, or the ``Request-Timeout`` header's milliseconds whe
 past it the model step raises DeadlineExceeded (504). A client that goes away while its
 request waits for the model (the HTTP protocol calls :meth:`Call.client_left`) has it
 cancelled there, so it leaves the model's queue; it is recorded as 499.
+
+A request its codec decodes as streamed (``Decoded.stream``: chat completions with
+``stream: true``) is answered with a stream (``serving.text_stream``) once its first
+piece is there: until then a failure has the model's fallback chain, after it the
+stream is the answer (and is neither cached nor logged as a prediction).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from servewell.serving.recorder import Recorder, request_id_from
 from servewell.serving.reply import Reply, entry_message, header_lines, pack_reply, unpack_reply
 from servewell.serving.response_cache import ResponseCacheLayer
 from servewell.serving.routing import Router
+from servewell.serving.text_stream import TextStreams
 
 REQUEST_ID = b"x-request-id"
 CONTENT_TYPE = b"content-type"
@@ -72,6 +79,7 @@ class Gateway:
         fallbacks: Fallbacks | None = None,
         router: Router | None = None,
         predictions: PredictionLog | None = None,
+        streams: TextStreams | None = None,
     ) -> None:
         self.predictor = predictor
         self.admission = admission
@@ -84,6 +92,8 @@ class Gateway:
         """The traffic routes (``serving.routing``); None: every model by its default."""
         self.predictions = predictions
         """Where served predictions are logged (None: nowhere)."""
+        self.streams = streams
+        """Opens streamed answers (``serving.text_stream``; None: nothing streams)."""
         self.shadows = router.shadows if router is not None else None
         """Where the model's answers are copied to a shadow (``serving.shadow``)."""
         self.answers_now = cache is not None and cache.sync is not None and admission.decides_now
@@ -233,7 +243,7 @@ class Gateway:
                 (headers.get(AUTHORIZATION), headers.get(API_KEY)),
                 call.client or "unknown",
                 "predict",
-                call.model,
+                call.model or None,  # none yet: a chat body that names none is a 400
             )
         )
         body = call.body if call.read_body is None else await call.read_body()
@@ -289,12 +299,17 @@ class Gateway:
         layer: ResponseCacheLayer, call: Call, deployment: Deployment, body: bytes
     ) -> str | None:
         headers = call.headers
-        key = layer.key_for(
-            deployment.version,
-            call.codec.protocol,
-            headers.get(CONTENT_TYPE),
-            headers.get(HEADER_LENGTH),
-            body,
+        view = call.codec.cache_view(body, headers)
+        key = (
+            None
+            if view is None
+            else layer.key_for(
+                deployment.version,
+                call.codec.protocol,
+                headers.get(CONTENT_TYPE),
+                headers.get(HEADER_LENGTH),
+                view,
+            )
         )
         call.cache_key = key
         return key
@@ -309,6 +324,9 @@ class Gateway:
             raise ClientDisconnected  # nobody to compute for
         call.waiting = asyncio.current_task()
         try:
+            if decoded.stream is not None and self.streams is not None:
+                opened = await self.streams.open(decoded.request, deployment, call.deadline)
+                return decoded.stream(opened, deployment)  # not logged, never cached
             response = await self.predictor.infer(
                 decoded.request, deployment, deadline=call.deadline
             )

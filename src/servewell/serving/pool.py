@@ -11,9 +11,10 @@ from servewell.core.ref import ModelRef
 from servewell.errors import NotFound, NotReady
 from servewell.observability import ServingMetrics
 from servewell.registry import ModelVersion, RegistryAccess
+from servewell.serving.backend import AsyncBackend
 from servewell.serving.budget import Holding, MemoryBudget
 from servewell.serving.deployment import Deployment
-from servewell.serving.loading import open_runtime
+from servewell.serving.loading import open_model
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ class ModelPool:
     def _build(self, version: ModelVersion) -> Deployment:
         server = self.access.settings.server
         model = self.access.settings.model(version.name)
-        runtime = open_runtime(self.access, version)
+        runtime = open_model(self.access, version)
         deployment = Deployment(
             version,
             runtime,
@@ -272,7 +273,8 @@ class ModelPool:
         try:
             deployment.warm_up()
         except BaseException:
-            runtime.close()  # a model in a child process: the child goes too
+            if not isinstance(runtime, AsyncBackend):  # an async backend has not started
+                runtime.close()  # a model in a child process: the child goes too
             raise
         return deployment
 

@@ -2,12 +2,15 @@
 
 A :class:`Reply` is a status, a body, its content type and extra headers: what the
 protocol adapters (V2, REST) encode answers and errors to, and what the server writes.
-A cache entry is a successful reply as HTTP/1.1 writes it after the status line (its
-header lines, a blank line, the body), so a hit can be written out as it is.
+A streamed reply (``stream: true`` chat completions) has an async iterator of body
+chunks as well, sent as they come (``http.wire.send_reply``). A cache entry is a
+successful reply as HTTP/1.1 writes it after the status line (its header lines, a blank
+line, the body), so a hit can be written out as it is.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,9 @@ class Reply:
     body: bytes
     content_type: bytes = JSON
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    stream: AsyncIterator[bytes] | None = None
+    """A streamed answer's body (server-sent events), sent as it arrives after
+    :attr:`body`; never cached (the gateway computes no key for it)."""
 
     @classmethod
     def json(cls, status: int, content: Any) -> Reply:

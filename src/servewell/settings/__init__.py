@@ -26,6 +26,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from servewell.settings.chat import ChatSettings
 from servewell.settings.jobs import JobsSettings
 from servewell.settings.models import (
     BatchingOverrides,
@@ -192,6 +193,8 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     """The prediction log, drift and quality windows, alert rules and their webhooks."""
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
+    """The OpenAI-compatible endpoint's limits (``settings/chat.py``)."""
     """Batch prediction jobs: executor, threads, chunk size, upload limit, retention."""
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     """Per model name, what differs from the defaults for that model (names match

@@ -1,0 +1,97 @@
+"""A ``v2`` remote model: each request's inputs sent to an Open Inference Protocol
+server (Triton, MLServer, KServe, another servewell) as V2 JSON, its outputs read back as
+the registered signature says."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+
+from servewell.core import codec
+from servewell.core.deadline import Deadline
+from servewell.core.remote_spec import RemoteSpec
+from servewell.core.signature import Signature
+from servewell.errors import InvalidInput, ModelFailed
+from servewell.serving.backend import Array, AsyncBackend
+from servewell.serving.reply import NUMPY_JSON
+from servewell.serving.upstream import Upstream
+
+if TYPE_CHECKING:
+    from servewell.serving.breaker import CircuitBreaker
+
+
+class RemoteV2Backend(AsyncBackend):
+    """Calls ``spec.model`` on a V2 upstream, as version ``version`` of ``model``."""
+
+    platform = "remote_v2"
+
+    def __init__(self, spec: RemoteSpec, signature: Signature, model: str, version: int) -> None:
+        self.spec = spec
+        self.signature = signature
+        self.upstream = Upstream(spec, model, version)
+        self.label = f"{model}@{version}"
+
+    def load(self) -> None:
+        self.upstream.load()
+
+    def describe(self) -> Signature:
+        return self.signature
+
+    async def start(self, breaker: CircuitBreaker | None, on_retry: Callable[[], None]) -> None:
+        self.upstream.breaker = breaker
+        self.upstream.on_retry = on_retry
+        await self.upstream.start()
+
+    async def close(self) -> None:
+        await self.upstream.close()
+
+    async def predict(
+        self, inputs: dict[str, Array], deadline: Deadline | None
+    ) -> dict[str, Array]:
+        body = orjson.dumps(self._request(inputs), option=NUMPY_JSON)
+        path = f"{self.spec.v2_model_path}/infer"
+
+        def build(client: httpx.AsyncClient) -> httpx.Request:
+            headers = {"Content-Type": "application/json"}
+            return client.build_request("POST", path, content=body, headers=headers)
+
+        response = await self.upstream.send(build, deadline)
+        return self._outputs(response.content)
+
+    def _request(self, inputs: dict[str, Array]) -> dict[str, Any]:
+        tensors = []
+        for spec in self.signature.inputs:
+            _, shape, data = codec.to_json(inputs[spec.name])
+            tensors.append(
+                {"name": spec.name, "datatype": spec.datatype, "shape": shape, "data": data}
+            )
+        outputs = [{"name": spec.name} for spec in self.signature.outputs]
+        return {"inputs": tensors, "outputs": outputs} if outputs else {"inputs": tensors}
+
+    def _outputs(self, content: bytes) -> dict[str, Array]:
+        """The registered outputs from the upstream's answer; ModelFailed when it lacks
+        one or gives one that does not decode (never quoting the body)."""
+        try:
+            document = orjson.loads(content)
+            given = {t["name"]: t for t in document["outputs"] if isinstance(t, dict)}
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ModelFailed(f"{self.label}: its upstream's answer is not V2 JSON") from exc
+        outputs: dict[str, Array] = {}
+        for spec in self.signature.outputs:
+            tensor = given.get(spec.name)
+            if tensor is None:
+                raise ModelFailed(f"{self.label}: its upstream gave no output '{spec.name}'")
+            try:
+                shape = codec.check_shape(spec.name, tensor.get("shape"))
+                outputs[spec.name] = codec.from_json(
+                    spec.name, spec.datatype, shape, tensor.get("data")
+                )
+            except InvalidInput as exc:
+                raise ModelFailed(
+                    f"{self.label}: its upstream's output '{spec.name}' does not decode as "
+                    f"{spec.datatype} {list(spec.shape)}"
+                ) from exc
+        return outputs
