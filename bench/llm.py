@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -100,6 +99,11 @@ def main() -> None:
                 report["litellm_own_overhead_c1"] = litellm_overhead_header(gateways[-1])
             if args.profile and "servewell" in args.paths:
                 report["profile"] = profile_servewell(home, key, args)
+                print(
+                    "\nservewell under pyinstrument, own time:",
+                    *report["profile"]["top"],
+                    sep="\n  ",
+                )
         finally:
             for gateway in gateways:
                 if gateway.name != ALONE:
@@ -246,19 +250,46 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"published litellm overhead (2 instances): {PUBLISHED_LITELLM}")
 
 
-def profile_servewell(home: Path, key: str, args: argparse.Namespace) -> dict[str, str]:
-    """One more non-streaming point against a servewell run under pyinstrument."""
-    if shutil.which("pyinstrument", path=str(Path(sys.executable).parent)) is None:
+def profile_servewell(home: Path, key: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One more non-streaming point against a servewell run under pyinstrument: the
+    session, its text rendering (servewell's frames shown) and the top self times."""
+    pyinstrument = Path(sys.executable).parent / "pyinstrument"
+    if not pyinstrument.exists():
         return {"skipped": "pyinstrument is not installed in this environment"}
-    out = BENCH / "results" / f"llm-profile-{time.strftime('%Y%m%dT%H%M%S')}.txt"
-    out.parent.mkdir(exist_ok=True)
-    gateway = start_servewell_gateway(home, key, name="profiled", profile_to=out)
+    stem = BENCH / "results" / f"llm-profile-{time.strftime('%Y%m%dT%H%M%S')}"
+    stem.parent.mkdir(exist_ok=True)
+    session = stem.with_suffix(".pyisession")
+    gateway = start_servewell_gateway(home, key, name="profiled", profile_to=session)
     try:
-        run_client(gateway, args.seconds, args.concurrency, False)
+        point = run_client(gateway, args.seconds, args.concurrency, False)
     finally:
         gateway.process.send_signal(signal.SIGINT)
         gateway.process.wait(timeout=120)
-    return {"text": str(out)}
+    load = [str(pyinstrument), "--load", str(session)]
+    text = stem.with_suffix(".txt")
+    shows = ["--show", "*/servewell/*", "--show", "*/httpx/*", "--show", "*/httpcore/*"]
+    subprocess.run([*load, "-r", "text", *shows, "-o", str(text)], check=True)
+    stats = stem.with_suffix(".pstats")
+    subprocess.run([*load, "-r", "pstats", "-o", str(stats)], check=True)
+    return {"point": point, "session": str(session), "text": str(text), "top": top_costs(stats)}
+
+
+def top_costs(stats_path: Path, count: int = 25) -> list[str]:
+    """The functions with the most time of their own (pyinstrument's samples; imports
+    at start-up left out)."""
+    import pstats
+
+    stats = pstats.Stats(str(stats_path))
+    rows = sorted(
+        ((where, row) for where, row in stats.stats.items() if where[2] != "<module>"),  # type: ignore[attr-defined]
+        key=lambda item: item[1][2],
+        reverse=True,
+    )
+    total = sum(row[1][2] for row in rows) or 1.0
+    return [
+        f"{own / total:6.1%}  {Path(file).name}:{line} {name}"
+        for (file, line, name), (_, _, own, _, _) in rows[:count]
+    ]
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def start_servewell_gateway(
     prefix = []
     if profile_to is not None:
         pyinstrument = str(Path(sys.executable).parent / "pyinstrument")
-        prefix = [pyinstrument, "-r", "text", "--show-all", "-o", str(profile_to)]
+        prefix = [pyinstrument, "-r", "pyisession", "-o", str(profile_to)]
     command = ["taskset", "-c", SERVER_CORE, *prefix, servewell, "serve", "--port", str(port)]
     log = (folder / "servewell.log").open("wb")
     process = subprocess.Popen(
