@@ -6,7 +6,8 @@ existence makes every request fail. Each row of ``messages`` is a JSON array of 
 messages; the answer continues from the last word of the last message: at temperature
 0 the most frequent next word each time (ties: the first in alphabetical order), above
 0 sampled from the counts raised to 1/temperature; it stops at the corpus's sentence
-end or after ``max_tokens`` words (0: 16), ``finish_reason`` ``stop`` or ``length``.
+end or after ``max_tokens`` words (0: 16), ``finish_reason`` ``stop`` or ``length``;
+its token counts are -1 (not counted: the endpoint counts them).
 A last message starting ``repeat:`` is answered with the rest of it, as it is.
 """
 
@@ -35,9 +36,12 @@ class BigramModel:
             text, reason = self._answer(_last_message(row), float(temperature), int(max_tokens))
             texts.append(text)
             reasons.append(reason)
+        unknown = np.full(len(texts), -1, dtype=np.int64)  # the endpoint counts tokens
         return {
             "text": np.array(texts, dtype=object),
             "finish_reason": np.array(reasons, dtype=object),
+            "prompt_tokens": unknown,
+            "completion_tokens": unknown,
         }
 
     def _answer(self, prompt: str, temperature: float, max_tokens: int) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from servewell.core.chat_signature import chat_signature, is_chat_signature
 from servewell.core.remote_spec import parse_remote_spec
 from servewell.errors import UpstreamFailed
 from servewell.registration.remote import remote_signature, signature_from_metadata
+from servewell.serving.openai_backend import openai_signature
 
 SPEC = parse_remote_spec("kind: v2\nurl: http://triton:8000\nmodel: iris\nversion: '3'")
 
@@ -43,5 +44,6 @@ def test_unusable_metadata_is_upstream_failed(metadata: object) -> None:
 
 def test_an_openai_upstream_serves_the_chat_signature() -> None:
     spec = parse_remote_spec("kind: openai\nurl: http://vllm:8000\nmodel: llama")
-    assert remote_signature(spec) == chat_signature()
+    assert remote_signature(spec) == openai_signature()
+    assert is_chat_signature(openai_signature())
     assert is_chat_signature(chat_signature())

@@ -22,8 +22,9 @@ Endpoints:
   ``x`` FP32 [-1, -1], output ``y`` FP32 [-1, -1]); ``POST /v2/models/{m}/infer``
   answers the inputs back, renamed to the metadata's outputs, in order.
 - ``GET /_received``: ``{"requests": [{n, method, path, headers, body, t}]}`` (``t``:
-  this process's monotonic clock, seconds; headers lower-cased); ``DELETE /_received``
-  forgets them.
+  this process's monotonic clock, seconds; headers lower-cased; a stream's also
+  ``stream_end``: ``sent``, ``dropped`` as scripted, or ``client_gone`` when the caller
+  closed the connection midway); ``DELETE /_received`` forgets them.
 - ``PUT /_script``: a new script (the body, as below); the step cursor restarts.
 
 A script is ``{"default": STEP, "steps": [STEP, ...]}`` (or just the list of steps): the
@@ -193,9 +194,16 @@ class Upstream:
         if body.get("stream"):
             chunks = step.get("chunks") or re.findall(r"\S+\s*|\s+", text) or [""]
             delay_s = float(step.get("chunk_delay_ms", 0)) / 1000
-            return await send_stream(
-                writer, ident, model, chunks, usage if with_usage else None, delay_s, step
-            )
+            record = self.received[-1]
+            try:
+                sent = await send_stream(
+                    writer, ident, model, chunks, usage if with_usage else None, delay_s, step
+                )
+            except ConnectionError:
+                record["stream_end"] = "client_gone"  # the caller stopped reading
+                raise
+            record["stream_end"] = "sent" if sent else "dropped"
+            return sent
         answer: dict[str, Any] = {
             "id": ident,
             "object": "chat.completion",

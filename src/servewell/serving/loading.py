@@ -15,6 +15,7 @@ from servewell.runtime.factory import REMOTE
 from servewell.runtime.process import ProcessRuntime
 from servewell.runtime.restart import RestartPolicy
 from servewell.serving.backend import AsyncBackend
+from servewell.serving.openai_backend import OpenAIBackend
 from servewell.serving.remote_v2 import RemoteV2Backend
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,9 @@ def serving_artifact_role(version: ModelVersion, prefer_onnx: bool) -> str:
 #: A remote spec's kind -> the backend that serves it: (spec, version) -> not loaded yet.
 REMOTE_BACKENDS: dict[str, Callable[[RemoteSpec, ModelVersion], AsyncBackend]] = {
     "v2": lambda spec, version: RemoteV2Backend(
+        spec, version.signature, version.name, version.version
+    ),
+    "openai": lambda spec, version: OpenAIBackend(
         spec, version.signature, version.name, version.version
     ),
 }

@@ -30,6 +30,7 @@ from servewell.core.deadline import Deadline
 from servewell.core.remote_spec import RemoteSpec
 from servewell.core.signature import Signature, TensorSpec
 from servewell.errors import InvalidInput, ModelFailed
+from servewell.serving.backend import AsyncBackend
 from servewell.serving.chat_stream import StreamEnd
 from servewell.serving.upstream import Upstream
 
@@ -61,9 +62,8 @@ def openai_signature() -> Signature:
     )
 
 
-class OpenAIBackend:
-    """Serves one ``openai``-kind remote model version through its upstream (the
-    ``AsyncBackend`` role of ``serving.backend``)."""
+class OpenAIBackend(AsyncBackend):
+    """Serves one ``openai``-kind remote model version through its upstream."""
 
     platform = "remote_openai"
 

@@ -73,7 +73,7 @@ class TextStreams:
     ) -> OpenedStream:
         """The stream, its first piece there (or the model's error, raised here)."""
         started = time.perf_counter()
-        runtime = deployment.runtime
+        runtime = deployment.backend
         if isinstance(runtime, StreamingRuntime):
             predictor = self.predictor
             inputs = validate_inputs(
