@@ -268,3 +268,29 @@ def test_a_v2_upstream_without_the_model_registers_nothing(home: Path, upstream_
     done = servewell(home, "register", str(spec), "--format", "remote", "--name", "absent")
     assert done.returncode == 11, done.stderr
     assert "answered 404" in done.stderr
+
+
+def test_a_server_without_the_credential_does_not_load_the_model(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from servewell.bootstrap import build_services
+    from servewell.core.ref import ModelRef
+    from servewell.observability import ServingMetrics
+    from servewell.serving.pool import ModelPool
+    from servewell.settings import Settings
+
+    monkeypatch.delenv("REMOTE_TOKEN", raising=False)
+    services = build_services(Settings(home=home))
+    try:
+        pool = ModelPool(services, [ModelRef("radder")], ServingMetrics(CollectorRegistry()))
+        asyncio.run(pool.load())
+        assert not pool.is_ready
+        [why] = pool.failures.values()
+        assert "environment variable REMOTE_TOKEN" in why
+        asyncio.run(pool.close())
+    finally:
+        services.close()

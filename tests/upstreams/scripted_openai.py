@@ -374,6 +374,12 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
+        import uvloop  # servewell's own dependency: the faster loop, as the server's
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
         asyncio.run(run(parse_args(argv)))
     except KeyboardInterrupt:
         sys.exit(0)

@@ -81,6 +81,8 @@ def register(
 
 def _print_registered(version: ModelVersion, alias: str | None) -> None:
     served = "ONNX conversion" if version.has_artifact("onnx") else version.format
+    if version.format == "remote":
+        served = f"'{version.params.get('upstream_model')}' at {version.params.get('upstream_url')}"
     console.print(
         f"registered [bold]{version.name}@{version.version}[/] ({version.format}, "
         f"{version.size_bytes:,} bytes, sha256 {version.sha256[:12]}…; serves via {served})"

@@ -55,7 +55,25 @@ async def call_with_retries(
     ``is_retryable`` accepts; ``on_retry`` before each wait. A wait that would end at or
     past ``deadline`` (``clock``: the deadline's) is not taken: the last error is raised
     instead. Anything else is raised at once. When ``retry_after_of(error)`` gives
-    seconds (an upstream's ``Retry-After``), the wait is at least that long."""
+    seconds (an upstream's ``Retry-After``), the wait is at least that long.
+
+    The first attempt is made here, before tenacity: a call that succeeds (nearly all)
+    costs one await, not tenacity's machinery."""
+    try:
+        return await call()
+    except BaseException as exc:
+        if retries <= 0 or not is_retryable(exc):
+            raise
+        first_error = exc
+    replayed = False
+
+    async def attempt() -> T:
+        nonlocal replayed
+        if not replayed:  # tenacity's first attempt: the one made above
+            replayed = True
+            raise first_error
+        return await call()
+
     from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
 
     jitter = wait_random_exponential(multiplier=backoff.first_s, max=backoff.max_s)
@@ -80,4 +98,4 @@ async def call_with_retries(
         before_sleep=lambda state: on_retry(),
         reraise=True,
     )
-    return await retrying(call)
+    return await retrying(attempt)

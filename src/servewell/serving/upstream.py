@@ -2,7 +2,7 @@
 bounded by the request's deadline, its failures in servewell's words.
 
 One :class:`Upstream` per remote deployment (``core/remote_spec.py`` says where and
-how)::
+how), its pool aiohttp's behind httpx's API (``serving/transport.py`` says why)::
 
     Upstream(spec, model, version, *, breaker=None, on_retry=lambda: None)
     upstream.load() -> None            # reads the credential (env var); InvalidConfig if unset
@@ -59,6 +59,7 @@ from servewell.errors import (
     ServewellError,
 )
 from servewell.serving.retry import Backoff, call_with_retries
+from servewell.serving.transport import AiohttpTransport
 
 if TYPE_CHECKING:
     from servewell.serving.breaker import CircuitBreaker
@@ -116,14 +117,10 @@ class Upstream:
         self._headers = {"Authorization": f"Bearer {value}"}
 
     async def start(self) -> None:
-        limits = httpx.Limits(
-            max_connections=self.spec.max_connections,
-            max_keepalive_connections=self.spec.max_connections,
-        )
         self._client = httpx.AsyncClient(
+            transport=AiohttpTransport(self.spec.max_connections),
             base_url=self.spec.base_url,
             headers=self._headers,
-            limits=limits,
             timeout=self._timeout(None),
             follow_redirects=False,
             trust_env=False,
