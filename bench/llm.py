@@ -50,6 +50,7 @@ from typing import Any
 import httpx
 from llm_gateways import (
     Gateway,
+    NotAnswering,
     find_litellm,
     litellm_overhead_header,
     prepare_servewell,
@@ -93,7 +94,11 @@ def main() -> None:
                 print(f"litellm: skipped ({why})", flush=True)
                 report["litellm_skipped"] = why
             else:
-                gateways.append(start_litellm(litellm, home / "litellm", upstream.url))
+                try:
+                    gateways.append(start_litellm(litellm, home / "litellm", upstream.url))
+                except NotAnswering as exc:
+                    print(f"litellm: skipped ({exc})", flush=True)
+                    report["litellm_skipped"] = str(exc)
             report["points"] = measure(gateways, args)
             if gateways[-1].name == "litellm":
                 report["litellm_own_overhead_c1"] = litellm_overhead_header(gateways[-1])
@@ -293,4 +298,7 @@ def top_costs(stats_path: Path, count: int = 25) -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except NotAnswering as exc:
+        sys.exit(str(exc))

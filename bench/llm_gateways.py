@@ -37,6 +37,10 @@ SERVEWELL_SETTINGS = {
 }
 
 
+class NotAnswering(Exception):
+    """A gateway started but did not answer a chat completion."""
+
+
 @dataclass
 class Gateway:
     """One path to the upstream: where to send, the model name there, its key."""
@@ -67,12 +71,19 @@ def start_upstream(folder: Path, latency_ms: float, chunk_delay_ms: float) -> Ga
         "taskset", "-c", LOAD_CORE, sys.executable, str(UPSTREAM), "--port", "0",
         "--script", str(script), "--latency-ms", str(latency_ms), "--model", UPSTREAM_MODEL,
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    line = process.stdout.readline().decode().strip()
+    log = folder / "upstream.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    line = ""
+    while time.monotonic() < deadline and process.poll() is None:
+        line = log.read_text().partition("\n")[0].strip()
+        if line.startswith("listening on "):
+            break
+        time.sleep(0.1)
     if not line.startswith("listening on "):
         process.kill()
-        sys.exit(f"the scripted upstream did not start: {line!r}")
+        sys.exit(f"the scripted upstream did not start: {log.read_text()[-2000:]!r}")
     return Gateway("direct", line.removeprefix("listening on "), UPSTREAM_MODEL, None, process)
 
 
@@ -219,7 +230,10 @@ def wait_answering(gateway: Gateway, log: Path, timeout_s: float = 180.0) -> Non
             time.sleep(0.5)
     gateway.stop()
     said = answer.text[:500] if answer is not None else "no answer"
-    sys.exit(f"{gateway.name} did not answer a chat completion ({said}); see {log}")
+    tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+    raise NotAnswering(
+        f"{gateway.name} did not answer a chat completion ({said}); its log ends:\n{tail}"
+    )
 
 
 def litellm_overhead_header(gateway: Gateway, requests: int = 30) -> float:
