@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +83,24 @@ def url(home: Path, keys: dict[str, str]) -> Iterator[str]:
         yield served
 
 
-def _client(url: str, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=30)
+Sdk = Callable[[str], openai.OpenAI]
+
+
+@pytest.fixture(scope="module")
+def sdk(url: str) -> Iterator[Sdk]:
+    """The official client of the server, with a key (one client a key, closed after)."""
+    clients: dict[str, openai.OpenAI] = {}
+
+    def client(key: str) -> openai.OpenAI:
+        if key not in clients:
+            clients[key] = openai.OpenAI(
+                base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=30
+            )
+        return clients[key]
+
+    yield client
+    for opened in clients.values():
+        opened.close()
 
 
 def _ask(client: openai.OpenAI, prompt: str, **options: Any) -> Any:
@@ -101,8 +117,10 @@ def _fresh(prompt: str) -> str:
 # --- answers ------------------------------------------------------------------------------
 
 
-def test_the_sdk_gets_the_bigram_models_completion(url: str, keys: dict[str, str]) -> None:
-    raw = _ask(_client(url, keys["all"]), _fresh("tell me about the"), temperature=0)
+def test_the_sdk_gets_the_bigram_models_completion(
+    sdk: Sdk, url: str, keys: dict[str, str]
+) -> None:
+    raw = _ask(sdk(keys["all"]), _fresh("tell me about the"), temperature=0)
     completion = raw.parse()
     assert completion.object == "chat.completion"
     assert completion.model == "story@1"
@@ -118,8 +136,10 @@ def test_the_sdk_gets_the_bigram_models_completion(url: str, keys: dict[str, str
     assert SERVED_BY not in raw.headers
 
 
-def test_max_tokens_and_version_and_the_models_list(url: str, keys: dict[str, str]) -> None:
-    client = _client(url, keys["all"])
+def test_max_tokens_and_version_and_the_models_list(
+    sdk: Sdk, url: str, keys: dict[str, str]
+) -> None:
+    client = sdk(keys["all"])
     completion = _ask(client, "the dog", model="story@1", temperature=0, max_tokens=2).parse()
     assert completion.choices[0].message.content == "ran to"  # "ran" and "sat" tie: alphabetical
     assert completion.choices[0].finish_reason == "length"
@@ -131,9 +151,9 @@ def test_max_tokens_and_version_and_the_models_list(url: str, keys: dict[str, st
 
 
 def test_a_stream_arrives_in_chunks_and_says_the_first_tokens_latency(
-    url: str, keys: dict[str, str]
+    sdk: Sdk, url: str, keys: dict[str, str]
 ) -> None:
-    client = _client(url, keys["all"])
+    client = sdk(keys["all"])
     whole = _ask(client, "a bird in the", temperature=0, max_tokens=6).parse()
     chunks = list(
         client.chat.completions.create(
@@ -166,21 +186,25 @@ def test_a_raw_stream_is_server_sent_events_ending_in_done(url: str, keys: dict[
         lines = [line for line in answer.iter_lines() if line]
     assert all(line.startswith("data: ") for line in lines)
     assert lines[-1] == "data: [DONE]"
-    assert json.loads(lines[0][6:])["object"] == "chat.completion.chunk"
+    first = json.loads(lines[0][6:])
+    assert first["object"] == "chat.completion.chunk"
+    assert first["id"] == f"chatcmpl-{answer.headers['x-request-id']}"
 
 
 # --- the guard through the SDK -------------------------------------------------------------
 
 
-def test_keys_scopes_and_rates_raise_the_sdks_exceptions(url: str, keys: dict[str, str]) -> None:
+def test_keys_scopes_and_rates_raise_the_sdks_exceptions(
+    sdk: Sdk, url: str, keys: dict[str, str]
+) -> None:
     with pytest.raises(openai.AuthenticationError) as unknown:
-        _ask(_client(url, "sw_not-a-key"), "the", temperature=0)
+        _ask(sdk("sw_not-a-key"), "the", temperature=0)
     assert unknown.value.status_code == 401
     assert unknown.value.body["type"] == "authentication_error"  # type: ignore[index]
     with pytest.raises(openai.PermissionDeniedError) as scoped:
-        _ask(_client(url, keys["shout-only"]), "the", temperature=0)
+        _ask(sdk(keys["shout-only"]), "the", temperature=0)
     assert "may not call model 'story'" in scoped.value.message
-    slow = _client(url, keys["slow"])
+    slow = sdk(keys["slow"])
     _ask(slow, "the", temperature=0)
     with pytest.raises(openai.RateLimitError) as limited:
         _ask(slow, "the", temperature=0)
@@ -229,8 +253,8 @@ def test_bad_bodies_are_400_in_openais_error_shape(
     assert error["message"]
 
 
-def test_the_sdk_raises_bad_request_and_not_found(url: str, keys: dict[str, str]) -> None:
-    client = _client(url, keys["all"])
+def test_the_sdk_raises_bad_request_and_not_found(sdk: Sdk, url: str, keys: dict[str, str]) -> None:
+    client = sdk(keys["all"])
     with pytest.raises(openai.BadRequestError) as bad:
         _ask(client, "hi", n=3)
     assert bad.value.param == "n"
@@ -243,11 +267,20 @@ def test_a_bad_body_from_an_unknown_caller_is_a_401(url: str) -> None:
     assert _post(url, "sw_nobody", b"{not json").status_code == 401
 
 
+def test_only_post_is_served(url: str, keys: dict[str, str]) -> None:
+    headers = {"Authorization": f"Bearer {keys['all']}"}
+    refused = httpx.get(f"{url}/v1/chat/completions", headers=headers, timeout=10)
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "POST"
+
+
 # --- the response cache ---------------------------------------------------------------------
 
 
-def test_deterministic_requests_are_cached_others_not(url: str, keys: dict[str, str]) -> None:
-    client = _client(url, keys["all"])
+def test_deterministic_requests_are_cached_others_not(
+    sdk: Sdk, url: str, keys: dict[str, str]
+) -> None:
+    client = sdk(keys["all"])
     prompt = _fresh("the cat")
     first = _ask(client, prompt, temperature=0)
     again = _ask(client, prompt, temperature=0, model="story@1")  # same version: same entry
@@ -268,8 +301,10 @@ def test_deterministic_requests_are_cached_others_not(url: str, keys: dict[str, 
 # --- output filters ---------------------------------------------------------------------------
 
 
-def test_personal_data_is_redacted_whole_and_streamed(url: str, keys: dict[str, str]) -> None:
-    client = _client(url, keys["all"])
+def test_personal_data_is_redacted_whole_and_streamed(
+    sdk: Sdk, url: str, keys: dict[str, str]
+) -> None:
+    client = sdk(keys["all"])
     prompt = "repeat: pay with 4111 1111 1111 1111 or mail ann@example.com now"
     whole = _ask(client, prompt, temperature=0).parse().choices[0].message.content
     stream = client.chat.completions.create(
@@ -295,9 +330,9 @@ def _healed(switches: dict[str, Path]) -> None:
 
 
 def test_each_step_of_the_chain_answers_in_turn(
-    url: str, keys: dict[str, str], switches: dict[str, Path]
+    sdk: Sdk, url: str, keys: dict[str, str], switches: dict[str, Path]
 ) -> None:
-    client = _client(url, keys["all"])
+    client = sdk(keys["all"])
     cached_prompt = _fresh("the dog")
     healthy = _ask(client, cached_prompt, temperature=0).parse().choices[0].message.content
     try:

@@ -96,8 +96,11 @@ def served(home: Path) -> Iterator[tuple[str, list[str]]]:
 
 
 @pytest.fixture(scope="module")
-def client(served: tuple[str, list[str]]) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{served[0]}/v1", api_key="unused", max_retries=0, timeout=30)
+def client(served: tuple[str, list[str]]) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=f"{served[0]}/v1", api_key="unused", max_retries=0, timeout=30
+    ) as opened:
+        yield opened
 
 
 def _messages(prompt: str) -> list[Any]:
@@ -211,3 +214,20 @@ def test_a_client_that_leaves_mid_stream_stops_the_upstream_read(
     while time.monotonic() < deadline and "stream_end" not in upstream.received()[0]:
         time.sleep(0.1)
     assert upstream.received()[0].get("stream_end") == "client_gone"
+
+
+def test_a_stream_past_its_deadline_ends_with_an_error_event(
+    served: tuple[str, list[str]], upstream: ScriptedUpstream, client: openai.OpenAI
+) -> None:
+    upstream.script([{"chunks": [f" w{n}" for n in range(100)], "chunk_delay_ms": 50}])  # 5 s
+    body = {"model": "llm-raw", "messages": _messages("long"), "stream": True}
+    headers = {"Request-Timeout": "1000"}
+    url = f"{served[0]}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as answer:
+        lines = [line for line in answer.iter_lines() if line]
+    assert answer.status_code == 200
+    assert '"code":"deadline_exceeded"' in lines[-1]
+    assert "[DONE]" not in lines[-1]
+    upstream.script([])
+    after = client.chat.completions.create(model="llm-raw", messages=_messages("still here"))
+    assert after.choices[0].message.content == "echo: still here"

@@ -34,6 +34,7 @@ def test_openapi_documents_the_inference_routes(client: InProcessClient) -> None
     assert "/v1/models/{name}:predict" in paths
     assert "/v2/models/{name}/versions/{version}/infer" in paths
     assert "requestBody" in paths["/v1/models/{name}/versions/{version}:predict"]["post"]
+    assert "requestBody" in paths["/v1/chat/completions"]["post"]
     assert client.get("/docs").status_code == 200
 
 

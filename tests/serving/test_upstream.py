@@ -183,3 +183,15 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert retry_after("soon") is None
     assert retry_after(None) is None
+
+
+async def test_reading_a_stream_past_the_deadline_is_deadline_exceeded(
+    upstream: Upstream, scripted: ScriptedUpstream
+) -> None:
+    def streaming(client: httpx.AsyncClient) -> httpx.Request:
+        return client.build_request("POST", "/v1/chat/completions", json={**CHAT, "stream": True})
+
+    scripted.script([{"chunks": ["a ", "b ", "c"], "chunk_delay_ms": 5000}])
+    with pytest.raises(DeadlineExceeded):
+        async with upstream.stream(streaming, Deadline.after_ms(500)) as response:
+            [line async for line in response.aiter_lines()]

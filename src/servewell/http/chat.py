@@ -31,7 +31,12 @@ from servewell.core.ref import ModelRef
 from servewell.errors import InvalidInput, ServewellError
 from servewell.http.problems import to_reply
 from servewell.http.wire import check_json, load_json
-from servewell.observability import current_request
+from servewell.observability import (
+    RequestRecord,
+    bind_request,
+    current_request,
+    unbind_request,
+)
 from servewell.serving.call import Decoded
 from servewell.serving.chat_stream import StreamEnd, end_of, text_of
 from servewell.serving.deployment import Deployment
@@ -44,6 +49,30 @@ CHAT_PATH = "/v1/chat/completions"
 EVENT_STREAM = b"text/event-stream"
 CACHE_OPT_IN = b"x-servewell-cache"
 DONE = b"data: [DONE]\n\n"
+
+#: The route's OpenAPI operation (``http.routes`` adds it to the schema).
+CHAT_OPERATION: dict[str, Any] = {
+    "tags": ["openai"],
+    "summary": "Chat completions, OpenAI's API (model: a servewell model; stream: SSE)",
+    "operationId": "chat_completions",
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "required": ["model", "messages"]},
+                "example": {
+                    "model": "story",
+                    "messages": [{"role": "user", "content": "Tell me about the cat"}],
+                    "temperature": 0,
+                    "max_tokens": 32,
+                },
+            }
+        },
+    },
+    "responses": {
+        "200": {"description": "A chat.completion, or server-sent chat.completion.chunk events."}
+    },
+}
 
 #: OpenAI's error ``type`` by HTTP status (the SDK picks its class by the status).
 _TYPES = {
@@ -83,10 +112,18 @@ class ChatCodec:
         self.max_json_depth = max_json_depth
         self.on_usage: UsageHook | None = None
         """Told each answer's usage (:meth:`used`), when set."""
+        self._last: tuple[bytes, bytes | None, ChatRequest] | None = None
 
     def parse(self, body: bytes, content_type: bytes | None) -> ChatRequest:
+        """The checked request in ``body``; the last one parsed is kept, so the cache key
+        and decoding of one request parse its body once."""
+        last = self._last
+        if last is not None and last[0] is body and last[1] == content_type:
+            return last[2]
         check_json(content_type)
-        return parse_chat(load_json(body, self.max_json_depth), self.limits)
+        chat = parse_chat(load_json(body, self.max_json_depth), self.limits)
+        self._last = (body, content_type, chat)
+        return chat
 
     def decode(
         self, ref: ModelRef, deployment: Deployment, body: bytes, headers: dict[bytes, bytes]
@@ -140,29 +177,43 @@ class ChatCodec:
 
     def _stream_reply(self, chat: ChatRequest) -> Callable[[OpenedStream, Deployment], Reply]:
         def reply(opened: OpenedStream, deployment: Deployment) -> Reply:
-            events = self._events(chat, opened, f"{deployment.name}@{deployment.number}")
+            model = f"{deployment.name}@{deployment.number}"
+            events = self._events(chat, opened, model, _completion_id(), current_request())
             return Reply(200, b"", EVENT_STREAM, [NO_CACHE], events)
 
         return reply
 
     async def _events(
-        self, chat: ChatRequest, opened: OpenedStream, model: str
+        self,
+        chat: ChatRequest,
+        opened: OpenedStream,
+        model: str,
+        cid: str,
+        record: RequestRecord | None,
     ) -> AsyncIterator[bytes]:
         """The stream's server-sent events: a chunk per piece as it arrives, the finish
         reason, the usage when asked for, ``[DONE]``; a failure midway ends it with an
-        ``error`` event (the status is long sent)."""
-        cid = _completion_id()
-        yield _chunk(cid, model, {"role": "assistant", "content": ""}, None)
+        ``error`` event (the status is long sent). Sent after the gateway has answered:
+        the request's record is bound again while its usage is told."""
         pieces: list[str] = []
         try:
-            async for piece in opened:
-                pieces.append(piece)
-                yield _chunk(cid, model, {"content": piece}, None)
-        except Exception as exc:
-            yield b"data: " + openai_error(exc).body + b"\n\n"
-            return
+            yield _chunk(cid, model, {"role": "assistant", "content": ""}, None)
+            try:
+                async for piece in opened:
+                    pieces.append(piece)
+                    yield _chunk(cid, model, {"content": piece}, None)
+            except Exception as exc:
+                yield b"data: " + openai_error(exc).body + b"\n\n"
+                return
+        finally:
+            await opened.aclose()  # the client left, or the stream ended: stop reading
         end = opened.end
-        usage = self.used(chat, model, "".join(pieces), end)
+        token = bind_request(record) if record is not None else None
+        try:
+            usage = self.used(chat, model, "".join(pieces), end)
+        finally:
+            if token is not None:
+                unbind_request(token)
         yield _chunk(cid, model, {}, end.finish_reason)
         if chat.include_usage:
             yield _usage_chunk(cid, model, usage)
@@ -175,14 +226,8 @@ def chat_models(pool: ModelPool) -> list[dict[str, Any]]:
     for deployment in sorted(pool.deployments(), key=lambda d: (d.name, d.number)):
         if not is_chat_signature(deployment.signature):
             continue
-        created = (
-            int(deployment.version.created_at.timestamp())
-            if hasattr(deployment.version, "created_at")
-            else 0
-        )
-        if pool.find(deployment.name, deployment.number) is not None and _is_default(
-            pool, deployment
-        ):
+        created = int(deployment.version.created_at.timestamp())
+        if _is_default(pool, deployment):
             data.append(_model_entry(deployment.name, created))
         data.append(_model_entry(f"{deployment.name}@{deployment.number}", created))
     return data

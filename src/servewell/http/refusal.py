@@ -4,7 +4,8 @@ before FastAPI sees them:
 * a WebSocket handshake (``Upgrade: websocket``): 400. servewell speaks plain HTTP;
   ``servewell serve`` runs uvicorn without WebSocket, so a handshake arrives here as an
   HTTP request, authenticated and logged like any other;
-* an inference path with a method other than ``POST``: 405 with ``Allow: POST``. Only a
+* an inference path (``/v1/chat/completions`` included) with a method other than
+  ``POST``: 405 with ``Allow: POST``. Only a
   ``POST`` goes to the gateway; FastAPI would read ``GET /v1/models/fraud:predict`` as the
   status of a model named ``fraud:predict``.
 
@@ -14,6 +15,7 @@ Both are raised, for the edge to answer and record like any other error.
 from __future__ import annotations
 
 from servewell.errors import MethodNotAllowed, ServewellError, WebSocketUnsupported
+from servewell.http.chat import CHAT_PATH
 from servewell.http.targets import match_infer
 from servewell.http.wire import ASGIApp, Receive, Scope, Send, header
 
@@ -38,7 +40,7 @@ def refusal_of(scope: Scope) -> ServewellError | None:
         return WebSocketUnsupported()
     method: str = scope["method"]
     path: str = scope["path"]
-    if method != "POST" and match_infer(path) is not None:
+    if method != "POST" and (path == CHAT_PATH or match_infer(path) is not None):
         return MethodNotAllowed(method, path, ("POST",))
     return None
 

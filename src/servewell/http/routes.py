@@ -23,7 +23,7 @@ from servewell.core.feedback import Label, labels_from_json
 from servewell.core.ref import check_name, version_in_path
 from servewell.errors import ServewellError
 from servewell.http import rest, v2
-from servewell.http.chat import chat_models
+from servewell.http.chat import CHAT_OPERATION, CHAT_PATH, chat_models
 from servewell.http.jobs import add_job_routes
 from servewell.http.problems import to_reply
 from servewell.http.repository import add_repository_routes
@@ -228,6 +228,7 @@ def _document_inference_routes(api: FastAPI) -> None:
                 default, pinned = route.templates()
                 schema["paths"][default] = {"post": _operation(route, pinned=False)}
                 schema["paths"][pinned] = {"post": _operation(route, pinned=True)}
+            schema["paths"][CHAT_PATH] = {"post": CHAT_OPERATION}
             api.openapi_schema = schema
         return api.openapi_schema
 

@@ -16,20 +16,18 @@ stream ends, ``finish_reason: content_filter``, under ``block``).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from servewell.core.chat_signature import TEXT
 from servewell.core.deadline import Deadline
 from servewell.core.inference import InferRequest
 from servewell.core.validation import validate_inputs
-from servewell.errors import DeadlineExceeded
 from servewell.observability.llm_metrics import LlmMetrics
 from servewell.serving.chat_stream import (
     AnswerStream,
     ChatStream,
+    PumpedStream,
     StreamEnd,
     StreamingRuntime,
     end_of,
@@ -79,7 +77,8 @@ class TextStreams:
             inputs = validate_inputs(
                 deployment.signature, request.inputs, predictor.limits, request.datatypes
             )
-            stream: ChatStream = await runtime.stream(inputs, deadline)
+            source = await runtime.stream(inputs, deadline)
+            stream: ChatStream = PumpedStream(source, deadline, deployment.name)
             rule = predictor.filter_for(deployment.name)
             if rule is not None:
                 counter = predictor.metrics.output_filter if predictor.metrics else None
@@ -87,26 +86,18 @@ class TextStreams:
         else:
             response = await self.predictor.infer(request, deployment, deadline=deadline)
             stream = AnswerStream(text_of(response.outputs[TEXT]), end_of(response.outputs))
-        opened = await _first_piece(stream, deadline, deployment.name)
+        opened = await _first_piece(stream)
         self.metrics.first_token(deployment.name, deployment.number, time.perf_counter() - started)
         return opened
 
 
-async def _first_piece(stream: ChatStream, deadline: Deadline | None, model: str) -> OpenedStream:
+async def _first_piece(stream: ChatStream) -> OpenedStream:
+    """The stream with its first piece read (a pumped stream's within its deadline; a
+    whole answer's is at hand)."""
     rest = aiter(stream)
     try:
-        first = await _within(anext(rest, None), deadline, model)
+        first = await anext(rest, None)
     except BaseException:
         await stream.aclose()
         raise
     return OpenedStream(stream, first, rest)
-
-
-async def _within(step: Any, deadline: Deadline | None, model: str) -> Any:
-    """``step``'s result, or DeadlineExceeded once ``deadline`` passes."""
-    if deadline is None:
-        return await step
-    try:
-        return await asyncio.wait_for(step, max(deadline.remaining_s(), 0.0))
-    except TimeoutError:
-        raise DeadlineExceeded(model, deadline.timeout_ms) from None
