@@ -59,7 +59,8 @@ class AiohttpStream(httpx.AsyncByteStream):
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests through one ``aiohttp.ClientSession`` of at most
-    ``max_connections`` connections (made on first use, on the running loop)."""
+    ``max_connections`` connections (made by :meth:`open` at start, else on first use;
+    on the running loop)."""
 
     def __init__(self, max_connections: int) -> None:
         self.max_connections = max_connections
