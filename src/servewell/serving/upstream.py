@@ -117,8 +117,10 @@ class Upstream:
         self._headers = {"Authorization": f"Bearer {value}"}
 
     async def start(self) -> None:
+        transport = AiohttpTransport(self.spec.max_connections)
+        transport.open()
         self._client = httpx.AsyncClient(
-            transport=AiohttpTransport(self.spec.max_connections),
+            transport=transport,
             base_url=self.spec.base_url,
             headers=self._headers,
             timeout=self._timeout(None),
