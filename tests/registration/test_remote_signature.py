@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from servewell.core.chat_signature import chat_signature, is_chat_signature
+from servewell.core.chat_signature import chat_signature, is_chat_signature, openai_signature
 from servewell.core.remote_spec import parse_remote_spec
 from servewell.errors import UpstreamFailed
 from servewell.registration.remote import remote_signature, signature_from_metadata
-from servewell.serving.openai_backend import openai_signature
 
 SPEC = parse_remote_spec("kind: v2\nurl: http://triton:8000\nmodel: iris\nversion: '3'")
 

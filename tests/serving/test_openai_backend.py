@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from scripted_upstream import ScriptedUpstream, scripted_upstream
-from servewell.core.chat_signature import chat_signature
+from servewell.core.chat_signature import chat_signature, openai_signature
 from servewell.core.remote_spec import RemoteSpec
 from servewell.errors import InvalidConfig, ModelFailed, Overloaded
-from servewell.serving.openai_backend import OpenAIBackend, openai_signature
+from servewell.serving.openai_backend import OpenAIBackend
 from servewell.serving.stream_filter import FilteredStream
 from servewell.settings import OutputFilterSettings
 

@@ -43,3 +43,23 @@ def is_chat_signature(signature: Signature) -> bool:
         and all(PARAMETERS.get(spec.name) == spec.datatype for spec in others)
         and any(spec.name == TEXT and spec.datatype == "BYTES" for spec in signature.outputs)
     )
+
+
+@cache
+def openai_signature() -> Signature:
+    """The chat signature with the request's parameters in and the answer's finish
+    reason and usage out: what an ``openai`` model serves with."""
+    rows = (-1,)
+    return Signature(
+        inputs=(
+            TensorSpec(name=MESSAGES, datatype="BYTES", shape=rows),
+            TensorSpec(name="temperature", datatype="FP32", shape=rows),
+            TensorSpec(name="max_tokens", datatype="INT64", shape=rows),
+        ),
+        outputs=(
+            TensorSpec(name=TEXT, datatype="BYTES", shape=rows),
+            TensorSpec(name="finish_reason", datatype="BYTES", shape=rows),
+            TensorSpec(name="prompt_tokens", datatype="INT64", shape=rows),
+            TensorSpec(name="completion_tokens", datatype="INT64", shape=rows),
+        ),
+    )

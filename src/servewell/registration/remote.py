@@ -1,6 +1,6 @@
 """Registering a remote model: its spec checked, and its signature: a ``v2`` upstream's
 model metadata (fetched now), or the chat signature with the request's parameters and
-the answer's usage (``serving.openai_backend.openai_signature``) for an ``openai`` one.
+the answer's usage (``core.chat_signature.openai_signature``) for an ``openai`` one.
 
 Only the spec is stored (normalized: comments dropped, so nothing but its fields reaches
 the registry); never the credential, which is read at registration only to fetch the
@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from servewell.core.chat_signature import openai_signature
 from servewell.core.remote_spec import RemoteSpec
 from servewell.core.signature import Signature
 from servewell.errors import InvalidConfig, InvalidSignature, UpstreamFailed
-from servewell.serving.openai_backend import openai_signature
 
 MAX_METADATA_BYTES = 1024 * 1024
 

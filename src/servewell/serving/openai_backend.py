@@ -6,9 +6,9 @@ Every call goes through the deployment's :class:`~servewell.serving.upstream.Ups
 deadline, errors in servewell's words; the credential from the environment variable the
 spec names, never logged). Each row of ``messages`` is one upstream request, the rows
 of a batch sent at once; ``temperature`` and ``max_tokens`` go along when the signature
-takes them (:func:`openai_signature` does). The answer's ``text``, ``finish_reason`` and
-the upstream's ``usage`` (``prompt_tokens``, ``completion_tokens``: -1 when it sent
-none, and the endpoint counts them) are the outputs, those the signature declares.
+takes them (``core.chat_signature.openai_signature`` does). The answer's ``text``,
+``finish_reason`` and the upstream's ``usage`` (``prompt_tokens``, ``completion_tokens``:
+-1 when it sent none, and the endpoint counts them) are the outputs, those the signature declares.
 
 :meth:`OpenAIBackend.stream` passes a one-row request through as the upstream streams
 it (``stream: true``, with ``stream_options.include_usage``): each ``delta.content`` as
@@ -28,7 +28,7 @@ import orjson
 from servewell.core.chat_signature import MESSAGES, TEXT
 from servewell.core.deadline import Deadline
 from servewell.core.remote_spec import RemoteSpec
-from servewell.core.signature import Signature, TensorSpec
+from servewell.core.signature import Signature
 from servewell.errors import InvalidInput, ModelFailed
 from servewell.serving.backend import AsyncBackend
 from servewell.serving.chat_stream import StreamEnd
@@ -41,25 +41,6 @@ Array = np.ndarray[Any, Any]
 COMPLETIONS = "/v1/chat/completions"
 UNKNOWN = -1
 """A token count the upstream did not report."""
-
-
-def openai_signature() -> Signature:
-    """The chat signature with the request's parameters in and the answer's finish
-    reason and usage out: what an ``openai`` model serves with."""
-    rows = (-1,)
-    return Signature(
-        inputs=(
-            TensorSpec(name=MESSAGES, datatype="BYTES", shape=rows),
-            TensorSpec(name="temperature", datatype="FP32", shape=rows),
-            TensorSpec(name="max_tokens", datatype="INT64", shape=rows),
-        ),
-        outputs=(
-            TensorSpec(name=TEXT, datatype="BYTES", shape=rows),
-            TensorSpec(name="finish_reason", datatype="BYTES", shape=rows),
-            TensorSpec(name="prompt_tokens", datatype="INT64", shape=rows),
-            TensorSpec(name="completion_tokens", datatype="INT64", shape=rows),
-        ),
-    )
 
 
 class OpenAIBackend(AsyncBackend):
