@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import monitored_models as monitored
@@ -19,10 +20,11 @@ from servewell.monitoring.backfill import OPEN_MARGIN_S, backfill_sketches
 from servewell.monitoring.run import monitor
 from servewell.monitoring.window import Span
 from servewell.registry.predictions import SqlPredictionStore
-from servewell.registry.sketches import SketchStore
+from servewell.registry.sketches import SketchRow, SketchStore, new_writer
 from servewell.serving.prediction_reading import Readings
 from servewell.serving.prediction_sketches import REREAD_S, PredictionSketcher
 from servewell.settings import Settings
+from servewell.stats.bucket import Bucket, Histogram
 
 FULL = {monitored.MODEL: {"monitoring": {"log_inputs": "full"}}}
 
@@ -107,6 +109,26 @@ def test_a_backfill_beside_a_running_server_counts_each_row_once(trained: Servic
     sketched = _figures(trained)
     monitored.assert_same_figures(sketched, _figures(trained, rescan=True))
     assert backfill_sketches(trained, monitored.MODEL).rebuilt == 0
+
+
+def test_buckets_on_an_earlier_profiles_bins_are_rebuilt(trained: Services) -> None:
+    frame = monitored.loans(600, seed=13)
+    now = datetime.now(UTC).timestamp()
+    rows = monitored.logged_rows(frame, now - 900, span_s=600)
+    monitored.write_logged(trained, rows)
+    store = SketchStore(trained.registry)
+    [first, *_] = store.window(monitored.MODEL)
+    earlier = Bucket(1, first_at=first.starts_at, last_at=first.starts_at)
+    earlier.features["amount"] = Histogram(
+        "numeric", "other-bins", np.ones(3, np.int64), np.ones(3), 0
+    )
+    store.save(
+        [SketchRow(new_writer(), monitored.MODEL, 1, None, first.starts_at, first.ends_at, earlier)]
+    )
+    done = backfill_sketches(trained, monitored.MODEL)
+    assert done.rebuilt >= 1
+    assert _stored_rows(trained) == 600
+    monitored.assert_same_figures(_figures(trained), _figures(trained, rescan=True))
 
 
 def test_spans_still_open_are_left_to_the_live_sketcher(trained: Services) -> None:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from servewell.errors import Conflict
+from servewell.errors import Conflict, InvalidData
 from servewell.registry import RegistryAccess
 from servewell.registry.prediction_store import PredictionStore, open_prediction_store
 from servewell.registry.predictions import SCAN_ROWS
@@ -160,11 +160,16 @@ def _rows(name: str, start: float, end: float, built: dict[Group, Bucket]) -> li
     ]
 
 
-def _merged(stored: list[SketchRow]) -> dict[Group, tuple[object, ...]]:
+def _merged(stored: list[SketchRow]) -> dict[Group, tuple[object, ...]] | None:
+    """The stored buckets' figures per version and arm; None when some are on other bins
+    than others (sketched against an earlier profile): they are rebuilt."""
     groups: dict[Group, Bucket] = {}
     for row in stored:
         key = (row.version, row.arm)
-        groups[key] = groups[key].merge(row.bucket) if key in groups else row.bucket
+        try:
+            groups[key] = groups[key].merge(row.bucket) if key in groups else row.bucket
+        except InvalidData:
+            return None
     return _comparable(groups)
 
 
