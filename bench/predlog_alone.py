@@ -11,7 +11,9 @@ an ``InferRequest``, numpy outputs, a ``RequestRecord``, some short-lived garbag
 beside a server-sized heap of long-lived objects, frozen as the server freezes its own
 after start-up (so garbage collections cost what they cost in a server), and hands
 each to the real ``PredictionLog.add``; the log's flusher writes to a real registry
-(SQLite, or Parquet files) in its thread. The figure is the
+(SQLite, or Parquet files) in its thread, and sketches the rows into the window sketches
+(the model is registered with its training profile, as the demo model is, so every
+feature and the predictions are sketched, as in a server). The figure is the
 process's CPU time (every thread) per request, less the same loop's with logging off,
 and the event loop's thread's share of it. Points alternate between the configurations
 in rounds; medians are printed. ``--baseline SRC`` adds the same run from another
@@ -106,6 +108,7 @@ async def child(store: str, rate: float, requests: int) -> None:
         monitoring = {"store": store} if store == "parquet" else {}  # an older one has no store
         settings = Settings(home=Path(folder), monitoring=monitoring)
         services = build_services(settings)
+        register_profiled(services)
         log = build_prediction_log(settings, services, ServingMetrics(CollectorRegistry()))
         log.start()
         warm_up = requests // 10  # imports, first writes and caches: not counted
@@ -135,6 +138,34 @@ async def child(store: str, rate: float, requests: int) -> None:
         services.close()
     del heap
     print(f"{total_s * 1e6 / requests:.2f} {loop_s * 1e6 / requests:.2f}")
+
+
+def register_profiled(services: object) -> None:
+    """``bc``: a classifier of the demo's data (30 features, a matrix input) with its
+    training profile, so the window sketches judge every feature and the predictions."""
+    import json
+
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from servewell.registration.register import RegisterOptions, register_estimator
+    from servewell.registry.attachments import PROFILE_ROLE
+    from servewell.stats import build_profile
+
+    data = load_breast_cancer()
+    names = [f"f{i}" for i in range(data.data.shape[1])]
+    frame = pd.DataFrame(data.data, columns=names)
+    model = LogisticRegression(max_iter=5000).fit(frame, data.target)
+    profile = build_profile(
+        {name: data.data[:, i] for i, name in enumerate(names)},
+        dict.fromkeys(names, "numeric"),
+        predictions=model.predict(frame),
+    )
+    options = RegisterOptions(
+        convert=False, attachments={PROFILE_ROLE: json.dumps(profile).encode()}
+    )
+    register_estimator(services, "bc", model, options=options)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

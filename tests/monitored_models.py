@@ -3,6 +3,7 @@ a real server whose prediction log writes to the registry, and labels sent back.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+import pytest
 
 from servewell.bootstrap import Services
 from servewell.core.ref import ModelRef
@@ -21,6 +23,7 @@ from servewell.registry.sketches import SketchStore
 from servewell.serving.prediction_reading import Readings
 from servewell.serving.prediction_sketches import PredictionSketcher
 from servewell.settings import AuthSettings, CacheSettings, ServerSettings, Settings
+from servewell.stats.quantile import RELATIVE_ERROR
 from servewell.training.data import dataset_from_frame
 from servewell.training.run import run_pipeline
 from serving_models import serve_in_thread
@@ -113,3 +116,55 @@ def write_logged(services: Services, rows: list[PredictionRow], bucket_s: float 
         SketchStore(services.registry), Readings(services).of, bucket_s, retention_s=86400 * 30
     )
     sketcher.write(rows)
+
+
+def logged_rows(frame: pd.DataFrame, end: float, span_s: float) -> list[PredictionRow]:
+    """One logged row per frame row over ``span_s`` before ``end``; every tenth a cache hit."""
+    at = np.linspace(end - span_s, end - 1, len(frame))
+    rows = []
+    for i, (amount, income, plan, late) in enumerate(frame.itertuples(index=False)):
+        cached = i % 10 == 9
+        rows.append(
+            PredictionRow(
+                float(at[i]),
+                f"r{i}",
+                MODEL,
+                1,
+                None,
+                None,
+                0.5 + (i * 7919 % 1000) / 10,
+                cached,
+                None if cached else json.dumps({"label": [int(late)]}),
+                None
+                if cached
+                else json.dumps({"amount": [amount], "income": [income], "plan": [plan]}),
+            )
+        )
+    return rows
+
+
+def window_figures(report: Any) -> dict[str, Any]:
+    [group] = report.groups
+    return group.to_dict()  # type: ignore[no-any-return]
+
+
+def assert_same_figures(sketched: dict[str, Any], rescanned: dict[str, Any]) -> None:
+    for key in ("logged", "cached", "labelled", "unscored", "quality", "label_coverage"):
+        assert sketched[key] == rescanned[key], key
+    for key, value in rescanned["latency_ms"].items():
+        assert sketched["latency_ms"][key] == pytest.approx(value, rel=RELATIVE_ERROR), key
+    pairs = [*zip(sketched["drift"]["features"], rescanned["drift"]["features"], strict=True)]
+    pairs.append((sketched["drift"]["prediction"], rescanned["drift"]["prediction"]))
+    for mine, theirs in pairs:
+        assert (mine["name"], mine["rows"], mine["missing"]) == (
+            theirs["name"],
+            theirs["rows"],
+            theirs["missing"],
+        )
+        for a, b in zip(mine["tests"], theirs["tests"], strict=True):
+            assert a["test"] == b["test"]
+            assert a["statistic"] == pytest.approx(b["statistic"], abs=1e-6), a["test"]
+            assert a["drift"] == b["drift"]
+    mine, theirs = (found["drift"]["prediction_distribution"] for found in (sketched, rescanned))
+    assert mine["bins"] == theirs["bins"]
+    assert mine["window"] == pytest.approx(theirs["window"])

@@ -127,7 +127,7 @@ def build_prediction_log(
     rows = RowBuilder(log_inputs, key[:64])  # a BLAKE2b key is at most 64 bytes
     sketches = PredictionSketcher(
         SketchStore(services.registry),
-        Readings(services, log_inputs).of,
+        Readings(services, log_inputs).fresh,  # the sketcher keeps them (REREAD_S)
         monitoring.sketch_bucket_s,
         monitoring.retention_days * 86400,
     )

@@ -155,3 +155,17 @@ def test_an_unknown_model_or_version_is_one_line(invoke: Invoke, logged: Service
     missing = invoke("monitor", "loans", "--version", "7")
     assert missing.exit_code != 0
     assert missing.stderr.count("\n") == 1
+
+
+def test_backfill_rewrites_nothing_the_live_sketcher_got_right(
+    invoke: Invoke, logged: Services
+) -> None:
+    result = invoke("monitor", "loans", "--backfill", "--json")
+    assert result.exit_code == 0, result.output
+    done = json.loads(result.stdout)
+    assert done["spans"] > 0
+    assert 0 < done["rows"] < 300  # the last two minutes are the live sketcher's alone
+    assert done["rebuilt"] == 0  # in either store, its buckets equal the rows'
+    missing = invoke("monitor", "nobody", "--backfill")
+    assert missing.exit_code == 4
+    assert missing.stderr.count("\n") == 1

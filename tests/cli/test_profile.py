@@ -51,7 +51,7 @@ def log_predictions(services: Services, frame: pd.DataFrame) -> None:
     now = datetime.now(UTC).timestamp()
     rows = [
         PredictionRow(
-            now - 600 + i,
+            now - 1200 + i,  # up to 200 s ago: every bucket closed
             f"r{i}",
             "adder",
             1,
@@ -67,13 +67,12 @@ def log_predictions(services: Services, frame: pd.DataFrame) -> None:
     write_logged(services, rows)  # rows and window sketches, as a server writes them
 
 
-def drift_of(invoke: Invoke) -> dict[str, object]:
-    """The window's drift; ``--rescan``: its rows were sketched before the model had a
-    profile, so only a rescan of them judges their inputs."""
-    result = invoke("monitor", "adder", "--window", "1h", "--json", "--rescan")
+def drift_of(invoke: Invoke, *how: str) -> dict[str, object]:
+    """The window's drift, from its sketches (``--rescan``: from its rows)."""
+    result = invoke("monitor", "adder", "--window", "1h", "--json", *how)
     assert result.exit_code == 0, result.output
     [group] = json.loads(result.stdout)["groups"]
-    return group["drift"]
+    return group["drift"]  # type: ignore[no-any-return]
 
 
 def test_a_profiled_onnx_model_is_judged_for_drift(
@@ -85,6 +84,7 @@ def test_a_profiled_onnx_model_is_judged_for_drift(
     result = invoke("profile", "adder", str(data))
     assert result.exit_code == 0, result.output
     assert "stored the reference profile of adder@1: 3,000 rows" in result.stdout
+    assert "1,000 logged rows sketched against it" in result.stdout
     version = adder.registry.get_version("adder", 1)
     profile = read_attachment_json(adder, version, PROFILE_ROLE)
     assert profile["rows"] == 3000
@@ -93,10 +93,15 @@ def test_a_profiled_onnx_model_is_judged_for_drift(
     assert profile["prediction"]["mean"] == pytest.approx(
         float((inputs(3000, seed=1).sum(axis=1)).mean()), abs=1e-5
     )
-    drift = drift_of(invoke)
-    verdicts = {found["name"]: found["drift"] for found in drift["features"]}
+    # the rows logged before the profile were sketched against it (no --rescan needed)
+    drift, rescanned = drift_of(invoke), drift_of(invoke, "--rescan")
+    verdicts = {found["name"]: found["drift"] for found in drift["features"]}  # type: ignore[attr-defined]
     assert verdicts == {"x": True, "y": False}
-    assert drift["prediction"]["name"] == "prediction"
+    assert drift["prediction"]["name"] == "prediction"  # type: ignore[index]
+    for mine, theirs in zip(drift["features"], rescanned["features"], strict=True):  # type: ignore[call-overload]
+        assert mine["rows"] == theirs["rows"] == 1000
+        for a, b in zip(mine["tests"], theirs["tests"], strict=True):
+            assert a["statistic"] == pytest.approx(b["statistic"], abs=1e-6)
 
 
 def test_a_profile_is_replaced_only_when_asked(
@@ -120,6 +125,7 @@ def test_a_profile_is_replaced_only_when_asked(
         "features": {"x": "numeric", "y": "numeric"},
         "prediction": "sum",
         "replaced": True,
+        "backfilled": {"spans": 0, "rebuilt": 0, "rows": 0},  # nothing logged yet
     }
     version = adder.registry.get_version("adder", 1)
     assert read_attachment_json(adder, version, PROFILE_ROLE)["rows"] == 400

@@ -6,15 +6,12 @@ closed buckets into hours changes no figure."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
@@ -23,11 +20,11 @@ from servewell.bootstrap import Services, build_services
 from servewell.monitoring.run import monitor
 from servewell.monitoring.window import Span
 from servewell.registry.attachments import PROFILE_ROLE, read_attachment_json
-from servewell.registry.predictions import PredictionRow, SqlPredictionStore
+from servewell.registry.predictions import SqlPredictionStore
 from servewell.registry.sketches import SketchStore
 from servewell.settings import Settings
-from servewell.stats.quantile import RELATIVE_ERROR
 
+_figures = monitored.window_figures
 FULL = {monitored.MODEL: {"monitoring": {"log_inputs": "full"}}}
 
 
@@ -41,62 +38,10 @@ def trained(tmp_path: Path, database_url: str) -> Iterator[Services]:
     services.close()
 
 
-def _rows(frame: pd.DataFrame, end: float, span_s: float) -> list[PredictionRow]:
-    """One logged row per frame row over ``span_s`` before ``end``; every tenth a cache hit."""
-    at = np.linspace(end - span_s, end - 1, len(frame))
-    rows = []
-    for i, (amount, income, plan, late) in enumerate(frame.itertuples(index=False)):
-        cached = i % 10 == 9
-        rows.append(
-            PredictionRow(
-                float(at[i]),
-                f"r{i}",
-                monitored.MODEL,
-                1,
-                None,
-                None,
-                0.5 + (i * 7919 % 1000) / 10,
-                cached,
-                None if cached else json.dumps({"label": [int(late)]}),
-                None
-                if cached
-                else json.dumps({"amount": [amount], "income": [income], "plan": [plan]}),
-            )
-        )
-    return rows
-
-
-def _figures(report: Any) -> dict[str, Any]:
-    [group] = report.groups
-    return group.to_dict()  # type: ignore[no-any-return]
-
-
-def _assert_same(sketched: dict[str, Any], rescanned: dict[str, Any]) -> None:
-    for key in ("logged", "cached", "labelled", "unscored", "quality", "label_coverage"):
-        assert sketched[key] == rescanned[key], key
-    for key, value in rescanned["latency_ms"].items():
-        assert sketched["latency_ms"][key] == pytest.approx(value, rel=RELATIVE_ERROR), key
-    pairs = [*zip(sketched["drift"]["features"], rescanned["drift"]["features"], strict=True)]
-    pairs.append((sketched["drift"]["prediction"], rescanned["drift"]["prediction"]))
-    for mine, theirs in pairs:
-        assert (mine["name"], mine["rows"], mine["missing"]) == (
-            theirs["name"],
-            theirs["rows"],
-            theirs["missing"],
-        )
-        for a, b in zip(mine["tests"], theirs["tests"], strict=True):
-            assert a["test"] == b["test"]
-            assert a["statistic"] == pytest.approx(b["statistic"], abs=1e-6), a["test"]
-            assert a["drift"] == b["drift"]
-    mine, theirs = (found["drift"]["prediction_distribution"] for found in (sketched, rescanned))
-    assert mine["bins"] == theirs["bins"]
-    assert mine["window"] == pytest.approx(theirs["window"])
-
-
 def test_a_sketched_window_equals_its_rescan_and_scipy(trained: Services) -> None:
     frame = monitored.loans(3000, seed=7, shift=0.5)  # amount: +0.5 sd
     now = datetime.now(UTC).timestamp()
-    rows = _rows(frame, now, span_s=40 * 60)
+    rows = monitored.logged_rows(frame, now, span_s=40 * 60)
     monitored.write_logged(trained, rows[::2])  # two replicas, each its own rows
     monitored.write_logged(trained, rows[1::2])
     labels = [(f"r{i}", int(frame["late"][i]) ^ (i % 7 == 0)) for i in range(0, 3000, 4)]
@@ -104,7 +49,7 @@ def test_a_sketched_window_equals_its_rescan_and_scipy(trained: Services) -> Non
     span = Span.parse("1d")
     sketched = _figures(monitor(trained, monitored.MODEL, span))
     rescanned = _figures(monitor(trained, monitored.MODEL, span, rescan=True))
-    _assert_same(sketched, rescanned)
+    monitored.assert_same_figures(sketched, rescanned)
     assert sketched["quality"] is not None
 
     version = trained.registry.get_version(monitored.MODEL, 1)
@@ -121,7 +66,7 @@ def test_a_sketched_window_equals_its_rescan_and_scipy(trained: Services) -> Non
 def test_compacting_closed_buckets_changes_no_figure(trained: Services) -> None:
     frame = monitored.loans(2000, seed=8)
     now = datetime.now(UTC).timestamp()
-    monitored.write_logged(trained, _rows(frame, now, span_s=3 * 3600))
+    monitored.write_logged(trained, monitored.logged_rows(frame, now, span_s=3 * 3600))
     store = SketchStore(trained.registry)
     before = store.window(monitored.MODEL)
     span = Span.parse("1d", end=datetime.fromtimestamp(now, UTC))
@@ -134,7 +79,7 @@ def test_compacting_closed_buckets_changes_no_figure(trained: Services) -> None:
     closed = [row for row in after if row.ends_at <= now // 3600 * 3600]
     assert len(closed) == len({row.starts_at // 3600 for row in closed}) == 3  # one an hour
     second = _figures(monitor(trained, monitored.MODEL, span))
-    _assert_same(second, first)
+    monitored.assert_same_figures(second, first)
     assert store.compact(now) == 0  # nothing left to merge
     assert store.prune(now + 3600) == len(after)
 
@@ -142,7 +87,7 @@ def test_compacting_closed_buckets_changes_no_figure(trained: Services) -> None:
 def test_a_window_covers_the_buckets_it_overlaps(trained: Services) -> None:
     frame = monitored.loans(600, seed=9)
     end = math.floor(datetime.now(UTC).timestamp() / 60) * 60 - 600  # a bucket boundary
-    rows = _rows(frame, end, span_s=1200)  # over twenty one-minute buckets
+    rows = monitored.logged_rows(frame, end, span_s=1200)  # over twenty one-minute buckets
     monitored.write_logged(trained, rows)
     at = datetime.fromtimestamp(end, UTC)
     # windows of at least ten buckets are read from the sketches (shorter: their rows)

@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from servewell.cli.output import console, errors, open_services, print_json, reporting_errors
 
 if TYPE_CHECKING:
+    from servewell.monitoring.backfill import Backfilled
     from servewell.monitoring.run import MonitorReport
 
 
@@ -26,6 +35,11 @@ def monitor(
     rescan: bool = typer.Option(
         False, "--rescan", help="Read every logged row of a time window, not its sketches."
     ),
+    backfill: bool = typer.Option(
+        False,
+        "--backfill",
+        help="Rebuild the window sketches from the logged rows where they differ, and exit.",
+    ),
 ) -> None:
     """NAME's quality on labelled rows, drift against its training reference and
     latency, over a window of its logged predictions."""
@@ -35,6 +49,9 @@ def monitor(
     with reporting_errors():
         check_name(name)
         span = Span.parse(window)
+    if backfill:
+        _backfill(name, version, as_json)
+        return
     with open_services() as services:
         report = _run(services, name, span, version, rescan, quiet=as_json)
     data = report.to_dict()
@@ -69,6 +86,49 @@ def _run(
             display.update(task, description=f"reading {name}'s log: {read:,} rows")
 
         return run_monitor(services, name, span, version=version, progress=advance, rescan=rescan)
+
+
+def _backfill(name: str, version: int | None, as_json: bool) -> None:
+    from servewell.monitoring.run import check_model
+
+    with open_services() as services:
+        with reporting_errors():
+            check_model(services, name, version)
+        done = backfill_with_progress(services, name, version, quiet=as_json)
+    if as_json:
+        print_json(done.to_dict())
+        return
+    console.print(
+        f"{name}: {done.rows:,} logged rows read over {done.spans:,} spans; "
+        f"sketches rebuilt in {done.rebuilt:,}"
+    )
+
+
+def backfill_with_progress(
+    services: Any, name: str, version: int | None, *, quiet: bool
+) -> Backfilled:
+    """``monitoring/backfill.backfill_sketches`` with a progress bar on a terminal."""
+    from servewell.monitoring.backfill import backfill_sketches
+
+    label = name if version is None else f"{name}@{version}"
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("spans"),
+        TimeRemainingColumn(),
+    )
+    with Progress(
+        *columns, console=errors, transient=True, disable=quiet or not errors.is_terminal
+    ) as display:
+        task = display.add_task(f"sketching {label}'s log", total=None)
+
+        def advance(done: int, total: int, rows: int) -> None:
+            description = f"sketching {label}'s log: {rows:,} rows"
+            display.update(task, completed=done, total=total, description=description)
+
+        with reporting_errors():
+            return backfill_sketches(services, name, version=version, progress=advance)
 
 
 def _write_html(path: Path, data: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from servewell.cli.monitor import backfill_with_progress
 from servewell.cli.output import console, errors, open_services, print_json, reporting_errors
 
 
@@ -44,14 +45,16 @@ def profile(
             profiled = profile_version(
                 services, target, data, progress=lambda rows: display.advance(task, rows)
             )
+        # the rows logged before it: judged from their window sketches from now on
+        sketched = backfill_with_progress(services, target.name, target.version, quiet=as_json)
     if as_json:
-        print_json(profiled.to_dict())
+        print_json({**profiled.to_dict(), "backfilled": sketched.to_dict()})
         return
     kinds = ", ".join(f"{name} ({kind})" for name, kind in profiled.kinds.items())
     predicted = f"; predictions: {profiled.prediction}" if profiled.prediction else ""
     console.print(
         f"{'replaced' if profiled.replaced else 'stored'} the reference profile of "
         f"[bold]{profiled.version.name}@{profiled.version.version}[/]: {profiled.rows:,} rows, "
-        f"{kinds}{predicted}",
+        f"{kinds}{predicted}; {sketched.rows:,} logged rows sketched against it",
         soft_wrap=True,
     )

@@ -93,6 +93,33 @@ class SketchStore:
             found = _fetch(conn, query.order_by(table.c.starts_at, table.c.id))
         return [_to_row(row) for row in found]
 
+    def starting(
+        self, model: str, start: float, end: float, *, version: int | None = None
+    ) -> list[tuple[int, SketchRow]]:
+        """``model``'s buckets (``version``'s alone when given) starting in ``[start,
+        end)``, each with its row id (what :meth:`replace` takes)."""
+        table = schema.prediction_sketches
+        query = select(table).where(
+            table.c.model == model, table.c.starts_at >= start, table.c.starts_at < end
+        )
+        if version is not None:
+            query = query.where(table.c.version == version)
+        with self.registry.read() as conn:
+            found = _fetch(conn, query.order_by(table.c.starts_at, table.c.id))
+        return [(row.id, _to_row(row)) for row in found]
+
+    def replace(self, ids: Sequence[int], rows: Sequence[SketchRow]) -> None:
+        """Delete the rows ``ids`` and insert ``rows``, in one transaction; Conflict (and
+        nothing changed) when one of them went meanwhile (a compaction merged it)."""
+        table = schema.prediction_sketches
+        with self.registry.read() as conn:
+            if ids:
+                gone = conn.execute(delete(table).where(table.c.id.in_(list(ids)))).rowcount
+                if gone != len(ids):
+                    raise Conflict("window sketches changed meanwhile; try again")
+            if rows:
+                conn.execute(insert(table), [_values(row) for row in rows])
+
     def compact(self, before: float) -> int:
         """Merge the buckets shorter than :data:`COMPACT_S` that ended by the last whole
         hour before ``before`` into one row per model, version, arm and hour; how many

@@ -127,6 +127,11 @@ class Readings:
             self.found[key] = self._build(model, number)
         return self.found[key]
 
+    def fresh(self, model: str, number: int) -> Reading:
+        """The version's reading built again (its profile may have been given since)."""
+        self.found.pop((model, number), None)
+        return self.of(model, number)
+
     def _log_inputs(self, model: str) -> str | None:
         return self.access.settings.model(model).monitoring.log_inputs
 

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from servewell.registry.predictions import PredictionRow
+from servewell.registry.predictions import LoggedPrediction, PredictionRow
 from servewell.registry.sketches import COMPACT_S, SketchRow, SketchStore, new_writer
 from servewell.serving.prediction_reading import Reading
 from servewell.stats.bucket import Bucket, Histogram
@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 KEEP_OPEN_S = 60.0
 #: Compaction leaves the last buckets alone this long (other replicas' may be open).
 COMPACT_AFTER_S = 600.0
+#: How often a version without a reference profile is looked at again (one given late
+#: with ``servewell profile`` is sketched from then on).
+REREAD_S = 60.0
 
 ReadingOf = Callable[[str, int], Reading]
 """A model version's reading (raises when it has none: the bucket then keeps counts
@@ -47,7 +50,7 @@ Key = tuple[str, int, str | None, float]
 """Model, version, arm and bucket start."""
 
 
-class _Record(NamedTuple):
+class SketchRecord(NamedTuple):
     """What a bucket needs of one logged prediction."""
 
     at: float
@@ -60,10 +63,37 @@ class _Record(NamedTuple):
     """None for a response-cache hit."""
 
     @classmethod
-    def of_row(cls, row: PredictionRow) -> _Record:
-        inputs = None if row.inputs is None else orjson.loads(row.inputs)
-        outputs = None if row.cached or row.outputs is None else orjson.loads(row.outputs)
+    def of_row(cls, row: PredictionRow) -> SketchRecord:
+        """A row as the flush thread wrote it (its JSON read back, as arrays)."""
+        inputs = None if row.inputs is None else _as_arrays(orjson.loads(row.inputs))
+        outputs = None
+        if not row.cached and row.outputs is not None:
+            outputs = _as_arrays(orjson.loads(row.outputs))
         return cls(row.at, row.model, row.version, row.arm, row.latency_ms, inputs, outputs)
+
+    @classmethod
+    def of_logged(cls, row: LoggedPrediction) -> SketchRecord:
+        """A row as a store reads it back (its JSON decoded)."""
+        outputs = None if row.cached or row.outputs is None else _as_arrays(row.outputs)
+        inputs = None if row.inputs is None else _as_arrays(row.inputs)
+        at = row.logged_at.timestamp()
+        return cls(at, row.model, row.version, row.arm, row.latency_ms, inputs, outputs)
+
+
+def _as_arrays(document: Any) -> Any:
+    """A logged JSON object's values as arrays, as the readings make of them anyway: a
+    batch's records then hold no lists for the garbage collector to walk (an array and a
+    dict of arrays are not tracked), which was half the sketches' cost in a flush. A
+    value that is no array (ragged lists) stays as it came, for the reading to refuse."""
+    if not isinstance(document, dict):
+        return document
+    found = {}
+    for name, value in document.items():
+        try:
+            found[name] = np.asarray(value)
+        except (ValueError, TypeError):
+            found[name] = value
+    return found
 
 
 @dataclass
@@ -91,7 +121,8 @@ class PredictionSketcher:
         self.retention_s = retention_s
         self.clock = clock
         self.open: dict[Key, _Open] = {}
-        self._readings: dict[tuple[str, int], Reading | None] = {}
+        self._readings: dict[tuple[str, int], tuple[Reading | None, float]] = {}
+        """Each version's reading, and when one without a profile is looked at again."""
         self._next_tidy = self.clock() + COMPACT_S
         """When closed buckets are next compacted (an hour after start, then hourly)."""
 
@@ -100,7 +131,7 @@ class PredictionSketcher:
         save them: the prediction log's flush consumer. Never raises: a failure is
         logged, and the buckets are saved again at the next batch."""
         try:
-            self.add(_Record.of_row(row) for row in rows)
+            self.add(SketchRecord.of_row(row) for row in rows)
             self.save()
             if self.clock() >= self._next_tidy:
                 self._next_tidy = self.clock() + COMPACT_S
@@ -108,9 +139,9 @@ class PredictionSketcher:
         except Exception:
             logger.warning("could not save the prediction log's window sketches", exc_info=True)
 
-    def add(self, records: Iterable[_Record]) -> None:
+    def add(self, records: Iterable[SketchRecord]) -> None:
         """The records in their buckets (in memory)."""
-        groups: dict[Key, list[_Record]] = defaultdict(list)
+        groups: dict[Key, list[SketchRecord]] = defaultdict(list)
         size = self.bucket_s
         for record in records:
             start = math.floor(record.at / size) * size
@@ -126,28 +157,9 @@ class PredictionSketcher:
                 found.row = replace(found.row, bucket=found.row.bucket.merge(bucket))
                 found.dirty = True
 
-    def bucket_of(self, model: str, version: int, records: Sequence[_Record]) -> Bucket:
+    def bucket_of(self, model: str, version: int, records: Sequence[SketchRecord]) -> Bucket:
         """What ``records`` (of one model version) add up to."""
-        at = np.fromiter((r.at for r in records), np.float64, len(records))
-        bucket = Bucket(len(records), first_at=float(at.min()), last_at=float(at.max()))
-        bucket.latency.update(np.fromiter((r.latency_ms for r in records), np.float64))
-        answers = [r for r in records if r.outputs is not None]
-        bucket.cached = len(records) - len(answers)
-        reading = self._reading(model, version)
-        if reading is None:
-            return bucket
-        columns, bucket.unreadable = reading.feature_columns([r.inputs for r in answers])
-        for name, values in columns.items():
-            sketch = reading.references[name].new_sketch()
-            if _sketched(sketch, values, name, bucket.unreadable):
-                bucket.features[name] = Histogram.of(sketch)
-        reference = reading.prediction_reference
-        if reference is not None:
-            sketch = reference.new_sketch()
-            values = reading.prediction_column([r.outputs for r in answers])
-            if _sketched(sketch, values, "prediction", {}):
-                bucket.prediction = Histogram.of(sketch)
-        return bucket
+        return bucket_of(records, self._reading(model, version))
 
     def save(self) -> None:
         """Save every bucket changed since it was last saved; let closed ones go."""
@@ -170,13 +182,41 @@ class PredictionSketcher:
 
     def _reading(self, model: str, version: int) -> Reading | None:
         key = (model, version)
-        if key not in self._readings:
-            try:
-                self._readings[key] = self.reading_of(model, version)
-            except Exception:
-                logger.warning("no drift reference for %s@%d", model, version, exc_info=True)
-                self._readings[key] = None
-        return self._readings[key]
+        found = self._readings.get(key)
+        if found is not None and self.clock() < found[1]:
+            return found[0]
+        try:
+            reading: Reading | None = self.reading_of(model, version)
+        except Exception:
+            logger.warning("no drift reference for %s@%d", model, version, exc_info=True)
+            reading = None
+        judged = reading is not None and (reading.references or reading.prediction_reference)
+        self._readings[key] = (reading, math.inf if judged else self.clock() + REREAD_S)
+        return reading
+
+
+def bucket_of(records: Sequence[SketchRecord], reading: Reading | None) -> Bucket:
+    """What ``records`` (of one model version, read by ``reading``: None keeps counts and
+    latencies only) add up to: the flush thread's and the backfill's one way."""
+    at = np.fromiter((r.at for r in records), np.float64, len(records))
+    bucket = Bucket(len(records), first_at=float(at.min()), last_at=float(at.max()))
+    bucket.latency.update(np.fromiter((r.latency_ms for r in records), np.float64))
+    answers = [r for r in records if r.outputs is not None]
+    bucket.cached = len(records) - len(answers)
+    if reading is None:
+        return bucket
+    columns, bucket.unreadable = reading.feature_columns([r.inputs for r in answers])
+    for name, values in columns.items():
+        sketch = reading.references[name].new_sketch()
+        if _sketched(sketch, values, name, bucket.unreadable):
+            bucket.features[name] = Histogram.of(sketch)
+    reference = reading.prediction_reference
+    if reference is not None:
+        sketch = reference.new_sketch()
+        values = reading.prediction_column([r.outputs for r in answers])
+        if _sketched(sketch, values, "prediction", {}):
+            bucket.prediction = Histogram.of(sketch)
+    return bucket
 
 
 def _sketched(
