@@ -28,6 +28,11 @@ def test_defaults_and_the_normalized_form_round_trip() -> None:
         (BASE + "credential_env: sk-live-abc", "credential_env: the NAME of an environment"),
         ("kind: openai\nurl: https://u:p@host\nmodel: m", "url: holds a user or password"),
         (BASE + "version: '2'", "version: only a v2 upstream"),
+        (
+            "kind: openai\nurl: http://127.0.0.1:8100/v1/\nmodel: m",
+            "url: the upstream's address up to, not with, /v1 (servewell adds "
+            "/v1/chat/completions): 'http://127.0.0.1:8100', not",
+        ),
         (BASE + "retries: -1", "retries: Input should be greater than or equal to 0"),
         (BASE + "timeouts: {read_s: 0}", "timeouts.read_s"),
         ("kind: v2\nmodel: m", "url: Field required"),

@@ -91,3 +91,29 @@ def test_a_refused_key_form_says_why_and_creates_nothing(visit: Any, keys: dict[
     assert visitor.page.get_by_role("alert").is_visible()
     assert visitor.page.locator("#new-secret").count() == 0
     assert visitor.page.get_by_role("row").filter(has_text="bad-rate").count() == 0
+
+
+def test_a_key_created_in_the_ui_carries_its_llm_budget_and_token_rate(
+    visit: Any, keys: dict[str, str]
+) -> None:
+    visitor = visit()
+    visitor.expected_statuses.add(400)
+    visitor.sign_in(keys["admin"])
+    visitor.goto("/ui/keys")
+    form = visitor.page
+    form.get_by_label("Name (who or what uses it)").fill("llm-app")
+    form.get_by_label("LLM budget, USD (e.g. 10/day or 250/month; empty: none)").fill("lots")
+    form.get_by_role("button", name="Create key").click()
+    form.wait_for_load_state("networkidle")
+    assert form.get_by_role("alert").is_visible()
+    assert form.get_by_role("row").filter(has_text="llm-app").count() == 0
+
+    form.get_by_label("Name (who or what uses it)").fill("llm-app")
+    form.get_by_label("LLM budget, USD (e.g. 10/day or 250/month; empty: none)").fill("10/day")
+    form.get_by_label("LLM tokens per minute (empty: no limit)").fill("20000")
+    form.get_by_role("button", name="Create key").click()
+    form.wait_for_load_state("networkidle")
+    assert form.locator("#new-secret").count() == 1
+    row = form.get_by_role("row").filter(has_text="llm-app")
+    cells = [cell.strip() for cell in row.locator("td").all_inner_texts()]
+    assert cells[5:7] == ["10/day", "20,000"]  # read back from the registry

@@ -95,6 +95,12 @@ class RemoteSpec(BaseModel):
                 "url: holds a user or password; name an environment variable in "
                 "credential_env instead"
             )
+        if self.kind == "openai" and parts.path.rstrip("/").endswith("/v1"):
+            base = self.url.rstrip("/").removesuffix("/v1")
+            raise ValueError(
+                f"url: the upstream's address up to, not with, /v1 (servewell adds "
+                f"/v1/chat/completions): {base!r}, not {self.url!r}"
+            )
         if self.credential_env is not None and not ENV_NAME.fullmatch(self.credential_env):
             raise ValueError(
                 "credential_env: the NAME of an environment variable (letters, digits, _), "

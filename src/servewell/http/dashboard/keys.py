@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from servewell.core.apikey import SCOPES
-from servewell.errors import Forbidden, ServewellError
+from servewell.errors import Forbidden, InvalidInput, ServewellError
 from servewell.http.dashboard.access import Admin, Principal, Viewer, running
 from servewell.http.dashboard.pages import NavItem, render
 from servewell.http.guard import DASHBOARD_PREFIX
@@ -44,6 +44,8 @@ async def create_key(
     scopes: Annotated[list[str] | None, Form()] = None,
     models: Annotated[str, Form()] = "",
     rate: Annotated[str, Form()] = "",
+    budget: Annotated[str, Form()] = "",
+    tpm: Annotated[str, Form()] = "",
     allow_unknown_models: Annotated[bool, Form()] = False,
 ) -> Response:
     """Create a key and answer the page with its secret, this once."""
@@ -53,11 +55,27 @@ async def create_key(
         if model_names and not allow_unknown_models:
             await asyncio.to_thread(check_models_exist, store.registry, model_names)
         key, token = await asyncio.to_thread(
-            store.create, name.strip(), tuple(scopes or ()), model_names, rate.strip() or None
+            store.create,
+            name.strip(),
+            tuple(scopes or ()),
+            model_names,
+            rate.strip() or None,
+            budget.strip() or None,
+            _tokens_per_minute(tpm),
         )
     except ServewellError as exc:  # refused as the CLI refuses it; nothing was created
         return await _page(request, principal, status=int(exc.status), error=exc.message)
     return await _page(request, principal, created=key.name, secret=token)
+
+
+def _tokens_per_minute(text: str) -> int | None:
+    """The form's tokens per minute (empty: none), or InvalidInput naming the field."""
+    if not text.strip():
+        return None
+    try:
+        return int(text.strip().replace(",", ""))
+    except ValueError:
+        raise InvalidInput(f"tokens per minute {text.strip()!r} is not a whole number") from None
 
 
 @router.post("/keys/{name}/revoke")
