@@ -27,6 +27,7 @@ from servewell.limits import (
 from servewell.observability import ServingMetrics
 from servewell.observability.llm_metrics import LlmMetrics
 from servewell.registry import LocalArtifactStore, SqlRegistry
+from servewell.registry.ended_sessions import EndedSessionStore
 from servewell.registry.jobs import JobStore
 from servewell.registry.keys import ApiKeyStore
 from servewell.registry.leases import Leases, holder_id
@@ -34,6 +35,7 @@ from servewell.registry.prediction_store import open_prediction_store
 from servewell.registry.sketches import SketchStore
 from servewell.registry.spend import SpendStore
 from servewell.registry.traffic import TrafficStore
+from servewell.serving.ended_sessions import EndedSessions
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
 from servewell.serving.llm_accounting import LlmAccounting, spec_prices
@@ -102,6 +104,11 @@ def build_protection(settings: Settings, services: Services) -> Protection:
         lockout=_lockout(settings, limiter) if keyring is not None else None,
         cache=cache,
         settings=settings,
+        ended_sessions=(
+            EndedSessions(EndedSessionStore(services.registry), settings.auth.refresh_interval_s)
+            if keyring is not None
+            else None
+        ),
     )
 
 

@@ -41,6 +41,20 @@ _RETRY_LATER = (
 )
 
 
+def retry_headers(exc: ServewellError) -> list[tuple[bytes, bytes]]:
+    """When to come back (``Retry-After``) and a rate limit's own headers, for a refusal
+    that says so (a 429 or 503); none for any other error. Every answer of such an
+    error carries them: the API's, and the dashboard's sign-in page."""
+    headers: list[tuple[bytes, bytes]] = []
+    if isinstance(exc, _RETRY_LATER):
+        headers.append((b"retry-after", str(exc.retry_after_s).encode()))
+    if isinstance(exc, RateLimited):
+        headers.extend(
+            (name.lower().encode(), value.encode()) for name, value in exc.headers.items()
+        )
+    return headers
+
+
 def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
     """The answer to a failed request; unexpected errors are logged here."""
     record = current_request()
@@ -49,12 +63,7 @@ def to_reply(exc: Exception, *, v2: bool = False) -> Reply:
             record.error = exc.code
         body = {"error": exc.message} if v2 else exc.to_dict()
         reply = Reply.json(int(exc.status), body)
-        if isinstance(exc, _RETRY_LATER):
-            reply.headers.append((b"retry-after", str(exc.retry_after_s).encode()))
-        if isinstance(exc, RateLimited):
-            reply.headers.extend(
-                (name.lower().encode(), value.encode()) for name, value in exc.headers.items()
-            )
+        reply.headers.extend(retry_headers(exc))
         if isinstance(exc, Unauthorized):
             reply.headers.append((b"www-authenticate", b'Bearer realm="servewell"'))
         if isinstance(exc, MethodNotAllowed):

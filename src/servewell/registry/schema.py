@@ -373,3 +373,14 @@ llm_spend = Table(
 """LLM calls per key (its name; ``anonymous`` without one), model (the one that
 answered) and UTC day (``2026-12-01``): counts added to in batches
 (``registry/spend.py``), read by the budgets and ``servewell usage``."""
+
+ended_sessions = Table(
+    "ended_sessions",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_ended_sessions_expires_at", "expires_at"),
+)
+"""Dashboard sessions signed out before they expired (``registry/ended_sessions.py``):
+the session cookie's nonce and when the cookie would have expired (seconds since the
+epoch); a row is deleted once that time has passed."""

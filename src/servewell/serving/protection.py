@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from servewell.limits import RateLimiter
+from servewell.serving.ended_sessions import EndedSessions
 from servewell.serving.guard import Guard
 from servewell.serving.keyring import KeyRing
 from servewell.serving.lockout import Lockout
@@ -23,14 +24,20 @@ class Protection:
     cache: ResponseCacheLayer | None = None
     settings: Settings | None = None
     """Where each model's output filter rule is read (``Settings.model``); None: no rules."""
+    ended_sessions: EndedSessions | None = None
+    """Signed-out dashboard sessions (with keys on; None with authentication off)."""
 
     async def start(self) -> None:
         if self.keyring is not None:
             await self.keyring.start()
+        if self.ended_sessions is not None:
+            await self.ended_sessions.start()
 
     async def stop(self) -> None:
         if self.keyring is not None:
             await self.keyring.stop()
+        if self.ended_sessions is not None:
+            await self.ended_sessions.stop()
         if self.limiter is not None:
             await self.limiter.close()
         if self.lockout is not None and self.lockout.limiter is not self.limiter:

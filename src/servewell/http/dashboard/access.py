@@ -2,7 +2,9 @@
 
 ``signed_in`` (every page and JSON endpoint): the session cookie, checked against the
 server's key ring on every request, so a revoked key is signed out within the ring's
-refresh interval; Unauthorized without one (pages answer it with a redirect to the
+refresh interval, and against the sessions signed out (``serving/ended_sessions.py``,
+re-read at the same interval), so a copied cookie ends with its sign-out; Unauthorized
+without one (pages answer it with a redirect to the
 sign-in page); a key limited to some models (``--models``) is refused, since the
 dashboard shows every model. ``acting`` (every POST of an action): ``signed_in``, plus
 the ``admin`` scope, a same-origin ``Origin`` header when the browser sends one and the
@@ -117,13 +119,27 @@ def _visit(request: Request) -> tuple[Principal, session.Session | None, bytes]:
     except Unauthorized:
         raise ended from None
     signing = signing_key(server, key)
-    if not session.is_authentic(found, signing) or found.is_expired():
+    if not session.is_authentic(found, signing) or found.is_expired() or _signed_out(server, found):
         raise ended
     if not grants(key.scopes, VIEWER):
         raise Forbidden(f"the API key '{key.name}' lacks the 'viewer' scope")
     check_every_model(key)
     principal = Principal(key.name, key.key_id, key.scopes, session.csrf_token(found, signing))
     return principal, found, signing
+
+
+def _signed_out(server: RunningServer, found: session.Session) -> bool:
+    ended = server.protection.ended_sessions
+    return ended is not None and ended.is_ended(found.nonce)
+
+
+async def end_session(request: Request) -> None:
+    """Sign the visitor's session out for every worker and replica (its cookie is
+    refused from now on, here at once, elsewhere within the ring's refresh interval)."""
+    ended = running(request).protection.ended_sessions
+    found = session.parse(request.cookies.get(session.COOKIE))
+    if ended is not None and found is not None:
+        await ended.end(found.nonce, found.expires_at)
 
 
 def check_every_model(key: ApiKey) -> None:

@@ -31,7 +31,13 @@ from servewell.http.dashboard import (
 )
 from servewell.http.dashboard.access import NOBODY
 from servewell.http.dashboard.checks_data import DoctorRuns
-from servewell.http.dashboard.pages import NavItem, SecurityHeaders, environment, render
+from servewell.http.dashboard.pages import (
+    HeadAsGet,
+    NavItem,
+    SecurityHeaders,
+    environment,
+    render,
+)
 from servewell.http.guard import DASHBOARD_PREFIX
 from servewell.http.problems import to_reply
 from servewell.http.wire import ASGIApp
@@ -73,7 +79,7 @@ def build_dashboard(running: Any) -> ASGIApp:
         return RedirectResponse(signin.HOME, status_code=303)
 
     _add_error_handlers(ui)
-    return SecurityHeaders(ui)
+    return HeadAsGet(SecurityHeaders(ui))
 
 
 def _add_error_handlers(ui: FastAPI) -> None:

@@ -1,7 +1,8 @@
 """The Load tests and doctor page: the newest recorded load test of each model version
 (``servewell loadtest`` records them) and the production checklist of ``servewell
 doctor``, run on demand (a POST: it reads the registry and asks this server's own
-address, off the event loop, one run at a time, bounded; the last report is kept)."""
+address, off the event loop, one run at a time, bounded; the last report is kept). A
+visitor without ``admin`` sees the findings that name API keys without the names."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from servewell.http.dashboard.access import Principal, Viewer, posting, running
-from servewell.http.dashboard.checks_data import DoctorRuns, latest_load_tests
+from servewell.http.dashboard.checks_data import DoctorRuns, as_seen_by, latest_load_tests
 from servewell.http.dashboard.pages import NavItem, render
 from servewell.http.guard import DASHBOARD_PREFIX
 
@@ -25,7 +26,7 @@ NAV = NavItem("Checks", "/checks", 60)
 @router.get("/checks")
 async def checks_page(request: Request, principal: Viewer) -> Response:
     tests = await asyncio.to_thread(latest_load_tests, running(request).services)
-    report = _runs(request).last
+    report = as_seen_by(_runs(request).last, principal.is_admin)
     return render(request, "checks.html", principal, load_tests=tests, report=report)
 
 

@@ -6,9 +6,11 @@ and, when its address is known, the server itself, off the event loop and bounde
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
+from servewell.doctor import limits
 from servewell.doctor.finding import Finding, Status
 from servewell.errors import ServewellError
 from servewell.http.running import RunningServer
@@ -18,6 +20,10 @@ from servewell.registry.loadtests import LoadTestRecord, LoadTestStore
 #: The longest the dashboard waits for the checklist; the probe's own timeout is shorter.
 DOCTOR_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 5.0
+#: The checklist items whose findings name API keys (and their scopes or rates).
+KEY_ITEMS = frozenset({limits.ITEM, limits.KEYS_ITEM})
+#: What a viewer reads instead of such a finding's ``found``.
+KEYS_HIDDEN = "the keys this names, and what they may do, are shown to admins only"
 
 
 def latest_load_tests(access: RegistryAccess) -> list[LoadTestRecord]:
@@ -42,6 +48,18 @@ class DoctorReport:
     @property
     def counts(self) -> dict[str, int]:
         return {str(s): sum(f.status is s for f in self.findings) for s in Status}
+
+
+def as_seen_by(report: DoctorReport | None, is_admin: bool) -> DoctorReport | None:
+    """The report an admin sees; for anyone else, the findings of :data:`KEY_ITEMS`
+    without what they saw (key names and scopes): their verdict and fix stay."""
+    if report is None or is_admin:
+        return report
+    findings = [
+        dataclasses.replace(finding, found=KEYS_HIDDEN) if finding.item in KEY_ITEMS else finding
+        for finding in report.findings
+    ]
+    return dataclasses.replace(report, findings=findings)
 
 
 class DoctorRuns:

@@ -1,6 +1,6 @@
 """Rendering dashboard pages: the Jinja2 templates shipped in the package, the
-navigation each page module adds itself to, and the security headers every answer
-under ``/ui`` carries."""
+navigation each page module adds itself to, the security headers every answer under
+``/ui`` carries, and HEAD answered as GET without a body."""
 
 from __future__ import annotations
 
@@ -100,6 +100,32 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class HeadAsGet:
+    """Answers HEAD as GET without the body (same status and headers, Content-Length
+    included), as HTTP asks of every GET route; FastAPI's routes answer only the methods
+    they name. A dashboard GET changes nothing, so running it for a HEAD is safe."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        done = False
+
+        async def without_body(message: Message) -> None:
+            nonlocal done
+            if message["type"] == "http.response.body":
+                if done:
+                    return  # the rest of a streamed body: a HEAD gets none of it
+                done = True
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 def format_bytes(size: int | None) -> str:

@@ -22,6 +22,7 @@ from servewell.http.dashboard.access import (
     VIEWER,
     check_every_model,
     check_origin,
+    end_session,
     keyring_of,
     posting,
     running,
@@ -29,6 +30,7 @@ from servewell.http.dashboard.access import (
 )
 from servewell.http.dashboard.pages import render
 from servewell.http.guard import DASHBOARD_PREFIX
+from servewell.http.problems import retry_headers
 from servewell.observability import current_request
 
 router = APIRouter()
@@ -73,7 +75,7 @@ async def sign_in(
         found = keyring.authenticate(token)
         check_every_model(found)
     except ServewellError as exc:
-        return render(
+        page = render(
             request,
             "sign_in.html",
             NOBODY,
@@ -81,6 +83,9 @@ async def sign_in(
             next=safe_next(next),
             message=exc.message,
         )
+        for name, value in retry_headers(exc):  # a lockout's 429 says when, as the API's
+            page.headers.append(name.decode(), value.decode())
+        return page
     ttl_s = server.settings.auth.session_ttl_s
     new = session.issue(found.key_id, signing_key(server, found), ttl_s)
     answer = RedirectResponse(safe_next(next), status_code=303)
@@ -98,8 +103,10 @@ async def sign_in(
 
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
-    """End the session (the form carries its CSRF token)."""
-    await posting(request)
+    """End the session (the form carries its CSRF token) for every worker and replica,
+    not only this browser: a copy of the cookie is refused from now on."""
+    await posting(request)  # a signed-in visitor: the session's cookie is authentic
+    await end_session(request)
     return signed_out(why="signed-out")
 
 
