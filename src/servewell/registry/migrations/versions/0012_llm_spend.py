@@ -1,6 +1,6 @@
 """LLM spend per key, model and day; each key's spending budget and token rate.
 
-Revision ID: 0012_cost
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-01
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-01
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_cost"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None

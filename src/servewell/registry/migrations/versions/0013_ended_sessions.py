@@ -1,15 +1,15 @@
 """Dashboard sessions signed out before they expired: refused by every server process.
 
-Revision ID: 0012_dash3
-Revises: 0012_cost
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_dash3"
-down_revision = "0012_cost"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
