@@ -170,6 +170,17 @@ def test_a_card_split_across_two_upstream_chunks_is_redacted(
     assert not any("1111" in piece for piece in pieces)
 
 
+def test_a_card_inside_one_endless_word_across_many_chunks_is_redacted(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    # No whitespace at all: the window cuts inside the word, never inside the card.
+    text = "x" * 188 + "4111111111111111" + "y" * 300
+    upstream.script([{"chunks": [text[i : i + 5] for i in range(0, len(text), 5)]}])
+    stream = client.chat.completions.create(model="llm", messages=_messages("card?"), stream=True)
+    sent = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert sent == "x" * 188 + "[REDACTED:card]" + "y" * 300
+
+
 def test_a_429_is_retried_after_its_retry_after(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
