@@ -66,6 +66,17 @@ def home(tmp_path_factory: pytest.TempPathFactory, upstream: ScriptedUpstream) -
             timeout=120,
         )
         assert registered.returncode == 0, registered.stdout + registered.stderr
+    small = {**spec, "max_response_bytes": 65536}  # llm-small: a 64 KiB answer at most
+    (folder / "llm-small.yaml").write_text(yaml.safe_dump(small))
+    registered = subprocess.run(
+        [CLI, "register", "llm-small.yaml", "--name", "llm-small", "--format", "remote"],
+        env={**os.environ, "SERVEWELL_HOME": str(home)},
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert registered.returncode == 0, registered.stdout + registered.stderr
     config = {
         "models": {
             "llm": {
@@ -86,7 +97,7 @@ def served(home: Path) -> Iterator[tuple[str, list[str]]]:
     env = {"TMPDIR": str(unpacked), "LLM_KEY": SECRET}
     log: list[str] = []
     with serve_process(
-        home, "--no-auth", "--models", "llm,llm-raw,story-lite", env=env, log=log
+        home, "--no-auth", "--models", "llm,llm-raw,llm-small,story-lite", env=env, log=log
     ) as (
         url,
         _,
@@ -179,6 +190,25 @@ def test_a_card_inside_one_endless_word_across_many_chunks_is_redacted(
     stream = client.chat.completions.create(model="llm", messages=_messages("card?"), stream=True)
     sent = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert sent == "x" * 188 + "[REDACTED:card]" + "y" * 300
+
+
+def test_an_answer_past_max_response_bytes_is_refused_not_buffered(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    upstream.script([{"text": "a" * 200_000}])
+    with pytest.raises(openai.InternalServerError, match="failed"):
+        client.chat.completions.create(model="llm-small", messages=_messages("big"))
+    assert len(upstream.received()) == 1  # not retried
+    upstream.script([{"chunks": ["hi ", "a" * 200_000], "chunk_delay_ms": 300}])  # huge event
+    stream = client.chat.completions.create(
+        model="llm-small", messages=_messages("big"), stream=True
+    )
+    with pytest.raises(openai.APIError, match="failed"):
+        for _ in stream:
+            pass
+    upstream.script([])
+    after = client.chat.completions.create(model="llm-small", messages=_messages("small"))
+    assert after.choices[0].message.content == "echo: small"
 
 
 def test_a_429_is_retried_after_its_retry_after(
