@@ -211,6 +211,16 @@ def test_an_answer_past_max_response_bytes_is_refused_not_buffered(
     assert after.choices[0].message.content == "echo: small"
 
 
+def test_a_card_in_other_digits_and_separators_across_chunks_is_redacted(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    card = "\uff14\uff11\uff11\uff11\u00a01111\u20111111\u200b1111"  # fullwidth, NBSP, ...
+    upstream.script([{"chunks": ["Card ", card[:3], card[3:9], card[9:], " ok."]}])
+    stream = client.chat.completions.create(model="llm", messages=_messages("card?"), stream=True)
+    sent = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert sent == "Card [REDACTED:card] ok."
+
+
 def test_a_429_is_retried_after_its_retry_after(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
