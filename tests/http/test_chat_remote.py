@@ -221,6 +221,20 @@ def test_a_card_in_other_digits_and_separators_across_chunks_is_redacted(
     assert sent == "Card [REDACTED:card] ok."
 
 
+def test_a_stream_cut_off_midway_ends_with_an_error_not_done(
+    served: tuple[str, list[str]], upstream: ScriptedUpstream
+) -> None:
+    for drop in ("eof", "mid"):
+        upstream.script([{"chunks": ["Once", " upon", " a", " time"], "drop": drop}])
+        body = {"model": "llm-raw", "messages": _messages("story"), "stream": True}
+        url = f"{served[0]}/v1/chat/completions"
+        with httpx.stream("POST", url, json=body, timeout=30) as answer:
+            lines = [line for line in answer.iter_lines() if line]
+        assert answer.status_code == 200
+        assert '"error"' in lines[-1], (drop, lines[-2:])
+        assert not any("[DONE]" in line or '"finish_reason":"stop"' in line for line in lines)
+
+
 def test_a_429_is_retried_after_its_retry_after(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
