@@ -54,3 +54,18 @@ def test_redact_and_block() -> None:
     assert len(blocked.findings) == 2
     only_email = apply_filter(text, "redact", kinds=["email"])
     assert only_email.text == "mail [REDACTED:email] or call 555-123-4567"
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "4111.1111.1111.1111",
+        "4111\u00a01111\u00a01111\u00a01111",  # no-break spaces
+        "4111\u20111111\u20111111\u20111111",  # non-breaking hyphens
+        "4\u200b111111111111111",  # a zero-width space
+        "\uff14" + "\uff11" * 15,  # fullwidth digits
+        "\u0664" + "\u0661" * 15,  # Arabic-Indic digits
+    ],
+)
+def test_a_card_spelt_with_other_separators_or_digits_is_found(card: str) -> None:
+    assert apply_filter(f"pay with {card} now", "redact").text == "pay with [REDACTED:card] now"

@@ -66,6 +66,17 @@ def home(tmp_path_factory: pytest.TempPathFactory, upstream: ScriptedUpstream) -
             timeout=120,
         )
         assert registered.returncode == 0, registered.stdout + registered.stderr
+    small = {**spec, "max_response_bytes": 65536}  # llm-small: a 64 KiB answer at most
+    (folder / "llm-small.yaml").write_text(yaml.safe_dump(small))
+    registered = subprocess.run(
+        [CLI, "register", "llm-small.yaml", "--name", "llm-small", "--format", "remote"],
+        env={**os.environ, "SERVEWELL_HOME": str(home)},
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert registered.returncode == 0, registered.stdout + registered.stderr
     config = {
         "models": {
             "llm": {
@@ -86,7 +97,7 @@ def served(home: Path) -> Iterator[tuple[str, list[str]]]:
     env = {"TMPDIR": str(unpacked), "LLM_KEY": SECRET}
     log: list[str] = []
     with serve_process(
-        home, "--no-auth", "--models", "llm,llm-raw,story-lite", env=env, log=log
+        home, "--no-auth", "--models", "llm,llm-raw,llm-small,story-lite", env=env, log=log
     ) as (
         url,
         _,
@@ -168,6 +179,60 @@ def test_a_card_split_across_two_upstream_chunks_is_redacted(
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     assert "".join(pieces) == "Your card [REDACTED:card] is on file."
     assert not any("1111" in piece for piece in pieces)
+
+
+def test_a_card_inside_one_endless_word_across_many_chunks_is_redacted(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    # No whitespace at all: the window cuts inside the word, never inside the card.
+    text = "x" * 188 + "4111111111111111" + "y" * 300
+    upstream.script([{"chunks": [text[i : i + 5] for i in range(0, len(text), 5)]}])
+    stream = client.chat.completions.create(model="llm", messages=_messages("card?"), stream=True)
+    sent = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert sent == "x" * 188 + "[REDACTED:card]" + "y" * 300
+
+
+def test_an_answer_past_max_response_bytes_is_refused_not_buffered(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    upstream.script([{"text": "a" * 200_000}])
+    with pytest.raises(openai.InternalServerError, match="failed"):
+        client.chat.completions.create(model="llm-small", messages=_messages("big"))
+    assert len(upstream.received()) == 1  # not retried
+    upstream.script([{"chunks": ["hi ", "a" * 200_000], "chunk_delay_ms": 300}])  # huge event
+    stream = client.chat.completions.create(
+        model="llm-small", messages=_messages("big"), stream=True
+    )
+    with pytest.raises(openai.APIError, match="failed"):
+        for _ in stream:
+            pass
+    upstream.script([])
+    after = client.chat.completions.create(model="llm-small", messages=_messages("small"))
+    assert after.choices[0].message.content == "echo: small"
+
+
+def test_a_card_in_other_digits_and_separators_across_chunks_is_redacted(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    card = "\uff14\uff11\uff11\uff11\u00a01111\u20111111\u200b1111"  # fullwidth, NBSP, ...
+    upstream.script([{"chunks": ["Card ", card[:3], card[3:9], card[9:], " ok."]}])
+    stream = client.chat.completions.create(model="llm", messages=_messages("card?"), stream=True)
+    sent = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert sent == "Card [REDACTED:card] ok."
+
+
+def test_a_stream_cut_off_midway_ends_with_an_error_not_done(
+    served: tuple[str, list[str]], upstream: ScriptedUpstream
+) -> None:
+    for drop in ("eof", "mid"):
+        upstream.script([{"chunks": ["Once", " upon", " a", " time"], "drop": drop}])
+        body = {"model": "llm-raw", "messages": _messages("story"), "stream": True}
+        url = f"{served[0]}/v1/chat/completions"
+        with httpx.stream("POST", url, json=body, timeout=30) as answer:
+            lines = [line for line in answer.iter_lines() if line]
+        assert answer.status_code == 200
+        assert '"error"' in lines[-1], (drop, lines[-2:])
+        assert not any("[DONE]" in line or '"finish_reason":"stop"' in line for line in lines)
 
 
 def test_a_429_is_retried_after_its_retry_after(

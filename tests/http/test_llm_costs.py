@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,7 @@ def keys(home: Path) -> dict[str, str]:
         "capped": create_key(home, "capped", budget="0.2/day"),
         "tpm": create_key(home, "tpm", tpm=10),
         "shared": create_key(home, "shared", budget="0.2/day"),
+        "racy": create_key(home, "racy", budget="0.2/day"),
     }
 
 
@@ -255,6 +257,31 @@ def test_a_key_over_its_budget_is_refused_naming_it(
     assert "it resets at " in error.message
     assert 0 < int(error.response.headers["retry-after"]) <= 86_400
     assert len(upstream.received()) == 2  # the refused call never reached the upstream
+
+
+def test_concurrent_calls_at_the_budgets_edge_see_each_other(
+    clients: dict[str, openai.OpenAI], upstream: ScriptedUpstream
+) -> None:
+    """20 calls at once, each $0.11 (and estimated at its prompt and max_tokens): the
+    calls under way count against the $0.2 budget, so only the first few are made."""
+    upstream.script([], default={"latency_ms": 500})  # all 20 are in flight together
+    client = clients["racy"]
+
+    def ask(_: int) -> str:
+        try:
+            _ask(client, "strong-llm", "analyze this", temperature=0.5, max_tokens=5)
+        except openai.RateLimitError as refused:
+            return str(refused.code)
+        return "made"
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(ask, range(20)))
+    made = answers.count("made")
+    assert answers.count("over_budget") == 20 - made
+    received = len(upstream.received())
+    upstream.script([])
+    assert 1 <= made <= 3
+    assert received == made
 
 
 def test_a_key_over_its_token_rate_waits(

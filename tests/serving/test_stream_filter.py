@@ -53,3 +53,10 @@ def test_text_without_spaces_is_released_in_bounded_pieces() -> None:
     released = [window.add("x" * 10) for _ in range(20)]
     assert any(released)
     assert len(window.window) <= 4 * 40 + 10
+
+
+@pytest.mark.parametrize("before", range(150, 420, 7))
+def test_a_card_inside_one_endless_word_is_never_cut(before: int) -> None:
+    text = "x" * before + "4111111111111111" + "y" * 300
+    pieces = [text[i : i + 5] for i in range(0, len(text), 5)]
+    assert _sent(pieces, REDACT, holdback=64) == apply_filter(text, "redact").text

@@ -35,7 +35,8 @@ n-th scripted request (chat or infer, metadata included) follows ``steps[n]``, l
 - ``status``: answer this status with an OpenAI-style error body (429, 500, 503, ...).
 - ``retry_after``: the ``Retry-After`` header's value (with a non-200 status).
 - ``drop``: ``"before"`` closes the connection without a byte; ``"mid"`` sends the
-  headers and part of the body (a stream: the first chunk), then aborts.
+  headers and part of the body (a stream: the first chunk), then aborts; ``"eof"`` (a
+  stream) closes the connection cleanly after the first chunk, no end of the body sent.
 - ``text``: the completion; ``{last}`` is the last message's content, ``{model}`` the
   requested model, ``{n}`` the request number. Default ``"echo: {last}"``.
 - ``chunks``: the stream's pieces (else the text split at spaces, spaces kept).
@@ -337,6 +338,9 @@ async def send_stream(
         await writer.drain()
         if step.get("drop") == "mid":
             writer.transport.abort()
+            return False
+        if step.get("drop") == "eof":  # a clean close midway, as a killed process's
+            writer.close()
             return False
     write_chunk(writer, b"data: [DONE]\n\n")
     writer.write(b"0\r\n\r\n")

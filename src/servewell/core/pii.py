@@ -16,10 +16,14 @@ Kind = Literal["ssn", "card", "email", "phone"]
 KINDS: tuple[Kind, ...] = ("ssn", "card", "email", "phone")
 Policy = Literal["redact", "block"]
 
+#: What may stand between a card's digits (one of them each time): a space of any kind,
+#: a hyphen or dash of any kind, a dot, an invisible zero-width character.
+_SEP = r"\s.\-\u2010-\u2015\u200b-\u200d\u2060\ufeff"
+
 _PATTERNS: dict[Kind, re.Pattern[str]] = {
     # Area 000, 666 and 900-999, group 00 and serial 0000 are never issued.
     "ssn": re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])"),
-    "card": re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"),
+    "card": re.compile(rf"(?<![\d-])\d(?:[{_SEP}]?\d){{12,18}}(?![\d-])"),
     "email": re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
     "phone": re.compile(
         r"(?<![\w+])(?:\+?1[ .-]?)?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?!\d)"
@@ -92,7 +96,8 @@ def apply_filter(text: str, policy: Policy, kinds: Iterable[Kind] = KINDS) -> Fi
 
 
 def _is_card(candidate: str) -> bool:
-    digits = re.sub(r"[ -]", "", candidate)
+    # Any script's digits (fullwidth, Arabic-Indic, ...) read as the ASCII ones.
+    digits = "".join(str(int(c)) for c in candidate if c.isdecimal())
     return 13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and luhn_valid(digits)
 
 

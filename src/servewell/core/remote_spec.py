@@ -15,6 +15,7 @@ names, and a spec with a field that looks like a literal secret is refused::
     backoff: {first_s: 0.1, max_s: 2}
     prices: {input_per_1k: 0.0005, output_per_1k: 0.0015}   # USD; default 0 (free)
     max_connections: 64
+    max_response_bytes: 16777216  # the most of one answer (or stream) read: 16 MiB
 
 ``prices`` is optional for every kind (a self-hosted vLLM or Ollama costs nothing); a
 ``v2`` model has no tokens, so its prices are unused.
@@ -84,6 +85,8 @@ class RemoteSpec(BaseModel):
     backoff: Backoff = Backoff()
     prices: Prices = Prices()
     max_connections: int = Field(64, ge=1, le=4096)
+    max_response_bytes: int = Field(16 * 2**20, ge=1024, le=2**30)
+    """The most of one answer (a whole stream included) read from the upstream."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -228,6 +228,8 @@ class ServewellApp:
                 call.waiting = None
         finally:
             CURRENT_CALL.reset(llm_call)
+            if call.llm is not None and running.llm is not None:
+                running.llm.release(call.llm)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

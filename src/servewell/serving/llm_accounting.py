@@ -53,6 +53,8 @@ class LlmAccounting:
         self.limiter = limiter
         self.clock = clock
         self._budgets: dict[str, SpendBudget] = {}
+        self._reserved: dict[str, float] = {}
+        """USD per key of its calls under way (admitted, not settled): their estimates."""
         self._debits: set[asyncio.Task[Decision]] = set()
 
     async def start(self) -> None:
@@ -73,7 +75,7 @@ class LlmAccounting:
             return
         budget = self._budget(key.budget)
         now = self.clock()
-        spent = self.ledger.spent(key.name, budget, now)
+        spent = self.ledger.spent(key.name, budget, now) + self._reserved.get(key.name, 0.0)
         if spent < budget.amount_usd:
             return
         resets = budget.resets_at(now)
@@ -86,19 +88,50 @@ class LlmAccounting:
             (resets - now).total_seconds(),
         )
 
-    async def admit(self, key: ApiKey | None, prompt_tokens: int) -> None:
-        """Refuse the call when the key spent its budget, or lacks the prompt's tokens in
-        its token rate (RateLimited; Unavailable when the shared backend is down and
-        ``fail_closed``)."""
+    async def admit(
+        self, key: ApiKey | None, prompt_tokens: int, estimate_usd: float = 0.0
+    ) -> float:
+        """Refuse the call when the key spent its budget (its calls under way counted at
+        their estimates), or lacks the prompt's tokens in its token rate (RateLimited;
+        Unavailable when the shared backend is down and ``fail_closed``); else reserve
+        ``estimate_usd`` against the budget (:meth:`reserve`) and return it."""
         self.check_budget(key)
+        reserved = self.reserve(key, estimate_usd)  # before any await: no race with others
         if key is None or key.tpm is None or self.limiter is None:
-            return
+            return reserved
         rate = Rate(key.tpm, 60.0)
         bucket = f"key:{key.name}{TPM_SUFFIX}"
-        decision = await self.limiter.take(bucket, rate, min(prompt_tokens, key.tpm))
-        if not decision.allowed:
-            self.metrics.count_rate_limit(key.name, "limited")
-        judged(bucket, decision)
+        try:
+            decision = await self.limiter.take(bucket, rate, min(prompt_tokens, key.tpm))
+            if not decision.allowed:
+                self.metrics.count_rate_limit(key.name, "limited")
+            judged(bucket, decision)
+        except BaseException:
+            self.release(key, reserved)
+            raise
+        return reserved
+
+    def estimate(self, model: str, prompt_tokens: int, max_tokens: int | None) -> float:
+        """What a call of ``model`` will cost at least: its prompt, and ``max_tokens``
+        of completion when the request names them."""
+        return cost_usd(Usage(prompt_tokens, max_tokens or 0), self.prices_for(model))
+
+    def reserve(self, key: ApiKey | None, usd: float) -> float:
+        """Count ``usd`` against ``key``'s budget until :meth:`release` (a call under
+        way): concurrent calls at the budget's edge see each other. What was reserved."""
+        if key is None or key.budget is None or usd <= 0:
+            return 0.0
+        self._reserved[key.name] = self._reserved.get(key.name, 0.0) + usd
+        return usd
+
+    def release(self, key: ApiKey | None, usd: float) -> None:
+        if key is None or usd <= 0:
+            return
+        left = self._reserved.get(key.name, 0.0) - usd
+        if left > 1e-12:
+            self._reserved[key.name] = left
+        else:
+            self._reserved.pop(key.name, None)
 
     def settle(
         self, caller: str | None, key: ApiKey | None, model: str, usage: Usage, prompt_taken: int

@@ -4,7 +4,8 @@
 1. before resolving (:meth:`LlmCalls.open`): count the prompt's tokens; a ``model``
    naming a route group becomes the model its rules choose (``serving/llm_routes``);
 2. once the guard admitted the caller (``Call.admitted``, :meth:`LlmCalls.admit`): the
-   key's budget and token rate (``serving/llm_accounting``);
+   key's budget and token rate (``serving/llm_accounting``); the call's estimated cost
+   counts against the budget until it is over (:meth:`LlmCalls.release`);
 3. once the answer's usage is known, whole or at a stream's end
    (``ChatCodec.on_usage`` = :meth:`LlmCalls.used`): cost, spend, metrics, token rate.
 
@@ -42,6 +43,11 @@ class LlmCall:
     caller: str = ""
     taken: int = 0
     """Tokens taken from the key's token rate before the call."""
+    model: str = ""
+    """The model resolved for the call (a route group's choice)."""
+    max_tokens: int | None = None
+    reserved_usd: float = 0.0
+    """Its estimate, counted against the key's budget while it is under way."""
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """``X-Servewell-Route`` when a route group chose the model."""
@@ -81,12 +87,13 @@ class LlmCalls:
     async def open(self, ref: ModelRef, chat: ChatRequest) -> tuple[LlmCall, ModelRef]:
         """The call's facts, and the model to resolve: ``ref``, or the model its route
         group chooses for this prompt."""
-        call = LlmCall(self.counter.count_prompt(chat.messages))
+        call = LlmCall(self.counter.count_prompt(chat.messages), max_tokens=chat.max_tokens)
+        call.model = ref.name
         if ref.name in self.routes and ref.version is None and ref.alias is None:
             choice = await self.routes.route(
                 ref.name, users_text(chat.messages), call.prompt_tokens
             )
-            call.group, call.choice = ref.name, choice
+            call.group, call.choice, call.model = ref.name, choice, choice.model
             return call, ModelRef(choice.model)
         return call, ref
 
@@ -95,9 +102,17 @@ class LlmCalls:
         record = current_request()
         call.caller = record.caller if record is not None else ""
         call.key = self.keys(call.caller) if call.caller else None
-        await self.accounting.admit(call.key, call.prompt_tokens)
+        accounting = self.accounting
+        estimate = accounting.estimate(call.model, call.prompt_tokens, call.max_tokens)
+        call.reserved_usd = await accounting.admit(call.key, call.prompt_tokens, estimate)
         if call.key is not None and call.key.tpm is not None:
             call.taken = min(call.prompt_tokens, call.key.tpm)
+
+    def release(self, call: LlmCall) -> None:
+        """The call is over (answered, failed or abandoned): its estimate no longer
+        counts against the budget."""
+        self.accounting.release(call.key, call.reserved_usd)
+        call.reserved_usd = 0.0
 
     def used(self, chat: ChatRequest, model: str, usage: Usage) -> None:
         """An answer's usage (``model``: ``name@version``, the one that answered)."""
@@ -109,3 +124,4 @@ class LlmCalls:
             self.accounting.settle(caller, None, name, usage, 0)
             return
         self.accounting.settle(call.caller, call.key, name, usage, call.taken)
+        self.release(call)

@@ -60,7 +60,7 @@ class SlidingFilter:
             while word_cut > 0 and not window[word_cut - 1].isspace():
                 word_cut -= 1  # never inside a word
             if word_cut == 0 and len(window) > 4 * self.holdback_chars:
-                return cut  # one endless word: bounded all the same
+                word_cut = cut  # one endless word: cut inside it, never inside a finding
             cut, moved = word_cut, word_cut != cut
             for finding in findings:
                 if finding.start < cut < finding.end:

@@ -42,14 +42,25 @@ def map_aiohttp_errors(request: httpx.Request) -> Iterator[None]:
         raise httpx.PoolTimeout("no connection free in time", request=request) from exc
 
 
+class ResponseTooLarge(httpx.DecodingError):
+    """The upstream's body went past the transport's ``max_response_bytes``."""
+
+
 class AiohttpStream(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, request: httpx.Request, limit: int | None = None
+    ) -> None:
         self._response = response
         self._request = request
+        self._limit = limit
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        size, limit = 0, self._limit
         with map_aiohttp_errors(self._request):
             async for chunk in self._response.content.iter_any():
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise ResponseTooLarge(f"more than {limit} bytes", request=self._request)
                 yield chunk
 
     async def aclose(self) -> None:
@@ -60,10 +71,12 @@ class AiohttpStream(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests through one ``aiohttp.ClientSession`` of at most
     ``max_connections`` connections (made by :meth:`open` at start, else on first use;
-    on the running loop)."""
+    on the running loop); a body read past ``max_response_bytes`` raises
+    :class:`ResponseTooLarge`."""
 
-    def __init__(self, max_connections: int) -> None:
+    def __init__(self, max_connections: int, max_response_bytes: int | None = None) -> None:
         self.max_connections = max_connections
+        self.max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
 
     def open(self) -> None:
@@ -107,7 +120,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             status_code=response.status,
             headers=list(response.raw_headers),
-            stream=AiohttpStream(response, request),
+            stream=AiohttpStream(response, request, self.max_response_bytes),
             extensions={"http_version": b"HTTP/1.1"},
         )
 

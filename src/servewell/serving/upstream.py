@@ -29,6 +29,7 @@ connection refused, unreachable             ModelUnavailable (503)
 503 Service Unavailable                     ModelUnavailable (503, its Retry-After)
 other 5xx, a dropped connection             ModelFailed (500)
 4xx to our request (not retried)            ModelFailed (500)
+a body past ``spec.max_response_bytes``     ModelFailed (500, not retried)
 a timeout, the deadline                     DeadlineExceeded (504)
 ==========================================  =========================================
 
@@ -59,7 +60,7 @@ from servewell.errors import (
     ServewellError,
 )
 from servewell.serving.retry import Backoff, call_with_retries
-from servewell.serving.transport import AiohttpTransport
+from servewell.serving.transport import AiohttpTransport, ResponseTooLarge
 
 if TYPE_CHECKING:
     from servewell.serving.breaker import CircuitBreaker
@@ -117,7 +118,7 @@ class Upstream:
         self._headers = {"Authorization": f"Bearer {value}"}
 
     async def start(self) -> None:
-        transport = AiohttpTransport(self.spec.max_connections)
+        transport = AiohttpTransport(self.spec.max_connections, self.spec.max_response_bytes)
         transport.open()
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -152,6 +153,8 @@ class Upstream:
                     yield response
                 except httpx.TransportError as exc:
                     raise self._fault_of(exc, deadline).error from exc
+                except ResponseTooLarge:
+                    raise self._too_large() from None
         except TimeoutError as exc:
             raise self._deadline_exceeded(deadline) from exc
         finally:
@@ -212,6 +215,8 @@ class Upstream:
                     raise
         except (httpx.TransportError, TimeoutError) as exc:
             raise self._fault_of(exc, deadline) from exc
+        except ResponseTooLarge:
+            raise UpstreamFault(self._too_large(), retryable=False) from None
         return response
 
     def _timeout(self, remaining_s: float | None) -> httpx.Timeout:
@@ -259,6 +264,13 @@ class Upstream:
         how = type(exc).__name__
         error = ModelFailed(f"{name}@{version}: its upstream dropped the connection ({how})")
         return UpstreamFault(error, retryable=True)
+
+    def _too_large(self) -> ModelFailed:
+        limit = self.spec.max_response_bytes
+        return ModelFailed(
+            f"{self.model}@{self.version}: its upstream answered more than {limit} bytes "
+            "(the spec's max_response_bytes)"
+        )
 
     def _deadline_exceeded(self, deadline: Deadline | None) -> DeadlineExceeded:
         timeout_ms = deadline.timeout_ms if deadline else self.spec.timeouts.read_s * 1000
