@@ -268,6 +268,47 @@ def test_the_sdk_raises_bad_request_and_not_found(sdk: Sdk, url: str, keys: dict
     assert "no-such-model" in missing.value.message
 
 
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("response_format", {"type": "json_object"}),
+        ("tools", [{"type": "function", "function": {"name": "weather", "parameters": {}}}]),
+        ("stop", ["\n"]),
+        ("seed", 7),
+        ("top_p", 0.5),
+        ("presence_penalty", 1.0),
+        ("logprobs", True),
+    ],
+)
+def test_a_parameter_servewell_does_not_honour_is_a_bad_request(
+    sdk: Sdk, keys: dict[str, str], param: str, value: Any
+) -> None:
+    with pytest.raises(openai.BadRequestError) as bad:
+        _ask(sdk(keys["all"]), "hi", temperature=0, **{param: value})
+    assert bad.value.param == param
+    assert "parameters it honours are model, messages" in bad.value.message
+
+
+def test_parameters_at_values_that_change_nothing_are_answered(
+    sdk: Sdk, keys: dict[str, str]
+) -> None:
+    prompt = _fresh("tell me about the")
+    plain = _ask(sdk(keys["all"]), prompt, temperature=0).parse()
+    same = _ask(
+        sdk(keys["all"]),
+        prompt,
+        temperature=0,
+        n=1,
+        top_p=1,
+        presence_penalty=0,
+        frequency_penalty=0,
+        logprobs=False,
+        response_format={"type": "text"},
+        user="someone",
+    ).parse()
+    assert same.choices[0].message.content == plain.choices[0].message.content
+
+
 def test_a_bad_body_from_an_unknown_caller_is_a_401(url: str) -> None:
     assert _post(url, "sw_nobody", b"{not json").status_code == 401
 

@@ -6,6 +6,9 @@ endpoint answers 400 in OpenAI's error shape. Prompts pass the sanitizing limits
 at most ``chat.max_messages`` messages, ``validation.max_text_bytes`` of text in all,
 ``chat.max_control_characters`` control characters (the rest removed: NFC, no control
 or format characters, ``core.sanitize``), ``max_tokens`` up to ``chat.max_tokens``.
+A parameter servewell does not honour is refused, not dropped (:data:`HONOURED`,
+:data:`NO_OP_VALUES`): a caller who asks for ``tools`` or ``response_format`` learns
+that the answer would ignore them.
 
 A chat model is one whose signature is the chat signature (``core.chat_signature``:
 ``messages`` in, each row one JSON array of ``{"role", "content"}`` objects, ``text``
@@ -37,7 +40,45 @@ MAX_TOKENS = "max_tokens"
 ROLES = frozenset({"system", "developer", "user", "assistant"})
 #: A request's temperature when it names none (OpenAI's default).
 DEFAULT_TEMPERATURE = 1.0
-#: The largest ``max_tokens`` the model is told when the request names none.
+#: The parameters servewell honours: the model gets them, or the answer follows them.
+HONOURED = (
+    "model",
+    "messages",
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "stream",
+    "stream_options",
+)
+#: Any value is accepted: informational, it changes no answer.
+ANY = None
+#: The one list of parameters servewell takes without honouring them: each with the
+#: values that change nothing (OpenAI's defaults, or what is moot without tools), or
+#: :data:`ANY`. Every other value, and every other parameter, is a 400 naming it.
+#: ``null`` is always taken as not set.
+NO_OP_VALUES: dict[str, tuple[Any, ...] | None] = {
+    "user": ANY,
+    "safety_identifier": ANY,
+    "metadata": ANY,
+    "prompt_cache_key": ANY,
+    "service_tier": ("auto", "default"),
+    "store": (False,),
+    "top_p": (1,),
+    "presence_penalty": (0,),
+    "frequency_penalty": (0,),
+    "logprobs": (False,),
+    "top_logprobs": (0,),
+    "logit_bias": ({},),
+    "stop": ([],),
+    "response_format": ({"type": "text"},),
+    "modalities": (["text"],),
+    "tools": ([],),
+    "tool_choice": ("none", "auto"),
+    "parallel_tool_calls": (True, False),
+    "functions": ([],),
+    "function_call": ("none", "auto"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +101,6 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     """``stream_options.include_usage``: a last chunk with the usage."""
-    top_p: float | None = None
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
 
     @property
     def is_deterministic(self) -> bool:
@@ -83,9 +121,6 @@ class ChatRequest:
             "messages": self.messages,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
-            "top_p": self.top_p,
-            "stop": self.stop,
-            "seed": self.seed,
         }
         return orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
 
@@ -105,6 +140,7 @@ def parse_chat(document: Any, limits: ChatLimits) -> ChatRequest:
     """The checked request in a parsed body; InvalidInput naming the parameter."""
     if not isinstance(document, dict):
         raise InvalidInput("the request body must be a JSON object")
+    _refuse_unhonoured(document)
     model = _model(document.get("model"))
     messages = _messages(document.get("messages"), limits)
     n = document.get("n")
@@ -119,9 +155,6 @@ def parse_chat(document: Any, limits: ChatLimits) -> ChatRequest:
         max_tokens=_max_tokens(document, limits.max_tokens),
         stream=stream,
         include_usage=options.get("include_usage") is True,
-        top_p=_number(document, "top_p", 0.0, 1.0, None),
-        stop=_stop(document.get("stop")),
-        seed=_optional(document, "seed", int, None),
     )
 
 
@@ -142,6 +175,29 @@ def to_inputs(request: ChatRequest, signature: Signature) -> dict[str, Any]:
 
 def _invalid(param: str, message: str) -> InvalidInput:
     return InvalidInput(f"'{param}': {message}", param=param)
+
+
+def _refuse_unhonoured(document: dict[str, Any]) -> None:
+    """InvalidInput naming the first parameter set to a value servewell would ignore."""
+    for name, value in document.items():
+        if name in HONOURED or value is None:
+            continue
+        if name not in NO_OP_VALUES:
+            raise _invalid(name, f"servewell does not honour it; {_HONOURED_TEXT}")
+        allowed = NO_OP_VALUES[name]
+        if allowed is not ANY and not any(_same(value, no_op) for no_op in allowed):
+            spelt = " or ".join(orjson.dumps(no_op).decode() for no_op in allowed)
+            raise _invalid(
+                name, f"servewell does not honour it (only {spelt} is taken); {_HONOURED_TEXT}"
+            )
+
+
+_HONOURED_TEXT = "the parameters it honours are " + ", ".join(HONOURED)
+
+
+def _same(value: Any, no_op: Any) -> bool:
+    """``value`` is ``no_op`` (``true`` is not ``1``)."""
+    return isinstance(value, bool) == isinstance(no_op, bool) and value == no_op
 
 
 def _model(value: Any) -> ModelRef:
@@ -227,13 +283,3 @@ def _max_tokens(document: dict[str, Any], largest: int) -> int | None:
             raise _invalid(name, f"must be a whole number from 1 to {largest}")
         return int(value)
     return None
-
-
-def _stop(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and len(value) <= 4 and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise _invalid("stop", "must be a string or a list of at most 4 strings")
