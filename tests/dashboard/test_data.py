@@ -69,6 +69,7 @@ def test_monitoring_shows_drift_rows_and_says_what_is_missing(trained: Services)
     assert {test["test"] for test in drift["amount"]["tests"]} == {"psi", "ks", "wasserstein"}
     assert group["quality"] is None
     assert "no labels" in group["quality_note"]
+    assert f"POST /v1/models/{monitored.MODEL}/feedback" in group["quality_note"]
     assert data.alerts.rules == []
 
 

@@ -10,16 +10,20 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+import yaml
 
 import monitored_models as monitored
+from dashboard_browser import Visitor
 from operations_home import build_operations_home
 from servewell.bootstrap import build_services
+from servewell.registration.register import register_file
 from servewell.registry.loadtests import LoadTestStore
 from servewell.settings import Settings
 from serving_models import serve_process
@@ -71,24 +75,38 @@ def test_page_loads_clean_and_accessible(
     visitor.check()
 
 
+def _send_iris(server: str, key: str, count: int) -> None:
+    with httpx.Client(base_url=server, headers=_auth(key), timeout=30) as client:
+        for _ in range(count):
+            answer = client.post("/v1/models/iris:predict", json={"instances": [ROW]})
+            assert answer.status_code == 200, answer.text
+
+
+def _wait_for_points(visitor: Any, chart: str) -> Any:
+    """The Live chart ``chart``, once uPlot drew a point on it."""
+    visitor.page.wait_for_function(
+        f"() => Number(document.querySelector('[data-chart=\"{chart}\"]')"
+        ".getAttribute('data-points')) > 0",
+        timeout=WAIT_MS,
+    )
+    return visitor.page.locator(f'[data-chart="{chart}"]')
+
+
 def test_live_charts_have_points_after_traffic(
     visit: Any, server: str, keys: dict[str, str]
 ) -> None:
     visitor = visit()
     visitor.sign_in(keys["viewer"])
     visitor.goto("/ui/live")
-    with httpx.Client(base_url=server, headers=_auth(keys["caller"]), timeout=30) as client:
-        for _ in range(30):
-            answer = client.post("/v1/models/iris:predict", json={"instances": [ROW]})
-            assert answer.status_code == 200, answer.text
-        bad = client.post("/v1/models/iris:predict", json={"instances": [[1.0]]})
-        assert bad.status_code == 400
-    rate = visitor.page.locator('[data-chart="requests_per_s"]')
-    visitor.page.wait_for_function(
-        "() => Number(document.querySelector('[data-chart=\"requests_per_s\"]')"
-        ".getAttribute('data-points')) > 0",
-        timeout=WAIT_MS,
+    _send_iris(server, keys["caller"], 30)
+    bad = httpx.post(
+        f"{server}/v1/models/iris:predict",
+        headers=_auth(keys["caller"]),
+        json={"instances": [[1.0]]},
+        timeout=30,
     )
+    assert bad.status_code == 400
+    rate = _wait_for_points(visitor, "requests_per_s")
     assert rate.locator("canvas").count() == 1  # uPlot drew it
     table = visitor.page.locator('table[data-table="requests_per_s"]')
     assert "iris@2" in table.inner_text()
@@ -102,6 +120,67 @@ def test_live_charts_have_points_after_traffic(
     visitor.page.wait_for_timeout(500)
     visitor.screenshot("live-traffic")
     visitor.check_accessibility()
+
+
+def test_live_charts_tell_time_in_24_hour_utc(
+    browser: Any, server: str, keys: dict[str, str]
+) -> None:
+    """In a browser far from UTC, the time axis and legend read as the tables do."""
+    context = browser.new_context(timezone_id="America/New_York", locale="en-US")
+    visitor = Visitor(context, server, "new-york")
+    try:
+        visitor.sign_in(keys["viewer"])
+        visitor.goto("/ui/live")
+        _send_iris(server, keys["caller"], 10)
+        chart = _wait_for_points(visitor, "requests_per_s")
+        chart.locator(".u-over").hover(position={"x": 5, "y": 5})
+        legend = chart.locator(".u-legend .u-series").first.locator(".u-value")
+        shown = legend.inner_text()
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", shown), shown
+        at = datetime.strptime(shown, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
+        assert abs(datetime.now(UTC) - at) < timedelta(minutes=30)  # UTC, not New York's
+        ticks = visitor.page.evaluate(  # the axis's tick labels at 13:05 and 23:40 UTC
+            "servewellTime.axis().values({scales: {x: {min: 0, max: 3600}}},"
+            " [47100, 85200], 0, 50, 300)"
+        )
+        assert ticks == ["13:05", "23:40"]
+        visitor.screenshot("live-utc")
+    finally:
+        context.close()
+    visitor.check()
+
+
+def test_a_remote_models_page_shows_its_upstream_never_a_credential(
+    visit: Any, keys: dict[str, str], dashboard_keys: tuple[Path, dict[str, str]]
+) -> None:
+    home, _ = dashboard_keys
+    spec = {
+        "kind": "openai",
+        "url": "http://127.0.0.1:9/llm",
+        "model": "gpt-upstream",
+        "credential_env": "CHAT_TOKEN",
+        "prices": {"input_per_1k": 0.0005, "output_per_1k": 0.0015},
+    }
+    path = home.parent / "chat.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    services = build_services(Settings(home=home))
+    try:
+        register_file(services, path, "chat", format="remote")
+    finally:
+        services.close()
+    visitor = visit()
+    visitor.sign_in(keys["viewer"])
+    visitor.goto("/ui/models/chat")
+    row = visitor.page.locator('#remote tr[data-version="1"]')
+    cells = [cell.strip() for cell in row.locator("td").all_inner_texts()]
+    assert cells == [
+        "v1", "openai", "http://127.0.0.1:9/llm", "gpt-upstream", "from $CHAT_TOKEN",
+        "0.0005", "0.0015",
+    ]  # fmt: skip
+    visitor.screenshot("model-remote")
+    visitor.check_accessibility()
+    assert visitor.goto("/ui/models/iris").status == 200
+    assert visitor.page.locator("#remote").count() == 0  # a local model has no upstream
 
 
 def _submit_slow_job(server: str, key: str, rows: int = 300) -> str:
@@ -181,13 +260,15 @@ def test_monitoring_shows_drift_rows_of_logged_predictions(
     home, _ = dashboard_keys
     frame = monitored.loans(300, seed=2, shift=0.8).drop(columns=["late"])
     with httpx.Client(base_url=server, headers=_auth(keys["caller"]), timeout=30) as client:
-        for start in range(0, len(frame), 50):
+        for start in [*range(0, len(frame), 50), 0]:  # the first batch again: a cache hit
             rows = frame.iloc[start : start + 50].to_dict(orient="records")
             answer = client.post(f"/v1/models/{monitored.MODEL}:predict", json={"instances": rows})
             assert answer.status_code == 200, answer.text
     services = build_services(Settings(home=home))
     try:
-        assert len(monitored.wait_for_rows(services, 6)) == 6  # a logged row a request
+        logged = monitored.wait_for_rows(services, 7)
+        assert len(logged) == 7  # a logged row a request
+        assert [row.cached for row in logged].count(True) == 1
     finally:
         services.close()
     visitor = visit()
@@ -198,6 +279,12 @@ def test_monitoring_shows_drift_rows_of_logged_predictions(
     assert "drift" in amount.first.inner_text()
     assert visitor.page.locator('tr[data-feature="plan"]').count() == 2  # psi, chisquare
     assert "no labels for this window" in visitor.page.content()
+    assert f"POST /v1/models/{monitored.MODEL}/feedback" in visitor.page.content()
+    assert "{name}" not in visitor.page.content()
+    cached = visitor.page.locator("[data-cached]")
+    assert cached.get_attribute("data-cached") == "1"
+    assert "1 of the 7 logged answers came from the response cache" in cached.inner_text()
+    assert "drift reads the other 6" in cached.inner_text()
     plot = visitor.page.locator("[data-plot]").first
     assert int(plot.get_attribute("data-points") or 0) > 0
     rule = visitor.page.locator('tr[data-rule="loans-amount-drift"]')

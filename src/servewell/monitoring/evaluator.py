@@ -137,7 +137,7 @@ class AlertEvaluator:
             return version, None
         if len(groups) == 1:
             return version, groups[0]
-        return version, summarise(version, None, [group.window for group in groups])
+        return version, summarise(version, None, [group.window for group in groups], model)
 
     def _act(self, event: AlertEvent, version: int | None) -> StoredEvent:
         """The event as stored, after the rule's action (a firing ``rollback`` rule)."""

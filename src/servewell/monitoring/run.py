@@ -63,7 +63,8 @@ def monitor(
     else:
         slices = _scanned_slices(access, readings, name, span, version, progress)
     groups = [
-        summarise(number, arm, parts) for (number, arm), parts in sorted(slices.items(), key=_order)
+        summarise(number, arm, parts, name)
+        for (number, arm), parts in sorted(slices.items(), key=_order)
     ]
     return MonitorReport(name, span, version, groups)
 

@@ -41,6 +41,8 @@ class GroupReport:
     drift: list[FeatureDrift] = field(default_factory=list)
     prediction_drift: FeatureDrift | None = None
     slice_figures: list[dict[str, Any]] = field(default_factory=list)
+    model: str = "NAME"
+    """The model's name, as the notes say it (``NAME`` when not given)."""
 
     @property
     def label_coverage(self) -> float:
@@ -58,8 +60,8 @@ class GroupReport:
             return "the model's outputs name no prediction (label or variable): no quality"
         if not self.window.labelled:
             return (
-                "no labels for this window: send them with POST /v1/models/{name}/feedback "
-                "or servewell feedback NAME labels.csv"
+                f"no labels for this window: send them with POST /v1/models/{self.model}"
+                f"/feedback or servewell feedback {self.model} labels.csv"
             )
         return f"{self.window.labelled} label(s), none on a one-row answer: nothing to score"
 
@@ -92,12 +94,14 @@ class GroupReport:
         }
 
 
-def summarise(version: int, arm: str | None, slices: list[Tally]) -> GroupReport:
-    """A group's report from its slices (the window is their merge)."""
+def summarise(
+    version: int, arm: str | None, slices: list[Tally], model: str = "NAME"
+) -> GroupReport:
+    """``model``'s group's report from its slices (the window is their merge)."""
     window = Tally(slices[0].reading)
     for part in slices:
         window.merge_in(part)
-    report = GroupReport(version, arm, window, slices, quality(window))
+    report = GroupReport(version, arm, window, slices, quality(window), model=model)
     report.drift = feature_drift(window)
     report.prediction_drift = _prediction_drift(window)
     report.slice_figures = [_slice_figures(part) for part in slices if part.logged]

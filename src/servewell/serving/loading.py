@@ -48,8 +48,7 @@ def open_model(access: RegistryAccess, version: ModelVersion) -> Runtime | Async
 def open_remote(access: RegistryAccess, version: ModelVersion) -> AsyncBackend:
     """The backend of a remote model, from its stored spec (sha256 verified), loaded: its
     credential read from the environment (a variable unset fails the load)."""
-    artifact = version.artifact(ORIGINAL)
-    spec = read_remote_spec(access.artifacts.fetch(artifact.uri, artifact.sha256))
+    spec = stored_spec(access, version)
     make = REMOTE_BACKENDS.get(spec.kind)
     if make is None:
         raise InvalidArtifact(
@@ -63,6 +62,13 @@ def open_remote(access: RegistryAccess, version: ModelVersion) -> AsyncBackend:
         *(version.name, version.version, spec.kind, spec.model, spec.base_url),
     )
     return backend
+
+
+def stored_spec(access: RegistryAccess, version: ModelVersion) -> RemoteSpec:
+    """A remote model's stored spec (sha256 verified): its upstream, never a credential
+    (only the name of the variable holding one)."""
+    artifact = version.artifact(ORIGINAL)
+    return read_remote_spec(access.artifacts.fetch(artifact.uri, artifact.sha256))
 
 
 def open_runtime(access: RegistryAccess, version: ModelVersion) -> Runtime:

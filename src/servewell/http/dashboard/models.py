@@ -24,7 +24,9 @@ from servewell.http.dashboard.model_views import (
 )
 from servewell.http.dashboard.pages import NavItem, render
 from servewell.http.guard import DASHBOARD_PREFIX
-from servewell.registry.sql import SqlRegistry
+from servewell.registry import RegistryAccess
+from servewell.runtime.factory import REMOTE
+from servewell.serving.loading import stored_spec
 
 router = APIRouter()
 NAV = NavItem("Models", "/models", 10)
@@ -66,10 +68,11 @@ async def models_data(request: Request, _: Viewer) -> dict[str, Any]:
 async def model_page(
     request: Request, name: str, principal: Viewer, moved: str | None = None
 ) -> Response:
-    """One model: signature, versions side by side, traffic, aliases and their history."""
+    """One model: signature, a remote model's upstream, versions side by side, traffic,
+    aliases and their history."""
     check_name(name)
     server = running(request)
-    context = await asyncio.to_thread(_model_context, server.services.registry, name)
+    context = await asyncio.to_thread(_model_context, server.services, name)
     policy = server.router.policies.policy(name)
     return render(
         request,
@@ -82,7 +85,8 @@ async def model_page(
     )
 
 
-def _model_context(registry: SqlRegistry, name: str) -> dict[str, Any]:
+def _model_context(access: RegistryAccess, name: str) -> dict[str, Any]:
+    registry = access.registry
     versions = registry.list_versions(name)  # ModelNotFound (404) for an unknown name
     views = [version_view(v) for v in reversed(versions)]
     aliases = {alias: v.version for v in versions for alias in v.aliases}
@@ -92,6 +96,9 @@ def _model_context(registry: SqlRegistry, name: str) -> dict[str, Any]:
     return {
         "name": name,
         "signature": versions[-1].signature,
+        "remotes": [
+            (v.version, stored_spec(access, v)) for v in reversed(versions) if v.format == REMOTE
+        ],
         "versions": views,
         "metric_names": metric_names,
         "aliases": alias_views(registry, name, aliases),

@@ -15,12 +15,13 @@
     let figures;
     try { figures = JSON.parse(element.getAttribute("data-plot")); } catch (e) { return; }
     if (!figures.x || !figures.x.length || !figures.series.length) return;
-    const series = [{}].concat(figures.series.map(function (s, i) {
+    const series = [servewellTime.series()].concat(figures.series.map(function (s, i) {
       return { label: s.label, stroke: COLORS[i % COLORS.length], width: 2, points: { show: true } };
     }));
     const data = [figures.x].concat(figures.series.map(function (s) { return s.values; }));
     const options = {
       width: Math.max(240, element.clientWidth || 480), height: 200, series: series,
+      axes: [servewellTime.axis(), {}],
       scales: {
         x: { time: true, range: function (u, min, max) { return span(figures, min, max); } },
         y: { range: function (u, min, max) { return [Math.min(0, min), max > 0 ? max * 1.1 : 1]; } },

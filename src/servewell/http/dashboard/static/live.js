@@ -48,11 +48,12 @@
     let entry = plots[key];
     if (!entry || entry.names !== names) {
       if (entry) entry.plot.destroy();
-      const series = [{}].concat(data.series.map(function (s, i) {
+      const series = [servewellTime.series()].concat(data.series.map(function (s, i) {
         return { label: label(s), stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false, points: { show: true } };
       }));
       const options = {
         width: Math.max(240, element.clientWidth || 320), height: 180, series: series,
+        axes: [servewellTime.axis(), {}],
         scales: { x: { time: true, range: span }, y: { range: floor } }, legend: { show: true },
       };
       entry = plots[key] = { names: names, plot: new uPlot(options, columns, element) };
