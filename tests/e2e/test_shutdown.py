@@ -4,12 +4,14 @@ still waits at the drain deadline is answered 503, and the process exits 0."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from redis_server import free_port
 from serving_models import PYTHON_MODELS, register_python, serve_process
 
 pytestmark = pytest.mark.slow
@@ -298,3 +301,38 @@ def test_workers_whose_supervisor_is_killed_shut_down(model_home: Path) -> None:
         while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(_running(pid) for pid in workers)
+
+
+def test_workers_whose_supervisor_is_killed_before_they_start_shut_down(model_home: Path) -> None:
+    """A worker took its parent's pid for its supervisor's once it had imported the app:
+    a supervisor killed before then left the worker a parent of 1, and it served on for
+    ever. The supervisor is killed here as soon as both workers exist."""
+    port = free_port()
+    environment = {**os.environ, "SERVEWELL_HOME": str(model_home)}
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [str(Path(sys.executable).parent / "servewell"), "serve", "--port", str(port)]
+    arguments = ["--no-auth", "--models", "iris", "--workers", "2"]
+    process = subprocess.Popen(
+        [*command, *arguments],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(FileNotFoundError):
+            workers = _workers_of(process.pid)
+        time.sleep(0.01)
+    if len(workers) < 2:
+        process.kill()
+    assert len(workers) == 2, f"the supervisor made {workers}"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 60
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    still = [pid for pid in workers if _running(pid)]
+    for pid in still:
+        os.kill(pid, signal.SIGKILL)
+    assert not still, f"workers {still} outlived their supervisor"

@@ -54,11 +54,11 @@ CUT_OFF_GRACE_S = 1.0
 class ServewellServer(uvicorn.Server):
     """See the module docstring. Started with the listening sockets it is to serve."""
 
-    def __init__(self, config: uvicorn.Config, watch_parent: bool = False) -> None:
+    def __init__(self, config: uvicorn.Config, supervisor_pid: int | None = None) -> None:
         super().__init__(config)
         self._listeners: list[socket.socket] = []
         self._stop_listening_at: float | None = None
-        self._watch_parent = watch_parent
+        self._supervisor_pid = supervisor_pid
         self._parent_pid: int | None = None
         """A worker's supervisor: when it is gone (killed -9), the worker drains and
         exits, rather than serve the port on for ever with nobody to replace it."""
@@ -94,8 +94,10 @@ class ServewellServer(uvicorn.Server):
         # The servers get copies of the listening sockets and close them when they
         # stop; the originals stay open until the connections waiting in them are taken.
         self._listeners = list(sockets or [])
-        if self._watch_parent:
-            self._parent_pid = os.getppid()  # in the worker: its supervisor
+        # In a worker: its supervisor's pid, as the supervisor knew it when it made the
+        # worker (not os.getppid() now: a supervisor killed while the worker imported
+        # the app left it a parent of 1, and it served on for ever).
+        self._parent_pid = self._supervisor_pid
         copies = [listener.dup() for listener in self._listeners] if sockets else None
         await super().startup(sockets=copies)
 
@@ -183,10 +185,14 @@ def _waiting_connections(listener: socket.socket) -> list[socket.socket]:
 class WorkerProcess(multiprocess.Process):
     """A worker process of uvicorn's supervisor, running :class:`ServewellServer`."""
 
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        self.supervisor_pid = os.getpid()  # made in the supervisor; pickled into the worker
+        super().__init__(config, sockets)
+
     @property
     def server(self) -> uvicorn.Server:
         if self._server is None:
-            self._server = ServewellServer(self.config, watch_parent=True)
+            self._server = ServewellServer(self.config, supervisor_pid=self.supervisor_pid)
         return self._server
 
 
