@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from servewell.core.deadline import Deadline
+from servewell.core.remote_spec import RemoteSpec
 from servewell.core.signature import Signature
+from servewell.serving.upstream import Upstream
 
 if TYPE_CHECKING:
     from servewell.serving.breaker import CircuitBreaker
@@ -56,3 +58,28 @@ class AsyncBackend(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release what :meth:`start` opened."""
+
+
+class UpstreamBackend(AsyncBackend):
+    """A remote model: its registered signature, and one :class:`Upstream` (pooled
+    connections, breaker, retries) that its kind's :meth:`predict` calls."""
+
+    def __init__(self, spec: RemoteSpec, signature: Signature, model: str, version: int) -> None:
+        self.spec = spec
+        self.signature = signature
+        self.upstream = Upstream(spec, model, version)
+        self.label = f"{model}@{version}"
+
+    def load(self) -> None:
+        self.upstream.load()
+
+    def describe(self) -> Signature:
+        return self.signature
+
+    async def start(self, breaker: CircuitBreaker | None, on_retry: Callable[[], None]) -> None:
+        self.upstream.breaker = breaker
+        self.upstream.on_retry = on_retry
+        await self.upstream.start()
+
+    async def close(self) -> None:
+        await self.upstream.close()

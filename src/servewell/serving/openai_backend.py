@@ -30,12 +30,12 @@ from servewell.core.deadline import Deadline
 from servewell.core.remote_spec import RemoteSpec
 from servewell.core.signature import Signature
 from servewell.errors import InvalidInput, ModelFailed
-from servewell.serving.backend import AsyncBackend
+from servewell.serving.backend import UpstreamBackend
 from servewell.serving.chat_stream import StreamEnd
 from servewell.serving.upstream import Upstream
 
 if TYPE_CHECKING:
-    from servewell.serving.breaker import CircuitBreaker
+    pass
 
 Array = np.ndarray[Any, Any]
 COMPLETIONS = "/v1/chat/completions"
@@ -43,30 +43,14 @@ UNKNOWN = -1
 """A token count the upstream did not report."""
 
 
-class OpenAIBackend(AsyncBackend):
+class OpenAIBackend(UpstreamBackend):
     """Serves one ``openai``-kind remote model version through its upstream."""
 
     platform = "remote_openai"
 
     def __init__(self, spec: RemoteSpec, signature: Signature, model: str, version: int) -> None:
-        self.spec = spec
-        self.signature = signature
-        self.upstream = Upstream(spec, model, version)
+        super().__init__(spec, signature, model, version)
         self._outputs = frozenset(output.name for output in signature.outputs)
-
-    def describe(self) -> Signature:
-        return self.signature
-
-    def load(self) -> None:
-        self.upstream.load()
-
-    async def start(self, breaker: CircuitBreaker | None, on_retry: Callable[[], None]) -> None:
-        self.upstream.breaker = breaker
-        self.upstream.on_retry = on_retry
-        await self.upstream.start()
-
-    async def close(self) -> None:
-        await self.upstream.close()
 
     async def predict(
         self, inputs: Mapping[str, Array], deadline: Deadline | None

@@ -4,7 +4,6 @@ the registered signature says."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -12,41 +11,18 @@ import orjson
 
 from servewell.core import codec
 from servewell.core.deadline import Deadline
-from servewell.core.remote_spec import RemoteSpec
-from servewell.core.signature import Signature
 from servewell.errors import InvalidInput, ModelFailed
-from servewell.serving.backend import Array, AsyncBackend
+from servewell.serving.backend import Array, UpstreamBackend
 from servewell.serving.reply import NUMPY_JSON
-from servewell.serving.upstream import Upstream
 
 if TYPE_CHECKING:
-    from servewell.serving.breaker import CircuitBreaker
+    pass
 
 
-class RemoteV2Backend(AsyncBackend):
+class RemoteV2Backend(UpstreamBackend):
     """Calls ``spec.model`` on a V2 upstream, as version ``version`` of ``model``."""
 
     platform = "remote_v2"
-
-    def __init__(self, spec: RemoteSpec, signature: Signature, model: str, version: int) -> None:
-        self.spec = spec
-        self.signature = signature
-        self.upstream = Upstream(spec, model, version)
-        self.label = f"{model}@{version}"
-
-    def load(self) -> None:
-        self.upstream.load()
-
-    def describe(self) -> Signature:
-        return self.signature
-
-    async def start(self, breaker: CircuitBreaker | None, on_retry: Callable[[], None]) -> None:
-        self.upstream.breaker = breaker
-        self.upstream.on_retry = on_retry
-        await self.upstream.start()
-
-    async def close(self) -> None:
-        await self.upstream.close()
 
     async def predict(
         self, inputs: dict[str, Array], deadline: Deadline | None
