@@ -25,11 +25,9 @@ logger = logging.getLogger(__name__)
 
 FailurePolicy = Literal["fail_open", "fail_closed"]
 
-# Redis's own clock, so replicas with skewed clocks still share one bucket fairly.
-_TOKEN_BUCKET = """
-local capacity = tonumber(ARGV[1])
-local refill_per_s = tonumber(ARGV[2])
-local wanted = tonumber(ARGV[3])
+# A bucket's tokens now, refilled since it was last written, on Redis's own clock (so
+# replicas with skewed clocks still share one bucket fairly): both scripts start with it.
+_REFILL = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -40,6 +38,15 @@ if tokens == nil then
   ts = now
 end
 tokens = math.min(capacity, tokens + math.max(0, now - ts) * refill_per_s)
+"""
+_TOKEN_BUCKET = (
+    """
+local capacity = tonumber(ARGV[1])
+local refill_per_s = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
+"""
+    + _REFILL
+    + """
 local before = tokens
 local granted = math.max(0, math.min(wanted, math.floor(tokens)))
 tokens = tokens - granted
@@ -47,24 +54,19 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(capacity / refill_per_s) + 1)
 return {granted, tostring(before)}
 """
+)
 # Many tokens at once (a token rate: an LLM call's tokens), all or none, or, with
 # ``force``, all of them whatever the bucket holds (down to ``-capacity``: a debt that
 # refills). One call per script: token rates are checked once per LLM call.
-_TAKE = """
+_TAKE = (
+    """
 local capacity = tonumber(ARGV[1])
 local refill_per_s = tonumber(ARGV[2])
 local amount = tonumber(ARGV[3])
 local force = tonumber(ARGV[4])
-local now_parts = redis.call('TIME')
-local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil then
-  tokens = capacity
-  ts = now
-end
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * refill_per_s)
+"""
+    + _REFILL
+    + """
 local allowed = 0
 if force == 1 or tokens >= amount then
   allowed = 1
@@ -74,6 +76,7 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil((capacity - tokens) / refill_per_s) + 1)
 return {allowed, tostring(tokens)}
 """
+)
 # ``wanted`` requests at one instant, one token each: the first ``granted`` are allowed
 # (what ``wanted`` calls of a one-token script would decide); ``before`` is the bucket
 # after its refill, so every request's own remainder follows (``_split``).
