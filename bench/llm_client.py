@@ -172,7 +172,7 @@ def alone_point(url: str, model: str, seconds: float, concurrency: int) -> dict[
     from servewell.core.remote_spec import parse_remote_spec
     from servewell.serving.upstream import Upstream
 
-    body = json.loads(chat_body(model, False))
+    body = chat_body(model, False)
     latencies: list[float] = []
     calls = [0]
 
@@ -184,10 +184,7 @@ def alone_point(url: str, model: str, seconds: float, concurrency: int) -> dict[
 
         async def connection(measure_from: float, end: float) -> None:
             while (sent := time.perf_counter()) < end:
-                await upstream.send(
-                    lambda c: c.build_request("POST", CHAT_PATH, json=body),
-                    Deadline.after_ms(30_000),
-                )
+                await upstream.post(CHAT_PATH, body, Deadline.after_ms(30_000))
                 calls[0] += 1
                 if sent >= measure_from:
                     latencies.append(time.perf_counter() - sent)

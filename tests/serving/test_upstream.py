@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from scripted_upstream import ScriptedUpstream, scripted_upstream
@@ -29,9 +28,11 @@ SECRET = "sk-test-not-a-real-credential-1234"
 CHAT = {"model": "m1", "messages": [{"role": "user", "content": "hello"}]}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=["asyncio", "uvloop"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """The stdlib's loop, and uvloop's, which servers run on (their protocols differ:
+    uvloop tells a connection it is made only after ``create_connection`` returns)."""
+    return "asyncio", {"use_uvloop": request.param == "uvloop"}
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +59,21 @@ async def upstream(
     await running.close()
 
 
-def chat(client: httpx.AsyncClient) -> httpx.Request:
-    return client.build_request("POST", "/v1/chat/completions", json=CHAT)
+PATH = "/v1/chat/completions"
+chat = json.dumps(CHAT).encode()
+streaming = json.dumps({**CHAT, "stream": True}).encode()
+
+
+def content_of(answer: bytes) -> str:
+    return str(json.loads(answer)["choices"][0]["message"]["content"])
 
 
 async def test_a_call_carries_the_credential_from_the_environment(
     upstream: Upstream, scripted: ScriptedUpstream
 ) -> None:
     scripted.script([])
-    response = await upstream.send(chat, Deadline.after_ms(5000))
-    assert response.json()["choices"][0]["message"]["content"] == "echo: hello"
+    answer = await upstream.post(PATH, chat, Deadline.after_ms(5000))
+    assert content_of(answer) == "echo: hello"
     [received] = scripted.received()
     assert received["headers"]["authorization"] == f"Bearer {SECRET}"
 
@@ -78,17 +84,16 @@ async def test_5xx_and_dropped_connections_are_retried_with_backoff(
     retries: list[int] = []
     upstream.on_retry = lambda: retries.append(1)
     scripted.script([{"status": 500}, {"drop": "before"}])
-    response = await upstream.send(chat, Deadline.after_ms(5000))
-    assert response.status_code == 200
+    assert content_of(await upstream.post(PATH, chat, Deadline.after_ms(5000))) == "echo: hello"
     assert len(scripted.received()) == 3
     assert len(retries) == 2
     scripted.script([{"drop": "mid"}])
-    assert (await upstream.send(chat, Deadline.after_ms(5000))).status_code == 200
+    assert content_of(await upstream.post(PATH, chat, Deadline.after_ms(5000))) == "echo: hello"
 
 
 async def test_retry_after_is_honoured(upstream: Upstream, scripted: ScriptedUpstream) -> None:
     scripted.script([{"status": 429, "retry_after": "1"}])
-    assert (await upstream.send(chat, Deadline.after_ms(5000))).status_code == 200
+    assert content_of(await upstream.post(PATH, chat, Deadline.after_ms(5000))) == "echo: hello"
     first, second = scripted.received()
     assert second["t"] - first["t"] >= 1.0
 
@@ -98,7 +103,7 @@ async def test_a_retry_after_past_the_deadline_is_not_waited(
 ) -> None:
     scripted.script([{"status": 429, "retry_after": "30"}])
     with pytest.raises(Overloaded) as caught:
-        await upstream.send(chat, Deadline.after_ms(3000))
+        await upstream.post(PATH, chat, Deadline.after_ms(3000))
     assert caught.value.retry_after_s == 30
     assert len(scripted.received()) == 1
 
@@ -108,7 +113,7 @@ async def test_a_503_after_the_retries_is_unavailable(
 ) -> None:
     scripted.script([], default={"status": 503, "retry_after": "0"})
     with pytest.raises(ModelUnavailable) as caught:
-        await upstream.send(chat, Deadline.after_ms(5000))
+        await upstream.post(PATH, chat, Deadline.after_ms(5000))
     assert "503" in caught.value.message
     assert SECRET not in caught.value.message
     assert len(scripted.received()) == 3  # retries: 2
@@ -117,7 +122,7 @@ async def test_a_503_after_the_retries_is_unavailable(
 async def test_a_4xx_is_not_retried(upstream: Upstream, scripted: ScriptedUpstream) -> None:
     scripted.script([{"status": 400}])
     with pytest.raises(ModelFailed, match=r"refused the request \(400\)"):
-        await upstream.send(chat, Deadline.after_ms(5000))
+        await upstream.post(PATH, chat, Deadline.after_ms(5000))
     assert len(scripted.received()) == 1
 
 
@@ -126,7 +131,7 @@ async def test_the_deadline_bounds_a_slow_upstream(
 ) -> None:
     scripted.script([{"latency_ms": 5000}])
     with pytest.raises(DeadlineExceeded):
-        await upstream.send(chat, Deadline.after_ms(300))
+        await upstream.post(PATH, chat, Deadline.after_ms(300))
     assert len(scripted.received()) == 1
 
 
@@ -138,7 +143,7 @@ async def test_an_unreachable_upstream_is_unavailable(monkeypatch: pytest.Monkey
     closed.load()
     await closed.start()
     with pytest.raises(ModelUnavailable, match="cannot be reached"):
-        await closed.send(chat, Deadline.after_ms(5000))
+        await closed.post(PATH, chat, Deadline.after_ms(5000))
     await closed.close()
 
 
@@ -155,27 +160,24 @@ async def test_the_breaker_counts_each_attempt_and_opens(
     upstream.breaker = CircuitBreaker(settings, "chatty", 1)
     scripted.script([], default={"status": 500})
     with pytest.raises(ModelFailed):
-        await upstream.send(chat, Deadline.after_ms(5000))
+        await upstream.post(PATH, chat, Deadline.after_ms(5000))
     with pytest.raises(ModelUnavailable, match="circuit breaker open"):
-        await upstream.send(chat, Deadline.after_ms(5000))
+        await upstream.post(PATH, chat, Deadline.after_ms(5000))
     assert len(scripted.received()) == 3
 
 
 async def test_a_stream_yields_events_and_maps_a_drop(
     upstream: Upstream, scripted: ScriptedUpstream
 ) -> None:
-    def streaming(client: httpx.AsyncClient) -> httpx.Request:
-        return client.build_request("POST", "/v1/chat/completions", json={**CHAT, "stream": True})
-
     scripted.script([{"status": 503, "retry_after": "0"}, {"chunks": ["a ", "b"]}])
-    async with upstream.stream(streaming, Deadline.after_ms(5000)) as response:
-        lines = [line async for line in response.aiter_lines() if line]
+    async with upstream.stream(PATH, streaming, Deadline.after_ms(5000)) as received:
+        lines = [line.decode() async for line in received if line]
     assert lines[-1] == "data: [DONE]"
     assert json.loads(lines[0].removeprefix("data: "))["choices"][0]["delta"]["content"] == "a "
     scripted.script([{"drop": "mid"}])
     with pytest.raises(ModelFailed, match="dropped"):
-        async with upstream.stream(streaming, Deadline.after_ms(5000)) as response:
-            [line async for line in response.aiter_lines()]
+        async with upstream.stream(PATH, streaming, Deadline.after_ms(5000)) as received:
+            [line async for line in received]
 
 
 def test_retry_after_reads_seconds_and_dates() -> None:
@@ -188,10 +190,7 @@ def test_retry_after_reads_seconds_and_dates() -> None:
 async def test_reading_a_stream_past_the_deadline_is_deadline_exceeded(
     upstream: Upstream, scripted: ScriptedUpstream
 ) -> None:
-    def streaming(client: httpx.AsyncClient) -> httpx.Request:
-        return client.build_request("POST", "/v1/chat/completions", json={**CHAT, "stream": True})
-
     scripted.script([{"chunks": ["a ", "b ", "c"], "chunk_delay_ms": 5000}])
     with pytest.raises(DeadlineExceeded):
-        async with upstream.stream(streaming, Deadline.after_ms(500)) as response:
-            [line async for line in response.aiter_lines()]
+        async with upstream.stream(PATH, streaming, Deadline.after_ms(500)) as received:
+            [line async for line in received]

@@ -33,9 +33,26 @@ def chat_signature() -> Signature:
 PARAMETERS = {"temperature": "FP32", "max_tokens": "INT64"}
 
 
+#: What :func:`is_chat_signature` found, by signature (held, so its id is not reused).
+_JUDGED: dict[int, tuple[Signature, bool]] = {}
+_MOST_JUDGED = 256
+
+
 def is_chat_signature(signature: Signature) -> bool:
     """Whether ``signature`` takes messages and gives text, as :func:`chat_signature`
-    (and, if it likes, the request's :data:`PARAMETERS`)."""
+    (and, if it likes, the request's :data:`PARAMETERS`). Judged once per signature
+    (every chat request asks; comparing the specs cost ~9 µs of each)."""
+    judged = _JUDGED.get(id(signature))
+    if judged is not None and judged[0] is signature:
+        return judged[1]
+    if len(_JUDGED) >= _MOST_JUDGED:  # deployments come and go: forget the old ones
+        _JUDGED.clear()
+    verdict = _judge(signature)
+    _JUDGED[id(signature)] = (signature, verdict)
+    return verdict
+
+
+def _judge(signature: Signature) -> bool:
     (messages,) = chat_signature().inputs
     others = [spec for spec in signature.inputs if spec.name != MESSAGES]
     return (

@@ -19,7 +19,7 @@ from functools import partial
 
 import orjson
 
-from servewell.core.chat import peek_model
+from servewell.core.chat import ChatRequest, peek_model
 from servewell.core.ref import ModelRef
 from servewell.errors import NotFound, ServewellError
 from servewell.http.chat import CHAT_PATH, ChatCodec
@@ -61,16 +61,16 @@ async def chat_call(
         call.read_body = _refuse(exc)
         return call
     call.body = body
-    try:
-        ref = peek_model(orjson.loads(body))
-    except orjson.JSONDecodeError:
-        ref = None
+    chat = _parsed(codec, body, headers)
+    if chat is not None:
+        call.codec = codec = codec.knowing(body, headers.get(b"content-type"), chat)
+    ref = chat.model if chat is not None else _peek(body)
     if ref is None:  # the codec says what is wrong, once the caller is admitted
         call.read_body = _refuse_with_codec(codec, body, headers)
         return call
     try:
-        if llm is not None and _known(admission, headers, call.client):
-            ref = await _llm_steps(call, llm, codec, ref, body, headers)
+        if llm is not None and chat is not None and _known(admission, headers, call.client):
+            ref = await _llm_steps(call, llm, chat, ref)
         call.model, call.version = choose_model(ref, body, pool)
     except ServewellError as exc:
         call.model = ref.name
@@ -78,20 +78,25 @@ async def chat_call(
     return call
 
 
-async def _llm_steps(
-    call: Call,
-    llm: LlmCalls,
-    codec: ChatCodec,
-    ref: ModelRef,
-    body: bytes,
-    headers: dict[bytes, bytes],
-) -> ModelRef:
-    """Count and route the prompt (the model to resolve), and arm the budget check; a
-    body the codec refuses is left for it to refuse, after the guard."""
+def _parsed(codec: ChatCodec, body: bytes, headers: dict[bytes, bytes]) -> ChatRequest | None:
+    """The checked request, or None: a body the codec refuses is left for it to refuse,
+    after the guard."""
     try:
-        chat = codec.parse(body, headers.get(b"content-type"))
+        return codec.parse(body, headers.get(b"content-type"))
     except ServewellError:
-        return ref
+        return None
+
+
+def _peek(body: bytes) -> ModelRef | None:
+    """The model a body the codec refuses names, if it names one well (the guard's)."""
+    try:
+        return peek_model(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return None
+
+
+async def _llm_steps(call: Call, llm: LlmCalls, chat: ChatRequest, ref: ModelRef) -> ModelRef:
+    """Route the prompt (the model to resolve), and arm the budget check."""
     opened, chosen = await llm.open(ref, chat)
     call.llm = opened
     call.admitted = partial(llm.admit, opened)

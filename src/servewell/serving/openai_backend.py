@@ -19,8 +19,8 @@ upstream's response, so a client that goes away stops the read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import numpy as np
 import orjson
@@ -33,9 +33,6 @@ from servewell.errors import InvalidInput, ModelFailed
 from servewell.serving.backend import UpstreamBackend
 from servewell.serving.chat_stream import StreamEnd
 from servewell.serving.upstream import Upstream
-
-if TYPE_CHECKING:
-    pass
 
 Array = np.ndarray[Any, Any]
 COMPLETIONS = "/v1/chat/completions"
@@ -57,7 +54,10 @@ class OpenAIBackend(UpstreamBackend):
     ) -> dict[str, Array]:
         """Each row's completion, the rows' requests sent at once."""
         bodies = [self._body(inputs, row, stream=False) for row in range(len(inputs[MESSAGES]))]
-        answers = await asyncio.gather(*(self._complete(body, deadline) for body in bodies))
+        if len(bodies) == 1:  # nearly every call: no task to make for it
+            answers = [await self._complete(bodies[0], deadline)]
+        else:
+            answers = await asyncio.gather(*(self._complete(body, deadline) for body in bodies))
         columns = list(zip(*answers, strict=True)) if answers else [(), (), (), ()]
         outputs = {
             TEXT: np.array(columns[0], dtype=object),
@@ -90,9 +90,9 @@ class OpenAIBackend(UpstreamBackend):
     async def _complete(
         self, body: dict[str, Any], deadline: Deadline | None
     ) -> tuple[str, str, int, int]:
-        response = await self.upstream.send(_builder(body), deadline)
+        content = await self.upstream.post(COMPLETIONS, orjson.dumps(body), deadline)
         try:
-            answer = orjson.loads(response.content)
+            answer = orjson.loads(content)
             choice = answer["choices"][0]
             text = choice["message"]["content"] or ""
             finish = str(choice.get("finish_reason") or "stop")
@@ -129,18 +129,19 @@ class UpstreamStream:
             await pieces.aclose()
 
     async def _read(self) -> AsyncIterator[str]:
-        async with self.upstream.stream(_builder(self.body), self.deadline) as response:
-            async for line in response.aiter_lines():
-                data = line.removeprefix("data:").strip() if line.startswith("data:") else None
+        body = orjson.dumps(self.body)
+        async with self.upstream.stream(COMPLETIONS, body, self.deadline) as lines:
+            async for line in lines:
+                data = line.removeprefix(b"data:").strip() if line.startswith(b"data:") else None
                 if not data:
                     continue
-                if data == "[DONE]":
+                if data == b"[DONE]":
                     return
                 piece = self._take(data)
                 if piece:
                     yield piece
 
-    def _take(self, data: str) -> str:
+    def _take(self, data: bytes) -> str:
         """One event's text; its finish reason and usage go to :attr:`end`."""
         try:
             chunk = orjson.loads(data)
@@ -163,14 +164,6 @@ class UpstreamStream:
     def _failed(self, what: str) -> ModelFailed:
         upstream = self.upstream
         return ModelFailed(f"{upstream.model}@{upstream.version}: its upstream streamed {what}")
-
-
-def _builder(body: dict[str, Any]) -> Callable[[Any], Any]:
-    content = orjson.dumps(body)
-    headers = {"content-type": "application/json"}
-    return lambda client: client.build_request(
-        "POST", COMPLETIONS, content=content, headers=headers
-    )
 
 
 def _messages(raw: Any) -> Any:

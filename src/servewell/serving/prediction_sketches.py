@@ -50,6 +50,10 @@ Key = tuple[str, int, str | None, float]
 """Model, version, arm and bucket start."""
 
 
+#: A counted record's outputs: answered by the model, not read back (nothing to sketch).
+COUNTED = ()
+
+
 class SketchRecord(NamedTuple):
     """What a bucket needs of one logged prediction."""
 
@@ -131,7 +135,7 @@ class PredictionSketcher:
         save them: the prediction log's flush consumer. Never raises: a failure is
         logged, and the buckets are saved again at the next batch."""
         try:
-            self.add(SketchRecord.of_row(row) for row in rows)
+            self.add(self._record_of(row) for row in rows)
             self.save()
             if self.clock() >= self._next_tidy:
                 self._next_tidy = self.clock() + COMPACT_S
@@ -159,7 +163,26 @@ class PredictionSketcher:
 
     def bucket_of(self, model: str, version: int, records: Sequence[SketchRecord]) -> Bucket:
         """What ``records`` (of one model version) add up to."""
-        return bucket_of(records, self._reading(model, version))
+        return bucket_of(records, self._judging(model, version))
+
+    def _record_of(self, row: PredictionRow) -> SketchRecord:
+        """What a bucket needs of a written row: its JSON read back only when the
+        version has something to sketch (a chat model, or one without a reference
+        profile, keeps counts and latencies: reading its rows back was most of its
+        flush)."""
+        if self._judging(row.model, row.version) is None:
+            outputs = None if row.cached or row.outputs is None else COUNTED
+            return SketchRecord(
+                row.at, row.model, row.version, row.arm, row.latency_ms, None, outputs
+            )
+        return SketchRecord.of_row(row)
+
+    def _judging(self, model: str, version: int) -> Reading | None:
+        """The version's reading when it judges anything (features or predictions)."""
+        reading = self._reading(model, version)
+        if reading is None or not (reading.references or reading.prediction_reference):
+            return None
+        return reading
 
     def save(self) -> None:
         """Save every bucket changed since it was last saved; let closed ones go."""

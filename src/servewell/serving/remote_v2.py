@@ -4,9 +4,8 @@ the registered signature says."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import httpx
 import orjson
 
 from servewell.core import codec
@@ -14,9 +13,6 @@ from servewell.core.deadline import Deadline
 from servewell.errors import InvalidInput, ModelFailed
 from servewell.serving.backend import Array, UpstreamBackend
 from servewell.serving.reply import NUMPY_JSON
-
-if TYPE_CHECKING:
-    pass
 
 
 class RemoteV2Backend(UpstreamBackend):
@@ -28,14 +24,8 @@ class RemoteV2Backend(UpstreamBackend):
         self, inputs: dict[str, Array], deadline: Deadline | None
     ) -> dict[str, Array]:
         body = orjson.dumps(self._request(inputs), option=NUMPY_JSON)
-        path = f"{self.spec.v2_model_path}/infer"
-
-        def build(client: httpx.AsyncClient) -> httpx.Request:
-            headers = {"Content-Type": "application/json"}
-            return client.build_request("POST", path, content=body, headers=headers)
-
-        response = await self.upstream.send(build, deadline)
-        return self._outputs(response.content)
+        content = await self.upstream.post(f"{self.spec.v2_model_path}/infer", body, deadline)
+        return self._outputs(content)
 
     def _request(self, inputs: dict[str, Array]) -> dict[str, Any]:
         tensors = []

@@ -2,18 +2,25 @@
 bounded by the request's deadline, its failures in servewell's words.
 
 One :class:`Upstream` per remote deployment (``core/remote_spec.py`` says where and
-how), its pool aiohttp's behind httpx's API (``serving/transport.py`` says why)::
+how), on one :class:`~servewell.serving.http_pool.HttpPool` of at most
+``spec.max_connections`` keep-alive connections::
 
     Upstream(spec, model, version, *, breaker=None, on_retry=lambda: None)
     upstream.load() -> None            # reads the credential (env var); InvalidConfig if unset
-    await upstream.start() -> None     # opens the pool (one httpx.AsyncClient)
-    await upstream.send(build, deadline) -> httpx.Response         # read, status 2xx
-    async with upstream.stream(build, deadline) as response: ...   # status 2xx, body unread
+    await upstream.start() -> None     # opens the pool
+    await upstream.post(path, body, deadline) -> bytes              # a 2xx answer's body
+    async with upstream.stream(path, body, deadline) as lines: ...  # a 2xx answer's lines
     await upstream.close() -> None
 
-``build`` is a :data:`RequestBuilder`: ``lambda client: client.build_request("POST",
-"/v1/chat/completions", json=body)`` (paths are relative to the spec's ``url``; the
-client already carries ``Authorization: Bearer <credential>``).
+``path`` is relative to the spec's ``url``; ``body`` is JSON already encoded; every
+request carries ``Authorization: Bearer <credential>`` when the spec names one.
+
+Why not httpx or aiohttp (bench/README.md, issue #18): httpx's pool (httpcore) re-checks
+every connection for every queued request (encode/httpx#3215), ~70 requests/s with 64
+in flight to a 50 ms upstream; aiohttp's pool does ~900, but its request and response
+objects cost ~100 µs of CPU a call, the largest single part of a gateway's request;
+``serving/http_pool.py`` does what this client needs in ~15 µs. The spec's connect and
+read timeouts, and the request's deadline, bound every exchange there.
 
 Each attempt is admitted by the deployment's circuit breaker (when it has one) and
 counted there as a local model's call is; a failed attempt (connection refused or
@@ -38,16 +45,13 @@ No message carries the upstream's body, its headers or the credential.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
 from functools import partial
-from typing import TYPE_CHECKING
-
-import httpx
+from typing import TYPE_CHECKING, TypeVar
 
 from servewell.core.deadline import Deadline
 from servewell.core.remote_spec import RemoteSpec
@@ -59,13 +63,22 @@ from servewell.errors import (
     Overloaded,
     ServewellError,
 )
+from servewell.serving.http_pool import (
+    ConnectTimeout,
+    DeadlinePassed,
+    HttpFault,
+    HttpPool,
+    ReadTimeout,
+    Streamed,
+    TooLarge,
+    Unreachable,
+)
 from servewell.serving.retry import Backoff, call_with_retries
-from servewell.serving.transport import AiohttpTransport, ResponseTooLarge
 
 if TYPE_CHECKING:
     from servewell.serving.breaker import CircuitBreaker
 
-RequestBuilder = Callable[[httpx.AsyncClient], httpx.Request]
+T = TypeVar("T")
 
 MAX_RETRY_AFTER_S = 3600.0
 """A longer ``Retry-After`` is read as this (the deadline refuses it anyway)."""
@@ -101,8 +114,8 @@ class Upstream:
         self.version = version
         self.breaker = breaker
         self.on_retry = on_retry
-        self._headers: dict[str, str] = {}
-        self._client: httpx.AsyncClient | None = None
+        self._headers: dict[str, str] = {"content-type": "application/json"}
+        self._pool: HttpPool | None = None
 
     def load(self) -> None:
         """Read the credential from the environment variable the spec names."""
@@ -115,54 +128,68 @@ class Upstream:
                 f"remote model '{self.model}': environment variable {env} (its upstream "
                 "credential) is not set"
             )
-        self._headers = {"Authorization": f"Bearer {value}"}
+        self._headers["authorization"] = f"Bearer {value}"
 
     async def start(self) -> None:
-        transport = AiohttpTransport(self.spec.max_connections, self.spec.max_response_bytes)
-        transport.open()
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            base_url=self.spec.base_url,
-            headers=self._headers,
-            timeout=self._timeout(None),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        """Open the pool (on the running loop: its connections are that loop's)."""
+        if self._pool is None:
+            spec = self.spec
+            self._pool = HttpPool(
+                spec.base_url,
+                self._headers,
+                max_connections=spec.max_connections,
+                max_body_bytes=spec.max_response_bytes,
+                connect_timeout_s=spec.timeouts.connect_s,
+                read_timeout_s=spec.timeouts.read_s,
+            )
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
-    async def send(self, build: RequestBuilder, deadline: Deadline | None) -> httpx.Response:
-        """The upstream's 2xx answer to ``build``'s request, its body read."""
-        return await self._retried(partial(self._attempt, build, deadline, False), deadline)
+    async def post(self, path: str, body: bytes, deadline: Deadline | None) -> bytes:
+        """The body of the upstream's 2xx answer to ``body`` POSTed to ``path``."""
+
+        async def exchange() -> bytes:
+            answer = await self._open_pool().post(path, body, _at(deadline))
+            self._check_status(answer.status, answer.headers)
+            return answer.body
+
+        return await self._retried(partial(self._attempt, exchange, deadline), deadline)
 
     @asynccontextmanager
     async def stream(
-        self, build: RequestBuilder, deadline: Deadline | None
-    ) -> AsyncIterator[httpx.Response]:
-        """The upstream's 2xx answer to ``build``'s request, its body still to read
-        (``response.aiter_lines()``); closed on exit. Reading it past ``deadline`` is
-        DeadlineExceeded, a connection dropped while reading it ModelFailed."""
-        attempt = partial(self._attempt, build, deadline, True)
-        response = await self._retried(attempt, deadline)
-        try:
-            async with asyncio.timeout_at(deadline.at if deadline else None):
-                try:
-                    yield response
-                except httpx.TransportError as exc:
-                    raise self._fault_of(exc, deadline).error from exc
-                except ResponseTooLarge:
-                    raise self._too_large() from None
-        except TimeoutError as exc:
-            raise self._deadline_exceeded(deadline) from exc
-        finally:
-            await response.aclose()
+        self, path: str, body: bytes, deadline: Deadline | None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The lines (``\\n`` removed) of the upstream's 2xx answer to ``body`` POSTed to
+        ``path``, as they arrive; closed on exit. Reading past ``deadline`` is
+        DeadlineExceeded, a connection dropped while reading ModelFailed."""
 
-    async def _retried(
-        self, attempt: Callable[[], Awaitable[httpx.Response]], deadline: Deadline | None
-    ) -> httpx.Response:
+        async def exchange() -> Streamed:
+            streamed = await self._open_pool().stream(path, body, _at(deadline))
+            try:
+                self._check_status(streamed.status, streamed.headers)
+            except BaseException:
+                streamed.close()
+                raise
+            return streamed
+
+        streamed = await self._retried(partial(self._attempt, exchange, deadline), deadline)
+        try:
+            try:
+                yield _lines(streamed.chunks())
+            except HttpFault as fault:
+                raise self._fault_of(fault, deadline).error from None
+        finally:
+            streamed.close()  # read to its end, the connection is kept; else closed
+
+    def _open_pool(self) -> HttpPool:
+        if self._pool is None:
+            raise ModelUnavailable(self.model, self.version, "not loaded")
+        return self._pool
+
+    async def _retried(self, attempt: Callable[[], Awaitable[T]], deadline: Deadline | None) -> T:
         try:
             return await call_with_retries(
                 attempt,
@@ -176,66 +203,32 @@ class Upstream:
         except UpstreamFault as fault:
             raise fault.error from fault.__cause__
 
-    async def _attempt(
-        self, build: RequestBuilder, deadline: Deadline | None, stream: bool
-    ) -> httpx.Response:
-        """One exchange with the upstream, admitted and counted by the breaker."""
+    async def _attempt(self, exchange: Callable[[], Awaitable[T]], deadline: Deadline | None) -> T:
+        """One exchange with the upstream, admitted and counted by the breaker; the
+        pool's faults as :class:`UpstreamFault`."""
         if deadline is not None and deadline.expired:
             raise self._deadline_exceeded(deadline)
         breaker = self.breaker
         ticket = breaker.admit() if breaker is not None else 0
         try:
-            response = await self._exchange(build, deadline, stream)
+            try:
+                result = await exchange()
+            except HttpFault as fault:
+                raise self._fault_of(fault, deadline) from None
         except BaseException as exc:
             if breaker is not None:
                 breaker.settle(ticket, exc)
             raise
         if breaker is not None:
             breaker.succeeded(ticket)
-        return response
+        return result
 
-    async def _exchange(
-        self, build: RequestBuilder, deadline: Deadline | None, stream: bool
-    ) -> httpx.Response:
-        client = self._client
-        if client is None:
-            raise ModelUnavailable(self.model, self.version, "not loaded")
-        request = build(client)
-        remaining_s = deadline.remaining_s() if deadline is not None else None
-        request.extensions["timeout"] = self._timeout(remaining_s).as_dict()
-        try:
-            async with asyncio.timeout_at(deadline.at if deadline else None):
-                response = await client.send(request, stream=True)
-                try:
-                    self._check_status(response)
-                    if not stream:
-                        await response.aread()
-                except BaseException:
-                    await response.aclose()
-                    raise
-        except (httpx.TransportError, TimeoutError) as exc:
-            raise self._fault_of(exc, deadline) from exc
-        except ResponseTooLarge:
-            raise UpstreamFault(self._too_large(), retryable=False) from None
-        return response
-
-    def _timeout(self, remaining_s: float | None) -> httpx.Timeout:
-        """The spec's timeouts, none longer than what is left of the deadline."""
-        bound = math.inf if remaining_s is None else max(remaining_s, 0.001)
-        timeouts = self.spec.timeouts
-        return httpx.Timeout(
-            connect=min(timeouts.connect_s, bound),
-            read=min(timeouts.read_s, bound),
-            write=min(timeouts.read_s, bound),
-            pool=None if remaining_s is None else bound,
-        )
-
-    def _check_status(self, response: httpx.Response) -> None:
-        status = response.status_code
+    def _check_status(self, status: int, headers: Mapping[bytes, bytes]) -> None:
         if 200 <= status < 300:
             return
         name, version = self.model, self.version
-        retry_after_s = retry_after(response.headers.get("retry-after"))
+        raw = headers.get(b"retry-after")
+        retry_after_s = retry_after(raw.decode("latin-1") if raw is not None else None)
         wait_s = retry_after_s if retry_after_s is not None else 1.0
         error: ServewellError
         if status == 429:
@@ -249,20 +242,24 @@ class Upstream:
         retryable = status == 429 or status >= 500
         raise UpstreamFault(error, retryable=retryable, retry_after_s=retry_after_s)
 
-    def _fault_of(self, exc: BaseException, deadline: Deadline | None) -> UpstreamFault:
-        """A transport error or timeout, in servewell's words (never its text: it may
-        quote what the upstream sent)."""
+    def _fault_of(self, fault: HttpFault, deadline: Deadline | None) -> UpstreamFault:
+        """A failed exchange in servewell's words (never the fault's text beyond what
+        the pool wrote: nothing the upstream sent)."""
         name, version = self.model, self.version
-        if deadline is not None and (deadline.expired or isinstance(exc, TimeoutError)):
+        if isinstance(fault, DeadlinePassed) or (deadline is not None and deadline.expired):
             return UpstreamFault(self._deadline_exceeded(deadline), retryable=False)
-        if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        if isinstance(fault, TooLarge):
+            return UpstreamFault(self._too_large(), retryable=False)
+        if isinstance(fault, ConnectTimeout):
+            timeout_ms = self.spec.timeouts.connect_s * 1000
+            return UpstreamFault(DeadlineExceeded(name, timeout_ms), retryable=True)
+        if isinstance(fault, ReadTimeout):
             timeout_ms = self.spec.timeouts.read_s * 1000
             return UpstreamFault(DeadlineExceeded(name, timeout_ms), retryable=True)
-        if isinstance(exc, httpx.ConnectError):
+        if isinstance(fault, Unreachable):
             why = "its upstream cannot be reached"
             return UpstreamFault(ModelUnavailable(name, version, why), retryable=True)
-        how = type(exc).__name__
-        error = ModelFailed(f"{name}@{version}: its upstream dropped the connection ({how})")
+        error = ModelFailed(f"{name}@{version}: its upstream dropped the connection ({fault})")
         return UpstreamFault(error, retryable=True)
 
     def _too_large(self) -> ModelFailed:
@@ -275,6 +272,21 @@ class Upstream:
     def _deadline_exceeded(self, deadline: Deadline | None) -> DeadlineExceeded:
         timeout_ms = deadline.timeout_ms if deadline else self.spec.timeouts.read_s * 1000
         return DeadlineExceeded(self.model, timeout_ms)
+
+
+def _at(deadline: Deadline | None) -> float | None:
+    return deadline.at if deadline is not None else None
+
+
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The body's lines (``\\n`` and a ``\\r`` before it removed) as they arrive."""
+    rest = b""
+    async for chunk in chunks:
+        *lines, rest = (rest + chunk).split(b"\n")
+        for line in lines:
+            yield line.removesuffix(b"\r")
+    if rest:
+        yield rest.removesuffix(b"\r")
 
 
 def retry_after(value: str | None) -> float | None:
