@@ -208,3 +208,25 @@ def test_datetimes_reach_the_model_in_one_layout() -> None:
         "input 'at' expects ISO 8601 datetimes (such as 2024-03-01T12:30:00); "
         "got text 'yesterday' at [1]"
     )
+
+
+def test_text_arrays_as_a_codec_makes_them_are_checked_as_any_other_text() -> None:
+    """An array of bytes (chat's ``messages``) takes the quick path; what it refuses or
+    cannot take (too long, a str, a list) the full path decides, with its message."""
+    signature = Signature(
+        inputs=(TensorSpec(name="messages", datatype="BYTES", shape=(-1,)),),
+        outputs=(TensorSpec(name="text", datatype="BYTES", shape=(-1,)),),
+    )
+    limits = InputLimits(max_text_bytes=8)
+    quick = np.array([b"short"], dtype=object)
+    assert validate_inputs(signature, {"messages": quick}, limits)["messages"] is quick
+    mixed = np.array([b"a", "b"], dtype=object)
+    assert validate_inputs(signature, {"messages": mixed}, limits)["messages"].tolist() == [
+        b"a",
+        b"b",
+    ]
+    assert validate_inputs(signature, {"messages": ["c"]}, limits)["messages"].tolist() == [b"c"]
+    with pytest.raises(InvalidInput, match="item 0 is 9 bytes; at most 8"):
+        validate_inputs(signature, {"messages": np.array([b"123456789"], dtype=object)}, limits)
+    with pytest.raises(InvalidInput, match="expects shape"):
+        validate_inputs(signature, {"messages": np.array([[b"a"]], dtype=object)}, limits)

@@ -70,8 +70,9 @@ def check_declared_datatypes(signature: Signature, datatypes: Mapping[str, str])
 def _validate_plain(
     signature: Signature, inputs: Mapping[str, Any], limits: InputLimits
 ) -> dict[str, Array] | None:
-    """The common case, checked quickly: numeric inputs of numbers (no text, booleans or
-    ragged rows), each of the right shape, finite where the model wants them finite.
+    """The common case, checked quickly: numeric inputs of numbers (no booleans or
+    ragged rows), text inputs already arrays of bytes, each of the right shape, finite
+    where the model wants them finite.
     None when anything is off, and :func:`_validate_any` says exactly what; every value
     this path accepts, that one accepts too and turns into the same array."""
     specs = signature.inputs
@@ -81,17 +82,23 @@ def _validate_plain(
     rows = -1
     for spec in specs:
         value = inputs.get(spec.name)
-        if value is None or spec.datatype == "BYTES" or spec.datatype == "BOOL":
+        if value is None or spec.datatype == "BOOL":
             return None
+        text = spec.datatype == "BYTES"
         if isinstance(value, np.ndarray):
             array = value
+        elif text:
+            return None
         else:
             try:
                 array = np.asarray(value)
             except (ValueError, TypeError):
                 return None
         wants_float = is_float(spec.datatype)
-        if array.dtype.kind not in ("fiu" if wants_float else "iu"):
+        if text:
+            if not _plain_text(spec, array, limits):
+                return None
+        elif array.dtype.kind not in ("fiu" if wants_float else "iu"):
             return None  # text, booleans, objects; floats for integers: checked slowly
         shape = spec.shape
         if array.ndim != len(shape) or array.ndim == 0:
@@ -105,6 +112,9 @@ def _validate_plain(
                 return None
         elif array.shape[0] != rows:
             return None
+        if text:
+            arrays[spec.name] = array
+            continue
         dtype = to_numpy_dtype(spec.datatype)
         if array.dtype != dtype:
             if not wants_float:
@@ -115,6 +125,15 @@ def _validate_plain(
             return None  # NaN or infinity: the slow path says where
         arrays[spec.name] = array
     return arrays
+
+
+def _plain_text(spec: TensorSpec, array: Array, limits: InputLimits) -> bool:
+    """A text input as a codec makes it (chat's ``messages``): an array of objects, each
+    ``bytes`` within ``validation.max_text_bytes``, no missing values or datetimes."""
+    if spec.nullable or spec.datetime or array.dtype != np.object_:
+        return False
+    most = limits.max_text_bytes
+    return all(type(item) is bytes and len(item) <= most for item in array.reshape(-1).tolist())
 
 
 def _validate_any(
