@@ -271,3 +271,23 @@ async def test_an_answer_nobody_asked_for_ends_the_connection(server: RawServer)
     assert (await pool.post("/", b"", soon())).body == b"ok"
     await pool.close()
     assert server.connections == 2
+
+
+async def test_bodies_past_the_streams_high_water_are_read_whole_or_as_the_reader_goes(
+    server: RawServer,
+) -> None:
+    big = b"b" * 700_000  # past the 256 KiB a stream holds unread before pausing
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(big), big)
+    server.reply = lambda request: (answer, 0.0)
+    pool = pool_for(url_of(server), max_body_bytes=1 << 20)
+    assert (await pool.post("/", b"", soon())).body == big  # a whole body never pauses
+    streamed = await pool.stream("/", b"", soon())
+    received = []
+    async for chunk in streamed.chunks():
+        received.append(chunk)
+        await asyncio.sleep(0.001)  # a slow reader: the connection pauses and resumes
+    streamed.close()
+    assert b"".join(received) == big
+    assert (await pool.post("/", b"", soon())).body == big
+    await pool.close()
+    assert server.connections == 1  # read to its end, the stream's connection was kept

@@ -60,7 +60,8 @@ class DeadlinePassed(HttpFault):
 
 
 class Dropped(HttpFault):
-    """The connection closed, or the answer was not HTTP, before the answer ended."""
+    """The connection closed, or the answer was not HTTP, before the answer ended (the
+    message says which, as what the upstream did: "dropped the connection")."""
 
 
 class TooLarge(HttpFault):
@@ -91,6 +92,8 @@ class _Exchange:
         "readable",
         "size",
         "status",
+        "streamed",
+        "unread",
         "until_close",
     )
 
@@ -102,6 +105,10 @@ class _Exchange:
         """Set once the whole body is in (or the exchange failed)."""
         self.chunks: list[bytes] = []
         self.size = 0
+        self.streamed = False
+        """Read as it arrives (:class:`Streamed`): reading pauses while much is unread."""
+        self.unread = 0
+        """Bytes of a streamed body received and not yet taken by its reader."""
         self.status = 0
         self.until_close = False
         """The body ends when the connection closes (no length, not chunked)."""
@@ -145,7 +152,7 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self._fail(Dropped("the upstream's answer is not HTTP/1.1"))
+            self._fail(Dropped("answered with something that is not HTTP/1.1"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -155,7 +162,7 @@ class _Connection(asyncio.Protocol):
             if exchange.until_close and exchange.head.done():
                 self.on_message_complete()  # the close is the body's end
             else:
-                self._fail(Dropped("the upstream closed the connection"))
+                self._fail(Dropped("dropped the connection"))
         self.pool.forget(self)
 
     # --- httptools' callbacks -----------------------------------------------------------
@@ -171,7 +178,7 @@ class _Connection(asyncio.Protocol):
         assert self.exchange is not None
         self._head_bytes += len(name) + len(value)
         if self._head_bytes > MAX_HEAD_BYTES:
-            self._fail(Dropped("the upstream's headers went past 64 KiB"))
+            self._fail(Dropped("sent headers past 64 KiB"))
             return
         self.exchange.headers.setdefault(name.lower(), value)
 
@@ -202,8 +209,10 @@ class _Connection(asyncio.Protocol):
             return
         exchange.chunks.append(body)
         self._wake(exchange)
-        if exchange.readable is None and exchange.size > STREAM_HIGH_WATER and not self.paused:
-            self._pause()
+        if exchange.streamed:
+            exchange.unread += len(body)
+            if exchange.unread > STREAM_HIGH_WATER and not self.paused:
+                self._pause()  # the reader is slow (its own client is): stop reading
 
     def on_message_complete(self) -> None:
         exchange = self.exchange
@@ -327,6 +336,7 @@ class Streamed:
         while True:
             if exchange.chunks:
                 taken, exchange.chunks = exchange.chunks, []
+                exchange.unread = 0
                 connection.consumed(exchange)
                 for chunk in taken:
                     yield chunk
@@ -401,6 +411,7 @@ class HttpPool:
         connection = await self._connection(deadline_at)
         try:
             exchange = connection.send(self._request(path, body), deadline_at)
+            exchange.streamed = True
             await exchange.head
         except BaseException:
             connection.abort()

@@ -259,7 +259,7 @@ class Upstream:
         if isinstance(fault, Unreachable):
             why = "its upstream cannot be reached"
             return UpstreamFault(ModelUnavailable(name, version, why), retryable=True)
-        error = ModelFailed(f"{name}@{version}: its upstream dropped the connection ({fault})")
+        error = ModelFailed(f"{name}@{version}: its upstream {fault}")
         return UpstreamFault(error, retryable=True)
 
     def _too_large(self) -> ModelFailed:
