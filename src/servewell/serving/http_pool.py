@@ -12,13 +12,14 @@ headers and its body, whole (:meth:`HttpPool.post`) or as it arrives
 ``SSL_CERT_FILE`` names another authority); at most ``max_connections`` connections,
 callers beyond that waiting their turn.
 
-One timer bounds each exchange: the read timeout from the last bytes received, never
-past the request's deadline (``deadline_at``, ``time.monotonic()``, the loop's clock).
-What goes wrong is raised as an :class:`HttpFault` (the upstream client words it):
-:class:`Unreachable`, :class:`ConnectTimeout`, :class:`ReadTimeout`,
-:class:`DeadlinePassed`, :class:`Dropped` (closed or malformed midway),
-:class:`TooLarge` (a body past ``max_body_bytes``). A connection whose exchange did not
-end cleanly (an error, a cancelled caller, a stream left unread) is closed, never reused.
+One timer bounds each exchange: the read timeout from the last bytes received (the
+timer, when it fires, looks at when they came), never past the request's deadline
+(``deadline_at``, ``time.monotonic()``, the loop's clock). What goes wrong is raised as
+an :class:`HttpFault` (the upstream client words it): :class:`Unreachable`,
+:class:`ConnectTimeout`, :class:`ReadTimeout`, :class:`DeadlinePassed`,
+:class:`Dropped` (closed or malformed midway), :class:`TooLarge` (a body past
+``max_body_bytes``). A connection whose exchange did not end cleanly (an error, a
+cancelled caller, a stream left unread) is closed, never reused.
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ class _Connection(asyncio.Protocol):
         self._head_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._deadline_at: float | None = None
+        self._heard_at = 0.0
+        """When the upstream last sent bytes (or the exchange began)."""
 
     # --- asyncio's side -----------------------------------------------------------------
 
@@ -148,7 +151,7 @@ class _Connection(asyncio.Protocol):
         if exchange is None:  # nothing asked: an idle connection must not talk
             self.abort()
             return
-        self._arm_timer()
+        self._heard_at = time.monotonic()  # the timer looks at it when it fires
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -302,7 +305,8 @@ class _Connection(asyncio.Protocol):
         """One timer: the read timeout from now, or the deadline if sooner (the
         deadline alone while reading is paused)."""
         self._cancel_timer()
-        at = time.monotonic() + self.pool.read_timeout_s if read else None
+        self._heard_at = now = time.monotonic()
+        at = now + self.pool.read_timeout_s if read else None
         deadline_at = self._deadline_at
         fault: type[HttpFault] = ReadTimeout
         if deadline_at is not None and (at is None or deadline_at <= at):
@@ -316,9 +320,21 @@ class _Connection(asyncio.Protocol):
             self._timer = None
 
     def _timed_out(self, fault: type[HttpFault]) -> None:
+        """The timer fired: the exchange failed, unless bytes came since it was set (a
+        read timeout counts from the last bytes; re-arming it on every packet cost more
+        than the rest of the packet's handling)."""
         self._timer = None
-        if self.exchange is not None and not self.exchange.complete:
-            self._fail(fault("timed out"))
+        if self.exchange is None or self.exchange.complete:
+            return
+        if fault is ReadTimeout and not self.paused:
+            due = self._heard_at + self.pool.read_timeout_s
+            deadline_at = self._deadline_at
+            if deadline_at is not None and deadline_at <= due:
+                due, fault = deadline_at, DeadlinePassed
+            if due > time.monotonic():
+                self._timer = self.loop.call_at(due, self._timed_out, fault)
+                return
+        self._fail(fault("timed out"))
 
 
 class Streamed:
