@@ -1,12 +1,12 @@
-"""``servewell loadtest``'s client side by side with wrk: is the load generator the
-bottleneck?
+"""``servewell loadtest``'s client side by side with wrk and wrk2: is the load generator
+the bottleneck?
 
-    .venv/bin/python bench/loadtest.py            # about 6 minutes on 2 cores
+    .venv/bin/python bench/loadtest.py            # about 12 minutes on 2 cores (with wrk2)
 
 It serves the demo model (``servewell serve``, validation, metrics and access log on;
 keys, rate limits and the response cache off, as ``bench/run.py``'s ``rest`` row) and,
 beside it, the HTTP floor (``bench/floor.py``: the fastest server this stack makes),
-each pinned to core 0; both load generators run on core 1, one at a time, with the
+each pinned to core 0; the load generators run on core 1, one at a time, with the
 same REST body. Per server, in rounds whose order alternates:
 
   max     wrk -c64 and servewell's closed loop at 64 connections: the most each gets
@@ -15,9 +15,22 @@ same REST body. Per server, in rounds whose order alternates:
   rate    servewell's open loop at a third of wrk's c=16 rate: what it sent per second
           against the rate asked, and its p50 against wrk's at c=1
 
-wrk2 (a fixed-rate wrk) is not installed here, so the fixed-rate comparison is against
-wrk's closed loop: at one connection the server is never queued, as at a rate well
-below saturation. The medians of the rounds go to a table and bench/results/<time>.json.
+then, when wrk2 (giltene/wrk2, the fixed-rate wrk; ``--wrk2 PATH``) is there, rounds at
+fixed rates below saturation, a quarter and a half of the most wrk got (the lesser of
+its c=64 and c=16 medians above: wrk2's connections each keep a schedule of their own,
+and at 16 they fall behind for good past about what wrk gets at 16):
+
+  fixed   wrk2 ``-R rate -c16`` and servewell's open loop (``--rate``) at that rate, one
+          after the other: throughput and p50 (the target: within 15 %)
+
+Both count latency from each request's intended send time (coordinated omission
+corrected). wrk2 calibrates for its first 10 s and then resets its latency histogram
+(its Requests/sec still counts the whole run), so each fixed-rate run lasts
+``--fixed-seconds`` (30) and servewell's first 10 s are a warm-up step at the same
+rate that its figures leave out: both report the latency of the same last 20 s.
+
+The medians of the rounds (and, for the fixed rates, the rounds' spread) go to tables
+and bench/results/loadtest-<time>.json, with the load average at each fixed-rate round.
 """
 
 from __future__ import annotations
@@ -25,6 +38,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,22 +59,34 @@ from run import (
     start_servewell,
     wait_ready,
     write_bodies,
+    wrk_latency_ms,
 )
 
 BENCH = Path(__file__).resolve().parent
+#: Where bench/README.md's instructions build wrk2 (outside the project).
+BUILT_WRK2 = Path("/tmp/wrk2-src/wrk")
+#: wrk2 resets its latency histogram after this long (CALIBRATE_DELAY_MS, plus 5 ms a
+#: connection): servewell's open loop spends it in a warm-up step.
+WRK2_CALIBRATION_S = 10
+#: The fixed rates, as fractions of wrk's c=64 maximum.
+FIXED_FRACTIONS = (0.25, 0.5)
+WITHIN = 0.15
 
 
-def servewell_client(url: str, body: Path, load: str, seconds: int) -> dict[str, Any]:
-    """servewell's load generator on the load core: ``load`` is ``c=<n>`` or ``r=<rate>``."""
+def servewell_client(
+    url: str, body: Path, load: str, seconds: int, warmup_s: int = 0
+) -> dict[str, Any]:
+    """servewell's load generator on the load core: ``load`` is ``c=<n>`` or ``r=<rate>``;
+    the first ``warmup_s`` of the ``seconds`` are left out of its figures."""
     command = [
         "taskset", "-c", LOAD_CORE, sys.executable, str(Path(__file__)), "--client",
-        url, str(body), load, str(seconds),
+        url, str(body), load, str(seconds), str(warmup_s),
     ]  # fmt: skip
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output)  # type: ignore[no-any-return]
 
 
-def client_main(url: str, body_path: str, load: str, seconds: int) -> None:
+def client_main(url: str, body_path: str, load: str, seconds: int, warmup_s: int) -> None:
     """One run of the library's client (what ``servewell loadtest --body`` sends)."""
     from servewell.loadtest.bodies import build_requests
     from servewell.loadtest.client import Target
@@ -71,12 +98,15 @@ def client_main(url: str, body_path: str, load: str, seconds: int) -> None:
     bodies = (REST_PATH, [body], {"Content-Type": "application/json"})
     requests = build_requests(target, "breast-cancer", None, bodies, None, 0.0)
     kind, value = load.split("=")
-    step = (
-        Step(load, seconds, concurrency=int(value))
-        if kind == "c"
-        else Step(load, seconds, rate_per_s=float(value))
-    )
-    result = run_load_test(Plan([step]), target, requests).steps[0]
+
+    def step(label: str, duration_s: int) -> Step:
+        if kind == "c":
+            return Step(label, duration_s, concurrency=int(value))
+        return Step(label, duration_s, rate_per_s=float(value))
+
+    steps = [step("warm-up", warmup_s)] if warmup_s else []
+    plan = Plan([*steps, step(load, seconds - warmup_s)])
+    result = run_load_test(plan, target, requests).steps[-1]
     print(
         json.dumps(
             {
@@ -87,6 +117,42 @@ def client_main(url: str, body_path: str, load: str, seconds: int) -> None:
             }
         )
     )
+
+
+def find_wrk2(given: str | None) -> tuple[str | None, str]:
+    """The wrk2 binary to run, or None and why not."""
+    if given:
+        found = shutil.which(given)
+        return (found, "") if found else (None, f"--wrk2 {given}: no such executable")
+    found = shutil.which("wrk2") or (str(BUILT_WRK2) if os.access(BUILT_WRK2, os.X_OK) else None)
+    return (found, "") if found else (None, f"no wrk2 on PATH nor at {BUILT_WRK2}")
+
+
+def run_wrk2(
+    wrk2: str, url: str, body: dict[str, str], rate: int, connections: int, seconds: int
+) -> dict[str, Any]:
+    """One wrk2 run at ``rate`` requests/s: POSTs of ``body`` (``post.lua``); its
+    latencies are those after its calibration, counted from the intended send times."""
+    command = [
+        "taskset", "-c", LOAD_CORE, wrk2, "-t1", f"-c{connections}", f"-d{seconds}s",
+        f"-R{rate}", "--latency", "-U", "-s", str(BENCH / "post.lua"), url,
+    ]  # fmt: skip
+    output = subprocess.run(
+        command, env={**os.environ, **body}, capture_output=True, text=True, check=True
+    ).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "p50_ms": wrk_latency_ms(output, r"50\.000%"),
+        "p99_ms": wrk_latency_ms(output, r"99\.000%"),
+        # From each request's actual send (-U): wrk2's own lateness is the difference.
+        "p50_from_send_ms": wrk_latency_ms(output.split("Uncorrected")[1], r"50\.000%"),
+        "errors": (int(non_2xx.group(1)) if non_2xx else 0)
+        + (sum(int(n) for n in sockets.groups()) if sockets else 0),
+    }
 
 
 def measure(url: str, body: dict[str, str], seconds: int, flip: bool) -> dict[str, Any]:
@@ -103,6 +169,31 @@ def measure(url: str, body: dict[str, str], seconds: int, flip: bool) -> dict[st
             )
     rate = round(found["wrk c=16"]["requests_per_s"] / 3)
     found["servewell rate"] = {**servewell_client(url, path, f"r={rate}", seconds), "rate": rate}
+    return found
+
+
+def measure_fixed(
+    url: str,
+    body: dict[str, str],
+    wrk2: str,
+    rates: list[int],
+    args: argparse.Namespace,
+    flip: bool,
+) -> dict[str, Any]:
+    """One round of the fixed rates against one server: wrk2 and servewell's open loop
+    at each rate, one after the other (the order alternating between rounds)."""
+    path = Path(body["BENCH_BODY"])
+    seconds, connections = args.fixed_seconds, args.fixed_connections
+    found: dict[str, Any] = {"load_average": os.getloadavg()[0]}
+    for rate in rates:
+        order = ("servewell", "wrk2") if flip else ("wrk2", "servewell")
+        for tool in order:
+            found[f"{tool} {rate}/s"] = (
+                run_wrk2(wrk2, url + REST_PATH, body, rate, connections, seconds)
+                if tool == "wrk2"
+                else servewell_client(url, path, f"r={rate}", seconds, WRK2_CALIBRATION_S)
+            )
+    found["load_average_after"] = os.getloadavg()[0]
     return found
 
 
@@ -136,11 +227,67 @@ def print_table(server: str, figures: dict[str, dict[str, float]]) -> None:
     )
 
 
+def spread(values: list[float], digits: int) -> str:
+    """The median and, in brackets, the lowest and highest of the rounds."""
+    low, mid, high = (
+        f"{v:.{digits}f}" for v in (min(values), statistics.median(values), max(values))
+    )
+    return f"{mid} ({low}-{high})"
+
+
+def verdict(ratio: float) -> str:
+    return f"{ratio:.2f} ({'met' if abs(ratio - 1) <= WITHIN else 'missed'})"
+
+
+def fixed_table(server: str, rates: list[int], rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Print the fixed-rate rows (medians, the rounds' range in brackets) and a verdict
+    against the 15 % on the median ratios; the same figures as a dict for the JSON."""
+    loads = ", ".join(f"{r['load_average']:.1f}-{r['load_average_after']:.1f}" for r in rounds)
+    print(f"\n{server}: fixed rates, wrk2 vs servewell's open loop; load average {loads}")
+    columns = ("wrk2 req/s", "servewell req/s", "ratio", "wrk2 p50 ms", "servewell p50 ms", "ratio")
+    print(f"{'rate':>6}" + "".join(f"{c:>18}" for c in columns))
+    ratios = {}
+    for rate in rates:
+        wrk2 = [r[f"wrk2 {rate}/s"] for r in rounds]
+        ours = [r[f"servewell {rate}/s"] for r in rounds]
+        cells, ratios[str(rate)] = [], {}
+        for key, digits in (("requests_per_s", 0), ("p50_ms", 2)):
+            theirs, mine = [w[key] for w in wrk2], [s[key] for s in ours]
+            ratio = [m / t for t, m in zip(theirs, mine, strict=True)]
+            cells += [spread(theirs, digits), spread(mine, digits), spread(ratio, 2)]
+            ratios[str(rate)][key] = statistics.median(ratio)
+        print(f"{rate:>6}" + "".join(f"{c:>18}" for c in cells))
+    for rate in rates:
+        from_send = statistics.median(r[f"wrk2 {rate}/s"]["p50_from_send_ms"] for r in rounds)
+        print(f"{rate}/s: wrk2's p50 from its actual sends (-U): {from_send:.2f} ms")
+    for rate, ratio in ratios.items():
+        print(
+            f"{rate}/s within 15 % of wrk2's? throughput {verdict(ratio['requests_per_s'])}, "
+            f"p50 {verdict(ratio['p50_ms'])}"
+        )
+    return {"rates": rates, "rounds": rounds, "median_ratios": ratios}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--wrk2",
+        help="the wrk2 binary (default: wrk2 on PATH, else "
+        f"{BUILT_WRK2}); without it the fixed-rate rows are skipped",
+    )
+    parser.add_argument(
+        "--fixed-seconds",
+        type=int,
+        default=30,
+        help=f"each fixed-rate run (the first {WRK2_CALIBRATION_S} s not counted)",
+    )
+    parser.add_argument("--fixed-connections", type=int, default=16, help="wrk2's -c")
     args = parser.parse_args()
+    wrk2, why_not = find_wrk2(args.wrk2)
+    if wrk2 is None:
+        print(f"fixed-rate rows skipped: {why_not} (bench/README.md says how to build it)")
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         os.environ["SERVEWELL_HOME"] = str(home / "home")
@@ -155,11 +302,22 @@ def main() -> None:
         try:
             wait_ready(f"{servers['servewell'][0]}/v2/health/ready")
             wait_ready(servers["floor"][0], post=body)
-            report = {}
+            report: dict[str, Any] = {}
             for name, (url, _) in servers.items():
                 rounds = [measure(url, body, args.seconds, i % 2 == 1) for i in range(args.rounds)]
                 report[name] = median_of(rounds)
                 print_table(name, report[name])
+                if wrk2 is not None:
+                    # Below saturation: under the most wrk got, at 64 connections and at
+                    # 16 (wrk2's own connections, each on its own schedule, fall behind
+                    # for good past about that).
+                    top = min(report[name][f"wrk c={c}"]["requests_per_s"] for c in (64, 16))
+                    rates = [round(top * fraction) for fraction in FIXED_FRACTIONS]
+                    fixed = [
+                        measure_fixed(url, body, wrk2, rates, args, i % 2 == 1)
+                        for i in range(args.rounds)
+                    ]
+                    report[f"{name} fixed"] = fixed_table(name, rates, fixed)
         finally:
             for _, process in servers.values():
                 process.terminate()
@@ -173,6 +331,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
-        client_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        client_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
     else:
         main()

@@ -420,13 +420,14 @@ def run_wrk(
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
-        "p50_ms": _latency(output, "50%"),
-        "p99_ms": _latency(output, "99%"),
+        "p50_ms": wrk_latency_ms(output, "50%"),
+        "p99_ms": wrk_latency_ms(output, "99%"),
         "errors": int(non_2xx.group(1)) if non_2xx else 0,
     }
 
 
-def _latency(output: str, percentile: str) -> float:
+def wrk_latency_ms(output: str, percentile: str) -> float:
+    """A percentile of wrk's (or wrk2's) --latency table, in ms."""
     match = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
     assert match is not None, output
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]

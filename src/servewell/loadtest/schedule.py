@@ -5,7 +5,11 @@ Open loop measures each latency from the request's *intended* send time, as wrk2
 when the server stalls, requests keep arriving on schedule and wait, and that wait is
 in their latency ("coordinated omission" otherwise hides it). Requests wait in a queue
 for a free connection; connections are added while requests wait, up to
-``max_connections``.
+``max_connections``. The dispatcher sleeps on the loop's timers, at least one step
+(1 ms) at a time, and queues everything due when it wakes, as wrk2 does: a request
+may go out up to about a millisecond after its time (in its latency), but the load
+core is not held by a spinning loop, which on a busy machine lost whole time slices
+and made the client the bottleneck (bench/README.md, issue #16).
 
 During the ramp (closed loop: connections start one after another; open loop: the rate
 rises linearly from 0) answers go to a recorder of their own, which the step's figures
@@ -26,6 +30,10 @@ from servewell.loadtest.client import Connection, Target
 from servewell.loadtest.stats import StepRecorder
 
 MAX_CONNECTIONS = 1024
+#: The event loop's timers step by a millisecond (libuv's under uvloop, epoll's under
+#: asyncio). The open loop never sleeps less: a shorter sleep is no sleep (uvloop runs
+#: it at once), so the dispatcher would spin and hold the load core.
+TIMER_STEP_S = 0.001
 
 
 @dataclass
@@ -171,4 +179,4 @@ async def _dispatch(
             add_connection()
         if k < total:
             wait = start + intended_time_s(k, rate, step.ramp_s) - time.perf_counter()
-            await asyncio.sleep(max(wait, 0.0))
+            await asyncio.sleep(max(wait, TIMER_STEP_S))
