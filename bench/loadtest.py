@@ -245,7 +245,7 @@ def fixed_table(server: str, rates: list[int], rounds: list[dict[str, Any]]) -> 
     loads = ", ".join(f"{r['load_average']:.1f}-{r['load_average_after']:.1f}" for r in rounds)
     print(f"\n{server}: fixed rates, wrk2 vs servewell's open loop; load average {loads}")
     columns = ("wrk2 req/s", "servewell req/s", "ratio", "wrk2 p50 ms", "servewell p50 ms", "ratio")
-    print(f"{'rate':>6}" + "".join(f"{c:>18}" for c in columns))
+    print(f"{'rate':>6}" + "".join(f" {c:>19}" for c in columns))
     ratios = {}
     for rate in rates:
         wrk2 = [r[f"wrk2 {rate}/s"] for r in rounds]
@@ -256,7 +256,7 @@ def fixed_table(server: str, rates: list[int], rounds: list[dict[str, Any]]) -> 
             ratio = [m / t for t, m in zip(theirs, mine, strict=True)]
             cells += [spread(theirs, digits), spread(mine, digits), spread(ratio, 2)]
             ratios[str(rate)][key] = statistics.median(ratio)
-        print(f"{rate:>6}" + "".join(f"{c:>18}" for c in cells))
+        print(f"{rate:>6}" + "".join(f" {c:>19}" for c in cells))
     for rate in rates:
         from_send = statistics.median(r[f"wrk2 {rate}/s"]["p50_from_send_ms"] for r in rounds)
         print(f"{rate}/s: wrk2's p50 from its actual sends (-U): {from_send:.2f} ms")
