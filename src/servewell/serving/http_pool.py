@@ -91,10 +91,14 @@ class _Exchange:
         "readable",
         "size",
         "status",
+        "streamed",
+        "unread",
         "until_close",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, streamed: bool) -> None:
+        self.streamed = streamed
+        """Read as it arrives (its reader may pause the connection), not whole."""
         self.headers: dict[bytes, bytes] = {}
         self.head: asyncio.Future[None] = loop.create_future()
         """Set once the status line and headers are in."""
@@ -102,6 +106,8 @@ class _Exchange:
         """Set once the whole body is in (or the exchange failed)."""
         self.chunks: list[bytes] = []
         self.size = 0
+        self.unread = 0
+        """Bytes of :attr:`chunks` (a stream's reader has not taken them yet)."""
         self.status = 0
         self.until_close = False
         """The body ends when the connection closes (no length, not chunked)."""
@@ -124,7 +130,9 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.paused = False
         self._head_bytes = 0
+        self._before_head = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._deadline_at: float | None = None
 
     # --- asyncio's side -----------------------------------------------------------------
@@ -142,10 +150,16 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         self._arm_timer()
+        heading = not exchange.head.done()
+        if heading:  # what llhttp holds of an unfinished header, or interim answers
+            self._before_head += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
             self._fail(Dropped("the upstream's answer is not HTTP/1.1"))
+            return
+        if heading and self._before_head > MAX_HEAD_BYTES and not exchange.head.done():
+            self._fail(Dropped("the upstream's headers went past 64 KiB"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -163,7 +177,7 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         exchange = self.exchange
         if exchange is None or exchange.complete:  # an answer nobody asked for
-            self.exchange = _Exchange(self.loop)  # parsed into nothing, then gone
+            self.exchange = _Exchange(self.loop, False)  # parsed into nothing, then gone
             self.exchange.complete = True
             self.abort()
 
@@ -201,8 +215,9 @@ class _Connection(asyncio.Protocol):
             self._fail(TooLarge(f"more than {self.pool.max_body_bytes} bytes"))
             return
         exchange.chunks.append(body)
+        exchange.unread += len(body)
         self._wake(exchange)
-        if exchange.readable is None and exchange.size > STREAM_HIGH_WATER and not self.paused:
+        if exchange.streamed and exchange.unread > STREAM_HIGH_WATER and not self.paused:
             self._pause()
 
     def on_message_complete(self) -> None:
@@ -220,11 +235,12 @@ class _Connection(asyncio.Protocol):
 
     # --- the pool's side ----------------------------------------------------------------
 
-    def send(self, request: bytes, deadline_at: float | None) -> _Exchange:
-        """Write ``request``; its answer arrives in the exchange returned."""
+    def send(self, request: bytes, deadline_at: float | None, streamed: bool) -> _Exchange:
+        """Write ``request``; its answer arrives in the exchange returned (``streamed``:
+        read as it arrives, else whole)."""
         assert self.transport is not None
-        exchange = self.exchange = _Exchange(self.loop)
-        self._head_bytes = 0
+        exchange = self.exchange = _Exchange(self.loop, streamed)
+        self._head_bytes = self._before_head = 0
         self._deadline_at = deadline_at
         self._arm_timer()
         self.transport.write(request)
@@ -291,23 +307,28 @@ class _Connection(asyncio.Protocol):
 
     def _arm_timer(self, read: bool = True) -> None:
         """One timer: the read timeout from now, or the deadline if sooner (the
-        deadline alone while reading is paused)."""
-        self._cancel_timer()
+        deadline alone while reading is paused). A timer already set for the deadline
+        is kept: bytes arriving at every turn of the loop would otherwise cancel it
+        each time before it runs."""
         at = time.monotonic() + self.pool.read_timeout_s if read else None
         deadline_at = self._deadline_at
         fault: type[HttpFault] = ReadTimeout
         if deadline_at is not None and (at is None or deadline_at <= at):
             at, fault = deadline_at, DeadlinePassed
+        if self._timer is not None and at == self._timer_at == deadline_at:
+            return
+        self._cancel_timer()
         if at is not None:
             self._timer = self.loop.call_at(at, self._timed_out, fault)
+            self._timer_at = at
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
+            self._timer = self._timer_at = None
 
     def _timed_out(self, fault: type[HttpFault]) -> None:
-        self._timer = None
+        self._timer = self._timer_at = None
         if self.exchange is not None and not self.exchange.complete:
             self._fail(fault("timed out"))
 
@@ -327,6 +348,7 @@ class Streamed:
         while True:
             if exchange.chunks:
                 taken, exchange.chunks = exchange.chunks, []
+                exchange.unread = 0
                 connection.consumed(exchange)
                 for chunk in taken:
                     yield chunk
@@ -385,7 +407,7 @@ class HttpPool:
         """The answer to ``body`` POSTed to ``path``, its body read whole."""
         connection = await self._connection(deadline_at)
         try:
-            exchange = connection.send(self._request(path, body), deadline_at)
+            exchange = connection.send(self._request(path, body), deadline_at, False)
             await exchange.done
         except BaseException:
             connection.abort()
@@ -400,7 +422,7 @@ class HttpPool:
         body with :meth:`Streamed.chunks`, then :meth:`Streamed.close` it."""
         connection = await self._connection(deadline_at)
         try:
-            exchange = connection.send(self._request(path, body), deadline_at)
+            exchange = connection.send(self._request(path, body), deadline_at, True)
             await exchange.head
         except BaseException:
             connection.abort()
