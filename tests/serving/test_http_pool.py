@@ -332,3 +332,19 @@ async def test_the_deadline_ends_a_stream_that_never_stops_arriving() -> None:
             await asyncio.wait_for(read_all(), 30)  # the bound of a test that fails
         streamed.close()
         await pool.close()
+
+
+async def test_a_caller_cancelled_at_any_point_of_connecting_frees_its_room(
+    server: RawServer,
+) -> None:
+    server.reply = lambda request: (OK, 0.05)  # no caller is answered: each one connects
+    pool = pool_for(url_of(server), max_connections=1)
+    for turns in range(20):  # the caller is cancelled after `turns` turns of the loop
+        calling = asyncio.ensure_future(pool.post("/", b"", soon()))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        calling.cancel()
+        await asyncio.gather(calling, return_exceptions=True)
+    await asyncio.sleep(0.1)  # what the loop does of the cancelled connects, done
+    assert (await pool.post("/", b"", soon(2.0))).body == b"ok"
+    await pool.close()

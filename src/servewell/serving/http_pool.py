@@ -139,10 +139,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Called by the loop, and by the pool once connected (uvloop calls it only
-        after ``create_connection`` returns): idempotent."""
+        after ``create_connection`` returns, and even when that was cancelled, on the
+        transport it closed, with no ``connection_lost`` after): idempotent; the pool,
+        not this, counts the connection live."""
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        if not self.closed:
-            self.pool.live.add(self)
 
     def data_received(self, data: bytes) -> None:
         exchange = self.exchange
@@ -396,7 +396,7 @@ class HttpPool:
         self._head_lines = ("\r\n".join(lines) + "\r\n").encode("latin-1")
         self._ssl = ssl.create_default_context() if self.tls else None
         self.live: set[_Connection] = set()
-        """Every open connection (a connection adds itself, and leaves when it closes)."""
+        """Every open connection (added once connected; it leaves when it closes)."""
         self._idle: list[_Connection] = []
         self._connecting = 0
         self._waiting: deque[asyncio.Future[_Connection | None]] = deque()
@@ -535,6 +535,9 @@ class HttpPool:
         except OSError as exc:
             raise Unreachable(type(exc).__name__) from None
         protocol.connection_made(transport)  # uvloop calls it only later
+        if protocol.closed:  # closed before it could be used (forgotten already)
+            raise Dropped("the upstream closed the connection")
+        self.live.add(protocol)
         return protocol
 
     def _bound(self, timeout_s: float, deadline_at: float | None) -> tuple[float, type[HttpFault]]:
