@@ -239,6 +239,19 @@ def test_a_stream_cut_off_midway_ends_with_an_error_not_done(
         assert failed == f"model 'llm-raw' version 1 failed; request id {request_id}"
 
 
+def test_a_stream_answered_with_no_events_is_a_failure_not_an_empty_answer(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    upstream.script([{"whole": True}])  # a whole completion: not one server-sent event
+    with pytest.raises(openai.InternalServerError, match="failed"):
+        client.chat.completions.create(model="llm-raw", messages=_messages("hi"), stream=True)
+    upstream.script([{"whole": True}])
+    streamed = client.chat.completions.with_raw_response.create(
+        model="llm", messages=_messages("the cat"), temperature=0, stream=True
+    )
+    assert streamed.headers[SERVED_BY] == "story-lite@1; fallback=error"
+
+
 def test_a_429_is_retried_after_its_retry_after(
     client: openai.OpenAI, upstream: ScriptedUpstream
 ) -> None:
