@@ -8,6 +8,7 @@ credential never in the log or an answer."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -233,6 +234,22 @@ def test_a_stream_cut_off_midway_ends_with_an_error_not_done(
         assert answer.status_code == 200
         assert '"error"' in lines[-1], (drop, lines[-2:])
         assert not any("[DONE]" in line or '"finish_reason":"stop"' in line for line in lines)
+        request_id = json.loads(lines[0].removeprefix("data: "))["id"].removeprefix("chatcmpl-")
+        failed = json.loads(lines[-1].removeprefix("data: "))["error"]["message"]
+        assert failed == f"model 'llm-raw' version 1 failed; request id {request_id}"
+
+
+def test_a_stream_answered_with_no_events_is_a_failure_not_an_empty_answer(
+    client: openai.OpenAI, upstream: ScriptedUpstream
+) -> None:
+    upstream.script([{"whole": True}])  # a whole completion: not one server-sent event
+    with pytest.raises(openai.InternalServerError, match="failed"):
+        client.chat.completions.create(model="llm-raw", messages=_messages("hi"), stream=True)
+    upstream.script([{"whole": True}])
+    streamed = client.chat.completions.with_raw_response.create(
+        model="llm", messages=_messages("the cat"), temperature=0, stream=True
+    )
+    assert streamed.headers[SERVED_BY] == "story-lite@1; fallback=error"
 
 
 def test_a_429_is_retried_after_its_retry_after(

@@ -11,20 +11,21 @@ import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from servewell.serving.http_pool import (
+from servewell.serving.http_faults import (
     DeadlinePassed,
     Dropped,
-    HttpPool,
     ReadTimeout,
     TooLarge,
     Unreachable,
 )
+from servewell.serving.http_pool import HttpPool
 
 pytestmark = pytest.mark.anyio
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
@@ -291,3 +292,79 @@ async def test_bodies_past_the_streams_high_water_are_read_whole_or_as_the_reade
     assert (await pool.post("/", b"", soon())).body == big
     await pool.close()
     assert server.connections == 1  # read to its end, the stream's connection was kept
+
+
+async def test_a_whole_body_past_a_streams_buffer_is_read_whole(server: RawServer) -> None:
+    body = b"z" * (1024 * 1024)  # 4 times what a stream holds unread before pausing
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body)
+    server.reply = lambda request: (answer, 0.0)
+    pool = pool_for(url_of(server), max_body_bytes=2 * len(body))
+    assert (await pool.post("/", b"", soon())).body == body
+    await pool.close()
+
+
+@asynccontextmanager
+async def flooding(head: bytes, blob: bytes) -> AsyncIterator[str]:
+    """A server that answers ``head``, then ``blob`` again and again, as fast as it is
+    read, until the client closes the connection: its URL."""
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(head)
+            while not writer.is_closing():
+                writer.write(blob)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    listening = await asyncio.start_server(flood, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
+    finally:
+        listening.close()
+
+
+async def test_endless_interim_answers_or_an_endless_header_are_dropped_at_64_kib() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n" * 1000
+    for head, blob in [(b"", interim), (b"HTTP/1.1 200 OK\r\nx-filler: ", b"z" * 65536)]:
+        async with flooding(head, blob) as url:
+            pool = pool_for(url)
+            with pytest.raises(Dropped, match="64 KiB"):
+                async with asyncio.timeout(30):  # the bound of a test that fails
+                    await pool.post("/", b"", soon())
+            await pool.close()
+
+
+async def test_the_deadline_ends_a_stream_that_never_stops_arriving() -> None:
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    async with flooding(head, b"1000\r\n" + b"e" * 4096 + b"\r\n") as url:
+        pool = pool_for(url, max_body_bytes=2**30)
+        streamed = await pool.stream("/", b"", soon(1.0))
+
+        async def read_all() -> None:
+            async for _ in streamed.chunks():
+                pass
+
+        with pytest.raises(DeadlinePassed):
+            await asyncio.wait_for(read_all(), 30)  # the bound of a test that fails
+        streamed.close()
+        await pool.close()
+
+
+async def test_a_caller_cancelled_at_any_point_of_connecting_frees_its_room(
+    server: RawServer,
+) -> None:
+    server.reply = lambda request: (OK, 0.05)  # no caller is answered: each one connects
+    pool = pool_for(url_of(server), max_connections=1)
+    for turns in range(20):  # the caller is cancelled after `turns` turns of the loop
+        calling = asyncio.ensure_future(pool.post("/", b"", soon()))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        calling.cancel()
+        await asyncio.gather(calling, return_exceptions=True)
+    await asyncio.sleep(0.1)  # what the loop does of the cancelled connects, done
+    assert (await pool.post("/", b"", soon(2.0))).body == b"ok"
+    await pool.close()

@@ -41,6 +41,8 @@ n-th scripted request (chat or infer, metadata included) follows ``steps[n]``, l
   requested model, ``{n}`` the request number. Default ``"echo: {last}"``.
 - ``chunks``: the stream's pieces (else the text split at spaces, spaces kept).
 - ``chunk_delay_ms``: wait between stream chunks.
+- ``whole``: answer a ``"stream": true`` request with a whole completion, as an upstream
+  that does not stream does.
 - ``usage``: false leaves ``usage`` out.
 """
 
@@ -192,7 +194,7 @@ class Upstream:
         }
         with_usage = step.get("usage", True) is not False
         ident = f"chatcmpl-scripted-{n}"
-        if body.get("stream"):
+        if body.get("stream") and not step.get("whole"):
             chunks = step.get("chunks") or re.findall(r"\S+\s*|\s+", text) or [""]
             delay_s = float(step.get("chunk_delay_ms", 0)) / 1000
             record = self.received[-1]

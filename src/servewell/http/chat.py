@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import orjson
 
@@ -47,6 +48,7 @@ from servewell.serving.text_stream import OpenedStream
 from servewell.serving.token_count import TokenCounter
 from servewell.settings import Settings
 
+T = TypeVar("T")
 CHAT_PATH = "/v1/chat/completions"
 EVENT_STREAM = b"text/event-stream"
 CACHE_OPT_IN = b"x-servewell-cache"
@@ -214,7 +216,8 @@ class ChatCodec:
         """The stream's server-sent events: a chunk per piece as it arrives, the finish
         reason, the usage when asked for, ``[DONE]``; a failure midway ends it with an
         ``error`` event (the status is long sent). Sent after the gateway has answered:
-        the request's record is bound again while its usage is told."""
+        the request's record is bound again while a failure is logged and answered (its
+        request id) and while its usage is told."""
         pieces: list[str] = []
         try:
             yield _chunk(cid, model, {"role": "assistant", "content": ""}, None)
@@ -223,21 +226,27 @@ class ChatCodec:
                     pieces.append(piece)
                     yield _chunk(cid, model, {"content": piece}, None)
             except Exception as exc:
-                yield b"data: " + openai_error(exc).body + b"\n\n"
+                yield b"data: " + _as_request(record, partial(openai_error, exc)).body + b"\n\n"
                 return
         finally:
             await opened.aclose()  # the client left, or the stream ended: stop reading
         end = opened.end
-        token = bind_request(record) if record is not None else None
-        try:
-            usage = self.used(chat, model, "".join(pieces), end)
-        finally:
-            if token is not None:
-                unbind_request(token)
+        usage = _as_request(record, partial(self.used, chat, model, "".join(pieces), end))
         yield _chunk(cid, model, {}, end.finish_reason)
         if chat.include_usage:
             yield _usage_chunk(cid, model, usage)
         yield DONE
+
+
+def _as_request(record: RequestRecord | None, work: Callable[[], T]) -> T:
+    """``work()`` with ``record`` the current request again (a stream's events are
+    sent after the gateway unbound it)."""
+    token = bind_request(record) if record is not None else None
+    try:
+        return work()
+    finally:
+        if token is not None:
+            unbind_request(token)
 
 
 def chat_models(pool: ModelPool) -> list[dict[str, Any]]:

@@ -129,17 +129,23 @@ class UpstreamStream:
             await pieces.aclose()
 
     async def _read(self) -> AsyncIterator[str]:
+        """The pieces; an answer with no event at all (an upstream that answered a
+        whole completion, or not a stream) fails, rather than seeming an empty one."""
         body = orjson.dumps(self.body)
+        events = 0
         async with self.upstream.stream(COMPLETIONS, body, self.deadline) as lines:
             async for line in lines:
                 data = line.removeprefix(b"data:").strip() if line.startswith(b"data:") else None
                 if not data:
                     continue
+                events += 1
                 if data == b"[DONE]":
                     return
                 piece = self._take(data)
                 if piece:
                     yield piece
+        if not events:
+            raise self._failed("no events")
 
     def _take(self, data: bytes) -> str:
         """One event's text; its finish reason and usage go to :attr:`end`."""

@@ -63,16 +63,16 @@ from servewell.errors import (
     Overloaded,
     ServewellError,
 )
-from servewell.serving.http_pool import (
+from servewell.serving.http_connection import Streamed
+from servewell.serving.http_faults import (
     ConnectTimeout,
     DeadlinePassed,
     HttpFault,
-    HttpPool,
     ReadTimeout,
-    Streamed,
     TooLarge,
     Unreachable,
 )
+from servewell.serving.http_pool import HttpPool
 from servewell.serving.retry import Backoff, call_with_retries
 
 if TYPE_CHECKING:
