@@ -10,7 +10,7 @@ A background task takes the whole buffer every ``monitoring.flush_interval_s`` a
 it to a thread, which builds the rows (hashes, text) and writes them to the store
 ``monitoring.store`` names (``registry/prediction_store.py``), then hands them to each
 flush consumer (``consumers``: whatever else wants every logged row, once a flush: the
-window sketches, ``serving/prediction_sketches.py``); a
+window sketches, ``serving/prediction_sketches.py``, which read the records' arrays); a
 write that fails is logged and its records counted as dropped (``reason="write_failed"``,
 as is a record that cannot be encoded or built). Once an hour (and at start) rows older
 than ``monitoring.retention_days`` are pruned. :meth:`close` (the lifespan's shutdown,
@@ -43,9 +43,10 @@ PRUNE_INTERVAL_S = 3600.0
 
 SampleRate = Callable[[str], float]
 """A model's ``monitoring.sample_rate``."""
-FlushConsumer = Callable[[list[PredictionRow]], None]
-"""Called in the flush thread with each batch's rows once the store has taken them (a
-consumer that raises is logged; the others and the log go on)."""
+FlushConsumer = Callable[[list[PredictionRow], list[Logged]], None]
+"""Called in the flush thread with each batch's rows once the store has taken them, and
+the records they were built from, in the same order (a consumer that raises is logged;
+the others and the log go on)."""
 
 
 class PredictionLog:
@@ -63,7 +64,7 @@ class PredictionLog:
         self.sample_rate = sample_rate
         self.rows = rows
         self.consumers = list(consumers)
-        """Called with every written batch's rows, in order (see :data:`FlushConsumer`)."""
+        """Called with every written batch's rows and records (see :data:`FlushConsumer`)."""
         self.buffer: deque[Logged] = deque()
         self.capacity = settings.buffer_size
         self.dropped = 0
@@ -153,7 +154,7 @@ class PredictionLog:
         return batch
 
     def _write(self, batch: deque[Logged]) -> None:
-        rows = self._rows(batch)
+        rows, records = self.rows.to_rows(batch, self._cannot_log)
         try:
             self.store.write(rows)
         except Exception as exc:
@@ -162,7 +163,7 @@ class PredictionLog:
         self._written.inc(len(rows))
         for consume in self.consumers:
             try:
-                consume(rows)
+                consume(rows, records)
             except Exception:
                 logger.warning("a prediction log consumer failed on a batch", exc_info=True)
 
@@ -178,12 +179,9 @@ class PredictionLog:
         logger.warning("could not write %d logged predictions", lost, exc_info=True)
         self._dropped_failed.inc(lost)
 
-    def _rows(self, batch: deque[Logged]) -> list[PredictionRow]:
-        """The batch's rows; one that cannot be built is left out, counted and logged."""
-        return self.rows.to_rows(batch, self._cannot_log)
-
     def _cannot_log(self, logged: Logged) -> None:
-        """Called while handling the exception that building ``logged``'s row raised."""
+        """Called while handling the exception that building ``logged``'s row raised (the
+        row is left out, counted and logged)."""
         logger.warning("cannot log %s's prediction", logged.model, exc_info=True)
         self._dropped_failed.inc()
 

@@ -10,13 +10,19 @@ gave them, inputs as ``models.<name>.monitoring.log_inputs`` says (``full``: the
 ``hash``: a keyed BLAKE2b of each value, so equal values stay equal and nothing readable
 is kept; ``none``: left out; unset: ``full`` for numbers, ``hash`` for text, i.e.
 ``BYTES`` inputs). Hashing stays in the flush thread: a record to hash keeps its answer.
+
+A record also keeps the arrays the window sketches read (``serving/prediction_sketches.py``),
+so the flush thread need not parse back the JSON written a moment before: the outputs the
+model gave, and the inputs logged in full as numbers (``np.asarray`` of what the request
+sent: an array, and a dict of arrays, are nothing the garbage collector follows). Read
+through :func:`as_logged`, each is what its JSON reads back as.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +39,7 @@ from servewell.registry.predictions import PredictionRow
 #: everywhere, but anyone can recompute the hash of a guessed value.
 DEFAULT_HASH_KEY = b"servewell-prediction-log"
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+Array = np.ndarray[Any, Any]
 
 
 class Answer(NamedTuple):
@@ -63,6 +70,13 @@ class Logged(NamedTuple):
     inputs: str | Answer | None
     """The inputs as JSON when every one is logged in full; the answer when some are
     hashed (in the flush thread); None when none is logged, or for a cache hit."""
+    input_arrays: dict[str, Array] | None
+    """With ``inputs`` as JSON: each input as an array (numbers and booleans, finite:
+    what :func:`as_logged` reads as its JSON does), for the window sketches; None when
+    one is not (text, ragged rows, missing values), or there is no JSON."""
+    output_arrays: Mapping[str, Array] | None
+    """The outputs as the model gave them (read through :func:`as_logged`), for the
+    window sketches; None for a cache hit."""
 
 
 #: The policies of a model whose every input is logged in full, and of one whose
@@ -93,7 +107,7 @@ class RowBuilder:
         model, request_id = record.model, record.request_id
         if answer is None:
             row = (time.time(), request_id, model, record.version, arm, record.caller)
-            return tuple.__new__(Logged, (*row, latency_s, None, None))
+            return tuple.__new__(Logged, (*row, latency_s, None, None, None, None))
         response = answer.response
         # decoded at once: orjson's bytes, kept, fragment the heap (a page fault every few
         # records, ~3 µs each: bench/README.md); a str copy of them lands in small blocks
@@ -102,8 +116,11 @@ class RowBuilder:
         if policies is None:
             policies = self._policy(model, answer)
         inputs: str | Answer | None = answer
+        arrays = None
         if policies is ALL_FULL:  # the usual numeric model: the inputs as they came
-            inputs = _json(answer.request.inputs).decode()
+            sent = answer.request.inputs
+            inputs = _json(sent).decode()
+            arrays = _arrays(sent, answer.signature.allow_nan)
         elif policies is NONE_KEPT:
             inputs = None
         given = answer.request.id  # V2's ``id``, when one feedback can name
@@ -111,16 +128,18 @@ class RowBuilder:
             # PostgreSQL text refuses NUL: the whole batch would fail
             request_id = given.replace("\x00", "\ufffd") if "\x00" in given else given
         row = (time.time(), request_id, model, record.version, arm, record.caller)
-        return tuple.__new__(Logged, (*row, latency_s, outputs, inputs))
+        return tuple.__new__(Logged, (*row, latency_s, outputs, inputs, arrays, response.outputs))
 
     def to_rows(
         self, batch: Iterable[Logged], failed: Callable[[Logged], None]
-    ) -> list[PredictionRow]:
-        """The batch's rows, in one pass; a record whose row cannot be built is handed to
-        ``failed`` and left out (the flush thread's hot loop: this is why it is one loop
-        with its lookups hoisted, and why rows are made as plain tuples)."""
+    ) -> tuple[list[PredictionRow], list[Logged]]:
+        """The batch's rows, in one pass, and the records they were built from (in the
+        same order); a record whose row cannot be built is handed to ``failed`` and left
+        out (the flush thread's hot loop: this is why it is one loop with its lookups
+        hoisted, and why rows are made as plain tuples)."""
         rows: list[PredictionRow] = []
-        append = rows.append
+        kept: list[Logged] = []
+        append, keep = rows.append, kept.append
         new_row = tuple.__new__
         for logged in batch:
             outputs, inputs = logged.outputs, logged.inputs
@@ -144,7 +163,8 @@ class RowBuilder:
                 failed(logged)
                 continue
             append(new_row(PredictionRow, row))
-        return rows
+            keep(logged)
+        return rows, kept
 
     def _inputs(self, model: str, answer: Answer) -> str | None:
         """The inputs of a model that hashes some: in full, hashed or left out, each as
@@ -186,6 +206,47 @@ class RowBuilder:
     def _digest(self, value: Any) -> str:
         data = value if isinstance(value, bytes) else str(value).encode()
         return hashlib.blake2b(data, key=self.hash_key, digest_size=16).hexdigest()
+
+
+def _arrays(inputs: Mapping[str, Any], allow_nan: bool) -> dict[str, Array] | None:
+    """The inputs as arrays for the window sketches, or None when one would not read as
+    its JSON does: text and objects (bytes become text there), and non-finite numbers,
+    which JSON writes as null (``[1, NaN]`` reads back as ``[1, None]``, integers and
+    all, where the array has ``1.0``). A model that refuses NaN was sent finite numbers,
+    or the request was refused before it was logged. An array the request brought (V2)
+    is kept as it is: :func:`as_logged` reads it as its JSON."""
+    arrays: dict[str, Array] = {}
+    for name, values in inputs.items():
+        if isinstance(values, np.ndarray):
+            array = values
+        else:
+            try:
+                array = np.asarray(values)
+            except (ValueError, TypeError):  # ragged rows: as their JSON reads
+                return None
+            kind = array.dtype.kind
+            if kind not in "biuf" or (allow_nan and kind == "f" and not np.isfinite(array).all()):
+                return None
+        arrays[name] = array
+    return arrays
+
+
+def as_logged(values: Any) -> Any:
+    """An array of a record's (:attr:`Logged.input_arrays`, :attr:`Logged.output_arrays`)
+    as its logged JSON reads back: integers, booleans and float64 as they are (JSON holds
+    them exactly; an infinity, written as null, the readings take as missing either way:
+    ``prediction_reading.column_of``); anything else (float32's shortest text, bytes as
+    text, objects) through that very JSON. What is no array comes from JSON already."""
+    if not isinstance(values, np.ndarray):
+        return values
+    dtype = values.dtype
+    if dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize == 8):
+        return values
+    document = orjson.loads(_json(values))
+    try:
+        return np.asarray(document)
+    except (ValueError, TypeError):
+        return document
 
 
 def _json(document: Any) -> bytes:
