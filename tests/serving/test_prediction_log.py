@@ -17,7 +17,7 @@ from servewell.core.signature import Signature, TensorSpec
 from servewell.observability import RequestRecord, ServingMetrics
 from servewell.registry.predictions import PredictionRow, SqlPredictionStore
 from servewell.serving.prediction_rows import Answer, Logged
-from servewell.settings import Settings
+from servewell.settings import MonitoringSettings, Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -77,3 +77,24 @@ async def test_consumers_get_each_batch_and_one_that_fails_stops_nothing(
         "servewell_predlog_dropped_total", {"reason": "write_failed"}
     )
     assert dropped == 1
+
+
+async def test_past_half_the_buffer_records_keep_no_arrays(services: Services) -> None:
+    """A buffer that fills (writes stalled) holds records of JSON alone, as before they
+    kept arrays for the sketches; those are read back from the rows."""
+    settings = services.settings.model_copy(
+        update={"monitoring": MonitoringSettings(buffer_size=4)}
+    )
+    log = build_prediction_log(settings, services, ServingMetrics(CollectorRegistry()))
+    for n in range(5):
+        log.add(record(f"r{n}"), 0.001, answer(np.ones((1, 1), np.float32)))
+    assert [logged.input_arrays is not None for logged in log.buffer] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert log.dropped == 1
+    assert await log.flush() == 4
+    await log.close()
+    assert len(SqlPredictionStore(services.registry).rows("num")) == 4

@@ -4,7 +4,9 @@ The gateway's record step calls :meth:`PredictionLog.add` for each served predic
 one sample-rate check and one append of a :class:`~servewell.serving.prediction_rows.Logged`
 of plain values (its outputs and inputs as JSON text). Past ``monitoring.buffer_size``
 records waiting, new ones are dropped and counted
-(``servewell_predlog_dropped_total{reason="full"}``): serving never waits.
+(``servewell_predlog_dropped_total{reason="full"}``): serving never waits. Past half of
+it, records keep no arrays for the window sketches (their JSON is read back instead): a
+buffer that fills, because writes stall, holds what it held before the records had them.
 
 A background task takes the whole buffer every ``monitoring.flush_interval_s`` and hands
 it to a thread, which builds the rows (hashes, text) and writes them to the store
@@ -67,6 +69,8 @@ class PredictionLog:
         """Called with every written batch's rows and records (see :data:`FlushConsumer`)."""
         self.buffer: deque[Logged] = deque()
         self.capacity = settings.buffer_size
+        self._arrays_below = (settings.buffer_size + 1) // 2
+        """Records keep their arrays while fewer than this wait (see the module's doc)."""
         self.dropped = 0
         """Records dropped because the buffer was full (published at each flush)."""
         self._published_dropped = 0
@@ -98,11 +102,13 @@ class PredictionLog:
         if rate < 1.0 and (rate <= 0.0 or random.random() >= rate):
             return
         buffer = self.buffer
-        if len(buffer) >= self.capacity:
+        waiting = len(buffer)
+        if waiting >= self.capacity:
             self.dropped += 1
             return
         try:
-            logged = self.rows.logged(record, arm, latency_s, answer)
+            arrays = waiting < self._arrays_below
+            logged = self.rows.logged(record, arm, latency_s, answer, arrays=arrays)
         except Exception:
             logger.warning("cannot log %s's prediction", model, exc_info=True)
             self._dropped_failed.inc()

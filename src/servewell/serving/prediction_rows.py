@@ -76,7 +76,7 @@ class Logged(NamedTuple):
     one is not (text, ragged rows, missing values), or there is no JSON."""
     output_arrays: Mapping[str, Array] | None
     """The outputs as the model gave them (read through :func:`as_logged`), for the
-    window sketches; None for a cache hit."""
+    window sketches; None for a cache hit, or a record made without arrays."""
 
 
 #: The policies of a model whose every input is logged in full, and of one whose
@@ -100,10 +100,17 @@ class RowBuilder:
         the event loop fills it, the flush thread reads it)."""
 
     def logged(
-        self, record: RequestRecord, arm: str | None, latency_s: float, answer: Answer | None
+        self,
+        record: RequestRecord,
+        arm: str | None,
+        latency_s: float,
+        answer: Answer | None,
+        *,
+        arrays: bool = True,
     ) -> Logged:
-        """The record of one served prediction (``answer`` None: a response-cache hit);
-        raises what encoding its outputs or inputs raises."""
+        """The record of one served prediction (``answer`` None: a response-cache hit;
+        ``arrays`` False: without arrays for the sketches); raises what encoding its
+        outputs or inputs raises."""
         model, request_id = record.model, record.request_id
         if answer is None:
             row = (time.time(), request_id, model, record.version, arm, record.caller)
@@ -116,11 +123,12 @@ class RowBuilder:
         if policies is None:
             policies = self._policy(model, answer)
         inputs: str | Answer | None = answer
-        arrays = None
+        input_arrays = None
         if policies is ALL_FULL:  # the usual numeric model: the inputs as they came
             sent = answer.request.inputs
             inputs = _json(sent).decode()
-            arrays = _arrays(sent, answer.signature.allow_nan)
+            if arrays:
+                input_arrays = _arrays(sent, answer.signature.allow_nan)
         elif policies is NONE_KEPT:
             inputs = None
         given = answer.request.id  # V2's ``id``, when one feedback can name
@@ -128,7 +136,10 @@ class RowBuilder:
             # PostgreSQL text refuses NUL: the whole batch would fail
             request_id = given.replace("\x00", "\ufffd") if "\x00" in given else given
         row = (time.time(), request_id, model, record.version, arm, record.caller)
-        return tuple.__new__(Logged, (*row, latency_s, outputs, inputs, arrays, response.outputs))
+        output_arrays = response.outputs if arrays else None
+        return tuple.__new__(
+            Logged, (*row, latency_s, outputs, inputs, input_arrays, output_arrays)
+        )
 
     def to_rows(
         self, batch: Iterable[Logged], failed: Callable[[Logged], None]
