@@ -208,3 +208,23 @@ def test_datetimes_reach_the_model_in_one_layout() -> None:
         "input 'at' expects ISO 8601 datetimes (such as 2024-03-01T12:30:00); "
         "got text 'yesterday' at [1]"
     )
+
+
+def test_sent_holds_what_was_sent_as_numpy_read_it_when_the_model_gets_a_cast() -> None:
+    """``sent``: each input before its cast (the prediction log's sketches read it), when
+    every input was cast or came as an array; not an array the model itself is handed."""
+    two = Signature(inputs=(TensorSpec(name="x", datatype="FP32", shape=(-1, 2)),))
+    sent: dict[str, np.ndarray] = {}
+    validate_inputs(two, {"x": [[1, 2.5]]}, sent=sent)
+    assert sent["x"].dtype == np.float64
+    assert sent["x"].tolist() == [[1.0, 2.5]]
+    given = np.ones((1, 2), np.float32)  # the request's own array (V2), as it is
+    sent = {}
+    validate_inputs(two, {"x": given}, sent=sent)
+    assert sent["x"] is given
+    fp64 = Signature(inputs=(TensorSpec(name="x", datatype="FP64", shape=(-1, 2)),))
+    int32 = Signature(inputs=(TensorSpec(name="x", datatype="INT32", shape=(-1, 2)),))
+    for signature, values in ((fp64, [[1.0, 2.5]]), (int32, [[1, 2]])):
+        sent = {}  # the array the model is handed; one the slow path read
+        validate_inputs(signature, {"x": values}, sent=sent)
+        assert sent == {}

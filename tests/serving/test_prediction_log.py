@@ -88,7 +88,7 @@ async def test_past_half_the_buffer_records_keep_no_arrays(services: Services) -
     log = build_prediction_log(settings, services, ServingMetrics(CollectorRegistry()))
     for n in range(5):
         log.add(record(f"r{n}"), 0.001, answer(np.ones((1, 1), np.float32)))
-    assert [logged.input_arrays is not None for logged in log.buffer] == [
+    assert [logged.output_arrays is not None for logged in log.buffer] == [
         True,
         True,
         False,

@@ -4,6 +4,7 @@ cannot be built is left out without the others."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.core.signature import Signature, TensorSpec
+from servewell.core.validation import validate_inputs
+from servewell.errors import InvalidInput
 from servewell.observability import RequestRecord
 from servewell.serving.prediction_rows import Answer, Logged, RowBuilder
 
@@ -44,7 +47,10 @@ def logged(
     answer = None
     if signature is not None:
         request = InferRequest(ModelRef.parse(model), inputs, id=v2_id)
-        response = InferResponse(model, 1, outputs)  # type: ignore[arg-type]
+        sent: dict[str, np.ndarray] = {}  # as the predictor validates what was sent
+        with contextlib.suppress(InvalidInput):
+            validate_inputs(signature, inputs, sent=sent)
+        response = InferResponse(model, 1, outputs, sent=sent or None)  # type: ignore[arg-type]
         answer = Answer(signature, request, response)
     return (builder or RowBuilder(lambda model: None)).logged(record, None, 0.002, answer)
 
@@ -97,8 +103,9 @@ def test_a_record_holds_only_values_the_garbage_collector_need_not_follow() -> N
 
 
 def test_inputs_that_would_not_read_as_their_json_keep_no_arrays() -> None:
-    """Text, ragged rows and missing values are read from the row's JSON; so is NaN sent
-    to a model that takes it (``[1, NaN]`` reads back as ``[1, None]``)."""
+    """The arrays are validation's reading of what was sent: text, ragged rows and
+    missing values have none (the row's JSON is read back); nor has NaN sent to a model
+    that takes it (``[1, NaN]`` reads back as ``[1, None]``)."""
     nan = NUMERIC.model_copy(update={"allow_nan": True})
     for sent in ({"x": [["a", 1.0]]}, {"x": [[1.0], [2.0, 3.0]]}, {"x": [[None, 1.0]]}):
         assert logged("num", NUMERIC, sent, {"y": np.ones(1)}).input_arrays is None

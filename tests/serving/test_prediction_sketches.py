@@ -6,6 +6,7 @@ the same batch's JSON read back."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from servewell.bootstrap import Services
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.ref import ModelRef
 from servewell.core.signature import Signature, TensorSpec
+from servewell.core.validation import validate_inputs
+from servewell.errors import InvalidInput
 from servewell.observability import RequestRecord
 from servewell.registry.predictions import PredictionRow
 from servewell.registry.sketches import SketchStore
@@ -116,8 +119,8 @@ def _regressor() -> Reading:
     )
     signature = Signature(
         inputs=(
-            TensorSpec(name="x", datatype="FP64", shape=(-1,)),
-            TensorSpec(name="n", datatype="INT64", shape=(-1,)),
+            TensorSpec(name="x", datatype="FP32", shape=(-1,)),
+            TensorSpec(name="n", datatype="FP32", shape=(-1,)),
         ),
         outputs=(TensorSpec(name="variable", datatype="FP32", shape=(-1,)),),
         allow_nan=True,
@@ -129,7 +132,10 @@ def _served(reading: Reading, inputs: dict[str, object], outputs: dict[str, obje
     model = "clf" if reading.output == "label" else "reg"
     record = RequestRecord("r", "POST", "/", model=model, version="1")
     request = InferRequest(ModelRef.parse(model), inputs)
-    response = InferResponse(model, 1, outputs)  # type: ignore[arg-type]
+    sent: dict[str, np.ndarray] = {}  # as the predictor validates what was sent
+    with contextlib.suppress(InvalidInput):
+        validate_inputs(reading.signature, inputs, sent=sent)
+    response = InferResponse(model, 1, outputs, sent=sent or None)  # type: ignore[arg-type]
     answer = Answer(reading.signature, request, response)
     return RowBuilder(lambda _: None).logged(record, None, 0.003, answer)
 

@@ -13,9 +13,10 @@ is kept; ``none``: left out; unset: ``full`` for numbers, ``hash`` for text, i.e
 
 A record also keeps the arrays the window sketches read (``serving/prediction_sketches.py``),
 so the flush thread need not parse back the JSON written a moment before: the outputs the
-model gave, and the inputs logged in full as numbers (``np.asarray`` of what the request
-sent: an array, and a dict of arrays, are nothing the garbage collector follows). Read
-through :func:`as_logged`, each is what its JSON reads back as.
+model gave, and the inputs logged in full as validation read them before their cast
+(``InferResponse.sent``: what was sent, as numbers; nothing more to compute here). An
+array, and a dict of arrays, are nothing the garbage collector follows. Read through
+:func:`as_logged`, each is what its JSON reads back as.
 """
 
 from __future__ import annotations
@@ -71,9 +72,9 @@ class Logged(NamedTuple):
     """The inputs as JSON when every one is logged in full; the answer when some are
     hashed (in the flush thread); None when none is logged, or for a cache hit."""
     input_arrays: dict[str, Array] | None
-    """With ``inputs`` as JSON: each input as an array (numbers and booleans, finite:
-    what :func:`as_logged` reads as its JSON does), for the window sketches; None when
-    one is not (text, ragged rows, missing values), or there is no JSON."""
+    """With ``inputs`` as JSON: each input as validation read it (``InferResponse.sent``,
+    numbers: what :func:`as_logged` reads as its JSON does), for the window sketches;
+    None when there is none, or no JSON."""
     output_arrays: Mapping[str, Array] | None
     """The outputs as the model gave them (read through :func:`as_logged`), for the
     window sketches; None for a cache hit, or a record made without arrays."""
@@ -128,7 +129,7 @@ class RowBuilder:
             sent = answer.request.inputs
             inputs = _json(sent).decode()
             if arrays:
-                input_arrays = _arrays(sent, answer.signature.allow_nan)
+                input_arrays = _arrays(response.sent, answer.signature.allow_nan)
         elif policies is NONE_KEPT:
             inputs = None
         given = answer.request.id  # V2's ``id``, when one feedback can name
@@ -219,27 +220,18 @@ class RowBuilder:
         return hashlib.blake2b(data, key=self.hash_key, digest_size=16).hexdigest()
 
 
-def _arrays(inputs: Mapping[str, Any], allow_nan: bool) -> dict[str, Array] | None:
-    """The inputs as arrays for the window sketches, or None when one would not read as
-    its JSON does: text and objects (bytes become text there), and non-finite numbers,
-    which JSON writes as null (``[1, NaN]`` reads back as ``[1, None]``, integers and
-    all, where the array has ``1.0``). A model that refuses NaN was sent finite numbers,
-    or the request was refused before it was logged. An array the request brought (V2)
-    is kept as it is: :func:`as_logged` reads it as its JSON."""
-    arrays: dict[str, Array] = {}
-    for name, values in inputs.items():
-        if isinstance(values, np.ndarray):
-            array = values
-        else:
-            try:
-                array = np.asarray(values)
-            except (ValueError, TypeError):  # ragged rows: as their JSON reads
-                return None
-            kind = array.dtype.kind
-            if kind not in "biuf" or (allow_nan and kind == "f" and not np.isfinite(array).all()):
-                return None
-        arrays[name] = array
-    return arrays
+def _arrays(sent: dict[str, Array] | None, allow_nan: bool) -> dict[str, Array] | None:
+    """The inputs as validation read them (``InferResponse.sent``: numbers only), for the
+    window sketches; None when validation kept none (text, booleans, values it had to
+    look at closely), or when a model that takes NaN was sent one: JSON writes it as
+    null, so ``[1, NaN]`` reads back as ``[1, None]``, integers and all, where the array
+    has ``1.0`` (the row's JSON is read back instead)."""
+    if not sent or not allow_nan:
+        return sent or None
+    for array in sent.values():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            return None
+    return sent
 
 
 def as_logged(values: Any) -> Any:
