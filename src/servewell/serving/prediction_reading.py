@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from servewell.core.signature import Signature
+from servewell.core.task import Task, task_of
 from servewell.errors import InvalidData
 from servewell.registry.access import RegistryAccess
 from servewell.registry.attachments import PROFILE_ROLE, read_attachment_json
@@ -29,7 +30,6 @@ from servewell.serving.prediction_rows import as_logged
 from servewell.stats.reference import Reference, reference_of, references
 
 Array = np.ndarray[Any, Any]
-Task = Literal["classification", "regression"]
 Label = str | int
 
 
@@ -177,18 +177,6 @@ def _matrix(logged: Any) -> Array:
         return np.asarray(logged)
     except (ValueError, TypeError):
         return np.zeros(0)
-
-
-def task_of(signature: Signature) -> tuple[Task | None, str | None]:
-    """What a version predicts, and in which output."""
-    names = [spec.name for spec in signature.outputs]
-    if "label" in names:
-        return "classification", "label"
-    if "variable" in names:
-        return "regression", "variable"
-    if len(signature.outputs) == 1 and signature.outputs[0].datatype != "BYTES":
-        return "regression", names[0]
-    return None, None
 
 
 def reading_of(

@@ -12,11 +12,13 @@ is kept; ``none``: left out; unset: ``full`` for numbers, ``hash`` for text, i.e
 ``BYTES`` inputs). Hashing stays in the flush thread: a record to hash keeps its answer.
 
 A record also keeps the arrays the window sketches read (``serving/prediction_sketches.py``),
-so the flush thread need not parse back the JSON written a moment before: the outputs the
-model gave, and the inputs logged in full as validation read them before their cast
-(``InferResponse.sent``: what was sent, as numbers; nothing more to compute here). An
-array, and a dict of arrays, are nothing the garbage collector follows. Read through
-:func:`as_logged`, each is what its JSON reads back as.
+so the flush thread need not parse back the JSON written a moment before: the output
+holding the prediction, as the model gave it, and the inputs logged in full as validation
+read them before their cast (``InferResponse.sent``: what was sent, as numbers; nothing
+more to compute here). An array, and a dict of arrays, are nothing the garbage collector
+follows; only what the sketches read is kept (each block kept alive a second costs the
+event loop's allocations after it). Read through :func:`as_logged`, each is what its
+JSON reads back as.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from servewell.core.feedback import MAX_REQUEST_ID_CHARS
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.rows import to_plain
 from servewell.core.signature import Signature
+from servewell.core.task import task_of
 from servewell.observability import RequestRecord
 from servewell.registry.predictions import PredictionRow
 
@@ -76,8 +79,9 @@ class Logged(NamedTuple):
     numbers: what :func:`as_logged` reads as its JSON does), for the window sketches;
     None when there is none, or no JSON."""
     output_arrays: Mapping[str, Array] | None
-    """The outputs as the model gave them (read through :func:`as_logged`), for the
-    window sketches; None for a cache hit, or a record made without arrays."""
+    """The output holding the prediction, as the model gave it (read through
+    :func:`as_logged`), for the window sketches; None for a cache hit, a record made
+    without arrays, or a model without one."""
 
 
 #: The policies of a model whose every input is logged in full, and of one whose
@@ -99,6 +103,8 @@ class RowBuilder:
         self._policies: dict[tuple[str, int], dict[str, str]] = {}
         """Each version's input policies, decided once (a dict's get and set are atomic:
         the event loop fills it, the flush thread reads it)."""
+        self._predicted: dict[tuple[str, int], str | None] = {}
+        """Each version's output holding its prediction (``core/task.task_of``)."""
 
     def logged(
         self,
@@ -120,7 +126,8 @@ class RowBuilder:
         # decoded at once: orjson's bytes, kept, fragment the heap (a page fault every few
         # records, ~3 µs each: bench/README.md); a str copy of them lands in small blocks
         outputs = orjson.dumps(response.outputs, option=_JSON_OPTIONS, default=_plain).decode()
-        policies = self._policies.get((model, response.version))
+        version = (model, response.version)
+        policies = self._policies.get(version)
         if policies is None:
             policies = self._policy(model, answer)
         inputs: str | Answer | None = answer
@@ -137,7 +144,7 @@ class RowBuilder:
             # PostgreSQL text refuses NUL: the whole batch would fail
             request_id = given.replace("\x00", "\ufffd") if "\x00" in given else given
         row = (time.time(), request_id, model, record.version, arm, record.caller)
-        output_arrays = response.outputs if arrays else None
+        output_arrays = self._prediction(version, answer) if arrays else None
         return tuple.__new__(
             Logged, (*row, latency_s, outputs, inputs, input_arrays, output_arrays)
         )
@@ -190,6 +197,17 @@ class RowBuilder:
             elif policy == "hash":
                 kept[name] = self._hashed(values)
         return _json(kept).decode() if kept else None
+
+    def _prediction(self, version: tuple[str, int], answer: Answer) -> dict[str, Array] | None:
+        """The output the window sketches read (the prediction), alone: keeping only it
+        keeps fewer blocks of memory alive a second (each costs the event loop's
+        allocations that follow)."""
+        try:
+            output = self._predicted[version]
+        except KeyError:
+            output = self._predicted[version] = task_of(answer.signature)[1]
+        outputs = answer.response.outputs
+        return {output: outputs[output]} if output is not None and output in outputs else None
 
     def _policy(self, model: str, answer: Answer) -> dict[str, str]:
         """Each input's ``full``/``hash``/``none`` (:data:`ALL_FULL` when every one is
