@@ -15,9 +15,8 @@ A record also keeps the arrays the window sketches read (``serving/prediction_sk
 so the flush thread need not parse back the JSON written a moment before: the output
 holding the prediction, as the model gave it, and the inputs logged in full as validation
 read them before their cast (``InferResponse.sent``: what was sent, as numbers; nothing
-more to compute here). An array, and a dict of arrays, are nothing the garbage collector
-follows; only what the sketches read is kept (each block kept alive a second costs the
-event loop's allocations after it). Read through :func:`as_logged`, each is what its
+more to compute here); only what the sketches read. An array, and a dict of arrays, are
+nothing the garbage collector follows. Read through :func:`as_logged`, each is what its
 JSON reads back as.
 """
 
@@ -25,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -78,7 +77,7 @@ class Logged(NamedTuple):
     """With ``inputs`` as JSON: each input as validation read it (``InferResponse.sent``,
     numbers: what :func:`as_logged` reads as its JSON does), for the window sketches;
     None when there is none, or no JSON."""
-    output_arrays: Mapping[str, Array] | None
+    output_arrays: dict[str, Array] | None
     """The output holding the prediction, as the model gave it (read through
     :func:`as_logged`), for the window sketches; None for a cache hit, a record made
     without arrays, or a model without one."""
@@ -100,11 +99,10 @@ class RowBuilder:
     def __init__(self, log_inputs: InputPolicy, hash_key: bytes = DEFAULT_HASH_KEY) -> None:
         self.log_inputs = log_inputs
         self.hash_key = hash_key
-        self._policies: dict[tuple[str, int], dict[str, str]] = {}
-        """Each version's input policies, decided once (a dict's get and set are atomic:
-        the event loop fills it, the flush thread reads it)."""
-        self._predicted: dict[tuple[str, int], str | None] = {}
-        """Each version's output holding its prediction (``core/task.task_of``)."""
+        self._versions: dict[tuple[str, int], tuple[dict[str, str], str | None]] = {}
+        """Each version's input policies and the output holding its prediction
+        (``core/task.task_of``), decided once (a dict's get and set are atomic: the
+        event loop fills it, the flush thread reads it)."""
 
     def logged(
         self,
@@ -126,17 +124,18 @@ class RowBuilder:
         # decoded at once: orjson's bytes, kept, fragment the heap (a page fault every few
         # records, ~3 µs each: bench/README.md); a str copy of them lands in small blocks
         outputs = orjson.dumps(response.outputs, option=_JSON_OPTIONS, default=_plain).decode()
-        version = (model, response.version)
-        policies = self._policies.get(version)
-        if policies is None:
-            policies = self._policy(model, answer)
+        version = self._versions.get((model, response.version))
+        if version is None:
+            version = self._version(model, answer)
+        policies, predicted = version
         inputs: str | Answer | None = answer
         input_arrays = None
         if policies is ALL_FULL:  # the usual numeric model: the inputs as they came
             sent = answer.request.inputs
             inputs = _json(sent).decode()
-            if arrays:
-                input_arrays = _arrays(response.sent, answer.signature.allow_nan)
+            read = response.sent  # validation's reading of them
+            if arrays and read and (not answer.signature.allow_nan or _finite(read)):
+                input_arrays = read
         elif policies is NONE_KEPT:
             inputs = None
         given = answer.request.id  # V2's ``id``, when one feedback can name
@@ -144,7 +143,9 @@ class RowBuilder:
             # PostgreSQL text refuses NUL: the whole batch would fail
             request_id = given.replace("\x00", "\ufffd") if "\x00" in given else given
         row = (time.time(), request_id, model, record.version, arm, record.caller)
-        output_arrays = self._prediction(version, answer) if arrays else None
+        output_arrays = None
+        if arrays and predicted in response.outputs:  # only what the sketches read
+            output_arrays = {predicted: response.outputs[predicted]}
         return tuple.__new__(
             Logged, (*row, latency_s, outputs, inputs, input_arrays, output_arrays)
         )
@@ -198,33 +199,27 @@ class RowBuilder:
                 kept[name] = self._hashed(values)
         return _json(kept).decode() if kept else None
 
-    def _prediction(self, version: tuple[str, int], answer: Answer) -> dict[str, Array] | None:
-        """The output the window sketches read (the prediction), alone: keeping only it
-        keeps fewer blocks of memory alive a second (each costs the event loop's
-        allocations that follow)."""
-        try:
-            output = self._predicted[version]
-        except KeyError:
-            output = self._predicted[version] = task_of(answer.signature)[1]
-        outputs = answer.response.outputs
-        return {output: outputs[output]} if output is not None and output in outputs else None
-
     def _policy(self, model: str, answer: Answer) -> dict[str, str]:
         """Each input's ``full``/``hash``/``none`` (:data:`ALL_FULL` when every one is
         ``full``, :data:`NONE_KEPT` when none is kept), once per model version."""
+        return self._version(model, answer)[0]
+
+    def _version(self, model: str, answer: Answer) -> tuple[dict[str, str], str | None]:
+        """The version's input policies (:meth:`_policy`) and the output holding its
+        prediction, decided once."""
         key = (model, answer.response.version)
-        found = self._policies.get(key)
+        found = self._versions.get(key)
         if found is None:
             chosen = self.log_inputs(model)
-            found = {
+            policies = {
                 spec.name: chosen or ("hash" if spec.datatype == "BYTES" else "full")
                 for spec in answer.signature.inputs
             }
-            if all(policy == "full" for policy in found.values()):
-                found = ALL_FULL
-            elif all(policy == "none" for policy in found.values()):
-                found = NONE_KEPT
-            self._policies[key] = found
+            if all(policy == "full" for policy in policies.values()):
+                policies = ALL_FULL
+            elif all(policy == "none" for policy in policies.values()):
+                policies = NONE_KEPT
+            found = self._versions[key] = (policies, task_of(answer.signature)[1])
         return found
 
     def _hashed(self, values: Any) -> Any:
@@ -238,18 +233,11 @@ class RowBuilder:
         return hashlib.blake2b(data, key=self.hash_key, digest_size=16).hexdigest()
 
 
-def _arrays(sent: dict[str, Array] | None, allow_nan: bool) -> dict[str, Array] | None:
-    """The inputs as validation read them (``InferResponse.sent``: numbers only), for the
-    window sketches; None when validation kept none (text, booleans, values it had to
-    look at closely), or when a model that takes NaN was sent one: JSON writes it as
-    null, so ``[1, NaN]`` reads back as ``[1, None]``, integers and all, where the array
-    has ``1.0`` (the row's JSON is read back instead)."""
-    if not sent or not allow_nan:
-        return sent or None
-    for array in sent.values():
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            return None
-    return sent
+def _finite(arrays: dict[str, Array]) -> bool:
+    """Whether every float in ``arrays`` is finite: JSON writes NaN as null, so ``[1,
+    NaN]`` reads back as ``[1, None]``, integers and all, where validation's array has
+    ``1.0`` (a model that takes NaN and was sent one has its row's JSON read back)."""
+    return all(a.dtype.kind != "f" or bool(np.isfinite(a).all()) for a in arrays.values())
 
 
 def as_logged(values: Any) -> Any:
