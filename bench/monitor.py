@@ -115,10 +115,10 @@ def _log_day(services: Services, model: Any, rows: int, now: float) -> tuple[flo
             )._replace(at=float(at[i]))  # as the request path records it, a day spread out
             for i in range(size)
         ]
-        written = builder.to_rows(batch, lambda _logged: None)
+        written, records = builder.to_rows(batch, lambda _logged: None)
         store.write(written)
         sketched = time.perf_counter()
-        sketcher.write(written)
+        sketcher.write(written, records)
         sketch_s += time.perf_counter() - sketched
     sketched = time.perf_counter()
     sketcher.tidy()  # the hourly compaction a server runs

@@ -7,7 +7,8 @@ else runs on the machine.
 Each point is a fresh child process that makes ``--requests`` requests' worth (at
 ``--rate`` a second, so as many records wait in the buffer as in a server) of the
 objects a REST request of the demo model leaves for the log (the body parsed by orjson,
-an ``InferRequest``, numpy outputs, a ``RequestRecord``, some short-lived garbage),
+an ``InferRequest`` validated as the predictor validates it, numpy outputs, a
+``RequestRecord``, some short-lived garbage),
 beside a server-sized heap of long-lived objects, frozen as the server freezes its own
 after start-up (so garbage collections cost what they cost in a server), and hands
 each to the real ``PredictionLog.add``; the log's flusher writes to a real registry
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import os
 import statistics
 import subprocess
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve()
 ROW = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095]
@@ -91,6 +94,7 @@ async def child(store: str, rate: float, requests: int) -> None:
     from servewell.core.inference import InferRequest, InferResponse
     from servewell.core.ref import ModelRef
     from servewell.core.signature import Signature, TensorSpec
+    from servewell.core.validation import validate_inputs
     from servewell.observability import RequestRecord, ServingMetrics
     from servewell.serving.prediction_rows import Answer
     from servewell.settings import Settings
@@ -102,6 +106,8 @@ async def child(store: str, rate: float, requests: int) -> None:
         TensorSpec(name="probabilities", datatype="FP32", shape=(-1, 2)),
     )
     signature = Signature(inputs=inputs, outputs=outputs)
+    # a servewell before validation kept what was sent (InferResponse.sent) has no `sent`
+    keeps_sent = "sent" in inspect.signature(validate_inputs).parameters
     heap = [[object()] for _ in range(400_000)]  # a server's long-lived objects, frozen
     gc.freeze()  # as http/running.py does once the server has started
     with tempfile.TemporaryDirectory() as folder:
@@ -123,8 +129,14 @@ async def child(store: str, rate: float, requests: int) -> None:
             garbage = [{"k": [n, (n,)]} for _ in range(20)]  # a request's short-lived objects
             document = orjson.loads(body)
             request = InferRequest(ModelRef("bc", version=1), {"input": document["instances"]})
+            sent: dict[str, Any] = {}
+            if keeps_sent:  # as serving/predictor.py does
+                validate_inputs(signature, request.inputs, sent=sent)
+            else:
+                validate_inputs(signature, request.inputs)
             label, probabilities = np.array([1]), np.array([[0.1, 0.9]], np.float32)
-            response = InferResponse("bc", 1, {"label": label, "probabilities": probabilities})
+            outputs = {"label": label, "probabilities": probabilities}
+            response = InferResponse("bc", 1, outputs, **({"sent": sent} if sent else {}))
             record = RequestRecord(f"abcdef{n:012x}", "POST", "/p", model="bc", version="1")
             if store != "off":
                 log.add(record, 0.001, Answer(signature, request, response))

@@ -230,3 +230,23 @@ def test_text_arrays_as_a_codec_makes_them_are_checked_as_any_other_text() -> No
         validate_inputs(signature, {"messages": np.array([b"123456789"], dtype=object)}, limits)
     with pytest.raises(InvalidInput, match="expects shape"):
         validate_inputs(signature, {"messages": np.array([[b"a"]], dtype=object)}, limits)
+
+
+def test_sent_holds_what_was_sent_as_numpy_read_it_when_the_model_gets_a_cast() -> None:
+    """``sent``: each input before its cast (the prediction log's sketches read it), when
+    every input was cast or came as an array; not an array the model itself is handed."""
+    two = Signature(inputs=(TensorSpec(name="x", datatype="FP32", shape=(-1, 2)),))
+    sent: dict[str, np.ndarray] = {}
+    validate_inputs(two, {"x": [[1, 2.5]]}, sent=sent)
+    assert sent["x"].dtype == np.float64
+    assert sent["x"].tolist() == [[1.0, 2.5]]
+    given = np.ones((1, 2), np.float32)  # the request's own array (V2), as it is
+    sent = {}
+    validate_inputs(two, {"x": given}, sent=sent)
+    assert sent["x"] is given
+    fp64 = Signature(inputs=(TensorSpec(name="x", datatype="FP64", shape=(-1, 2)),))
+    int32 = Signature(inputs=(TensorSpec(name="x", datatype="INT32", shape=(-1, 2)),))
+    for signature, values in ((fp64, [[1.0, 2.5]]), (int32, [[1, 2]])):
+        sent = {}  # the array the model is handed; one the slow path read
+        validate_inputs(signature, {"x": values}, sent=sent)
+        assert sent == {}

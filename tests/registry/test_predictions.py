@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import psycopg
 import pytest
 from sqlalchemy import update
@@ -141,6 +142,34 @@ def test_every_column_round_trips(store: PredictionStore) -> None:
         {"p": [0.5]},
         [],
     )
+
+
+def test_batches_of_every_shape_round_trip(store: PredictionStore) -> None:
+    """A column None in every row of a batch, and cached the same in every row, are
+    written as literals on SQLite (not bound per row): each batch reads back as written,
+    whichever columns are all None, all set or mixed."""
+    at = datetime.now(UTC).timestamp()
+    answered = PredictionRow(at, "a", "fraud", 1, None, None, 1.0, False, '{"p": [1]}', "[2]")
+    hit = PredictionRow(at, "h", "fraud", 1, None, None, 1.0, True, None, None)
+    routed = answered._replace(arm="b", key_name="team-a", inputs=None)
+    batches = [[answered] * 2, [hit] * 2, [answered, hit], [routed, answered], [hit, routed]]
+    written: list[PredictionRow] = []
+    for n, batch in enumerate(batches):
+        rows = [row._replace(request_id=f"{n}-{i}", at=at + n) for i, row in enumerate(batch)]
+        store.write(rows)
+        written += rows
+    found = {row.request_id: row for row in store.rows("fraud")}
+    for row in written:
+        got = found[row.request_id]
+        outputs = None if row.outputs is None else orjson.loads(row.outputs)
+        inputs = None if row.inputs is None else orjson.loads(row.inputs)
+        assert (got.arm, got.key_name, got.cached, got.outputs, got.inputs) == (
+            row.arm,
+            row.key_name,
+            row.cached,
+            outputs,
+            inputs,
+        )
 
 
 def test_a_refused_batch_writes_nothing(sql_store: SqlPredictionStore) -> None:

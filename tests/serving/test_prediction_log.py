@@ -16,8 +16,8 @@ from servewell.core.ref import ModelRef
 from servewell.core.signature import Signature, TensorSpec
 from servewell.observability import RequestRecord, ServingMetrics
 from servewell.registry.predictions import PredictionRow, SqlPredictionStore
-from servewell.serving.prediction_rows import Answer
-from servewell.settings import Settings
+from servewell.serving.prediction_rows import Answer, Logged
+from servewell.settings import MonitoringSettings, Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -55,10 +55,14 @@ async def test_consumers_get_each_batch_and_one_that_fails_stops_nothing(
     log = build_prediction_log(services.settings, services, metrics)
     seen: list[list[PredictionRow]] = []
 
-    def broken(rows: list[PredictionRow]) -> None:
+    def broken(rows: list[PredictionRow], records: list[Logged]) -> None:
         raise RuntimeError("a consumer's own bug")
 
-    log.consumers.extend([broken, seen.append])
+    def consume(rows: list[PredictionRow], records: list[Logged]) -> None:
+        assert [record.request_id for record in records] == [row.request_id for row in rows]
+        seen.append(rows)
+
+    log.consumers.extend([broken, consume])
     log.add(record("a"), 0.001, answer(np.ones((1, 1), np.float32)))
     log.add(record("bad"), 0.001, answer(np.array([object()])))  # cannot be encoded
     log.add(record("b"), 0.001, None)  # a cache hit
@@ -73,3 +77,24 @@ async def test_consumers_get_each_batch_and_one_that_fails_stops_nothing(
         "servewell_predlog_dropped_total", {"reason": "write_failed"}
     )
     assert dropped == 1
+
+
+async def test_past_half_the_buffer_records_keep_no_arrays(services: Services) -> None:
+    """A buffer that fills (writes stalled) holds records of JSON alone, as before they
+    kept arrays for the sketches; those are read back from the rows."""
+    settings = services.settings.model_copy(
+        update={"monitoring": MonitoringSettings(buffer_size=4)}
+    )
+    log = build_prediction_log(settings, services, ServingMetrics(CollectorRegistry()))
+    for n in range(5):
+        log.add(record(f"r{n}"), 0.001, answer(np.ones((1, 1), np.float32)))
+    assert [logged.output_arrays is not None for logged in log.buffer] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert log.dropped == 1
+    assert await log.flush() == 4
+    await log.close()
+    assert len(SqlPredictionStore(services.registry).rows("num")) == 4

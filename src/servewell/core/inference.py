@@ -46,3 +46,7 @@ class InferResponse:
     id: str | None = None
     batch_size: int = 1
     """Rows in the model call that answered (this request's and others batched with it)."""
+    sent: dict[str, Array] | None = None
+    """The request's inputs as numpy read what was sent, before their cast to the
+    signature's datatypes, when validation kept them (``validate_inputs``'s ``sent``):
+    what the prediction log's window sketches read."""

@@ -35,18 +35,28 @@ def validate_inputs(
     inputs: Mapping[str, Any],
     limits: InputLimits | None = None,
     datatypes: Mapping[str, str] | None = None,
+    *,
+    sent: dict[str, Array] | None = None,
 ) -> dict[str, Array]:
     """Return the inputs as arrays of the signature's datatypes, or raise InvalidInput.
     ``datatypes``: what a protocol declared each input to be (V2); each must be the
-    signature's own."""
+    signature's own. ``sent``, when given, is filled with each input as numpy read what
+    was sent, before the cast to the signature's datatype (the values a JSON of the
+    request holds, which the prediction log sketches), when every input took the quick
+    path and was either cast (so the model never sees that array) or came as an array
+    (the request's own); else it is left empty."""
     limits = limits or InputLimits()
     if signature.max_batch_size is not None and signature.max_batch_size < limits.max_rows:
         limits = replace(limits, max_rows=signature.max_batch_size)  # the model's own limit
     if datatypes:
         check_declared_datatypes(signature, datatypes)
-    arrays = _validate_plain(signature, inputs, limits)
+    arrays = _validate_plain(signature, inputs, limits, sent)
     if arrays is None:
+        if sent is not None:
+            sent.clear()  # what the quick path read before it gave up
         arrays = _validate_any(signature, inputs, limits)
+    if sent and len(sent) != len(arrays):  # not all of them: as good as none
+        sent.clear()
     if signature.feature_ranges and signature.feature_names:
         _check_ranges(signature, arrays[signature.inputs[0].name])
     return arrays
@@ -68,7 +78,10 @@ def check_declared_datatypes(signature: Signature, datatypes: Mapping[str, str])
 
 
 def _validate_plain(
-    signature: Signature, inputs: Mapping[str, Any], limits: InputLimits
+    signature: Signature,
+    inputs: Mapping[str, Any],
+    limits: InputLimits,
+    sent: dict[str, Array] | None = None,
 ) -> dict[str, Array] | None:
     """The common case, checked quickly: numeric inputs of numbers (no booleans or
     ragged rows), text inputs already arrays of bytes, each of the right shape, finite
@@ -119,8 +132,12 @@ def _validate_plain(
         if array.dtype != dtype:
             if not wants_float:
                 return None  # integer range checks on the slow path
+            if sent is not None:
+                sent[spec.name] = array
             with np.errstate(over="ignore"):  # beyond the datatype becomes inf: see below
                 array = array.astype(dtype)
+        elif sent is not None and array is value:
+            sent[spec.name] = array
         if wants_float and not signature.allow_nan and not _is_finite(spec, array):
             return None  # NaN or infinity: the slow path says where
         arrays[spec.name] = array

@@ -21,12 +21,12 @@ import pandas as pd
 
 from servewell.core.ref import ModelRef
 from servewell.core.signature import Signature
+from servewell.core.task import Task, task_of
 from servewell.errors import InvalidData, InvalidInput
 from servewell.registry import Artifact, ModelVersion, RegistryAccess
 from servewell.registry.attachments import PROFILE_ROLE
 from servewell.runtime.sklearn import is_columnar
 from servewell.serving.loading import open_runtime
-from servewell.serving.prediction_reading import Task, task_of
 from servewell.training.data import load_dataset
 from servewell.training.evaluate import Predictions, predict_batches
 from servewell.training.holdout import inputs_from_frame

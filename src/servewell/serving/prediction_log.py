@@ -4,13 +4,15 @@ The gateway's record step calls :meth:`PredictionLog.add` for each served predic
 one sample-rate check and one append of a :class:`~servewell.serving.prediction_rows.Logged`
 of plain values (its outputs and inputs as JSON text). Past ``monitoring.buffer_size``
 records waiting, new ones are dropped and counted
-(``servewell_predlog_dropped_total{reason="full"}``): serving never waits.
+(``servewell_predlog_dropped_total{reason="full"}``): serving never waits. Past half of
+it, records keep no arrays for the window sketches (their JSON is read back instead): a
+buffer that fills, because writes stall, holds what it held before the records had them.
 
 A background task takes the whole buffer every ``monitoring.flush_interval_s`` and hands
 it to a thread, which builds the rows (hashes, text) and writes them to the store
 ``monitoring.store`` names (``registry/prediction_store.py``), then hands them to each
 flush consumer (``consumers``: whatever else wants every logged row, once a flush: the
-window sketches, ``serving/prediction_sketches.py``); a
+window sketches, ``serving/prediction_sketches.py``, which read the records' arrays); a
 write that fails is logged and its records counted as dropped (``reason="write_failed"``,
 as is a record that cannot be encoded or built). Once an hour (and at start) rows older
 than ``monitoring.retention_days`` are pruned. :meth:`close` (the lifespan's shutdown,
@@ -43,9 +45,10 @@ PRUNE_INTERVAL_S = 3600.0
 
 SampleRate = Callable[[str], float]
 """A model's ``monitoring.sample_rate``."""
-FlushConsumer = Callable[[list[PredictionRow]], None]
-"""Called in the flush thread with each batch's rows once the store has taken them (a
-consumer that raises is logged; the others and the log go on)."""
+FlushConsumer = Callable[[list[PredictionRow], list[Logged]], None]
+"""Called in the flush thread with each batch's rows once the store has taken them, and
+the records they were built from, in the same order (a consumer that raises is logged;
+the others and the log go on)."""
 
 
 class PredictionLog:
@@ -63,9 +66,11 @@ class PredictionLog:
         self.sample_rate = sample_rate
         self.rows = rows
         self.consumers = list(consumers)
-        """Called with every written batch's rows, in order (see :data:`FlushConsumer`)."""
+        """Called with every written batch's rows and records (see :data:`FlushConsumer`)."""
         self.buffer: deque[Logged] = deque()
         self.capacity = settings.buffer_size
+        self._arrays_below = (settings.buffer_size + 1) // 2
+        """Records keep their arrays while fewer than this wait (see the module's doc)."""
         self.dropped = 0
         """Records dropped because the buffer was full (published at each flush)."""
         self._published_dropped = 0
@@ -97,11 +102,13 @@ class PredictionLog:
         if rate < 1.0 and (rate <= 0.0 or random.random() >= rate):
             return
         buffer = self.buffer
-        if len(buffer) >= self.capacity:
+        waiting = len(buffer)
+        if waiting >= self.capacity:
             self.dropped += 1
             return
         try:
-            logged = self.rows.logged(record, arm, latency_s, answer)
+            arrays = waiting < self._arrays_below
+            logged = self.rows.logged(record, arm, latency_s, answer, arrays=arrays)
         except Exception:
             logger.warning("cannot log %s's prediction", model, exc_info=True)
             self._dropped_failed.inc()
@@ -129,14 +136,15 @@ class PredictionLog:
         """Write what the buffer holds now, in a thread; how many records were taken."""
         self._publish_dropped()
         batch = self._take()
-        if batch:
+        taken = len(batch)  # the thread empties the batch
+        if taken:
             self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
             try:
                 await asyncio.shield(self._writing)  # a cancelled flusher leaves it running
             finally:
                 if self._writing.done():
                     self._writing = None
-        return len(batch)
+        return taken
 
     async def _run(self) -> None:
         interval_s = self.settings.flush_interval_s
@@ -153,7 +161,16 @@ class PredictionLog:
         return batch
 
     def _write(self, batch: deque[Logged]) -> None:
-        rows = self._rows(batch)
+        """Write ``batch`` and hand it to the consumers; then empty it, so its records
+        are freed here, in the flush thread (the event loop still holds the deque until
+        its await ends: freeing a second of records and their arrays there cost it
+        several µs a request, bench/README.md)."""
+        try:
+            self._write_rows(*self.rows.to_rows(batch, self._cannot_log))
+        finally:
+            batch.clear()
+
+    def _write_rows(self, rows: list[PredictionRow], records: list[Logged]) -> None:
         try:
             self.store.write(rows)
         except Exception as exc:
@@ -162,7 +179,7 @@ class PredictionLog:
         self._written.inc(len(rows))
         for consume in self.consumers:
             try:
-                consume(rows)
+                consume(rows, records)
             except Exception:
                 logger.warning("a prediction log consumer failed on a batch", exc_info=True)
 
@@ -178,12 +195,9 @@ class PredictionLog:
         logger.warning("could not write %d logged predictions", lost, exc_info=True)
         self._dropped_failed.inc(lost)
 
-    def _rows(self, batch: deque[Logged]) -> list[PredictionRow]:
-        """The batch's rows; one that cannot be built is left out, counted and logged."""
-        return self.rows.to_rows(batch, self._cannot_log)
-
     def _cannot_log(self, logged: Logged) -> None:
-        """Called while handling the exception that building ``logged``'s row raised."""
+        """Called while handling the exception that building ``logged``'s row raised (the
+        row is left out, counted and logged)."""
         logger.warning("cannot log %s's prediction", logged.model, exc_info=True)
         self._dropped_failed.inc()
 

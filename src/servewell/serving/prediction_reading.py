@@ -2,8 +2,9 @@
 label it is scored against, and the training reference its drift is judged by.
 
 The same reading serves the log's flush thread (a batch's own arrays, sketched as they
-are written: ``serving/prediction_sketches.py``) and a report's reading of stored rows
-(their JSON, ``monitoring/``). Inputs are as the prediction log stores them
+are written: ``serving/prediction_sketches.py``; each read as its JSON reads,
+``prediction_rows.as_logged``, so both ways see the same values) and a report's reading
+of stored rows (their JSON, ``monitoring/``). Inputs are as the prediction log stores them
 (``serving/prediction_rows.py``): one input per raw column (named after it), or one
 matrix ``input`` whose columns are the signature's ``feature_names``. Outputs: a
 classifier's ``label`` (and ``probabilities``, one column per class in
@@ -12,21 +13,23 @@ classifier's ``label`` (and ``probabilities``, one column per class in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from servewell.core.signature import Signature
+from servewell.core.task import Task, task_of
 from servewell.errors import InvalidData
 from servewell.registry.access import RegistryAccess
 from servewell.registry.attachments import PROFILE_ROLE, read_attachment_json
 from servewell.runtime.sklearn import INPUT_NAME, is_columnar
+from servewell.serving.prediction_rows import as_logged
 from servewell.stats.reference import Reference, reference_of, references
 
 Array = np.ndarray[Any, Any]
-Task = Literal["classification", "regression"]
 Label = str | int
 
 
@@ -63,7 +66,7 @@ class Reading:
         for name in self.references:
             try:
                 if columnar:
-                    parts = [x[name] for x in inputs if isinstance(x, Mapping) and name in x]
+                    parts = [as_logged(x[name]) for x in inputs if _has(x, name)]
                     columns[name] = column_of(parts)
                 else:
                     at = names.index(name) if name in names else None
@@ -77,7 +80,7 @@ class Reading:
         output = self.output
         if output is None:
             return np.zeros(0)
-        return column_of([o[output] for o in outputs if isinstance(o, Mapping) and output in o])
+        return column_of([as_logged(o[output]) for o in outputs if _has(o, output)])
 
     def predictions(self, outputs: Any) -> list[Any]:
         """Every row's prediction in one request's outputs."""
@@ -145,28 +148,35 @@ class Readings:
         return reading_of(model, version.signature, profile, self.log_inputs(model), HOW_TO_PROFILE)
 
 
+def _has(found: Any, name: str) -> bool:
+    """Whether a request's inputs or outputs (logged JSON, or arrays) have ``name``."""
+    return (type(found) is dict or isinstance(found, Mapping)) and name in found
+
+
 def _stacked(inputs: Sequence[Any], width: int) -> Array:
     """Every request's matrix input of ``width`` columns, one under the other."""
     found = []
-    for logged in inputs:
-        matrix = logged.get(INPUT_NAME) if isinstance(logged, Mapping) else None
-        if matrix is not None:
-            array = np.asarray(matrix)
-            if array.ndim == 2 and array.shape[1] == width:
-                found.append(array)
-    return np.concatenate(found) if found else np.zeros((0, width))
+    for logged in inputs:  # once per row: the dict check first (an ABC's is slower)
+        if type(logged) is dict or isinstance(logged, Mapping):
+            matrix = logged.get(INPUT_NAME)
+            if matrix is not None:
+                found.append(as_logged(matrix))
+    try:  # the usual batch, every matrix as wide: one call
+        stacked = np.concatenate(found) if found else np.zeros((0, width))
+    except (ValueError, TypeError):
+        stacked = None
+    if stacked is not None and stacked.ndim == 2 and stacked.shape[1] == width:
+        return stacked
+    kept = [array for array in map(_matrix, found) if array.ndim == 2 and array.shape[1] == width]
+    return np.concatenate(kept) if kept else np.zeros((0, width))
 
 
-def task_of(signature: Signature) -> tuple[Task | None, str | None]:
-    """What a version predicts, and in which output."""
-    names = [spec.name for spec in signature.outputs]
-    if "label" in names:
-        return "classification", "label"
-    if "variable" in names:
-        return "regression", "variable"
-    if len(signature.outputs) == 1 and signature.outputs[0].datatype != "BYTES":
-        return "regression", names[0]
-    return None, None
+def _matrix(logged: Any) -> Array:
+    """A logged matrix as an array (a ragged one as none: left out)."""
+    try:
+        return np.asarray(logged)
+    except (ValueError, TypeError):
+        return np.zeros(0)
 
 
 def reading_of(
@@ -224,19 +234,32 @@ def _flat(values: Any) -> list[Any]:
 
 def column_of(parts: Sequence[Any]) -> Array:
     """``parts`` (arrays or nested lists) as one flat array: numbers as they are, anything
-    else as objects, text sent as bytes decoded (as the log's JSON holds it)."""
-    arrays = [np.asarray(part).reshape(-1) for part in parts]
-    if not arrays:
+    else as objects, text sent as bytes decoded (as the log's JSON holds it), and an
+    infinity (which the JSON holds as null) as NaN: missing either way."""
+    if not parts:
         return np.zeros(0)
-    if all(array.dtype.kind in "biuf" for array in arrays):
-        return np.concatenate(arrays)
-    joined = np.concatenate([array.astype(object) for array in arrays])
-    decoded: Array = _decode(joined)
+    try:  # the usual batch, numbers only: one call, not one per part
+        joined = np.concatenate(parts, axis=None)
+    except (ValueError, TypeError):  # ragged, or numbers beside text: part by part
+        joined = None
+    if joined is not None and joined.dtype.kind in "biuf":
+        if joined.dtype.kind == "f":
+            infinite = np.isinf(joined)
+            if infinite.any():
+                joined = np.where(infinite, np.nan, joined)
+        return joined
+    arrays = [np.asarray(part).reshape(-1) for part in parts]
+    objects = np.concatenate([array.astype(object) for array in arrays])
+    decoded: Array = _decode(objects)
     return decoded
 
 
 def _decoded(value: Any) -> Any:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and math.isinf(value):  # as among numbers, above
+        return math.nan
+    return value
 
 
 _decode = np.frompyfunc(_decoded, 1, 1)

@@ -10,6 +10,14 @@ gave them, inputs as ``models.<name>.monitoring.log_inputs`` says (``full``: the
 ``hash``: a keyed BLAKE2b of each value, so equal values stay equal and nothing readable
 is kept; ``none``: left out; unset: ``full`` for numbers, ``hash`` for text, i.e.
 ``BYTES`` inputs). Hashing stays in the flush thread: a record to hash keeps its answer.
+
+A record also keeps the arrays the window sketches read (``serving/prediction_sketches.py``),
+so the flush thread need not parse back the JSON written a moment before: the output
+holding the prediction, as the model gave it, and the inputs logged in full as validation
+read them before their cast (``InferResponse.sent``: what was sent, as numbers; nothing
+more to compute here); only what the sketches read. An array, and a dict of arrays, are
+nothing the garbage collector follows. Read through :func:`as_logged`, each is what its
+JSON reads back as.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from servewell.core.feedback import MAX_REQUEST_ID_CHARS
 from servewell.core.inference import InferRequest, InferResponse
 from servewell.core.rows import to_plain
 from servewell.core.signature import Signature
+from servewell.core.task import task_of
 from servewell.observability import RequestRecord
 from servewell.registry.predictions import PredictionRow
 
@@ -33,6 +42,7 @@ from servewell.registry.predictions import PredictionRow
 #: everywhere, but anyone can recompute the hash of a guessed value.
 DEFAULT_HASH_KEY = b"servewell-prediction-log"
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+Array = np.ndarray[Any, Any]
 
 
 class Answer(NamedTuple):
@@ -63,6 +73,14 @@ class Logged(NamedTuple):
     inputs: str | Answer | None
     """The inputs as JSON when every one is logged in full; the answer when some are
     hashed (in the flush thread); None when none is logged, or for a cache hit."""
+    input_arrays: dict[str, Array] | None
+    """With ``inputs`` as JSON: each input as validation read it (``InferResponse.sent``,
+    numbers: what :func:`as_logged` reads as its JSON does), for the window sketches;
+    None when there is none, or no JSON."""
+    output_arrays: dict[str, Array] | None
+    """The output holding the prediction, as the model gave it (read through
+    :func:`as_logged`), for the window sketches; None for a cache hit, a record made
+    without arrays, or a model without one."""
 
 
 #: The policies of a model whose every input is logged in full, and of one whose
@@ -81,29 +99,43 @@ class RowBuilder:
     def __init__(self, log_inputs: InputPolicy, hash_key: bytes = DEFAULT_HASH_KEY) -> None:
         self.log_inputs = log_inputs
         self.hash_key = hash_key
-        self._policies: dict[tuple[str, int], dict[str, str]] = {}
-        """Each version's input policies, decided once (a dict's get and set are atomic:
-        the event loop fills it, the flush thread reads it)."""
+        self._versions: dict[tuple[str, int], tuple[dict[str, str], str | None]] = {}
+        """Each version's input policies and the output holding its prediction
+        (``core/task.task_of``), decided once (a dict's get and set are atomic: the
+        event loop fills it, the flush thread reads it)."""
 
     def logged(
-        self, record: RequestRecord, arm: str | None, latency_s: float, answer: Answer | None
+        self,
+        record: RequestRecord,
+        arm: str | None,
+        latency_s: float,
+        answer: Answer | None,
+        *,
+        arrays: bool = True,
     ) -> Logged:
-        """The record of one served prediction (``answer`` None: a response-cache hit);
-        raises what encoding its outputs or inputs raises."""
+        """The record of one served prediction (``answer`` None: a response-cache hit;
+        ``arrays`` False: without arrays for the sketches); raises what encoding its
+        outputs or inputs raises."""
         model, request_id = record.model, record.request_id
         if answer is None:
             row = (time.time(), request_id, model, record.version, arm, record.caller)
-            return tuple.__new__(Logged, (*row, latency_s, None, None))
+            return tuple.__new__(Logged, (*row, latency_s, None, None, None, None))
         response = answer.response
         # decoded at once: orjson's bytes, kept, fragment the heap (a page fault every few
         # records, ~3 µs each: bench/README.md); a str copy of them lands in small blocks
         outputs = orjson.dumps(response.outputs, option=_JSON_OPTIONS, default=_plain).decode()
-        policies = self._policies.get((model, response.version))
-        if policies is None:
-            policies = self._policy(model, answer)
+        version = self._versions.get((model, response.version))
+        if version is None:
+            version = self._version(model, answer)
+        policies, predicted = version
         inputs: str | Answer | None = answer
+        input_arrays = None
         if policies is ALL_FULL:  # the usual numeric model: the inputs as they came
-            inputs = _json(answer.request.inputs).decode()
+            sent = answer.request.inputs
+            inputs = _json(sent).decode()
+            read = response.sent  # validation's reading of them
+            if arrays and read and (not answer.signature.allow_nan or _finite(read)):
+                input_arrays = read
         elif policies is NONE_KEPT:
             inputs = None
         given = answer.request.id  # V2's ``id``, when one feedback can name
@@ -111,16 +143,23 @@ class RowBuilder:
             # PostgreSQL text refuses NUL: the whole batch would fail
             request_id = given.replace("\x00", "\ufffd") if "\x00" in given else given
         row = (time.time(), request_id, model, record.version, arm, record.caller)
-        return tuple.__new__(Logged, (*row, latency_s, outputs, inputs))
+        output_arrays = None
+        if arrays and predicted in response.outputs:  # only what the sketches read
+            output_arrays = {predicted: response.outputs[predicted]}
+        return tuple.__new__(
+            Logged, (*row, latency_s, outputs, inputs, input_arrays, output_arrays)
+        )
 
     def to_rows(
         self, batch: Iterable[Logged], failed: Callable[[Logged], None]
-    ) -> list[PredictionRow]:
-        """The batch's rows, in one pass; a record whose row cannot be built is handed to
-        ``failed`` and left out (the flush thread's hot loop: this is why it is one loop
-        with its lookups hoisted, and why rows are made as plain tuples)."""
+    ) -> tuple[list[PredictionRow], list[Logged]]:
+        """The batch's rows, in one pass, and the records they were built from (in the
+        same order); a record whose row cannot be built is handed to ``failed`` and left
+        out (the flush thread's hot loop: this is why it is one loop with its lookups
+        hoisted, and why rows are made as plain tuples)."""
         rows: list[PredictionRow] = []
-        append = rows.append
+        kept: list[Logged] = []
+        append, keep = rows.append, kept.append
         new_row = tuple.__new__
         for logged in batch:
             outputs, inputs = logged.outputs, logged.inputs
@@ -144,7 +183,8 @@ class RowBuilder:
                 failed(logged)
                 continue
             append(new_row(PredictionRow, row))
-        return rows
+            keep(logged)
+        return rows, kept
 
     def _inputs(self, model: str, answer: Answer) -> str | None:
         """The inputs of a model that hashes some: in full, hashed or left out, each as
@@ -162,19 +202,24 @@ class RowBuilder:
     def _policy(self, model: str, answer: Answer) -> dict[str, str]:
         """Each input's ``full``/``hash``/``none`` (:data:`ALL_FULL` when every one is
         ``full``, :data:`NONE_KEPT` when none is kept), once per model version."""
+        return self._version(model, answer)[0]
+
+    def _version(self, model: str, answer: Answer) -> tuple[dict[str, str], str | None]:
+        """The version's input policies (:meth:`_policy`) and the output holding its
+        prediction, decided once."""
         key = (model, answer.response.version)
-        found = self._policies.get(key)
+        found = self._versions.get(key)
         if found is None:
             chosen = self.log_inputs(model)
-            found = {
+            policies = {
                 spec.name: chosen or ("hash" if spec.datatype == "BYTES" else "full")
                 for spec in answer.signature.inputs
             }
-            if all(policy == "full" for policy in found.values()):
-                found = ALL_FULL
-            elif all(policy == "none" for policy in found.values()):
-                found = NONE_KEPT
-            self._policies[key] = found
+            if all(policy == "full" for policy in policies.values()):
+                policies = ALL_FULL
+            elif all(policy == "none" for policy in policies.values()):
+                policies = NONE_KEPT
+            found = self._versions[key] = (policies, task_of(answer.signature)[1])
         return found
 
     def _hashed(self, values: Any) -> Any:
@@ -186,6 +231,31 @@ class RowBuilder:
     def _digest(self, value: Any) -> str:
         data = value if isinstance(value, bytes) else str(value).encode()
         return hashlib.blake2b(data, key=self.hash_key, digest_size=16).hexdigest()
+
+
+def _finite(arrays: dict[str, Array]) -> bool:
+    """Whether every float in ``arrays`` is finite: JSON writes NaN as null, so ``[1,
+    NaN]`` reads back as ``[1, None]``, integers and all, where validation's array has
+    ``1.0`` (a model that takes NaN and was sent one has its row's JSON read back)."""
+    return all(a.dtype.kind != "f" or bool(np.isfinite(a).all()) for a in arrays.values())
+
+
+def as_logged(values: Any) -> Any:
+    """An array of a record's (:attr:`Logged.input_arrays`, :attr:`Logged.output_arrays`)
+    as its logged JSON reads back: integers, booleans and float64 as they are (JSON holds
+    them exactly; an infinity, written as null, the readings take as missing either way:
+    ``prediction_reading.column_of``); anything else (float32's shortest text, bytes as
+    text, objects) through that very JSON. What is no array comes from JSON already."""
+    if not isinstance(values, np.ndarray):
+        return values
+    dtype = values.dtype
+    if dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize == 8):
+        return values
+    document = orjson.loads(_json(values))
+    try:
+        return np.asarray(document)
+    except (ValueError, TypeError):
+        return document
 
 
 def _json(document: Any) -> bytes:

@@ -6,6 +6,9 @@ version and arm): a count, the latencies' quantile sketch, and each judged featu
 the predictions' histogram on the version's reference bins
 (:mod:`servewell.serving.prediction_reading`), from the requests' own arrays, one
 vectorised update per feature per group of the batch; nothing runs on the request path.
+The arrays are the records' (``Logged.input_arrays`` and ``output_arrays``, read as
+their JSON reads: ``prediction_rows.as_logged``); a row without them has its JSON read
+back, and only when its version is sketched.
 Each open bucket is saved (replacing its earlier state) under a writer id of its own,
 so replicas and worker processes never share a row (``registry/sketches.py``).
 
@@ -19,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
@@ -30,6 +32,7 @@ import orjson
 from servewell.registry.predictions import LoggedPrediction, PredictionRow
 from servewell.registry.sketches import COMPACT_S, SketchRow, SketchStore, new_writer
 from servewell.serving.prediction_reading import Reading
+from servewell.serving.prediction_rows import Logged
 from servewell.stats.bucket import Bucket, Histogram
 from servewell.stats.sketch import CategoricalSketch, NumericSketch
 
@@ -50,10 +53,6 @@ Key = tuple[str, int, str | None, float]
 """Model, version, arm and bucket start."""
 
 
-#: A counted record's outputs: answered by the model, not read back (nothing to sketch).
-COUNTED = ()
-
-
 class SketchRecord(NamedTuple):
     """What a bucket needs of one logged prediction."""
 
@@ -63,17 +62,23 @@ class SketchRecord(NamedTuple):
     arm: str | None
     latency_ms: float
     inputs: Any
+    """The inputs (a mapping of arrays or lists), or their JSON text, read when sketched."""
     outputs: Any
-    """None for a response-cache hit."""
+    """The outputs, as ``inputs``; None for a response-cache hit."""
 
     @classmethod
-    def of_row(cls, row: PredictionRow) -> SketchRecord:
-        """A row as the flush thread wrote it (its JSON read back, as arrays)."""
-        inputs = None if row.inputs is None else _as_arrays(orjson.loads(row.inputs))
-        outputs = None
-        if not row.cached and row.outputs is not None:
-            outputs = _as_arrays(orjson.loads(row.outputs))
-        return cls(row.at, row.model, row.version, row.arm, row.latency_ms, inputs, outputs)
+    def of_row(cls, row: PredictionRow, logged: Logged | None = None) -> SketchRecord:
+        """A row as the flush thread wrote it: with the record it was built from, that
+        record's arrays; else (or where the record kept none) the row's JSON."""
+        inputs: Any = row.inputs
+        outputs: Any = None if row.cached else row.outputs
+        if logged is not None:
+            if logged.input_arrays is not None:
+                inputs = logged.input_arrays
+            if outputs is not None and logged.output_arrays is not None:
+                outputs = logged.output_arrays
+        values = (row.at, row.model, row.version, row.arm, row.latency_ms, inputs, outputs)
+        return tuple.__new__(cls, values)
 
     @classmethod
     def of_logged(cls, row: LoggedPrediction) -> SketchRecord:
@@ -82,6 +87,11 @@ class SketchRecord(NamedTuple):
         inputs = None if row.inputs is None else _as_arrays(row.inputs)
         at = row.logged_at.timestamp()
         return cls(at, row.model, row.version, row.arm, row.latency_ms, inputs, outputs)
+
+
+def _values(found: Any) -> Any:
+    """A record's inputs or outputs, its JSON text read (as arrays) if that is what it has."""
+    return _as_arrays(orjson.loads(found)) if isinstance(found, str) else found
 
 
 def _as_arrays(document: Any) -> Any:
@@ -130,12 +140,16 @@ class PredictionSketcher:
         self._next_tidy = self.clock() + COMPACT_S
         """When closed buckets are next compacted (an hour after start, then hourly)."""
 
-    def write(self, rows: Sequence[PredictionRow]) -> None:
-        """Sketch a written batch's rows (their JSON read back) into their buckets and
-        save them: the prediction log's flush consumer. Never raises: a failure is
-        logged, and the buckets are saved again at the next batch."""
+    def write(self, rows: Sequence[PredictionRow], records: Sequence[Logged] | None = None) -> None:
+        """Sketch a written batch's rows into their buckets and save them: the prediction
+        log's flush consumer (``records``: the rows' own, whose arrays are read; without
+        them the rows' JSON is). Never raises: a failure is logged, and the buckets are
+        saved again at the next batch."""
         try:
-            self.add(self._record_of(row) for row in rows)
+            if records is None:
+                self.add(SketchRecord.of_row(row) for row in rows)
+            else:
+                self.add(map(SketchRecord.of_row, rows, records))
             self.save()
             if self.clock() >= self._next_tidy:
                 self._next_tidy = self.clock() + COMPACT_S
@@ -145,11 +159,15 @@ class PredictionSketcher:
 
     def add(self, records: Iterable[SketchRecord]) -> None:
         """The records in their buckets (in memory)."""
-        groups: dict[Key, list[SketchRecord]] = defaultdict(list)
-        size = self.bucket_s
-        for record in records:
-            start = math.floor(record.at / size) * size
-            groups[(record.model, record.version, record.arm, start)].append(record)
+        groups: dict[Key, list[SketchRecord]] = {}
+        size, floor = self.bucket_s, math.floor
+        for record in records:  # once per row: lookups hoisted
+            key = (record.model, record.version, record.arm, floor(record.at / size) * size)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [record]
+            else:
+                group.append(record)
         for key, group in groups.items():
             bucket = self.bucket_of(key[0], key[1], group)
             found = self.open.get(key)
@@ -163,26 +181,7 @@ class PredictionSketcher:
 
     def bucket_of(self, model: str, version: int, records: Sequence[SketchRecord]) -> Bucket:
         """What ``records`` (of one model version) add up to."""
-        return bucket_of(records, self._judging(model, version))
-
-    def _record_of(self, row: PredictionRow) -> SketchRecord:
-        """What a bucket needs of a written row: its JSON read back only when the
-        version has something to sketch (a chat model, or one without a reference
-        profile, keeps counts and latencies: reading its rows back was most of its
-        flush)."""
-        if self._judging(row.model, row.version) is None:
-            outputs = None if row.cached or row.outputs is None else COUNTED
-            return SketchRecord(
-                row.at, row.model, row.version, row.arm, row.latency_ms, None, outputs
-            )
-        return SketchRecord.of_row(row)
-
-    def _judging(self, model: str, version: int) -> Reading | None:
-        """The version's reading when it judges anything (features or predictions)."""
-        reading = self._reading(model, version)
-        if reading is None or not (reading.references or reading.prediction_reference):
-            return None
-        return reading
+        return bucket_of(records, self._reading(model, version))
 
     def save(self) -> None:
         """Save every bucket changed since it was last saved; let closed ones go."""
@@ -228,7 +227,8 @@ def bucket_of(records: Sequence[SketchRecord], reading: Reading | None) -> Bucke
     bucket.cached = len(records) - len(answers)
     if reading is None:
         return bucket
-    columns, bucket.unreadable = reading.feature_columns([r.inputs for r in answers])
+    inputs = [_values(r.inputs) for r in answers] if reading.references else []
+    columns, bucket.unreadable = reading.feature_columns(inputs)
     for name, values in columns.items():
         sketch = reading.references[name].new_sketch()
         if _sketched(sketch, values, name, bucket.unreadable):
@@ -236,7 +236,7 @@ def bucket_of(records: Sequence[SketchRecord], reading: Reading | None) -> Bucke
     reference = reading.prediction_reference
     if reference is not None:
         sketch = reference.new_sketch()
-        values = reading.prediction_column([r.outputs for r in answers])
+        values = reading.prediction_column([_values(r.outputs) for r in answers])
         if _sketched(sketch, values, "prediction", {}):
             bucket.prediction = Histogram.of(sketch)
     return bucket

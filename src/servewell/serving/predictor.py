@@ -75,7 +75,10 @@ class Predictor:
                     f"unknown output '{unknown[0]}'; the model gives "
                     + ", ".join(f"'{name}'" for name in sorted(known))
                 )
-        inputs = validate_inputs(signature, request.inputs, self.limits, request.datatypes)
+        sent: dict[str, Any] = {}
+        inputs = validate_inputs(
+            signature, request.inputs, self.limits, request.datatypes, sent=sent
+        )
         outputs, batch_size = await deployment.predict(inputs, deadline)
         outputs = self._filtered(deployment.name, outputs)
         if wanted is not None:
@@ -89,6 +92,7 @@ class Predictor:
             outputs=outputs,
             id=request.id,
             batch_size=batch_size,
+            sent=sent or None,
         )
 
     def _filtered(self, model: str, outputs: Outputs) -> Outputs:

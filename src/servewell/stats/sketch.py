@@ -148,16 +148,22 @@ class CategoricalSketch:
 
     def update(self, values: Any) -> None:
         """Values are compared as ``str(value)``; None and NaN are missing."""
-        data = np.asarray(values, dtype=object).reshape(-1)
-        missing = _is_missing(data).astype(bool)
-        keys, inverse = np.unique(data[~missing].astype(str), return_inverse=True)
+        if isinstance(values, np.ndarray) and values.dtype.kind in "biu":
+            # a classifier's labels: none missing, and no object for each
+            found, tally = np.unique(values.reshape(-1), return_counts=True)
+            keys, missing = [str(key) for key in found.tolist()], 0
+        else:
+            data = np.asarray(values, dtype=object).reshape(-1)
+            absent = _is_missing(data).astype(bool)
+            found, inverse = np.unique(data[~absent].astype(str), return_inverse=True)
+            keys, missing = found.tolist(), int(absent.sum())
+            tally = np.bincount(inverse.reshape(-1), minlength=len(keys))
         other = len(self.categories)
-        codes = np.array([self.index.get(str(key), other) for key in keys], dtype=np.int64)
-        tally = np.bincount(inverse.reshape(-1), minlength=len(keys))
+        codes = np.array([self.index.get(key, other) for key in keys], dtype=np.int64)
         self.counts += np.bincount(codes, weights=tally, minlength=len(self.counts)).astype(
             np.int64
         )
-        self.missing += int(missing.sum())
+        self.missing += missing
 
     def merge(self, other: CategoricalSketch) -> CategoricalSketch:
         if other.categories != self.categories:
