@@ -94,54 +94,65 @@ def _validate_plain(
     arrays: dict[str, Array] = {}
     rows = -1
     for spec in specs:
-        value = inputs.get(spec.name)
-        if value is None or spec.datatype == "BOOL":
+        array = _plain_input(signature, spec, inputs.get(spec.name), limits, sent)
+        if array is None:
             return None
-        text = spec.datatype == "BYTES"
-        if isinstance(value, np.ndarray):
-            array = value
-        elif text:
-            return None
-        else:
-            try:
-                array = np.asarray(value)
-            except (ValueError, TypeError):
-                return None
-        wants_float = is_float(spec.datatype)
-        if text:
-            if not _plain_text(spec, array, limits):
-                return None
-        elif array.dtype.kind not in ("fiu" if wants_float else "iu"):
-            return None  # text, booleans, objects; floats for integers: checked slowly
-        shape = spec.shape
-        if array.ndim != len(shape) or array.ndim == 0:
-            return None
-        for want, got in zip(shape, array.shape, strict=True):
-            if want != -1 and want != got:
-                return None
         if rows == -1:
             rows = array.shape[0]
             if rows == 0 or rows > limits.max_rows:
                 return None
         elif array.shape[0] != rows:
             return None
-        if text:
-            arrays[spec.name] = array
-            continue
-        dtype = to_numpy_dtype(spec.datatype)
-        if array.dtype != dtype:
-            if not wants_float:
-                return None  # integer range checks on the slow path
-            if sent is not None:
-                sent[spec.name] = array
-            with np.errstate(over="ignore"):  # beyond the datatype becomes inf: see below
-                array = array.astype(dtype)
-        elif sent is not None and array is value:
-            sent[spec.name] = array
-        if wants_float and not signature.allow_nan and not _is_finite(spec, array):
-            return None  # NaN or infinity: the slow path says where
         arrays[spec.name] = array
     return arrays
+
+
+def _plain_input(
+    signature: Signature,
+    spec: TensorSpec,
+    value: Any,
+    limits: InputLimits,
+    sent: dict[str, Array] | None,
+) -> Array | None:
+    """One input on the quick path, as the model gets it; None: the full path decides."""
+    if value is None or spec.datatype == "BOOL":
+        return None
+    text = spec.datatype == "BYTES"
+    if isinstance(value, np.ndarray):
+        array = value
+    elif text:
+        return None
+    else:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError):
+            return None
+    wants_float = is_float(spec.datatype)
+    if text:
+        if not _plain_text(spec, array, limits):
+            return None
+    elif array.dtype.kind not in ("fiu" if wants_float else "iu"):
+        return None  # text, booleans, objects; floats for integers: checked slowly
+    if array.ndim != len(spec.shape) or array.ndim == 0:
+        return None
+    for want, got in zip(spec.shape, array.shape, strict=True):
+        if want != -1 and want != got:
+            return None
+    if text:
+        return array
+    dtype = to_numpy_dtype(spec.datatype)
+    if array.dtype != dtype:
+        if not wants_float:
+            return None  # integer range checks on the slow path
+        if sent is not None:
+            sent[spec.name] = array
+        with np.errstate(over="ignore"):  # beyond the datatype becomes inf: see below
+            array = array.astype(dtype)
+    elif sent is not None and array is value:
+        sent[spec.name] = array
+    if wants_float and not signature.allow_nan and not _is_finite(spec, array):
+        return None  # NaN or infinity: the slow path says where
+    return array
 
 
 def _plain_text(spec: TensorSpec, array: Array, limits: InputLimits) -> bool:
