@@ -12,7 +12,7 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS build
 # Extras to install, comma-separated (postgres, redis, celery, parquet, text): the
 # registry on PostgreSQL, the shared limits/cache on Redis and the Celery batch workers
 # are what many replicas need.
-ARG EXTRAS=postgres,redis,celery
+ARG EXTRAS=postgres,redis,celery,llm
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential=12.9 \
     && rm -rf /var/lib/apt/lists/*
@@ -22,7 +22,7 @@ COPY src ./src
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[${EXTRAS}]"
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
-ARG EXTRAS=postgres,redis,celery
+ARG EXTRAS=postgres,redis,celery,llm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     SERVEWELL_HOME=/var/lib/servewell \

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -59,12 +58,6 @@ from servewell.settings import Settings
 #: took 0.15 s at 20,000 (bench/README.md, issue #18); a request's garbage cycles wait
 #: a little longer (a few MB at most) before they are freed.
 GC_THRESHOLDS = (20_000, 20, 20)
-#: How long another thread may hold the interpreter before the event loop gets it back:
-#: 0.5 ms, not Python's 5. The server's own threads (the prediction log's flush, the
-#: registry's pollers, the stdout writer) run Python too; at 5 ms each turn of theirs
-#: could hold every request waiting on the loop that long (issue #18's chat bench at 64
-#: in flight: p99 over the direct path +5.7 and +7.0 ms at 5 ms, +3.9 and +3.9 at 0.5).
-SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -268,4 +261,3 @@ async def _load(pool: ModelPool, promoter: Promoter, executor: EmbeddedExecutor 
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
