@@ -59,7 +59,17 @@ def test_the_slo_reads_bounds_and_judges_each_step() -> None:
     failed = [c.objective for c in judge(objectives, [slow]) if not c.passed]
     assert failed == ["p99<50ms"]
     bad_invalid = judge([], [_step(0.01, [200], invalid=(500,))])
-    assert [(c.objective, c.passed) for c in bad_invalid] == [("invalid bodies get a 4xx", False)]
+    assert [c.objective for c in bad_invalid if not c.passed] == ["invalid bodies get a 4xx"]
+
+
+def test_a_server_that_stops_answering_fails_whatever_the_slo() -> None:
+    """Refused or dropped connections (status 0) fail a step even with no SLO given
+    (the README walk: a server stopped midway, 96,311 connection errors, "PASS")."""
+    unanswered = _step(0.01, [200] * 5 + [0] * 3)
+    failed = [(c.objective, c.value) for c in judge([], [unanswered]) if not c.passed]
+    assert failed == [("every request answered", 3)]
+    answered_with_errors = _step(0.01, [200] * 5 + [503] * 3)  # answered: the SLO's to judge
+    assert all(c.passed for c in judge([], [answered_with_errors]))
 
 
 @pytest.mark.parametrize("text", ["p99<<1", "p98<5ms", "p99>5ms", "errors<5ms", "rps<3", "p99<5"])

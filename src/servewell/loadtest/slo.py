@@ -3,7 +3,10 @@
 Each objective is a latency quantile (``p50``, ``p90``, ``p99``, ``p99.9``, ``max``)
 below a duration (``us``, ``ms``, ``s``), ``errors`` below a share (``0.1%`` or
 ``0.001``), or ``rps`` above a throughput. Every step must meet every objective; and
-whatever the SLO, a deliberately invalid body answered with anything but a 4xx fails.
+whatever the SLO (none included), a deliberately invalid body answered with anything but
+a 4xx fails, and so does a step with requests the server never answered (refused or
+dropped connections, timeouts: status ``0``): a server that stops answering never
+passes.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servewell.errors import InvalidInput
-from servewell.loadtest.stats import QUANTILES, StepResult
+from servewell.loadtest.stats import NO_ANSWER, QUANTILES, StepResult
 
 _OBJECTIVE = re.compile(r"^(p50|p90|p99|p99\.9|max|errors|rps)\s*([<>])\s*([0-9.]+)\s*([a-z%/]*)$")
 _LATENCY_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -105,4 +108,6 @@ def judge(objectives: list[Objective], steps: list[StepResult]) -> list[Check]:
         if step.invalid_requests:
             wrong = step.invalid_not_4xx
             checks.append(Check(step.label, "invalid bodies get a 4xx", wrong, wrong == 0))
+        unanswered = step.errors.get(str(NO_ANSWER), 0)
+        checks.append(Check(step.label, "every request answered", unanswered, unanswered == 0))
     return checks
