@@ -245,9 +245,7 @@ class Connection(asyncio.Protocol):
         reusable = self.reusable()
         self.exchange = None
         self._cancel_timer()
-        if self.paused and self.transport is not None and not self.closed:
-            self.paused = False
-            self.transport.resume_reading()
+        self._resume()
         if not reusable:
             self.abort()
         self.pool.put_back(self, reusable)
@@ -258,11 +256,9 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def consumed(self, exchange: Exchange) -> None:
+    def consumed(self) -> None:
         """A stream's reader took what was buffered: read on."""
-        if self.paused and self.transport is not None and not self.closed:
-            self.paused = False
-            self.transport.resume_reading()
+        if self._resume():
             self._arm_timer()
 
     # --- inside ---------------------------------------------------------------------------
@@ -282,6 +278,14 @@ class Connection(asyncio.Protocol):
         if readable is not None and not readable.done():
             exchange.readable = None
             readable.set_result(None)
+
+    def _resume(self) -> bool:
+        """Read again, if reading was paused (and the connection is open): whether it was."""
+        if not self.paused or self.transport is None or self.closed:
+            return False
+        self.paused = False
+        self.transport.resume_reading()
+        return True
 
     def _pause(self) -> None:
         if self.transport is not None and not self.closed:
@@ -348,7 +352,7 @@ class Streamed:
             if exchange.chunks:
                 taken, exchange.chunks = exchange.chunks, []
                 exchange.unread = 0
-                connection.consumed(exchange)
+                connection.consumed()
                 for chunk in taken:
                     yield chunk
                 continue

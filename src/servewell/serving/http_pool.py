@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from servewell.serving.http_connection import Answer, Connection, Streamed
+from servewell.serving.http_connection import Answer, Connection, Exchange, Streamed
 from servewell.serving.http_faults import (
     ConnectTimeout,
     DeadlinePassed,
@@ -56,13 +56,13 @@ class HttpPool:
         parts = urlsplit(url)
         self.tls = parts.scheme == "https"
         self.host = parts.hostname or ""
-        self.port = parts.port or (443 if self.tls else 80)
+        default_port = 443 if self.tls else 80
+        self.port = parts.port or default_port
         self.prefix = parts.path.rstrip("/")
         self.max_connections = max_connections
         self.max_body_bytes = max_body_bytes
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
-        default_port = 443 if self.tls else 80
         host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6
         host = host if self.port == default_port else f"{host}:{self.port}"
         lines = [f"host: {host}", *(f"{name}: {value}" for name, value in headers.items())]
@@ -78,14 +78,7 @@ class HttpPool:
 
     async def post(self, path: str, body: bytes, deadline_at: float | None) -> Answer:
         """The answer to ``body`` POSTed to ``path``, its body read whole."""
-        connection = await self._connection(deadline_at)
-        try:
-            exchange = connection.send(self._request(path, body), deadline_at, False)
-            await exchange.done
-        except BaseException:
-            connection.abort()
-            connection.finish()
-            raise
+        connection, exchange = await self._sent(path, body, deadline_at, streamed=False)
         answer = Answer(exchange.status, exchange.headers, b"".join(exchange.chunks))
         connection.finish()
         return answer
@@ -93,15 +86,23 @@ class HttpPool:
     async def stream(self, path: str, body: bytes, deadline_at: float | None) -> Streamed:
         """The answer to ``body`` POSTed to ``path``, once its headers are in; read its
         body with :meth:`Streamed.chunks`, then :meth:`Streamed.close` it."""
+        connection, exchange = await self._sent(path, body, deadline_at, streamed=True)
+        return Streamed(connection, exchange)
+
+    async def _sent(
+        self, path: str, body: bytes, deadline_at: float | None, *, streamed: bool
+    ) -> tuple[Connection, Exchange]:
+        """``body`` POSTed on a connection, once its answer's head (``streamed``) or its
+        whole answer is in; a failure or a cancelled caller closes the connection."""
         connection = await self._connection(deadline_at)
         try:
-            exchange = connection.send(self._request(path, body), deadline_at, True)
-            await exchange.head
+            exchange = connection.send(self._request(path, body), deadline_at, streamed)
+            await (exchange.head if streamed else exchange.done)
         except BaseException:
             connection.abort()
             connection.finish()
             raise
-        return Streamed(connection, exchange)
+        return connection, exchange
 
     async def close(self) -> None:
         """Close every connection (an exchange under way fails as Dropped)."""
@@ -209,7 +210,7 @@ class HttpPool:
             raise Unreachable(type(exc).__name__) from None
         protocol.connection_made(transport)  # uvloop calls it only later
         if protocol.closed:  # closed before it could be used (forgotten already)
-            raise Dropped("the upstream closed the connection")
+            raise Dropped("dropped the connection")
         self.live.add(protocol)
         return protocol
 
