@@ -1,15 +1,21 @@
 """Bodies from a profile's sample or the signature, the invalid share, the open loop's
-schedule."""
+schedule, and both loops against a real HTTP server on a loopback port."""
 
 from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 import pytest
 
 from servewell.core.signature import Signature
-from servewell.loadtest.bodies import build_requests, generated_bodies
+from servewell.loadtest.bodies import RequestSet, build_requests, generated_bodies
 from servewell.loadtest.client import Target
-from servewell.loadtest.schedule import intended_time_s
+from servewell.loadtest.schedule import Phases, Step, intended_time_s, run_step
+from servewell.loadtest.stats import StepRecorder, StepResult, step_result
 
 SIGNATURE = Signature.from_dict(
     {
@@ -55,3 +61,74 @@ def test_the_open_loop_ramps_linearly_then_holds_the_rate() -> None:
         0.01
     )
     assert intended_time_s(50, rate, 0.0) == pytest.approx(0.5)
+
+
+class _Answer(BaseHTTPRequestHandler):
+    """Reads a POST's body and answers 200 with a short body, keeping the connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.send_header("X-Servewell-Version", "1")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def loopback() -> Iterator[Target]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Target("127.0.0.1", server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _run(step: Step, target: Target) -> tuple[StepRecorder, StepResult]:
+    """One step against ``target`` (no ramp): its flushed recorder and its figures."""
+    bodies = ("/v1/models/m:predict", [b'{"instances": [[1, 2]]}'], {})
+    requests: RequestSet = build_requests(target, "m", None, bodies, None, 0.0)
+    recorder = StepRecorder(step.label, 0.0)
+    phases = Phases(ramp=StepRecorder("ramp", 0.0), measured=recorder, measure_from=0.0)
+    asyncio.run(asyncio.wait_for(run_step(step, target, requests, phases, 10.0), 60))
+    recorder.flush(step.duration_s)
+    return recorder, step_result(recorder, step.target, step.duration_s)
+
+
+def test_an_open_loop_step_records_each_answers_lateness_and_latency_from_its_send(
+    loopback: Target,
+) -> None:
+    recorder, step = _run(Step("40/s", 1.0, rate_per_s=40), loopback)
+    assert step.requests == 40
+    assert step.errors == {}
+    assert recorder.from_send.total == recorder.sent_late.total == step.requests
+    late, from_send = step.sent_late_ms, step.latency_from_send_ms
+    assert late is not None
+    assert from_send is not None
+    assert 0 <= late["p50"] <= late["max"]
+    assert 0 < from_send["p50"] <= step.latency_ms["p50"]
+    assert from_send["max"] <= step.latency_ms["max"]
+    figures = step.to_dict()
+    assert figures["sent_late_ms"] == late
+    assert figures["latency_from_send_ms"] == from_send
+    assert isinstance(figures["client_fell_behind"], bool)
+
+
+def test_a_closed_loop_step_has_no_intended_time_so_no_lateness(loopback: Target) -> None:
+    recorder, step = _run(Step("c=1", 0.3, concurrency=1), loopback)
+    assert step.requests > 0
+    assert recorder.from_send.total == recorder.sent_late.total == 0
+    figures = step.to_dict()
+    assert figures["sent_late_ms"] is None
+    assert figures["latency_from_send_ms"] is None
+    assert figures["client_fell_behind"] is None

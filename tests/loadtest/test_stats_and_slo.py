@@ -76,3 +76,53 @@ def test_a_server_that_stops_answering_fails_whatever_the_slo() -> None:
 def test_an_slo_that_does_not_read_is_refused(text: str) -> None:
     with pytest.raises(InvalidInput, match="SLO objective"):
         parse_slo(text)
+
+
+def test_each_open_loop_request_is_no_slower_from_its_send_than_from_its_due_time() -> None:
+    for latency_s, late_s in [(0.010, 0.0), (0.010, 0.004), (0.5, 0.49), (2e-6, 1e-6)]:
+        recorder = StepRecorder("100/s", 0.0)
+        recorder.record(latency_s, 200, False, "1", late_s)
+        recorder.flush(1.0)
+        assert recorder.from_send.max_s == pytest.approx(latency_s - late_s)
+        assert recorder.from_send.max_s <= recorder.histogram.max_s
+        assert recorder.sent_late.max_s == late_s >= 0
+
+
+def test_open_loop_figures_count_the_valid_answers_and_a_closed_loop_has_none() -> None:
+    recorder = StepRecorder("100/s", 0.0)
+    for k in range(100):
+        recorder.record(0.020, 200 if k % 10 else 503, False, "1", 0.001 * (k % 5))
+    recorder.record(0.020, 400, True, None, 0.001)  # an invalid body: in no histogram
+    recorder.flush(1.0)
+    assert recorder.from_send.total == recorder.sent_late.total == recorder.histogram.total == 100
+    step = step_result(recorder, {"rate_per_s": 100.0}, 1.0)
+    assert step.sent_late_ms is not None
+    assert step.latency_from_send_ms is not None
+    assert step.sent_late_ms["max"] == pytest.approx(4.0)
+    assert step.latency_from_send_ms["p50"] <= step.latency_ms["p50"]
+    assert step.to_dict()["client_fell_behind"] is False
+    closed = _step(0.01, [200] * 3).to_dict()
+    assert closed["sent_late_ms"] is None
+    assert closed["latency_from_send_ms"] is None
+    assert closed["client_fell_behind"] is None
+
+
+def _sent_late(from_send_s: float, late_s: float, late_share: float = 1.0) -> StepResult:
+    """A step of 100 answers taking ``from_send_s`` from their actual send, the last
+    ``late_share`` of them sent ``late_s`` late (in their corrected latency), the others
+    on time."""
+    recorder = StepRecorder("100/s", 0.0)
+    for k in range(100):
+        late = late_s if k >= 100 * (1 - late_share) else 0.0
+        recorder.record(from_send_s + late, 200, False, "1", late)
+    recorder.flush(1.0)
+    return step_result(recorder, {"rate_per_s": 100.0}, 1.0)
+
+
+def test_the_client_fell_behind_when_its_lateness_p99_passes_10ms_and_the_p50() -> None:
+    assert _sent_late(0.005, 0.002).client_fell_behind is False  # a few ms: the design
+    assert _sent_late(0.001, 0.008, 0.02).client_fell_behind is False  # 8 ms: under 10
+    assert _sent_late(0.2, 0.05).client_fell_behind is False  # under a slow server's p50
+    assert _sent_late(0.005, 0.030).client_fell_behind  # always 30 ms late, 5 ms answers
+    assert _sent_late(0.005, 0.030, 0.02).client_fell_behind  # the slowest 2 %: the p99
+    assert _sent_late(0.005, 0.030, 0.005).client_fell_behind is False  # beyond the p99

@@ -5,11 +5,14 @@ Open loop measures each latency from the request's *intended* send time, as wrk2
 when the server stalls, requests keep arriving on schedule and wait, and that wait is
 in their latency ("coordinated omission" otherwise hides it). Requests wait in a queue
 for a free connection; connections are added while requests wait, up to
-``max_connections``. The dispatcher sleeps on the loop's timers, at least one step
-(1 ms) at a time, and queues everything due when it wakes, as wrk2 does: a request
-may go out up to about a millisecond after its time (in its latency), but the load
-core is not held by a spinning loop, which on a busy machine lost whole time slices
-and made the client the bottleneck (bench/README.md, issue #16).
+``max_connections``. The moment a connection takes a request and starts sending it is
+its actual send: how late that is (the client's own lateness) and the latency from it
+(wrk2's ``-U``) are recorded beside the corrected latency. The dispatcher sleeps on the
+loop's timers, at least one step (1 ms) at a time, and queues everything due when it
+wakes, as wrk2 does: a request may go out up to about a millisecond after its time (in
+its latency), but the load core is not held by a spinning loop, which on a busy
+machine lost whole time slices and made the client the bottleneck (bench/README.md,
+issue #16).
 
 During the ramp (closed loop: connections start one after another; open loop: the rate
 rises linearly from 0) answers go to a recorder of their own, which the step's figures
@@ -47,10 +50,16 @@ class Phases:
     sent: int = 0
 
     def record(
-        self, sent_at: float, latency_s: float, status: int, invalid: bool, version: str | None
+        self,
+        sent_at: float,
+        latency_s: float,
+        status: int,
+        invalid: bool,
+        version: str | None,
+        late_s: float | None = None,
     ) -> None:
         recorder = self.measured if sent_at >= self.measure_from else self.ramp
-        recorder.record(latency_s, status, invalid, version)
+        recorder.record(latency_s, status, invalid, version, late_s)
 
 
 @dataclass(frozen=True)
@@ -138,8 +147,10 @@ async def open_loop(
                     return
                 k, intended = due
                 request, invalid = requests.pick(k)
+                actual = clock()
                 status, version = await link.exchange(request)
-                phases.record(intended, clock() - intended, status, invalid, version)
+                late_s = actual - intended
+                phases.record(intended, clock() - intended, status, invalid, version, late_s)
         finally:
             link.close()
 
