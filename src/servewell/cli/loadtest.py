@@ -186,12 +186,14 @@ def _requests(
 
 
 def _run(plan: Plan, target: Any, requests: RequestSet) -> LoadTestResult:
-    from servewell.cli.loadtest_view import LiveView, result_table
+    from servewell.cli.loadtest_view import LiveView, open_loop_lines, result_table
     from servewell.loadtest.run import run_load_test
 
     with LiveView(errors) as view:
         result = run_load_test(plan, target, requests, view.tick)
     console.print(result_table(result))
+    for line in open_loop_lines(result):
+        console.print(line, highlight=False, soft_wrap=True)
     return result
 
 

@@ -1,5 +1,6 @@
 """What ``servewell loadtest`` shows: a live line per second while a step runs (rate,
-p50/p99 of that second, errors by status), then the per-step table and the verdict."""
+p50/p99 of that second, errors by status), then the per-step table, for open-loop
+steps how late the client sent (and a warning when it fell behind), and the verdict."""
 
 from __future__ import annotations
 
@@ -80,6 +81,29 @@ def result_table(result: LoadTestResult) -> Table:
             errors,
         )
     return table
+
+
+def open_loop_lines(result: LoadTestResult) -> list[str]:
+    """Per open-loop step, how late the client sent and the p50 from the actual sends;
+    a warning for each step where the client itself fell behind."""
+    lines = []
+    for step in result.steps:
+        late, from_send = step.sent_late_ms, step.latency_from_send_ms
+        if late is None or from_send is None:
+            continue
+        lines.append(
+            f"{step.label}: sent late p50/p99 {late['p50']:.2f}/{late['p99']:.2f} ms, "
+            f"p50 from send {from_send['p50']:.2f} ms (p50 from intended send "
+            f"{step.latency_ms['p50']:.2f} ms)"
+        )
+        if step.client_fell_behind:
+            lines.append(
+                f"[bold yellow]warning[/] {step.label}: the load generator itself was late "
+                f"(sent late p99 {late['p99']:.2f} ms): its latencies include that wait, so "
+                "the server may be faster than shown; use a lower --rate or run the client "
+                "on another machine"
+            )
+    return lines
 
 
 def _statuses(counts: dict[str, int]) -> str:
