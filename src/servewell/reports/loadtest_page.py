@@ -1,6 +1,7 @@
 """The load-test page: a self-contained HTML file (plots as PNG data URIs, no external
-URL) of a load test's JSON document: the verdict, the per-step table, latency over
-time, the latency histogram and throughput per step."""
+URL) of a load test's JSON document: the verdict, the per-step table (open-loop steps
+with their p50 from the actual sends, how late the client sent, and a warning when it
+fell behind), latency over time, the latency histogram and throughput per step."""
 
 from __future__ import annotations
 
@@ -63,12 +64,35 @@ def _steps_table(document: dict[str, Any]) -> str:
         errors = ", ".join(f"{s}: {n}" for s, n in step["errors"].items()) or "none"
         rows.append(
             f"<tr><td>{escape(step['label'])}</td><td class='num'>{step['requests']:,}</td>"
-            f"<td class='num'>{step['throughput_rps']:.1f}</td>{cells}"
+            f"<td class='num'>{step['throughput_rps']:.1f}</td>{cells}{_sent_cells(step)}"
             f"<td>{escape(errors)}</td></tr>"
         )
     return (
         "<section><h2>Steps</h2><table><tr><th>step</th><th>requests</th><th>req/s</th>"
-        f"{head}<th>errors by status</th></tr>{''.join(rows)}</table></section>"
+        f"{head}<th>p50 from send ms</th><th>sent late p50/p99 ms</th><th>errors by status</th>"
+        f"</tr>{''.join(rows)}</table>{_late_warnings(document)}</section>"
+    )
+
+
+def _sent_cells(step: dict[str, Any]) -> str:
+    """Open loop: the p50 from the actual sends and how late they were; closed: none."""
+    late, from_send = step.get("sent_late_ms"), step.get("latency_from_send_ms")
+    if late is None or from_send is None:
+        return "<td class='num muted'>-</td><td class='num muted'>-</td>"
+    return (
+        f"<td class='num'>{from_send['p50']:.2f}</td>"
+        f"<td class='num'>{late['p50']:.2f}/{late['p99']:.2f}</td>"
+    )
+
+
+def _late_warnings(document: dict[str, Any]) -> str:
+    late = [step["label"] for step in document["steps"] if step.get("client_fell_behind")]
+    if not late:
+        return ""
+    return (
+        f"<p><span class='badge warn'>warning</span> the load generator itself was late in "
+        f"{escape(', '.join(late))}: its latencies include that wait, so the server may be "
+        "faster than shown (a lower rate, or the client on another machine)</p>"
     )
 
 
