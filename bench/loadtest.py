@@ -24,7 +24,10 @@ and at 16 they fall behind for good past about what wrk gets at 16):
           after the other: throughput and p50 (the target: within 15 %)
 
 Both count latency from each request's intended send time (coordinated omission
-corrected). wrk2 calibrates for its first 10 s and then resets its latency histogram
+corrected), and both also from its actual send (wrk2's ``-U``, servewell's ``p50 from
+send``): the rows compare both p50s, and each tool's own lateness beside them (wrk2's an
+estimate, its corrected p50 less its ``-U`` p50; servewell's measured, actual send less
+intended). wrk2 calibrates for its first 10 s and then resets its latency histogram
 (its Requests/sec still counts the whole run), so each fixed-rate run lasts
 ``--fixed-seconds`` (30) and servewell's first 10 s are a warm-up step at the same
 rate that its figures leave out: both report the latency of the same last 20 s.
@@ -107,16 +110,18 @@ def client_main(url: str, body_path: str, load: str, seconds: int, warmup_s: int
     steps = [step("warm-up", warmup_s)] if warmup_s else []
     plan = Plan([*steps, step(load, seconds - warmup_s)])
     result = run_load_test(plan, target, requests).steps[-1]
-    print(
-        json.dumps(
-            {
-                "requests_per_s": result.throughput_rps,
-                "p50_ms": result.latency_ms["p50"],
-                "p99_ms": result.latency_ms["p99"],
-                "errors": sum(result.errors.values()),
-            }
-        )
-    )
+    figures = {
+        "requests_per_s": result.throughput_rps,
+        "p50_ms": result.latency_ms["p50"],
+        "p99_ms": result.latency_ms["p99"],
+        "errors": sum(result.errors.values()),
+    }
+    if result.latency_from_send_ms is not None and result.sent_late_ms is not None:
+        # Open loop: from the actual sends (as wrk2's -U), and how late those were.
+        figures["p50_from_send_ms"] = result.latency_from_send_ms["p50"]
+        figures["sent_late_p50_ms"] = result.sent_late_ms["p50"]
+        figures["sent_late_p99_ms"] = result.sent_late_ms["p99"]
+    print(json.dumps(figures))
 
 
 def find_wrk2(given: str | None) -> tuple[str | None, str]:
@@ -223,7 +228,9 @@ def print_table(server: str, figures: dict[str, dict[str, float]]) -> None:
     r = figures["servewell rate"]
     print(
         f"rate {r['rate']:.0f}/s: sent {r['requests_per_s']:.0f}/s, p50 {r['p50_ms']:.2f} ms "
-        f"({r['p50_ms'] / figures['wrk c=1']['p50_ms']:.2f} of wrk's at c=1)"
+        f"({r['p50_ms'] / figures['wrk c=1']['p50_ms']:.2f} of wrk's at c=1), "
+        f"p50 from send {r['p50_from_send_ms']:.2f} ms, sent late p50/p99 "
+        f"{r['sent_late_p50_ms']:.2f}/{r['sent_late_p99_ms']:.2f} ms"
     )
 
 
@@ -258,14 +265,32 @@ def fixed_table(server: str, rates: list[int], rounds: list[dict[str, Any]]) -> 
             ratios[str(rate)][key] = statistics.median(ratio)
         print(f"{rate:>6}" + "".join(f" {c:>19}" for c in cells))
     for rate in rates:
-        from_send = statistics.median(r[f"wrk2 {rate}/s"]["p50_from_send_ms"] for r in rounds)
-        print(f"{rate}/s: wrk2's p50 from its actual sends (-U): {from_send:.2f} ms")
+        ratios[str(rate)]["p50_from_send_ms"] = from_send_row(rate, rounds)
     for rate, ratio in ratios.items():
         print(
             f"{rate}/s within 15 % of wrk2's? throughput {verdict(ratio['requests_per_s'])}, "
-            f"p50 {verdict(ratio['p50_ms'])}"
+            f"p50 {verdict(ratio['p50_ms'])}, p50 from send {verdict(ratio['p50_from_send_ms'])}"
         )
     return {"rates": rates, "rounds": rounds, "median_ratios": ratios}
+
+
+def from_send_row(rate: int, rounds: list[dict[str, Any]]) -> float:
+    """Print one rate's p50s from the actual sends (wrk2's -U, servewell's from send),
+    their ratio, and each tool's own lateness: wrk2's estimated (its corrected p50 less
+    its -U p50), servewell's measured (the p50 of actual less intended send); the
+    median ratio."""
+    wrk2 = [r[f"wrk2 {rate}/s"] for r in rounds]
+    ours = [r[f"servewell {rate}/s"] for r in rounds]
+    theirs, mine = [w["p50_from_send_ms"] for w in wrk2], [s["p50_from_send_ms"] for s in ours]
+    ratio = [m / t for t, m in zip(theirs, mine, strict=True)]
+    wrk2_late = [w["p50_ms"] - w["p50_from_send_ms"] for w in wrk2]
+    print(
+        f"{rate}/s from the actual sends: p50 wrk2 -U {spread(theirs, 2)} ms, servewell "
+        f"{spread(mine, 2)} ms, ratio {spread(ratio, 2)}; sent late p50: wrk2 "
+        f"~{spread(wrk2_late, 2)} ms (estimated), servewell "
+        f"{spread([s['sent_late_p50_ms'] for s in ours], 2)} ms (measured)"
+    )
+    return statistics.median(ratio)
 
 
 def main() -> None:
