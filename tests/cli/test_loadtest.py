@@ -102,6 +102,8 @@ def test_closed_loop_counts_are_the_servers_and_the_slo_passes(
     assert document["settings"]["bodies"] == "registry profile"
     assert [step["label"] for step in document["steps"]] == ["c=1", "c=4"]
     assert all(step["errors"] == {} and step["requests"] > 0 for step in document["steps"])
+    assert all(step["sent_late_ms"] is None for step in document["steps"])  # no intended time
+    assert "sent late" not in output
     sent = document["sent"] + document["probe_requests"]
     assert _requests_counted(url, "iris") - before == sent
     assert document["sent"] == sum(step["requests"] for step in document["steps"])
@@ -143,6 +145,9 @@ def test_open_loop_holds_its_rate(loadtest: Any, server: tuple[str, Path]) -> No
     # The ramp (25 requests on the way from 0 to 50/s) is sent but not measured.
     assert document["sent"] == 225
     assert step["requests"] == pytest.approx(200, abs=1)
+    assert 0 <= step["sent_late_ms"]["p50"] <= step["sent_late_ms"]["p99"]
+    assert step["latency_from_send_ms"]["p50"] <= step["latency_ms"]["p50"]
+    assert "50/s: sent late p50/p99" in output
     assert _requests_counted(url, "iris") - before == document["sent"] + document["probe_requests"]
 
 
