@@ -155,25 +155,19 @@ def test_a_servers_sketcher_reads_a_profile_given_late(trained: Services) -> Non
         SketchStore(trained.registry), reading_of, 60.0, 86400, clock=lambda: clock[0]
     )
     frame = monitored.loans(20, seed=10)
-    sketcher.add([_record(row) for row in monitored.logged_rows(frame, clock[0], 5)])
+    sketcher.add(monitored.logged_rows(frame, clock[0], 5))
     assert not _open_features(sketcher)
     given[0] = True  # ``servewell profile`` stored one
-    sketcher.add([_record(row) for row in monitored.logged_rows(frame, clock[0], 5)])
+    sketcher.add(monitored.logged_rows(frame, clock[0], 5))
     assert not _open_features(sketcher)  # not looked at again yet
     clock[0] += REREAD_S
     sketcher.open.clear()
-    sketcher.add([_record(row) for row in monitored.logged_rows(frame, clock[0], 5)])
+    sketcher.add(monitored.logged_rows(frame, clock[0], 5))
     assert _open_features(sketcher) == {"amount", "income", "plan"}
 
 
 def _no_profile(model: str, version: int) -> object:
     raise LookupError(f"{model}@{version} has no profile yet")
-
-
-def _record(row: object) -> object:
-    from servewell.serving.prediction_sketches import SketchRecord
-
-    return SketchRecord.of_row(row)  # type: ignore[arg-type]
 
 
 def _open_features(sketcher: PredictionSketcher) -> set[str]:

@@ -28,9 +28,10 @@ from servewell.serving.prediction_reading import Reading, Readings, column_of, r
 from servewell.serving.prediction_rows import Answer, Logged, RowBuilder, as_logged
 from servewell.serving.prediction_sketches import (
     KEEP_OPEN_S,
+    Gathered,
     PredictionSketcher,
-    SketchRecord,
     bucket_of,
+    gather,
 )
 from servewell.stats import build_profile
 from serving_models import register_adder
@@ -171,13 +172,10 @@ def test_a_batch_sketched_from_its_records_arrays_equals_its_json_read_back() ->
     assert batch[4].input_arrays is None  # NaN in a list: read from its JSON
     for reading in (clf, reg):
         model = "clf" if reading is clf else "reg"
-        own = [
-            SketchRecord.of_row(r, k)
-            for r, k in zip(rows, records, strict=False)
-            if r.model == model
-        ]
-        read_back = [SketchRecord.of_row(r) for r in rows if r.model == model]
-        assert any(not isinstance(r.inputs, str) for r in own)
+        pairs = [(r, k) for r, k in zip(rows, records, strict=True) if r.model == model]
+        own = _gathered([r for r, _ in pairs], [k for _, k in pairs])
+        read_back = _gathered([r for r, _ in pairs])
+        assert any(not isinstance(found, str) for found in own.inputs)
         mine, theirs = bucket_of(own, reading), bucket_of(read_back, reading)
         assert mine.features
         assert mine.prediction is not None
@@ -203,6 +201,13 @@ def test_a_logged_array_reads_as_its_json() -> None:
         read_back = orjson.loads(logged.outputs)["variable"]
         mine, theirs = column_of([as_logged(array)]), column_of([read_back])
         assert list(map(_text, mine.tolist())) == list(map(_text, theirs.tolist()))
+
+
+def _gathered(rows: list[PredictionRow], records: list[Logged] | None = None) -> Gathered:
+    """The rows gathered in one group (a bucket longer than all time), with their
+    records' arrays if given."""
+    [group] = gather(rows, records, bucket_s=1e12).values()
+    return group
 
 
 def _text(value: object) -> str | None:

@@ -34,7 +34,7 @@ from servewell.serving.prediction_reading import Readings
 from servewell.serving.prediction_sketches import (
     COMPACT_AFTER_S,
     KEEP_OPEN_S,
-    SketchRecord,
+    Gathered,
     bucket_of,
 )
 from servewell.stats.bucket import Bucket, Histogram
@@ -138,16 +138,19 @@ def _rebuilt(
     since = datetime.fromtimestamp(start, UTC)
     page_rows = SCAN_ROWS if end - start >= COMPACT_S else SCAN_ROWS // 5  # a bucket's
     for page in store.scan(name, since=since, version=version, page_rows=page_rows):
-        groups: dict[Group, list[SketchRecord]] = {}
+        groups: dict[Group, Gathered] = {}
         for row in page:
-            record = SketchRecord.of_logged(row)
-            if record.at >= end:
+            if row.logged_at.timestamp() >= end:
                 break
-            groups.setdefault((record.version, record.arm), []).append(record)
-        for key, records in groups.items():
-            bucket = bucket_of(records, readings.of(name, key[0]))
+            key = (row.version, row.arm)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = Gathered()
+            group.add_logged(row)
+        for key, group in groups.items():
+            bucket = bucket_of(group, readings.of(name, key[0]))
             built[key] = built[key].merge(bucket) if key in built else bucket
-            read += len(records)
+            read += len(group.at)
         if page[-1].logged_at.timestamp() >= end:
             break
     return built, read

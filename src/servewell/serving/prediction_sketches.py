@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import repeat
+from typing import Any
 
 import numpy as np
 import orjson
@@ -53,45 +54,33 @@ Key = tuple[str, int, str | None, float]
 """Model, version, arm and bucket start."""
 
 
-class SketchRecord(NamedTuple):
-    """What a bucket needs of one logged prediction."""
+@dataclass(slots=True)
+class Gathered:
+    """The records of one bucket's group (model, version, arm) as the columns a bucket
+    is made of: the flush thread appends to them in its one pass over a batch
+    (:meth:`PredictionSketcher.add`), the backfill by :meth:`add_logged`."""
 
-    at: float
-    model: str
-    version: int
-    arm: str | None
-    latency_ms: float
-    inputs: Any
-    """The inputs (a mapping of arrays or lists), or their JSON text, read when sketched."""
-    outputs: Any
-    """The outputs, as ``inputs``; None for a response-cache hit."""
+    at: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    inputs: list[Any] = field(default_factory=list)
+    """The answered records' inputs (a mapping of arrays or lists, or its JSON text, read
+    when sketched; None when none is logged), in order."""
+    outputs: list[Any] = field(default_factory=list)
+    """The answered records' outputs, as ``inputs``; a cache hit has none."""
 
-    @classmethod
-    def of_row(cls, row: PredictionRow, logged: Logged | None = None) -> SketchRecord:
-        """A row as the flush thread wrote it: with the record it was built from, that
-        record's arrays; else (or where the record kept none) the row's JSON."""
-        inputs: Any = row.inputs
-        outputs: Any = None if row.cached else row.outputs
-        if logged is not None:
-            if logged.input_arrays is not None:
-                inputs = logged.input_arrays
-            if outputs is not None and logged.output_arrays is not None:
-                outputs = logged.output_arrays
-        values = (row.at, row.model, row.version, row.arm, row.latency_ms, inputs, outputs)
-        return tuple.__new__(cls, values)
-
-    @classmethod
-    def of_logged(cls, row: LoggedPrediction) -> SketchRecord:
+    def add_logged(self, row: LoggedPrediction) -> None:
         """A row as a store reads it back (its JSON decoded)."""
-        outputs = None if row.cached or row.outputs is None else _as_arrays(row.outputs)
-        inputs = None if row.inputs is None else _as_arrays(row.inputs)
-        at = row.logged_at.timestamp()
-        return cls(at, row.model, row.version, row.arm, row.latency_ms, inputs, outputs)
+        self.at.append(row.logged_at.timestamp())
+        self.latency_ms.append(row.latency_ms)
+        if not row.cached and row.outputs is not None:
+            self.inputs.append(None if row.inputs is None else _as_arrays(row.inputs))
+            self.outputs.append(_as_arrays(row.outputs))
 
 
-def _values(found: Any) -> Any:
-    """A record's inputs or outputs, its JSON text read (as arrays) if that is what it has."""
-    return _as_arrays(orjson.loads(found)) if isinstance(found, str) else found
+def _read(found: list[Any]) -> list[Any]:
+    """Records' inputs or outputs, each one's JSON text read (as arrays) if that is what
+    it has (once per row: no call for those that are arrays already)."""
+    return [_as_arrays(orjson.loads(one)) if type(one) is str else one for one in found]
 
 
 def _as_arrays(document: Any) -> Any:
@@ -146,10 +135,7 @@ class PredictionSketcher:
         them the rows' JSON is). Never raises: a failure is logged, and the buckets are
         saved again at the next batch."""
         try:
-            if records is None:
-                self.add(SketchRecord.of_row(row) for row in rows)
-            else:
-                self.add(map(SketchRecord.of_row, rows, records))
+            self.add(rows, records)
             self.save()
             if self.clock() >= self._next_tidy:
                 self._next_tidy = self.clock() + COMPACT_S
@@ -157,31 +143,24 @@ class PredictionSketcher:
         except Exception:
             logger.warning("could not save the prediction log's window sketches", exc_info=True)
 
-    def add(self, records: Iterable[SketchRecord]) -> None:
-        """The records in their buckets (in memory)."""
-        groups: dict[Key, list[SketchRecord]] = {}
-        size, floor = self.bucket_s, math.floor
-        for record in records:  # once per row: lookups hoisted
-            key = (record.model, record.version, record.arm, floor(record.at / size) * size)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [record]
-            else:
-                group.append(record)
+    def add(self, rows: Sequence[PredictionRow], records: Sequence[Logged] | None = None) -> None:
+        """A written batch's rows in their buckets (in memory); see :func:`gather`."""
+        groups = gather(rows, records, self.bucket_s)
         for key, group in groups.items():
             bucket = self.bucket_of(key[0], key[1], group)
             found = self.open.get(key)
             if found is None:
                 model, version, arm, start = key
-                row = SketchRow(new_writer(), model, version, arm, start, start + size, bucket)
+                end = start + self.bucket_s
+                row = SketchRow(new_writer(), model, version, arm, start, end, bucket)
                 self.open[key] = _Open(row)
             else:
                 found.row = replace(found.row, bucket=found.row.bucket.merge(bucket))
                 found.dirty = True
 
-    def bucket_of(self, model: str, version: int, records: Sequence[SketchRecord]) -> Bucket:
-        """What ``records`` (of one model version) add up to."""
-        return bucket_of(records, self._reading(model, version))
+    def bucket_of(self, model: str, version: int, gathered: Gathered) -> Bucket:
+        """What ``gathered`` (of one model version) adds up to."""
+        return bucket_of(gathered, self._reading(model, version))
 
     def save(self) -> None:
         """Save every bucket changed since it was last saved; let closed ones go."""
@@ -217,17 +196,48 @@ class PredictionSketcher:
         return reading
 
 
-def bucket_of(records: Sequence[SketchRecord], reading: Reading | None) -> Bucket:
-    """What ``records`` (of one model version, read by ``reading``: None keeps counts and
-    latencies only) add up to: the flush thread's and the backfill's one way."""
-    at = np.fromiter((r.at for r in records), np.float64, len(records))
-    bucket = Bucket(len(records), first_at=float(at.min()), last_at=float(at.max()))
-    bucket.latency.update(np.fromiter((r.latency_ms for r in records), np.float64))
-    answers = [r for r in records if r.outputs is not None]
-    bucket.cached = len(records) - len(answers)
+def gather(
+    rows: Sequence[PredictionRow], records: Sequence[Logged] | None, bucket_s: float
+) -> dict[Key, Gathered]:
+    """A written batch's rows per bucket (model, version, arm and the start of their
+    ``bucket_s``), as columns: with the records they were built from, those records'
+    arrays where they kept them, else the rows' JSON (read when sketched)."""
+    groups: dict[Key, Gathered] = {}
+    floor = math.floor
+    # once per row, the flush thread's hot loop: one pass, tuples unpacked, no calls
+    for row, logged in zip(rows, records or repeat(None, len(rows)), strict=True):
+        at, _, model, version, arm, _, latency_ms, cached, outputs_json, inputs_json = row
+        key = (model, version, arm, floor(at / bucket_s) * bucket_s)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Gathered()
+        group.at.append(at)
+        group.latency_ms.append(latency_ms)
+        if cached:
+            continue
+        inputs: Any = inputs_json
+        outputs: Any = outputs_json
+        if logged is not None:
+            input_arrays, output_arrays = logged[-2:]  # Logged's last two fields
+            if input_arrays is not None:
+                inputs = input_arrays
+            if output_arrays is not None:
+                outputs = output_arrays
+        group.inputs.append(inputs)
+        group.outputs.append(outputs)
+    return groups
+
+
+def bucket_of(gathered: Gathered, reading: Reading | None) -> Bucket:
+    """What ``gathered`` (of one model version, read by ``reading``: None keeps counts
+    and latencies only) adds up to: the flush thread's and the backfill's one way."""
+    at = np.array(gathered.at, np.float64)
+    bucket = Bucket(len(at), first_at=float(at.min()), last_at=float(at.max()))
+    bucket.latency.update(np.array(gathered.latency_ms, np.float64))
+    bucket.cached = len(at) - len(gathered.outputs)
     if reading is None:
         return bucket
-    inputs = [_values(r.inputs) for r in answers] if reading.references else []
+    inputs = _read(gathered.inputs) if reading.references else []
     columns, bucket.unreadable = reading.feature_columns(inputs)
     for name, values in columns.items():
         sketch = reading.references[name].new_sketch()
@@ -236,7 +246,7 @@ def bucket_of(records: Sequence[SketchRecord], reading: Reading | None) -> Bucke
     reference = reading.prediction_reference
     if reference is not None:
         sketch = reference.new_sketch()
-        values = reading.prediction_column([_values(r.outputs) for r in answers])
+        values = reading.prediction_column(_read(gathered.outputs))
         if _sketched(sketch, values, "prediction", {}):
             bucket.prediction = Histogram.of(sketch)
     return bucket
