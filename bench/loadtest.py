@@ -85,8 +85,10 @@ def servewell_client(
         "taskset", "-c", LOAD_CORE, sys.executable, str(Path(__file__)), "--client",
         url, str(body), load, str(seconds), str(warmup_s),
     ]  # fmt: skip
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return json.loads(output)  # type: ignore[no-any-return]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:  # its traceback, not just "exit status 1"
+        sys.exit(f"servewell's client ({load}) failed:\n{done.stderr}")
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
 def client_main(url: str, body_path: str, load: str, seconds: int, warmup_s: int) -> None:
