@@ -173,6 +173,12 @@ def test_bad_options_are_one_line_and_exit_2(loadtest: Any) -> None:
     code, _, output = loadtest("--model", "iris", "--rate", "5/s", "--slo", "p99<<1")
     assert code == 2
     assert "does not read" in output
+    for rate, ramp in (("0.5/s", "0s"), ("1/s", "1s")):
+        code, _, output = loadtest(
+            "--model", "iris", "--rate", rate, "--ramp", ramp, "--duration", "1s"
+        )
+        assert code == 2
+        assert "no request to measure" in output
 
 
 def test_a_model_the_server_does_not_serve_exits_4(loadtest: Any) -> None:

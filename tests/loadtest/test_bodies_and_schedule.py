@@ -14,7 +14,13 @@ import pytest
 from servewell.core.signature import Signature
 from servewell.loadtest.bodies import RequestSet, build_requests, generated_bodies
 from servewell.loadtest.client import Target
-from servewell.loadtest.schedule import Phases, Step, intended_time_s, run_step
+from servewell.loadtest.schedule import (
+    Phases,
+    Step,
+    intended_time_s,
+    open_loop_requests,
+    run_step,
+)
 from servewell.loadtest.stats import StepRecorder, StepResult, step_result
 
 SIGNATURE = Signature.from_dict(
@@ -61,6 +67,15 @@ def test_the_open_loop_ramps_linearly_then_holds_the_rate() -> None:
         0.01
     )
     assert intended_time_s(50, rate, 0.0) == pytest.approx(0.5)
+
+
+def test_open_loop_requests_counts_the_ramps_apart_from_the_measured_ones() -> None:
+    assert open_loop_requests(100.0, 2.0, 5.0) == (600, 500)
+    assert open_loop_requests(200.0, 0.0, 5.0) == (1000, 1000)
+    # Too few to measure: 0.5/s over 1 s, or 1/s whose one request is the ramp's.
+    assert open_loop_requests(0.5, 0.0, 1.0) == (0, 0)
+    assert open_loop_requests(1.0, 1.0, 1.0) == (1, 0)
+    assert open_loop_requests(0.5, 0.0, 3.0) == (1, 1)
 
 
 class _Answer(BaseHTTPRequestHandler):

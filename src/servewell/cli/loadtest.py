@@ -86,7 +86,7 @@ def _plan(
     concurrency: str | None, rate: str | None, duration: str, ramp: str, slo: str, timeout: str
 ) -> Plan:
     from servewell.loadtest.run import Plan
-    from servewell.loadtest.schedule import Step
+    from servewell.loadtest.schedule import Step, open_loop_requests
     from servewell.loadtest.slo import parse_slo
 
     if (concurrency is None) == (rate is None):
@@ -103,6 +103,11 @@ def _plan(
         ]
     else:
         per_s = _rate(str(rate))
+        if open_loop_requests(per_s, ramp_s, duration_s)[1] < 1:
+            raise InvalidInput(
+                f"--rate {per_s:g}/s over --duration {duration} has no request to measure: "
+                "give a higher --rate or a longer --duration"
+            )
         steps = [Step(f"{per_s:g}/s", duration_s, ramp_s, rate_per_s=per_s)]
     return Plan(steps, parse_slo(slo), slo, timeout_s)
 

@@ -122,6 +122,13 @@ def intended_time_s(k: int, rate_per_s: float, ramp_s: float) -> float:
     return ramp_s + (k - ramp_requests) / rate_per_s
 
 
+def open_loop_requests(rate_per_s: float, ramp_s: float, duration_s: float) -> tuple[int, int]:
+    """How many requests an open-loop step sends, and how many of them are due in its
+    measured time (the rest are the ramp's)."""
+    total = math.floor(rate_per_s * (ramp_s / 2 + duration_s))
+    return total, total - min(math.ceil(rate_per_s * ramp_s / 2), total)
+
+
 async def open_loop(
     step: Step,
     target: Target,
@@ -177,7 +184,7 @@ async def _dispatch(
 ) -> None:
     """Queue each request at its intended time, adding a connection when one waits."""
     start = time.perf_counter()
-    total = math.floor(rate * (step.ramp_s / 2 + step.duration_s))
+    total, _ = open_loop_requests(rate, step.ramp_s, step.duration_s)
     add_connection()
     k = 0
     while k < total:
