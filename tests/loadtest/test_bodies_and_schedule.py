@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,10 +19,11 @@ from servewell.loadtest.schedule import (
     Phases,
     Step,
     intended_time_s,
+    open_loop,
     open_loop_requests,
     run_step,
 )
-from servewell.loadtest.stats import StepRecorder, StepResult, step_result
+from servewell.loadtest.stats import NO_ANSWER, StepRecorder, StepResult, step_result
 
 SIGNATURE = Signature.from_dict(
     {
@@ -147,3 +149,36 @@ def test_a_closed_loop_step_has_no_intended_time_so_no_lateness(loopback: Target
     assert figures["sent_late_ms"] is None
     assert figures["latency_from_send_ms"] is None
     assert figures["client_fell_behind"] is None
+
+
+class _SlowAnswer(_Answer):
+    def do_POST(self) -> None:
+        time.sleep(0.2)
+        super().do_POST()
+
+
+def test_an_open_loop_too_far_behind_gives_up_a_timeout_after_the_steps_end() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowAnswer)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = Target("127.0.0.1", server.server_address[1])
+    bodies = ("/v1/models/m:predict", [b'{"instances": [[1, 2]]}'], {})
+    requests: RequestSet = build_requests(target, "m", None, bodies, None, 0.0)
+    recorder = StepRecorder("100/s", 0.0)
+    phases = Phases(ramp=StepRecorder("ramp", 0.0), measured=recorder, measure_from=0.0)
+    step = Step("100/s", 0.5, rate_per_s=100)
+    # One connection at 5 answers/s cannot keep up with 100/s: draining its 50 requests
+    # would take 10 s; it gives up 0.5 s (the timeout) after the step's end.
+    began = time.perf_counter()
+    try:
+        asyncio.run(asyncio.wait_for(open_loop(step, target, requests, phases, 0.5, 1), 60))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.perf_counter() - began < 2.0
+    recorder.flush(1.0)
+    result = step_result(recorder, step.target, step.duration_s)
+    assert result.requests == phases.sent == 50
+    assert 0 < result.errors[str(NO_ANSWER)] < 50
+    assert recorder.sent_late.total == 50 - result.errors[str(NO_ANSWER)]
+    assert result.client_fell_behind

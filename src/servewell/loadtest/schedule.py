@@ -12,7 +12,9 @@ loop's timers, at least one step (1 ms) at a time, and queues everything due whe
 wakes, as wrk2 does: a request may go out up to about a millisecond after its time (in
 its latency), but the load core is not held by a spinning loop, which on a busy
 machine lost whole time slices and made the client the bottleneck (bench/README.md,
-issue #16).
+issue #16). A request still unsent a timeout after the step's end is not sent: it
+counts as unanswered (status 0, no lateness), so a client far behind its rate ends on
+time and its step fails, instead of draining its queue for minutes.
 
 During the ramp (closed loop: connections start one after another; open loop: the rate
 rises linearly from 0) answers go to a recorder of their own, which the step's figures
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 
 from servewell.loadtest.bodies import RequestSet
 from servewell.loadtest.client import Connection, Target
-from servewell.loadtest.stats import StepRecorder
+from servewell.loadtest.stats import NO_ANSWER, StepRecorder
 
 MAX_CONNECTIONS = 1024
 #: The event loop's timers step by a millisecond (libuv's under uvloop, epoll's under
@@ -141,6 +143,7 @@ async def open_loop(
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     idle = [0]
     workers: list[asyncio.Task[None]] = []
+    give_up_at = time.perf_counter() + step.ramp_s + step.duration_s + timeout_s
 
     async def connection() -> None:
         link = Connection(target, timeout_s)
@@ -155,6 +158,9 @@ async def open_loop(
                 k, intended = due
                 request, invalid = requests.pick(k)
                 actual = clock()
+                if actual > give_up_at:
+                    phases.record(intended, actual - intended, NO_ANSWER, invalid, None)
+                    continue
                 status, version = await link.exchange(request)
                 late_s = actual - intended
                 phases.record(intended, clock() - intended, status, invalid, version, late_s)
