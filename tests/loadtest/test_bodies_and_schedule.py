@@ -168,14 +168,13 @@ def test_an_open_loop_too_far_behind_gives_up_a_timeout_after_the_steps_end() ->
     phases = Phases(ramp=StepRecorder("ramp", 0.0), measured=recorder, measure_from=0.0)
     step = Step("100/s", 0.5, rate_per_s=100)
     # One connection at 5 answers/s cannot keep up with 100/s: draining its 50 requests
-    # would take 10 s; it gives up 0.5 s (the timeout) after the step's end.
-    began = time.perf_counter()
+    # would take 10 s; it gives up 0.5 s (the timeout) after the step's end, so some are
+    # never sent (without that rule all 50 are answered, well within the 60 s bound).
     try:
         asyncio.run(asyncio.wait_for(open_loop(step, target, requests, phases, 0.5, 1), 60))
     finally:
         server.shutdown()
         server.server_close()
-    assert time.perf_counter() - began < 2.0
     recorder.flush(1.0)
     result = step_result(recorder, step.target, step.duration_s)
     assert result.requests == phases.sent == 50
