@@ -62,6 +62,15 @@ def test_the_slo_reads_bounds_and_judges_each_step() -> None:
     assert [c.objective for c in bad_invalid if not c.passed] == ["invalid bodies get a 4xx"]
 
 
+def test_a_check_shows_its_value_in_the_objectives_unit() -> None:
+    """``errors<0.1%`` beside a bare fraction (0.53) read as 0.53 %: it is 53 %."""
+    step = _step(0.01, [200] * 47 + [503] * 53)
+    checks = judge(parse_slo("errors<0.1%, p50<1ms, rps>100"), [step])
+    p50 = f"{checks[1].value:.4g} ms"  # the histogram's bucket edge near 10 ms
+    assert [c.to_dict()["shown"] for c in checks] == ["53%", p50, "50/s", "0"]
+    assert [c.passed for c in checks] == [False, False, False, True]
+
+
 def test_a_server_that_stops_answering_fails_whatever_the_slo() -> None:
     """Refused or dropped connections (status 0) fail a step even with no SLO given
     (the README walk: a server stopped midway, 96,311 connection errors, "PASS")."""

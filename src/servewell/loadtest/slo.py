@@ -43,6 +43,15 @@ class Objective:
     def holds(self, value: float) -> bool:
         return value < self.threshold if self.op == "<" else value > self.threshold
 
+    def shown(self, value: float) -> str:
+        """``value`` in the unit the objective is written in (errors as a percentage,
+        as ``errors<0.1%`` is: a bare fraction read 0.53 beside it)."""
+        if self.metric == "errors":
+            return f"{value * 100:.3g}%"
+        if self.metric == "rps":
+            return f"{value:.4g}/s"
+        return f"{value:.4g} ms"
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -52,12 +61,15 @@ class Check:
     objective: str
     value: float
     passed: bool
+    shown: str = ""
+    """``value`` in the objective's unit; a count as it is when empty."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "objective": self.objective,
             "value": self.value,
+            "shown": self.shown or f"{self.value:g}",
             "passed": self.passed,
         }
 
@@ -104,7 +116,8 @@ def judge(objectives: list[Objective], steps: list[StepResult]) -> list[Check]:
     for step in steps:
         for objective in objectives:
             value = objective.value_of(step)
-            checks.append(Check(step.label, objective.text, value, objective.holds(value)))
+            passed = objective.holds(value)
+            checks.append(Check(step.label, objective.text, value, passed, objective.shown(value)))
         if step.invalid_requests:
             wrong = step.invalid_not_4xx
             checks.append(Check(step.label, "invalid bodies get a 4xx", wrong, wrong == 0))

@@ -36,11 +36,17 @@ def loadtest_html(document: dict[str, Any]) -> str:
     )
 
 
+def _shown(check: dict[str, Any]) -> str:
+    """A check's value in its objective's unit (a result recorded before checks had
+    ``shown``: the bare value)."""
+    return str(check.get("shown") or f"{check['value']:.4g}")
+
+
 def _verdict(document: dict[str, Any]) -> str:
     badge, word = ("pass", "PASS") if document["passed"] else ("fail", "FAIL")
     rows = "".join(
         f"<tr><td>{escape(c['step'])}</td><td>{escape(c['objective'])}</td>"
-        f"<td class='num'>{c['value']:.4g}</td><td><span class='badge "
+        f"<td class='num'>{escape(_shown(c))}</td><td><span class='badge "
         f"{'pass' if c['passed'] else 'fail'}'>{'ok' if c['passed'] else 'failed'}</span></td></tr>"
         for c in document["checks"]
     )
