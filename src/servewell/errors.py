@@ -745,15 +745,17 @@ class BodiesOverBudget(ServewellError):
 
 
 class NotReady(ServewellError):
-    """A model being served has not finished loading (or failed to load)."""
+    """A model being served has not finished loading (or failed to load: ``why`` says
+    why when the failure's message may be shown, as a configuration error's may)."""
 
     code = "not_ready"
     status = HTTPStatus.SERVICE_UNAVAILABLE
     title = "Not ready"
     expose = True
 
-    def __init__(self, model: str) -> None:
-        super().__init__(f"model '{model}' is not ready", model=model)
+    def __init__(self, model: str, why: str | None = None) -> None:
+        reason = f": it failed to load: {why}" if why else ""
+        super().__init__(f"model '{model}' is not ready{reason}", model=model)
 
 
 class ShuttingDown(ServewellError):
