@@ -311,9 +311,10 @@ class InvalidArtifact(ServewellError, ValueError):
 class UnsupportedFormat(InvalidArtifact):
     code = "unsupported_format"
 
-    def __init__(self, what: str, supported: list[str]) -> None:
+    def __init__(self, what: str, supported: list[str], hint: str = "") -> None:
         super().__init__(
-            f"unsupported model format {what}; supported: {', '.join(supported)}",
+            f"unsupported model format {what}; supported: {', '.join(supported)}"
+            + (f"; {hint}" if hint else ""),
             supported=supported,
         )
 
