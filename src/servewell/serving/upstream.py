@@ -126,8 +126,8 @@ class Upstream:
         if not value:
             raise InvalidConfig(
                 f"remote model '{self.model}': environment variable {env} (its upstream "
-                f"credential) is not set; set it where the server runs ({env}=… servewell "
-                "serve) and restart the server"
+                f"credential) is not set; set it in servewell's environment ({env}=… "
+                "servewell serve) and start servewell again"
             )
         self._headers["authorization"] = f"Bearer {value}"
 
