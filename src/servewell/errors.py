@@ -311,9 +311,10 @@ class InvalidArtifact(ServewellError, ValueError):
 class UnsupportedFormat(InvalidArtifact):
     code = "unsupported_format"
 
-    def __init__(self, what: str, supported: list[str]) -> None:
+    def __init__(self, what: str, supported: list[str], hint: str = "") -> None:
         super().__init__(
-            f"unsupported model format {what}; supported: {', '.join(supported)}",
+            f"unsupported model format {what}; supported: {', '.join(supported)}"
+            + (f"; {hint}" if hint else ""),
             supported=supported,
         )
 
@@ -745,15 +746,17 @@ class BodiesOverBudget(ServewellError):
 
 
 class NotReady(ServewellError):
-    """A model being served has not finished loading (or failed to load)."""
+    """A model being served has not finished loading (or failed to load: ``why`` says
+    why when the failure's message may be shown, as a configuration error's may)."""
 
     code = "not_ready"
     status = HTTPStatus.SERVICE_UNAVAILABLE
     title = "Not ready"
     expose = True
 
-    def __init__(self, model: str) -> None:
-        super().__init__(f"model '{model}' is not ready", model=model)
+    def __init__(self, model: str, why: str | None = None) -> None:
+        reason = f": it failed to load: {why}" if why else ""
+        super().__init__(f"model '{model}' is not ready{reason}", model=model)
 
 
 class ShuttingDown(ServewellError):

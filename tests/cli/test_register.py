@@ -169,6 +169,23 @@ def test_bad_registrations_fail_cleanly(
     assert sorted(p for p in store.rglob("*") if p.is_file()) == files_before
 
 
+@pytest.mark.parametrize("suffix", [".yaml", ".yml", ".YAML"])
+def test_a_remote_spec_without_format_is_told_to_pass_format_remote(
+    invoke: Invoke, registry_state: State, tmp_path: Path, suffix: str
+) -> None:
+    spec = tmp_path / f"llm{suffix}"
+    spec.write_text("kind: openai\nurl: http://127.0.0.1:9\nmodel: gpt-4o-mini\n")
+    before = registry_state()
+    result = invoke("register", str(spec), "--name", "llm")
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: unsupported model format")
+    assert "looks like a remote model's spec: pass --format remote" in line
+    assert registry_state() == before
+    # An openai spec reads nothing from its upstream: the hint is all it took.
+    assert invoke("register", str(spec), "--name", "llm", "--format", "remote").exit_code == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [

@@ -62,7 +62,7 @@ def test_usage_prints_spend_per_key_model_and_day(invoke: Invoke, home: Path) ->
     assert "0.0582" in table.stdout  # the total: 0.057 + 0.0012 + 0
     assert "9.0000" not in table.stdout
     rows = json.loads(invoke("usage", "--key", "app", "--json").stdout)
-    assert [(row["model"], row["requests"]) for row in rows] == [
+    assert [(row["model"], row["calls"]) for row in rows] == [
         ("cheap-llm", 10),
         ("strong-llm", 3),
     ]
@@ -75,3 +75,30 @@ def test_usage_prints_spend_per_key_model_and_day(invoke: Invoke, home: Path) ->
     bad = invoke("usage", "--since", "soon")
     assert bad.exit_code == 2
     assert "--since" in bad.stderr
+
+
+def test_usage_names_calls_alike_and_rounds_costs_to_nano_dollars(
+    invoke: Invoke, home: Path
+) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    services = build_services(Settings(home=home))
+    try:
+        store = SpendStore(services.registry)
+        for cost_usd in (0.05, 0.01):  # summed by the database: 0.060000000000000005
+            store.add([SpendRow("anonymous", "story", today, 1, 100, 50, cost_usd)])
+        store.add([SpendRow("anonymous", "tiny", today, 1, 1, 1, 0.0012345678949)])
+    finally:
+        services.close()
+    output = invoke("usage", "--json").stdout
+    assert "0.060000000000000005" not in output
+    rows = {row["model"]: row for row in json.loads(output)}
+    assert rows["story"]["cost_usd"] == 0.06
+    assert rows["tiny"]["cost_usd"] == 0.001234568
+    assert set(rows["story"]) == {
+        "day", "key", "model", "calls", "prompt_tokens", "completion_tokens", "cost_usd",
+    }  # fmt: skip
+    assert rows["story"]["calls"] == 2
+    table = invoke("usage").stdout
+    header = next(line for line in table.splitlines() if "day" in line)
+    assert "calls" in header
+    assert "0.0600" in table

@@ -7,6 +7,7 @@ credential in no log, error body, database or artifact."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,7 +19,9 @@ import pytest
 import yaml
 
 from scripted_upstream import ScriptedUpstream, scripted_upstream
-from serving_models import build_adder_home, serve_process
+from servewell.http import create_app
+from servewell.settings import AuthSettings, ServerSettings, Settings
+from serving_models import build_adder_home, serve_in_thread, serve_process
 
 pytestmark = pytest.mark.slow
 SECRET = "sk-remote-test-4242-not-real"
@@ -270,27 +273,30 @@ def test_a_v2_upstream_without_the_model_registers_nothing(home: Path, upstream_
     assert "answered 404" in done.stderr
 
 
-def test_a_server_without_the_credential_does_not_load_the_model(
-    home: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_server_without_the_credential_serves_the_rest_and_says_what_to_set(
+    home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import asyncio
-
-    from prometheus_client import CollectorRegistry
-
-    from servewell.bootstrap import build_services
-    from servewell.core.ref import ModelRef
-    from servewell.observability import ServingMetrics
-    from servewell.serving.pool import ModelPool
-    from servewell.settings import Settings
-
     monkeypatch.delenv("REMOTE_TOKEN", raising=False)
-    services = build_services(Settings(home=home))
-    try:
-        pool = ModelPool(services, [ModelRef("radder")], ServingMetrics(CollectorRegistry()))
-        asyncio.run(pool.load())
-        assert not pool.is_ready
-        [why] = pool.failures.values()
-        assert "environment variable REMOTE_TOKEN" in why
-        asyncio.run(pool.close())
-    finally:
-        services.close()
+    settings = Settings(
+        home=home,
+        auth=AuthSettings(enabled=False),
+        server=ServerSettings(models=["adder", "radder"]),
+    )
+    with caplog.at_level(logging.INFO), serve_in_thread(create_app(settings)) as server:
+        local = httpx.post(f"{server.url}/v2/models/adder/infer", json=PAIR, timeout=30)
+        remote = httpx.post(f"{server.url}/v2/models/radder/infer", json=PAIR, timeout=30)
+        rows = {"instances": [{"x": 1, "y": 2}]}
+        rest = httpx.post(f"{server.url}/v1/models/radder:predict", json=rows, timeout=30)
+    assert local.status_code == 200, local.text
+    assert remote.status_code == rest.status_code == 503, remote.text
+    assert rest.json()["code"] == "not_ready"
+    for answer in (remote, rest):
+        assert "environment variable REMOTE_TOKEN" in answer.json()["error"]
+        assert "REMOTE_TOKEN=… servewell serve" in answer.json()["error"]
+    [failure] = [r for r in caplog.records if r.getMessage().startswith("cannot serve")]
+    assert failure.levelno == logging.ERROR
+    assert failure.exc_info is None
+    line = failure.getMessage()
+    assert "radder" in line
+    assert "environment variable REMOTE_TOKEN" in line
+    assert "\n" not in line

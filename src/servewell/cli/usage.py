@@ -12,6 +12,10 @@ from servewell.cli.output import console, open_services, print_json, reporting_e
 if TYPE_CHECKING:
     from servewell.registry.spend import SpendRow
 
+#: Decimal places a cost keeps (nano-dollars): what sums of float prices carry past it is
+#: noise (0.05 + 0.01 is 0.060000000000000005). The table shows 4 of them.
+USD_PLACES = 9
+
 
 def usage(
     key: str | None = typer.Option(None, "--key", help="Only this key ('anonymous': no key)."),
@@ -19,7 +23,7 @@ def usage(
     since: str = typer.Option("7d", "--since", help="How far back: 1d, 7d, 30d (whole days)."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
-    """Spend per key, model and day: requests, tokens and US dollars."""
+    """Spend per key, model and day: calls, tokens and US dollars."""
     from datetime import UTC, datetime, timedelta
 
     from servewell.errors import InvalidInput
@@ -61,7 +65,7 @@ def _print_table(rows: list[SpendRow], first_day: str) -> None:
             f"{row.requests:,}",
             f"{row.prompt_tokens:,}",
             f"{row.completion_tokens:,}",
-            f"{row.cost_usd:.4f}",
+            f"{to_usd(row.cost_usd):.4f}",
         )
     table.add_section()
     table.add_row(
@@ -71,7 +75,7 @@ def _print_table(rows: list[SpendRow], first_day: str) -> None:
         f"{sum(row.requests for row in rows):,}",
         f"{sum(row.prompt_tokens for row in rows):,}",
         f"{sum(row.completion_tokens for row in rows):,}",
-        f"{sum(row.cost_usd for row in rows):.4f}",
+        f"{to_usd(sum(row.cost_usd for row in rows)):.4f}",
     )
     console.print(table)
 
@@ -81,8 +85,13 @@ def _to_dict(row: SpendRow) -> dict[str, object]:
         "day": row.day,
         "key": row.key,
         "model": row.model,
-        "requests": row.requests,
+        "calls": row.requests,
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
-        "cost_usd": row.cost_usd,
+        "cost_usd": to_usd(row.cost_usd),
     }
+
+
+def to_usd(cost_usd: float) -> float:
+    """A cost rounded to :data:`USD_PLACES` decimal places."""
+    return round(cost_usd, USD_PLACES)

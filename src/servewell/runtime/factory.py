@@ -27,6 +27,10 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "remote": (),
 }
 REMOTE = "remote"
+#: Suffixes no format is guessed from but that say what the file likely is.
+HINTS: dict[str, str] = dict.fromkeys(
+    (".yaml", ".yml"), "a .yaml/.yml file looks like a remote model's spec: pass --format remote"
+)
 
 #: Formats whose loading may run arbitrary code and so needs the user's explicit trust:
 #: every scikit-learn file and Python model; a torch file unless it is TorchScript (see
@@ -40,7 +44,7 @@ def detect_format(path: Path) -> str:
     for name, suffixes in FORMATS.items():
         if suffix in suffixes:
             return name
-    raise UnsupportedFormat(f"'{suffix or path.name}'", sorted(FORMATS))
+    raise UnsupportedFormat(f"'{suffix or path.name}'", sorted(FORMATS), HINTS.get(suffix, ""))
 
 
 def needs_trust(format: str, path: Path) -> bool:

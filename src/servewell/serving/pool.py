@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from servewell.core.ref import ModelRef
-from servewell.errors import NotFound, NotReady
+from servewell.errors import NotFound, NotReady, ServewellError
 from servewell.observability import ServingMetrics
 from servewell.registry import ModelVersion, RegistryAccess
 from servewell.serving.backend import AsyncBackend
@@ -54,7 +54,8 @@ class ModelPool:
         self.default_refs: dict[str, ModelRef] = {}
         """Model name -> the reference whose version answers the bare name."""
         self._expected: set[str] = {ref.name for ref in refs}
-        self._failed: set[str] = set()
+        self._failed: dict[str, str | None] = {}
+        """Model name -> why its default version failed to load, when a caller may see it."""
         self._loaded = False
 
     @property
@@ -95,7 +96,7 @@ class ModelPool:
         if deployment is not None:
             return deployment
         if self.is_loading or name in self._failed:
-            raise NotReady(name)
+            raise NotReady(name, self._failed.get(name))
         if name not in self._defaults:
             served = ", ".join(self.names()) or "none"
             raise NotFound(
@@ -132,9 +133,9 @@ class ModelPool:
             try:
                 await self._load_one(ref, is_default=is_default)
             except Exception as exc:
-                logger.exception("cannot serve %s", ref)
+                _log_failure(ref, exc)
                 self.failures[str(ref)] = _why(exc)
-                self._failed.add(ref.name)
+                self._failed[ref.name] = _why(exc) if _is_shown(exc) else None
         self._loaded = True
         if self.is_ready:
             logger.info(
@@ -172,7 +173,7 @@ class ModelPool:
         if self.default_refs.get(ref.name) == ref:
             self._defaults[ref.name] = deployment
             self._expected.add(ref.name)
-            self._failed.discard(ref.name)
+            self._failed.pop(ref.name, None)
             self.failures.pop(str(ref), None)
 
     def release(self, name: str) -> None:
@@ -180,7 +181,7 @@ class ModelPool:
         go; its versions stay until :meth:`remove` (what is in flight finishes)."""
         self._defaults.pop(name, None)
         self._expected.discard(name)
-        self._failed.discard(name)
+        self._failed.pop(name, None)
         for ref in [ref for ref in self.held if ref.name == name]:
             del self.held[ref]
 
@@ -277,6 +278,22 @@ class ModelPool:
                 runtime.close()  # a model in a child process: the child goes too
             raise
         return deployment
+
+
+def _is_shown(exc: Exception) -> bool:
+    """Whether a load failure's message may be shown to a caller: one of servewell's
+    own errors that says what to fix (an unset credential, a memory budget), not a
+    model's own exception."""
+    return isinstance(exc, ServewellError) and exc.expose
+
+
+def _log_failure(ref: ModelRef, exc: Exception) -> None:
+    """One line for a failure servewell's message explains; the traceback too for any
+    other (a model's own code raising)."""
+    if _is_shown(exc):
+        logger.error("cannot serve %s: %s", ref, _why(exc))
+    else:
+        logger.exception("cannot serve %s", ref)
 
 
 def _why(exc: Exception) -> str:

@@ -126,7 +126,8 @@ class Upstream:
         if not value:
             raise InvalidConfig(
                 f"remote model '{self.model}': environment variable {env} (its upstream "
-                "credential) is not set"
+                f"credential) is not set; set it in servewell's environment ({env}=… "
+                "servewell serve) and start servewell again"
             )
         self._headers["authorization"] = f"Bearer {value}"
 
