@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
+from servewell.core.figure import format_figure
+
 Invoke = Callable[..., Result]
 State = Callable[[], object]
 
@@ -326,3 +328,16 @@ def test_a_signature_with_labels_only_registers_and_predicts(
     predicted = invoke("predict", "iris@1", str(rows), "--json")
     assert predicted.exit_code == 0, predicted.output
     assert json.loads(predicted.stdout)["predictions"] == [{"label": 0}]
+
+
+def test_show_gives_the_conversions_difference_as_register_measured_it(
+    invoke: Invoke, model_files: dict[str, Path]
+) -> None:
+    result = invoke("register", str(model_files["joblib"]), "--name", "iris", "--trust", "--json")
+    diff = json.loads(result.stdout)["metrics"]["onnx_max_abs_diff"]
+    assert 0 < diff < 1e-3  # float32 ONNX against the float64 pipeline: tiny, not zero
+    shown = invoke("models", "show", "iris")
+    row = next(line for line in shown.stdout.splitlines() if "onnx_max_abs_diff" in line)
+    figure = row.split("│")[2].strip()
+    assert figure == format_figure(diff)
+    assert re.fullmatch(r"-?\d\.?\d*e-\d\d", figure), figure  # 3.6e-07, never 0.0000

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from servewell.cli.output import console, open_services, print_json, reporting_errors, who_am_i
+from servewell.core.figure import format_figure
 from servewell.core.ref import ModelRef
 from servewell.errors import GateFailed
 from servewell.optimize.plan import CALIBRATION_METHODS, QUANTIZATIONS
@@ -146,7 +147,7 @@ def comparison_table(result: OptimizeResult) -> Table:
         _speedup(at.throughput_rows_s, bt.throughput_rows_s),
     )
     table.add_row("label agreement", "", f"{result.label_agreement:.2%}", "")
-    table.add_row("max |Δ probability|", "", f"{result.max_abs_diff:.4f}", "")
+    table.add_row("max |Δ probability|", "", format_figure(result.max_abs_diff), "")
     table.caption = _how(result)
     return table
 
@@ -166,7 +167,7 @@ def _how(result: OptimizeResult) -> str | None:
         narrowed = result.narrowed
         notes.append(
             f"float64 narrowed to float32 first: labels agree {narrowed.label_agreement:.2%}, "
-            f"max |Δ probability| {narrowed.max_abs_diff:.4f}"
+            f"max |Δ probability| {format_figure(narrowed.max_abs_diff)}"
         )
     return "; ".join(notes) or None
 

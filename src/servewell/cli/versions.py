@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Group
 from rich.table import Table
 
+from servewell.core.figure import format_figure
+
 if TYPE_CHECKING:
     from servewell.registry import ModelSummary, ModelVersion
 
@@ -133,7 +135,7 @@ def _mapping_table(title: str, values: dict[str, Any]) -> Table:
     table.add_column("name")
     table.add_column("value", justify="right")
     for key, value in _flatten(values):
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(key, format_figure(value) if isinstance(value, float) else str(value))
     if not values:
         table.add_row("-", "-")
     return table

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from servewell.doctor.finding import Finding, failed, passed, warned
+from servewell.doctor.latency import latency_budget, to_duration
 
 if TYPE_CHECKING:
     from servewell.doctor.context import Context, ServedModel
@@ -38,9 +39,10 @@ def _model_finding(context: Context, model: ServedModel, store: LoadTestStore) -
     assert model.production is not None  # run() skips the others
     version = model.production.version
     url = context.live.url if context.live is not None else "http://<host>:<port>"
+    p99 = to_duration(latency_budget(context, model).slo_p99_ms)
     fix = (
         f"servewell loadtest {url} --model {model.name} --version {version} "
-        "--concurrency 1,16,64 --slo 'p99<50ms,errors<0.1%'"
+        f"--concurrency 1,16,64 --slo 'p99<{p99},errors<0.1%'"
     )
     latest = store.latest(model.name, version)
     if latest is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from servewell.doctor.finding import Finding, failed, passed
+from servewell.doctor.latency import latency_budget
 from servewell.registry.attachments import PROFILE_ROLE
 
 if TYPE_CHECKING:
@@ -59,10 +60,12 @@ def _alerts(context: Context, model: ServedModel) -> Finding:
     rules = [rule.name for rule in context.settings.monitoring.alerts if rule.model == model.name]
     if rules:
         return passed(f"{ITEM}: alert rules", ", ".join(rules), model.name)
-    return failed(
-        f"{ITEM}: alert rules",
-        "no alert rule watches it",
+    budget = latency_budget(context, model)
+    fix = (
         f"monitoring: {{alerts: [{{name: {model.name}-latency, model: {model.name}, "
-        "metric: p99_latency_ms, op: '>', threshold: 200, window: 15m}]} in servewell.yaml",
-        model.name,
+        f"metric: p99_latency_ms, op: '>', threshold: {budget.alert_ms:g}, window: 15m}}]}} "
+        "in servewell.yaml"
     )
+    if budget.alert_why:
+        fix += f" ({budget.alert_ms:g} ms: {budget.alert_why})"
+    return failed(f"{ITEM}: alert rules", "no alert rule watches it", fix, model.name)

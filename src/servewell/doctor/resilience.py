@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from servewell.doctor.finding import Finding, failed, passed, warned
+from servewell.doctor.latency import latency_budget
 from servewell.settings.models import canonical_name
 
 if TYPE_CHECKING:
@@ -41,12 +42,14 @@ def _model_finding(context: Context, model: ServedModel) -> Finding:
     if resilience.breaker.enabled:
         guards.append("circuit breaker")
     if not chosen:
+        budget = latency_budget(context, model)
+        risk = "not one chosen for it" if budget.slow else "a hung model holds callers that long"
         return warned(
             ITEM,
             f"{' and '.join(guards)}, but the default {resilience.timeout_ms:g} ms deadline: "
-            "a hung model holds callers that long",
-            f"models: {{{model.name}: {{timeout_ms: 200}}}} in servewell.yaml (200: the "
-            "longest its callers should wait)",
+            + risk,
+            f"models: {{{model.name}: {{timeout_ms: {budget.timeout_ms:g}}}}} in servewell.yaml "
+            f"({budget.timeout_ms:g}: {budget.why})",
             model.name,
         )
     return passed(ITEM, f"timeout {resilience.timeout_ms:g} ms; {' and '.join(guards)}", model.name)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from servewell.core.figure import format_figure
 from servewell.core.signature import Signature, TensorSpec
 from servewell.errors import ConversionFailed, InvalidArtifact, InvalidInput, ModelFailed
 from servewell.registration.agreement import Agreement, compare_outputs
@@ -62,7 +63,7 @@ class Conversion:
     def describe(self) -> str:
         """``ONNX (float32), max difference 1.2e-07 on 300 rows``."""
         bits, diff = _BITS[self.precision], self.max_abs_diff
-        return f"ONNX ({bits}), max difference {diff:.2g} on {self.sample_rows} rows"
+        return f"ONNX ({bits}), max difference {format_figure(diff)} on {self.sample_rows} rows"
 
     def to_metrics(self) -> dict[str, float | int]:
         metrics: dict[str, float | int] = {
