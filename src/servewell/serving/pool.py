@@ -289,8 +289,9 @@ def _is_shown(exc: Exception) -> bool:
 
 def _log_failure(ref: ModelRef, exc: Exception) -> None:
     """One line for a failure servewell's message explains; the traceback too for any
-    other (a model's own code raising)."""
-    if _is_shown(exc):
+    other, and for one servewell wraps around a model's own exception (its frames)."""
+    cause = exc.__cause__
+    if _is_shown(exc) and (cause is None or isinstance(cause, ServewellError)):
         logger.error("cannot serve %s: %s", ref, _why(exc))
     else:
         logger.exception("cannot serve %s", ref)
