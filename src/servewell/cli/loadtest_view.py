@@ -119,5 +119,5 @@ def verdict_lines(result: LoadTestResult, slo: str) -> list[str]:
     if not failed and not failed_ramp:
         return [f"[bold green]PASS[/] SLO {slo or '(none)'}"]
     lines = [f"[bold red]FAIL[/] SLO {slo or '(none)'}"]
-    lines += [f"  {c.step}: {c.objective} (measured {c.to_dict()['shown']})" for c in failed]
+    lines += [f"  {c.step}: {c.objective} (measured {c.shown})" for c in failed]
     return lines + ([f"  {failed_ramp}"] if failed_ramp else [])

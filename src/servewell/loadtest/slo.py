@@ -61,15 +61,15 @@ class Check:
     objective: str
     value: float
     passed: bool
-    shown: str = ""
-    """``value`` in the objective's unit; a count as it is when empty."""
+    shown: str
+    """``value`` in the objective's unit (a count as it is)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "objective": self.objective,
             "value": self.value,
-            "shown": self.shown or f"{self.value:g}",
+            "shown": self.shown,
             "passed": self.passed,
         }
 
@@ -120,7 +120,12 @@ def judge(objectives: list[Objective], steps: list[StepResult]) -> list[Check]:
             checks.append(Check(step.label, objective.text, value, passed, objective.shown(value)))
         if step.invalid_requests:
             wrong = step.invalid_not_4xx
-            checks.append(Check(step.label, "invalid bodies get a 4xx", wrong, wrong == 0))
+            checks.append(_count(step.label, "invalid bodies get a 4xx", wrong))
         unanswered = step.errors.get(str(NO_ANSWER), 0)
-        checks.append(Check(step.label, "every request answered", unanswered, unanswered == 0))
+        checks.append(_count(step.label, "every request answered", unanswered))
     return checks
+
+
+def _count(step: str, rule: str, count: int) -> Check:
+    """A rule that holds when nothing was counted against it."""
+    return Check(step, rule, count, count == 0, f"{count:g}")
