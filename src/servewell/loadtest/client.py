@@ -1,11 +1,20 @@
-"""A lean HTTP/1.1 client for load: one keep-alive connection on asyncio streams,
+"""A lean HTTP/1.1 client for load: one keep-alive connection as an asyncio protocol,
 requests encoded once beforehand, answers read only as far as the load test needs.
 
 httpx builds and parses every request through several layers of objects, which caps
 a generator at a few thousand requests a second per core; here a request is one
 ``write`` of prepared bytes and an answer is its status, its ``X-Servewell-Version``
-and its body skipped by ``Content-Length`` (or by chunks), so the generator is not the
-bottleneck (``bench/loadtest.py`` compares it with wrk).
+and its body skipped by ``Content-Length`` (or by chunks, ``loadtest/answer.py``), so
+the generator is not the bottleneck (``bench/loadtest.py`` compares it with wrk).
+
+The connection is a protocol, not asyncio streams: the bytes are parsed where they
+arrive and one future a request carries the answer to its sender (streams cost a
+``readuntil`` and a ``readexactly`` a request, each a wait of its own). And one timer a
+connection bounds its requests, not an ``asyncio.timeout`` scope each: a request sets
+its deadline; the timer, when it fires, re-arms itself for the current one if that is
+still ahead, so it is set about once a timeout, not once a request. A request still
+unanswered at its deadline counts as no answer (status 0) and the connection is
+closed, to be opened again by the next request, as after any failure.
 """
 
 from __future__ import annotations
@@ -13,16 +22,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 from servewell.errors import InvalidInput
+from servewell.loadtest.answer import AnswerReader
 from servewell.loadtest.stats import NO_ANSWER
-
-_VERSION = b"\r\nx-servewell-version:"
-_LENGTH = b"\r\ncontent-length:"
-_CHUNKED = b"\r\ntransfer-encoding: chunked"
-_CLOSE = b"\r\nconnection: close"
-_MAX_HEAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,72 +70,128 @@ def encode_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+Result = tuple[int, str | None]
+"""An exchange's answer: its status (0: none) and its ``X-Servewell-Version``."""
+_NONE: Result = (NO_ANSWER, None)
+
+
 class Connection:
     """One keep-alive connection, opened on first use and again after a failure."""
 
     def __init__(self, target: Target, timeout_s: float = 30.0) -> None:
         self.target = target
         self.timeout_s = timeout_s
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._link: _Link | None = None
 
-    async def exchange(self, request: bytes) -> tuple[int, str | None]:
+    async def exchange(self, request: bytes) -> Result:
         """Send ``request``; the answer's status (0: none) and version header."""
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                return await self._exchange(request)
-        except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, ValueError):
-            self.close()
-            return NO_ANSWER, None
-        except asyncio.LimitOverrunError:
-            self.close()
-            return NO_ANSWER, None
+        link = self._link
+        if link is not None and not link.closed:
+            return await link.send(request, link.loop.time() + self.timeout_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s  # the connect counts in the timeout
+        link = self._link = await self._open(loop, deadline)
+        if link is None:
+            return _NONE
+        return await link.send(request, deadline)
 
-    async def _exchange(self, request: bytes) -> tuple[int, str | None]:
-        if self._writer is None:
-            await self._open()
-        reader, writer = self._reader, self._writer
-        assert reader is not None
-        assert writer is not None
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        lower = head.lower()
-        if _CHUNKED in lower:
-            await _skip_chunks(reader)
-        else:
-            length = _header(lower, _LENGTH)
-            if length:
-                await reader.readexactly(int(length))
-        version = _header(lower, _VERSION)
-        if _CLOSE in lower:
-            self.close()
-        return status, None if version is None else version.decode("latin-1")
-
-    async def _open(self) -> None:
+    async def _open(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Link | None:
+        link = _Link(loop)
         context = ssl.create_default_context() if self.target.tls else None
-        self._reader, self._writer = await asyncio.open_connection(
-            self.target.host, self.target.port, ssl=context, limit=_MAX_HEAD_BYTES
-        )
+        try:
+            async with asyncio.timeout_at(deadline):
+                transport, _ = await loop.create_connection(
+                    lambda: link, self.target.host, self.target.port, ssl=context
+                )
+        except (OSError, TimeoutError, ValueError):
+            link.abort()
+            return None
+        link.connection_made(transport)  # uvloop may call it only later
+        return link
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._reader = self._writer = None
+        if self._link is not None:
+            self._link.abort()
+        self._link = None
 
 
-def _header(lower_head: bytes, name: bytes) -> bytes | None:
-    """A header's value in a lower-cased head (the first one), or None."""
-    start = lower_head.find(name)
-    if start < 0:
-        return None
-    start += len(name)
-    return lower_head[start : lower_head.index(b"\r\n", start)].strip()
+class _Link(asyncio.Protocol):
+    """The open connection: it writes a request and resolves that request's future
+    when the answer is in, or with no answer when the connection fails first."""
 
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._reader = AnswerReader()
+        self._waiting: asyncio.Future[Result] | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
-async def _skip_chunks(reader: asyncio.StreamReader) -> None:
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-        await reader.readexactly(size + 2)
-        if size == 0:
+    def send(self, request: bytes, deadline: float) -> asyncio.Future[Result]:
+        assert self.transport is not None
+        waiting = self._waiting = self.loop.create_future()
+        self._deadline = deadline
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._check_deadline)
+        self.transport.write(request)
+        self._take_answer(None)  # bytes already held (a server ahead of its requests)
+        return waiting
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Called by the loop and once more by :meth:`Connection._open`: idempotent."""
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiting is None:  # kept for the next request, as a stream's buffer
+            self._reader.hold(data)
             return
+        self._take_answer(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._answer(_NONE)
+        self._cancel_timer()
+
+    def abort(self) -> None:
+        self.closed = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _take_answer(self, data: bytes | None) -> None:
+        try:
+            answer = self._reader.next() if data is None else self._reader.feed(data)
+        except ValueError:  # not HTTP/1.1 as the reader knows it, or a head too long
+            self._fail()
+            return
+        if answer is None:
+            return
+        self._answer((answer.status, answer.version))
+        if answer.closes:
+            self.abort()
+
+    def _answer(self, result: Result) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and not waiting.done():
+            waiting.set_result(result)
+
+    def _fail(self) -> None:
+        self._answer(_NONE)
+        self.abort()
+
+    def _check_deadline(self) -> None:
+        """The timer fired: the request in flight failed if its deadline has passed;
+        else the timer waits for that deadline (none in flight: no timer)."""
+        self._timer = None
+        if self._waiting is None:
+            return
+        if self._deadline > self.loop.time():
+            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+            return
+        self._fail()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
