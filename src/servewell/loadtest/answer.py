@@ -51,6 +51,10 @@ class AnswerReader:
         self._buffer += data
         return self.next()
 
+    @property
+    def holds_bytes(self) -> bool:
+        return bool(self._buffer)
+
     def hold(self, data: bytes) -> None:
         """Keep ``data`` unread (it came while no request was waiting)."""
         self._buffer += data

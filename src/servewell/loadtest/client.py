@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -72,42 +74,59 @@ def encode_request(
 
 Result = tuple[int, str | None]
 """An exchange's answer: its status (0: none) and its ``X-Servewell-Version``."""
+OnAnswer = Callable[[Result], None]
 _NONE: Result = (NO_ANSWER, None)
 
 
 class Connection:
-    """One keep-alive connection, opened on first use and again after a failure."""
+    """One keep-alive connection, opened on first use and again after a failure.
+
+    :meth:`exchange` awaits an answer; the open loop, which sends from callbacks, uses
+    :meth:`open` and :meth:`send` (``on_answer`` is called where the answer is read)."""
 
     def __init__(self, target: Target, timeout_s: float = 30.0) -> None:
         self.target = target
         self.timeout_s = timeout_s
         self._link: _Link | None = None
 
+    @property
+    def is_open(self) -> bool:
+        return self._link is not None and not self._link.closed
+
     async def exchange(self, request: bytes) -> Result:
         """Send ``request``; the answer's status (0: none) and version header."""
-        link = self._link
-        if link is not None and not link.closed:
-            return await link.send(request, link.loop.time() + self.timeout_s)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s  # the connect counts in the timeout
-        link = self._link = await self._open(loop, deadline)
-        if link is None:
+        if not self.is_open and not await self.open(deadline):
             return _NONE
-        return await link.send(request, deadline)
+        waiting: asyncio.Future[Result] = loop.create_future()
+        self.send(request, partial(_resolve, waiting), deadline)
+        return await waiting
 
-    async def _open(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Link | None:
+    async def open(self, deadline: float | None = None) -> bool:
+        """Connect (by ``deadline``, in the loop's time; else a timeout from now):
+        whether it did."""
+        loop = asyncio.get_running_loop()
         link = _Link(loop)
         context = ssl.create_default_context() if self.target.tls else None
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(deadline or loop.time() + self.timeout_s):
                 transport, _ = await loop.create_connection(
                     lambda: link, self.target.host, self.target.port, ssl=context
                 )
         except (OSError, TimeoutError, ValueError):
             link.abort()
-            return None
+            return False
         link.connection_made(transport)  # uvloop may call it only later
-        return link
+        self._link = link
+        return True
+
+    def send(self, request: bytes, on_answer: OnAnswer, deadline: float | None = None) -> None:
+        """Write ``request`` on the open connection; ``on_answer`` gets its answer, or no
+        answer by ``deadline`` (else a timeout from now)."""
+        link = self._link
+        assert link is not None
+        link.send(request, on_answer, deadline or link.loop.time() + self.timeout_s)
 
     def close(self) -> None:
         if self._link is not None:
@@ -115,43 +134,48 @@ class Connection:
         self._link = None
 
 
+def _resolve(waiting: asyncio.Future[Result], result: Result) -> None:
+    if not waiting.done():  # not if its awaiter was cancelled
+        waiting.set_result(result)
+
+
 class _Link(asyncio.Protocol):
-    """The open connection: it writes a request and resolves that request's future
-    when the answer is in, or with no answer when the connection fails first."""
+    """The open connection: it writes a request and hands its answer to the request's
+    callback when the answer is in, or no answer when the connection fails first."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._reader = AnswerReader()
-        self._waiting: asyncio.Future[Result] | None = None
+        self._on_answer: OnAnswer | None = None
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
-    def send(self, request: bytes, deadline: float) -> asyncio.Future[Result]:
+    def send(self, request: bytes, on_answer: OnAnswer, deadline: float) -> None:
         assert self.transport is not None
-        waiting = self._waiting = self.loop.create_future()
+        self._on_answer = on_answer
         self._deadline = deadline
         if self._timer is None:
             self._timer = self.loop.call_at(deadline, self._check_deadline)
         self.transport.write(request)
-        self._take_answer(None)  # bytes already held (a server ahead of its requests)
-        return waiting
+        if self._reader.holds_bytes:  # a server ahead of its requests
+            self._take_answer(b"")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Called by the loop and once more by :meth:`Connection._open`: idempotent."""
+        """Called by the loop and once more by :meth:`Connection.open`: idempotent."""
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
-        if self._waiting is None:  # kept for the next request, as a stream's buffer
+        if self._on_answer is None:  # kept for the next request, as a stream's buffer
             self._reader.hold(data)
             return
         self._take_answer(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._answer(_NONE)
         self._cancel_timer()
+        self._answer(_NONE)
 
     def abort(self) -> None:
         self.closed = True
@@ -159,32 +183,33 @@ class _Link(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _take_answer(self, data: bytes | None) -> None:
+    def _take_answer(self, data: bytes) -> None:
         try:
-            answer = self._reader.next() if data is None else self._reader.feed(data)
+            answer = self._reader.feed(data)
         except ValueError:  # not HTTP/1.1 as the reader knows it, or a head too long
             self._fail()
             return
         if answer is None:
             return
-        self._answer((answer.status, answer.version))
         if answer.closes:
             self.abort()
+        self._answer((answer.status, answer.version))
 
     def _answer(self, result: Result) -> None:
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None and not waiting.done():
-            waiting.set_result(result)
+        """Hand ``result`` to the request's callback (which may send the next one)."""
+        on_answer, self._on_answer = self._on_answer, None
+        if on_answer is not None:
+            on_answer(result)
 
     def _fail(self) -> None:
-        self._answer(_NONE)
         self.abort()
+        self._answer(_NONE)
 
     def _check_deadline(self) -> None:
         """The timer fired: the request in flight failed if its deadline has passed;
         else the timer waits for that deadline (none in flight: no timer)."""
         self._timer = None
-        if self._waiting is None:
+        if self._on_answer is None:
             return
         if self._deadline > self.loop.time():
             self._timer = self.loop.call_at(self._deadline, self._check_deadline)

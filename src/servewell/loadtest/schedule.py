@@ -27,11 +27,11 @@ import asyncio
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass
 
 from servewell.loadtest.bodies import RequestSet
-from servewell.loadtest.client import Connection, Target
+from servewell.loadtest.client import Connection, Result, Target
 from servewell.loadtest.stats import NO_ANSWER, StepRecorder
 
 MAX_CONNECTIONS = 1024
@@ -140,67 +140,136 @@ async def open_loop(
     max_connections: int = MAX_CONNECTIONS,
 ) -> None:
     rate = float(step.rate_per_s or 1)
-    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-    idle = [0]
-    workers: list[asyncio.Task[None]] = []
+    total, _ = open_loop_requests(rate, step.ramp_s, step.duration_s)
     give_up_at = time.perf_counter() + step.ramp_s + step.duration_s + timeout_s
+    pool = _Senders(target, requests, phases, timeout_s, give_up_at, total)
+    try:
+        await _dispatch(step, rate, total, pool, max_connections)
+        await pool.all_answered
+    finally:
+        pool.close()
 
-    async def connection() -> None:
-        link = Connection(target, timeout_s)
-        clock = time.perf_counter
-        try:
-            while True:
-                idle[0] += 1
-                due = await queue.get()
-                idle[0] -= 1
-                if due is None:
-                    return
-                k, intended = due
-                request, invalid = requests.pick(k)
-                actual = clock()
-                if actual > give_up_at:
-                    phases.record(intended, actual - intended, NO_ANSWER, invalid, None)
-                    continue
-                status, version = await link.exchange(request)
-                late_s = actual - intended
-                phases.record(intended, clock() - intended, status, invalid, version, late_s)
-        finally:
-            link.close()
 
-    def add_connection() -> None:
-        workers.append(asyncio.create_task(connection()))
+class _Senders:
+    """The open loop's connections and the requests due that wait for one. A free
+    connection takes the next waiting request at once, from the callback that read its
+    last answer: no task, queue or future between an answer and the next send."""
 
-    await _dispatch(
-        step, rate, queue, phases, lambda: idle[0], add_connection, max_connections, workers
-    )
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
+    def __init__(
+        self,
+        target: Target,
+        requests: RequestSet,
+        phases: Phases,
+        timeout_s: float,
+        give_up_at: float,
+        total: int,
+    ) -> None:
+        self.target, self.requests, self.phases = target, requests, phases
+        self.timeout_s, self.give_up_at = timeout_s, give_up_at
+        self.waiting: deque[tuple[int, float]] = deque()
+        self.free: list[_Sender] = []
+        self.senders: list[_Sender] = []
+        self.opening: set[asyncio.Task[None]] = set()
+        self.unanswered = total
+        self.all_answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if total == 0:
+            self.all_answered.set_result(None)
+
+    def due(self, k: int, intended: float) -> None:
+        """Request ``k`` is due (meant for ``intended``): sent now if a connection is free."""
+        if self.free:
+            self.free.pop().take(k, intended)
+        else:
+            self.waiting.append((k, intended))
+
+    def add(self) -> None:
+        """One more connection; it takes waiting requests once open."""
+        sender = _Sender(self, Connection(self.target, self.timeout_s))
+        self.senders.append(sender)
+        sender.reopen(None)
+
+    def answered(self) -> None:
+        self.unanswered -= 1
+        if self.unanswered == 0 and not self.all_answered.done():
+            self.all_answered.set_result(None)
+
+    def close(self) -> None:
+        for task in self.opening:
+            task.cancel()
+        for sender in self.senders:
+            sender.connection.close()
+
+
+class _Sender:
+    """One connection of the open loop: sends a request, records its answer (in the
+    callback that read it), then takes the next waiting request or waits to be given one."""
+
+    def __init__(self, pool: _Senders, connection: Connection) -> None:
+        self.pool, self.connection = pool, connection
+        self._intended, self._actual, self._invalid = 0.0, 0.0, False
+
+    def take(self, k: int, intended: float) -> None:
+        """Send request ``k`` now (opening the connection first if it failed)."""
+        request, self._invalid = self.pool.requests.pick(k)
+        self._intended = intended
+        self._actual = actual = time.perf_counter()
+        if actual > self.pool.give_up_at:  # far behind: counted unanswered, not sent
+            self.pool.phases.record(intended, actual - intended, NO_ANSWER, self._invalid, None)
+            self.pool.answered()
+            self.next()
+        elif self.connection.is_open:
+            self.connection.send(request, self.on_answer)
+        else:
+            self.reopen(request)
+
+    def on_answer(self, result: Result) -> None:
+        intended = self._intended
+        latency_s = time.perf_counter() - intended
+        late_s = self._actual - intended
+        self.pool.phases.record(intended, latency_s, result[0], self._invalid, result[1], late_s)
+        self.pool.answered()
+        self.next()
+
+    def next(self) -> None:
+        if self.pool.waiting:
+            self.take(*self.pool.waiting.popleft())
+        else:
+            self.pool.free.append(self)
+
+    def reopen(self, holding: bytes | None) -> None:
+        """Open the connection in a task; then send ``holding`` (its lateness and latency
+        include the connect, as an exchange's did) or take what waits."""
+        task = asyncio.create_task(self._open(holding))
+        self.pool.opening.add(task)
+        task.add_done_callback(self.pool.opening.discard)
+
+    async def _open(self, holding: bytes | None) -> None:
+        deadline = asyncio.get_running_loop().time() + self.connection.timeout_s
+        opened = await self.connection.open(deadline)
+        if holding is None:  # opened or not: a failed one tries again for its next request
+            self.next()
+        elif opened:
+            self.connection.send(holding, self.on_answer, deadline)
+        else:
+            self.on_answer((NO_ANSWER, None))
 
 
 async def _dispatch(
-    step: Step,
-    rate: float,
-    queue: asyncio.Queue[tuple[int, float] | None],
-    phases: Phases,
-    idle: Callable[[], int],
-    add_connection: Callable[[], None],
-    max_connections: int,
-    workers: list[asyncio.Task[None]],
+    step: Step, rate: float, total: int, pool: _Senders, max_connections: int
 ) -> None:
-    """Queue each request at its intended time, adding a connection when one waits."""
+    """Hand each request to the pool at its intended time, adding a connection when
+    requests wait."""
     start = time.perf_counter()
-    total, _ = open_loop_requests(rate, step.ramp_s, step.duration_s)
-    add_connection()
+    pool.add()
     k = 0
     while k < total:
         now = time.perf_counter()
         while k < total and (intended := start + intended_time_s(k, rate, step.ramp_s)) <= now:
-            queue.put_nowait((k, intended))
-            phases.sent += 1
+            pool.phases.sent += 1
+            pool.due(k, intended)
             k += 1
-        if queue.qsize() > idle() and len(workers) < max_connections:
-            add_connection()
+        if pool.waiting and len(pool.senders) < max_connections:
+            pool.add()
         if k < total:
             wait = start + intended_time_s(k, rate, step.ramp_s) - time.perf_counter()
             await asyncio.sleep(max(wait, TIMER_STEP_S))
