@@ -3,18 +3,20 @@ sending its next request when the last is answered) or open loop (a fixed arriva
 
 Open loop measures each latency from the request's *intended* send time, as wrk2 does:
 when the server stalls, requests keep arriving on schedule and wait, and that wait is
-in their latency ("coordinated omission" otherwise hides it). Requests wait in a queue
-for a free connection; connections are added while requests wait, up to
-``max_connections``. The moment a connection takes a request and starts sending it is
-its actual send: how late that is (the client's own lateness) and the latency from it
-(wrk2's ``-U``) are recorded beside the corrected latency. The dispatcher sleeps on the
-loop's timers, at least one step (1 ms) at a time, and queues everything due when it
-wakes, as wrk2 does: a request may go out up to about a millisecond after its time (in
-its latency), but the load core is not held by a spinning loop, which on a busy
-machine lost whole time slices and made the client the bottleneck (bench/README.md,
-issue #16). A request still unsent a timeout after the step's end is not sent: it
-counts as unanswered (status 0, no lateness), so a client far behind its rate ends on
-time and its step fails, instead of draining its queue for minutes.
+in their latency ("coordinated omission" otherwise hides it). A request due goes to a
+free connection at once, or waits for one (a connection takes the next waiting request
+from the callback that read its last answer); connections are added while requests
+wait, up to ``max_connections``. The moment a connection takes a request and starts
+sending it is its actual send: how late that is (the client's own lateness) and the
+latency from it (wrk2's ``-U``) are recorded beside the corrected latency. The
+dispatcher sleeps on the loop's timers, at least one step (1 ms) at a time, and hands
+out everything due when it wakes, as wrk2 does: a request may go out up to about a
+millisecond after its time (in its latency), but the load core is not held by a
+spinning loop, which on a busy machine lost whole time slices and made the client the
+bottleneck (bench/README.md, issue #16). A request still unsent a timeout after the
+step's end is not sent: it counts as unanswered (status 0, no lateness), so a client
+far behind its rate ends on time and its step fails, instead of draining its backlog
+for minutes.
 
 During the ramp (closed loop: connections start one after another; open loop: the rate
 rises linearly from 0) answers go to a recorder of their own, which the step's figures
