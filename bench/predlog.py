@@ -115,6 +115,16 @@ def log_totals(url: str) -> dict[str, float]:
     return totals
 
 
+def paired_ratios(runs: list[Any], off_runs: list[Any]) -> list[tuple[float, float]]:
+    """Each round's requests/s and off's CPU per request as shares of off's in the same
+    round: the machine's speed drifts by tens of percent over a minute here, and a round's
+    points are seconds apart, so the pairs resolve what the medians of each do not."""
+    return [
+        (run["requests_per_s"] / off["requests_per_s"], off["cpu_us"] / run["cpu_us"])
+        for run, off in zip(runs, off_runs, strict=True)
+    ]
+
+
 def print_table(points: dict[str, list[Any]], logged: dict[str, dict[str, float]], c: int) -> None:
     median = {
         name: {
@@ -138,6 +148,14 @@ def print_table(points: dict[str, list[Any]], logged: dict[str, dict[str, float]
         print(
             f"\n{name} / off: {share:.1%} of the requests/s (target >= 90%); off's CPU per "
             f"request / {name}'s: {cpu:.1%} (the requests/s a busy core keeps)"
+        )
+        paired = sorted(paired_ratios(points[name], points["off"]))
+        print(
+            f"{name} / off, paired by round (median [range] of {len(paired)}): requests/s "
+            f"{statistics.median(r for r, _ in paired):.1%} "
+            f"[{min(r for r, _ in paired):.0%}, {max(r for r, _ in paired):.0%}]; CPU "
+            f"{statistics.median(c for _, c in paired):.1%} "
+            f"[{min(c for _, c in paired):.0%}, {max(c for _, c in paired):.0%}]"
         )
         print(
             f"{name}: rows written {totals['written']:,.0f}, "

@@ -71,7 +71,10 @@ class NumericSketch:
     def update(self, values: Any) -> None:
         numbers = _as_numbers(values)
         finite = np.isfinite(numbers)
-        present = numbers[finite]
+        # sorted, the values walk the edges in order: searching a few thousand edges for
+        # each value in turn is then cache-friendly, and the sort costs less than it saves
+        # (a flush's batch of 30 features: ~3.3 -> ~2 µs a row, bench/README.md)
+        present = np.sort(numbers[finite])
         bins = bin_of(self.edges, present)
         self.counts += np.bincount(bins, minlength=len(self.counts))
         self.sums += np.bincount(bins, weights=present, minlength=len(self.sums))
