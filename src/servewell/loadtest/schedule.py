@@ -180,7 +180,9 @@ class _Senders:
     def due(self, k: int, intended: float) -> None:
         """Request ``k`` is due (meant for ``intended``): sent now if a connection is free."""
         if self.free:
-            self.free.pop().take(k, intended)
+            sender = self.free.pop()
+            if not sender.take(k, intended):
+                self.free.append(sender)
         else:
             self.waiting.append((k, intended))
 
@@ -210,19 +212,21 @@ class _Sender:
         self.pool, self.connection = pool, connection
         self._intended, self._actual, self._invalid = 0.0, 0.0, False
 
-    def take(self, k: int, intended: float) -> None:
-        """Send request ``k`` now (opening the connection first if it failed)."""
+    def take(self, k: int, intended: float) -> bool:
+        """Send request ``k`` now (opening the connection first if it failed); False
+        when it is past giving up, counted unanswered and not sent (the sender is free)."""
         request, self._invalid = self.pool.requests.pick(k)
         self._intended = intended
         self._actual = actual = time.perf_counter()
         if actual > self.pool.give_up_at:  # far behind: counted unanswered, not sent
             self.pool.phases.record(intended, actual - intended, NO_ANSWER, self._invalid, None)
             self.pool.answered()
-            self.next()
-        elif self.connection.is_open:
+            return False
+        if self.connection.is_open:
             self.connection.send(request, self.on_answer)
         else:
             self.reopen(request)
+        return True
 
     def on_answer(self, result: Result) -> None:
         intended = self._intended
@@ -233,10 +237,13 @@ class _Sender:
         self.next()
 
     def next(self) -> None:
-        if self.pool.waiting:
-            self.take(*self.pool.waiting.popleft())
-        else:
-            self.pool.free.append(self)
+        """Take the next waiting request, or be free. A loop, not a call per request
+        given up: a backlog past giving up is thousands of them."""
+        waiting = self.pool.waiting
+        while waiting:
+            if self.take(*waiting.popleft()):
+                return
+        self.pool.free.append(self)
 
     def reopen(self, holding: bytes | None) -> None:
         """Open the connection in a task; then send ``holding`` (its lateness and latency
