@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from certificates import self_signed
 from servewell.loadtest.answer import AnswerReader
 from servewell.loadtest.bodies import RequestSet, build_requests
 from servewell.loadtest.client import Connection, Target
@@ -142,16 +142,7 @@ async def test_a_head_past_64_kib_or_no_http_counts_no_answer() -> None:
 async def test_https_with_a_trusted_certificate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pem = tmp_path / "server.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(pem), "-out", str(pem),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    pem = self_signed(tmp_path / "server.pem")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(pem)
     untrusted, _ = await _exchanges(_always(BY_LENGTH), 1, tls=context)

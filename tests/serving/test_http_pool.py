@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from certificates import self_signed
 from servewell.serving.http_faults import (
     DeadlinePassed,
     Dropped,
@@ -227,17 +227,7 @@ async def test_a_stream_arrives_piece_by_piece_and_a_cancelled_caller_frees_its_
 @pytest.fixture
 def certificate(tmp_path: Path) -> Path:
     """A self-signed certificate for 127.0.0.1 (and its key in the same file)."""
-    pem = tmp_path / "upstream.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(pem), "-out", str(pem),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return pem
+    return self_signed(tmp_path / "upstream.pem")
 
 
 async def test_https_checks_the_certificate(
