@@ -12,7 +12,9 @@ differ only in ``models.breast-cancer.monitoring.sample_rate`` and ``monitoring.
 Points alternate between them in rounds; it prints medians, each logged server's share
 of the one that logs nothing, the server process's CPU time per answered request (all
 its threads, from ``/proc``: less swayed by other load on the machine than
-requests/s), and the rows the log wrote and dropped (from the server's own metrics).
+requests/s) with the event loop thread's share of it, context switches and page faults
+a request (what the GIL's hand-overs and memory the kernel maps would cost), and the
+rows the log wrote and dropped (from the server's own metrics).
 
 With ``--baseline SRC`` (the src folder of another servewell checkout, e.g. a ``git
 worktree`` of the commit before a change) one more server, ``logged@base``, logs every
@@ -77,10 +79,37 @@ def main() -> None:
     print_table(points, logged, args.concurrency)
 
 
-def cpu_s(pid: int) -> float:
-    """User and system CPU time of process ``pid`` (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_s(pid: int, thread: int | None = None) -> float:
+    """User and system CPU time of process ``pid`` (all its threads) so far, or of its
+    thread ``thread`` (the main thread, the event loop's, is ``pid``)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def faults(pid: int) -> int:
+    """Minor page faults of process ``pid`` so far (memory the kernel had to map)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+
+
+def switches(pid: int) -> int:
+    """Context switches of process ``pid``'s threads so far (voluntary and not): each
+    hand-over of the GIL between the event loop and the flush thread on one core is one."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        with open(status) as lines:
+            total += sum(int(line.split()[1]) for line in lines if "ctxt_switches" in line)
+    return total
+
+
+#: What a point reports per answered request, from the server's counters: its CPU in
+#: µs, the event loop thread's share of it, context switches and page faults.
+COUNTERS = {
+    "cpu_us": lambda pid: cpu_s(pid) * 1e6,
+    "loop_us": lambda pid: cpu_s(pid, pid) * 1e6,
+    "switches": switches,
+    "faults": faults,
+}
 
 
 def measure(
@@ -94,11 +123,12 @@ def measure(
         shift = round_number % len(names)  # each server first in turn
         order = names[shift:] + names[:shift]
         for name in order:
-            before = cpu_s(pids[name])
+            pid = pids[name]
+            before = {key: read(pid) for key, read in COUNTERS.items()}
             point = run_wrk(urls[name] + REST_PATH, body, args.concurrency, args.seconds)
-            point["cpu_us"] = (
-                (cpu_s(pids[name]) - before) * 1e6 / (point["requests_per_s"] * args.seconds)
-            )
+            answered = point["requests_per_s"] * args.seconds
+            for key, read in COUNTERS.items():
+                point[key] = (read(pid) - before[key]) / answered
             points[name].append(point)
     return points
 
@@ -129,17 +159,21 @@ def print_table(points: dict[str, list[Any]], logged: dict[str, dict[str, float]
     median = {
         name: {
             key: statistics.median(p[key] for p in runs)
-            for key in ("requests_per_s", "p50_ms", "p99_ms", "cpu_us")
+            for key in ("requests_per_s", "p50_ms", "p99_ms", *COUNTERS)
         }
         for name, runs in points.items()
     }
-    print(f"| server (REST, c={c}) | req/s | p50 ms | p99 ms | CPU µs/request | rounds (req/s) |")
-    print("|---|---:|---:|---:|---:|---|")
+    print(
+        f"| server (REST, c={c}) | req/s | p50 ms | p99 ms | CPU µs/request | of it, the "
+        "event loop's thread | context switches/request | page faults/request | rounds (req/s) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for name, cell in median.items():
         rounds = ", ".join(f"{p['requests_per_s']:,.0f}" for p in points[name])
         print(
             f"| {name} | {cell['requests_per_s']:,.0f} | {cell['p50_ms']:.2f} | "
-            f"{cell['p99_ms']:.2f} | {cell['cpu_us']:.0f} | {rounds} |"
+            f"{cell['p99_ms']:.2f} | {cell['cpu_us']:.0f} | {cell['loop_us']:.0f} | "
+            f"{cell['switches']:.3f} | {cell['faults']:.3f} | {rounds} |"
         )
     off = median["off"]
     for name, totals in logged.items():

@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
+#: The server's collector thresholds (``http/running.py``'s ``GC_THRESHOLDS``), set here
+#: rather than imported so that a baseline checkout without them is measured alike.
+SERVER_GC_THRESHOLDS = (20_000, 20, 20)
 ROW = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095]
 ROW += [0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38]
 ROW += [17.33, 184.6, 2019.0, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189]
@@ -110,6 +113,7 @@ async def child(store: str, rate: float, requests: int) -> None:
     keeps_sent = "sent" in inspect.signature(validate_inputs).parameters
     heap = [[object()] for _ in range(400_000)]  # a server's long-lived objects, frozen
     gc.freeze()  # as http/running.py does once the server has started
+    gc.set_threshold(*SERVER_GC_THRESHOLDS)  # and its collector's thresholds
     with tempfile.TemporaryDirectory() as folder:
         monitoring = {"store": store} if store == "parquet" else {}  # an older one has no store
         settings = Settings(home=Path(folder), monitoring=monitoring)
