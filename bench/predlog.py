@@ -79,17 +79,23 @@ def main() -> None:
     print_table(points, logged, args.concurrency)
 
 
+def stat_fields(path: str) -> list[str]:
+    """The fields of a ``/proc`` ``stat`` file after the command's name (which may hold
+    spaces): ``[7]`` minor faults, ``[11]`` user and ``[12]`` system time in ticks."""
+    return Path(path).read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_s(pid: int, thread: int | None = None) -> float:
     """User and system CPU time of process ``pid`` (all its threads) so far, or of its
     thread ``thread`` (the main thread, the event loop's, is ``pid``)."""
     path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    fields = stat_fields(path)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def faults(pid: int) -> int:
     """Minor page faults of process ``pid`` so far (memory the kernel had to map)."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+    return int(stat_fields(f"/proc/{pid}/stat")[7])
 
 
 def switches(pid: int) -> int:
