@@ -157,27 +157,35 @@ class _SlowAnswer(_Answer):
         super().do_POST()
 
 
-def test_an_open_loop_too_far_behind_gives_up_a_timeout_after_the_steps_end() -> None:
+@pytest.mark.parametrize(("rate", "connections"), [(100, 1), (5000, 4)])
+def test_an_open_loop_too_far_behind_gives_up_a_timeout_after_the_steps_end(
+    rate: int, connections: int
+) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowAnswer)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     target = Target("127.0.0.1", server.server_address[1])
     bodies = ("/v1/models/m:predict", [b'{"instances": [[1, 2]]}'], {})
     requests: RequestSet = build_requests(target, "m", None, bodies, None, 0.0)
-    recorder = StepRecorder("100/s", 0.0)
+    label = f"{rate}/s"
+    recorder = StepRecorder(label, 0.0)
     phases = Phases(ramp=StepRecorder("ramp", 0.0), measured=recorder, measure_from=0.0)
-    step = Step("100/s", 0.5, rate_per_s=100)
-    # One connection at 5 answers/s cannot keep up with 100/s: draining its 50 requests
-    # would take 10 s; it gives up 0.5 s (the timeout) after the step's end, so some are
-    # never sent (without that rule all 50 are answered, well within the 60 s bound).
+    step = Step(label, 0.5, rate_per_s=rate)
+    total = rate // 2
+    # Connections at 5 answers/s each cannot keep up: draining the step's requests would
+    # take 10 s (100/s on one) or over 2 minutes (5000/s on four); the loop gives up 0.5 s
+    # (the timeout) after the step's end, so most are never sent (without that rule all
+    # are answered, the first case well within the 60 s bound). The second has thousands
+    # waiting when it gives up, all let go by the connections' answer callbacks.
     try:
-        asyncio.run(asyncio.wait_for(open_loop(step, target, requests, phases, 0.5, 1), 60))
+        run = open_loop(step, target, requests, phases, 0.5, connections)
+        asyncio.run(asyncio.wait_for(run, 60))
     finally:
         server.shutdown()
         server.server_close()
     recorder.flush(1.0)
     result = step_result(recorder, step.target, step.duration_s)
-    assert result.requests == phases.sent == 50
-    assert 0 < result.errors[str(NO_ANSWER)] < 50
-    assert recorder.sent_late.total == 50 - result.errors[str(NO_ANSWER)]
+    assert result.requests == phases.sent == total
+    assert 0 < result.errors[str(NO_ANSWER)] < total
+    assert recorder.sent_late.total == total - result.errors[str(NO_ANSWER)]
     assert result.client_fell_behind

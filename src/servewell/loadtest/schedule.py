@@ -6,17 +6,25 @@ when the server stalls, requests keep arriving on schedule and wait, and that wa
 in their latency ("coordinated omission" otherwise hides it). A request due goes to a
 free connection at once, or waits for one (a connection takes the next waiting request
 from the callback that read its last answer); connections are added while requests
-wait, up to ``max_connections``. The moment a connection takes a request and starts
-sending it is its actual send: how late that is (the client's own lateness) and the
-latency from it (wrk2's ``-U``) are recorded beside the corrected latency. The
-dispatcher sleeps on the loop's timers, at least one step (1 ms) at a time, and hands
-out everything due when it wakes, as wrk2 does: a request may go out up to about a
-millisecond after its time (in its latency), but the load core is not held by a
-spinning loop, which on a busy machine lost whole time slices and made the client the
-bottleneck (bench/README.md, issue #16). A request still unsent a timeout after the
-step's end is not sent: it counts as unanswered (status 0, no lateness), so a client
-far behind its rate ends on time and its step fails, instead of draining its backlog
-for minutes.
+wait, one a timer step at most, up to ``max_connections``. The moment a connection
+takes a request and starts sending it is its actual send: how late that is (the
+client's own lateness) and the latency from it (wrk2's ``-U``) are recorded beside the
+corrected latency.
+
+The schedule is kept by ``LANES`` lanes, as wrk2's by each of its connections: lane
+``i`` hands out requests ``i``, ``i + LANES``, ... each at its time, sleeping on the
+loop's timers in between. A lane sleeps the whole timer steps (1 ms) left until its
+next request, rounded up, as wrk2 does (``round(ms + 0.5)``): the loop rounds a sleep
+to a step, so a shorter one could wake before the request is due, find nothing to do
+and sleep again. A request so goes out up to about a millisecond after its time, in
+its latency (wrk2's, measured the same way, carries the same step; its README:
+"accurate to +/- ~1 msec granularity"), but the load core is never held by a spinning
+loop, which on a busy machine lost whole time slices and made the client the
+bottleneck, and the sends of a millisecond are spread over lanes rather than handed
+out in one burst (bench/README.md, issue #16). A request still unsent a timeout after
+the step's end is not sent: it counts as unanswered (status 0, no lateness), so a
+client far behind its rate ends on time and its step fails, instead of draining its
+backlog for minutes.
 
 During the ramp (closed loop: connections start one after another; open loop: the rate
 rises linearly from 0) answers go to a recorder of their own, which the step's figures
@@ -30,16 +38,21 @@ import itertools
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from servewell.loadtest.bodies import RequestSet
 from servewell.loadtest.client import Connection, Result, Target
 from servewell.loadtest.stats import NO_ANSWER, StepRecorder
 
 MAX_CONNECTIONS = 1024
+#: How many schedules an open loop keeps (wrk2's are as many as its connections; 16 is
+#: what bench/loadtest.py gives it).
+LANES = 16
 #: The event loop's timers step by a millisecond (libuv's under uvloop, epoll's under
 #: asyncio). The open loop never sleeps less: a shorter sleep is no sleep (uvloop runs
-#: it at once), so the dispatcher would spin and hold the load core.
+#: it at once), so a lane would spin and hold the load core.
 TIMER_STEP_S = 0.001
 
 
@@ -143,13 +156,37 @@ async def open_loop(
 ) -> None:
     rate = float(step.rate_per_s or 1)
     total, _ = open_loop_requests(rate, step.ramp_s, step.duration_s)
-    give_up_at = time.perf_counter() + step.ramp_s + step.duration_s + timeout_s
-    pool = _Senders(target, requests, phases, timeout_s, give_up_at, total)
+    start = time.perf_counter()
+    give_up_at = start + step.ramp_s + step.duration_s + timeout_s
+    pool = _Senders(target, requests, phases, timeout_s, give_up_at, total, max_connections)
+    pool.add()
+    schedule = partial(intended_time_s, rate_per_s=rate, ramp_s=step.ramp_s)
+    lanes = [
+        asyncio.create_task(_lane(range(i, total, LANES), start, schedule, pool))
+        for i in range(min(LANES, total))
+    ]
     try:
-        await _dispatch(step, rate, total, pool, max_connections)
+        await asyncio.gather(*lanes)
         await pool.all_answered
     finally:
+        for lane in lanes:
+            lane.cancel()
         pool.close()
+
+
+async def _lane(
+    numbers: range, start: float, schedule: Callable[[int], float], pool: _Senders
+) -> None:
+    """Hand each of ``numbers`` to the pool at its intended time (``start`` plus its
+    ``schedule``), sleeping the whole timer steps left before each, rounded up."""
+    for k in numbers:
+        intended = start + schedule(k)
+        wait = intended - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep((wait // TIMER_STEP_S + 1) * TIMER_STEP_S)
+        pool.phases.sent += 1
+        pool.due(k, intended)
+        pool.grow()
 
 
 class _Senders:
@@ -165,9 +202,12 @@ class _Senders:
         timeout_s: float,
         give_up_at: float,
         total: int,
+        max_connections: int,
     ) -> None:
         self.target, self.requests, self.phases = target, requests, phases
         self.timeout_s, self.give_up_at = timeout_s, give_up_at
+        self.max_connections = max_connections
+        self._added_at = -math.inf
         self.waiting: deque[tuple[int, float]] = deque()
         self.free: list[_Sender] = []
         self.senders: list[_Sender] = []
@@ -188,9 +228,20 @@ class _Senders:
 
     def add(self) -> None:
         """One more connection; it takes waiting requests once open."""
+        self._added_at = time.perf_counter()
         sender = _Sender(self, Connection(self.target, self.timeout_s))
         self.senders.append(sender)
         sender.reopen(None)
+
+    def grow(self) -> None:
+        """Add a connection if requests wait, at most one a timer step (the lanes all
+        see the same wait; a stall of a few milliseconds should not open one each)."""
+        if (
+            self.waiting
+            and len(self.senders) < self.max_connections
+            and time.perf_counter() - self._added_at >= TIMER_STEP_S
+        ):
+            self.add()
 
     def answered(self) -> None:
         self.unanswered -= 1
@@ -261,24 +312,3 @@ class _Sender:
             self.connection.send(holding, self.on_answer, deadline)
         else:
             self.on_answer((NO_ANSWER, None))
-
-
-async def _dispatch(
-    step: Step, rate: float, total: int, pool: _Senders, max_connections: int
-) -> None:
-    """Hand each request to the pool at its intended time, adding a connection when
-    requests wait."""
-    start = time.perf_counter()
-    pool.add()
-    k = 0
-    while k < total:
-        now = time.perf_counter()
-        while k < total and (intended := start + intended_time_s(k, rate, step.ramp_s)) <= now:
-            pool.phases.sent += 1
-            pool.due(k, intended)
-            k += 1
-        if pool.waiting and len(pool.senders) < max_connections:
-            pool.add()
-        if k < total:
-            wait = start + intended_time_s(k, rate, step.ramp_s) - time.perf_counter()
-            await asyncio.sleep(max(wait, TIMER_STEP_S))
