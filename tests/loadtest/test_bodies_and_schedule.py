@@ -19,6 +19,7 @@ from servewell.loadtest.schedule import (
     Phases,
     Step,
     intended_time_s,
+    keep_schedule,
     open_loop,
     open_loop_requests,
     run_step,
@@ -155,6 +156,30 @@ class _SlowAnswer(_Answer):
     def do_POST(self) -> None:
         time.sleep(0.2)
         super().do_POST()
+
+
+@pytest.mark.parametrize("rate", [100, 2800, 13000])
+def test_a_lane_never_hands_out_a_request_before_it_is_due(rate: int) -> None:
+    """The loop's timers can end a sleep up to a millisecond early (they count from a
+    cached millisecond clock); a request handed out then would leave early, its
+    lateness clipped to none."""
+    handed_out: list[tuple[int, float, float]] = []
+
+    def due(k: int, intended: float) -> None:
+        handed_out.append((k, intended, time.perf_counter()))
+
+    async def lanes() -> None:
+        start = time.perf_counter()
+        total, _ = open_loop_requests(rate, 0.0, 0.5)
+        await asyncio.gather(
+            *(keep_schedule(range(i, total, 4), start, lambda k: k / rate, due) for i in range(4))
+        )
+
+    uvloop = pytest.importorskip("uvloop")  # the loop the load test runs on
+    uvloop.run(asyncio.wait_for(lanes(), 60))
+    assert sorted(k for k, _, _ in handed_out) == list(range(rate // 2))
+    early = [(k, intended - at) for k, intended, at in handed_out if at < intended]
+    assert early == []
 
 
 @pytest.mark.parametrize(("rate", "connections"), [(100, 1), (5000, 4)])

@@ -162,7 +162,7 @@ async def open_loop(
     pool.add()
     schedule = partial(intended_time_s, rate_per_s=rate, ramp_s=step.ramp_s)
     lanes = [
-        asyncio.create_task(_lane(range(i, total, LANES), start, schedule, pool))
+        asyncio.create_task(keep_schedule(range(i, total, LANES), start, schedule, pool.due))
         for i in range(min(LANES, total))
     ]
     try:
@@ -174,19 +174,22 @@ async def open_loop(
         pool.close()
 
 
-async def _lane(
-    numbers: range, start: float, schedule: Callable[[int], float], pool: _Senders
+async def keep_schedule(
+    numbers: range,
+    start: float,
+    schedule: Callable[[int], float],
+    due: Callable[[int, float], None],
 ) -> None:
-    """Hand each of ``numbers`` to the pool at its intended time (``start`` plus its
-    ``schedule``), sleeping the whole timer steps left before each, rounded up."""
+    """One lane: call ``due`` with each of ``numbers`` at its intended time (``start`` plus its
+    ``schedule``), sleeping the whole timer steps left before each, rounded up, and
+    again when woken early: the loop's timers count from its cached millisecond
+    clock, so a sleep can end up to a step before its time, and a request must never
+    leave before it is due (its lateness would be hidden, clipped to none)."""
     for k in numbers:
         intended = start + schedule(k)
-        wait = intended - time.perf_counter()
-        if wait > 0:
+        while (wait := intended - time.perf_counter()) > 0:
             await asyncio.sleep((wait // TIMER_STEP_S + 1) * TIMER_STEP_S)
-        pool.phases.sent += 1
-        pool.due(k, intended)
-        pool.grow()
+        due(k, intended)
 
 
 class _Senders:
@@ -218,13 +221,16 @@ class _Senders:
             self.all_answered.set_result(None)
 
     def due(self, k: int, intended: float) -> None:
-        """Request ``k`` is due (meant for ``intended``): sent now if a connection is free."""
+        """Request ``k`` is due (meant for ``intended``): sent now if a connection is
+        free, else kept waiting (and a connection added)."""
+        self.phases.sent += 1
         if self.free:
             sender = self.free.pop()
             if not sender.take(k, intended):
                 self.free.append(sender)
         else:
             self.waiting.append((k, intended))
+            self.grow()
 
     def add(self) -> None:
         """One more connection; it takes waiting requests once open."""
