@@ -16,6 +16,8 @@ from servewell.core.signature import Signature
 from servewell.loadtest.bodies import RequestSet, build_requests, generated_bodies
 from servewell.loadtest.client import Target
 from servewell.loadtest.schedule import (
+    LANES,
+    ConnectionBudget,
     Phases,
     Step,
     intended_time_s,
@@ -180,6 +182,43 @@ def test_a_lane_never_hands_out_a_request_before_it_is_due(rate: int) -> None:
     assert sorted(k for k, _, _ in handed_out) == list(range(rate // 2))
     early = [(k, intended - at) for k, intended, at in handed_out if at < intended]
     assert early == []
+
+
+def test_the_connection_budget_is_twice_the_rate_times_the_answers_latency() -> None:
+    budget = ConnectionBudget(1000, max_connections=1024)
+    assert budget.allowed() == LANES  # no answer yet: one a lane
+    for _ in range(2000):
+        budget.answered_in(0.001)  # a millisecond at 1000/s: one in flight
+    assert budget.allowed() == LANES
+    for _ in range(2000):
+        budget.answered_in(0.1)  # 100 in flight
+    assert budget.allowed() == 200
+    for _ in range(2000):
+        budget.answered_in(10.0)
+    assert budget.allowed() == 1024
+
+
+def test_an_open_loop_opens_the_connections_a_slow_servers_answers_need() -> None:
+    """300/s against answers of 0.2 s keeps about 60 in flight: with only one
+    connection a lane (16, 80 answers/s) most would still wait when the loop gives up,
+    a second after the step's end."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowAnswer)
+    server.daemon_threads = True
+    server.request_queue_size = 128
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = Target("127.0.0.1", server.server_address[1])
+    bodies = ("/v1/models/m:predict", [b'{"instances": [[1, 2]]}'], {})
+    requests: RequestSet = build_requests(target, "m", None, bodies, None, 0.0)
+    recorder = StepRecorder("300/s", 0.0)
+    phases = Phases(ramp=StepRecorder("ramp", 0.0), measured=recorder, measure_from=0.0)
+    try:
+        run = open_loop(Step("300/s", 1.0, rate_per_s=300), target, requests, phases, 1.0)
+        asyncio.run(asyncio.wait_for(run, 60))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert phases.sent == 300
+    assert recorder.statuses == {200: 300}
 
 
 @pytest.mark.parametrize(("rate", "connections"), [(100, 1), (5000, 4)])

@@ -6,7 +6,9 @@ when the server stalls, requests keep arriving on schedule and wait, and that wa
 in their latency ("coordinated omission" otherwise hides it). A request due goes to a
 free connection at once, or waits for one (a connection takes the next waiting request
 from the callback that read its last answer); connections are added while requests
-wait, one a timer step at most, up to ``max_connections``. The moment a connection
+wait, one at a time, up to a budget of twice the rate times the answers' recent
+latency (what Little's law puts in flight; at least one a lane, at most
+``max_connections``). The moment a connection
 takes a request and starts sending it is its actual send: how late that is (the
 client's own lateness) and the latency from it (wrk2's ``-U``) are recorded beside the
 corrected latency.
@@ -158,7 +160,8 @@ async def open_loop(
     total, _ = open_loop_requests(rate, step.ramp_s, step.duration_s)
     start = time.perf_counter()
     give_up_at = start + step.ramp_s + step.duration_s + timeout_s
-    pool = _Senders(target, requests, phases, timeout_s, give_up_at, total, max_connections)
+    connections = ConnectionBudget(rate, max_connections)
+    pool = _Senders(target, requests, phases, timeout_s, give_up_at, total, connections)
     pool.add()
     schedule = partial(intended_time_s, rate_per_s=rate, ramp_s=step.ramp_s)
     lanes = [
@@ -192,6 +195,29 @@ async def keep_schedule(
         due(k, intended)
 
 
+class ConnectionBudget:
+    """How many connections the open loop may hold: by Little's law a rate times the
+    answers' latency are in flight at once; twice that (a recent average), and never
+    fewer than one a lane, up to ``max_connections``. Without it every stall of the
+    server or the client (requests waiting for a connection that is only slow) added
+    connections that stayed: at 15,000/s against the floor, where ~10 are in flight,
+    a run could reach 1,024, and the server then answered each one slower."""
+
+    #: The weight of each answer's latency in the average (about the last 64 answers).
+    WEIGHT = 1 / 64
+
+    def __init__(self, rate_per_s: float, max_connections: int) -> None:
+        self.rate_per_s, self.max_connections = rate_per_s, max_connections
+        self.latency_s = 0.0
+
+    def answered_in(self, latency_s: float) -> None:
+        self.latency_s += (latency_s - self.latency_s) * self.WEIGHT
+
+    def allowed(self) -> int:
+        in_flight = self.rate_per_s * self.latency_s
+        return min(self.max_connections, max(LANES, math.ceil(2 * in_flight)))
+
+
 class _Senders:
     """The open loop's connections and the requests due that wait for one. A free
     connection takes the next waiting request at once, from the callback that read its
@@ -205,11 +231,11 @@ class _Senders:
         timeout_s: float,
         give_up_at: float,
         total: int,
-        max_connections: int,
+        connections: ConnectionBudget,
     ) -> None:
         self.target, self.requests, self.phases = target, requests, phases
         self.timeout_s, self.give_up_at = timeout_s, give_up_at
-        self.max_connections = max_connections
+        self.connections = connections
         self._added_at = -math.inf
         self.waiting: deque[tuple[int, float]] = deque()
         self.free: list[_Sender] = []
@@ -240,11 +266,13 @@ class _Senders:
         sender.reopen(None)
 
     def grow(self) -> None:
-        """Add a connection if requests wait, at most one a timer step (the lanes all
-        see the same wait; a stall of a few milliseconds should not open one each)."""
+        """Add a connection if requests wait and the budget allows one more, one at a
+        time and at most one a timer step (the lanes all see the same wait; a stall of
+        a few milliseconds should not open one each)."""
         if (
             self.waiting
-            and len(self.senders) < self.max_connections
+            and len(self.senders) < self.connections.allowed()
+            and not self.opening
             and time.perf_counter() - self._added_at >= TIMER_STEP_S
         ):
             self.add()
@@ -289,6 +317,7 @@ class _Sender:
         intended = self._intended
         latency_s = time.perf_counter() - intended
         late_s = self._actual - intended
+        self.pool.connections.answered_in(latency_s - late_s)
         self.pool.phases.record(intended, latency_s, result[0], self._invalid, result[1], late_s)
         self.pool.answered()
         self.next()
