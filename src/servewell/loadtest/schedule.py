@@ -8,25 +8,23 @@ free connection at once, or waits for one (a connection takes the next waiting r
 from the callback that read its last answer); connections are added while requests
 wait, one at a time, up to a budget of twice the rate times the answers' recent
 latency (what Little's law puts in flight; at least one a lane, at most
-``max_connections``). The moment a connection
-takes a request and starts sending it is its actual send: how late that is (the
-client's own lateness) and the latency from it (wrk2's ``-U``) are recorded beside the
-corrected latency.
+``max_connections``). The moment a connection takes a request and starts sending it
+is its actual send: how late that is (the client's own lateness) and the latency from
+it (wrk2's ``-U``) are recorded beside the corrected latency.
 
 The schedule is kept by ``LANES`` lanes, as wrk2's by each of its connections: lane
 ``i`` hands out requests ``i``, ``i + LANES``, ... each at its time, sleeping on the
 loop's timers in between. A lane sleeps the whole timer steps (1 ms) left until its
-next request, rounded up, as wrk2 does (``round(ms + 0.5)``): the loop rounds a sleep
-to a step, so a shorter one could wake before the request is due, find nothing to do
-and sleep again. A request so goes out up to about a millisecond after its time, in
-its latency (wrk2's, measured the same way, carries the same step; its README:
+next request, rounded up, as wrk2 does (``round(ms + 0.5)``), and sleeps again when
+the loop wakes it early (its timers count from a cached millisecond clock): a request
+never leaves before its time. It so goes out up to about a millisecond after its time,
+in its latency (wrk2's, measured the same way, carries the same step; its README:
 "accurate to +/- ~1 msec granularity"), but the load core is never held by a spinning
 loop, which on a busy machine lost whole time slices and made the client the
-bottleneck, and the sends of a millisecond are spread over lanes rather than handed
-out in one burst (bench/README.md, issue #16). A request still unsent a timeout after
-the step's end is not sent: it counts as unanswered (status 0, no lateness), so a
-client far behind its rate ends on time and its step fails, instead of draining its
-backlog for minutes.
+bottleneck (bench/README.md, issue #16). A request still unsent a timeout after the
+step's end is not sent: it counts as unanswered (status 0, no lateness), so a client
+far behind its rate ends on time and its step fails, instead of draining its backlog
+for minutes.
 
 During the ramp (closed loop: connections start one after another; open loop: the rate
 rises linearly from 0) answers go to a recorder of their own, which the step's figures
@@ -183,11 +181,11 @@ async def keep_schedule(
     schedule: Callable[[int], float],
     due: Callable[[int, float], None],
 ) -> None:
-    """One lane: call ``due`` with each of ``numbers`` at its intended time (``start`` plus its
-    ``schedule``), sleeping the whole timer steps left before each, rounded up, and
-    again when woken early: the loop's timers count from its cached millisecond
-    clock, so a sleep can end up to a step before its time, and a request must never
-    leave before it is due (its lateness would be hidden, clipped to none)."""
+    """One lane: call ``due`` with each of ``numbers`` at its intended time (``start``
+    plus its ``schedule``), sleeping the whole timer steps left before each, rounded
+    up, and again when woken early: the loop's timers count from its cached
+    millisecond clock, so a sleep can end up to a step before its time, and a request
+    must never leave before it is due (its lateness would be hidden, clipped to none)."""
     for k in numbers:
         intended = start + schedule(k)
         while (wait := intended - time.perf_counter()) > 0:
