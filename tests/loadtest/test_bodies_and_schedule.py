@@ -100,10 +100,10 @@ class _Answer(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[Target]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[Target]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    server.request_queue_size = 128  # an open loop may open dozens at once
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -114,12 +114,23 @@ def loopback() -> Iterator[Target]:
         thread.join(timeout=10)
 
 
-def _run(step: Step, target: Target) -> tuple[StepRecorder, StepResult]:
-    """One step against ``target`` (no ramp): its flushed recorder and its figures."""
+@pytest.fixture(scope="module")
+def loopback() -> Iterator[Target]:
+    yield from _serving(_Answer)
+
+
+def _phases(target: Target, label: str) -> tuple[RequestSet, Phases]:
+    """The requests of one body and the phases of a step without a ramp."""
     bodies = ("/v1/models/m:predict", [b'{"instances": [[1, 2]]}'], {})
     requests: RequestSet = build_requests(target, "m", None, bodies, None, 0.0)
-    recorder = StepRecorder(step.label, 0.0)
-    phases = Phases(ramp=StepRecorder("ramp", 0.0), measured=recorder, measure_from=0.0)
+    recorder = StepRecorder(label, 0.0)
+    return requests, Phases(ramp=StepRecorder("ramp", 0.0), measured=recorder, measure_from=0.0)
+
+
+def _run(step: Step, target: Target) -> tuple[StepRecorder, StepResult]:
+    """One step against ``target`` (no ramp): its flushed recorder and its figures."""
+    requests, phases = _phases(target, step.label)
+    recorder = phases.measured
     asyncio.run(asyncio.wait_for(run_step(step, target, requests, phases, 10.0), 60))
     recorder.flush(step.duration_s)
     return recorder, step_result(recorder, step.target, step.duration_s)
@@ -160,6 +171,12 @@ class _SlowAnswer(_Answer):
         super().do_POST()
 
 
+@pytest.fixture(scope="module")
+def slow_loopback() -> Iterator[Target]:
+    """A server that answers each request after 0.2 s."""
+    yield from _serving(_SlowAnswer)
+
+
 @pytest.mark.parametrize("rate", [100, 2800, 13000])
 def test_a_lane_never_hands_out_a_request_before_it_is_due(rate: int) -> None:
     """The loop's timers can end a sleep up to a millisecond early (they count from a
@@ -198,42 +215,26 @@ def test_the_connection_budget_is_twice_the_rate_times_the_answers_latency() -> 
     assert budget.allowed() == 1024
 
 
-def test_an_open_loop_opens_the_connections_a_slow_servers_answers_need() -> None:
+def test_an_open_loop_opens_the_connections_a_slow_servers_answers_need(
+    slow_loopback: Target,
+) -> None:
     """300/s against answers of 0.2 s keeps about 60 in flight: with only one
     connection a lane (16, 80 answers/s) most would still wait when the loop gives up,
     a second after the step's end."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowAnswer)
-    server.daemon_threads = True
-    server.request_queue_size = 128
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    target = Target("127.0.0.1", server.server_address[1])
-    bodies = ("/v1/models/m:predict", [b'{"instances": [[1, 2]]}'], {})
-    requests: RequestSet = build_requests(target, "m", None, bodies, None, 0.0)
-    recorder = StepRecorder("300/s", 0.0)
-    phases = Phases(ramp=StepRecorder("ramp", 0.0), measured=recorder, measure_from=0.0)
-    try:
-        run = open_loop(Step("300/s", 1.0, rate_per_s=300), target, requests, phases, 1.0)
-        asyncio.run(asyncio.wait_for(run, 60))
-    finally:
-        server.shutdown()
-        server.server_close()
+    requests, phases = _phases(slow_loopback, "300/s")
+    run = open_loop(Step("300/s", 1.0, rate_per_s=300), slow_loopback, requests, phases, 1.0)
+    asyncio.run(asyncio.wait_for(run, 60))
     assert phases.sent == 300
-    assert recorder.statuses == {200: 300}
+    assert phases.measured.statuses == {200: 300}
 
 
 @pytest.mark.parametrize(("rate", "connections"), [(100, 1), (5000, 4)])
 def test_an_open_loop_too_far_behind_gives_up_a_timeout_after_the_steps_end(
-    rate: int, connections: int
+    slow_loopback: Target, rate: int, connections: int
 ) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowAnswer)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    target = Target("127.0.0.1", server.server_address[1])
-    bodies = ("/v1/models/m:predict", [b'{"instances": [[1, 2]]}'], {})
-    requests: RequestSet = build_requests(target, "m", None, bodies, None, 0.0)
     label = f"{rate}/s"
-    recorder = StepRecorder(label, 0.0)
-    phases = Phases(ramp=StepRecorder("ramp", 0.0), measured=recorder, measure_from=0.0)
+    requests, phases = _phases(slow_loopback, label)
+    recorder = phases.measured
     step = Step(label, 0.5, rate_per_s=rate)
     total = rate // 2
     # Connections at 5 answers/s each cannot keep up: draining the step's requests would
@@ -241,12 +242,8 @@ def test_an_open_loop_too_far_behind_gives_up_a_timeout_after_the_steps_end(
     # (the timeout) after the step's end, so most are never sent (without that rule all
     # are answered, the first case well within the 60 s bound). The second has thousands
     # waiting when it gives up, all let go by the connections' answer callbacks.
-    try:
-        run = open_loop(step, target, requests, phases, 0.5, connections)
-        asyncio.run(asyncio.wait_for(run, 60))
-    finally:
-        server.shutdown()
-        server.server_close()
+    run = open_loop(step, slow_loopback, requests, phases, 0.5, connections)
+    asyncio.run(asyncio.wait_for(run, 60))
     recorder.flush(1.0)
     result = step_result(recorder, step.target, step.duration_s)
     assert result.requests == phases.sent == total
