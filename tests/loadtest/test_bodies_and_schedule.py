@@ -215,6 +215,20 @@ def test_the_connection_budget_is_twice_the_rate_times_the_answers_latency() -> 
     assert budget.allowed() == 1024
 
 
+def test_a_servers_pause_does_not_lift_the_connection_budget() -> None:
+    """Pauses of 40 ms at 2,400/s: the ~100 answers after each are slow (40 ms down to
+    nothing), the rest 1 ms (~2 in flight). A mean of the answers would allow ~60
+    connections; their median keeps one a lane."""
+    budget = ConnectionBudget(2400, max_connections=1024)
+    for _ in range(5):
+        for _ in range(150):
+            budget.answered_in(0.001)
+        for waited_ms in range(40, 0, -1):
+            for _ in range(3):
+                budget.answered_in(waited_ms / 1000)
+        assert budget.allowed() == LANES
+
+
 def test_an_open_loop_opens_the_connections_a_slow_servers_answers_need(
     slow_loopback: Target,
 ) -> None:
