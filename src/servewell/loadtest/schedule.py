@@ -2,14 +2,13 @@
 sending its next request when the last is answered) or open loop (a fixed arrival rate).
 
 Open loop measures each latency from the request's *intended* send time, as wrk2 does:
-when the server stalls, requests keep arriving on schedule and wait, and that wait is
-in their latency ("coordinated omission" otherwise hides it). A request due goes to a
-free connection at once, or waits for one (a connection takes the next waiting request
-from the callback that read its last answer); connections are added while requests
-wait, one at a time, up to a budget of twice the rate times the answers' recent
-median latency (what Little's law puts in flight; at least one a lane, at most
-``max_connections``). The moment a connection takes a request and starts sending it
-is its actual send: how late that is (the client's own lateness) and the latency from
+when the server stalls, requests keep arriving on schedule and wait, and that wait is in
+their latency ("coordinated omission" otherwise hides it). A request due goes to a free
+connection at once, or waits for one (a connection takes the next waiting request from
+the callback that read its last answer); connections are added while requests wait, one
+at a time, up to a budget of twice the number typically in flight (at least one a lane,
+at most ``max_connections``). The moment a connection takes a request and starts sending
+it is its actual send: how late that is (the client's own lateness) and the latency from
 it (wrk2's ``-U``) are recorded beside the corrected latency.
 
 The schedule is kept by ``LANES`` lanes, as wrk2's by each of its connections: lane
@@ -158,7 +157,7 @@ async def open_loop(
     total, _ = open_loop_requests(rate, step.ramp_s, step.duration_s)
     start = time.perf_counter()
     give_up_at = start + step.ramp_s + step.duration_s + timeout_s
-    connections = ConnectionBudget(rate, max_connections)
+    connections = ConnectionBudget(max_connections)
     pool = _Senders(target, requests, phases, timeout_s, give_up_at, total, connections)
     pool.add()
     schedule = partial(intended_time_s, rate_per_s=rate, ramp_s=step.ramp_s)
@@ -194,36 +193,41 @@ async def keep_schedule(
 
 
 class ConnectionBudget:
-    """How many connections the open loop may hold: by Little's law a rate times the
-    answers' latency are in flight at once; twice that, and never fewer than one a lane,
-    up to ``max_connections``. Without it every stall of the server or the client
-    (requests waiting for a connection that is only slow) added connections that stayed:
-    at 15,000/s against the floor, where ~10 are in flight, a run could reach 1,024, and
-    the server then answered each one slower.
+    """How many connections the open loop may hold: twice the number of requests
+    typically in flight (the median of what the last ``KEPT`` requests due found in
+    flight), never fewer than one a lane, up to ``max_connections``.
 
-    The latency is the median of the last ``KEPT`` answers (from their actual sends),
-    not their mean: a server's pause of 40 ms lifts a mean of the answers after it for
-    a while, and a budget that follows it opened a connection for each request due in
-    the pause (232 at 2,400/s against servewell's server, where about 2 are in flight).
-    Requests due in a pause wait for a connection instead, from their intended times,
-    as wrk2's do for its fixed ones; the slow answers' latency stays in the figures."""
+    Without a bound every stall of the server or the client (requests waiting for a
+    connection that is only slow) added connections that stayed: at 15,000/s against
+    the floor, where ~10 are in flight, a run could reach 1,024, and the server then
+    answered each one slower. A bound on a mean (the rate times the answers' mean
+    latency, Little's law) followed each pause of a server: the answers after a 40 ms
+    pause are slow, and it opened a connection for each request due in the pause (232 at
+    2,400/s against servewell's server, where about 2 are in flight). A median of the
+    answers' latency in its place would starve a server whose answers are slow only now
+    and then (one in ten taking 0.5 s at 300/s holds ~15 connections all the time,
+    where the median answer is quick). What is in flight tells the two apart: a pause
+    fills every connection for a moment, a slow tenth fills 15 of them all the time.
+    Requests due in a pause wait for a connection, from their intended times, as
+    wrk2's do for its fixed ones."""
 
-    #: How many answers the median is over, and how often (in answers) it is taken again.
+    #: How many requests due the median is over, and how often it is taken again.
     KEPT, EVERY = 255, 64
 
-    def __init__(self, rate_per_s: float, max_connections: int) -> None:
-        self.rate_per_s, self.max_connections = rate_per_s, max_connections
-        self.latencies: deque[float] = deque(maxlen=self.KEPT)
+    def __init__(self, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self.in_flight: deque[int] = deque(maxlen=self.KEPT)
         self._allowed = min(LANES, max_connections)
-        self._answers = 0
+        self._seen = 0
 
-    def answered_in(self, latency_s: float) -> None:
-        self.latencies.append(latency_s)
-        self._answers += 1
-        if self._answers < self.EVERY or self._answers % self.EVERY == 0:
-            median = sorted(self.latencies)[len(self.latencies) // 2]
-            in_flight = self.rate_per_s * median
-            self._allowed = min(self.max_connections, max(LANES, math.ceil(2 * in_flight)))
+    def seen(self, in_flight: int) -> None:
+        """A request is due while ``in_flight`` others are sent and unanswered."""
+        kept = self.in_flight
+        kept.append(in_flight)
+        self._seen += 1
+        if self._seen < self.EVERY or self._seen % self.EVERY == 0:
+            typical = sorted(kept)[len(kept) // 2]
+            self._allowed = min(self.max_connections, max(LANES, 2 * typical))
 
     def allowed(self) -> int:
         return self._allowed
@@ -261,6 +265,7 @@ class _Senders:
         """Request ``k`` is due (meant for ``intended``): sent now if a connection is
         free, else kept waiting (and a connection added)."""
         self.phases.sent += 1
+        self.connections.seen(len(self.senders) - len(self.free))
         if self.free:
             sender = self.free.pop()
             if not sender.take(k, intended):
@@ -328,7 +333,6 @@ class _Sender:
         intended = self._intended
         latency_s = time.perf_counter() - intended
         late_s = self._actual - intended
-        self.pool.connections.answered_in(latency_s - late_s)
         self.pool.phases.record(intended, latency_s, result[0], self._invalid, result[1], late_s)
         self.pool.answered()
         self.next()
