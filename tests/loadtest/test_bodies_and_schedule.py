@@ -205,33 +205,35 @@ def test_a_lane_never_hands_out_a_request_before_it_is_due(rate: int) -> None:
     assert early == []
 
 
-def test_the_connection_budget_is_twice_the_number_typically_in_flight() -> None:
-    budget = ConnectionBudget(max_connections=1024)
-    assert budget.allowed() == LANES  # nothing seen yet: one a lane
-    for _ in range(2000):
-        budget.seen(1)
+def test_the_connection_budget_is_twice_the_rate_times_the_answers_mean_latency() -> None:
+    budget = ConnectionBudget(1000, max_connections=1024)
+    assert budget.allowed() == LANES  # no answer yet: one a lane
+    for _ in range(20_000):
+        budget.answered_in(0.001)  # a millisecond at 1000/s: one in flight
     assert budget.allowed() == LANES
-    for _ in range(2000):
-        budget.seen(100)
+    for _ in range(20_000):  # the last 10 s of answers: the earlier ones are forgotten
+        budget.answered_in(0.1)  # 100 in flight
     assert budget.allowed() == 200
-    for _ in range(2000):
-        budget.seen(5000)
+    for _ in range(20_000):
+        budget.answered_in(10.0)
     assert budget.allowed() == 1024
 
 
-def test_a_servers_pause_does_not_lift_the_connection_budget() -> None:
-    """Pauses of 40 ms at 2,400/s: about 100 requests come due while every connection
-    is busy, the rest find ~2 in flight. The answers after each pause are slow (40 ms
-    down to nothing): a budget of the rate times their mean latency would allow ~60
-    connections (it opened 232 against servewell's server); what is typically in flight
-    keeps one a lane."""
-    budget = ConnectionBudget(max_connections=1024)
-    for _ in range(5):
-        for _ in range(150):
-            budget.seen(2)
-        for _ in range(100):
-            budget.seen(16)
-        assert budget.allowed() == LANES
+def test_a_servers_pauses_do_not_lift_the_connection_budget() -> None:
+    """Each pause leaves a few slow answers, one a connection it held: 40 ms pauses at
+    2,400/s (a mean of the last 64 answers allowed ~60 connections after each; it
+    opened 232 against servewell's server), and 2.5 s ones at 1,000/s (what was in
+    flight, all 16 connections through a pause, doubled the budget until it reached
+    1,024). The second server is stopped nearly half the time: 10 s of answers hold
+    three or four of its pauses, and the budget stays under three a lane."""
+    for rate, pause_s, between in ((2400, 0.040, 2400), (1000, 2.5, 3000)):
+        budget = ConnectionBudget(rate, max_connections=1024)
+        for _ in range(5):
+            for _ in range(between):
+                budget.answered_in(0.0005)
+            for _ in range(LANES):
+                budget.answered_in(pause_s)
+            assert budget.allowed() <= 3 * LANES, (rate, pause_s)
 
 
 def test_an_open_loop_opens_the_connections_a_slow_servers_answers_need(
@@ -277,6 +279,37 @@ def test_an_open_loop_opens_the_connections_answers_slow_now_and_then_hold(
     asyncio.run(asyncio.wait_for(run, 60))
     assert phases.measured.statuses == {200: 600}
     assert len(_SometimesSlowAnswer.ports) > LANES
+
+
+class _NoAnswer(_Answer):
+    """Reads each request and never answers it (until the test ends)."""
+
+    release = threading.Event()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.release.wait(30)
+
+
+@pytest.fixture
+def silent_loopback() -> Iterator[Target]:
+    try:
+        yield from _serving(_NoAnswer)
+    finally:
+        _NoAnswer.release.set()
+
+
+def test_an_open_loop_opens_no_more_connections_to_a_server_that_never_answers(
+    silent_loopback: Target,
+) -> None:
+    """Every connection is busy and every request waits: still one a lane (a budget of
+    what was in flight opened 1,024 against such a server). A connection whose request
+    timed out opens again, so it is the most held at once that is counted."""
+    requests, phases = _phases(silent_loopback, "500/s")
+    run = open_loop(Step("500/s", 1.0, rate_per_s=500), silent_loopback, requests, phases, 0.5)
+    asyncio.run(asyncio.wait_for(run, 60))
+    assert phases.measured.statuses == {NO_ANSWER: 500}
+    assert phases.connections == LANES
 
 
 @pytest.mark.parametrize(("rate", "connections"), [(100, 1), (5000, 4)])

@@ -6,10 +6,11 @@ when the server stalls, requests keep arriving on schedule and wait, and that wa
 their latency ("coordinated omission" otherwise hides it). A request due goes to a free
 connection at once, or waits for one (a connection takes the next waiting request from
 the callback that read its last answer); connections are added while requests wait, one
-at a time, up to a budget of twice the number typically in flight (at least one a lane,
-at most ``max_connections``). The moment a connection takes a request and starts sending
-it is its actual send: how late that is (the client's own lateness) and the latency from
-it (wrk2's ``-U``) are recorded beside the corrected latency.
+at a time, up to a budget of twice the rate times the answers' mean latency (what
+Little's law puts in flight; at least one a lane, at most ``max_connections``). The
+moment a connection takes a request and starts sending it is its actual send: how late
+that is (the client's own lateness) and the latency from it (wrk2's ``-U``) are recorded
+beside the corrected latency.
 
 The schedule is kept by ``LANES`` lanes, as wrk2's by each of its connections: lane
 ``i`` hands out requests ``i``, ``i + LANES``, ... each at its time, sleeping on the
@@ -36,6 +37,7 @@ import asyncio
 import itertools
 import math
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +66,8 @@ class Phases:
     measured: StepRecorder
     measure_from: float
     sent: int = 0
+    connections: int = 0
+    """The most connections an open loop held at once."""
 
     def record(
         self,
@@ -157,7 +161,7 @@ async def open_loop(
     total, _ = open_loop_requests(rate, step.ramp_s, step.duration_s)
     start = time.perf_counter()
     give_up_at = start + step.ramp_s + step.duration_s + timeout_s
-    connections = ConnectionBudget(max_connections)
+    connections = ConnectionBudget(rate, max_connections)
     pool = _Senders(target, requests, phases, timeout_s, give_up_at, total, connections)
     pool.add()
     schedule = partial(intended_time_s, rate_per_s=rate, ramp_s=step.ramp_s)
@@ -193,44 +197,49 @@ async def keep_schedule(
 
 
 class ConnectionBudget:
-    """How many connections the open loop may hold: twice the number of requests
-    typically in flight (the median of what the last ``KEPT`` requests due found in
-    flight), never fewer than one a lane, up to ``max_connections``.
+    """How many connections the open loop may hold: by Little's law the rate times the
+    answers' mean latency (from their actual sends) are in flight at once; twice that,
+    the mean over the last 10 s of answers, never fewer than one a lane, up to
+    ``max_connections``.
 
-    Without a bound every stall of the server or the client (requests waiting for a
-    connection that is only slow) added connections that stayed: at 15,000/s against
-    the floor, where ~10 are in flight, a run could reach 1,024, and the server then
-    answered each one slower. A bound on a mean (the rate times the answers' mean
-    latency, Little's law) followed each pause of a server: the answers after a 40 ms
-    pause are slow, and it opened a connection for each request due in the pause (232 at
-    2,400/s against servewell's server, where about 2 are in flight). A median of the
-    answers' latency in its place would starve a server whose answers are slow only now
-    and then (one in ten taking 0.5 s at 300/s holds ~15 connections all the time,
-    where the median answer is quick). What is in flight tells the two apart: a pause
-    fills every connection for a moment, a slow tenth fills 15 of them all the time.
-    Requests due in a pause wait for a connection, from their intended times, as
-    wrk2's do for its fixed ones."""
+    Each part of that rule is there for a server that broke the one before it:
+    without a bound, every stall of the server or the client added connections that
+    stayed (1,024 at 15,000/s against the floor, where ~10 are in flight); a mean over
+    the last 64 answers followed each pause of a server, whose answers are slow just
+    after it (232 at 2,400/s against servewell's, where ~2 are in flight); a median of
+    the latency starves a server whose answers are slow only now and then (a tenth at
+    0.6 s at 300/s holds 18 connections, the median answer quick); the median of what
+    was in flight grew without end while a server paused or never answered (every
+    connection is in flight then: 1,024). Over 10 s of answers a pause counts only for
+    the requests it held, one a connection (16 held through a 2.5 s pause at 1,000/s
+    add 8 to the budget), a slow tenth counts as it is, and a server that never answers
+    gives nothing to count. Requests due while the budget is spent wait for a
+    connection, from their intended times, as wrk2's do for its fixed ones."""
 
-    #: How many requests due the median is over, and how often it is taken again.
-    KEPT, EVERY = 255, 64
+    #: The answers the mean is over: ``WINDOW_S`` of them at the rate, within bounds.
+    WINDOW_S, MIN_KEPT, MAX_KEPT = 10.0, 1024, 1 << 17
 
-    def __init__(self, max_connections: int) -> None:
-        self.max_connections = max_connections
-        self.in_flight: deque[int] = deque(maxlen=self.KEPT)
-        self._allowed = min(LANES, max_connections)
-        self._seen = 0
+    def __init__(self, rate_per_s: float, max_connections: int) -> None:
+        self.rate_per_s, self.max_connections = rate_per_s, max_connections
+        kept = min(self.MAX_KEPT, max(self.MIN_KEPT, math.ceil(rate_per_s * self.WINDOW_S)))
+        self._latencies = array("d", bytes(8 * kept))
+        """A ring of the last answers' latencies; ``_sum`` is theirs."""
+        self._next = self._answers = 0
+        self._sum = 0.0
 
-    def seen(self, in_flight: int) -> None:
-        """A request is due while ``in_flight`` others are sent and unanswered."""
-        kept = self.in_flight
-        kept.append(in_flight)
-        self._seen += 1
-        if self._seen < self.EVERY or self._seen % self.EVERY == 0:
-            typical = sorted(kept)[len(kept) // 2]
-            self._allowed = min(self.max_connections, max(LANES, 2 * typical))
+    def answered_in(self, latency_s: float) -> None:
+        ring, i = self._latencies, self._next
+        self._sum += latency_s - ring[i]
+        ring[i] = latency_s
+        self._next = (i + 1) % len(ring)
+        self._answers += 1
 
     def allowed(self) -> int:
-        return self._allowed
+        kept = min(self._answers, len(self._latencies))
+        mean_s = max(self._sum, 0.0) / kept if kept else 0.0  # the sum's rounding: never < 0
+        in_flight = self.rate_per_s * mean_s
+        # less a hair: a sum's rounding must not add a connection
+        return min(self.max_connections, max(LANES, math.ceil(2 * in_flight - 1e-9)))
 
 
 class _Senders:
@@ -265,7 +274,6 @@ class _Senders:
         """Request ``k`` is due (meant for ``intended``): sent now if a connection is
         free, else kept waiting (and a connection added)."""
         self.phases.sent += 1
-        self.connections.seen(len(self.senders) - len(self.free))
         if self.free:
             sender = self.free.pop()
             if not sender.take(k, intended):
@@ -279,6 +287,7 @@ class _Senders:
         self._added_at = time.perf_counter()
         sender = _Sender(self, Connection(self.target, self.timeout_s))
         self.senders.append(sender)
+        self.phases.connections = len(self.senders)
         sender.reopen(None)
 
     def grow(self) -> None:
@@ -333,6 +342,8 @@ class _Sender:
         intended = self._intended
         latency_s = time.perf_counter() - intended
         late_s = self._actual - intended
+        if result[0] != NO_ANSWER:  # a timeout is no latency the server gave
+            self.pool.connections.answered_in(latency_s - late_s)
         self.pool.phases.record(intended, latency_s, result[0], self._invalid, result[1], late_s)
         self.pool.answered()
         self.next()
