@@ -4,11 +4,15 @@ invalid bodies all get a 4xx, the result is recorded, and the Locust file runs."
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,3 +231,39 @@ def test_a_server_with_keys_is_loaded_with_one_and_refuses_without(
         loaded = CliRunner().invoke(app, [*args, "--api-key", token], catch_exceptions=False)
     assert loaded.exit_code == 0, loaded.output
     assert "none" in loaded.output  # no errors by status
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A port that accepts connections and never answers (nor reads)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the listener closed: the test is over
+            while True:
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def test_a_server_that_never_answers_is_given_up_after_the_timeout(
+    silent_server: str, tmp_path: Path
+) -> None:
+    """The metadata request before the load waits ``--timeout`` too (it waited 30 s
+    whatever the option said): a bounded run, exit 2, the reason in one line."""
+    servewell = Path(sys.executable).parent / "servewell"
+    command = [str(servewell), "loadtest", silent_server, "--model", "m", "--rate", "5/s",
+               "--timeout", "1s"]  # fmt: skip
+    env = {**os.environ, "SERVEWELL_HOME": str(tmp_path / "home")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=25, env=env)
+    assert done.returncode == 2
+    assert "timed out" in done.stderr
+    assert "Traceback" not in done.stderr

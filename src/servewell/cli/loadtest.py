@@ -69,11 +69,11 @@ def loadtest(
         target = Target.parse(url)
         context = RunContext(target.url, model, protocol, "", rows_per_request, invalid_share)
         with _local_registry() as access:
-            requests, context = _requests(target, context, version, api_key, body, access)
+            requests, context = _requests(target, context, version, api_key, body, access, plan)
             if locustfile is not None:
                 _write_locustfile(locustfile, requests, plan, model, target.url)
                 return
-            probed = _probe(target, requests)
+            probed = _probe(target, requests, plan.timeout_s)
             result = _run(plan, target, requests)
             number = _answered_version(result, probed or version)
             _report(result, plan, context, number, json_out, html)
@@ -162,7 +162,7 @@ class _local_registry:
 
 def _requests(
     target: Any, context: RunContext, version: int | None, api_key: str | None,
-    body: Path | None, access: RegistryAccess | None,
+    body: Path | None, access: RegistryAccess | None, plan: Plan,
 ) -> tuple[RequestSet, RunContext]:  # fmt: skip
     """The prepared requests, and the context saying where their bodies came from."""
     from dataclasses import replace
@@ -171,7 +171,7 @@ def _requests(
     from servewell.loadtest.source import fetch_metadata, model_source
 
     model, protocol = context.model, context.protocol
-    metadata = fetch_metadata(target, model, version, api_key)
+    metadata = fetch_metadata(target, model, version, api_key, plan.timeout_s)
     if body is not None:
         if protocol == "v2-binary":
             raise InvalidInput("--body is JSON: use it with --protocol rest or v2")
@@ -202,10 +202,10 @@ def _run(plan: Plan, target: Any, requests: RequestSet) -> LoadTestResult:
     return result
 
 
-def _probe(target: Any, requests: RequestSet) -> int | None:
+def _probe(target: Any, requests: RequestSet, timeout_s: float) -> int | None:
     from servewell.loadtest.source import probe_version
 
-    return probe_version(target, requests.path, requests.valid[0], requests.headers)
+    return probe_version(target, requests.path, requests.valid[0], requests.headers, timeout_s)
 
 
 def _answered_version(result: LoadTestResult, asked: int | None) -> int | None:

@@ -38,13 +38,14 @@ class ModelSource:
 
 
 def fetch_metadata(
-    target: Target, model: str, version: int | None, api_key: str | None
+    target: Target, model: str, version: int | None, api_key: str | None, timeout_s: float
 ) -> dict[str, Any]:
-    """``GET /v2/models/{model}[/versions/N]``; the server's own error when it refuses."""
+    """``GET /v2/models/{model}[/versions/N]``, waiting ``timeout_s`` at most (the run's
+    ``--timeout``); the server's own error when it refuses."""
     path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = httpx.get(target.url + path, headers=headers, timeout=30, verify=True)
+        response = httpx.get(target.url + path, headers=headers, timeout=timeout_s, verify=True)
     except httpx.HTTPError as exc:
         raise InvalidInput(f"cannot reach {target.url}: {exc}") from None
     if not response.is_success:
@@ -77,12 +78,15 @@ def model_source(
     return ModelSource(signature, None, served, "metadata")
 
 
-def probe_version(target: Target, path: str, body: bytes, headers: dict[str, str]) -> int | None:
+def probe_version(
+    target: Target, path: str, body: bytes, headers: dict[str, str], timeout_s: float
+) -> int | None:
     """The version that answers one valid request before the load (the REST answer's
     ``version``, V2's ``model_version``), so the result is recorded against it even when
-    answers carry no ``X-Servewell-Version`` (that header names routed answers only)."""
+    answers carry no ``X-Servewell-Version`` (that header names routed answers only);
+    ``timeout_s`` at most (the run's ``--timeout``)."""
     try:
-        response = httpx.post(target.url + path, content=body, headers=headers, timeout=30)
+        response = httpx.post(target.url + path, content=body, headers=headers, timeout=timeout_s)
     except httpx.HTTPError as exc:
         raise InvalidInput(f"cannot reach {target.url}: {exc}") from None
     if not response.is_success:
