@@ -63,6 +63,9 @@ def test_load_testing_fails_without_a_record_and_passes_with_a_recent_one(
     before = LoadTestCheck().run(make_context())
     assert statuses(before) == ["fail"]
     assert before[0].fix.startswith("servewell loadtest http://<host>:<port> --model fraud")
+    assert '--api-key "$SERVEWELL_API_KEY"' in before[0].fix  # keys are on: it needs one
+    without_keys = LoadTestCheck().run(make_context(auth={"enabled": False}))
+    assert "--api-key" not in without_keys[0].fix
     LoadTestStore(fraud.registry).record("fraud", 1, passed=True, slo="p99<50ms", summary={})
     after = LoadTestCheck().run(make_context())
     assert statuses(after) == ["pass"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,20 @@ from servewell.errors import ServewellError
 if TYPE_CHECKING:
     from servewell.bootstrap import Services
 
-console = Console()
+#: Off a terminal (a CI log, a pipe, a file) Rich fits everything to 80 columns: a
+#: table's figures were cut short ("5,109…") and fixes broken mid-word. There a line may
+#: be this wide instead (``COLUMNS`` still decides when set).
+WIDTH_OFF_A_TERMINAL = 200
+
+
+def _width() -> int | None:
+    """None (Rich asks the terminal, or ``COLUMNS``) on a terminal or with ``COLUMNS``."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return WIDTH_OFF_A_TERMINAL
+
+
+console = Console(width=_width())
 errors = Console(stderr=True)
 
 

@@ -40,8 +40,10 @@ def _model_finding(context: Context, model: ServedModel, store: LoadTestStore) -
     version = model.production.version
     url = context.live.url if context.live is not None else "http://<host>:<port>"
     p99 = to_duration(latency_budget(context, model).slo_p99_ms)
+    # a server with keys refuses the load test without one: the fix names where it goes
+    key = ' --api-key "$SERVEWELL_API_KEY"' if context.auth_on else ""
     fix = (
-        f"servewell loadtest {url} --model {model.name} --version {version} "
+        f"servewell loadtest {url} --model {model.name} --version {version}{key} "
         f"--concurrency 1,16,64 --slo 'p99<{p99},errors<0.1%'"
     )
     latest = store.latest(model.name, version)
