@@ -120,12 +120,14 @@ def judge(objectives: list[Objective], steps: list[StepResult]) -> list[Check]:
             checks.append(Check(step.label, objective.text, value, passed, objective.shown(value)))
         if step.invalid_requests:
             wrong = step.invalid_not_4xx
-            checks.append(_count(step.label, "invalid bodies get a 4xx", wrong))
+            checks.append(_count(step.label, "invalid bodies without a 4xx: none", wrong))
         unanswered = step.errors.get(str(NO_ANSWER), 0)
-        checks.append(_count(step.label, "every request answered", unanswered))
+        checks.append(_count(step.label, "unanswered requests: none", unanswered))
     return checks
 
 
 def _count(step: str, rule: str, count: int) -> Check:
-    """A rule that holds when nothing was counted against it."""
+    """A rule that holds when nothing was counted against it; named for what is
+    counted, so a failure reads "unanswered requests: none (measured 3488)" (it read
+    "every request answered (measured 3488)", as if 3,488 had been)."""
     return Check(step, rule, count, count == 0, f"{count:g}")

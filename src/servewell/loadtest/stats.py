@@ -172,6 +172,7 @@ class StepResult:
     requests: int
     invalid_requests: int
     throughput_rps: float
+    """Valid requests answered a second, any status (status 0, no answer, is none)."""
     latency_ms: dict[str, float]
     errors: dict[str, int]
     """Valid requests that did not get a 2xx, by status (``"0"``: no answer)."""
@@ -228,13 +229,16 @@ def step_result(recorder: StepRecorder, target: dict[str, float], duration_s: fl
     """The figures of a finished step (its recorder flushed)."""
     open_loop = "rate_per_s" in target
     requests = recorder.requests
+    # what was answered, whatever the status (as wrk counts): an open loop's requests
+    # never answered are no throughput, or an "rps>" objective could never fail there
+    answered = requests - recorder.statuses.get(NO_ANSWER, 0)
     return StepResult(
         label=recorder.label,
         target=target,
         duration_s=duration_s,
         requests=requests,
         invalid_requests=sum(recorder.invalid_statuses.values()),
-        throughput_rps=requests / duration_s if duration_s > 0 else 0.0,
+        throughput_rps=answered / duration_s if duration_s > 0 else 0.0,
         latency_ms=quantiles_ms(recorder.histogram),
         errors={str(s): n for s, n in sorted(recorder.statuses.items()) if not 200 <= s < 300},
         invalid_statuses={str(s): n for s, n in sorted(recorder.invalid_statuses.items())},
