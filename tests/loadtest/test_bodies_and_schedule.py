@@ -312,6 +312,19 @@ def test_an_open_loop_opens_no_more_connections_to_a_server_that_never_answers(
     assert phases.connections == LANES
 
 
+def test_an_open_loop_keeps_a_bounded_number_of_requests_waiting(
+    silent_loopback: Target,
+) -> None:
+    """Past ``max_waiting`` a request due is counted unanswered at once, not kept (every
+    one was kept: 865 MB at 1,000,000/s for 5 s)."""
+    requests, phases = _phases(silent_loopback, "5000/s")
+    step = Step("5000/s", 0.5, rate_per_s=5000)
+    run = open_loop(step, silent_loopback, requests, phases, 0.5, max_waiting=100)
+    asyncio.run(asyncio.wait_for(run, 60))
+    assert phases.measured.statuses == {NO_ANSWER: 2500}
+    assert phases.most_waiting == 100
+
+
 @pytest.mark.parametrize(("rate", "connections"), [(100, 1), (5000, 4)])
 def test_an_open_loop_too_far_behind_gives_up_a_timeout_after_the_steps_end(
     slow_loopback: Target, rate: int, connections: int

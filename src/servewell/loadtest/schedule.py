@@ -48,6 +48,11 @@ from servewell.loadtest.client import Connection, Result, Target
 from servewell.loadtest.stats import NO_ANSWER, StepRecorder
 
 MAX_CONNECTIONS = 1024
+#: The most requests due an open loop keeps waiting for a connection (~120 MB); one due
+#: past that is counted unanswered at once: a client this far behind its rate (or a
+#: server this stalled) cannot send them in time, and keeping every one grew without
+#: bound (865 MB at 1,000,000/s for 5 s).
+MAX_WAITING = 1_000_000
 #: How many schedules an open loop keeps (wrk2's are as many as its connections; 16 is
 #: what bench/loadtest.py gives it).
 LANES = 16
@@ -68,6 +73,8 @@ class Phases:
     sent: int = 0
     connections: int = 0
     """The most connections an open loop held at once."""
+    most_waiting: int = 0
+    """The most requests due an open loop kept waiting for a connection at once."""
 
     def record(
         self,
@@ -156,6 +163,7 @@ async def open_loop(
     phases: Phases,
     timeout_s: float,
     max_connections: int = MAX_CONNECTIONS,
+    max_waiting: int = MAX_WAITING,
 ) -> None:
     rate = float(step.rate_per_s or 1)
     total, _ = open_loop_requests(rate, step.ramp_s, step.duration_s)
@@ -163,6 +171,7 @@ async def open_loop(
     give_up_at = start + step.ramp_s + step.duration_s + timeout_s
     connections = ConnectionBudget(rate, max_connections)
     pool = _Senders(target, requests, phases, timeout_s, give_up_at, total, connections)
+    pool.max_waiting = max_waiting
     pool.add()
     schedule = partial(intended_time_s, rate_per_s=rate, ramp_s=step.ramp_s)
     lanes = [
@@ -262,6 +271,7 @@ class _Senders:
         self.connections = connections
         self._added_at = -math.inf
         self.waiting: deque[tuple[int, float]] = deque()
+        self.max_waiting = MAX_WAITING
         self.free: list[_Sender] = []
         self.senders: list[_Sender] = []
         self.opening: set[asyncio.Task[None]] = set()
@@ -278,9 +288,18 @@ class _Senders:
             sender = self.free.pop()
             if not sender.take(k, intended):
                 self.free.append(sender)
+        elif len(self.waiting) >= self.max_waiting:
+            self.give_up(k, intended)
         else:
             self.waiting.append((k, intended))
+            self.phases.most_waiting = max(self.phases.most_waiting, len(self.waiting))
             self.grow()
+
+    def give_up(self, k: int, intended: float) -> None:
+        """Count request ``k`` unanswered, unsent (the client is too far behind)."""
+        invalid = self.requests.pick(k)[1]
+        self.phases.record(intended, time.perf_counter() - intended, NO_ANSWER, invalid, None)
+        self.answered()
 
     def add(self) -> None:
         """One more connection; it takes waiting requests once open."""
@@ -325,13 +344,12 @@ class _Sender:
     def take(self, k: int, intended: float) -> bool:
         """Send request ``k`` now (opening the connection first if it failed); False
         when it is past giving up, counted unanswered and not sent (the sender is free)."""
+        if time.perf_counter() > self.pool.give_up_at:  # far behind: counted, not sent
+            self.pool.give_up(k, intended)
+            return False
         request, self._invalid = self.pool.requests.pick(k)
         self._intended = intended
-        self._actual = actual = time.perf_counter()
-        if actual > self.pool.give_up_at:  # far behind: counted unanswered, not sent
-            self.pool.phases.record(intended, actual - intended, NO_ANSWER, self._invalid, None)
-            self.pool.answered()
-            return False
+        self._actual = time.perf_counter()
         if self.connection.is_open:
             self.connection.send(request, self.on_answer)
         else:
