@@ -69,7 +69,9 @@ def loadtest(
         target = Target.parse(url)
         context = RunContext(target.url, model, protocol, "", rows_per_request, invalid_share)
         with _local_registry() as access:
-            requests, context = _requests(target, context, version, api_key, body, access, plan)
+            requests, context = _requests(
+                target, context, version, api_key, body, access, plan.timeout_s
+            )
             if locustfile is not None:
                 _write_locustfile(locustfile, requests, plan, model, target.url)
                 return
@@ -162,16 +164,17 @@ class _local_registry:
 
 def _requests(
     target: Any, context: RunContext, version: int | None, api_key: str | None,
-    body: Path | None, access: RegistryAccess | None, plan: Plan,
+    body: Path | None, access: RegistryAccess | None, timeout_s: float,
 ) -> tuple[RequestSet, RunContext]:  # fmt: skip
-    """The prepared requests, and the context saying where their bodies came from."""
+    """The prepared requests, and the context saying where their bodies came from
+    (the metadata request waits ``timeout_s`` at most)."""
     from dataclasses import replace
 
     from servewell.loadtest.bodies import build_requests, generated_bodies, given_body
     from servewell.loadtest.source import fetch_metadata, model_source
 
     model, protocol = context.model, context.protocol
-    metadata = fetch_metadata(target, model, version, api_key, plan.timeout_s)
+    metadata = fetch_metadata(target, model, version, api_key, timeout_s)
     if body is not None:
         if protocol == "v2-binary":
             raise InvalidInput("--body is JSON: use it with --protocol rest or v2")

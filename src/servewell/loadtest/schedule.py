@@ -170,8 +170,9 @@ async def open_loop(
     start = time.perf_counter()
     give_up_at = start + step.ramp_s + step.duration_s + timeout_s
     connections = ConnectionBudget(rate, max_connections)
-    pool = _Senders(target, requests, phases, timeout_s, give_up_at, total, connections)
-    pool.max_waiting = max_waiting
+    pool = _Senders(
+        target, requests, phases, timeout_s, give_up_at, total, connections, max_waiting
+    )
     pool.add()
     schedule = partial(intended_time_s, rate_per_s=rate, ramp_s=step.ramp_s)
     lanes = [
@@ -265,13 +266,14 @@ class _Senders:
         give_up_at: float,
         total: int,
         connections: ConnectionBudget,
+        max_waiting: int,
     ) -> None:
         self.target, self.requests, self.phases = target, requests, phases
         self.timeout_s, self.give_up_at = timeout_s, give_up_at
         self.connections = connections
         self._added_at = -math.inf
         self.waiting: deque[tuple[int, float]] = deque()
-        self.max_waiting = MAX_WAITING
+        self.max_waiting = max_waiting
         self.free: list[_Sender] = []
         self.senders: list[_Sender] = []
         self.opening: set[asyncio.Task[None]] = set()
